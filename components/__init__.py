@@ -1,0 +1,1 @@
+"""Conveyor's components: one subpackage per pipeline step."""

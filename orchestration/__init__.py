@@ -1,0 +1,1 @@
+"""Pipelines of Conveyor components: DSL, artifacts, metadata, runners and the CLI."""

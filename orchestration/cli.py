@@ -1,0 +1,75 @@
+"""The ``conveyor`` command line.
+
+Each command lives in its own module, imported only when that command runs, so
+``conveyor --help`` answers without importing TensorFlow or Beam. A command
+module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args, beam_args) -> int``. Everything after ``--`` goes to Beam as
+pipeline flags, untouched.
+
+Exit status: 0 on success, 1 when a command's check fails (a gate), 2 for usage
+or input errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help). Keep the help here so listing needs no import.
+COMMANDS = {
+    "examples": (
+        "conveyor.components.example_gen.cli",
+        "Ingest CSV, TFRecord or Parquet into train/eval TFRecord splits (ExampleGen).",
+    ),
+}
+
+
+def _split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="conveyor",
+        description="Machine-learning data components on Apache Beam.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"commands:\n{lines}\n\nRun 'conveyor COMMAND --help' for a command's options; "
+        "flags after '--' go to Beam unchanged.",
+    )
+    parser.add_argument("command", nargs="?", help="one of: " + ", ".join(COMMANDS))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``conveyor`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, beam_args = _split_beam_args(argv)
+    if not own or own[0] in ("-h", "--help") or own[0] not in COMMANDS:
+        parser = _top_parser()
+        if not own or own[0] in ("-h", "--help"):
+            parser.print_help()
+            return 0
+        parser.print_usage(sys.stderr)
+        print(f"conveyor: error: unknown command {own[0]!r}", file=sys.stderr)
+        return 2
+    name = own[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"conveyor {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(own[1:])
+    from conveyor.beam_utils.errors import InputError, UsageError
+
+    try:
+        return int(module.run(args, beam_args) or 0)
+    except (InputError, UsageError, FileNotFoundError) as e:
+        print(f"conveyor {name}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
