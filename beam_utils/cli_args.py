@@ -1,0 +1,70 @@
+"""Command-line arguments shared by every ``conveyor`` command that reads examples.
+
+Every such command takes ``--input PATTERN [--format csv|tfrecord|parquet]`` or
+``--examples DIR`` (an ExampleGen output with splits) and writes under
+``--output DIR``. This module imports nothing heavy, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from conveyor.beam_utils.errors import UsageError
+
+FORMATS = ("csv", "tfrecord", "parquet")
+DEFAULT_MISSING = "NA,N/A,#N/A,NULL,null,None"
+
+
+def add_input_arguments(parser: argparse.ArgumentParser, examples: bool = True) -> None:
+    """Adds ``--input``/``--examples``, ``--format``, ``--batch-size``, ``--missing-values``."""
+    group = parser.add_argument_group("input")
+    group.add_argument("--input", metavar="PATTERN", help="input files (a path or glob)")
+    if examples:
+        group.add_argument(
+            "--examples", metavar="DIR", help="an Examples directory (Split-<name>/ folders)"
+        )
+    group.add_argument(
+        "--format", choices=FORMATS, help="input format (default: from the file names)"
+    )
+    group.add_argument(
+        "--batch-size", type=int, default=None, metavar="ROWS", help="rows per RecordBatch"
+    )
+    group.add_argument(
+        "--missing-values",
+        default=DEFAULT_MISSING,
+        metavar="LIST",
+        help="comma-separated CSV texts read as missing, besides the empty field "
+        f"(default: {DEFAULT_MISSING}; pass '' for empty fields only)",
+    )
+
+
+def check_input_arguments(args: argparse.Namespace) -> None:
+    """Raises :class:`UsageError` unless exactly one of --input/--examples is given."""
+    given = [n for n in ("input", "examples") if getattr(args, n, None)]
+    if len(given) != 1:
+        raise UsageError("give exactly one of --input PATTERN or --examples DIR")
+    if getattr(args, "examples", None) and args.format:
+        raise UsageError("--format applies to --input, not to --examples (always TFRecord)")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be positive, not {args.batch_size}")
+
+
+def missing_values(args: argparse.Namespace) -> tuple[str, ...]:
+    """The CSV missing-value markers from ``--missing-values`` (the empty field always)."""
+    return ("",) + tuple(v for v in args.missing_values.split(",") if v)
+
+
+def read_transforms(args: argparse.Namespace, **kwargs) -> dict:
+    """``{split or None: ReadExamples}`` for the input the arguments name.
+
+    ``--input`` gives one entry keyed None; ``--examples`` one per split.
+    """
+    from conveyor.beam_utils.io import DEFAULT_BATCH_SIZE, ReadExamples, read_examples_dir
+
+    check_input_arguments(args)
+    kwargs.setdefault("batch_size", args.batch_size or DEFAULT_BATCH_SIZE)
+    if args.input:
+        return {None: ReadExamples(args.input, format=args.format, missing_values=missing_values(args), **kwargs)}
+    from conveyor.beam_utils.files import examples_splits
+
+    return {s: read_examples_dir(args.examples, s, **kwargs) for s in examples_splits(args.examples)}

@@ -1,0 +1,532 @@
+"""Reading and writing examples as composable Beam PTransforms.
+
+:class:`ReadExamples` turns CSV, TFRecord (plain or gzip) or Parquet files into a
+PCollection of canonical ``pyarrow.RecordBatch`` (see
+:mod:`conveyor.beam_utils.arrow`) plus a PCollection of rejected rows;
+:class:`WriteExamples` writes batches as sharded gzip TFRecords of
+``tf.Example`` in TFX's layout.
+
+Example::
+
+    import apache_beam as beam
+    from conveyor.beam_utils.io import ReadExamples, WriteExamples
+
+    with beam.Pipeline() as p:
+        read = p | ReadExamples("flights-*.csv", format="csv")
+        read.examples | WriteExamples("out/examples", split="train")
+        read.rejected | beam.Map(print)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pathlib
+import shutil
+import tempfile
+from typing import Mapping, NamedTuple, Sequence
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+from conveyor.beam_utils import arrow, csv_io, files, tfrecord_io
+from conveyor.beam_utils.csv_io import DEFAULT_MISSING_VALUES, RejectedRow
+from conveyor.beam_utils.errors import InputError
+
+#: Rows per RecordBatch unless told otherwise: large enough that per-batch
+#: overhead vanishes beside vectorized work, small enough to keep memory flat.
+DEFAULT_BATCH_SIZE = 8192
+#: Rows or records read from the start of the input to infer a schema.
+DEFAULT_SAMPLE_SIZE = 10_000
+METRICS_NAMESPACE = "conveyor"
+
+_LOG = logging.getLogger(__name__)
+
+
+class ReadResult(NamedTuple):
+    """The outputs of :class:`ReadExamples`.
+
+    Attributes:
+      examples: PCollection of canonical ``pyarrow.RecordBatch``, all of one schema.
+      rejected: PCollection of dicts ``{source, row, reason, text}``, one per row
+        that did not become an example (CSV rows count the header as row 1;
+        TFRecord records count from 1).
+      rows_read: PCollection of ints, rows read per file; their sum equals the
+        examples' rows plus the rejected rows.
+    """
+
+    examples: beam.PCollection
+    rejected: beam.PCollection
+    rows_read: beam.PCollection
+
+
+def _as_arrow_schema(schema) -> pa.Schema | None:
+    if schema is None or isinstance(schema, pa.Schema):
+        return schema
+    if isinstance(schema, Mapping):
+        return arrow.make_schema(schema)
+    return arrow.from_metadata_schema(schema)  # a tensorflow-metadata Schema
+
+
+def _open(path: str):
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+@contextlib.contextmanager
+def _open_text(path: str):
+    """A CSV file as a native Arrow stream, decompressed if its name says so (.gz, .bz2, ...).
+
+    pyarrow's streaming CSV reader reads on its own thread; given a Python file
+    object it would need the GIL there, so it gets a native stream instead. A
+    file on a remote filesystem is copied to a local temporary file first.
+    """
+    from apache_beam.io.localfilesystem import LocalFileSystem
+
+    if isinstance(FileSystems.get_filesystem(path), LocalFileSystem):
+        with pa.input_stream(path, compression="detect") as stream:
+            yield stream
+        return
+    suffix = "".join(pathlib.PurePosixPath(path).suffixes[-2:])
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as src:
+            shutil.copyfileobj(src, tmp, 1 << 22)
+        tmp.flush()
+        with pa.input_stream(tmp.name, compression="detect") as stream:
+            yield stream
+
+
+class ReadExamples(beam.PTransform):
+    """Reads CSV, TFRecord or Parquet files into canonical RecordBatches.
+
+    The Arrow schema is the one given (a ``pyarrow.Schema``, a tensorflow-metadata
+    ``Schema`` or ``{column: 'INT'|'FLOAT'|'BYTES'}``) or is inferred once, when
+    the pipeline is built, from the first ``sample_size`` rows of the first file.
+    Every batch has that schema. A row whose value does not parse as its column's
+    type, or whose field count is wrong, goes to ``rejected`` with the reason; a
+    missing input or a corrupt TFRecord stops the run with an error naming the file.
+
+    Args:
+      file_pattern: a file or glob, on any Beam filesystem.
+      format: ``csv``, ``tfrecord`` or ``parquet``; taken from the file names when None.
+      schema: the schema to read with (see above), or None to infer it.
+      batch_size: rows per batch (CSV batches are sized from the bytes per row
+        in the sample, so they come close to it).
+      missing_values: CSV field texts read as missing.
+      delimiter: CSV field delimiter.
+      sample_size: rows or records used to infer the schema.
+      reshuffle: spread batches over workers after reading (a single large file
+        is read by one worker). None means: unless running on the in-memory
+        direct runner.
+
+    Returns:
+      a :class:`ReadResult` ``(examples, rejected, rows_read)``.
+    """
+
+    def __init__(
+        self,
+        file_pattern: str,
+        format: str | None = None,
+        schema=None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        missing_values: Sequence[str] = DEFAULT_MISSING_VALUES,
+        delimiter: str = ",",
+        sample_size: int = DEFAULT_SAMPLE_SIZE,
+        reshuffle: bool | None = None,
+    ):
+        super().__init__()
+        self.file_pattern = file_pattern
+        self._files: list[str] | None = None
+        self.files  # match now: a missing input fails here, naming the pattern
+        self.format = format or self._detect_format()
+        if self.format not in files.FORMATS:
+            raise ValueError(f"format must be one of {files.FORMATS}, not {format!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        self.batch_size = batch_size
+        self.sample_size = sample_size
+        self.reshuffle = reshuffle
+        self._csv_options = csv_io.CsvOptions(delimiter=delimiter, missing_values=tuple(missing_values))
+        self._schema = _as_arrow_schema(schema)
+
+    def _detect_format(self) -> str:
+        try:
+            return files.detect_format(self.file_pattern)
+        except ValueError:
+            return files.detect_format(self.files[0])  # e.g. a pattern ending in '*'
+
+    @property
+    def files(self) -> list[str]:
+        """The input files (matched once; raises :class:`InputError` if none)."""
+        if self._files is None:
+            self._files = files.match_files(self.file_pattern)
+        return self._files
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The schema every batch has (inferred on first use when not given)."""
+        if self._schema is None:
+            self._schema = self._infer_schema()
+        return self._schema
+
+    def _infer_schema(self) -> pa.Schema:
+        first = self.files[0]
+        if self.format == "csv":
+            options = self._sample_csv_options(first)
+            sample = csv_io.sample_text(lambda: _open_text(first), first, options).slice(0, self.sample_size)
+            return arrow.make_schema(csv_io.infer_feature_types(sample))
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            with _open(first) as f:
+                pschema = pq.read_schema(f)
+            return arrow.make_schema({fld.name: _parquet_feature_type(fld, first) for fld in pschema})
+        from tfx_bsl.coders import example_coder
+
+        records = []
+        for path in self.files:
+            with _open(path) as f:
+                for rec in tfrecord_io.open_records(f, path):
+                    records.append(rec)
+                    if len(records) >= self.sample_size:
+                        break
+            if records:
+                break
+        if not records:
+            raise InputError(f"{self.file_pattern}: no records to infer a schema from; pass a schema")
+        try:
+            sample = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)
+        except Exception as e:
+            raise InputError(f"{first}: records are not tf.Examples: {e}") from e
+        return arrow.make_schema({fld.name: _decoded_feature_type(fld.type) for fld in sample.schema})
+
+    def _sample_csv_options(self, path: str) -> csv_io.CsvOptions:
+        # One block of about sample_size rows: estimate bytes per row from the head.
+        with _open_text(path) as f:
+            head = f.read(1 << 16)
+        if not head:
+            raise InputError(f"{path}: empty CSV file (no header row)")
+        lines = max(head.count(b"\n"), 1)
+        per_row = max(len(head) // lines, 1)
+        return csv_io.CsvOptions(
+            delimiter=self._csv_options.delimiter,
+            missing_values=self._csv_options.missing_values,
+            block_size=int(min(max(per_row * self.sample_size, 1 << 16), 64 << 20)),
+        )
+
+    def _csv_block_size(self) -> int:
+        return self._sample_csv_options(self.files[0]).block_size * self.batch_size // max(
+            self.sample_size, 1
+        )
+
+    def expand(self, pbegin):
+        schema = self.arrow_schema
+        if self.format == "csv":
+            opts = self._csv_options
+            opts = csv_io.CsvOptions(
+                delimiter=opts.delimiter,
+                missing_values=opts.missing_values,
+                block_size=max(self._csv_block_size(), 1 << 14),
+            )
+            read_fn = _ReadCsvFn(schema, opts)
+        elif self.format == "tfrecord":
+            read_fn = _ReadTFRecordFn(schema, self.batch_size)
+        else:
+            read_fn = _ReadParquetFn(schema, self.batch_size)
+        outputs = (
+            pbegin
+            | "Files" >> beam.Create(self.files)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(read_fn).with_outputs(_REJECTED, _ROWS_READ, main=_EXAMPLES)
+        )
+        examples = outputs[_EXAMPLES]
+        if _should_reshuffle(self.reshuffle, pbegin.pipeline):
+            examples = examples | "SpreadBatches" >> beam.Reshuffle()
+        return ReadResult(examples, outputs[_REJECTED], outputs[_ROWS_READ])
+
+
+_EXAMPLES, _REJECTED, _ROWS_READ = "examples", "rejected", "rows_read"
+
+
+def _should_reshuffle(flag: bool | None, pipeline) -> bool:
+    if flag is not None:
+        return flag
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    opts = pipeline.options
+    runner = opts.view_as(StandardOptions).runner or "DirectRunner"
+    runner = runner if isinstance(runner, str) else type(runner).__name__
+    if runner in ("DirectRunner", "BundleBasedDirectRunner", "FnApiRunner"):
+        direct = opts.view_as(DirectOptions)
+        return direct.direct_running_mode != "in_memory" and (direct.direct_num_workers or 1) != 1
+    return True
+
+
+def _parquet_feature_type(field: pa.Field, source: str) -> str:
+    t = field.type
+    while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        t = t.value_type
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return arrow.INT
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return arrow.FLOAT
+    if pa.types.is_nested(t):
+        raise InputError(f"{source}: column {field.name!r} has nested type {field.type}; not supported")
+    return arrow.BYTES
+
+
+def _decoded_feature_type(t: pa.DataType) -> str:
+    value = t.value_type if (pa.types.is_list(t) or pa.types.is_large_list(t)) else t
+    if pa.types.is_integer(value):
+        return arrow.INT
+    if pa.types.is_floating(value):
+        return arrow.FLOAT
+    return arrow.BYTES  # bytes, or a feature with no values in the sample
+
+
+class _ReadFileFn(beam.DoFn):
+    """Reads one file per element; emits batches, rejected rows and the rows read."""
+
+    def __init__(self, schema: pa.Schema):
+        self._schema = schema
+        self._rows = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_read")
+        self._accepted = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_accepted")
+        self._rejected = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_rejected")
+        self._files = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "files_read")
+
+    def _emit(self, batch, rejected: list[RejectedRow], rows: int):
+        self._rows.inc(rows)
+        if rejected:
+            self._rejected.inc(len(rejected))
+            for r in rejected:
+                yield beam.pvalue.TaggedOutput(_REJECTED, r.to_dict())
+        if batch is not None and batch.num_rows:
+            self._accepted.inc(batch.num_rows)
+            yield batch
+
+    def process(self, path: str):
+        self._files.inc()
+        total = 0
+        for batch, rejected, rows in self.read(path):
+            total += rows
+            yield from self._emit(batch, rejected, rows)
+        if total == 0:
+            _LOG.warning("%s: no rows", path)
+        yield beam.pvalue.TaggedOutput(_ROWS_READ, total)
+
+    def read(self, path: str):
+        raise NotImplementedError
+
+
+class _ReadCsvFn(_ReadFileFn):
+    def __init__(self, schema: pa.Schema, options: csv_io.CsvOptions):
+        super().__init__(schema)
+        self._options = options
+
+    def setup(self):
+        self._decoder = csv_io.CsvDecoder(self._schema, self._options)
+
+    def read(self, path):
+        yield from self._decoder.iter_file(lambda: _open_text(path), path)
+
+
+class _ReadTFRecordFn(_ReadFileFn):
+    def __init__(self, schema: pa.Schema, batch_size: int):
+        super().__init__(schema)
+        self._batch_size = batch_size
+
+    def setup(self):
+        self._decoder = self._new_decoder()
+
+    def _new_decoder(self):
+        from tfx_bsl.coders import example_coder
+
+        return example_coder.ExamplesToRecordBatchDecoder(
+            arrow.to_metadata_schema(self._schema).SerializeToString()
+        )
+
+    def read(self, path):
+        records: list[bytes] = []
+        first = 1  # record number (from 1) of records[0]
+        with _open(path) as f:
+            for rec in tfrecord_io.open_records(f, path):
+                records.append(rec)
+                if len(records) >= self._batch_size:
+                    yield self._decode(records, first, path)
+                    first += len(records)
+                    records = []
+        if records:
+            yield self._decode(records, first, path)
+
+    def _decode(self, records: list[bytes], first: int, path: str):
+        try:
+            batch = self._decoder.DecodeBatch(records)
+            return arrow.conform(batch, self._schema), [], len(records)
+        except Exception:
+            # Some record is bad: decode one by one to find which. A decoder that
+            # failed part-way keeps partial state, so a fresh one follows each failure.
+            self._decoder = self._new_decoder()
+        good, rejected = [], []
+        for i, rec in enumerate(records):
+            try:
+                self._decoder.DecodeBatch([rec])
+                good.append(rec)
+            except Exception as e:
+                self._decoder = self._new_decoder()
+                rejected.append(
+                    RejectedRow(source=path, row=first + i, reason=f"not a tf.Example of this schema: {e}")
+                )
+        batch = self._decoder.DecodeBatch(good) if good else arrow.empty_batch(self._schema)
+        return arrow.conform(batch, self._schema), rejected, len(records)
+
+
+class _ReadParquetFn(_ReadFileFn):
+    def __init__(self, schema: pa.Schema, batch_size: int):
+        super().__init__(schema)
+        self._batch_size = batch_size
+
+    def read(self, path):
+        import pyarrow.parquet as pq
+
+        with _open(path) as f:
+            try:
+                pf = pq.ParquetFile(f)
+            except pa.ArrowException as e:
+                raise InputError(f"{path}: not a Parquet file: {e}") from e
+            missing = [n for n in self._schema.names if n not in pf.schema_arrow.names]
+            if missing:
+                raise InputError(f"{path}: lacks column(s) {missing}")
+            for batch in pf.iter_batches(batch_size=self._batch_size, columns=self._schema.names):
+                try:
+                    out = arrow.conform(batch, self._schema)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                    raise InputError(f"{path}: a column does not convert to the schema: {e}") from e
+                yield out, [], batch.num_rows
+
+
+class _EncodeExamplesFn(beam.DoFn):
+    """RecordBatch -> serialized tf.Examples (tfx-bsl's C++ encoder)."""
+
+    def setup(self):
+        from tfx_bsl.coders import example_coder
+
+        tfrecord_io.use_fast_crc32c()
+        self._encoder = example_coder.RecordBatchToExamplesEncoder()
+
+    def process(self, batch: pa.RecordBatch):
+        yield from self._encoder.encode(batch)
+
+
+class WriteExamples(beam.PTransform):
+    """Writes RecordBatches as sharded gzip TFRecords of ``tf.Example``.
+
+    Files are ``<output_dir>/Split-<split>/data_tfrecord-SSSSS-of-NNNNN.gz`` (TFX's
+    Examples layout), or ``<output_dir>/data_tfrecord-...`` when ``split`` is None.
+
+    Args:
+      output_dir: directory on any Beam filesystem.
+      split: the split name, or None.
+      num_shards: files to write; 0 lets the runner choose.
+      file_prefix: the file name before the shard numbers.
+    """
+
+    def __init__(self, output_dir: str, split: str | None = None, num_shards: int = 0,
+                 file_prefix: str = "data_tfrecord"):
+        super().__init__()
+        self.output_dir = output_dir
+        self.split = split
+        self.num_shards = num_shards
+        self.file_prefix = file_prefix
+
+    def expand(self, batches):
+        tfrecord_io.use_fast_crc32c()
+        folder = self.output_dir
+        if self.split is not None:
+            folder = FileSystems.join(folder, files.SPLIT_PREFIX + self.split)
+        return (
+            batches
+            | "Encode" >> beam.ParDo(_EncodeExamplesFn())
+            | "Write" >> beam.io.WriteToTFRecord(
+                FileSystems.join(folder, self.file_prefix),
+                file_name_suffix=".gz",
+                num_shards=self.num_shards,
+                compression_type=CompressionTypes.GZIP,
+            )
+        )
+
+
+class SplitExamples(beam.PTransform):
+    """Splits RecordBatches into named splits by a deterministic hash of each row.
+
+    Args:
+      ratios: ``{split name: weight}``, e.g. ``{"train": 2, "eval": 1}``.
+      hash_columns: columns whose values decide a row's split (rows that agree
+        on them land together); None hashes the whole row.
+
+    Returns:
+      ``{split name: PCollection of RecordBatch}``.
+    """
+
+    def __init__(self, ratios: Mapping[str, int], hash_columns: Sequence[str] | None = None):
+        super().__init__()
+        if not ratios or any(int(w) <= 0 for w in ratios.values()):
+            raise ValueError(f"split weights must be positive integers: {dict(ratios)}")
+        self.ratios = {str(k): int(v) for k, v in ratios.items()}
+        self.hash_columns = list(hash_columns) if hash_columns else None
+
+    def expand(self, batches):
+        names = list(self.ratios)
+        outputs = batches | "Split" >> beam.ParDo(
+            _SplitFn(self.ratios, self.hash_columns)
+        ).with_outputs(*names)
+        return {name: outputs[name] for name in names}
+
+
+class _SplitFn(beam.DoFn):
+    def __init__(self, ratios: Mapping[str, int], hash_columns):
+        self._ratios = dict(ratios)
+        self._hash_columns = hash_columns
+
+    def process(self, batch: pa.RecordBatch):
+        import numpy as np
+
+        from conveyor.beam_utils.hashing import row_hashes
+
+        weights = np.array(list(self._ratios.values()), dtype=np.uint64)
+        bounds = np.cumsum(weights)
+        # 1000 buckets per unit of weight keeps the split fine-grained.
+        buckets = row_hashes(batch, self._hash_columns) % (bounds[-1] * np.uint64(1000))
+        which = np.searchsorted(bounds * np.uint64(1000), buckets, side="right")
+        for i, name in enumerate(self._ratios):
+            mask = which == i
+            if mask.any():
+                yield beam.pvalue.TaggedOutput(name, arrow.take_rows(batch, mask))
+
+
+def parse_splits(text: str) -> dict[str, int]:
+    """``"train:2,eval:1"`` -> ``{"train": 2, "eval": 1}``."""
+    out = {}
+    for part in text.split(","):
+        name, _, weight = part.strip().partition(":")
+        if not name or not weight.strip().isdigit() or int(weight) <= 0:
+            raise ValueError(f"bad split {part!r} in {text!r}: expected NAME:WEIGHT, e.g. train:2,eval:1")
+        if name in out:
+            raise ValueError(f"split {name!r} named twice in {text!r}")
+        out[name] = int(weight)
+    return out
+
+
+def read_examples_dir(examples_dir: str, split: str, **kwargs) -> ReadExamples:
+    """A :class:`ReadExamples` for one split of an Examples directory.
+
+    The feature types come from the directory's ``summary.json`` when it has one,
+    so the batches have the types ExampleGen read (even for a column with no
+    values); otherwise they are inferred from the records.
+    """
+    splits = files.examples_splits(examples_dir)
+    if split not in splits:
+        raise InputError(f"{examples_dir}: no split {split!r} (splits: {sorted(splits)})")
+    summary = files.read_summary(examples_dir)
+    if summary and "features" in summary and "schema" not in kwargs:
+        kwargs["schema"] = summary["features"]
+    return ReadExamples(splits[split], format="tfrecord", **kwargs)

@@ -1,0 +1,74 @@
+"""``conveyor examples``: ingest input files into an Examples directory."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Ingest CSV, TFRecord or Parquet into train/eval TFRecord splits (ExampleGen)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from conveyor.beam_utils.cli_args import add_input_arguments
+
+    add_input_arguments(parser, examples=False)
+    parser.add_argument("--output", required=True, metavar="DIR", help="the Examples directory to write")
+    parser.add_argument(
+        "--splits",
+        default="train:2,eval:1",
+        metavar="NAME:W,...",
+        help="split names and weights (default: train:2,eval:1)",
+    )
+    parser.add_argument(
+        "--hash-columns",
+        default="",
+        metavar="COL,...",
+        help="columns that decide a row's split, so rows that share them stay together "
+        "(default: the whole row)",
+    )
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from conveyor.beam_utils.cli_args import check_input_arguments, missing_values
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.io import DEFAULT_BATCH_SIZE, parse_splits
+    from conveyor.components.example_gen.component import run_example_gen
+
+    check_input_arguments(args)
+    try:
+        splits = parse_splits(args.splits)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    hash_columns = [c for c in args.hash_columns.split(",") if c] or None
+    summary = run_example_gen(
+        args.input,
+        args.output,
+        format=args.format,
+        splits=splits,
+        hash_columns=hash_columns,
+        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        missing_values=missing_values(args),
+        beam_args=beam_args,
+    )
+    print(format_summary(summary, args.output))
+    return 0
+
+
+def format_summary(summary: dict, output: str) -> str:
+    """A few lines a person reads after a run."""
+    lines = [
+        f"ExampleGen: {summary['input']} ({summary['format']}) -> {output}",
+        f"  read {summary['rows_read']:,}  accepted {summary['rows_accepted']:,}  "
+        f"rejected {summary['rows_rejected']:,}",
+    ]
+    for name, n in summary["splits"].items():
+        share = n / summary["rows_accepted"] if summary["rows_accepted"] else 0.0
+        lines.append(f"  Split-{name}: {n:,} rows ({share:.1%})")
+    types = {}
+    for col, t in summary["features"].items():
+        types.setdefault(t, []).append(col)
+    for t, cols in types.items():
+        lines.append(f"  {t}: {', '.join(cols)}")
+    if summary["rows_rejected"]:
+        lines.append(f"  rejected rows with reasons: {output}/rejected/")
+    lines.append(f"  summary: {output}/summary.json")
+    return "\n".join(lines)

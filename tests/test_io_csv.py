@@ -1,0 +1,181 @@
+"""CSV reading: quoting, missing values, type inference, rejected rows, counts."""
+
+import io
+
+import pyarrow as pa
+import pytest
+
+from conveyor.beam_utils import arrow, csv_io
+from conveyor.beam_utils.errors import InputError
+from conveyor.beam_utils.io import ReadExamples
+from pipeline_helpers import run_read
+
+TRICKY = (
+    'id,name,score,note\n'
+    '1,"Smith, Jo",1.5,plain\n'
+    '2,"multi\nline",NA,"quoted ""inner"" text"\n'
+    '3,,2,\n'
+    '4,x,inf,"a,b,c"\n'
+)
+
+
+def _opener(data: bytes):
+    return lambda: pa.BufferReader(data)
+
+
+def test_quoted_commas_newlines_and_missing(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(TRICKY)
+    read = ReadExamples(str(path))
+    assert arrow.feature_types(read.arrow_schema) == {
+        "id": "INT", "name": "BYTES", "score": "FLOAT", "note": "BYTES",
+    }
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rejected == [] and rows == 4 and table.num_rows == 4
+    got = {r["id"][0]: r for r in table.to_pylist()}
+    assert got[1]["name"] == [b"Smith, Jo"]
+    assert got[2]["name"] == [b"multi\nline"]
+    assert got[2]["score"] is None  # NA is missing
+    assert got[2]["note"] == [b'quoted "inner" text']
+    assert got[3]["name"] is None and got[3]["note"] is None  # empty field is missing
+    assert got[3]["score"] == [2.0]
+    assert got[4]["score"] == [float("inf")]
+    assert got[4]["note"] == [b"a,b,c"]
+
+
+def test_missing_values_are_configurable(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\nNA,1\nx,2\n")
+    default = ReadExamples(str(path))
+    table, _, _ = run_read(default, tmp_path / "w1")
+    assert sorted(table.column("a").to_pylist(), key=str) == [None, [b"x"]]
+    literal = ReadExamples(str(path), missing_values=[""])
+    table, _, _ = run_read(literal, tmp_path / "w2")
+    assert sorted(v[0] for v in table.column("a").to_pylist()) == [b"NA", b"x"]
+
+
+def test_bad_rows_are_rejected_with_row_number_and_reason(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "a,b,c\n"
+        "1,x,1.0\n"          # row 2
+        "2,y\n"              # row 3: too few fields
+        "3,\"q\nq\",2.0\n"   # row 4 (spans two lines)
+        "four,z,3.0\n"       # row 5: not an integer
+        "5,w,abc\n"          # row 6: not a number
+        "6,v,4.0,extra\n"    # row 7: too many fields
+        "7,u,5e3\n"          # row 8
+    )
+    read = ReadExamples(str(path), schema={"a": "INT", "b": "BYTES", "c": "FLOAT"})
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 7
+    assert rows == table.num_rows + len(rejected)
+    assert sorted(v[0] for v in table.column("a").to_pylist()) == [1, 3, 7]
+    by_row = {r["row"]: r for r in rejected}
+    assert sorted(by_row) == [3, 5, 6, 7]
+    assert all(r["source"] == str(path) for r in rejected)
+    assert "expected 3 fields, found 2" in by_row[3]["reason"]
+    assert "'a'" in by_row[5]["reason"] and "'four'" in by_row[5]["reason"]
+    assert "'c'" in by_row[6]["reason"] and "'abc'" in by_row[6]["reason"]
+    assert "found 4" in by_row[7]["reason"]
+
+
+def test_later_value_of_another_type_rejects_the_row_not_the_column(tmp_path):
+    rows = ["n"] + [str(i) for i in range(50)] + ["2.5"] + [str(i) for i in range(5)]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(rows) + "\n")
+    read = ReadExamples(str(path), sample_size=20)
+    assert arrow.feature_types(read.arrow_schema) == {"n": "INT"}
+    table, rejected, n = run_read(read, tmp_path / "w")
+    assert table.schema.field("n").type == pa.large_list(pa.int64())
+    assert [r["row"] for r in rejected] == [52] and n == 56 and table.num_rows == 55
+
+
+def test_row_numbers_stay_right_across_small_blocks():
+    lines = ["a,b"]
+    bad = set()
+    for i in range(2, 3000):
+        if i % 97 == 0:
+            lines.append(f"{i},1,extra")
+            bad.add(i)
+        elif i % 89 == 0:
+            lines.append(f"{i},oops")
+            bad.add(i)
+        else:
+            lines.append(f"{i},{i}")
+    data = ("\n".join(lines) + "\n").encode()
+    decoder = csv_io.CsvDecoder(arrow.make_schema({"a": "INT", "b": "INT"}), csv_io.CsvOptions(block_size=512))
+    seen_rows, rejected, total = [], [], 0
+    for batch, rej, n in decoder.iter_file(_opener(data), "mem"):
+        total += n
+        seen_rows += [v[0] for v in batch.column(0).to_pylist()]
+        rejected += rej
+    assert total == 2998 == len(seen_rows) + len(rejected)
+    assert sorted(r.row for r in rejected) == sorted(bad)
+    assert all(int(r.text.split(",")[0]) == r.row for r in rejected)
+
+
+def test_integers_beyond_int64_are_rejected():
+    data = b"a\n1\n99999999999999999999\n-9223372036854775808\n"
+    decoder = csv_io.CsvDecoder(arrow.make_schema({"a": "INT"}))
+    [(batch, rejected, n)] = list(decoder.iter_file(_opener(data), "mem"))
+    assert batch.column(0).to_pylist() == [[1], [-9223372036854775808]]
+    assert [r.row for r in rejected] == [3]
+
+
+def test_empty_file_and_missing_file(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty.csv: empty CSV file"):
+        ReadExamples(str(empty)).arrow_schema
+    with pytest.raises(InputError, match="nope.csv: no such file"):
+        ReadExamples(str(tmp_path / "nope.csv"))
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,b\n")
+    table, rejected, rows = run_read(ReadExamples(str(header_only)), tmp_path / "w")
+    assert (table.num_rows, rejected, rows) == (0, [], 0)
+
+
+def test_empty_file_among_several_counts_zero_rows(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("x\n1\n2\n")
+    (tmp_path / "in" / "b.csv").write_bytes(b"")
+    table, rejected, rows = run_read(ReadExamples(str(tmp_path / "in" / "*.csv")), tmp_path / "w")
+    assert table.num_rows == 2 and rows == 2 and rejected == []
+
+
+def test_header_lacking_a_schema_column_names_the_file(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a\n1\n")
+    read = ReadExamples(str(path), schema={"a": "INT", "b": "FLOAT"})
+    with pytest.raises(Exception, match=r"t.csv: header lacks column\(s\) \['b'\]"):
+        run_read(read, tmp_path / "w")
+
+
+def test_gzip_csv_and_penguins(tmp_path):
+    import gzip
+
+    from conveyor.beam_utils import datasets
+
+    data = open(datasets.penguins_csv(), "rb").read()
+    gz = tmp_path / "penguins.csv.gz"
+    gz.write_bytes(gzip.compress(data))
+    read = ReadExamples(str(gz))
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == datasets.PENGUINS_ROWS == table.num_rows and rejected == []
+    types = arrow.feature_types(read.arrow_schema)
+    assert types["species"] == "BYTES" and types["bill_length_mm"] == "FLOAT" and types["year"] == "INT"
+    # palmerpenguins marks 2 missing bill lengths with NA
+    assert table.column("bill_length_mm").null_count == 2
+
+
+def test_flights_sample_types(tmp_path):
+    from conveyor.beam_utils import datasets
+
+    path = datasets.flights_sample_csv(3000, str(tmp_path / "flights.csv"))
+    read = ReadExamples(path)
+    types = arrow.feature_types(read.arrow_schema)
+    assert types["dep_delay"] == "INT" and types["carrier"] == "BYTES" and types["time_hour"] == "BYTES"
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 3000 == table.num_rows and rejected == []
+    assert table.column("arr_delay").null_count > 0  # NA in the real data
