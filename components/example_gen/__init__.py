@@ -5,10 +5,16 @@ Example::
     from conveyor.components.example_gen import run_example_gen
     summary = run_example_gen("flights.csv", "out/examples", splits={"train": 2, "eval": 1})
     print(summary["splits"])   # {'train': 224718, 'eval': 112058}
+
+Names are imported on first use, so the CLI can load ``example_gen.cli`` without Beam.
 """
 
-from conveyor.components.example_gen.component import (  # noqa: F401
-    DEFAULT_SPLITS,
-    ExampleGen,
-    run_example_gen,
-)
+_EXPORTS = {"ExampleGen", "run_example_gen", "DEFAULT_SPLITS"}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        from conveyor.components.example_gen import component
+
+        return getattr(component, name)
+    raise AttributeError(name)

@@ -1,0 +1,88 @@
+"""ExampleGen end to end: the CLI, the summary, rejected rows, exit statuses."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conveyor.beam_utils import datasets
+from conveyor.components.example_gen import run_example_gen
+
+CONVEYOR = [sys.executable, "-m", "conveyor.orchestration.cli"]
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([*CONVEYOR, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_cli_ingests_flights_sample_with_summary(tmp_path):
+    src = datasets.flights_sample_csv(4000, str(tmp_path / "flights.csv"))
+    out = tmp_path / "examples"
+    proc = _run("examples", "--input", src, "--output", str(out), "--splits", "train:3,eval:1")
+    assert proc.returncode == 0, proc.stderr
+    assert "read 4,000  accepted 4,000  rejected 0" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_read"] == 4000 == sum(summary["splits"].values())
+    assert set(summary["splits"]) == {"train", "eval"}
+    assert abs(summary["splits"]["train"] / 4000 - 0.75) < 0.04
+    assert summary["features"]["carrier"] == "BYTES" and summary["features"]["dep_delay"] == "INT"
+    for split in ("train", "eval"):
+        names = [os.path.basename(p) for p in glob.glob(str(out / f"Split-{split}" / "*"))]
+        assert names and all(n.startswith("data_tfrecord-") and n.endswith(".gz") for n in names)
+    assert (out / "rejected" / "rejected-00000-of-00001.jsonl").read_text() == ""
+
+
+def test_rejected_rows_written_and_reconciled(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("a,b\n1,x\n2\nthree,y\n4,z\n")
+    summary = run_example_gen(
+        str(src), str(tmp_path / "ex"), splits={"train": 1}, schema={"a": "INT", "b": "BYTES"}
+    )
+    assert (summary["rows_read"], summary["rows_accepted"], summary["rows_rejected"]) == (4, 2, 2)
+    lines = (tmp_path / "ex" / "rejected" / "rejected-00000-of-00001.jsonl").read_text().splitlines()
+    rejected = sorted((json.loads(line) for line in lines), key=lambda r: r["row"])
+    assert [r["row"] for r in rejected] == [3, 4]
+    assert rejected[0]["source"] == str(src) and "expected 2 fields" in rejected[0]["reason"]
+    assert "'three' is not an integer" in rejected[1]["reason"]
+
+
+def test_tfrecord_examples_reingest_with_same_split_sizes(tmp_path):
+    src = datasets.penguins_csv()
+    first = run_example_gen(src, str(tmp_path / "a"))
+    again = run_example_gen(str(tmp_path / "a" / "Split-*" / "*"), str(tmp_path / "b"))
+    assert again["rows_read"] == first["rows_accepted"] == 344
+    # Splitting hashes values, so the same rows land in the same splits.
+    assert again["splits"] == first["splits"]
+
+
+def test_hash_columns_unknown_column_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match=r"hash column\(s\) \['nope'\]"):
+        run_example_gen(datasets.penguins_csv(), str(tmp_path / "x"), hash_columns=["nope"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "/no/such/file.csv"], "/no/such/file.csv: no such file"),
+        (["--input", "{tmp}/empty.csv"], "empty.csv: empty CSV file"),
+        (["--input", "{tmp}/corrupt.tfrecord"], "corrupt.tfrecord"),
+        (["--input", "{tmp}/empty.csv", "--splits", "train"], "bad split 'train'"),
+        (["--input", "{tmp}/data.bin"], "cannot tell the format"),
+    ],
+)
+def test_cli_input_errors_exit_2_naming_the_file(tmp_path, args, message):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "data.bin").write_bytes(b"x")
+    (tmp_path / "corrupt.tfrecord").write_bytes(b"\x05" + b"\x00" * 7 + b"garbage-crc-and-data")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = _run("examples", *args, "--output", str(tmp_path / "out"))
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert message in proc.stderr
+
+
+def test_cli_usage_error_exit_2():
+    proc = _run("examples")
+    assert proc.returncode == 2 and "--output" in proc.stderr
