@@ -19,7 +19,7 @@ PCollection share one Arrow schema.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +37,7 @@ def column_type(feature_type: str) -> pa.DataType:
     try:
         return COLUMN_TYPES[feature_type]
     except KeyError:
-        raise ValueError(f"unknown feature type {feature_type!r}; expected INT, FLOAT or BYTES")
+        raise ValueError(f"unknown feature type {feature_type!r}; expected INT, FLOAT or BYTES") from None
 
 
 def feature_type(arrow_type: pa.DataType) -> str:

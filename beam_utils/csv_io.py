@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator, Sequence
+from typing import ContextManager
 
 import numpy as np
 import pyarrow as pa

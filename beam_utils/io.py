@@ -24,10 +24,12 @@ import logging
 import pathlib
 import shutil
 import tempfile
-from typing import Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.io import filebasedsink
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
 from conveyor.beam_utils import arrow, csv_io, files, tfrecord_io
@@ -404,17 +406,54 @@ class _ReadParquetFn(_ReadFileFn):
                 yield out, [], batch.num_rows
 
 
+class _RecordListSink(filebasedsink.FileBasedSink):
+    """A TFRecord sink whose elements are lists of records: one write per list."""
+
+    def __init__(self, file_path_prefix: str, file_name_suffix: str, num_shards: int):
+        super().__init__(
+            file_path_prefix=file_path_prefix,
+            coder=None,
+            file_name_suffix=file_name_suffix,
+            num_shards=num_shards,
+            mime_type="application/octet-stream",
+            compression_type=CompressionTypes.AUTO,  # gzip when the suffix is .gz
+        )
+
+    def write_record(self, file_handle, value):
+        file_handle.write(tfrecord_io.frame(value))
+
+
+class WriteRecordLists(beam.PTransform):
+    """Writes a PCollection of lists of serialized records as sharded TFRecord files.
+
+    A list per element (say, one encoded RecordBatch) keeps Beam's per-element
+    cost off each record. Files are ``<prefix>-SSSSS-of-NNNNN<suffix>``, gzip when
+    the suffix ends in ``.gz``.
+    """
+
+    def __init__(self, file_path_prefix: str, file_name_suffix: str = ".gz", num_shards: int = 0):
+        super().__init__()
+        self.file_path_prefix = file_path_prefix
+        self.file_name_suffix = file_name_suffix
+        self.num_shards = num_shards
+
+    def expand(self, record_lists):
+        return record_lists | beam.io.Write(
+            _RecordListSink(self.file_path_prefix, self.file_name_suffix, self.num_shards)
+        )
+
+
 class _EncodeExamplesFn(beam.DoFn):
-    """RecordBatch -> serialized tf.Examples (tfx-bsl's C++ encoder)."""
+    """RecordBatch -> a list of serialized tf.Examples (tfx-bsl's C++ encoder)."""
 
     def setup(self):
         from tfx_bsl.coders import example_coder
 
-        tfrecord_io.use_fast_crc32c()
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
     def process(self, batch: pa.RecordBatch):
-        yield from self._encoder.encode(batch)
+        if batch.num_rows:
+            yield self._encoder.encode(batch)
 
 
 class WriteExamples(beam.PTransform):
@@ -439,18 +478,14 @@ class WriteExamples(beam.PTransform):
         self.file_prefix = file_prefix
 
     def expand(self, batches):
-        tfrecord_io.use_fast_crc32c()
         folder = self.output_dir
         if self.split is not None:
             folder = FileSystems.join(folder, files.SPLIT_PREFIX + self.split)
         return (
             batches
             | "Encode" >> beam.ParDo(_EncodeExamplesFn())
-            | "Write" >> beam.io.WriteToTFRecord(
-                FileSystems.join(folder, self.file_prefix),
-                file_name_suffix=".gz",
-                num_shards=self.num_shards,
-                compression_type=CompressionTypes.GZIP,
+            | "Write" >> WriteRecordLists(
+                FileSystems.join(folder, self.file_prefix), ".gz", self.num_shards
             )
         )
 

@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 DEFAULT_RUNNER = "DirectRunner"
 

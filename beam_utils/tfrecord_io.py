@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import gzip
 import struct
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import google_crc32c
 
@@ -127,11 +128,23 @@ def open_records(fileobj: BinaryIO, source: str) -> Iterator[bytes]:
         yield from iter_records(fileobj, source)
 
 
+_LENGTH = struct.Struct("<Q")
+
+
+def frame(records) -> bytes:
+    """The TFRecord bytes of a sequence of records (length, CRCs and data of each)."""
+    parts = []
+    for rec in records:
+        head = _LENGTH.pack(len(rec))
+        parts.append(head)
+        parts.append(_FOOTER.pack(masked_crc32c(head)))
+        parts.append(rec)
+        parts.append(_FOOTER.pack(masked_crc32c(rec)))
+    return b"".join(parts)
+
+
 def write_records(path: str, records, compress: bool = True) -> None:
     """Writes TFRecords to a local file (for tests and tools; pipelines use WriteExamples)."""
     opener = gzip.open if compress else open
     with opener(path, "wb") as f:
-        for r in records:
-            header = struct.pack("<Q", len(r))
-            f.write(header + struct.pack("<I", masked_crc32c(header)) + r)
-            f.write(struct.pack("<I", masked_crc32c(r)))
+        f.write(frame(records))

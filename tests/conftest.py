@@ -50,7 +50,7 @@ def job_endpoint(tmp_path_factory):
         except OSError:
             if time.time() > deadline:
                 proc.kill()
-                raise RuntimeError(f"job service did not listen on {port}: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"job service did not listen on {port}: {log.read_text()[-2000:]}") from None
             time.sleep(0.3)
     yield f"localhost:{port}"
     proc.terminate()

@@ -1,14 +1,13 @@
 """CSV reading: quoting, missing values, type inference, rejected rows, counts."""
 
-import io
 
 import pyarrow as pa
 import pytest
+from pipeline_helpers import run_read
 
 from conveyor.beam_utils import arrow, csv_io
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.io import ReadExamples
-from pipeline_helpers import run_read
 
 TRICKY = (
     'id,name,score,note\n'

@@ -9,13 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pipeline_helpers import run_read, sort_table
 from tfx_bsl.coders import example_coder
 
 from conveyor.beam_utils import arrow, tfrecord_io
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.io import ReadExamples, WriteExamples
 from conveyor.beam_utils.options import pipeline_options
-from pipeline_helpers import run_read, sort_table
 
 SCHEMA = arrow.make_schema({"id": "INT", "x": "FLOAT", "s": "BYTES", "tags": "BYTES"})
 

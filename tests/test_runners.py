@@ -7,12 +7,12 @@ output equals the in-memory run's.
 
 import apache_beam as beam
 import pyarrow as pa
-
 from conftest import portable_args
+from pipeline_helpers import CollectJson, load_json, run_read, sort_table
+
 from conveyor.beam_utils import datasets
 from conveyor.beam_utils.io import ReadExamples, SplitExamples, WriteExamples
 from conveyor.beam_utils.options import pipeline_options
-from pipeline_helpers import CollectJson, load_json, run_read, sort_table
 
 
 def _read_split_write(src, out, beam_args):

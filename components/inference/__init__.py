@@ -1,0 +1,57 @@
+"""Bulk inference: a TensorFlow SavedModel over examples, on Beam's RunInference.
+
+:class:`BulkInference` checks a SavedModel signature against the input schema,
+then runs it on batches of ``pyarrow.RecordBatch`` with a model loaded once per
+worker process. :class:`WritePredictionLogs` writes ``PredictionLog`` protos in
+TFX BulkInferrer's layout and :class:`AppendPredictions` adds prediction
+columns to the examples. The ``conveyor infer`` command wires them together.
+
+Names are imported on first use, so ``conveyor.components.inference.cli``
+loads without Beam or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "BatchPrediction": "handler",
+    "SavedModelHandler": "handler",
+    "InputPlan": "model",
+    "SignatureInfo": "model",
+    "plan_inputs": "model",
+    "read_signature": "model",
+    "AppendPredictions": "transform",
+    "BulkInference": "transform",
+    "DeadLetter": "transform",
+    "InferenceResult": "transform",
+    "WritePredictionLogs": "transform",
+    "dead_letter_examples": "transform",
+}
+
+__all__ = [
+    "AppendPredictions",
+    "BatchPrediction",
+    "BulkInference",
+    "DeadLetter",
+    "InferenceResult",
+    "InputPlan",
+    "SavedModelHandler",
+    "SignatureInfo",
+    "WritePredictionLogs",
+    "dead_letter_examples",
+    "plan_inputs",
+    "read_signature",
+]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

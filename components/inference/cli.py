@@ -1,0 +1,215 @@
+"""``conveyor infer``: run a SavedModel over examples in bulk.
+
+Writes, under ``--output``:
+
+* ``inference_result/prediction_logs-SSSSS-of-NNNNN.gz``: gzip TFRecords of
+  ``tensorflow_serving`` ``PredictionLog`` (TFX BulkInferrer's layout);
+* ``output_examples/Split-<name>/data_tfrecord-*.gz`` with ``--output-examples``:
+  the input examples with one prediction column per signature output;
+* ``dead_letters/Split-<name>/dead_letters-*.gz``: rows whose inference batch
+  raised, with the exception text in an ``inference_error`` column;
+* ``inference_summary.json``: the counts, which reconcile
+  (examples in = predicted + dead-lettered).
+
+The model, signature and input features are checked before the pipeline
+starts; a mismatch is an input error (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Run a TensorFlow SavedModel over examples (PredictionLogs, optional examples with predictions)."
+
+#: Split name used for ``--input`` (a plain file pattern has no splits).
+INPUT_SPLIT = "all"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", metavar="PATTERN", help="CSV, TFRecord or Parquet file(s) (glob)")
+    src.add_argument(
+        "--examples", metavar="DIR", help="an Examples directory (DIR/Split-<name>/*.gz)"
+    )
+    parser.add_argument(
+        "--splits", metavar="NAMES", help="comma-separated splits of --examples (default: all)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("csv", "tfrecord", "parquet"),
+        help="format of --input (default: from the names)",
+    )
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="a TensorFlow SavedModel directory"
+    )
+    parser.add_argument(
+        "--signature",
+        default="serving_default",
+        metavar="NAME",
+        help="signature to run (default: serving_default)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        default="256:4096",
+        metavar="MIN:MAX",
+        help="bounds of inference batches, in rows (default 256:4096); one number sets both",
+    )
+    parser.add_argument(
+        "--input-mode",
+        choices=("examples", "tensors"),
+        help="feed serialized tf.Examples or one tensor per named input (default: from the signature)",
+    )
+    parser.add_argument("--output", required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--output-examples",
+        action="store_true",
+        help="also write the examples with prediction columns",
+    )
+    parser.add_argument(
+        "--prediction-prefix", default="", metavar="TEXT", help="prefix of prediction column names"
+    )
+
+
+def parse_batch_size(text: str) -> tuple[int, int]:
+    """``"64:1024"`` -> ``(64, 1024)``; ``"128"`` -> ``(128, 128)``."""
+    from conveyor.beam_utils.errors import UsageError
+
+    lo, sep, hi = text.partition(":")
+    try:
+        lo_n = int(lo)
+        hi_n = int(hi) if sep else lo_n
+    except ValueError:
+        raise UsageError(f"--batch-size must be MIN:MAX or N, not {text!r}") from None
+    if lo_n < 1 or hi_n < lo_n:
+        raise UsageError(f"--batch-size needs 1 <= MIN <= MAX, got {text!r}")
+    return lo_n, hi_n
+
+
+def _counters(result, namespace: str) -> dict[str, int]:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    out: dict[str, int] = {}
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]
+    except (AttributeError, NotImplementedError, KeyError):  # a runner without metrics
+        return out
+    for c in counters:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return out
+
+
+def run(args, beam_args) -> int:
+    import json
+
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+
+    from conveyor.beam_utils import files
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.io import ReadExamples, WriteExamples
+    from conveyor.beam_utils.options import pipeline_options
+    from conveyor.components.inference.transform import (
+        METRICS_NAMESPACE,
+        AppendPredictions,
+        BulkInference,
+        WritePredictionLogs,
+        dead_letter_examples,
+    )
+
+    min_batch, max_batch = parse_batch_size(args.batch_size)
+    if args.examples:
+        splits = files.examples_splits(args.examples)
+        if args.splits:
+            wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
+            unknown = [s for s in wanted if s not in splits]
+            if unknown:
+                raise UsageError(
+                    f"{args.examples} has no split(s) {', '.join(unknown)} (it has {', '.join(splits)})"
+                )
+            splits = {s: splits[s] for s in wanted}
+        fmt = "tfrecord"
+    else:
+        if args.splits:
+            raise UsageError("--splits goes with --examples")
+        splits = {INPUT_SPLIT: args.input}
+        fmt = args.format
+
+    # Everything is checked here, before the pipeline runs.
+    reads = {}
+    schema = None
+    for name, pattern in splits.items():
+        reads[name] = ReadExamples(pattern, format=fmt, schema=schema)
+        schema = reads[name].arrow_schema
+    infer = {
+        name: BulkInference(
+            args.model,
+            schema,
+            args.signature,
+            min_batch_size=min_batch,
+            max_batch_size=max_batch,
+            input_mode=args.input_mode,
+            prediction_prefix=args.prediction_prefix,
+        )
+        for name in splits
+    }
+
+    out = args.output
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    all_predictions = []
+    encoder = None
+    for name, read_transform in reads.items():
+        read = pipeline | f"Read[{name}]" >> read_transform
+        result = read.examples | f"Infer[{name}]" >> infer[name]
+        encoder = result.log_encoder
+        all_predictions.append(result.predictions)
+        if args.output_examples:
+            (
+                result.predictions
+                | f"AppendPredictions[{name}]"
+                >> AppendPredictions(result.prediction_schema, result.prediction_columns)
+                | f"WriteExamples[{name}]"
+                >> WriteExamples(FileSystems.join(out, "output_examples"), split=name)
+            )
+        (
+            result.dead_letters
+            | f"DeadLetterRows[{name}]" >> beam.Map(dead_letter_examples)
+            | f"WriteDeadLetters[{name}]"
+            >> WriteExamples(
+                FileSystems.join(out, "dead_letters"), split=name, file_prefix="dead_letters"
+            )
+        )
+    (
+        all_predictions
+        | "AllPredictions" >> beam.Flatten()
+        | "WritePredictionLogs"
+        >> WritePredictionLogs(FileSystems.join(out, "inference_result"), encoder)
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    counts = _counters(result, METRICS_NAMESPACE)
+    read_counts = _counters(result, "conveyor")
+    summary = {
+        "model": args.model,
+        "signature": args.signature,
+        "splits": list(splits),
+        "examples_in": counts.get("examples_in", 0),
+        "examples_predicted": counts.get("examples_predicted", 0),
+        "examples_dead_lettered": counts.get("examples_dead_lettered", 0),
+        "rows_rejected_on_read": read_counts.get("rows_rejected", 0),
+    }
+    files.write_text(
+        FileSystems.join(out, "inference_summary.json"), json.dumps(summary, indent=2) + "\n"
+    )
+    print(
+        f"{summary['examples_in']} examples in, {summary['examples_predicted']} predicted, "
+        f"{summary['examples_dead_lettered']} dead-lettered"
+        + (
+            f", {summary['rows_rejected_on_read']} rows rejected on read"
+            if summary["rows_rejected_on_read"]
+            else ""
+        )
+        + f"; output in {out}"
+    )
+    return 0
