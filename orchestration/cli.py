@@ -35,6 +35,10 @@ COMMANDS = {
         "conveyor.components.statistics.cli",
         "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report).",
     ),
+    "transform": (
+        "conveyor.components.transform.cli",
+        "Run a tf.Transform preprocessing_fn: analyze train, transform all splits (TFX layout).",
+    ),
 }
 
 
