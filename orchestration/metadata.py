@@ -188,7 +188,7 @@ class Metadata:
             ex.custom_properties["error"].string_value = error[-4000:]
         new = {k: a for k, a in outputs.items() if a.id is None}
         arts = []
-        for key, a in new.items():
+        for a in new.values():
             art = pb.Artifact(type_id=self._types[a.type_name], uri=a.uri, state=pb.Artifact.LIVE)
             for pk, pv in a.properties.items():
                 if pk == "split_names":
