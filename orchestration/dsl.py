@@ -9,7 +9,7 @@ or a duplicate id is an error then, not at run time.
 Example::
 
     from conveyor.orchestration import Pipeline, LocalDagRunner
-    from conveyor.components.nodes import ExampleGen, StatisticsGen
+    from conveyor.components import ExampleGen, StatisticsGen
 
     gen = ExampleGen(input_base="data/flights.csv")
     stats = StatisticsGen(examples=gen.outputs["examples"])

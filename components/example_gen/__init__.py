@@ -9,7 +9,7 @@ Example::
 Names are imported on first use, so the CLI can load ``example_gen.cli`` without Beam.
 """
 
-_EXPORTS = {"ExampleGen", "run_example_gen", "DEFAULT_SPLITS"}
+_EXPORTS = {"GenerateExamples", "run_example_gen", "DEFAULT_SPLITS"}
 
 
 def __getattr__(name):

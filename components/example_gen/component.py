@@ -1,4 +1,4 @@
-"""The ExampleGen PTransform and the function that runs it as a pipeline."""
+"""The ExampleGen step: its PTransform (GenerateExamples) and the function that runs it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ DEFAULT_SPLITS = {"train": 2, "eval": 1}
 REJECTED_DIR = "rejected"
 
 
-class ExampleGen(beam.PTransform):
+class GenerateExamples(beam.PTransform):
     """Reads examples, splits them by hash and writes each split as TFRecords.
 
     Applied to a pipeline's start, it writes ``<output_dir>/Split-<name>/`` for
@@ -120,7 +120,7 @@ def run_example_gen(
     missing_values: Sequence[str] | None = None,
     beam_args: Sequence[str] | None = None,
 ) -> dict:
-    """Runs ExampleGen as a Beam pipeline and returns its summary (see :class:`ExampleGen`)."""
+    """Runs ExampleGen as a Beam pipeline and returns its summary (see :class:`GenerateExamples`)."""
     from conveyor.beam_utils.csv_io import DEFAULT_MISSING_VALUES
     from conveyor.beam_utils.options import pipeline_options
 
@@ -133,7 +133,7 @@ def run_example_gen(
     )
     read.arrow_schema  # infer now: a bad input fails before the pipeline starts
     with beam.Pipeline(options=pipeline_options(beam_args)) as p:
-        _ = p | ExampleGen(read, output_dir, splits, hash_columns)
+        _ = p | GenerateExamples(read, output_dir, splits, hash_columns)
     summary = files.read_summary(output_dir)
     if summary is None:
         raise RuntimeError(f"ExampleGen finished without writing {output_dir}/{files.SUMMARY_FILE}")
