@@ -2,9 +2,10 @@
 
 import json
 import os
+import shutil
 import time
 
-from conveyor.orchestration.dsl import Component, InputSpec
+from conveyor.orchestration.dsl import REQUIRED, Component, InputSpec
 
 
 class Produce(Component):
@@ -52,3 +53,47 @@ class Join(Component):
     def execute(self, ctx):
         with open(os.path.join(ctx.outputs["model"].uri, "ok"), "w") as f:
             f.write("ok")
+
+
+class CsvExamples(Component):
+    """An Examples artifact from a CSV file, through ``run_example_gen`` (no ExampleGen node)."""
+
+    OUTPUTS = {"examples": "Examples"}
+    PARAMETERS = {"csv": REQUIRED, "splits": None, "schema": None}
+
+    def execute(self, ctx):
+        from conveyor.components.example_gen.component import run_example_gen
+
+        summary = run_example_gen(
+            ctx.parameters["csv"],
+            ctx.outputs["examples"].uri,
+            splits=ctx.parameters["splits"],
+            schema=ctx.parameters["schema"],
+            beam_args=ctx.beam_args,
+        )
+        return {"examples": {"split_names": json.dumps(list(summary["splits"]))}}
+
+
+class CopyModel(Component):
+    """A Model artifact in TFX Trainer's layout: a SavedModel copied to ``<uri>/Format-Serving``."""
+
+    OUTPUTS = {"model": "Model"}
+    PARAMETERS = {"saved_model": REQUIRED}
+    FILE_PARAMETERS = ("saved_model",)
+
+    def execute(self, ctx):
+        shutil.copytree(
+            ctx.parameters["saved_model"], os.path.join(ctx.outputs["model"].uri, "Format-Serving")
+        )
+
+
+class Bless(Component):
+    """A ModelBlessing artifact in TFX Evaluator's layout: an empty BLESSED or NOT_BLESSED file."""
+
+    OUTPUTS = {"blessing": "ModelBlessing"}
+    PARAMETERS = {"blessed": True}
+
+    def execute(self, ctx):
+        name = "BLESSED" if ctx.parameters["blessed"] else "NOT_BLESSED"
+        open(os.path.join(ctx.outputs["blessing"].uri, name), "w").close()
+        return {"blessing": {"blessed": int(bool(ctx.parameters["blessed"]))}}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from conveyor.beam_utils import arrow
 from conveyor.beam_utils.errors import InputError
 
@@ -344,6 +345,7 @@ def test_example_signature_matches_model_and_writes_bulkinferrer_layout(
 
 def test_batch_boundaries_do_not_change_results(tmp_path, model_dir, penguins):
     import apache_beam as beam
+
     from conveyor.beam_utils.io import WriteExamples
     from conveyor.components.inference import AppendPredictions, BulkInference
 
@@ -485,6 +487,7 @@ def test_classify_and_regress_logs(tmp_path, model_dir, examples_dir):
 def test_loads_tf_keras_2_saved_model(tmp_path, penguins):
     """A model exported by tf_keras (TF_USE_LEGACY_KERAS=1) loads too (run in a subprocess)."""
     import apache_beam as beam
+
     from conveyor.beam_utils.io import WriteExamples
     from conveyor.components.inference import AppendPredictions, BulkInference, dead_letter_examples
 
@@ -600,3 +603,170 @@ def test_portable_runner_gives_same_predictions(tmp_path, model_dir, examples_di
         except subprocess.TimeoutExpired:
             service.kill()
             service.wait()
+
+
+# --- the pipeline component -----------------------------------------------------
+
+
+def test_summary_counts_must_reconcile():
+    from conveyor.components.inference.component import summarize
+
+    info = {"model": "m", "signature": "serving_default", "splits": ["a", "b"]}
+    counts = {
+        ("a", "rows_read"): 10,
+        ("a", "rows_rejected_on_read"): 1,
+        ("a", "examples_in"): 9,
+        ("a", "examples_predicted"): 7,
+        ("a", "examples_dead_lettered"): 2,
+        ("b", "rows_read"): 4,
+        ("b", "examples_in"): 4,
+        ("b", "examples_predicted"): 4,
+    }
+    summary = summarize(counts, info)
+    assert summary["examples_in"] == 13 and summary["examples_predicted"] == 11
+    assert summary["examples_dead_lettered"] == 2 and summary["rows_rejected_on_read"] == 1
+    assert summary["split_counts"]["b"]["examples_dead_lettered"] == 0
+    with pytest.raises(RuntimeError, match=r"split 'a': examples in \(9\) != predicted"):
+        summarize({**counts, ("a", "examples_predicted"): 6}, info)
+    with pytest.raises(RuntimeError, match=r"split 'b': rows read \(5\)"):
+        summarize({**counts, ("b", "rows_read"): 5}, info)
+
+
+def test_bulk_inferrer_parameters_are_checked():
+    from orchestration_components import CopyModel, CsvExamples
+
+    from conveyor.components.inference import BulkInferrer
+    from conveyor.components.inference.node import batch_bounds
+    from conveyor.orchestration import PipelineDefinitionError
+
+    gen = CsvExamples(csv="x.csv")
+    model = CopyModel(saved_model="m")
+    assert batch_bounds("256:4096") == (256, 4096)
+    assert batch_bounds("8") == batch_bounds(8) == (8, 8)
+    assert batch_bounds((16, 64)) == batch_bounds([16, 64]) == (16, 64)
+    for bad in ("0:4", "9:4", "a:b", (4,), True):
+        with pytest.raises(PipelineDefinitionError, match="batch_size"):
+            BulkInferrer(
+                examples=gen.outputs["examples"], model=model.outputs["model"], batch_size=bad
+            )
+    with pytest.raises(PipelineDefinitionError, match="splits"):
+        BulkInferrer(examples=gen.outputs["examples"], model=model.outputs["model"], splits=[])
+    with pytest.raises(PipelineDefinitionError, match="missing required input 'model'"):
+        BulkInferrer(examples=gen.outputs["examples"])
+
+
+def test_bulk_inferrer_in_a_pipeline(tmp_path, model_dir):
+    """Examples + a Model (TFX Trainer layout) -> PredictionLogs; a NOT_BLESSED model is skipped."""
+    import csv
+
+    import tensorflow as tf
+    from orchestration_components import Bless, CopyModel, CsvExamples
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from conveyor.components.inference import BulkInferrer
+    from conveyor.orchestration import LocalDagRunner, Metadata, Pipeline
+
+    path, expected = model_dir
+    # The rows the model can take (no missing feature), as ExampleGen would read them.
+    data = tmp_path / "penguins.csv"
+    with open(_penguins_csv(), newline="") as f, open(data, "w", newline="") as g:
+        rows = csv.DictReader(f)
+        writer = csv.DictWriter(g, rows.fieldnames)
+        writer.writeheader()
+        writer.writerows(r for r in rows if all(r[c] != "NA" for c in FEATURES))
+    schema = {"species": "BYTES", "island": "BYTES", "sex": "BYTES", "year": "INT"}
+    schema.update({c: "FLOAT" for c in FEATURES})
+
+    gen = CsvExamples(csv=str(data), schema=schema)
+    model = CopyModel(saved_model=path)
+    not_blessed = Bless(blessed=False)
+    examples, saved = gen.outputs["examples"], model.outputs["model"]
+    infer = BulkInferrer(examples=examples, model=saved)
+    skipped = BulkInferrer(
+        id="InferSkipped",
+        examples=examples,
+        model=saved,
+        model_blessing=not_blessed.outputs["blessing"],
+    )
+    pipeline = Pipeline(
+        "infer", root=str(tmp_path / "root"), components=[gen, model, not_blessed, infer, skipped]
+    )
+    result = LocalDagRunner(quiet=True).run(pipeline)
+    md = Metadata(pipeline.metadata_path)
+    outputs = {
+        cid: md.latest_outputs("infer", result["run_id"], cid)
+        for cid in ("CsvExamples", "BulkInferrer", "InferSkipped")
+    }
+    split_rows = json.loads(
+        (Path(outputs["CsvExamples"]["examples"].uri) / "summary.json").read_text()
+    )["splits"]
+    assert sorted(split_rows) == ["eval", "train"]
+    assert sum(split_rows.values()) == len(expected)
+
+    artifact = outputs["BulkInferrer"]["inference_result"]
+    assert artifact.type_name == "InferenceResult"
+    assert int(artifact.properties["examples_predicted"]) == len(expected)
+    assert int(artifact.properties["examples_dead_lettered"]) == 0
+    assert json.loads(artifact.properties["splits"]) == ["eval", "train"]
+    summary = json.loads((Path(artifact.uri) / "inference_summary.json").read_text())
+    assert summary["examples_in"] == summary["examples_predicted"] == len(expected)
+    assert summary["model"].endswith("/Format-Serving")
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(r)
+        for r in read_records(f"{artifact.uri}/inference_result/prediction_logs-*.gz")
+    ]
+    assert len(logs) == len(expected)
+    # The model's own predictions, in some order.
+    got = np.concatenate(
+        [tf.make_ndarray(log.predict_log.response.outputs["probabilities"]) for log in logs]
+    )
+    want = np.stack(list(expected.values()))
+    np.testing.assert_allclose(np.sort(got, axis=0), np.sort(want, axis=0), rtol=0, atol=1e-6)
+
+    skip = outputs["InferSkipped"]["inference_result"]
+    assert os.listdir(skip.uri) == ["SKIPPED_NOT_BLESSED"]
+    assert skip.properties["skipped"] == "NOT_BLESSED"
+
+
+def test_bulk_inferrer_blessing_model_dir_and_splits(tmp_path):
+    """What decides whether and on what BulkInferrer runs, before any Beam pipeline."""
+    from orchestration_components import CopyModel, CsvExamples
+
+    from conveyor.components.inference import BulkInferrer
+    from conveyor.components.inference.node import is_blessed, serving_model_dir
+    from conveyor.orchestration.artifacts import Artifact
+    from conveyor.orchestration.dsl import ExecutionContext
+
+    blessing = tmp_path / "blessing"
+    blessing.mkdir()
+    with pytest.raises(InputError, match="without a BLESSED or NOT_BLESSED"):
+        is_blessed(str(blessing))
+    (blessing / "BLESSED").touch()
+    assert is_blessed(str(blessing))
+    (blessing / "NOT_BLESSED").touch()
+    assert not is_blessed(str(blessing))
+
+    model = tmp_path / "model"
+    model.mkdir()
+    assert serving_model_dir(str(model)) == str(model)
+    (model / "Format-Serving").mkdir()
+    assert serving_model_dir(str(model)) == str(model / "Format-Serving")
+
+    examples = write_examples_dir(tmp_path / "examples", {"train": penguins_batch().slice(0, 3)})
+    node = BulkInferrer(
+        examples=CsvExamples(csv="x.csv").outputs["examples"],
+        model=CopyModel(saved_model="m").outputs["model"],
+        splits="train,test",
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    ctx = ExecutionContext(
+        {"examples": Artifact("Examples", str(examples)), "model": Artifact("Model", str(model))},
+        {"inference_result": Artifact("InferenceResult", str(out))},
+        dict(node.parameters),
+        [],
+        "r1",
+        str(tmp_path),
+    )
+    with pytest.raises(InputError, match=r"no split\(s\) test \(it has train\)"):
+        node.execute(ctx)

@@ -4,7 +4,9 @@
 then runs it on batches of ``pyarrow.RecordBatch`` with a model loaded once per
 worker process. :class:`WritePredictionLogs` writes ``PredictionLog`` protos in
 TFX BulkInferrer's layout and :class:`AppendPredictions` adds prediction
-columns to the examples. The ``conveyor infer`` command wires them together.
+columns to the examples. :func:`run_bulk_inference` wires them into a pipeline;
+the ``conveyor infer`` command and the :class:`BulkInferrer` pipeline component
+call it.
 
 Names are imported on first use, so ``conveyor.components.inference.cli``
 loads without Beam or TensorFlow.
@@ -21,6 +23,8 @@ _EXPORTS = {
     "SignatureInfo": "model",
     "plan_inputs": "model",
     "read_signature": "model",
+    "BulkInferrer": "node",
+    "run_bulk_inference": "component",
     "AppendPredictions": "transform",
     "BulkInference": "transform",
     "DeadLetter": "transform",
@@ -33,6 +37,7 @@ __all__ = [
     "AppendPredictions",
     "BatchPrediction",
     "BulkInference",
+    "BulkInferrer",
     "DeadLetter",
     "InferenceResult",
     "InputPlan",
@@ -42,6 +47,7 @@ __all__ = [
     "dead_letter_examples",
     "plan_inputs",
     "read_signature",
+    "run_bulk_inference",
 ]
 
 

@@ -11,6 +11,8 @@ Writes, under ``--output``:
 * ``inference_summary.json``: the counts, which reconcile
   (examples in = predicted + dead-lettered).
 
+The pipeline is :func:`conveyor.components.inference.component.run_bulk_inference`.
+
 The model, signature and input features are checked before the pipeline
 starts; a mismatch is an input error (exit status 2).
 """
@@ -85,37 +87,10 @@ def parse_batch_size(text: str) -> tuple[int, int]:
     return lo_n, hi_n
 
 
-def _counters(result, namespace: str) -> dict[str, int]:
-    from apache_beam.metrics.metric import MetricsFilter
-
-    out: dict[str, int] = {}
-    try:
-        counters = result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]
-    except (AttributeError, NotImplementedError, KeyError):  # a runner without metrics
-        return out
-    for c in counters:
-        value = c.committed if c.committed is not None else c.attempted
-        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
-    return out
-
-
 def run(args, beam_args) -> int:
-    import json
-
-    import apache_beam as beam
-    from apache_beam.io.filesystems import FileSystems
-
     from conveyor.beam_utils import files
     from conveyor.beam_utils.errors import UsageError
-    from conveyor.beam_utils.io import ReadExamples, WriteExamples
-    from conveyor.beam_utils.options import pipeline_options
-    from conveyor.components.inference.transform import (
-        METRICS_NAMESPACE,
-        AppendPredictions,
-        BulkInference,
-        WritePredictionLogs,
-        dead_letter_examples,
-    )
+    from conveyor.components.inference.component import run_bulk_inference, summary_line
 
     min_batch, max_batch = parse_batch_size(args.batch_size)
     if args.examples:
@@ -135,81 +110,18 @@ def run(args, beam_args) -> int:
         splits = {INPUT_SPLIT: args.input}
         fmt = args.format
 
-    # Everything is checked here, before the pipeline runs.
-    reads = {}
-    schema = None
-    for name, pattern in splits.items():
-        reads[name] = ReadExamples(pattern, format=fmt, schema=schema)
-        schema = reads[name].arrow_schema
-    infer = {
-        name: BulkInference(
-            args.model,
-            schema,
-            args.signature,
-            min_batch_size=min_batch,
-            max_batch_size=max_batch,
-            input_mode=args.input_mode,
-            prediction_prefix=args.prediction_prefix,
-        )
-        for name in splits
-    }
-
-    out = args.output
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    all_predictions = []
-    encoder = None
-    for name, read_transform in reads.items():
-        read = pipeline | f"Read[{name}]" >> read_transform
-        result = read.examples | f"Infer[{name}]" >> infer[name]
-        encoder = result.log_encoder
-        all_predictions.append(result.predictions)
-        if args.output_examples:
-            (
-                result.predictions
-                | f"AppendPredictions[{name}]"
-                >> AppendPredictions(result.prediction_schema, result.prediction_columns)
-                | f"WriteExamples[{name}]"
-                >> WriteExamples(FileSystems.join(out, "output_examples"), split=name)
-            )
-        (
-            result.dead_letters
-            | f"DeadLetterRows[{name}]" >> beam.Map(dead_letter_examples)
-            | f"WriteDeadLetters[{name}]"
-            >> WriteExamples(
-                FileSystems.join(out, "dead_letters"), split=name, file_prefix="dead_letters"
-            )
-        )
-    (
-        all_predictions
-        | "AllPredictions" >> beam.Flatten()
-        | "WritePredictionLogs"
-        >> WritePredictionLogs(FileSystems.join(out, "inference_result"), encoder)
+    summary = run_bulk_inference(
+        splits,
+        args.model,
+        args.output,
+        format=fmt,
+        signature=args.signature,
+        min_batch_size=min_batch,
+        max_batch_size=max_batch,
+        input_mode=args.input_mode,
+        prediction_prefix=args.prediction_prefix,
+        output_examples=args.output_examples,
+        beam_args=beam_args,
     )
-    result = pipeline.run()
-    result.wait_until_finish()
-
-    counts = _counters(result, METRICS_NAMESPACE)
-    read_counts = _counters(result, "conveyor")
-    summary = {
-        "model": args.model,
-        "signature": args.signature,
-        "splits": list(splits),
-        "examples_in": counts.get("examples_in", 0),
-        "examples_predicted": counts.get("examples_predicted", 0),
-        "examples_dead_lettered": counts.get("examples_dead_lettered", 0),
-        "rows_rejected_on_read": read_counts.get("rows_rejected", 0),
-    }
-    files.write_text(
-        FileSystems.join(out, "inference_summary.json"), json.dumps(summary, indent=2) + "\n"
-    )
-    print(
-        f"{summary['examples_in']} examples in, {summary['examples_predicted']} predicted, "
-        f"{summary['examples_dead_lettered']} dead-lettered"
-        + (
-            f", {summary['rows_rejected_on_read']} rows rejected on read"
-            if summary["rows_rejected_on_read"]
-            else ""
-        )
-        + f"; output in {out}"
-    )
+    print(summary_line(summary, args.output))
     return 0

@@ -1,0 +1,240 @@
+"""The bulk inference step as a function: :func:`run_bulk_inference`.
+
+``conveyor infer`` and the :class:`~conveyor.components.inference.node.BulkInferrer`
+pipeline component both call it. Under ``output_dir`` it writes:
+
+* ``inference_result/prediction_logs-SSSSS-of-NNNNN.gz``: gzip TFRecords of
+  ``tensorflow_serving`` ``PredictionLog`` (TFX BulkInferrer's layout);
+* ``output_examples/Split-<name>/data_tfrecord-*.gz`` with ``output_examples``:
+  the input examples with one prediction column per signature output;
+* ``dead_letters/Split-<name>/dead_letters-*.gz``: rows whose inference batch
+  raised, with the exception text in an ``inference_error`` column;
+* ``inference_summary.json``: the counts (see :func:`run_bulk_inference`).
+
+The counts are computed by the pipeline itself, not read from runner metrics
+(which some runners do not report); the Beam counters of
+:mod:`~conveyor.components.inference.transform` are kept for monitoring.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from conveyor.beam_utils import files
+from conveyor.beam_utils.errors import UsageError
+from conveyor.beam_utils.io import ReadExamples, WriteExamples
+from conveyor.components.inference.transform import (
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MIN_BATCH_SIZE,
+    AppendPredictions,
+    BulkInference,
+    WritePredictionLogs,
+    dead_letter_examples,
+)
+
+INFERENCE_RESULT_DIR = "inference_result"
+OUTPUT_EXAMPLES_DIR = "output_examples"
+DEAD_LETTERS_DIR = "dead_letters"
+SUMMARY_FILE = "inference_summary.json"
+
+#: The per-split counts, in the order the summary lists them.
+COUNTS = (
+    "rows_read",
+    "rows_rejected_on_read",
+    "examples_in",
+    "examples_predicted",
+    "examples_dead_lettered",
+)
+
+
+def run_bulk_inference(
+    splits: Mapping[str, str],
+    model_dir: str,
+    output_dir: str,
+    *,
+    format: str | None = None,
+    signature: str = "serving_default",
+    min_batch_size: int = DEFAULT_MIN_BATCH_SIZE,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    input_mode: str | None = None,
+    prediction_prefix: str = "",
+    output_examples: bool = False,
+    schema=None,
+    beam_args: Sequence[str] | None = None,
+) -> dict:
+    """Runs a SavedModel signature over examples as a Beam pipeline; returns the summary.
+
+    Args:
+      splits: ``{split name: file pattern}``; each split is read, inferred and
+        written (output examples, dead letters) on its own; the prediction logs
+        of all splits go to one ``inference_result`` directory.
+      model_dir: a TensorFlow SavedModel directory.
+      output_dir: where the outputs go (see the module docstring).
+      format: ``csv``, ``tfrecord`` or ``parquet``; None tells it from the names.
+      signature: the signature to run.
+      min_batch_size, max_batch_size: bounds, in rows, of inference batches.
+      input_mode: ``examples`` or ``tensors``; None decides from the signature.
+      prediction_prefix: prefix of prediction column names (``output_examples``).
+      output_examples: also write the examples with prediction columns.
+      schema: the input schema (a ``pyarrow.Schema``, a tensorflow-metadata
+        ``Schema`` or ``{column: INT|FLOAT|BYTES}``); None infers it from the
+        first split and reads every split with it.
+      beam_args: Beam flags.
+
+    Returns:
+      the summary written to ``<output_dir>/inference_summary.json``:
+      ``{"model", "signature", "splits": [names], "rows_read",
+      "rows_rejected_on_read", "examples_in", "examples_predicted",
+      "examples_dead_lettered", "split_counts": {split: {count: n}}}``. The
+      counts reconcile, per split and in total: ``examples_in ==
+      examples_predicted + examples_dead_lettered`` and ``rows_read ==
+      examples_in + rows_rejected_on_read``; if they do not, the pipeline fails
+      and no summary is written.
+
+    Raises:
+      InputError, UsageError: before the pipeline starts, for a missing input,
+        a bad model path or signature, or features the model cannot take.
+    """
+    from conveyor.beam_utils.options import pipeline_options
+
+    if not splits:
+        raise UsageError("no splits to run inference on")
+    # Everything is checked here, before the pipeline runs.
+    reads = {}
+    for name, pattern in splits.items():
+        reads[name] = ReadExamples(pattern, format=format, schema=schema)
+        schema = reads[name].arrow_schema
+    infer = {
+        name: BulkInference(
+            model_dir,
+            schema,
+            signature,
+            min_batch_size=min_batch_size,
+            max_batch_size=max_batch_size,
+            input_mode=input_mode,
+            prediction_prefix=prediction_prefix,
+        )
+        for name in splits
+    }
+
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    all_predictions = []
+    counts = []
+    encoder = None
+    for name, read_transform in reads.items():
+        read = pipeline | f"Read[{name}]" >> read_transform
+        result = read.examples | f"Infer[{name}]" >> infer[name]
+        encoder = result.log_encoder
+        all_predictions.append(result.predictions)
+        if output_examples:
+            (
+                result.predictions
+                | f"AppendPredictions[{name}]"
+                >> AppendPredictions(result.prediction_schema, result.prediction_columns)
+                | f"WriteExamples[{name}]"
+                >> WriteExamples(FileSystems.join(output_dir, OUTPUT_EXAMPLES_DIR), split=name)
+            )
+        (
+            result.dead_letters
+            | f"DeadLetterRows[{name}]" >> beam.Map(dead_letter_examples)
+            | f"WriteDeadLetters[{name}]"
+            >> WriteExamples(
+                FileSystems.join(output_dir, DEAD_LETTERS_DIR),
+                split=name,
+                file_prefix="dead_letters",
+            )
+        )
+        counts += [
+            read.rows_read
+            | f"CountRead[{name}]" >> beam.Map(lambda n, s=name: ((s, "rows_read"), int(n))),
+            read.rejected
+            | f"CountRejected[{name}]"
+            >> beam.Map(lambda _, s=name: ((s, "rows_rejected_on_read"), 1)),
+            read.examples
+            | f"CountIn[{name}]" >> beam.Map(lambda b, s=name: ((s, "examples_in"), b.num_rows)),
+            result.predictions
+            | f"CountPredicted[{name}]"
+            >> beam.Map(lambda p, s=name: ((s, "examples_predicted"), p.examples.num_rows)),
+            result.dead_letters
+            | f"CountDeadLettered[{name}]"
+            >> beam.Map(lambda d, s=name: ((s, "examples_dead_lettered"), d.examples.num_rows)),
+        ]
+    (
+        all_predictions
+        | "AllPredictions" >> beam.Flatten()
+        | "WritePredictionLogs"
+        >> WritePredictionLogs(FileSystems.join(output_dir, INFERENCE_RESULT_DIR), encoder)
+    )
+    info = {"model": model_dir, "signature": signature, "splits": list(splits)}
+    (
+        counts
+        | "AllCounts" >> beam.Flatten()
+        | "Sum" >> beam.CombinePerKey(sum)
+        | "ToDict" >> beam.combiners.ToDict()
+        | "WriteSummary" >> beam.ParDo(_WriteSummaryFn(info, output_dir))
+    )
+    path = FileSystems.join(output_dir, SUMMARY_FILE)
+    if FileSystems.exists(path):  # an earlier run's: it must not pass for this one's
+        FileSystems.delete([path])
+    pipeline.run().wait_until_finish()
+
+    if not FileSystems.exists(path):
+        raise RuntimeError(f"bulk inference finished without writing {path}")
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def summarize(counts: Mapping[tuple[str, str], int], info: Mapping) -> dict:
+    """The summary from ``{(split, count name): n}``; raises if the counts do not reconcile."""
+    split_counts = {
+        name: {c: int(counts.get((name, c), 0)) for c in COUNTS} for name in info["splits"]
+    }
+    summary = {
+        "model": info["model"],
+        "signature": info["signature"],
+        "splits": list(info["splits"]),
+        **{c: sum(s[c] for s in split_counts.values()) for c in COUNTS},
+        "split_counts": split_counts,
+    }
+    for name, s in split_counts.items():
+        if s["examples_in"] != s["examples_predicted"] + s["examples_dead_lettered"]:
+            raise RuntimeError(
+                f"split {name!r}: examples in ({s['examples_in']}) != predicted "
+                f"({s['examples_predicted']}) + dead-lettered ({s['examples_dead_lettered']})"
+            )
+        if s["rows_read"] != s["examples_in"] + s["rows_rejected_on_read"]:
+            raise RuntimeError(
+                f"split {name!r}: rows read ({s['rows_read']}) != examples in "
+                f"({s['examples_in']}) + rows rejected on read ({s['rows_rejected_on_read']})"
+            )
+    return summary
+
+
+class _WriteSummaryFn(beam.DoFn):
+    """Writes ``inference_summary.json`` once the counts reconcile."""
+
+    def __init__(self, info: Mapping, output_dir: str):
+        self._info = dict(info)
+        self._output_dir = output_dir
+
+    def process(self, counts: dict):
+        summary = summarize(counts, self._info)
+        files.write_text(
+            FileSystems.join(self._output_dir, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n"
+        )
+        yield summary
+
+
+def summary_line(summary: Mapping, output_dir: str) -> str:
+    """The one-line report ``conveyor infer`` prints."""
+    rejected = summary["rows_rejected_on_read"]
+    return (
+        f"{summary['examples_in']} examples in, {summary['examples_predicted']} predicted, "
+        f"{summary['examples_dead_lettered']} dead-lettered"
+        + (f", {rejected} rows rejected on read" if rejected else "")
+        + f"; output in {output_dir}"
+    )
