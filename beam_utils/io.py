@@ -151,6 +151,27 @@ class ReadExamples(beam.PTransform):
         self._csv_options = csv_io.CsvOptions(delimiter=delimiter, missing_values=tuple(missing_values))
         self._schema = _as_arrow_schema(schema)
 
+    @property
+    def csv_options(self) -> csv_io.CsvOptions:
+        """The CSV delimiter and missing-value markers this reader uses."""
+        return self._csv_options
+
+    def with_schema(self, schema, **overrides) -> ReadExamples:
+        """A reader of the same files and settings with another schema (say, fewer columns).
+
+        ``schema=None`` infers the schema afresh; ``overrides`` change other settings.
+        """
+        settings = {
+            "format": self.format,
+            "batch_size": self.batch_size,
+            "missing_values": self._csv_options.missing_values,
+            "delimiter": self._csv_options.delimiter,
+            "sample_size": self.sample_size,
+            "reshuffle": self.reshuffle,
+        }
+        settings.update(overrides)
+        return ReadExamples(self.file_pattern, schema=schema, **settings)
+
     def _detect_format(self) -> str:
         try:
             return files.detect_format(self.file_pattern)

@@ -1,0 +1,57 @@
+"""Model evaluation: metrics per slice, thresholds, and a blessing (TFX's Evaluator).
+
+:class:`EvaluateModel` turns RecordBatches with labels, plus a SavedModel or a
+prediction column, into metrics per slice computed by our own mergeable
+CombineFns (no TFMA at run time), checks value and change thresholds, and
+decides the blessing; :class:`WriteEvaluation` writes ``metrics.json``,
+``validation.json``, ``blessing/BLESSED|NOT_BLESSED``, PNG plots and an HTML
+page. Settings come from a ``tfma.EvalConfig`` (proto, JSON or text) via
+:func:`settings_from_eval_config`, or from :func:`make_settings`.
+
+Example::
+
+    from conveyor.components.evaluation import run_evaluation, make_settings
+    report = run_evaluation("flights.csv", make_settings("late", "p_late", slice_by=["carrier"]),
+                            "out/eval")
+    print(report["blessed"], report["metrics"][0]["metrics"]["auc"])
+
+Names are imported on first use, so ``conveyor.components.evaluation.cli``
+loads without Beam or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "EvalSettings": "config",
+    "MetricSpec": "config",
+    "ModelSettings": "config",
+    "SliceSpec": "config",
+    "Threshold": "config",
+    "ThresholdRule": "config",
+    "load_eval_config": "config",
+    "make_settings": "config",
+    "settings_from_eval_config": "config",
+    "MetricsKernel": "metrics",
+    "build_report": "report",
+    "write_report": "report",
+    "EvaluateModel": "transform",
+    "EvaluationResult": "transform",
+    "WriteEvaluation": "transform",
+    "run_evaluation": "component",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

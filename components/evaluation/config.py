@@ -1,0 +1,700 @@
+"""Evaluation settings, read from a ``tfma.EvalConfig`` or built directly.
+
+TFMA users bring their ``EvalConfig`` unchanged: as the proto message, its JSON
+form or its text form (a file path or the text itself). :func:`load_eval_config`
+parses it and :func:`settings_from_eval_config` turns it into
+:class:`EvalSettings`, the plain, picklable description the pipeline runs on.
+
+What is read from the config:
+
+* ``model_specs``: ``name``, ``label_key``, ``prediction_key``,
+  ``example_weight_key``, ``is_baseline`` (at most one candidate and one
+  baseline);
+* ``slicing_specs``: the overall slice (an empty spec), ``feature_keys``
+  (one slice per value, crossed when there are several keys) and
+  ``feature_values`` (only those values);
+* ``metrics_specs``: ``metrics`` (by ``class_name``, with their JSON
+  ``config``), each metric's ``threshold`` and ``per_slice_thresholds``, and
+  the spec-level ``thresholds`` / ``per_slice_thresholds`` maps (value
+  thresholds and change thresholds against the baseline);
+* ``options``: ``compute_confidence_intervals`` and ``min_slice_size``.
+
+Anything we would otherwise silently ignore (``cross_slicing_specs``,
+``slice_keys_sql``, ``binarize``, ``aggregate``, cross-slice thresholds,
+custom metric modules, an unknown ``class_name``) is refused with a
+:class:`~conveyor.beam_utils.errors.UsageError` that names it.
+
+This module imports neither Beam nor TensorFlow: the ``EvalConfig`` proto is
+loaded from TFMA's generated ``config_pb2`` file without importing TFMA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+
+from conveyor.beam_utils.errors import UsageError
+
+#: Buckets of the prediction histogram behind AUC-ROC and AUC-PR (TFMA's default).
+DEFAULT_NUM_BUCKETS = 10_000
+#: Buckets of the calibration plot (TFMA's default).
+DEFAULT_CALIBRATION_BUCKETS = 1_000
+#: Poisson bootstrap replicates for confidence intervals (TFMA's default).
+DEFAULT_BOOTSTRAP_SAMPLES = 20
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_MATRIX_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+BINARY = "binary"
+MULTICLASS = "multiclass"
+REGRESSION = "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+
+HIGHER_IS_BETTER = "HIGHER_IS_BETTER"
+LOWER_IS_BETTER = "LOWER_IS_BETTER"
+
+# --- metric kinds ----------------------------------------------------------------
+
+#: Kinds computed from probabilities in [0, 1] and labels in [0, 1].
+PROBABILITY_KINDS = frozenset(
+    {
+        "auc",
+        "auc_precision_recall",
+        "binary_accuracy",
+        "precision",
+        "recall",
+        "f1_score",
+        "log_loss",
+        "confusion_matrix_at_thresholds",
+        "calibration_plot",
+    }
+)
+#: Kinds over a vector of class scores and an integer class label.
+MULTICLASS_KINDS = frozenset({"accuracy", "top_k_accuracy"})
+#: Kinds over any finite label and prediction.
+VALUE_KINDS = frozenset(
+    {
+        "calibration",
+        "mean_label",
+        "mean_prediction",
+        "mean_squared_error",
+        "root_mean_squared_error",
+        "mean_absolute_error",
+        "r_squared",
+    }
+)
+COUNT_KINDS = frozenset({"example_count", "weighted_example_count"})
+#: Kinds whose value is a plot (a table), not a number.
+PLOT_KINDS = frozenset({"confusion_matrix_at_thresholds", "calibration_plot"})
+ALL_KINDS = PROBABILITY_KINDS | MULTICLASS_KINDS | VALUE_KINDS | COUNT_KINDS
+
+#: TFMA / Keras ``class_name`` -> (our kind, default output name).
+CLASS_NAMES = {
+    "ExampleCount": ("example_count", "example_count"),
+    "WeightedExampleCount": ("weighted_example_count", "weighted_example_count"),
+    "AUC": ("auc", "auc"),
+    "AUCPrecisionRecall": ("auc_precision_recall", "auc_precision_recall"),
+    "BinaryAccuracy": ("binary_accuracy", "binary_accuracy"),
+    "Precision": ("precision", "precision"),
+    "Recall": ("recall", "recall"),
+    "F1Score": ("f1_score", "f1_score"),
+    "LogLoss": ("log_loss", "log_loss"),
+    "BinaryCrossEntropy": ("log_loss", "binary_crossentropy"),
+    "BinaryCrossentropy": ("log_loss", "binary_crossentropy"),
+    "Calibration": ("calibration", "calibration"),
+    "MeanLabel": ("mean_label", "mean_label"),
+    "MeanPrediction": ("mean_prediction", "mean_prediction"),
+    "ConfusionMatrixAtThresholds": (
+        "confusion_matrix_at_thresholds",
+        "confusion_matrix_at_thresholds",
+    ),
+    "CalibrationPlot": ("calibration_plot", "calibration_plot"),
+    "MeanSquaredError": ("mean_squared_error", "mean_squared_error"),
+    "RootMeanSquaredError": ("root_mean_squared_error", "root_mean_squared_error"),
+    "MeanAbsoluteError": ("mean_absolute_error", "mean_absolute_error"),
+    "RSquared": ("r_squared", "r_squared"),
+    "R2Score": ("r_squared", "r2_score"),
+    "Accuracy": ("accuracy", "accuracy"),
+    "SparseCategoricalAccuracy": ("accuracy", "sparse_categorical_accuracy"),
+    "TopKAccuracy": ("top_k_accuracy", "top_k_accuracy"),
+    "SparseTopKCategoricalAccuracy": ("top_k_accuracy", "sparse_top_k_categorical_accuracy"),
+}
+
+DEFAULT_METRICS = {
+    BINARY: (
+        "ExampleCount",
+        "WeightedExampleCount",
+        "AUC",
+        "AUCPrecisionRecall",
+        "BinaryAccuracy",
+        "Precision",
+        "Recall",
+        "F1Score",
+        "LogLoss",
+        "Calibration",
+        "MeanLabel",
+        "MeanPrediction",
+        "ConfusionMatrixAtThresholds",
+        "CalibrationPlot",
+    ),
+    MULTICLASS: ("ExampleCount", "WeightedExampleCount", "Accuracy", "TopKAccuracy"),
+    REGRESSION: (
+        "ExampleCount",
+        "WeightedExampleCount",
+        "MeanSquaredError",
+        "RootMeanSquaredError",
+        "MeanAbsoluteError",
+        "RSquared",
+        "MeanLabel",
+        "MeanPrediction",
+    ),
+}
+
+
+# --- settings --------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """One model's columns. ``prediction_key`` names a column of the examples
+    (model-free) or, with a SavedModel, an output of its signature."""
+
+    name: str
+    label_key: str
+    prediction_key: str | None = None
+    example_weight_key: str | None = None
+    is_baseline: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceSpec:
+    """``feature_keys`` (one slice per value) and ``feature_values`` (fixed values).
+
+    The empty spec is the overall slice.
+    """
+
+    feature_keys: tuple[str, ...] = ()
+    feature_values: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.feature_keys) | {k for k, _ in self.feature_values}))
+
+    def is_overall(self) -> bool:
+        return not self.feature_keys and not self.feature_values
+
+    def matches(self, slice_key: tuple) -> bool:
+        """Whether a slice key (sorted ``(column, value)`` pairs) is one of this spec's slices."""
+        keys = dict(slice_key)
+        if set(keys) != set(self.columns):
+            return False
+        return all(str(keys[k]) == v for k, v in self.feature_values)
+
+    def fixed_key(self) -> tuple | None:
+        """The one slice key of a spec that fixes every column, else None."""
+        if self.feature_keys:
+            return None
+        return tuple(sorted(self.feature_values))
+
+    def describe(self) -> dict:
+        out = {}
+        if self.feature_keys:
+            out["feature_keys"] = list(self.feature_keys)
+        if self.feature_values:
+            out["feature_values"] = dict(self.feature_values)
+        return out
+
+
+OVERALL = SliceSpec()
+
+
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    """A value threshold (``lower``/``upper``) and/or a change threshold against
+    the baseline (``direction`` with ``absolute`` and/or ``relative``)."""
+
+    lower: float | None = None
+    upper: float | None = None
+    direction: str | None = None
+    absolute: float | None = None
+    relative: float | None = None
+
+    @property
+    def has_value(self) -> bool:
+        return self.lower is not None or self.upper is not None
+
+    @property
+    def has_change(self) -> bool:
+        return self.absolute is not None or self.relative is not None
+
+    def describe(self) -> dict:
+        out = {}
+        if self.has_value:
+            out["value_threshold"] = {
+                k: v for k, v in (("lower_bound", self.lower), ("upper_bound", self.upper)) if v is not None
+            }
+        if self.has_change:
+            change = {"direction": self.direction}
+            if self.absolute is not None:
+                change["absolute"] = self.absolute
+            if self.relative is not None:
+                change["relative"] = self.relative
+            out["change_threshold"] = change
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdRule:
+    """A threshold for one metric, on every slice (``slices`` None) or on the
+    slices that match one of ``slices``."""
+
+    metric: str
+    threshold: Threshold
+    slices: tuple[SliceSpec, ...] | None = None
+
+    def applies_to(self, slice_key: tuple) -> bool:
+        if self.slices is None:
+            return True
+        return any(s.matches(slice_key) for s in self.slices)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+    """One metric to compute: its output ``name``, ``kind`` and parameters."""
+
+    name: str
+    kind: str
+    threshold: float = DEFAULT_THRESHOLD  # binary_accuracy, precision, recall, f1_score
+    thresholds: tuple[float, ...] = ()  # confusion_matrix_at_thresholds
+    k: int = 1  # top_k_accuracy
+    num_buckets: int = 0  # calibration_plot
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """Everything :class:`~conveyor.components.evaluation.EvaluateModel` needs."""
+
+    models: tuple[ModelSettings, ...]
+    slices: tuple[SliceSpec, ...] = (OVERALL,)
+    metrics: tuple[MetricSpec, ...] = ()
+    thresholds: tuple[ThresholdRule, ...] = ()
+    compute_confidence_intervals: bool = False
+    bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES
+    min_slice_size: int = 1
+    num_buckets: int = DEFAULT_NUM_BUCKETS
+    seed: int = 0
+
+    def __post_init__(self):
+        candidates = [m for m in self.models if not m.is_baseline]
+        baselines = [m for m in self.models if m.is_baseline]
+        if len(candidates) != 1:
+            raise UsageError(
+                f"an evaluation needs exactly one candidate model spec, got {len(candidates)}"
+            )
+        if len(baselines) > 1:
+            raise UsageError(f"at most one baseline model spec, got {len(baselines)}")
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise UsageError(f"model spec names must differ, got {names}")
+        for m in self.models:
+            if not m.label_key:
+                raise UsageError(f"model spec {m.name!r} has no label_key")
+        if not self.metrics:
+            raise UsageError("no metrics to compute")
+        seen = set()
+        for m in self.metrics:
+            if m.name in seen:
+                raise UsageError(f"metric name {m.name!r} is configured twice")
+            seen.add(m.name)
+        for rule in self.thresholds:
+            if rule.metric not in seen:
+                raise UsageError(f"a threshold names metric {rule.metric!r}, which is not computed")
+            if rule.threshold.has_change and not baselines:
+                raise UsageError(
+                    f"metric {rule.metric!r} has a change threshold but no baseline model is configured"
+                )
+            spec = self.metric(rule.metric)
+            if spec.kind in PLOT_KINDS:
+                raise UsageError(f"{rule.metric!r} is a plot; thresholds apply to scalar metrics")
+        kinds = {m.kind for m in self.metrics}
+        if kinds & MULTICLASS_KINDS and kinds & (PROBABILITY_KINDS | VALUE_KINDS):
+            raise UsageError(
+                "multiclass metrics (over a vector of class scores) cannot be mixed with "
+                "binary or regression metrics (over one prediction) in one evaluation"
+            )
+        if self.min_slice_size < 1:
+            raise UsageError(f"min_slice_size must be at least 1, got {self.min_slice_size}")
+        if self.bootstrap_samples < 2:
+            raise UsageError(f"bootstrap_samples must be at least 2, got {self.bootstrap_samples}")
+        if self.num_buckets < 2:
+            raise UsageError(f"num_buckets must be at least 2, got {self.num_buckets}")
+
+    @property
+    def candidate(self) -> ModelSettings:
+        return next(m for m in self.models if not m.is_baseline)
+
+    @property
+    def baseline(self) -> ModelSettings | None:
+        return next((m for m in self.models if m.is_baseline), None)
+
+    def metric(self, name: str) -> MetricSpec:
+        return next(m for m in self.metrics if m.name == name)
+
+    @property
+    def needs_probabilities(self) -> bool:
+        return any(m.kind in PROBABILITY_KINDS for m in self.metrics)
+
+    @property
+    def needs_classes(self) -> bool:
+        return any(m.kind in MULTICLASS_KINDS for m in self.metrics)
+
+    @property
+    def decision_thresholds(self) -> tuple[float, ...]:
+        """Every threshold a metric counts a confusion matrix at, sorted."""
+        out = set()
+        for m in self.metrics:
+            if m.kind in ("binary_accuracy", "precision", "recall", "f1_score"):
+                out.add(m.threshold)
+            elif m.kind == "confusion_matrix_at_thresholds":
+                out.update(m.thresholds)
+        return tuple(sorted(out))
+
+    @property
+    def top_ks(self) -> tuple[int, ...]:
+        return tuple(sorted({m.k for m in self.metrics if m.kind in MULTICLASS_KINDS}))
+
+    def with_slices(self, slices: Iterable[SliceSpec]) -> EvalSettings:
+        return dataclasses.replace(self, slices=tuple(slices))
+
+
+def metric_spec(class_name: str, config: Mapping | None = None) -> MetricSpec:
+    """A :class:`MetricSpec` from a TFMA/Keras ``class_name`` and its config dict."""
+    if class_name not in CLASS_NAMES:
+        raise UsageError(
+            f"metric class {class_name!r} is not supported; supported: {', '.join(sorted(CLASS_NAMES))}"
+        )
+    kind, name = CLASS_NAMES[class_name]
+    config = dict(config or {})
+    name = config.pop("name", None) or name
+    kwargs: dict = {}
+    if class_name == "AUC":
+        curve = str(config.pop("curve", "ROC")).upper()
+        if curve == "PR":
+            kind = "auc_precision_recall"
+        elif curve != "ROC":
+            raise UsageError(f"AUC curve must be ROC or PR, not {curve!r}")
+    if kind in ("auc", "auc_precision_recall"):
+        method = str(config.pop("summation_method", "interpolation")).lower()
+        if method != "interpolation":
+            raise UsageError(f"{name}: only summation_method 'interpolation' is supported")
+        config.pop("num_thresholds", None)  # the histogram's bucket count governs
+    if kind in ("binary_accuracy", "precision", "recall", "f1_score"):
+        t = config.pop("threshold", config.pop("thresholds", DEFAULT_THRESHOLD))
+        if isinstance(t, (list, tuple)):
+            if len(t) != 1:
+                raise UsageError(f"{name}: give one threshold (one metric per threshold), got {t}")
+            t = t[0]
+        kwargs["threshold"] = _probability(float(t), f"{name} threshold")
+    elif kind == "confusion_matrix_at_thresholds":
+        ts = config.pop("thresholds", DEFAULT_MATRIX_THRESHOLDS)
+        ts = [ts] if isinstance(ts, (int, float)) else list(ts)
+        if not ts:
+            raise UsageError(f"{name}: thresholds is empty")
+        kwargs["thresholds"] = tuple(sorted({_probability(float(t), f"{name} threshold") for t in ts}))
+    elif kind == "calibration_plot":
+        n = int(config.pop("num_buckets", DEFAULT_CALIBRATION_BUCKETS))
+        if n < 1:
+            raise UsageError(f"{name}: num_buckets must be positive")
+        kwargs["num_buckets"] = n
+        for key in ("left", "right"):
+            if key in config and float(config.pop(key)) != (0.0 if key == "left" else 1.0):
+                raise UsageError(f"{name}: only the range [0, 1] is supported")
+    elif kind == "accuracy":
+        kwargs["k"] = 1
+    elif kind == "top_k_accuracy":
+        k = int(config.pop("k", config.pop("top_k", 5 if class_name.startswith("Sparse") else 3)))
+        if k < 1:
+            raise UsageError(f"{name}: k must be positive")
+        kwargs["k"] = k
+    if class_name == "LogLoss" or class_name.startswith("BinaryCross"):
+        if config.pop("from_logits", False):
+            raise UsageError(f"{name}: from_logits is not supported; give probabilities")
+        if config.pop("label_smoothing", 0):
+            raise UsageError(f"{name}: label_smoothing is not supported")
+    config.pop("dtype", None)
+    if config:
+        raise UsageError(f"{name}: unsupported config keys {sorted(config)}")
+    return MetricSpec(name=name, kind=kind, **kwargs)
+
+
+def _probability(value: float, what: str) -> float:
+    if not 0.0 <= value <= 1.0 or math.isnan(value):
+        raise UsageError(f"{what} must be in [0, 1], not {value}")
+    return value
+
+
+def default_metrics(task: str, weighted: bool = False) -> tuple[MetricSpec, ...]:
+    """The metrics computed when a config names none."""
+    if task not in TASKS:
+        raise UsageError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    names = [n for n in DEFAULT_METRICS[task] if weighted or n != "WeightedExampleCount"]
+    return tuple(metric_spec(n) for n in names)
+
+
+# --- EvalConfig ------------------------------------------------------------------
+
+_CONFIG_PB2 = None
+
+
+def config_pb2():
+    """TFMA's ``config_pb2`` module, loaded from its file without importing TFMA.
+
+    Importing ``tensorflow_model_analysis`` pulls in TensorFlow and Beam (seconds);
+    the generated proto module alone needs only protobuf. If TFMA is already
+    imported its module is used, so messages are of one class either way.
+    """
+    global _CONFIG_PB2
+    if _CONFIG_PB2 is None:
+        name = "tensorflow_model_analysis.proto.config_pb2"
+        if name in sys.modules:
+            _CONFIG_PB2 = sys.modules[name]
+        else:
+            spec = importlib.util.find_spec("tensorflow_model_analysis")
+            if spec is None or not spec.submodule_search_locations:
+                raise UsageError(
+                    "reading an EvalConfig needs the tensorflow-model-analysis package installed"
+                )
+            path = os.path.join(list(spec.submodule_search_locations)[0], "proto", "config_pb2.py")
+            module_spec = importlib.util.spec_from_file_location("_conveyor_tfma_config_pb2", path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+            _CONFIG_PB2 = module
+    return _CONFIG_PB2
+
+
+def load_eval_config(source):
+    """An ``EvalConfig`` message from a message, a path, JSON text or text-format text.
+
+    Raises:
+      UsageError: the text parses as neither form (the message carries both
+        parsers' complaints), or the file does not exist.
+    """
+    from google.protobuf import json_format, text_format
+
+    pb2 = config_pb2()
+    if hasattr(source, "SerializeToString") and hasattr(source, "DESCRIPTOR"):
+        if source.DESCRIPTOR.full_name != "tensorflow_model_analysis.EvalConfig":
+            raise UsageError(f"expected a tfma.EvalConfig, got a {source.DESCRIPTOR.full_name}")
+        out = pb2.EvalConfig()
+        out.ParseFromString(source.SerializeToString())
+        return out
+    if isinstance(source, Mapping):
+        text, where = json.dumps(source), "the config dict"
+    else:
+        text = str(source)
+        where = "the config text"
+        if os.path.isfile(text):
+            where = text
+            with open(text, encoding="utf-8") as f:
+                text = f.read()
+        elif not any(c in text for c in "{}:\n"):
+            raise UsageError(f"config file {text!r} does not exist")
+    out = pb2.EvalConfig()
+    if text.lstrip().startswith("{") or where.endswith(".json"):
+        try:
+            json_format.Parse(text, out)
+            return out
+        except json_format.ParseError as e:
+            raise UsageError(f"{where} is not a valid EvalConfig in JSON form: {e}") from None
+    try:
+        text_format.Parse(text, out)
+        return out
+    except text_format.ParseError as e:
+        raise UsageError(f"{where} is not a valid EvalConfig in text form: {e}") from None
+
+
+def _threshold(proto) -> Threshold:
+    pb2 = config_pb2()
+    kw: dict = {}
+    if proto.HasField("value_threshold"):
+        v = proto.value_threshold
+        if v.HasField("lower_bound"):
+            kw["lower"] = v.lower_bound.value
+        if v.HasField("upper_bound"):
+            kw["upper"] = v.upper_bound.value
+    if proto.HasField("change_threshold"):
+        c = proto.change_threshold
+        if c.direction == pb2.MetricDirection.HIGHER_IS_BETTER:
+            kw["direction"] = HIGHER_IS_BETTER
+        elif c.direction == pb2.MetricDirection.LOWER_IS_BETTER:
+            kw["direction"] = LOWER_IS_BETTER
+        else:
+            raise UsageError("a change_threshold needs direction HIGHER_IS_BETTER or LOWER_IS_BETTER")
+        if c.HasField("absolute"):
+            kw["absolute"] = c.absolute.value
+        if c.HasField("relative"):
+            kw["relative"] = c.relative.value
+        if "absolute" not in kw and "relative" not in kw:
+            raise UsageError("a change_threshold needs an absolute or a relative bound")
+    return Threshold(**kw)
+
+
+def _slice_spec(proto) -> SliceSpec:
+    if proto.slice_keys_sql:
+        raise UsageError("slicing_specs with slice_keys_sql are not supported; use feature_keys/feature_values")
+    keys = tuple(proto.feature_keys)
+    values = tuple(sorted((k, str(v)) for k, v in proto.feature_values.items()))
+    both = set(keys) & {k for k, _ in values}
+    if both:
+        raise UsageError(f"slicing spec names {sorted(both)} in both feature_keys and feature_values")
+    return SliceSpec(keys, values)
+
+
+def settings_from_eval_config(
+    config,
+    *,
+    task: str = BINARY,
+    extra_slices: Sequence[SliceSpec] = (),
+    seed: int = 0,
+) -> EvalSettings:
+    """:class:`EvalSettings` from an ``EvalConfig`` (any form :func:`load_eval_config` takes).
+
+    ``task`` picks the default metrics when the config has no ``metrics_specs``;
+    ``extra_slices`` are added to the config's slicing specs.
+    """
+    config = load_eval_config(config)
+    if config.cross_slicing_specs:
+        raise UsageError("cross_slicing_specs are not supported")
+    if not config.model_specs:
+        raise UsageError("the EvalConfig has no model_specs")
+    models = []
+    for i, spec in enumerate(config.model_specs):
+        for field in ("label_keys", "prediction_keys", "example_weight_keys"):
+            if getattr(spec, field):
+                raise UsageError(f"model_specs[{i}].{field} (multi-output models) is not supported")
+        models.append(
+            ModelSettings(
+                name=spec.name or ("baseline" if spec.is_baseline else "candidate"),
+                label_key=spec.label_key,
+                prediction_key=spec.prediction_key or None,
+                example_weight_key=spec.example_weight_key or None,
+                is_baseline=spec.is_baseline,
+            )
+        )
+    slices = [_slice_spec(s) for s in config.slicing_specs] or [OVERALL]
+    for s in extra_slices:
+        if s not in slices:
+            slices.append(s)
+    if OVERALL not in slices:
+        slices.insert(0, OVERALL)
+
+    metrics: list[MetricSpec] = []
+    rules: list[ThresholdRule] = []
+    candidate_name = next((m.name for m in models if not m.is_baseline), None)
+    for i, ms in enumerate(config.metrics_specs):
+        where = f"metrics_specs[{i}]"
+        for field in ("binarize", "aggregate"):
+            if ms.HasField(field):
+                raise UsageError(f"{where}.{field} is not supported")
+        if ms.cross_slice_thresholds:
+            raise UsageError(f"{where}.cross_slice_thresholds are not supported")
+        if ms.output_names or ms.query_key:
+            raise UsageError(f"{where}: output_names and query_key are not supported")
+        if ms.HasField("example_weights") and any(m.example_weight_key for m in models):
+            ew = ms.example_weights
+            if ew.unweighted and not ew.weighted:
+                raise UsageError(
+                    f"{where}.example_weights asks for unweighted metrics only; with an "
+                    "example_weight_key metrics are weighted (example_count always counts examples)"
+                )
+        if ms.model_names and candidate_name not in ms.model_names:
+            continue  # metrics for other models only
+        for mc in ms.metrics:
+            if mc.module and not mc.module.startswith(("tensorflow_model_analysis", "tfma", "tf.keras", "keras")):
+                raise UsageError(f"{where}: custom metric module {mc.module!r} is not supported")
+            try:
+                cfg = json.loads(mc.config) if mc.config else {}
+            except json.JSONDecodeError as e:
+                raise UsageError(f"{where} {mc.class_name}: config is not JSON: {e}") from None
+            spec = metric_spec(mc.class_name, cfg)
+            if any(m.name == spec.name for m in metrics):
+                if spec in metrics:
+                    continue
+                raise UsageError(f"metric name {spec.name!r} is configured twice with different settings")
+            metrics.append(spec)
+            if mc.cross_slice_thresholds:
+                raise UsageError(f"{spec.name}: cross_slice_thresholds are not supported")
+            if mc.HasField("threshold"):
+                rules.append(ThresholdRule(spec.name, _threshold(mc.threshold)))
+            for ps in mc.per_slice_thresholds:
+                rules.append(
+                    ThresholdRule(spec.name, _threshold(ps.threshold), tuple(_slice_spec(s) for s in ps.slicing_specs))
+                )
+        for name, t in ms.thresholds.items():
+            rules.append(ThresholdRule(name, _threshold(t)))
+        for name, per in ms.per_slice_thresholds.items():
+            for ps in per.thresholds:
+                rules.append(
+                    ThresholdRule(name, _threshold(ps.threshold), tuple(_slice_spec(s) for s in ps.slicing_specs))
+                )
+    weighted = any(m.example_weight_key for m in models)
+    if not metrics:
+        metrics = list(default_metrics(task, weighted))
+    elif not any(m.kind == "example_count" for m in metrics):
+        metrics.insert(0, metric_spec("ExampleCount"))
+
+    opts = config.options
+    ci = opts.compute_confidence_intervals.value if opts.HasField("compute_confidence_intervals") else False
+    min_size = opts.min_slice_size.value if opts.HasField("min_slice_size") else 1
+    return EvalSettings(
+        models=tuple(models),
+        slices=tuple(slices),
+        metrics=tuple(metrics),
+        thresholds=tuple(rules),
+        compute_confidence_intervals=ci,
+        min_slice_size=max(1, min_size),
+        seed=seed,
+    )
+
+
+def make_settings(
+    label_key: str,
+    prediction_key: str | None = None,
+    *,
+    baseline_prediction_key: str | None = None,
+    example_weight_key: str | None = None,
+    slice_by: Sequence[str] = (),
+    task: str = BINARY,
+    metrics: Sequence[str] | None = None,
+    thresholds: Mapping[str, Threshold] | None = None,
+    compute_confidence_intervals: bool = False,
+    min_slice_size: int = 1,
+    seed: int = 0,
+) -> EvalSettings:
+    """:class:`EvalSettings` without an EvalConfig (what ``conveyor evaluate`` builds
+    when no ``--config`` is given).
+
+    ``metrics`` are TFMA class names (default: the task's default set);
+    ``slice_by`` adds one ``feature_keys`` slicing spec per column.
+    """
+    models = [ModelSettings("candidate", label_key, prediction_key, example_weight_key)]
+    if baseline_prediction_key is not None:
+        models.append(ModelSettings("baseline", label_key, baseline_prediction_key, example_weight_key, True))
+    specs = (
+        tuple(metric_spec(n) for n in metrics)
+        if metrics
+        else default_metrics(task, example_weight_key is not None)
+    )
+    return EvalSettings(
+        models=tuple(models),
+        slices=(OVERALL, *(SliceSpec((c,)) for c in slice_by)),
+        metrics=specs,
+        thresholds=tuple(ThresholdRule(n, t) for n, t in (thresholds or {}).items()),
+        compute_confidence_intervals=compute_confidence_intervals,
+        min_slice_size=min_slice_size,
+        seed=seed,
+    )

@@ -1,0 +1,93 @@
+"""What a user's ``run_fn`` receives: files, output folders, the transform graph, settings."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FnArgs:
+    """Arguments of ``run_fn(fn_args)``.
+
+    Attributes:
+      train_files: file patterns of the training split (gzip tf.Example TFRecords).
+      eval_files: file patterns of the evaluation split.
+      serving_model_dir: where to save the SavedModel (``<model>/Format-Serving``).
+      model_run_dir: for logs and checkpoints (TensorBoard).
+      transform_graph_path: a tf.Transform output folder, or None.
+      schema_path: a ``schema.pbtxt``, or None.
+      train_steps, eval_steps: step counts when given.
+      custom_config: the component's free-form settings.
+    """
+
+    train_files: list[str]
+    eval_files: list[str]
+    serving_model_dir: str
+    model_run_dir: str
+    transform_graph_path: str | None = None
+    schema_path: str | None = None
+    train_steps: int | None = None
+    eval_steps: int | None = None
+    custom_config: dict[str, Any] = field(default_factory=dict)
+
+    # TFX's names, so run_fns written for TFX read the same.
+    @property
+    def transform_output(self) -> str | None:
+        return self.transform_graph_path
+
+    @property
+    def serving_model_dir_path(self) -> str:
+        return self.serving_model_dir
+
+    def tf_transform_output(self):
+        """The ``tft.TFTransformOutput`` of the transform graph (None without one)."""
+        if not self.transform_graph_path:
+            return None
+        import tensorflow_transform as tft
+
+        return tft.TFTransformOutput(self.transform_graph_path)
+
+    def feature_spec(self) -> dict:
+        """The feature spec to parse the examples: transformed if there is a graph, else from the schema."""
+        tft_output = self.tf_transform_output()
+        if tft_output is not None:
+            return tft_output.transformed_feature_spec()
+        if not self.schema_path:
+            raise ValueError("no transform graph and no schema: cannot tell how to parse the examples")
+        from tensorflow_metadata.proto.v0 import schema_pb2
+        from google.protobuf import text_format
+        from tensorflow_transform.tf_metadata import schema_utils
+
+        schema = text_format.Parse(open(self.schema_path).read(), schema_pb2.Schema())
+        return schema_utils.schema_as_feature_spec(schema).feature_spec
+
+    def dataset(self, files: list[str], batch_size: int, label_key: str | None = None,
+                num_epochs: int | None = None, shuffle: bool = True):
+        """A ``tf.data.Dataset`` of parsed batches (features, or (features, label))."""
+        import tensorflow as tf
+
+        paths = sorted({p for pattern in files for p in glob.glob(pattern)})
+        if not paths:
+            raise FileNotFoundError(f"no files match {files}")
+        spec = self.feature_spec()
+        ds = tf.data.TFRecordDataset(paths, compression_type="GZIP")
+        if shuffle:
+            ds = ds.shuffle(10_000, seed=0)
+        ds = ds.repeat(num_epochs).batch(batch_size).map(
+            lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        if label_key is not None:
+            ds = ds.map(lambda f: (f, f.pop(label_key)))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def split_files(examples_dir: str, split: str) -> list[str]:
+    """The file pattern of one split of an Examples directory."""
+    folder = os.path.join(examples_dir, f"Split-{split}")
+    if not os.path.isdir(folder):
+        have = sorted(n[len("Split-"):] for n in os.listdir(examples_dir) if n.startswith("Split-"))
+        raise FileNotFoundError(f"{examples_dir}: no split {split!r} (splits: {have})")
+    return [os.path.join(folder, "*")]

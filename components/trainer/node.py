@@ -1,0 +1,69 @@
+"""Trainer as a pipeline component."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conveyor.orchestration.dsl import REQUIRED, Component, InputSpec
+
+
+class Trainer(Component):
+    """Trains a model with the user's ``run_fn`` from ``module_file``.
+
+    Inputs: ``examples`` (usually Transform's transformed examples),
+    optional ``transform_graph`` and ``schema``. Outputs: ``model`` (the
+    SavedModel in ``Format-Serving/``) and ``model_run`` (logs). The module
+    file's contents are part of the cache key.
+
+    Example::
+
+        trainer = Trainer(module_file="flights_utils.py",
+                          examples=transform.outputs["transformed_examples"],
+                          transform_graph=transform.outputs["transform_graph"],
+                          custom_config={"epochs": 2})
+    """
+
+    INPUTS = {
+        "examples": InputSpec("Examples"),
+        "transform_graph": InputSpec("TransformGraph", optional=True),
+        "schema": InputSpec("Schema", optional=True),
+    }
+    OUTPUTS = {"model": "Model", "model_run": "ModelRun"}
+    PARAMETERS = {
+        "module_file": REQUIRED,
+        "run_fn": "run_fn",
+        "train_split": "train",
+        "eval_split": "eval",
+        "train_steps": None,
+        "eval_steps": None,
+        "custom_config": None,
+    }
+    FILE_PARAMETERS = ("module_file",)
+
+    def execute(self, ctx):
+        from conveyor.components.trainer.component import run_trainer
+
+        p = ctx.parameters
+        schema = ctx.inputs.get("schema")
+        schema_path = None
+        if schema is not None:
+            schema_path = os.path.join(schema.uri, "schema.pbtxt")
+        graph = ctx.inputs.get("transform_graph")
+        summary = run_trainer(
+            p["module_file"],
+            ctx.inputs["examples"].uri,
+            ctx.outputs["model"].uri,
+            ctx.outputs["model_run"].uri,
+            transform_graph_dir=graph.uri if graph is not None else None,
+            schema_path=schema_path,
+            train_split=p["train_split"],
+            eval_split=p["eval_split"],
+            train_steps=p["train_steps"],
+            eval_steps=p["eval_steps"],
+            custom_config=p["custom_config"],
+            run_fn_name=p["run_fn"],
+        )
+        with open(os.path.join(ctx.outputs["model_run"].uri, "trainer_summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        return {"model": {"signature": summary["signature"]}}

@@ -1,0 +1,78 @@
+"""Transform as a pipeline component."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conveyor.orchestration.dsl import REQUIRED, Component, InputSpec
+
+
+class Transform(Component):
+    """Analyzes the train split with the user's ``preprocessing_fn`` and transforms every split.
+
+    Outputs: ``transform_graph`` (``transform_fn/`` and ``transformed_metadata/``,
+    readable with ``tft.TFTransformOutput``), ``transformed_examples``
+    (``Split-<name>/transformed_examples-*.gz``) and ``updated_analyzer_cache``,
+    which a later execution reuses so unchanged train data is not analyzed again.
+
+    Example::
+
+        transform = Transform(examples=gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+                              module_file="flights_utils.py")
+    """
+
+    INPUTS = {"examples": InputSpec("Examples"), "schema": InputSpec("Schema", optional=True)}
+    OUTPUTS = {
+        "transform_graph": "TransformGraph",
+        "transformed_examples": "Examples",
+        "updated_analyzer_cache": "TransformCache",
+    }
+    PARAMETERS = {"module_file": REQUIRED, "preprocessing_fn": "preprocessing_fn", "train_split": "train"}
+    FILE_PARAMETERS = ("module_file",)
+
+    def execute(self, ctx):
+        import shutil
+
+        from conveyor.beam_utils import files
+        from conveyor.beam_utils.io import read_examples_dir
+        from conveyor.components.transform.component import run_transform
+        from conveyor.components.transform.user_fn import load_preprocessing_fn
+        from conveyor.components.validation import read_schema
+
+        p = ctx.parameters
+        examples = ctx.inputs["examples"].uri
+        reads = {s: read_examples_dir(examples, s) for s in files.examples_splits(examples)}
+        schema = None
+        if "schema" in ctx.inputs:
+            schema = read_schema(os.path.join(ctx.inputs["schema"].uri, "schema.pbtxt"))
+        fn = load_preprocessing_fn(p["module_file"], p["preprocessing_fn"])
+        cache = ctx.outputs["updated_analyzer_cache"].uri
+        previous = _previous_cache(ctx)
+        if previous:
+            shutil.copytree(previous, cache, dirs_exist_ok=True)
+        work = os.path.join(ctx.outputs["transform_graph"].uri, ".work")
+        summary = run_transform(reads, work, fn, schema=schema, train_split=p["train_split"],
+                                cache_dir=cache, beam_args=ctx.beam_args)
+        # run_transform writes TFX's two folders; each becomes its own artifact.
+        graph, examples_out = ctx.outputs["transform_graph"].uri, ctx.outputs["transformed_examples"].uri
+        for name in os.listdir(os.path.join(work, "transform_graph")):
+            os.replace(os.path.join(work, "transform_graph", name), os.path.join(graph, name))
+        for name in os.listdir(os.path.join(work, "transformed_examples")):
+            os.replace(os.path.join(work, "transformed_examples", name), os.path.join(examples_out, name))
+        summary_path = os.path.join(work, "transform_summary.json")
+        if os.path.exists(summary_path):
+            os.replace(summary_path, os.path.join(graph, "transform_summary.json"))
+        shutil.rmtree(work, ignore_errors=True)
+        splits = sorted(files.examples_splits(examples_out))
+        return {"transformed_examples": {"split_names": json.dumps(splits)},
+                "transform_graph": {"analysis": str(summary.get("analysis", ""))}}
+
+
+def _previous_cache(ctx) -> str | None:
+    """The newest analyzer cache an earlier execution of this component published."""
+    folder = os.path.dirname(ctx.outputs["updated_analyzer_cache"].uri)
+    done = [n for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
+    if not done:
+        return None
+    return os.path.join(folder, max(done, key=int))

@@ -1,0 +1,48 @@
+"""Validation: infer a schema from statistics, check statistics and examples against it.
+
+* :func:`infer_schema` (and the :class:`InferSchema` PTransform): statistics ->
+  a tensorflow-metadata ``Schema`` a person curates (``conveyor schema``).
+* :func:`validate_statistics` (and :class:`ValidateStatistics`): statistics +
+  schema (+ baseline statistics for drift, serving statistics for skew, an
+  environment) -> an ``Anomalies`` proto in TFDV's format (``conveyor validate``).
+* :class:`ValidateExamples`: row-level checks of RecordBatches against the
+  schema, splitting them into valid rows and a quarantine of rejected rows with
+  their reasons.
+
+Example::
+
+    from conveyor.components.validation import infer_schema, validate_statistics
+    schema = infer_schema(train_stats)
+    anomalies = validate_statistics(eval_stats, schema, previous_statistics=train_stats)
+
+Names are imported on first use, so the CLI can load its modules without Beam.
+"""
+
+_EXPORTS = {
+    "InferOptions": "schema_inference",
+    "infer_schema": "schema_inference",
+    "ValidationOptions": "validate",
+    "validate_statistics": "validate",
+    "has_errors": "validate",
+    "anomaly_pairs": "validate",
+    "InferSchema": "transforms",
+    "ValidateStatistics": "transforms",
+    "ValidateExamples": "examples",
+    "ValidateExamplesResult": "examples",
+    "anomalies_report": "report",
+    "read_statistics": "files",
+    "read_schema": "files",
+    "write_schema": "files",
+    "write_anomalies": "files",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"conveyor.components.validation.{module}"), name)

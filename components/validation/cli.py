@@ -1,0 +1,78 @@
+"""``conveyor validate``: check statistics against a schema; a gate for CI and pipelines.
+
+Writes ``OUTPUT/SchemaDiff.pb`` (a binary ``Anomalies``, as TFX's
+ExampleValidator writes it) and prints a report. Exit status 0 when no anomaly
+has severity ERROR, 1 when one does, 2 for usage or input errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Validate statistics against a schema (drift, skew, environments): SchemaDiff.pb + report; exit 1 on errors."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--statistics", required=True, metavar="FILE",
+                        help="statistics to check: FeatureStats.pb (text format if the name ends in .pbtxt)")
+    parser.add_argument("--schema", required=True, metavar="FILE",
+                        help="the curated schema (schema.pbtxt; binary if the name ends in .pb)")
+    parser.add_argument("--baseline-statistics", metavar="FILE",
+                        help="previous statistics, for the schema's drift comparators")
+    parser.add_argument("--serving-statistics", metavar="FILE",
+                        help="serving statistics, for the schema's skew comparators")
+    parser.add_argument("--environment", metavar="NAME",
+                        help="environment of the statistics (e.g. SERVING), as the schema names it")
+    parser.add_argument("--output", required=True, metavar="DIR", help="directory for SchemaDiff.pb")
+    parser.add_argument("--warn", action="append", default=[], metavar="TYPE",
+                        help="report anomalies of this type (e.g. SCHEMA_NEW_COLUMN) as WARNING, "
+                             "which does not fail the gate (repeatable)")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="dataset to read in sliced statistics (default: the first, the whole data)")
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    import posixpath
+
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.components.validation.files import (
+        ANOMALIES_FILE,
+        read_schema,
+        read_statistics,
+        write_anomalies,
+    )
+    from conveyor.components.validation.report import anomalies_report
+    from conveyor.components.validation.validate import (
+        ValidationOptions,
+        has_errors,
+        validate_statistics,
+    )
+
+    if beam_args:
+        raise UsageError("conveyor validate runs no pipeline; it takes no Beam flags after '--'")
+    try:
+        options = ValidationOptions(environment=args.environment, dataset=args.dataset,
+                                    severity_overrides={t: "WARNING" for t in args.warn})
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    stats = read_statistics(args.statistics)
+    schema = read_schema(args.schema)
+    previous = read_statistics(args.baseline_statistics) if args.baseline_statistics else None
+    serving = read_statistics(args.serving_statistics) if args.serving_statistics else None
+    if args.environment and args.environment not in schema.default_environment and not any(
+        args.environment in f.in_environment for f in schema.feature
+    ):
+        print(f"note: the schema does not name environment {args.environment!r} "
+              "(default_environment or in_environment): no feature is expected in it")
+    try:
+        anomalies = validate_statistics(stats, schema, previous_statistics=previous,
+                                        serving_statistics=serving, options=options)
+    except ValueError as e:
+        if type(e) is not ValueError:
+            raise
+        raise UsageError(str(e)) from None
+    path = posixpath.join(args.output, ANOMALIES_FILE)
+    write_anomalies(anomalies, path)
+    print(anomalies_report(anomalies))
+    print(f"wrote {path}")
+    return 1 if has_errors(anomalies) else 0

@@ -1,0 +1,116 @@
+"""SchemaGen, ImportSchemaGen and ExampleValidator as pipeline components.
+
+Artifacts follow TFX's layout: statistics are ``<uri>/Split-<name>/FeatureStats.pb``,
+a schema is ``<uri>/schema.pbtxt``, anomalies are ``<uri>/Split-<name>/SchemaDiff.pb``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from conveyor.orchestration.dsl import REQUIRED, Component, InputSpec
+
+SCHEMA_FILE = "schema.pbtxt"
+STATS_FILE = "FeatureStats.pb"
+ANOMALIES_FILE = "SchemaDiff.pb"
+
+
+def split_stats_paths(statistics_uri: str) -> dict[str, str]:
+    """``{split: FeatureStats.pb path}`` of an ExampleStatistics artifact."""
+    out = {}
+    for name in sorted(os.listdir(statistics_uri)):
+        path = os.path.join(statistics_uri, name, STATS_FILE)
+        if name.startswith("Split-") and os.path.isfile(path):
+            out[name[len("Split-"):]] = path
+    if not out:
+        raise FileNotFoundError(f"{statistics_uri}: no Split-<name>/{STATS_FILE}")
+    return out
+
+
+class SchemaGen(Component):
+    """Infers a schema from the statistics of one split (``train`` by default).
+
+    Example::
+
+        schema_gen = SchemaGen(statistics=stats_gen.outputs["statistics"])
+    """
+
+    INPUTS = {"statistics": InputSpec("ExampleStatistics")}
+    OUTPUTS = {"schema": "Schema"}
+    PARAMETERS = {"split": "train", "infer_feature_shape": True, "max_string_domain_size": None}
+
+    def execute(self, ctx):
+        from conveyor.components.validation import InferOptions, infer_schema, read_statistics, write_schema
+
+        paths = split_stats_paths(ctx.inputs["statistics"].uri)
+        split = ctx.parameters["split"]
+        if split not in paths:
+            raise ValueError(f"SchemaGen: no statistics for split {split!r} (splits: {sorted(paths)})")
+        kwargs = {"infer_feature_shape": ctx.parameters["infer_feature_shape"]}
+        if ctx.parameters["max_string_domain_size"] is not None:
+            kwargs["max_string_domain_size"] = ctx.parameters["max_string_domain_size"]
+        schema = infer_schema(read_statistics(paths[split]), InferOptions(**kwargs))
+        write_schema(schema, os.path.join(ctx.outputs["schema"].uri, SCHEMA_FILE))
+        return {"schema": {"features": len(schema.feature)}}
+
+
+class ImportSchemaGen(Component):
+    """Brings a curated ``schema.pbtxt`` into the pipeline (its contents are in the cache key)."""
+
+    OUTPUTS = {"schema": "Schema"}
+    PARAMETERS = {"schema_file": REQUIRED}
+    FILE_PARAMETERS = ("schema_file",)
+
+    def execute(self, ctx):
+        from conveyor.components.validation import read_schema
+
+        path = ctx.parameters["schema_file"]
+        read_schema(path)  # fails here, naming the file, if it does not parse
+        shutil.copyfile(path, os.path.join(ctx.outputs["schema"].uri, SCHEMA_FILE))
+
+
+class ExampleValidator(Component):
+    """Validates each split's statistics against the schema; writes ``Split-<name>/SchemaDiff.pb``.
+
+    With ``drift_baseline_split`` set (e.g. ``"train"``), the other splits are
+    also compared with it using the schema's drift comparators. With
+    ``fail_on_error``, an ERROR anomaly fails the component (a gate).
+    """
+
+    INPUTS = {"statistics": InputSpec("ExampleStatistics"), "schema": InputSpec("Schema")}
+    OUTPUTS = {"anomalies": "ExampleAnomalies"}
+    PARAMETERS = {"drift_baseline_split": None, "environment": None, "fail_on_error": False}
+
+    def execute(self, ctx):
+        from conveyor.components.validation import (
+            anomalies_report,
+            has_errors,
+            read_schema,
+            read_statistics,
+            validate_statistics,
+            write_anomalies,
+        )
+
+        schema = read_schema(os.path.join(ctx.inputs["schema"].uri, SCHEMA_FILE))
+        paths = split_stats_paths(ctx.inputs["statistics"].uri)
+        p = ctx.parameters
+        baseline = read_statistics(paths[p["drift_baseline_split"]]) if p["drift_baseline_split"] else None
+        summary = {}
+        for split, path in paths.items():
+            previous = baseline if split != p["drift_baseline_split"] else None
+            anomalies = validate_statistics(read_statistics(path), schema, environment=p["environment"],
+                                            previous_statistics=previous)
+            out = os.path.join(ctx.outputs["anomalies"].uri, f"Split-{split}")
+            os.makedirs(out, exist_ok=True)
+            write_anomalies(anomalies, os.path.join(out, ANOMALIES_FILE))
+            report = anomalies_report(anomalies)
+            with open(os.path.join(out, "report.txt"), "w") as f:
+                f.write(report)
+            summary[split] = {"errors": has_errors(anomalies), "features": sorted(anomalies.anomaly_info)}
+        if p["fail_on_error"] and any(s["errors"] for s in summary.values()):
+            bad = {k: v["features"] for k, v in summary.items() if v["errors"]}
+            raise ValueError(f"ERROR anomalies in {bad}; see {ctx.outputs['anomalies'].uri}/Split-*/report.txt")
+        return {"anomalies": {"split_names": json.dumps(sorted(paths)),
+                              "blocking": json.dumps(any(s["errors"] for s in summary.values()))}}

@@ -1,0 +1,430 @@
+"""Tests of the evaluation component: metrics against direct numpy/sklearn-free
+formulas, merging, slicing, config parsing, thresholds and blessing, bad input,
+the CLI and the SavedModel path."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from conveyor.beam_utils import arrow
+from conveyor.beam_utils.errors import InputError, UsageError
+from conveyor.components.evaluation.config import (
+    SliceSpec,
+    Threshold,
+    load_eval_config,
+    make_settings,
+    settings_from_eval_config,
+)
+from conveyor.components.evaluation.metrics import MetricsKernel
+from conveyor.components.evaluation.report import build_report
+from conveyor.components.evaluation.slicing import BatchSlicer
+
+
+def make_batch(**cols) -> pa.RecordBatch:
+    arrays = []
+    for values in cols.values():
+        a = pa.array(values)
+        if pa.types.is_string(a.type):
+            a = a.cast(pa.large_binary())
+        elif pa.types.is_floating(a.type):
+            a = a.cast(pa.float32())
+        arrays.append(arrow.wrap_scalars(a, a.type))
+    return pa.RecordBatch.from_arrays(arrays, names=list(cols))
+
+
+def binary_data(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    score = rng.normal(size=n)
+    label = (score + rng.normal(size=n) > 0.3).astype(int)
+    p = (1 / (1 + np.exp(-score))).astype(np.float32)
+    carrier = rng.choice(["AA", "UA", "DL"], n)
+    return make_batch(carrier=list(carrier), label=list(label), p=[float(x) for x in p])
+
+
+def evaluate_local(settings, batch, pieces=3):
+    """Runs the kernel the way the combine does: per-slice chunks, several accumulators, merged."""
+    slicer = BatchSlicer(settings, [m.prediction_key for m in settings.models])
+    slicer.check_schema(batch.schema)
+    kernel = MetricsKernel(settings)
+    accs = {}
+    step = max(1, batch.num_rows // pieces)
+    partials = []
+    for start in range(0, batch.num_rows, step):
+        part = {}
+        for key, chunk in slicer.split(batch.slice(start, step)):
+            part[key] = kernel.add(part.get(key) or kernel.create(), chunk)
+        partials.append(part)
+    for part in partials:
+        for key, acc in part.items():
+            accs[key] = kernel.merge([accs[key], acc]) if key in accs else acc
+    from conveyor.components.evaluation.report import slice_entry
+
+    entries = [slice_entry(k, a.rows, kernel.outputs(a)) for k, a in accs.items()]
+    return build_report(settings, entries)
+
+
+def exact_auc(labels, preds):
+    pos, neg = preds[labels == 1], preds[labels == 0]
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return (greater + 0.5 * ties) / (len(pos) * len(neg))
+
+
+def test_binary_metrics_match_direct_formulas():
+    batch = binary_data()
+    settings = make_settings("label", "p", slice_by=["carrier"])
+    report = evaluate_local(settings, batch)
+    labels = np.array(batch.column("label").flatten(), float)
+    preds = np.array(batch.column("p").flatten(), float)
+    carriers = np.array([b.decode() for b in batch.column("carrier").flatten().to_pylist()])
+    assert [e["slice"] for e in report["metrics"]] == [{}, {"carrier": "AA"}, {"carrier": "DL"}, {"carrier": "UA"}]
+    for entry in report["metrics"]:
+        mask = np.ones(len(labels), bool) if not entry["slice"] else carriers == entry["slice"]["carrier"]
+        y, p = labels[mask], preds[mask]
+        m = entry["metrics"]
+        assert m["example_count"] == mask.sum()
+        assert m["auc"] == pytest.approx(exact_auc(y, p), abs=entry["notes"]["auc_bucketing_error_bound"] + 1e-12)
+        assert m["auc"] == pytest.approx(exact_auc(y, p), abs=1e-3)
+        tp = ((p > 0.5) & (y == 1)).sum()
+        fp = ((p > 0.5) & (y == 0)).sum()
+        fn = ((p <= 0.5) & (y == 1)).sum()
+        assert m["binary_accuracy"] == pytest.approx(((p > 0.5) == (y == 1)).mean(), abs=1e-12)
+        assert m["precision"] == pytest.approx(tp / (tp + fp), abs=1e-12)
+        assert m["recall"] == pytest.approx(tp / (tp + fn), abs=1e-12)
+        assert m["f1_score"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-12)
+        assert m["log_loss"] == pytest.approx(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(), rel=1e-9)
+        assert m["mean_label"] == pytest.approx(y.mean(), abs=1e-12)
+        assert m["mean_prediction"] == pytest.approx(p.mean(), rel=1e-9)
+        assert m["calibration"] == pytest.approx(p.sum() / y.sum(), rel=1e-9)
+        # AUC-PR against a fine step-wise average precision: close, not equal (interpolation).
+        order = np.argsort(-p)
+        hits = y[order]
+        ap = (np.cumsum(hits) / np.arange(1, len(hits) + 1))[hits == 1].mean()
+        assert m["auc_precision_recall"] == pytest.approx(ap, abs=0.02)
+    plots = {json.dumps(p["slice"]): p["plots"] for p in report["plots"]}
+    overall = plots["{}"]
+    matrix = {r["threshold"]: r for r in overall["confusion_matrix_at_thresholds"]}
+    assert matrix[0.5]["true_positives"] == ((preds > 0.5) & (labels == 1)).sum()
+    cal = overall["calibration_plot"]
+    assert sum(b["weighted_examples"] for b in cal) == len(labels)
+    assert sum(b["total_weighted_label"] for b in cal) == labels.sum()
+    assert overall["roc_curve"]["fpr"][0] == 0 and overall["roc_curve"]["tpr"][-1] == 1
+
+
+def test_regression_and_multiclass_metrics():
+    rng = np.random.default_rng(1)
+    y = rng.normal(3, 2, 500)
+    p = y + rng.normal(0, 0.5, 500)
+    w = rng.choice([1.0, 2.0], 500)
+    batch = make_batch(y=[float(v) for v in y], p=[float(v) for v in p], w=[float(v) for v in w])
+    settings = make_settings("y", "p", example_weight_key="w", task="regression")
+    m = evaluate_local(settings, batch)["metrics"][0]["metrics"]
+    y32, p32 = np.float32(y).astype(float), np.float32(p).astype(float)
+    mse = np.average((p32 - y32) ** 2, weights=w)
+    assert m["example_count"] == 500
+    assert m["weighted_example_count"] == pytest.approx(w.sum())
+    assert m["mean_squared_error"] == pytest.approx(mse, rel=1e-9)
+    assert m["root_mean_squared_error"] == pytest.approx(math.sqrt(mse), rel=1e-9)
+    assert m["mean_absolute_error"] == pytest.approx(np.average(np.abs(p32 - y32), weights=w), rel=1e-9)
+    ybar = np.average(y32, weights=w)
+    r2 = 1 - np.sum(w * (p32 - y32) ** 2) / np.sum(w * (y32 - ybar) ** 2)
+    assert m["r_squared"] == pytest.approx(r2, rel=1e-9)
+
+    scores = rng.random((300, 4))
+    labels = rng.integers(0, 4, 300)
+    col = pa.LargeListArray.from_arrays(
+        pa.array(np.arange(301) * 4), pa.array(scores.reshape(-1).astype(np.float32))
+    )
+    batch = pa.RecordBatch.from_arrays(
+        [arrow.wrap_scalars(pa.array(labels), pa.int64()), col], names=["y", "scores"]
+    )
+    settings = make_settings("y", "scores", task="multiclass")
+    m = evaluate_local(settings, batch)["metrics"][0]["metrics"]
+    s32 = scores.astype(np.float32)
+    assert m["accuracy"] == pytest.approx((s32.argmax(1) == labels).mean())
+    top3 = (np.argsort(-s32, axis=1)[:, :3] == labels[:, None]).any(1).mean()
+    assert m["top_k_accuracy"] == pytest.approx(top3)
+
+
+def test_bad_rows_are_counted_not_averaged():
+    batch = make_batch(
+        label=[1, 0, None, 1, 0, 1],
+        p=[0.9, 0.2, 0.5, float("nan"), 1.7, 0.6],
+    )
+    report = evaluate_local(make_settings("label", "p"), batch, pieces=1)
+    entry = report["metrics"][0]
+    assert entry["metrics"]["example_count"] == 6
+    assert entry["problems"] == {"missing_label": 1, "nan_prediction": 1, "prediction_out_of_range": 1}
+    assert entry["metrics"]["mean_prediction"] == pytest.approx((0.9 + 0.2 + 0.6) / 3, rel=1e-6)
+    assert not report["blessed"]
+    failed = {f["metric"]: f for f in report["validation"]["failures"]}
+    assert failed["nan_prediction_count"]["value"] == 1
+    assert failed["prediction_out_of_range_count"]["value"] == 1
+
+
+def test_missing_columns_are_input_errors():
+    batch = binary_data(50)
+    with pytest.raises(InputError, match="label column 'nope'"):
+        BatchSlicer(make_settings("nope", "p"), ["p"]).check_schema(batch.schema)
+    with pytest.raises(InputError, match="prediction column 'q'"):
+        BatchSlicer(make_settings("label", "q"), ["q"]).check_schema(batch.schema)
+    with pytest.raises(InputError, match="slicing column 'origin'"):
+        BatchSlicer(make_settings("label", "p", slice_by=["origin"]), ["p"]).check_schema(batch.schema)
+    with pytest.raises(InputError, match="must be numeric"):
+        BatchSlicer(make_settings("carrier", "p"), ["p"]).check_schema(batch.schema)
+
+
+def test_config_forms_and_errors(tmp_path):
+    text = """
+    model_specs { label_key: "label" prediction_key: "p" }
+    slicing_specs {}
+    slicing_specs { feature_values { key: "carrier" value: "UA" } }
+    metrics_specs {
+      metrics { class_name: "AUC" threshold { value_threshold { lower_bound { value: 0.6 } } } }
+      metrics { class_name: "Precision" config: '{"thresholds": 0.3}' }
+    }
+    options { compute_confidence_intervals { value: true } }
+    """
+    as_text = load_eval_config(text)
+    from google.protobuf import json_format
+
+    json_path = tmp_path / "c.json"
+    json_path.write_text(json_format.MessageToJson(as_text))
+    for source in (text, as_text, str(json_path), json.loads(json_path.read_text())):
+        s = settings_from_eval_config(source)
+        assert s.candidate.label_key == "label"
+        assert s.slices[1] == SliceSpec((), (("carrier", "UA"),))
+        assert [m.name for m in s.metrics] == ["example_count", "auc", "precision"]
+        assert s.metric("precision").threshold == 0.3
+        assert s.thresholds[0].threshold == Threshold(lower=0.6)
+        assert s.compute_confidence_intervals
+    with pytest.raises(UsageError, match="not a valid EvalConfig in text form"):
+        settings_from_eval_config("model_specs { label_key: }")
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"modelSpecs": [{"labelKey": 3, "nope": 1}]}')
+    with pytest.raises(UsageError, match="JSON form"):
+        settings_from_eval_config(str(bad_json))
+    with pytest.raises(UsageError, match="does not exist"):
+        settings_from_eval_config("missing_config.json")
+    with pytest.raises(UsageError, match="not supported"):
+        settings_from_eval_config('model_specs { label_key: "l" } metrics_specs { metrics { class_name: "NDCG" } }')
+    with pytest.raises(UsageError, match="no baseline"):
+        settings_from_eval_config(
+            'model_specs { label_key: "l" } metrics_specs { metrics { class_name: "AUC" threshold {'
+            " change_threshold { direction: HIGHER_IS_BETTER absolute { value: 0 } } } } }"
+        )
+
+
+def test_thresholds_baseline_and_empty_slices():
+    batch = binary_data(1500, seed=3)
+    rng = np.random.default_rng(5)
+    p = np.array(batch.column("p").flatten(), float)
+    noisy = np.clip(p + rng.normal(0, 0.3, len(p)), 0, 1)
+    batch = pa.RecordBatch.from_arrays(
+        list(batch.columns) + [arrow.wrap_scalars(pa.array(noisy.astype(np.float32)), pa.float32())],
+        names=batch.schema.names + ["p_base"],
+    )
+    config = """
+    model_specs { name: "candidate" label_key: "label" prediction_key: "p" }
+    model_specs { name: "baseline" label_key: "label" prediction_key: "p_base" is_baseline: true }
+    slicing_specs {}
+    slicing_specs { feature_keys: "carrier" }
+    slicing_specs { feature_values { key: "carrier" value: "ZZ" } }
+    metrics_specs {
+      metrics { class_name: "ExampleCount" }
+      metrics { class_name: "AUC"
+        threshold { change_threshold { direction: HIGHER_IS_BETTER absolute { value: 0.01 } } }
+        per_slice_thresholds {
+          slicing_specs { feature_values { key: "carrier" value: "ZZ" } }
+          threshold { value_threshold { lower_bound { value: 0.5 } } }
+        }
+      }
+      metrics { class_name: "BinaryAccuracy" }
+      thresholds { key: "binary_accuracy" value { value_threshold { lower_bound { value: 0.99 } } } }
+    }
+    """
+    report = evaluate_local(settings_from_eval_config(config), batch)
+    by_slice = {json.dumps(e["slice"]): e for e in report["metrics"]}
+    assert by_slice['{"carrier": "ZZ"}'] == {"slice": {"carrier": "ZZ"}, "metrics": {"example_count": 0}, "empty": True}
+    overall = by_slice["{}"]
+    assert overall["diff"]["auc"] == pytest.approx(overall["metrics"]["auc"] - overall["baseline_metrics"]["auc"])
+    assert overall["diff"]["auc"] > 0.01  # the noisy baseline is clearly worse
+    v = report["validation"]
+    assert not v["blessed"] and not report["blessed"]
+    reasons = {(f["metric"], json.dumps(f["slice"])): f for f in v["failures"]}
+    assert ("auc", '{"carrier": "ZZ"}') in reasons  # a threshold on an empty slice fails
+    assert v["missing_slices"] == [{"carrier": "ZZ"}]
+    assert all(f["metric"] != "auc" or f["slice"] == {"carrier": "ZZ"} for f in v["failures"])
+    acc = reasons[("binary_accuracy", "{}")]
+    assert acc["value"] == overall["metrics"]["binary_accuracy"]
+    assert acc["threshold"] == {"value_threshold": {"lower_bound": 0.99}}
+    assert "below the lower bound" in acc["reason"]
+    assert v["thresholds_checked"] == 4 + 4  # auc and binary_accuracy on overall + 3 carriers
+
+
+def test_confidence_intervals_bracket_the_estimate():
+    batch = binary_data(3000, seed=11)
+    s = make_settings("label", "p", metrics=["AUC", "BinaryAccuracy", "MeanPrediction"],
+                      compute_confidence_intervals=True)
+    entry = evaluate_local(s, batch)["metrics"][0]
+    ci = entry["confidence_intervals"]
+    for name in ("auc", "binary_accuracy", "mean_prediction"):
+        assert ci[name]["lower"] < entry["metrics"][name] < ci[name]["upper"]
+        assert 0 < ci[name]["std_error"] < 0.05
+
+
+def test_slicing_crosses_and_multivalent():
+    tags = pa.LargeListArray.from_arrays(
+        pa.array([0, 2, 3, 3, 4], pa.int64()), pa.array([b"x", b"y", b"x", b"y"], pa.large_binary())
+    )
+    base = make_batch(a=["p", "q", "p", "q"], label=[1, 0, 1, 0], p=[0.9, 0.1, 0.8, 0.3])
+    batch = pa.RecordBatch.from_arrays(list(base.columns) + [tags], names=base.schema.names + ["tag"])
+    settings = make_settings("label", "p", metrics=["ExampleCount"]).with_slices(
+        [SliceSpec(), SliceSpec(("tag",)), SliceSpec(("a", "tag"))]
+    )
+    report = evaluate_local(settings, batch, pieces=1)
+    counts = {json.dumps(e["slice"], sort_keys=True): e["metrics"]["example_count"] for e in report["metrics"]}
+    assert counts == {
+        "{}": 4,
+        '{"tag": "x"}': 2,  # rows 0 and 1 (row 2 has an empty list)
+        '{"tag": "y"}': 2,  # rows 0 and 3
+        '{"a": "p", "tag": "x"}': 1,
+        '{"a": "p", "tag": "y"}': 1,
+        '{"a": "q", "tag": "x"}': 1,
+        '{"a": "q", "tag": "y"}': 1,
+    }
+
+
+def run_cli(*argv) -> int:
+    from conveyor.orchestration.cli import main
+
+    return main(list(argv))
+
+
+@pytest.fixture(scope="module")
+def flights_parquet(tmp_path_factory):
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from conveyor.beam_utils.datasets import flights_sample_csv
+
+    t = pcsv.read_csv(flights_sample_csv(1500), convert_options=pcsv.ConvertOptions(null_values=["NA"]))
+    dep = t["dep_delay"].to_numpy().astype(float)
+    arr = t["arr_delay"].to_numpy().astype(float)
+    keep = ~np.isnan(dep) & ~np.isnan(arr)
+    p = 1 / (1 + np.exp(-(dep[keep] - 10) / 8))
+    table = pa.table({
+        "carrier": t["carrier"].filter(pa.array(keep)),
+        "dep_delay": dep[keep].astype(np.float32),
+        "late": (arr[keep] > 15).astype(np.int64),
+        "p_late": p.astype(np.float32),
+    })
+    path = tmp_path_factory.mktemp("flights") / "flights.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_cli_writes_report_and_exit_status(tmp_path, flights_parquet, capsys):
+    out = tmp_path / "out"
+    rc = run_cli("evaluate", "--input", str(flights_parquet), "--prediction-key", "p_late",
+                 "--label-key", "late", "--slice-by", "carrier", "--output", str(out))
+    assert rc == 0, capsys.readouterr()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics[0]["slice"] == {}
+    assert {"example_count", "auc", "auc_precision_recall", "binary_accuracy", "precision", "recall",
+            "f1_score", "log_loss", "calibration", "mean_label", "mean_prediction"} <= set(metrics[0]["metrics"])
+    assert sum(e["metrics"]["example_count"] for e in metrics[1:]) == metrics[0]["metrics"]["example_count"]
+    assert (out / "blessing" / "BLESSED").exists()
+    assert (out / "plots" / "overall_roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "plots" / "carrier=UA_calibration.png").exists()
+    page = (out / "index.html").read_text()
+    assert "carrier=UA" in page and "<th>auc</th>" in page
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "modelSpecs": [{"labelKey": "late", "predictionKey": "p_late"}],
+        "slicingSpecs": [{}],
+        "metricsSpecs": [{"metrics": [{"className": "AUC", "threshold": {"valueThreshold": {"lowerBound": 0.99}}}]}],
+    }))
+    rc = run_cli("evaluate", "--input", str(flights_parquet), "--config", str(config),
+                 "--output", str(out), "--no-images")
+    assert rc == 1
+    assert (out / "blessing" / "NOT_BLESSED").exists() and not (out / "blessing" / "BLESSED").exists()
+    failure = json.loads((out / "validation.json").read_text())["failures"][0]
+    assert failure["metric"] == "auc" and failure["slice"] == {}
+    assert "FAILED auc" in capsys.readouterr().out
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert run_cli("evaluate", "--input", str(flights_parquet), "--config", str(bad), "--output", str(out)) == 2
+    assert run_cli("evaluate", "--input", str(flights_parquet), "--prediction-key", "p_late",
+                   "--label-key", "arrived_late", "--output", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "not a valid EvalConfig" in err and "label column 'arrived_late'" in err
+
+
+def test_portable_runner_and_fanout(tmp_path, flights_parquet, job_endpoint):
+    from conftest import portable_args
+
+    from conveyor.components.evaluation import run_evaluation
+
+    settings = make_settings("late", "p_late", slice_by=["carrier"])
+    local = run_evaluation(str(flights_parquet), settings, str(tmp_path / "a"), images=False)
+    portable = run_evaluation(str(flights_parquet), settings, str(tmp_path / "b"), images=False,
+                              beam_args=portable_args(job_endpoint), hot_key_fanout=3)
+    assert len(local["metrics"]) == len(portable["metrics"])
+    for x, y in zip(local["metrics"], portable["metrics"]):
+        assert x["slice"] == y["slice"]
+        assert x["metrics"]["example_count"] == y["metrics"]["example_count"]
+        for k, v in x["metrics"].items():
+            if v is None:  # undefined on a small slice (e.g. precision without positive calls)
+                assert y["metrics"][k] is None
+            else:
+                assert y["metrics"][k] == pytest.approx(v, rel=1e-9, abs=1e-12)
+
+
+def test_saved_model_path(tmp_path, flights_parquet):
+    import tensorflow as tf
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="dep_delay")])
+        def serve(self, dep_delay):
+            return {"p": tf.sigmoid((dep_delay - 10.0) / 8.0)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="dep_delay")])
+        def serve_base(self, dep_delay):
+            return {"p": tf.sigmoid((dep_delay - 30.0) / 20.0)}
+
+    model = Model()
+    cand, base = tmp_path / "cand", tmp_path / "base"
+    tf.saved_model.save(model, str(cand), signatures={"serving_default": model.serve})
+    tf.saved_model.save(model, str(base), signatures={"serving_default": model.serve_base})
+    config = tmp_path / "config.pbtxt"
+    config.write_text("""
+      model_specs { name: "candidate" label_key: "late" }
+      model_specs { name: "baseline" label_key: "late" is_baseline: true }
+      slicing_specs {}
+      metrics_specs {
+        metrics { class_name: "ExampleCount" }
+        metrics { class_name: "AUC"
+          threshold { change_threshold { direction: HIGHER_IS_BETTER absolute { value: -1e-10 } } } }
+      }
+    """)
+    out = tmp_path / "out"
+    rc = run_cli("evaluate", "--input", str(flights_parquet), "--model", str(cand),
+                 "--baseline-model", str(base), "--config", str(config), "--output", str(out), "--no-images")
+    metrics = json.loads((out / "metrics.json").read_text())[0]
+    model_free = tmp_path / "free"
+    assert run_cli("evaluate", "--input", str(flights_parquet), "--prediction-key", "p_late",
+                   "--label-key", "late", "--output", str(model_free), "--no-images") == 0
+    free = json.loads((model_free / "metrics.json").read_text())[0]
+    assert metrics["metrics"]["example_count"] == free["metrics"]["example_count"]
+    assert metrics["metrics"]["auc"] == pytest.approx(free["metrics"]["auc"], abs=1e-4)
+    blessed = metrics["metrics"]["auc"] >= metrics["baseline_metrics"]["auc"] - 1e-10
+    assert rc == (0 if blessed else 1)
+    assert (out / "blessing" / ("BLESSED" if blessed else "NOT_BLESSED")).exists()
