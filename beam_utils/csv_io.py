@@ -14,8 +14,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import ContextManager
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +30,7 @@ from conveyor.beam_utils.errors import InputError
 DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "#N/A", "NULL", "null", "None")
 
 #: A function that opens the file afresh: ``with open_stream() as f: f.read(n)``.
-Opener = Callable[[], ContextManager]
+Opener = Callable[[], AbstractContextManager]
 
 _INT_RE = r"^\s*[+-]?[0-9]+\s*$"
 _FLOAT_RE = (

@@ -56,6 +56,14 @@ COMMANDS = {
         "conveyor.components.statistics.cli",
         "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report).",
     ),
+    "schema": (
+        "conveyor.components.validation.schema_cli",
+        "Infer a schema (schema.pbtxt) from statistics, for a person to curate.",
+    ),
+    "validate": (
+        "conveyor.components.validation.cli",
+        "Validate statistics against a schema (drift, skew): SchemaDiff.pb + report; exit 1 on errors.",
+    ),
     "transform": (
         "conveyor.components.transform.cli",
         "Run a tf.Transform preprocessing_fn: analyze train, transform all splits (TFX layout).",

@@ -50,7 +50,11 @@ class Evaluator(Component):
 
         from conveyor.beam_utils.io import read_examples_dir
         from conveyor.components.evaluation.component import run_evaluation
-        from conveyor.components.evaluation.config import SliceSpec, make_settings, settings_from_eval_config
+        from conveyor.components.evaluation.config import (
+            SliceSpec,
+            make_settings,
+            settings_from_eval_config,
+        )
 
         p = ctx.parameters
         extra = [SliceSpec((c,)) for c in p["slice_by"]]

@@ -57,8 +57,8 @@ class FnArgs:
             return tft_output.transformed_feature_spec()
         if not self.schema_path:
             raise ValueError("no transform graph and no schema: cannot tell how to parse the examples")
-        from tensorflow_metadata.proto.v0 import schema_pb2
         from google.protobuf import text_format
+        from tensorflow_metadata.proto.v0 import schema_pb2
         from tensorflow_transform.tf_metadata import schema_utils
 
         schema = text_format.Parse(open(self.schema_path).read(), schema_pb2.Schema())

@@ -42,7 +42,12 @@ class SchemaGen(Component):
     PARAMETERS = {"split": "train", "infer_feature_shape": True, "max_string_domain_size": None}
 
     def execute(self, ctx):
-        from conveyor.components.validation import InferOptions, infer_schema, read_statistics, write_schema
+        from conveyor.components.validation import (
+            InferOptions,
+            infer_schema,
+            read_statistics,
+            write_schema,
+        )
 
         paths = split_stats_paths(ctx.inputs["statistics"].uri)
         split = ctx.parameters["split"]
