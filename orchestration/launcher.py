@@ -82,11 +82,13 @@ def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cac
     if use_cache:
         cached = md.find_cached(key, type_name)
         if cached is not None:
-            ex_id = md.start_execution(type_name, pipeline.name, run_id, component_id, inputs, key)
+            ex_id = md.start_execution(type_name, pipeline.name, run_id, component_id, inputs, key,
+                                       component.parameters)
             md.finish_execution(ex_id, CACHED, cached)
             return {"component_id": component_id, "state": CACHED, "seconds": time.time() - start,
                     "outputs": {k: a.uri for k, a in cached.items()}}
-    ex_id = md.start_execution(type_name, pipeline.name, run_id, component_id, inputs, key)
+    ex_id = md.start_execution(type_name, pipeline.name, run_id, component_id, inputs, key,
+                               component.parameters)
     final = {k: Artifact(t, f"{pipeline.root}/{component_id}/{k}/{ex_id}") for k, t in component.OUTPUTS.items()}
     staging = {k: Artifact(a.type_name, f"{pipeline.root}/{component_id}/{k}/.{ex_id}.tmp") for k, a in final.items()}
     for a in staging.values():

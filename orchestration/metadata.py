@@ -140,8 +140,10 @@ class Metadata:
     # -- executions ---------------------------------------------------------------
 
     def start_execution(self, type_name: str, pipeline_name: str, run_id: str, component_id: str,
-                        inputs: dict[str, Artifact], cache_key: str) -> int:
-        """Records a RUNNING execution with its input events; returns its id."""
+                        inputs: dict[str, Artifact], cache_key: str, parameters: dict | None = None) -> int:
+        """Records a RUNNING execution with its input events and parameters; returns its id."""
+        import json
+
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         contexts = self.run_contexts(pipeline_name, run_id, component_id)
@@ -151,6 +153,7 @@ class Metadata:
                      ("pipeline_name", pipeline_name), ("cache_key", cache_key), ("state", RUNNING)):
             ex.properties[k].string_value = v
         ex.custom_properties["start_time"].double_value = time.time()
+        ex.custom_properties["parameters"].string_value = json.dumps(parameters or {}, sort_keys=True, default=str)
         events = [self._event(pb.Event.INPUT, key, art) for key, art in inputs.items()]
         ex_id, _, _ = self._call(self.store.put_execution, ex, [], self._contexts_by_id(contexts))
         if events:
@@ -326,6 +329,20 @@ class Metadata:
                     out.append((self.producer_of(art.id), art))
                     frontier.append(art.id)
         return out
+
+    def producing_execution(self, artifact_id: int):
+        """``(component id, parameters dict)`` of the execution that first output an artifact."""
+        import json
+
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        events = self._call(self.store.get_events_by_artifact_ids, [artifact_id])
+        outs = sorted(e.execution_id for e in events if e.type == pb.Event.OUTPUT)
+        if not outs:
+            return None, {}
+        [ex] = self._call(self.store.get_executions_by_id, [outs[0]])
+        params = ex.custom_properties["parameters"].string_value if "parameters" in ex.custom_properties else "{}"
+        return ex.properties["component_id"].string_value, json.loads(params)
 
     def producer_of(self, artifact_id: int) -> str | None:
         """The component id of the first execution that output an artifact."""

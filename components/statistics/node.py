@@ -1,0 +1,39 @@
+"""StatisticsGen as a pipeline component."""
+
+from __future__ import annotations
+
+import json
+
+from conveyor.orchestration.dsl import Component, InputSpec
+
+
+class StatisticsGen(Component):
+    """Computes statistics of every split: ``Split-<name>/FeatureStats.pb`` (TFX's layout).
+
+    Parameters: ``slice_by`` (columns), ``weight_feature``, ``bytes_features``.
+
+    Example::
+
+        stats = StatisticsGen(examples=gen.outputs["examples"], slice_by=["carrier"])
+    """
+
+    INPUTS = {"examples": InputSpec("Examples")}
+    OUTPUTS = {"statistics": "ExampleStatistics"}
+    PARAMETERS = {"slice_by": (), "weight_feature": None, "bytes_features": ()}
+
+    def execute(self, ctx):
+        from conveyor.beam_utils import files
+        from conveyor.beam_utils.io import read_examples_dir
+        from conveyor.components.statistics.component import run_statistics
+        from conveyor.components.statistics.options import StatsOptions
+
+        p = ctx.parameters
+        examples = ctx.inputs["examples"].uri
+        reads = {s: read_examples_dir(examples, s) for s in files.examples_splits(examples)}
+        options = StatsOptions(
+            weight_feature=p["weight_feature"],
+            slice_by=list(p["slice_by"]),
+            bytes_features=list(p["bytes_features"]),
+        )
+        run_statistics(reads, ctx.outputs["statistics"].uri, options, ctx.beam_args)
+        return {"statistics": {"split_names": json.dumps(sorted(reads))}}
