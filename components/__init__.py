@@ -9,7 +9,7 @@ Each step is a Beam PTransform in its own subpackage (``conveyor.components.stat
 Names are imported on first use so that the command line starts fast.
 """
 
-import importlib
+from conveyor.beam_utils.lazy import lazy_exports
 
 _NODES = {
     "ExampleGen": "conveyor.components.example_gen.node",
@@ -23,12 +23,4 @@ _NODES = {
     "BulkInferrer": "conveyor.components.inference.node",
 }
 
-
-def __getattr__(name):
-    if name in _NODES:
-        return getattr(importlib.import_module(_NODES[name]), name)
-    raise AttributeError(name)
-
-
-def __dir__():
-    return sorted(_NODES)
+__getattr__, __dir__ = lazy_exports(__name__, _NODES)

@@ -9,6 +9,8 @@ Example::
 Names are imported on first use so that the command line starts fast.
 """
 
+from conveyor.beam_utils.lazy import lazy_exports
+
 _EXPORTS = {
     "Pipeline": "conveyor.orchestration.dsl",
     "Component": "conveyor.orchestration.dsl",
@@ -21,10 +23,4 @@ _EXPORTS = {
     "load_pipeline": "conveyor.orchestration.loader",
 }
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

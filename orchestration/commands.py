@@ -31,7 +31,15 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-path", metavar="FILE", help="the pipeline's Python file")
     parser.add_argument("--pipeline-name", metavar="NAME", help="for delete")
     parser.add_argument("--engine", default="local", choices=["local", "beam", "airflow", "kubeflow"])
-    parser.add_argument("--output", metavar="PATH", help="for compile with airflow/kubeflow")
+    parser.add_argument("--output", metavar="PATH",
+                        help="airflow/kubeflow: the DAG file or pipeline spec to write (needed by "
+                        "compile; create/update default: NAME.py in Airflow's DAG folder "
+                        "($AIRFLOW_HOME/dags), or NAME.kubeflow.yaml in $CONVEYOR_HOME/pipelines)")
+    parser.add_argument("--image", default="conveyor:latest",
+                        help="kubeflow: the container image with Conveyor installed (default: %(default)s)")
+    parser.add_argument("--image-pipeline-path", metavar="PATH",
+                        help="kubeflow: the pipeline file inside the image (default: --pipeline-path; "
+                        "a relative path is relative to the image's working directory)")
 
 
 def run_pipeline(args, beam_args) -> int:
@@ -57,22 +65,75 @@ def run_pipeline(args, beam_args) -> int:
     from conveyor.orchestration.loader import load_pipeline
 
     pipeline = load_pipeline(args.pipeline_path)
+    exported = args.engine in ("airflow", "kubeflow")
     if args.action == "compile":
-        if args.engine in ("airflow", "kubeflow"):
-            raise UsageError(f"--engine {args.engine} is not available yet in this build")
+        if exported:
+            if not args.output:
+                raise UsageError(f"pipeline compile --engine {args.engine} needs --output PATH")
+            path = _export(pipeline, args, beam_args, args.output)
+            print(f"wrote {_EXPORT_WHAT[args.engine]} for pipeline {pipeline.name!r} "
+                  f"({len(pipeline.components)} components) to {path}")
+            return 0
         print(f"pipeline {pipeline.name!r}: {len(pipeline.components)} components in order:")
         for c in pipeline.components:
             ups = ", ".join(u.id for u in c.upstream) or "-"
             print(f"  {c.id:<20} after: {ups}")
         return 0
+    update = args.action == "update"
+    try:
+        registry.get(pipeline.name)
+        known = True
+    except FileNotFoundError:
+        known = False
+    if known != update:
+        verb = "update" if known else "create"
+        what = "already exists" if known else "does not exist"
+        raise UsageError(f"pipeline {pipeline.name!r} {what}; use 'conveyor pipeline {verb}'")
+    compiled = None
+    if exported:
+        compiled = _export(pipeline, args, beam_args, args.output or _default_output(pipeline.name, args.engine))
     try:
         record = registry.register(pipeline.name, args.pipeline_path, pipeline.root, args.engine,
-                                   update=args.action == "update")
+                                   update=update, compiled=compiled)
     except (FileExistsError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
-    print(f"{'updated' if args.action == 'update' else 'created'} pipeline {record['name']!r} "
+    print(f"{'updated' if update else 'created'} pipeline {record['name']!r} "
           f"({len(pipeline.components)} components, root {record['root']})")
+    if compiled:
+        print(f"wrote its {_EXPORT_WHAT[args.engine]} to {compiled}")
     return 0
+
+
+_EXPORT_WHAT = {"airflow": "Airflow DAG", "kubeflow": "Kubeflow pipeline spec"}
+
+
+def _default_output(name: str, engine: str) -> str:
+    if engine == "airflow":
+        # Airflow's own defaults, short of reading airflow.cfg.
+        dags = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or os.path.join(
+            os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow"), "dags")
+        return os.path.join(dags, f"{name}.py")
+    from conveyor.orchestration import registry
+
+    return str(registry.home() / f"{name}.kubeflow.yaml")
+
+
+def _export(pipeline, args, beam_args, output: str) -> str:
+    """Writes the Airflow DAG or the Kubeflow spec of ``pipeline``; returns its path."""
+    from conveyor.beam_utils.errors import UsageError
+
+    try:
+        if args.engine == "airflow":
+            from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner
+
+            return AirflowDagRunner(AirflowDagConfig(output=output, beam_args=list(beam_args))).run(pipeline)
+        from conveyor.orchestration.kubeflow import KubeflowDagConfig, KubeflowDagRunner
+
+        config = KubeflowDagConfig(output=output, image=args.image, beam_args=list(beam_args),
+                                   pipeline_path=args.image_pipeline_path or args.pipeline_path)
+        return KubeflowDagRunner(config).run(pipeline)
+    except (ValueError, ImportError) as e:
+        raise UsageError(str(e)) from None
 
 
 # -- run ----------------------------------------------------------------------
@@ -90,6 +151,10 @@ def run_run(args, beam_args) -> int:
     from conveyor.orchestration import registry
 
     record = registry.get(args.pipeline_name)
+    if args.action == "create" and record["engine"] == "airflow":
+        return _trigger_airflow(record)
+    if args.action == "create" and record["engine"] == "kubeflow":
+        return _explain_kubeflow(record)
     if args.action == "create":
         from conveyor.orchestration.loader import load_pipeline
         from conveyor.orchestration.local_runner import LocalDagRunner, PipelineRunError
@@ -135,6 +200,41 @@ def run_run(args, beam_args) -> int:
     return 0
 
 
+def _trigger_airflow(record: dict) -> int:
+    """Starts a DAG run through the ``airflow`` command line."""
+    import subprocess
+
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.orchestration.airflow import safe_id
+
+    airflow = shutil.which("airflow")
+    if airflow is None:
+        raise UsageError(
+            f"pipeline {record['name']!r} runs on Airflow, but the airflow command is not on PATH: "
+            "install Apache Airflow (in its own virtual environment, e.g. 'make airflow-env' "
+            "makes .venv-airflow/) and put its bin/ on PATH, with the DAG file "
+            f"({record.get('compiled') or 'conveyor pipeline compile --engine airflow'}) in its DAG folder")
+    dag_id = safe_id(record["name"])
+    print(f"triggering Airflow DAG {dag_id!r} (DAG file {record.get('compiled') or '-'})", flush=True)
+    return subprocess.run([airflow, "dags", "trigger", dag_id]).returncode
+
+
+def _explain_kubeflow(record: dict) -> int:
+    """Kubeflow runs are submitted to a Kubeflow Pipelines endpoint: says how."""
+    spec = record.get("compiled")
+    if not spec or not os.path.exists(spec):
+        from conveyor.beam_utils.errors import UsageError
+
+        raise UsageError(f"pipeline {record['name']!r} has no compiled Kubeflow spec; run "
+                         "'conveyor pipeline update --engine kubeflow --pipeline-path FILE' first")
+    print(f"Kubeflow pipeline spec of {record['name']!r}: {spec}\n"
+          "submit it to Kubeflow Pipelines (the kfp SDK's command line) with:\n"
+          f"  kfp --endpoint URL run create --experiment-name {record['name']} --package-file {spec} "
+          f"pipeline_root={record['root']}\n"
+          "(pipeline_root must be storage every pod sees; the image must have the pipeline file)")
+    return 0
+
+
 # -- component ------------------------------------------------------------------
 
 
@@ -143,6 +243,8 @@ def add_component_command_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-path", metavar="FILE", required=True)
     parser.add_argument("--component", metavar="ID", required=True)
     parser.add_argument("--run-id", metavar="ID", required=True)
+    parser.add_argument("--pipeline-root", metavar="DIR",
+                        help="use this root instead of the pipeline's own (Kubeflow passes its parameter)")
     parser.add_argument("--no-cache", action="store_true")
 
 
@@ -151,6 +253,8 @@ def run_component_command(args, beam_args) -> int:
     from conveyor.orchestration.loader import load_pipeline
 
     pipeline = load_pipeline(args.pipeline_path)
+    if args.pipeline_root:
+        pipeline.root = args.pipeline_root if "://" in args.pipeline_root else os.path.abspath(args.pipeline_root)
     if beam_args:
         pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
     try:

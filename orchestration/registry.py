@@ -1,7 +1,8 @@
 """Registered pipelines: what ``conveyor pipeline create`` remembers.
 
 Each registered pipeline is ``$CONVEYOR_HOME/pipelines/<name>.json`` (default
-home ``~/.conveyor``): its name, the pipeline file, its root and the engine.
+home ``~/.conveyor``): its name, the pipeline file, its root, the engine and,
+for Airflow and Kubeflow, the DAG file or pipeline spec compiled for it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def _path(name: str) -> pathlib.Path:
     return home() / f"{name}.json"
 
 
-def register(name: str, pipeline_path: str, root: str, engine: str, update: bool) -> dict:
+def register(name: str, pipeline_path: str, root: str, engine: str, update: bool,
+             compiled: str | None = None) -> dict:
+    """Records a pipeline; ``compiled`` is its Airflow DAG file or Kubeflow spec, if any."""
     path = _path(name)
     if path.exists() and not update:
         raise FileExistsError(f"pipeline {name!r} already exists; use 'conveyor pipeline update'")
@@ -34,6 +37,7 @@ def register(name: str, pipeline_path: str, root: str, engine: str, update: bool
         "pipeline_path": os.path.abspath(pipeline_path),
         "root": root,
         "engine": engine,
+        "compiled": compiled,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     tmp = path.with_suffix(f".tmp{os.getpid()}")

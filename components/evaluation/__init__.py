@@ -21,7 +21,7 @@ loads without Beam or TensorFlow.
 
 from __future__ import annotations
 
-import importlib
+from conveyor.beam_utils.lazy import lazy_exports
 
 _EXPORTS = {
     "EvalSettings": "config",
@@ -44,14 +44,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,12 +9,8 @@ Example::
 Names are imported on first use, so the CLI can load ``example_gen.cli`` without Beam.
 """
 
-_EXPORTS = {"GenerateExamples", "run_example_gen", "DEFAULT_SPLITS"}
+from conveyor.beam_utils.lazy import lazy_exports
 
+_EXPORTS = {"GenerateExamples": "component", "run_example_gen": "component", "DEFAULT_SPLITS": "component"}
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        from conveyor.components.example_gen import component
-
-        return getattr(component, name)
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -33,6 +33,8 @@ Example::
 Names are imported on first use, so the CLI can load ``statistics.cli`` without Beam.
 """
 
+from conveyor.beam_utils.lazy import lazy_exports
+
 _EXPORTS = {
     "ALL_EXAMPLES": "options",
     "StatsOptions": "options",
@@ -44,10 +46,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

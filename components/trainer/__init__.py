@@ -8,12 +8,8 @@ tf.Example serving signature in ``fn_args.serving_model_dir``
 Names are imported on first use.
 """
 
+from conveyor.beam_utils.lazy import lazy_exports
+
 _EXPORTS = {"FnArgs": "fn_args", "run_trainer": "component", "load_run_fn": "component"}
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -18,6 +18,8 @@ Example::
 Names are imported on first use, so the CLI can load its modules without Beam.
 """
 
+from conveyor.beam_utils.lazy import lazy_exports
+
 _EXPORTS = {
     "InferOptions": "schema_inference",
     "infer_schema": "schema_inference",
@@ -38,11 +40,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(name)
-    import importlib
-
-    return getattr(importlib.import_module(f"conveyor.components.validation.{module}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,169 @@
+"""``AirflowDagRunner``: writes a pipeline as a DAG file for Apache Airflow.
+
+The DAG has one task per component, wired as the pipeline is. Each task is a
+``BashOperator`` running ``conveyor component run`` on the pipeline, pickled
+beside the DAG file, so Airflow's workers need only the ``conveyor`` package and
+parsing the DAG imports nothing but Airflow (no TensorFlow, no Beam). The tasks
+of one DAG run share a Conveyor run id made from Airflow's ``{{ run_id }}``.
+
+Example::
+
+    from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner
+
+    AirflowDagRunner(AirflowDagConfig(output="dags/flights.py")).run(pipeline)
+
+or ``conveyor pipeline compile --engine airflow --pipeline-path FILE --output dags/flights.py``.
+
+This module does not import Airflow: only the file it writes does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from dataclasses import dataclass, field
+
+from conveyor.orchestration.dsl import Pipeline
+from conveyor.orchestration.loader import save_pipeline
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_id(name: str) -> str:
+    """``name`` with the characters Airflow refuses in DAG and task ids replaced by ``_``."""
+    return _UNSAFE.sub("_", name)
+
+
+@dataclass
+class AirflowDagConfig:
+    """How to write the DAG.
+
+    Attributes:
+      output: the DAG file to write (in Airflow's DAG folder, or copied there). The
+        pickled pipeline goes beside it as ``<stem>.pipeline.pkl``.
+      dag_id: default: the pipeline's name.
+      schedule: an Airflow schedule (``"@daily"``, a cron string); ``None``: runs only
+        when triggered.
+      start_date: the DAG's start date.
+      retries: Airflow retries per task (a retried component starts over; published
+        outputs are never half-written).
+      conveyor: the ``conveyor`` executable on the workers.
+      beam_args: Beam flags for every component, after the pipeline's own.
+      tags: Airflow tags of the DAG.
+    """
+
+    output: str
+    dag_id: str | None = None
+    schedule: str | None = None
+    start_date: datetime.date = datetime.date(2024, 1, 1)
+    retries: int = 0
+    conveyor: str = "conveyor"
+    beam_args: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=lambda: ["conveyor"])
+
+
+class AirflowDagRunner:
+    """Writes a pipeline as an Airflow DAG file (it does not run anything itself)."""
+
+    def __init__(self, config: AirflowDagConfig):
+        self.config = config
+
+    def run(self, pipeline: Pipeline) -> str:
+        """Writes the DAG file and the pickled pipeline; returns the DAG file's path."""
+        cfg = self.config
+        output = os.path.abspath(cfg.output)
+        if not output.endswith(".py"):
+            raise ValueError(f"{cfg.output}: an Airflow DAG file must end in .py")
+        task_ids = {c.id: safe_id(c.id) for c in pipeline.components}
+        clashes = sorted({t for t in task_ids.values() if list(task_ids.values()).count(t) > 1})
+        if clashes:
+            raise ValueError(f"component ids map to the same Airflow task id(s) {clashes}; rename them")
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        pickle_path = save_pipeline(pipeline, output[: -len(".py")] + ".pipeline.pkl")
+        text = render_dag(pipeline, cfg, pickle_path, task_ids)
+        tmp = f"{output}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, output)
+        return output
+
+
+def render_dag(pipeline: Pipeline, cfg: AirflowDagConfig, pickle_path: str, task_ids: dict[str, str]) -> str:
+    """The DAG file's source."""
+    rows = []
+    for c in pipeline.components:
+        ups = [task_ids[u.id] for u in c.upstream]
+        rows.append(f"    ({task_ids[c.id]!r}, {c.id!r}, {ups!r}),")
+    start = cfg.start_date
+    return _TEMPLATE.format(
+        name=pipeline.name,
+        pickle_path=pickle_path,
+        conveyor=cfg.conveyor,
+        beam_args=list(cfg.beam_args),
+        components="\n".join(rows),
+        dag_id=cfg.dag_id or safe_id(pipeline.name),
+        schedule=cfg.schedule,
+        start_date=f"datetime.datetime({start.year}, {start.month}, {start.day})",
+        retries=int(cfg.retries),
+        tags=list(cfg.tags),
+    )
+
+
+_TEMPLATE = '''\
+"""Apache Airflow DAG of the Conveyor pipeline {name!r}: one task per component.
+
+Written by Conveyor (conveyor pipeline compile --engine airflow): compile the
+pipeline again rather than edit this file. Each task runs ``conveyor component
+run`` on the pickled pipeline beside this file; the tasks of one DAG run share a
+Conveyor run id made from Airflow's run id.
+"""
+
+import datetime
+import re
+import shlex
+
+from airflow import DAG
+
+try:  # Airflow 3 keeps the operator in the standard provider.
+    from airflow.providers.standard.operators.bash import BashOperator
+except ImportError:
+    from airflow.operators.bash import BashOperator
+
+PIPELINE = {pickle_path!r}
+CONVEYOR = {conveyor!r}
+BEAM_ARGS = {beam_args!r}
+# (task id, component id, upstream task ids), in the pipeline's order.
+COMPONENTS = [
+{components}
+]
+
+
+def conveyor_run_id(airflow_run_id):
+    """Airflow's run id (manual__2024-05-01T10:00:00+00:00) as a Conveyor run id."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", airflow_run_id).strip("-.")
+
+
+def component_command(component_id):
+    args = [CONVEYOR, "component", "run", "--pipeline-path", PIPELINE,
+            "--component", component_id, "--run-id", "{{{{ run_id | conveyor_run_id }}}}"]
+    if BEAM_ARGS:
+        args += ["--", *BEAM_ARGS]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+with DAG(
+    dag_id={dag_id!r},
+    schedule={schedule!r},
+    start_date={start_date},
+    catchup=False,
+    default_args={{"retries": {retries}}},
+    user_defined_filters={{"conveyor_run_id": conveyor_run_id}},
+    tags={tags!r},
+) as dag:
+    tasks = {{}}
+    for task_id, component_id, upstream in COMPONENTS:
+        tasks[task_id] = BashOperator(task_id=task_id, bash_command=component_command(component_id))
+        for up in upstream:
+            tasks[up] >> tasks[task_id]
+'''
