@@ -17,8 +17,8 @@ _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 _MULT = np.uint64(0xBF58476D1CE4E5B9)
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: spreads every input bit over the output."""
+def mix64(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, vectorised: spreads every input bit over the output (mod 2**64)."""
     with np.errstate(over="ignore"):
         h = h ^ (h >> np.uint64(30))
         h = h * np.uint64(0xBF58476D1CE4E5B9)
@@ -59,7 +59,7 @@ def column_hashes(column: pa.Array) -> np.ndarray:
         nonempty = lengths > 0
         if nonempty.any():
             sums[nonempty] = np.add.reduceat(weighted, offsets[:-1][nonempty])
-        h = _mix(sums + lengths.astype(np.uint64) * _MULT)
+        h = mix64(sums + lengths.astype(np.uint64) * _MULT)
     if column.null_count:
         valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         h = np.where(valid, h, _NULL_HASH)
@@ -76,5 +76,5 @@ def row_hashes(batch: pa.RecordBatch, columns: Sequence[str] | None = None) -> n
         if idx < 0:
             raise KeyError(f"hash column {name!r} is not in the examples (columns: {batch.schema.names})")
         with np.errstate(over="ignore"):
-            h = _mix(h * _MULT + column_hashes(batch.column(idx)))
+            h = mix64(h * _MULT + column_hashes(batch.column(idx)))
     return h

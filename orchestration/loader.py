@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
+from conveyor.beam_utils.user_modules import import_file
 from conveyor.orchestration.dsl import Pipeline
 
 
@@ -24,14 +24,7 @@ def load_pipeline(path: str) -> Pipeline:
 
         with open(path, "rb") as f:
             return cloudpickle.load(f)
-    name = "conveyor_pipeline_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    folder = os.path.dirname(os.path.abspath(path))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec.loader.exec_module(module)
+    module = import_file(path, "conveyor_pipeline_")
     if callable(getattr(module, "create_pipeline", None)):
         pipeline = module.create_pipeline()
         if isinstance(pipeline, Pipeline):

@@ -35,6 +35,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from conveyor.beam_utils.hashing import mix64
+
 _GOLDEN = 0.6180339887498949
 
 DEFAULT_K = 2048
@@ -193,15 +195,6 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(0x100000001B3)
 
 
-def _mix64(h: np.ndarray) -> np.ndarray:
-    """A 64-bit avalanche finaliser (splitmix64), vectorised; wraps modulo 2**64."""
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint64(30))
-        h = h * np.uint64(0xBF58476D1CE4E5B9)
-        h = h ^ (h >> np.uint64(27))
-        h = h * np.uint64(0x94D049BB133111EB)
-        h = h ^ (h >> np.uint64(31))
-    return h
 
 
 def hash_binary(arr: pa.Array) -> np.ndarray:
@@ -238,7 +231,7 @@ def hash_binary(arr: pa.Array) -> np.ndarray:
         h = np.zeros(n, np.uint64)
     with np.errstate(over="ignore"):
         h = h + lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    return _mix64(h)
+    return mix64(h)
 
 
 class HyperLogLog:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 
 from conveyor.beam_utils.errors import InputError
+from conveyor.beam_utils.user_modules import import_file
 from conveyor.components.trainer.fn_args import FnArgs, split_files
 
 SERVING_DIR = "Format-Serving"
@@ -16,14 +15,7 @@ def load_run_fn(module_file: str, name: str = "run_fn"):
     """The ``run_fn`` of a module file; raises :class:`InputError` naming the file."""
     if not os.path.isfile(module_file):
         raise InputError(f"{module_file}: no such module file")
-    mod_name = "conveyor_user_trainer_" + os.path.splitext(os.path.basename(module_file))[0]
-    spec = importlib.util.spec_from_file_location(mod_name, module_file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    folder = os.path.dirname(os.path.abspath(module_file))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec.loader.exec_module(module)
+    module = import_file(module_file, "conveyor_user_trainer_")
     fn = getattr(module, name, None)
     if not callable(fn):
         raise InputError(f"{module_file}: defines no function {name!r}")
