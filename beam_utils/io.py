@@ -32,7 +32,7 @@ import pyarrow as pa
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-from conveyor.beam_utils import arrow, csv_io, files, tfrecord_io
+from conveyor.beam_utils import arrow, csv_io, example_parsing, files, tfrecord_io
 from conveyor.beam_utils.csv_io import DEFAULT_MISSING_VALUES, RejectedRow
 from conveyor.beam_utils.errors import InputError
 
@@ -354,11 +354,20 @@ class _ReadCsvFn(_ReadFileFn):
 
 
 class _ReadTFRecordFn(_ReadFileFn):
+    """Frames records (CRCs checked) and decodes them in batches.
+
+    A batch is decoded by TensorFlow's parser (:mod:`~conveyor.beam_utils.example_parsing`)
+    unless it may hold a feature present with an empty list or TensorFlow fails
+    on it; then by tfx-bsl's decoder, which also finds the bad records. Both
+    give the same batches.
+    """
+
     def __init__(self, schema: pa.Schema, batch_size: int):
         super().__init__(schema)
         self._batch_size = batch_size
 
     def setup(self):
+        self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
         self._decoder = self._new_decoder()
 
     def _new_decoder(self):
@@ -382,6 +391,15 @@ class _ReadTFRecordFn(_ReadFileFn):
             yield self._decode(records, first, path)
 
     def _decode(self, records: list[bytes], first: int, path: str):
+        # TensorFlow's parser first: it takes a present but empty list for a
+        # missing feature, so records that may hold one go to tfx-bsl's decoder,
+        # and so does a batch that TensorFlow refuses (it names no bad record).
+        if not example_parsing.may_hold_empty_list(records):
+            try:
+                return self._parser.decode(records), [], len(records)
+            except Exception as e:  # whatever it is, tfx-bsl decides record by record
+                _LOG.debug("%s: records %d+: TensorFlow's parser failed (%s); decoding with tfx-bsl",
+                           path, first, e)
         try:
             batch = self._decoder.DecodeBatch(records)
             return arrow.conform(batch, self._schema), [], len(records)

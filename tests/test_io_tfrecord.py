@@ -153,3 +153,197 @@ def test_write_layout_and_csv_tfrecord_round_trip(tmp_path):
     second = second.select(first.column_names)
     assert sort_table(second, "id").equals(sort_table(first, "id"))
     assert second.schema.equals(first.schema)
+
+
+# ---------------------------------------------------------------- fast decode path
+# TensorFlow's parser (example_parsing.TFExampleParser) against tfx-bsl's decoder.
+
+WIDE = arrow.make_schema({"i": "INT", "f": "FLOAT", "b": "BYTES", "i2": "INT", "f2": "FLOAT", "b2": "BYTES"})
+_KINDS = {"INT": "int64_list", "FLOAT": "float_list", "BYTES": "bytes_list"}
+_SPECIAL_FLOATS = [float("nan"), float("inf"), float("-inf"), -0.0, 1e-45, 3.4e38, -1.5]
+
+
+def _exact(records, schema=WIDE):
+    decoder = example_coder.ExamplesToRecordBatchDecoder(arrow.to_metadata_schema(schema).SerializeToString())
+    return arrow.conform(decoder.DecodeBatch(records), schema)
+
+
+def _bits(batch):
+    """The batch with float values as their int32 bits (NaN compares equal to itself)."""
+    cols = []
+    for col in batch.columns:
+        if col.type.value_type == pa.float32():
+            col = pa.LargeListArray.from_arrays(
+                arrow._offsets_with_nulls(col), col.values.view(pa.int32())
+            )
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
+def _assert_same(got, want):
+    got.validate(full=True)
+    assert got.schema.equals(want.schema)
+    assert _bits(got).equals(_bits(want)), (got.to_pydict(), want.to_pydict())
+
+
+def _random_values(rng, kind, n):
+    if kind == "INT":
+        return [int(v) for v in rng.integers(-(2**63), 2**63 - 1, size=n, dtype=np.int64)]
+    if kind == "FLOAT":
+        return [float(rng.choice(_SPECIAL_FLOATS)) if rng.random() < 0.3 else float(rng.normal())
+                for _ in range(n)]
+    return [rng.bytes(int(rng.integers(0, 12))) for _ in range(n)]  # arbitrary bytes, some b""
+
+
+def _random_examples(n, seed=0, empty_lists=False):
+    """Serialized tf.Examples of WIDE's features: some missing, lists of 1-5 values, extra features."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    records = []
+    for _ in range(n):
+        ex = tf.train.Example()
+        for name, kind in arrow.feature_types(WIDE).items():
+            draw = rng.random()
+            if draw < 0.25:
+                continue  # missing
+            values = getattr(ex.features.feature[name], _KINDS[kind])
+            if empty_lists and draw < 0.3:
+                values.SetInParent()  # present, no values
+            else:
+                values.value.extend(_random_values(rng, kind, int(rng.integers(1, 6))))
+        if rng.random() < 0.2:
+            ex.features.feature["not_in_schema"].float_list.value.append(1.0)
+        records.append(ex.SerializeToString())
+    return records
+
+
+def _batch_without_empty_lists():
+    """_batch() with its present but empty tags lists (every fourth row) made missing."""
+    batch = _batch()
+    tags = pa.array([t or None for t in batch.column(3).to_pylist()], pa.large_list(pa.large_binary()))
+    return pa.RecordBatch.from_arrays(batch.columns[:3] + [tags], schema=SCHEMA)
+
+
+def test_tf_parser_equals_tfx_bsl_on_varied_records():
+    from conveyor.beam_utils.example_parsing import TFExampleParser
+
+    parser = TFExampleParser(WIDE)
+    for seed in range(3):
+        records = _random_examples(300, seed) + [b""]  # an empty record: every feature missing
+        _assert_same(parser.decode(records), _exact(records))
+    # Records as tfx-bsl encodes a batch (it writes a missing feature as an empty Feature).
+    batch = _batch_without_empty_lists()
+    records = example_coder.RecordBatchToExamplesEncoder().encode(batch)
+    assert TFExampleParser(SCHEMA).decode(records).equals(_exact(records, SCHEMA))
+    assert TFExampleParser(SCHEMA).decode(records).equals(batch)
+
+
+def test_tf_parser_all_missing_and_no_values_at_all():
+    from conveyor.beam_utils.example_parsing import TFExampleParser
+
+    records = [b"", b"", b""]
+    got = TFExampleParser(WIDE).decode(records)
+    _assert_same(got, _exact(records))
+    assert got.column(0).null_count == 3
+
+
+@pytest.mark.parametrize("kind", ["INT", "FLOAT", "BYTES"])
+def test_present_empty_list_is_detected_in_real_encodings(kind):
+    import tensorflow as tf
+
+    from conveyor.beam_utils.example_parsing import may_hold_empty_list
+
+    schema = arrow.make_schema({"x": kind})
+    empty = pa.RecordBatch.from_arrays([pa.array([[]], schema.field("x").type)], schema=schema)
+    by_tfx_bsl = example_coder.RecordBatchToExamplesEncoder().encode(empty)[0]
+    ex = tf.train.Example()
+    getattr(ex.features.feature["x"], _KINDS[kind]).SetInParent()
+    by_proto = ex.SerializeToString()
+    for rec in (by_tfx_bsl, by_proto):
+        assert may_hold_empty_list([rec])
+        assert may_hold_empty_list(_random_examples(50) + [rec] + _random_examples(50, seed=1))
+        assert _exact([rec], schema).column(0).to_pylist() == [[]]
+    # An empty packed field inside the list: non-canonical, but read as [] by both parsers.
+    packed = {"INT": b"\x1a\x02\x0a\x00", "FLOAT": b"\x12\x02\x0a\x00"}.get(kind)
+    if packed:
+        rec = b"\x0a\x0b\x0a\x09\x0a\x01x\x12\x04" + packed
+        assert _exact([rec], schema).column(0).to_pylist() == [[]]
+        assert may_hold_empty_list([rec])
+
+
+def test_no_empty_list_flagged_in_ordinary_records():
+    from conveyor.beam_utils.example_parsing import may_hold_empty_list
+
+    # The fast path must actually be taken on ordinary data (and on tfx-bsl's nulls, \x12\x00).
+    encode = example_coder.RecordBatchToExamplesEncoder().encode
+    assert not may_hold_empty_list(encode(_batch_without_empty_lists()))
+    assert may_hold_empty_list(encode(_batch()))  # its tags hold []
+    assert not may_hold_empty_list(_random_examples(300, seed=5))
+    assert not may_hold_empty_list([])
+    assert not may_hold_empty_list([b"\x12\x02\x0a"])  # pattern cut short
+
+
+def test_tf_parser_raises_on_wrong_type_and_garbage():
+    import tensorflow as tf
+
+    from conveyor.beam_utils.example_parsing import TFExampleParser
+
+    parser = TFExampleParser(SCHEMA)
+    odd = pa.RecordBatch.from_arrays([pa.array([[1.5]], pa.large_list(pa.float32()))], names=["id"])
+    for bad in (example_coder.RecordBatchToExamplesEncoder().encode(odd)[0], b"not a proto \xff"):
+        # (TensorFlow's message about the garbage record fails to decode as UTF-8: a ValueError.)
+        with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
+            parser.decode([bad])
+
+
+def _read_fn_batches(path, schema, batch_size):
+    """Runs _ReadTFRecordFn on one file; returns (batches, rejected rows, batches the TF parser decoded)."""
+    from conveyor.beam_utils.io import _ReadTFRecordFn
+
+    fn = _ReadTFRecordFn(schema, batch_size)
+    fn.setup()
+    fast = []
+    decode = fn._parser.decode
+
+    def counted(records):
+        batch = decode(records)
+        fast.append(len(records))
+        return batch
+
+    fn._parser.decode = counted
+    batches, rejected = [], []
+    for batch, bad, _ in fn.read(str(path)):
+        batches.append(batch)
+        rejected.extend(bad)
+    return batches, rejected, fast
+
+
+def test_reader_falls_back_for_a_batch_with_a_present_empty_list(tmp_path):
+    records = _random_examples(200, seed=7)
+    with_empty = _random_examples(100, seed=8, empty_lists=True)  # plenty of [] among them
+    records = records[:100] + with_empty + records[100:]
+    path = tmp_path / "e.tfrecord.gz"
+    tfrecord_io.write_records(str(path), records)
+    batches, rejected, fast = _read_fn_batches(path, WIDE, 100)
+    assert rejected == [] and len(batches) == 3
+    assert fast == [100, 100]  # first and last batches; the two holding [] went to tfx-bsl
+    got = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+    _assert_same(got, _exact(records))
+    assert [] in got.column("i").to_pylist() + got.column("f").to_pylist() + got.column("b").to_pylist()
+
+
+def test_reader_rejects_wrong_type_after_fast_path_fails(tmp_path):
+    good = _random_examples(30, seed=3)
+    import tensorflow as tf
+
+    ex = tf.train.Example()
+    ex.features.feature["i"].float_list.value.append(1.5)  # INT feature with floats
+    records = good[:10] + [ex.SerializeToString()] + good[10:]
+    path = tmp_path / "w.tfrecord"
+    tfrecord_io.write_records(str(path), records, compress=False)
+    batches, rejected, fast = _read_fn_batches(path, WIDE, 16)
+    assert [r.row for r in rejected] == [11] and "wrong type" in rejected[0].reason
+    assert fast == [15]  # the second batch; the first failed in TensorFlow and went to tfx-bsl
+    got = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+    _assert_same(got, _exact(good))

