@@ -1,6 +1,8 @@
 """CSV reading: quoting, missing values, type inference, rejected rows, counts."""
 
 
+import pathlib
+
 import pyarrow as pa
 import pytest
 from pipeline_helpers import run_read
@@ -9,13 +11,7 @@ from conveyor.beam_utils import arrow, csv_io
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.io import ReadExamples
 
-TRICKY = (
-    'id,name,score,note\n'
-    '1,"Smith, Jo",1.5,plain\n'
-    '2,"multi\nline",NA,"quoted ""inner"" text"\n'
-    '3,,2,\n'
-    '4,x,inf,"a,b,c"\n'
-)
+TRICKY = (pathlib.Path(__file__).parent.parent / "testdata" / "csv" / "tricky.csv").read_text()
 
 
 def _opener(data: bytes):
