@@ -64,6 +64,10 @@ COMMANDS = {
         "conveyor.components.validation.cli",
         "Validate statistics against a schema (drift, skew): SchemaDiff.pb + report; exit 1 on errors.",
     ),
+    "monitor": (
+        "conveyor.components.monitor.cli",
+        "Monitor a stream: statistics, schema/drift validation and metrics per fixed window.",
+    ),
     "transform": (
         "conveyor.components.transform.cli",
         "Run a tf.Transform preprocessing_fn: analyze train, transform all splits (TFX layout).",

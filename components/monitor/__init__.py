@@ -1,0 +1,37 @@
+"""Monitoring: statistics, validation (drift) and metrics per fixed window of a stream.
+
+:class:`MonitorWindows` turns a PCollection of RecordBatches (a stream, or a
+bounded PCollection) into one result per fixed window: the window's
+statistics validated against a schema and a baseline (the schema's
+``drift_comparator`` thresholds), optionally model metrics from a prediction
+column, with ``FeatureStats.pb``, ``SchemaDiff.pb`` and ``report.txt`` written
+per window and one log line per window. :class:`WatchFiles` (new files of a
+pattern, with Beam's ``MatchContinuously``) and :class:`ReadPubSubExamples`
+(messages of CSV lines or serialized tf.Examples) are its streaming sources;
+``conveyor monitor`` runs them from the command line.
+
+Example::
+
+    from conveyor.components.monitor import MonitorWindows, WatchFiles
+
+    results = (p | WatchFiles("incoming/*.csv", arrow_schema, interval=30)
+                 | MonitorWindows(schema, baseline, 600, timestamp_column="ts",
+                                  output_dir="monitor/"))
+
+Names are imported on first use, so the CLI can load ``monitor.cli`` without Beam.
+"""
+
+from conveyor.beam_utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "MonitorWindows": "transform",
+    "event_micros": "transform",
+    "window_dir_name": "transform",
+    "WatchFiles": "sources",
+    "ReadPubSubExamples": "sources",
+    "ExampleDecoder": "sources",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,201 @@
+"""``conveyor monitor``: statistics, validation (drift) and metrics per window of a stream.
+
+Watches new files of ``--input`` (Beam's ``MatchContinuously``) or reads a
+Pub/Sub subscription (``--pubsub-subscription``; add ``--runner`` and project
+flags after ``--`` for Dataflow), groups the examples into fixed windows of
+``--window-seconds`` (by ``--timestamp-column`` event time, else arrival
+time), and per window writes ``OUTPUT/window-<start>-<end>/`` with
+``FeatureStats.pb``, ``SchemaDiff.pb``, ``report.txt`` and ``result.json``
+(``metrics.json`` too with ``--label-key`` and ``--prediction-key``), and logs
+one line. Runs until cancelled, or for ``--stop-after`` seconds of file
+watching; a finished run exits 1 if some window had an ERROR anomaly.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Monitor a stream: statistics, schema/drift validation and metrics per fixed window."
+
+_FORMATS = ("csv", "tfrecord")
+_DEFAULT_MISSING = "NA,N/A,#N/A,NULL,null,None"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("source (one of)")
+    src.add_argument("--input", metavar="PATTERN", help="watch this file pattern for new files")
+    src.add_argument("--pubsub-subscription", metavar="SUBSCRIPTION",
+                     help="read messages of projects/<p>/subscriptions/<s> (payload: CSV lines or one "
+                          "serialized tf.Example)")
+    parser.add_argument("--format", choices=_FORMATS,
+                        help="file format (default: from each name) or message format (default: csv)")
+    parser.add_argument("--schema", required=True, metavar="FILE", help="the curated schema.pbtxt")
+    parser.add_argument("--baseline-statistics", metavar="FILE",
+                        help="reference statistics (FeatureStats.pb) for the schema's drift comparators")
+    parser.add_argument("--output", required=True, metavar="DIR", help="directory of the window folders")
+    parser.add_argument("--window-seconds", type=float, default=600.0, metavar="S",
+                        help="width of the fixed windows (default: 600)")
+    parser.add_argument("--timestamp-column", metavar="COL",
+                        help="event time of each row (epoch seconds or ISO-8601); default: arrival time")
+    parser.add_argument("--poll-interval", type=float, default=10.0, metavar="S",
+                        help="seconds between looks for new files (default: 10)")
+    parser.add_argument("--stop-after", type=float, metavar="S",
+                        help="stop watching files after S seconds and finish the open windows")
+    parser.add_argument("--csv-columns", metavar="LIST",
+                        help="column order of header-less CSV messages (default: the schema's, then "
+                             "the timestamp, label and prediction columns)")
+    parser.add_argument("--timestamp-attribute", metavar="NAME",
+                        help="Pub/Sub attribute holding the event time (default: publish time)")
+    parser.add_argument("--label-key", metavar="COL", help="label column, for metrics per window")
+    parser.add_argument("--prediction-key", metavar="COL", help="prediction column, for metrics per window")
+    parser.add_argument("--warn", action="append", default=[], metavar="TYPE",
+                        help="report anomalies of this type as WARNING (repeatable)")
+    parser.add_argument("--environment", metavar="NAME", help="environment of the examples (e.g. SERVING)")
+    parser.add_argument("--missing-values", default=_DEFAULT_MISSING, metavar="LIST",
+                        help=f"comma-separated CSV texts read as missing, besides '' (default: {_DEFAULT_MISSING})")
+    parser.add_argument("--delimiter", default=",", help="CSV delimiter (default: ',')")
+    parser.add_argument("--batch-size", type=int, default=8192, metavar="ROWS",
+                        help="records per batch of a TFRecord file")
+
+
+def _check(args) -> None:
+    from conveyor.beam_utils.errors import UsageError
+
+    if bool(args.input) == bool(args.pubsub_subscription):
+        raise UsageError("give exactly one of --input PATTERN or --pubsub-subscription SUBSCRIPTION")
+    if args.window_seconds <= 0:
+        raise UsageError("--window-seconds must be positive")
+    if args.poll_interval <= 0:
+        raise UsageError("--poll-interval must be positive")
+    if args.stop_after is not None and args.stop_after < 0:
+        raise UsageError("--stop-after must not be negative")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be positive")
+    if bool(args.label_key) != bool(args.prediction_key):
+        raise UsageError("--label-key and --prediction-key go together")
+    if args.pubsub_subscription and args.stop_after is not None:
+        raise UsageError("--stop-after applies to --input (a Pub/Sub read runs until cancelled)")
+    if args.input and (args.csv_columns or args.timestamp_attribute):
+        raise UsageError("--csv-columns and --timestamp-attribute apply to --pubsub-subscription")
+
+
+def _arrow_schema(schema, extra: dict):
+    """The schema's columns plus the ones the monitor reads for itself."""
+    import pyarrow as pa
+
+    from conveyor.beam_utils import arrow
+
+    base = arrow.from_metadata_schema(schema)
+    fields = list(base)
+    for name, kind in extra.items():
+        if name and name not in base.names:
+            fields.append(pa.field(name, arrow.column_type(kind)))
+    return pa.schema(fields)
+
+
+class _WindowLog:
+    """Prints the monitor's log lines (one per window) on stderr while a run lasts."""
+
+    def __enter__(self):
+        import logging
+        import sys
+
+        class _Stderr(logging.StreamHandler):
+            @property
+            def stream(self):  # the current stderr, even when it is replaced
+                return sys.stderr
+
+            @stream.setter
+            def stream(self, value):
+                pass
+
+        self._logger = logging.getLogger("conveyor.components.monitor")
+        self._saved = (self._logger.level, self._logger.propagate)
+        self._handler = _Stderr()
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self._logger.addHandler(self._handler)
+        self._logger.setLevel(logging.INFO)
+        self._logger.propagate = False
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.removeHandler(self._handler)
+        self._logger.setLevel(self._saved[0])
+        self._logger.propagate = self._saved[1]
+        return False
+
+
+def _counter(result, name: str) -> int:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from conveyor.components.monitor.transform import METRICS_NAMESPACE
+
+    query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))
+    return int(sum(c.committed or 0 for c in query["counters"]))
+
+
+def run(args, beam_args) -> int:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from conveyor.beam_utils.csv_io import CsvOptions
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.options import pipeline_options
+    from conveyor.components.monitor.sources import ReadPubSubExamples, WatchFiles
+    from conveyor.components.monitor.transform import MonitorWindows
+    from conveyor.components.validation.files import read_schema, read_statistics
+    from conveyor.components.validation.validate import ValidationOptions
+
+    _check(args)
+    try:
+        validation = ValidationOptions(environment=args.environment,
+                                       severity_overrides={t: "WARNING" for t in args.warn})
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    schema = read_schema(args.schema)
+    baseline = read_statistics(args.baseline_statistics) if args.baseline_statistics else None
+    settings = None
+    if args.label_key:
+        from conveyor.components.evaluation.config import make_settings
+
+        settings = make_settings(args.label_key, args.prediction_key)
+    try:
+        read_schema_ = _arrow_schema(schema, {args.timestamp_column: "BYTES", args.label_key: "FLOAT",
+                                              args.prediction_key: "FLOAT"})
+    except ValueError as e:
+        raise UsageError(f"{args.schema}: {e}") from None
+    csv_options = CsvOptions(delimiter=args.delimiter,
+                             missing_values=("",) + tuple(v for v in args.missing_values.split(",") if v))
+    if args.input:
+        source = WatchFiles(args.input, read_schema_, format=args.format, interval=args.poll_interval,
+                            stop_after=args.stop_after, csv_options=csv_options, batch_size=args.batch_size)
+    else:
+        columns = [c.strip() for c in args.csv_columns.split(",")] if args.csv_columns else None
+        try:
+            source = ReadPubSubExamples(args.pubsub_subscription, read_schema_, format=args.format or "csv",
+                                        csv_columns=columns, csv_options=csv_options,
+                                        timestamp_attribute=args.timestamp_attribute)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    try:
+        monitor = MonitorWindows(schema, baseline, args.window_seconds, args.timestamp_column,
+                                 output_dir=args.output, validation_options=validation, eval_settings=settings)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+    options = pipeline_options(beam_args)
+    options.view_as(StandardOptions).streaming = True
+    pipeline = beam.Pipeline(options=options)
+    _ = pipeline | "Source" >> source | "Monitor" >> monitor
+    with _WindowLog():
+        result = pipeline.run()
+        result.wait_until_finish()
+
+    windows, errors = _counter(result, "windows"), _counter(result, "windows_with_errors")
+    anomalous = _counter(result, "windows_with_anomalies")
+    print(f"{windows} window(s) written to {args.output}: {anomalous} with anomalies, "
+          f"{errors} with ERROR anomalies")
+    rejected, failed = _counter(result, "rows_rejected"), _counter(result, "files_failed")
+    if rejected or failed:
+        print(f"rejected rows: {rejected:,}; unreadable files skipped: {failed}")
+    return 1 if errors else 0
