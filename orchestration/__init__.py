@@ -19,6 +19,10 @@ _EXPORTS = {
     "Artifact": "conveyor.orchestration.artifacts",
     "Metadata": "conveyor.orchestration.metadata",
     "LocalDagRunner": "conveyor.orchestration.local_runner",
+    "BeamDagRunner": "conveyor.orchestration.beam_runner",
+    "InteractiveContext": "conveyor.orchestration.interactive",
+    "AirflowDagRunner": "conveyor.orchestration.airflow",
+    "KubeflowDagRunner": "conveyor.orchestration.kubeflow",
     "PipelineRunError": "conveyor.orchestration.local_runner",
     "load_pipeline": "conveyor.orchestration.loader",
 }

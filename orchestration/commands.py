@@ -144,7 +144,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-name", metavar="NAME", required=True)
     parser.add_argument("--run-id", metavar="ID", help="for status (default: the latest run)")
     parser.add_argument("--no-cache", action="store_true", help="for create: run every component")
-    parser.add_argument("--workers", type=int, default=None, help="components run at once")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local engine: components run at once (beam engine: give Beam flags after "
+                        "--, e.g. -- --direct_running_mode=multi_processing --direct_num_workers=2)")
 
 
 def run_run(args, beam_args) -> int:
@@ -162,9 +164,15 @@ def run_run(args, beam_args) -> int:
         pipeline = load_pipeline(record["pipeline_path"])
         if beam_args:
             pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
+        if record["engine"] == "beam":
+            # The whole pipeline as one Beam pipeline, on the runner its Beam flags name.
+            from conveyor.orchestration.beam_runner import BeamDagRunner
+
+            runner = BeamDagRunner()
+        else:
+            runner = LocalDagRunner(max_workers=args.workers)
         try:
-            result = LocalDagRunner(max_workers=args.workers).run(
-                pipeline, enable_cache=False if args.no_cache else None)
+            result = runner.run(pipeline, enable_cache=False if args.no_cache else None)
         except PipelineRunError as e:
             print(f"run failed: {e}", file=sys.stderr)
             return 1

@@ -37,6 +37,7 @@ def execution_type(component: Component) -> str:
 
 def cache_key(component: Component, inputs: dict[str, Artifact], beam_args: list[str]) -> str:
     h = hashlib.sha256(component.fingerprint().encode())
+    h.update(component.id.encode())  # two nodes never share an execution, even if configured alike
     for key in sorted(inputs):
         h.update(f"{key}={inputs[key].id}".encode())
     h.update(" ".join(beam_args).encode())

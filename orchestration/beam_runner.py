@@ -1,0 +1,231 @@
+"""``BeamDagRunner``: a whole pipeline as one Beam pipeline whose steps are its components.
+
+Each component is one ``ParDo`` over a small PCollection of component ids (one
+element per component, reshuffled so a runner may hand them to different
+workers); the step for a component acts only on its own id. Every upstream
+component's status PCollection is a side input of the step, so Beam runs a
+component only after the components it depends on, and components that do not
+depend on each other may run at once: on the DirectRunner with
+``--direct_running_mode=multi_processing --direct_num_workers=N``, the components
+without upstream dependencies are spread over the N workers; on a distributed
+runner (Flink, Spark, Dataflow) every step whose side inputs are ready may run.
+
+A step runs its component with :func:`~conveyor.orchestration.launcher.run_component`
+(inputs from ML Metadata, cache, atomic publishing), by default in a child
+process (``python -m conveyor.orchestration.launcher``, as :class:`LocalDagRunner`
+does), so each component's own Beam pipeline and TensorFlow start clean and a
+crash stays in that process; ``in_process=True`` runs it in the Beam worker
+itself. The pipeline travels pickled inside the steps; its root and metadata
+store must be reachable from the workers (local disk for the DirectRunner).
+
+A component that fails does not fail the Beam pipeline: its step records the
+failure, the components downstream of it are skipped, the others finish, and
+:meth:`BeamDagRunner.run` then raises :class:`PipelineRunError` naming it.
+
+Example::
+
+    from conveyor.orchestration.beam_runner import BeamDagRunner
+
+    BeamDagRunner(["--direct_running_mode=multi_processing", "--direct_num_workers=2"]).run(pipeline)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import apache_beam as beam
+
+from conveyor.orchestration.dsl import Pipeline
+from conveyor.orchestration.launcher import ComponentError, run_component
+from conveyor.orchestration.loader import save_pipeline
+from conveyor.orchestration.local_runner import (
+    PipelineRunError,
+    _error_from_log,
+    _status_from_log,
+    new_run_id,
+)
+from conveyor.orchestration.metadata import CACHED, COMPLETE, FAILED
+
+#: The state a step records for a component it did not run because an upstream one failed.
+SKIPPED = "SKIPPED"
+
+
+class _RunComponent(beam.DoFn):
+    """Runs one component when its id comes by; emits its status (a dict)."""
+
+    def __init__(self, pipeline_pickle: bytes, pipeline_name: str, component_id: str, run_id: str,
+                 run_dir: str, enable_cache: bool | None, in_process: bool, quiet: bool):
+        self._pickle = pipeline_pickle
+        self._name = pipeline_name
+        self._component_id = component_id
+        self._run_id = run_id
+        self._run_dir = run_dir
+        self._enable_cache = enable_cache
+        self._in_process = in_process
+        self._quiet = quiet
+        self._pipeline = None
+        self._tmp = None
+
+    def _print(self, msg: str) -> None:
+        if not self._quiet:
+            print(f"[{self._name}] {self._component_id}: {msg}", flush=True)
+
+    def process(self, element, *upstream):
+        if element != self._component_id:
+            return
+        failed_upstream = [s["component_id"] for s in upstream if s["state"] not in (COMPLETE, CACHED)]
+        began = time.time()
+        if failed_upstream:
+            status = {"component_id": self._component_id, "state": SKIPPED,
+                      "error": f"skipped: upstream {', '.join(failed_upstream)} did not succeed"}
+            self._print("SKIPPED (upstream failed)")
+        else:
+            self._print("START")
+            status = self._run_in_process() if self._in_process else self._run_in_child()
+            took = time.time() - began
+            if status["state"] == FAILED:
+                self._print(f"FAILED after {took:.1f}s: {status['error']}")
+            else:
+                self._print(f"DONE in {took:.1f}s" + (" (cached)" if status["state"] == CACHED else ""))
+        _write_json(os.path.join(self._run_dir, f"{self._component_id}.status.json"), status)
+        yield status
+
+    def _run_in_process(self) -> dict:
+        import cloudpickle
+
+        if self._pipeline is None:
+            self._pipeline = cloudpickle.loads(self._pickle)
+        try:
+            return run_component(self._pipeline, self._component_id, self._run_id, self._enable_cache)
+        except ComponentError as e:
+            return {"component_id": self._component_id, "state": FAILED, "error": str(e)}
+
+    def _run_in_child(self) -> dict:
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="conveyor-beam-dag-")
+            with open(os.path.join(self._tmp, "pipeline.pkl"), "wb") as f:
+                f.write(self._pickle)
+        log_path = os.path.join(self._run_dir, f"{self._component_id}.log")
+        cmd = [sys.executable, "-m", "conveyor.orchestration.launcher",
+               os.path.join(self._tmp, "pipeline.pkl"), self._component_id, self._run_id]
+        if self._enable_cache is False:
+            cmd.append("--no-cache")
+        with open(log_path, "w") as log:
+            returncode = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+        with open(log_path) as f:
+            text = f.read()
+        status = _status_from_log(text)
+        if returncode == 0 and status:
+            return status
+        error = _error_from_log(text, returncode)
+        if not error.startswith(f"{self._component_id} failed"):
+            error = f"{self._component_id} failed: {error}"
+        return {"component_id": self._component_id, "state": FAILED, "error": error, "log": log_path}
+
+    def teardown(self):
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+def _write_json(path: str, obj) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+class BeamDagRunner:
+    """Runs a pipeline as one Beam pipeline (see the module docstring).
+
+    Args:
+      beam_orchestrator_args: Beam flags of the orchestrating pipeline (its runner,
+        ``--direct_running_mode``, ``--direct_num_workers``...). Default: the
+        pipeline's ``beam_pipeline_args``, which its components get as well.
+      in_process: run each component in the Beam worker instead of a child process.
+      quiet: no progress lines.
+    """
+
+    def __init__(self, beam_orchestrator_args: list[str] | None = None, in_process: bool = False,
+                 quiet: bool = False):
+        self.beam_orchestrator_args = None if beam_orchestrator_args is None else list(beam_orchestrator_args)
+        self.in_process = in_process
+        self.quiet = quiet
+
+    def _print(self, msg: str) -> None:
+        if not self.quiet:
+            print(msg, flush=True)
+
+    def build(self, p: beam.Pipeline, pipeline: Pipeline, run_id: str, run_dir: str,
+              enable_cache: bool | None = None) -> dict[str, beam.PCollection]:
+        """Adds the pipeline's steps to ``p``; returns ``{component id: status PCollection}``."""
+        pickle_path = save_pipeline(pipeline, os.path.join(run_dir, "pipeline.pkl"))
+        with open(pickle_path, "rb") as f:
+            pipeline_pickle = f.read()
+        # Components without upstream first: the DirectRunner deals the elements to
+        # its workers in turn, so those that can start at once go to different workers.
+        ids = [c.id for c in pipeline.components if not c.upstream]
+        ids += [c.id for c in pipeline.components if c.upstream]
+        root = (p | "ComponentIds" >> beam.Create(ids, reshuffle=False)
+                | "Distribute" >> beam.Reshuffle())
+        statuses: dict[str, beam.PCollection] = {}
+        for c in pipeline.components:  # topological order: every upstream step exists already
+            step = _RunComponent(pipeline_pickle, pipeline.name, c.id, run_id, run_dir, enable_cache,
+                                 self.in_process, self.quiet)
+            side = [beam.pvalue.AsSingleton(statuses[u.id]) for u in c.upstream]
+            statuses[c.id] = root | f"Run[{c.id}]" >> beam.ParDo(step, *side)
+        return statuses
+
+    def run(self, pipeline: Pipeline, run_id: str | None = None, enable_cache: bool | None = None) -> dict:
+        """Runs every component; returns ``{"run_id", "components": {id: status}, "failed": {}}``.
+
+        Raises :class:`PipelineRunError` when a component fails (components that
+        do not depend on it still finish).
+        """
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        run_id = run_id or new_run_id()
+        os.makedirs(pipeline.root, exist_ok=True)
+        run_dir = os.path.join(pipeline.root, ".conveyor", "runs", run_id)
+        os.makedirs(run_dir, exist_ok=True)
+        for name in os.listdir(run_dir):
+            if name.endswith(".status.json"):
+                os.remove(os.path.join(run_dir, name))
+        args = self.beam_orchestrator_args
+        if args is None:
+            args = list(pipeline.beam_pipeline_args)
+        self._print(f"[{pipeline.name}] run {run_id}: {len(pipeline.components)} components on Beam, "
+                    f"root {pipeline.root}")
+        start_all = time.time()
+        p = beam.Pipeline(options=PipelineOptions(args))
+        self.build(p, pipeline, run_id, run_dir, enable_cache)
+        p.run().wait_until_finish()
+        done: dict[str, dict] = {}
+        failed: dict[str, str] = {}
+        for c in pipeline.components:
+            path = os.path.join(run_dir, f"{c.id}.status.json")
+            if not os.path.exists(path):
+                failed[c.id] = f"{c.id} failed: its Beam step finished without a status"
+                continue
+            with open(path) as f:
+                status = json.load(f)
+            if status["state"] in (COMPLETE, CACHED):
+                done[c.id] = status
+            else:
+                failed[c.id] = status["error"]
+        cached = sum(1 for s in done.values() if s["state"] == CACHED)
+        self._print(f"[{pipeline.name}] run {run_id}: {len(done)} done ({cached} cached), "
+                    f"{len(failed)} failed or skipped, {time.time() - start_all:.1f}s")
+        result = {"run_id": run_id, "components": done, "failed": failed}
+        if failed:
+            first = next((cid for cid in failed if not failed[cid].startswith("skipped")), next(iter(failed)))
+            log = os.path.join(run_dir, first + ".log")
+            where = f"\n(log: {log})" if os.path.exists(log) else ""
+            raise PipelineRunError(failed[first] + where)
+        return result
