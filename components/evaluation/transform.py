@@ -57,8 +57,8 @@ class EvaluationResult(NamedTuple):
     report: beam.PCollection
 
 
-class _MetricsCombineFn(beam.CombineFn):
-    """All metrics of one slice: Chunks in, a SliceAccumulator out."""
+class MetricsCombineFn(beam.CombineFn):
+    """All metrics of one slice: Chunks in, a SliceAccumulator out (mergeable, works per window)."""
 
     def __init__(self, settings: EvalSettings):
         self._settings = settings
@@ -234,7 +234,7 @@ class EvaluateModel(beam.PTransform):
             | "SplitBySlice"
             >> beam.ParDo(_SliceFn(settings, self.prediction_columns, self.input_schema is not None))
             | "ComputeMetrics"
-            >> beam.CombinePerKey(_MetricsCombineFn(settings)).with_hot_key_fanout(fanout)
+            >> beam.CombinePerKey(MetricsCombineFn(settings)).with_hot_key_fanout(fanout)
             | "SliceOutputs" >> beam.Map(_slice_output, settings)
         )
         pipeline = batches.pipeline

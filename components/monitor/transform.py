@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
+from conveyor.components.evaluation.transform import MetricsCombineFn
 from conveyor.components.statistics.options import StatsOptions
 from conveyor.components.statistics.transform import GenerateStatistics
 from conveyor.components.validation.validate import (
@@ -186,41 +187,6 @@ class _ArrivalTimeFn(beam.DoFn):
 # ----------------------------------------------------------------- evaluation
 
 
-class _MetricsCombineFn(beam.CombineFn):
-    """One slice's metrics: evaluation Chunks in, a SliceAccumulator out (per window)."""
-
-    def __init__(self, settings):
-        self._settings = settings
-        self._kernel = None
-
-    @property
-    def kernel(self):
-        if self._kernel is None:
-            from conveyor.components.evaluation.metrics import MetricsKernel
-
-            self._kernel = MetricsKernel(self._settings)
-        return self._kernel
-
-    def create_accumulator(self):
-        return self.kernel.create()
-
-    def add_input(self, accumulator, chunk):
-        return self.kernel.add(accumulator, chunk)
-
-    def merge_accumulators(self, accumulators):
-        return self.kernel.merge(accumulators)
-
-    def extract_output(self, accumulator):
-        return accumulator
-
-    def __getstate__(self):
-        return {"settings": self._settings}
-
-    def __setstate__(self, state):
-        self._settings = state["settings"]
-        self._kernel = None
-
-
 class _EvalSliceFn(beam.DoFn):
     def __init__(self, settings):
         self._settings = settings
@@ -265,7 +231,7 @@ class _EvaluateWindows(beam.PTransform):
         return (
             batches
             | "SplitBySlice" >> beam.ParDo(_EvalSliceFn(s))
-            | "ComputeMetrics" >> beam.CombinePerKey(_MetricsCombineFn(s))
+            | "ComputeMetrics" >> beam.CombinePerKey(MetricsCombineFn(s))
             | "SliceOutputs" >> beam.Map(_slice_entry, s)
             | "GatherSlices" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
             | "Report" >> beam.Map(_eval_report, s)
