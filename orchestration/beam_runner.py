@@ -48,7 +48,7 @@ from conveyor.orchestration.local_runner import (
     PipelineRunError,
     _error_from_log,
     _status_from_log,
-    new_run_id,
+    prepare_run,
 )
 from conveyor.orchestration.metadata import CACHED, COMPLETE, FAILED
 
@@ -190,10 +190,7 @@ class BeamDagRunner:
         """
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        run_id = run_id or new_run_id()
-        os.makedirs(pipeline.root, exist_ok=True)
-        run_dir = os.path.join(pipeline.root, ".conveyor", "runs", run_id)
-        os.makedirs(run_dir, exist_ok=True)
+        run_id, run_dir = prepare_run(pipeline, run_id)
         for name in os.listdir(run_dir):
             if name.endswith(".status.json"):
                 os.remove(os.path.join(run_dir, name))

@@ -28,6 +28,14 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+def prepare_run(pipeline: Pipeline, run_id: str | None) -> tuple[str, str]:
+    """``(run_id, run_dir)``: a new id if none is given, and ``<root>/.conveyor/runs/<id>/`` made."""
+    run_id = run_id or new_run_id()
+    run_dir = os.path.join(pipeline.root, ".conveyor", "runs", run_id)
+    os.makedirs(run_dir, exist_ok=True)
+    return run_id, run_dir
+
+
 class LocalDagRunner:
     """Runs pipelines locally.
 
@@ -52,10 +60,7 @@ class LocalDagRunner:
         Raises :class:`PipelineRunError` when a component fails (components that
         do not depend on it still finish).
         """
-        run_id = run_id or new_run_id()
-        os.makedirs(pipeline.root, exist_ok=True)
-        run_dir = os.path.join(pipeline.root, ".conveyor", "runs", run_id)
-        os.makedirs(run_dir, exist_ok=True)
+        run_id, run_dir = prepare_run(pipeline, run_id)
         self._print(f"[{pipeline.name}] run {run_id}: {len(pipeline.components)} components, root {pipeline.root}")
         if self.in_process:
             return self._run_in_process(pipeline, run_id, enable_cache)
