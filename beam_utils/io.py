@@ -281,7 +281,12 @@ def _should_reshuffle(flag: bool | None, pipeline) -> bool:
     runner = runner if isinstance(runner, str) else type(runner).__name__
     if runner in ("DirectRunner", "BundleBasedDirectRunner", "FnApiRunner"):
         direct = opts.view_as(DirectOptions)
-        return direct.direct_running_mode != "in_memory" and (direct.direct_num_workers or 1) != 1
+        workers = direct.direct_num_workers
+        if workers == 0:  # Beam's "one worker per CPU"
+            import multiprocessing
+
+            workers = multiprocessing.cpu_count()
+        return direct.direct_running_mode != "in_memory" and (workers or 1) != 1
     return True
 
 

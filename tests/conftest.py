@@ -67,3 +67,67 @@ def portable_args(endpoint: str) -> list[str]:
         f"--job_endpoint={endpoint}",
         "--environment_type=LOOPBACK",
     ]
+
+
+@pytest.fixture(scope="session")
+def worker_pool(tmp_path_factory):
+    """Beam's worker pool (``worker_pool_main``) on a free local port, for EXTERNAL workers.
+
+    The pool starts each SDK worker as ``python -c ...`` found on the PATH, so
+    this interpreter's bin directory goes first on it; ``tests/`` is on the
+    PYTHONPATH (set above) so workers import the test helpers. Yields
+    ``localhost:PORT``; use with :func:`external_args`.
+    """
+    import signal
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("worker_pool") / "log.txt"
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH")) if p)
+    with open(log, "wb") as out:
+        # Its own process group, so the workers it spawned go when it goes.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+             f"--service_port={port}"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    deadline = time.time() + 90
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker pool exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("localhost", port), timeout=1):
+                break
+        except OSError:
+            if time.time() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise RuntimeError(f"worker pool did not listen on {port}: {log.read_text()[-2000:]}") from None
+            time.sleep(0.3)
+    yield f"localhost:{port}"
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def external_args(endpoint: str, pool: str) -> list[str]:
+    """Beam flags for the PortableRunner against a job service, workers from a worker pool.
+
+    ``--sdk_worker_parallelism=2`` asks for two SDK workers per worker node;
+    Flink's and Spark's job servers honour it. Beam's Python job service (the
+    ``job_endpoint`` fixture) does not: it starts one worker per environment
+    from the pool, whatever the flags (``FnApiRunner.run_via_runner_api`` keeps
+    one worker), so several local workers are tested with
+    ``--direct_running_mode=multi_processing``.
+    """
+    return [
+        "--runner=PortableRunner",
+        f"--job_endpoint={endpoint}",
+        "--environment_type=EXTERNAL",
+        f"--environment_config={pool}",
+        "--sdk_worker_parallelism=2",
+    ]
