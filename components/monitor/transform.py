@@ -30,6 +30,7 @@ from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from conveyor.components.evaluation.transform import MetricsCombineFn
+from conveyor.components.statistics.component import STATS_FILE
 from conveyor.components.statistics.options import StatsOptions
 from conveyor.components.statistics.transform import GenerateStatistics
 from conveyor.components.validation.validate import (
@@ -40,7 +41,6 @@ from conveyor.components.validation.validate import (
 )
 
 METRICS_NAMESPACE = "conveyor.monitor"
-STATS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"
 REPORT_FILE = "report.txt"
 METRICS_FILE = "metrics.json"

@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import posixpath
 
-HELP = "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report)."
+from conveyor.components.statistics.component import HTML_FILE, STATS_FILE
 
-STATS_FILE = "FeatureStats.pb"
-HTML_FILE = "statistics.html"
+HELP = "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,15 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="COL",
         help="report COL as BYTES (byte sizes) rather than STRING",
     )
-
-
-def read_stats(path: str):
-    """Reads a binary ``DatasetFeatureStatisticsList`` (e.g. ``FeatureStats.pb``)."""
-    from apache_beam.io.filesystems import FileSystems
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    with FileSystems.open(path) as f:
-        return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
 
 
 def run(args, beam_args) -> int:

@@ -11,6 +11,15 @@ HTML_FILE = "statistics.html"
 SUMMARY_FILE = "statistics_summary.json"
 
 
+def read_stats(path: str):
+    """Reads a binary ``DatasetFeatureStatisticsList`` (e.g. ``FeatureStats.pb``)."""
+    from apache_beam.io.filesystems import FileSystems
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    with FileSystems.open(path) as f:
+        return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+
+
 def _write_proto(stats, path: str) -> None:
     from apache_beam.io.filesystems import FileSystems
 
@@ -38,7 +47,6 @@ def run_statistics(
 
     from conveyor.beam_utils.options import pipeline_options
     from conveyor.components.statistics import report
-    from conveyor.components.statistics.cli import read_stats
     from conveyor.components.statistics.options import StatsOptions
     from conveyor.components.statistics.transform import GenerateStatistics
 
