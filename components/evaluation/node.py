@@ -9,12 +9,6 @@ import shutil
 from conveyor.orchestration.dsl import Component, InputSpec
 
 
-def serving_dir(model_uri: str) -> str:
-    """A Model artifact's SavedModel: ``Format-Serving/`` (TFX's layout) or the folder itself."""
-    path = os.path.join(model_uri, "Format-Serving")
-    return path if os.path.isdir(path) else model_uri
-
-
 class Evaluator(Component):
     """Computes metrics per slice on one split, checks thresholds, and blesses the model or not.
 
@@ -55,6 +49,7 @@ class Evaluator(Component):
             make_settings,
             settings_from_eval_config,
         )
+        from conveyor.components.inference.node import serving_model_dir
 
         p = ctx.parameters
         extra = [SliceSpec((c,)) for c in p["slice_by"]]
@@ -81,8 +76,8 @@ class Evaluator(Component):
             read_examples_dir(ctx.inputs["examples"].uri, p["split"]),
             settings,
             out,
-            model_path=serving_dir(model.uri) if model is not None else None,
-            baseline_model_path=serving_dir(baseline.uri) if baseline is not None else None,
+            model_path=serving_model_dir(model.uri) if model is not None else None,
+            baseline_model_path=serving_model_dir(baseline.uri) if baseline is not None else None,
             signature=p["signature"],
             beam_args=ctx.beam_args,
         )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from conveyor.components.trainer.component import SERVING_DIR
 from conveyor.orchestration.dsl import Component, InputSpec, PipelineDefinitionError
 
 #: Where TFX's Trainer puts the serving SavedModel inside a Model artifact.
-SERVING_MODEL_DIR = "Format-Serving"
 #: The marker files of a ModelBlessing artifact (TFX Evaluator's layout).
 BLESSED = "BLESSED"
 NOT_BLESSED = "NOT_BLESSED"
@@ -143,7 +143,7 @@ def serving_model_dir(model_uri: str) -> str:
     """``<model_uri>/Format-Serving`` if the Model artifact has one, else ``model_uri``."""
     from apache_beam.io.filesystems import FileSystems
 
-    serving = FileSystems.join(model_uri, SERVING_MODEL_DIR)
+    serving = FileSystems.join(model_uri, SERVING_DIR)
     # Object stores have no directories: look for the SavedModel file too.
     if FileSystems.exists(serving) or FileSystems.exists(
         FileSystems.join(serving, "saved_model.pb")
