@@ -34,7 +34,7 @@ demo: install
 	$(BIN)/conveyor demo --output out/demo
 
 test: install
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=10 tests
 
 lint: install
 	$(BIN)/ruff check components beam_utils orchestration tests benchmarks

@@ -11,13 +11,19 @@ Runs, in one process and on the same Beam runner:
     against the compiled google-crc32c that Conveyor installs.
 Prints rows/s, MB/s and the ratio ours/theirs for each.
 
-    .venv/bin/python benchmarks/io_readers.py [--rows N] [--repeat K] [-- beam flags]
+    .venv/bin/python benchmarks/io_readers.py [--rows N] [--repeat K] [--scale K] [-- beam flags]
+
+``--scale K`` reads K copies of the flights with varied values; ``--only
+ours|theirs``, ``--formats``, ``--json PATH``, ``--workdir DIR`` and
+``--prepare-only`` are for ``benchmarks/run_all.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +39,9 @@ import pyarrow.csv as pacsv  # noqa: E402
 from conveyor.beam_utils import arrow, datasets, tfrecord_io  # noqa: E402
 from conveyor.beam_utils.io import ReadExamples, WriteExamples  # noqa: E402
 from conveyor.beam_utils.options import pipeline_options  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flights_data  # noqa: E402
 
 
 def _count_rows(source_transform, beam_args) -> tuple[int, float]:
@@ -97,42 +106,91 @@ def bench_crc(n_records: int = 100_000, size: int = 200) -> None:
     print(f"  ratio                  {a / b:>12.1f}x faster with google-crc32c")
 
 
+def _prepare(args, workdir: str) -> tuple[str, str, object]:
+    """The CSV (NA as empty) and gzip TFRecords of the chosen flights, written once under ``workdir``."""
+    tag = f"rows{args.rows or 'all'}-x{args.scale}-r{args.repeat}"
+    base = os.path.join(workdir, tag)
+    csv_path, tfr_dir = os.path.join(base, "flights.csv"), os.path.join(base, "tfr")
+    if not os.path.exists(csv_path):
+        os.makedirs(base, exist_ok=True)
+        _clean_csv(flights_data.flights_csv(args.scale), args.rows, args.repeat, base)
+    schema = ReadExamples(csv_path, format="csv").arrow_schema
+    if "tfrecord" in args.formats and not os.path.exists(os.path.join(tfr_dir, "DONE")):
+        shutil.rmtree(tfr_dir, ignore_errors=True)
+        with beam.Pipeline(options=pipeline_options([])) as p:
+            (p | ReadExamples(csv_path, format="csv", schema=schema)).examples | WriteExamples(tfr_dir, num_shards=4)
+        open(os.path.join(tfr_dir, "DONE"), "w").close()
+    return csv_path, tfr_dir, schema
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     beam_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None, help="first N flights only")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat the data K times")
+    parser.add_argument("--repeat", type=int, default=1, help="repeat the data K times (identical copies)")
+    parser.add_argument("--scale", type=int, default=1,
+                        help="K copies of the flights with varied values (benchmarks/flights_data.py)")
+    parser.add_argument("--formats", default="csv,tfrecord", help="comma-separated: csv, tfrecord")
+    parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only")
+    parser.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
+    parser.add_argument("--workdir", help="prepare the data once here and reuse it (default: a fresh temp dir)")
+    parser.add_argument("--prepare-only", action="store_true", help="write the data under --workdir and exit")
     args = parser.parse_args(own)
+    args.formats = [f.strip() for f in args.formats.split(",") if f.strip()]
 
     from tfx_bsl.public import tfxio
 
-    workdir = tempfile.mkdtemp(prefix="conveyor-bench-io-")
-    csv_path = _clean_csv(datasets.flights_csv(), args.rows, args.repeat, workdir)
-    read = ReadExamples(csv_path, format="csv")
-    schema = read.arrow_schema
+    workdir = args.workdir or tempfile.mkdtemp(prefix="conveyor-bench-io-")
+    csv_path, tfr_dir, schema = _prepare(args, workdir)
+    if args.prepare_only:
+        return 0
     md_schema = arrow.to_metadata_schema(schema)
     size = os.path.getsize(csv_path)
     print(f"flights CSV: {size / 1e6:.1f} MB; runner flags: {pipeline_options(beam_args).get_all_options()['runner']} "
           f"{' '.join(beam_args)}")
+    sides = (args.only,) if args.only else ("ours", "theirs")
+    results = []
 
-    ours = _count_rows(ReadExamples(csv_path, format="csv", schema=schema), beam_args)
-    theirs_src = tfxio.CsvTFXIO(csv_path, column_names=schema.names, schema=md_schema, skip_header_lines=1)
-    theirs = _count_rows(theirs_src.BeamSource(), beam_args)
-    _report("CSV -> RecordBatch", ours, theirs, size)
+    def measure(name, ours_src, theirs_src, nbytes):
+        got = {}
+        for side in sides:
+            got[side] = _count_rows(ours_src() if side == "ours" else theirs_src(), beam_args)
+            n, t = got[side]
+            results.append({"component": name, "side": side, "rows": n, "seconds": t, "rows_per_s": n / t,
+                            "impl": "Conveyor ReadExamples" if side == "ours" else theirs_name[name]})
+        if len(got) == 2:
+            _report(name, got["ours"], got["theirs"], nbytes)
+        else:
+            (side, (n, t)), = got.items()
+            print(f"{name:<28} {side:>8} {n / t:>12,.0f} rows/s {nbytes / 1e6 / t:>8.1f} MB/s  ({t:.2f}s)")
 
-    tfr_dir = os.path.join(workdir, "tfr")
-    with beam.Pipeline(options=pipeline_options(beam_args)) as p:
-        (p | ReadExamples(csv_path, format="csv", schema=schema)).examples | WriteExamples(tfr_dir, num_shards=4)
-    pattern = os.path.join(tfr_dir, "data_tfrecord-*")
-    tsize = sum(os.path.getsize(os.path.join(tfr_dir, f)) for f in os.listdir(tfr_dir))
-    ours = _count_rows(ReadExamples(pattern, format="tfrecord", schema=schema), beam_args)
-    theirs = _count_rows(tfxio.TFExampleRecord(pattern, schema=md_schema).BeamSource(), beam_args)
-    _report("gzip TFRecord -> RecordBatch", ours, theirs, tsize)
-    print(f"{'':<28} (MB/s of the compressed files: {tsize / 1e6:.1f} MB)")
+    theirs_name = {"CSV -> RecordBatch": "tfx-bsl CsvTFXIO", "gzip TFRecord -> RecordBatch": "tfx-bsl TFExampleRecord"}
+    if "csv" in args.formats:
+        measure(
+            "CSV -> RecordBatch",
+            lambda: ReadExamples(csv_path, format="csv", schema=schema),
+            lambda: tfxio.CsvTFXIO(csv_path, column_names=schema.names, schema=md_schema,
+                                   skip_header_lines=1).BeamSource(),
+            size,
+        )
+    if "tfrecord" in args.formats:
+        pattern = os.path.join(tfr_dir, "data_tfrecord-*")
+        tsize = sum(os.path.getsize(os.path.join(tfr_dir, f)) for f in os.listdir(tfr_dir))
+        measure(
+            "gzip TFRecord -> RecordBatch",
+            lambda: ReadExamples(pattern, format="tfrecord", schema=schema),
+            lambda: tfxio.TFExampleRecord(pattern, schema=md_schema).BeamSource(),
+            tsize,
+        )
+        print(f"{'':<28} (MB/s of the compressed files: {tsize / 1e6:.1f} MB)")
 
-    bench_crc()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    if not args.only:
+        bench_crc()
     return 0
 
 

@@ -19,6 +19,16 @@ Usage::
 
 ``--scale N`` (default 10) is the multiple of the data for the memory check
 (ours at 1x and Nx). ``--quick`` uses a tenth of the rows.
+
+Machine-readable mode, for ``benchmarks/run_all.py``::
+
+    .venv/bin/python benchmarks/statistics/run.py --json PATH [--only ours|theirs]
+        [--scale N] [--rows N] [--prepare-only] [-- beam flags]
+
+runs, in this process, the end-to-end CSV comparison (conveyor: ReadExamples +
+GenerateStatistics; tfdv: CsvTFXIO + tfdv.GenerateStatistics) on N copies of
+the flights with varied values (``benchmarks/flights_data.py``; 1 = the
+original file), NA written as empty fields, and writes one result row per side.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ import time
 import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import flights_data  # noqa: E402
 
 
 def _flights_zip() -> str:
@@ -73,13 +85,15 @@ def prepare(workdir: str, quick: bool) -> dict:
     return {"csv": csv_dir, "tfrecord": tfr_dir, "csv_clean": clean_dir, "rows": rows}
 
 
-def _clean_csv(src: str, dst: str) -> None:
-    """The CSV with NA written as empty fields (as benchmarks/io_readers.py does)."""
+def _clean_csv(src: str, dst: str, rows: int | None = None) -> None:
+    """The CSV (its first ``rows`` rows) with NA written as empty fields (as benchmarks/io_readers.py does)."""
     import pyarrow.csv as pcsv
 
     table = pcsv.read_csv(
         src, convert_options=pcsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True)
     )
+    if rows:
+        table = table.slice(0, rows)
     pcsv.write_csv(table, dst)  # strings quoted, nulls empty: both readers accept that
 
 
@@ -226,7 +240,41 @@ def _scale_dir(data_dir: str, fmt: str, copies: int) -> str:
     return os.path.join(d, f"*.{ext}")
 
 
+def json_mode(args, beam_args: list[str]) -> int:
+    """One end-to-end CSV run per side, in this process; rows written to ``args.json``."""
+    base = os.path.join(args.workdir, f"varied-rows{args.rows or 'all'}-x{args.scale}")
+    os.makedirs(base, exist_ok=True)
+    path = os.path.join(base, "flights.csv")
+    if not os.path.exists(path):
+        _clean_csv(flights_data.flights_csv(args.scale), path, args.rows)
+    if args.prepare_only:
+        return 0
+    rows = flights_data.count_rows(path)
+    tmp = os.path.join(args.workdir, "out")
+    os.makedirs(tmp, exist_ok=True)
+    results = []
+    for side in (args.only,) if args.only else ("ours", "theirs"):
+        impl, reader = ("ours", "ours-given-schema") if side == "ours" else ("tfdv", "tfxio")
+        r = worker({"impl": impl, "format": "csv", "reader": reader, "tmp": tmp,
+                    "beam_args": beam_args, "pattern": path})
+        assert r["num_examples"] == rows, (r, rows)
+        results.append({
+            "component": "statistics (CSV, each its own reader)", "side": side, "rows": rows,
+            "seconds": r["seconds"], "rows_per_s": rows / r["seconds"], "cpu_seconds": r["cpu"],
+            "impl": "Conveyor ReadExamples + GenerateStatistics" if side == "ours"
+            else "tfx-bsl CsvTFXIO + tfdv.GenerateStatistics",
+        })
+        print(f"statistics {side:<6} {rows:>11,} rows {r['seconds']:8.2f} s {rows / r['seconds']:>10,.0f} rows/s",
+              flush=True)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=1)
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    beam_args = argv[argv.index("--") + 1:] if "--" in argv else ["--direct_running_mode=in_memory"]
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=10, help="data multiple for the memory check")
     ap.add_argument("--quick", action="store_true", help="a tenth of the flights rows")
@@ -240,10 +288,16 @@ def main(argv=None) -> int:
         help="fresh processes per figure; the best time is shown (default 3)",
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--json", metavar="PATH", help="machine-readable mode (see the module docstring)")
+    ap.add_argument("--only", choices=("ours", "theirs"), help="with --json: run one side only")
+    ap.add_argument("--rows", type=int, default=None, help="with --json: first N rows of the data")
+    ap.add_argument("--prepare-only", action="store_true", help="with --json: write the data and exit")
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
+    if args.json or args.prepare_only:
+        return json_mode(args, beam_args)
 
     data = prepare(args.workdir, args.quick)
     rows = data["rows"]

@@ -20,7 +20,12 @@ number of rows and the same vocabularies.
 
 Usage::
 
-    .venv/bin/python benchmarks/transform/run.py [--rows N] [--workdir DIR] [-- beam flags]
+    .venv/bin/python benchmarks/transform/run.py [--rows N] [--scale K] [--workdir DIR] [-- beam flags]
+
+``--scale K`` uses K copies of the flights with varied values
+(``benchmarks/flights_data.py``). For ``benchmarks/run_all.py``: ``--json PATH``
+writes the result rows as JSON; with ``--only ours|theirs`` that one side runs
+in this process; ``--prepare-only`` builds the Examples and exits.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import flights_data  # noqa: E402
+
 MODULE = os.path.join(HERE, "preprocessing.py")
 
 
@@ -42,19 +50,35 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def build_examples(workdir: str, rows: int | None) -> tuple[str, int]:
-    """ExampleGen over the flights CSV (first ``rows`` rows), one split; reused if present."""
+def build_examples(workdir: str, rows: int | None, scale: int = 1) -> tuple[str, int]:
+    """ExampleGen over the flights CSV (``scale`` copies, first ``rows`` rows), one split; reused if present."""
     from conveyor.beam_utils import datasets
     from conveyor.components.example_gen import run_example_gen
 
-    folder = os.path.join(workdir, f"examples-{rows or 'all'}")
+    tag = "" if scale == 1 else f"-x{scale}"
+    folder = os.path.join(workdir, f"examples-{rows or 'all'}{tag}")
     summary_path = os.path.join(folder, "summary.json")
     if not os.path.exists(summary_path):
-        src = datasets.flights_sample_csv(rows, os.path.join(workdir, f"flights-{rows}.csv")) if rows \
-            else datasets.flights_csv()
+        if scale == 1:
+            src = datasets.flights_sample_csv(rows, os.path.join(workdir, f"flights-{rows}.csv")) if rows \
+                else datasets.flights_csv()
+        else:
+            src = flights_data.flights_csv(scale)
+            if rows:
+                src = _head(src, rows, os.path.join(workdir, f"flights-{rows}{tag}.csv"))
         run_example_gen(src, folder, splits={"train": 1})
     with open(summary_path) as f:
         return folder, json.load(f)["splits"]["train"]
+
+
+def _head(src: str, rows: int, dst: str) -> str:
+    """The header and first ``rows`` rows of a CSV."""
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        for i, line in enumerate(f):
+            if i > rows:
+                break
+            out.write(line)
+    return dst
 
 
 def _schema(examples_dir: str):
@@ -144,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=None, help="first N flights (default: all 336,776)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "conveyor-bench-transform"))
+    parser.add_argument("--scale", type=int, default=1, help="K copies of the flights with varied values")
+    parser.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
+    parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only, in this process")
+    parser.add_argument("--prepare-only", action="store_true", help="build the Examples and exit")
     parser.add_argument("--side", choices=("plain", "conveyor"), help=argparse.SUPPRESS)
     parser.add_argument("--examples", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -167,9 +195,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     os.makedirs(args.workdir, exist_ok=True)
-    _log("building the flights Examples (once per --rows) ...")
-    examples_dir, rows = build_examples(args.workdir, args.rows)
+    _log("building the flights Examples (once per --rows and --scale) ...")
+    examples_dir, rows = build_examples(args.workdir, args.rows, args.scale)
+    if args.prepare_only:
+        return 0
     import shutil
+
+    if args.only:  # one side in this process (the caller measures its memory)
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        side = "plain" if args.only == "theirs" else "conveyor"
+        out = os.path.join(args.workdir, f"out-{side}")
+        shutil.rmtree(out, ignore_errors=True)
+        r = (side_plain if side == "plain" else side_conveyor)(examples_dir, out, beam_args)
+        written = _count_rows(out)
+        print(f"{side}: {rows:,} rows in {r['seconds']:.1f} s = {rows / r['seconds']:,.0f} rows/s "
+              f"({written:,} rows written)")
+        if written != rows:
+            raise SystemExit(f"{side} wrote {written:,} rows, expected {rows:,}")
+        _write_json(args.json, [{"component": "transform (z-score + vocabularies)", "side": args.only,
+                                 "rows": rows, "seconds": r["seconds"], "rows_per_s": rows / r["seconds"],
+                                 "impl": "plain tf.Transform" if side == "plain" else "Conveyor run_transform"}])
+        return 0
 
     results = {}
     for side in ("plain", "conveyor"):
@@ -191,7 +239,18 @@ def main(argv: list[str] | None = None) -> int:
           f"({'meets' if ratio <= 1.05 else 'MISSES'} the <= 1.05 target)")
     same = plain["rows_written"] == ours["rows_written"] == rows and plain["vocab_sizes"] == ours["vocab_sizes"]
     print(f"  outputs agree (rows written, vocabulary sizes): {'yes' if same else 'NO'}")
+    _write_json(args.json, [
+        {"component": "transform (z-score + vocabularies)", "side": side, "rows": rows, "seconds": r["seconds"],
+         "rows_per_s": rows / r["seconds"], "impl": impl}
+        for side, r, impl in (("ours", ours, "Conveyor run_transform"), ("theirs", plain, "plain tf.Transform"))
+    ])
     return 0 if same else 1
+
+
+def _write_json(path: str | None, rows: list[dict]) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":
