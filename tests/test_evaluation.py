@@ -203,6 +203,8 @@ def test_config_forms_and_errors(tmp_path):
         assert s.metric("precision").threshold == 0.3
         assert s.thresholds[0].threshold == Threshold(lower=0.6)
         assert s.compute_confidence_intervals
+    braceless = settings_from_eval_config(text.replace("""'{"thresholds": 0.3}'""", """'"thresholds": 0.3'"""))
+    assert braceless.metric("precision").threshold == 0.3  # TFMA's form without the braces
     with pytest.raises(UsageError, match="not a valid EvalConfig in text form"):
         settings_from_eval_config("model_specs { label_key: }")
     bad_json = tmp_path / "bad.json"

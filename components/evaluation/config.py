@@ -617,7 +617,9 @@ def settings_from_eval_config(
             if mc.module and not mc.module.startswith(("tensorflow_model_analysis", "tfma", "tf.keras", "keras")):
                 raise UsageError(f"{where}: custom metric module {mc.module!r} is not supported")
             try:
-                cfg = json.loads(mc.config) if mc.config else {}
+                # TFMA accepts the object with or without its braces ('"thresholds": [0.5]').
+                text = mc.config.strip()
+                cfg = json.loads(text if text.startswith("{") else "{" + text + "}") if text else {}
             except json.JSONDecodeError as e:
                 raise UsageError(f"{where} {mc.class_name}: config is not JSON: {e}") from None
             spec = metric_spec(mc.class_name, cfg)

@@ -44,6 +44,8 @@ EVAL_CONFIG = {
             {"class_name": "MeanLabel"},
             {"class_name": "MeanPrediction"},
             {"class_name": "Calibration"},
+            {"class_name": "CalibrationPlot"},
+            {"class_name": "ConfusionMatrixAtThresholds", "config": '"thresholds": [0.3, 0.5, 0.7]'},
         ]
     }],
 }
