@@ -36,7 +36,7 @@ import apache_beam as beam  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 
-from conveyor.beam_utils import arrow, datasets, tfrecord_io  # noqa: E402
+from conveyor.beam_utils import arrow, tfrecord_io  # noqa: E402
 from conveyor.beam_utils.io import ReadExamples, WriteExamples  # noqa: E402
 from conveyor.beam_utils.options import pipeline_options  # noqa: E402
 
@@ -106,6 +106,13 @@ def bench_crc(n_records: int = 100_000, size: int = 200) -> None:
     print(f"  ratio                  {a / b:>12.1f}x faster with google-crc32c")
 
 
+def _tfxio():
+    """tfx-bsl's TFXIO module, imported only by the side that uses it (it brings TensorFlow)."""
+    from tfx_bsl.public import tfxio
+
+    return tfxio
+
+
 def _prepare(args, workdir: str) -> tuple[str, str, object]:
     """The CSV (NA as empty) and gzip TFRecords of the chosen flights, written once under ``workdir``."""
     tag = f"rows{args.rows or 'all'}-x{args.scale}-r{args.repeat}"
@@ -140,8 +147,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(own)
     args.formats = [f.strip() for f in args.formats.split(",") if f.strip()]
 
-    from tfx_bsl.public import tfxio
-
     workdir = args.workdir or tempfile.mkdtemp(prefix="conveyor-bench-io-")
     csv_path, tfr_dir, schema = _prepare(args, workdir)
     if args.prepare_only:
@@ -171,7 +176,7 @@ def main(argv=None) -> int:
         measure(
             "CSV -> RecordBatch",
             lambda: ReadExamples(csv_path, format="csv", schema=schema),
-            lambda: tfxio.CsvTFXIO(csv_path, column_names=schema.names, schema=md_schema,
+            lambda: _tfxio().CsvTFXIO(csv_path, column_names=schema.names, schema=md_schema,
                                    skip_header_lines=1).BeamSource(),
             size,
         )
@@ -181,7 +186,7 @@ def main(argv=None) -> int:
         measure(
             "gzip TFRecord -> RecordBatch",
             lambda: ReadExamples(pattern, format="tfrecord", schema=schema),
-            lambda: tfxio.TFExampleRecord(pattern, schema=md_schema).BeamSource(),
+            lambda: _tfxio().TFExampleRecord(pattern, schema=md_schema).BeamSource(),
             tsize,
         )
         print(f"{'':<28} (MB/s of the compressed files: {tsize / 1e6:.1f} MB)")

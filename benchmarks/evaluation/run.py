@@ -12,12 +12,17 @@ Usage::
     .venv/bin/python benchmarks/evaluation/run.py [--rows N] [--tfma-rows N] [-- BEAM FLAGS]
 
 ``--tfma-rows`` runs TFMA on the first N rows only (rows/s stays comparable);
-by default TFMA gets the same rows as ours.
+by default TFMA gets the same rows as ours. ``--scale K`` uses K copies of the
+flights with varied values (``benchmarks/flights_data.py``). For
+``benchmarks/run_all.py``: ``--json PATH`` writes the result rows as JSON,
+``--only ours|theirs`` runs one side, ``--workdir DIR`` prepares the examples
+once there and reuses them, ``--prepare-only`` prepares them and exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -27,6 +32,8 @@ import warnings
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import flights_data  # noqa: E402
 
 EVAL_CONFIG = """
 model_specs { label_key: "late" prediction_key: "p_late" }
@@ -50,7 +57,19 @@ metrics_specs {
 """
 
 
-def make_examples(rows: int | None, folder: str) -> int:
+def cached_examples(rows: int | None, scale: int, folder: str) -> int:
+    """``make_examples`` into ``folder`` unless a finished run left them there; returns the row count."""
+    done = os.path.join(folder, "ROWS")
+    if not os.path.exists(done):
+        shutil.rmtree(folder, ignore_errors=True)
+        n = make_examples(rows, folder, scale)
+        with open(done, "w") as f:
+            f.write(str(n))
+    with open(done) as f:
+        return int(f.read())
+
+
+def make_examples(rows: int | None, folder: str, scale: int = 1) -> int:
     """Writes the flights with p_late and late as gzip TFRecords; returns the row count."""
     import numpy as np
     import pyarrow as pa
@@ -59,9 +78,7 @@ def make_examples(rows: int | None, folder: str) -> int:
     from tfx_bsl.coders import example_coder
 
     from conveyor.beam_utils import arrow
-    from conveyor.beam_utils.datasets import flights_csv
-
-    table = pcsv.read_csv(flights_csv(), convert_options=pcsv.ConvertOptions(null_values=["NA"]))
+    table = pcsv.read_csv(flights_data.flights_csv(scale), convert_options=pcsv.ConvertOptions(null_values=["NA"]))
     if rows:
         table = table.slice(0, rows)
     dep = table["dep_delay"].to_numpy().astype(np.float64)
@@ -134,21 +151,55 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=None, help="first N flights (default: all 336,776)")
     parser.add_argument("--tfma-rows", type=int, default=None, help="run TFMA on the first N flights only")
     parser.add_argument("--keep", metavar="DIR", help="keep inputs and outputs here")
+    parser.add_argument("--scale", type=int, default=1, help="K copies of the flights with varied values")
+    parser.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
+    parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only")
+    parser.add_argument("--workdir", help="prepare the examples once here and reuse them")
+    parser.add_argument("--prepare-only", action="store_true", help="prepare the examples (needs --workdir) and exit")
     args = parser.parse_args(own)
+    if args.prepare_only and not args.workdir:
+        parser.error("--prepare-only needs --workdir")
 
     from conveyor.beam_utils.options import runner_name
 
-    work = args.keep or tempfile.mkdtemp(prefix="conveyor-eval-bench-")
+    work = args.workdir or args.keep or tempfile.mkdtemp(prefix="conveyor-eval-bench-")
+    tag = f"{args.rows or 'all'}-x{args.scale}"
     try:
         t = time.perf_counter()
-        n = make_examples(args.rows, os.path.join(work, "examples"))
-        print(f"prepared {n:,} flights with a prediction column in {time.perf_counter() - t:.1f}s "
-              f"(runner: {runner_name(beam_args)})")
-        pattern = os.path.join(work, "examples", "Split-eval", "*.gz")
+        if args.workdir:
+            n = cached_examples(args.rows, args.scale, os.path.join(work, f"examples-{tag}"))
+            pattern = os.path.join(work, f"examples-{tag}", "Split-eval", "*.gz")
+        else:
+            n = make_examples(args.rows, os.path.join(work, "examples"), args.scale)
+            pattern = os.path.join(work, "examples", "Split-eval", "*.gz")
         tfma_pattern, tfma_n = pattern, n
         if args.tfma_rows and args.tfma_rows < (args.rows or 10**9):
-            tfma_n = make_examples(args.tfma_rows, os.path.join(work, "examples_tfma"))
-            tfma_pattern = os.path.join(work, "examples_tfma", "Split-eval", "*.gz")
+            folder = os.path.join(work, f"examples_tfma-{args.tfma_rows}-x{args.scale}")
+            if args.workdir:
+                tfma_n = cached_examples(args.tfma_rows, args.scale, folder)
+            else:
+                tfma_n = make_examples(args.tfma_rows, folder, args.scale)
+            tfma_pattern = os.path.join(folder, "Split-eval", "*.gz")
+        print(f"prepared {n:,} flights with a prediction column in {time.perf_counter() - t:.1f}s "
+              f"(runner: {runner_name(beam_args)})")
+        if args.prepare_only:
+            return 0
+        results = []
+        subset = "" if tfma_n == n else f" (a subset: the first {args.tfma_rows:,} flights)"
+        if args.only:
+            side = args.only
+            run = run_ours if side == "ours" else run_tfma
+            rows = n if side == "ours" else tfma_n
+            out = os.path.join(work, f"out-{side}")
+            shutil.rmtree(out, ignore_errors=True)
+            seconds, _ = run(pattern if side == "ours" else tfma_pattern, out, beam_args)
+            print(f"{'conveyor' if side == 'ours' else 'tfma'}: {rows:,} rows in {seconds:.1f}s = "
+                  f"{rows / seconds:,.0f} rows/s{subset if side == 'theirs' else ''}")
+            results.append({"component": "evaluation (sliced by carrier)", "side": side, "rows": rows,
+                            "seconds": seconds, "rows_per_s": rows / seconds,
+                            "impl": "Conveyor run_evaluation" if side == "ours" else "TFMA run_model_analysis"})
+            _write_json(args.json, results)
+            return 0
 
         ours_s, report = run_ours(pattern, os.path.join(work, "ours"), beam_args)
         overall = report["metrics"][0]["metrics"]
@@ -156,15 +207,26 @@ def main(argv=None) -> int:
               f"({len(report['metrics'])} slices; overall auc={overall['auc']:.4f}, "
               f"binary_accuracy={overall['binary_accuracy']:.4f})")
         tfma_s, tfma_overall = run_tfma(tfma_pattern, os.path.join(work, "tfma"), beam_args)
-        subset = "" if tfma_n == n else f" (a subset: the first {args.tfma_rows:,} flights)"
         print(f"tfma:     {tfma_n:,} rows in {tfma_s:.1f}s = {tfma_n / tfma_s:,.0f} rows/s{subset} "
               f"(overall auc={tfma_overall['auc']:.4f}, binary_accuracy={tfma_overall['binary_accuracy']:.4f})")
         ratio = (n / ours_s) / (tfma_n / tfma_s)
         print(f"ratio: conveyor is {ratio:.1f}x TFMA's rows/s (target >= 20x)")
+        _write_json(args.json, [
+            {"component": "evaluation (sliced by carrier)", "side": "ours", "rows": n, "seconds": ours_s,
+             "rows_per_s": n / ours_s, "impl": "Conveyor run_evaluation"},
+            {"component": "evaluation (sliced by carrier)", "side": "theirs", "rows": tfma_n, "seconds": tfma_s,
+             "rows_per_s": tfma_n / tfma_s, "impl": "TFMA run_model_analysis"},
+        ])
     finally:
-        if not args.keep:
+        if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _write_json(path: str | None, rows: list[dict]) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

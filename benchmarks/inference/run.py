@@ -12,18 +12,26 @@ Usage::
     .venv/bin/python benchmarks/inference/run.py [--rows N] [--workdir DIR] [-- beam flags]
 
 The flights TFRecords and the model are built once under ``--workdir`` and
-reused.
+reused. ``--scale K`` uses K copies of the flights with varied values
+(``benchmarks/flights_data.py``; the model stays the one trained on the
+original rows). For ``benchmarks/run_all.py``: ``--json PATH`` writes the
+result rows as JSON, ``--only ours|theirs`` runs one side (without the
+prediction comparison), ``--prepare-only`` builds data and model and exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import flights_data  # noqa: E402
 
 NUMERIC = [
     "month",
@@ -87,7 +95,7 @@ def _flights_csv() -> str:
     return os.path.join(next(iter(spec.submodule_search_locations)), "data", "flights.csv.zip")
 
 
-def build_data(workdir: str, rows: int | None) -> tuple[str, int]:
+def build_data(workdir: str, rows: int | None, scale: int = 1) -> tuple[str, int]:
     """Writes the flights as gzip TFRecords of tf.Example (id, numeric FLOATs, carrier, origin, dest)."""
     import numpy as np
     import pandas as pd
@@ -96,7 +104,7 @@ def build_data(workdir: str, rows: int | None) -> tuple[str, int]:
 
     from conveyor.beam_utils import arrow
 
-    folder = os.path.join(workdir, f"flights-{rows or 'all'}")
+    folder = os.path.join(workdir, f"flights-{rows or 'all'}" + ("" if scale == 1 else f"-x{scale}"))
     pattern = os.path.join(folder, "flights-*.gz")
     done = os.path.join(folder, "DONE")
     if os.path.exists(done):
@@ -104,7 +112,8 @@ def build_data(workdir: str, rows: int | None) -> tuple[str, int]:
             return pattern, int(f.read())
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
-    df = pd.read_csv(_flights_csv(), na_values=["NA"], nrows=rows)
+    src = _flights_csv() if scale == 1 else flights_data.flights_csv(scale)
+    df = pd.read_csv(src, na_values=["NA"], nrows=rows)
     n = len(df)
     cols = {"id": arrow.wrap_scalars(pa.array(np.arange(n, dtype=np.int64)), pa.int64())}
     for c in NUMERIC:
@@ -242,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", default="/tmp/conveyor-inference-benchmark")
     parser.add_argument("--batch-size", default="256:4096", help="Conveyor's MIN:MAX batch rows")
+    parser.add_argument("--scale", type=int, default=1, help="K copies of the flights with varied values")
+    parser.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
+    parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only")
+    parser.add_argument("--prepare-only", action="store_true", help="build data and model, then exit")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import logging
@@ -253,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     batch = parse_batch_size(args.batch_size)
     os.makedirs(args.workdir, exist_ok=True)
     _log("building data and model (cached under --workdir) ...")
-    pattern, n = build_data(args.workdir, args.rows)
+    pattern, n = build_data(args.workdir, args.rows, args.scale)
     model = build_model(args.workdir, os.path.dirname(pattern))
+    if args.prepare_only:
+        return 0
     outs = {name: os.path.join(args.workdir, "out", name) for name in ("tfx_bsl", "conveyor")}
     for d in outs.values():
         shutil.rmtree(d, ignore_errors=True)
@@ -264,6 +279,20 @@ def main(argv: list[str] | None = None) -> int:
 
     # Beam's TFRecord writer (tfx-bsl's side) otherwise computes CRCs in pure Python.
     use_fast_crc32c()
+
+    def row(side, seconds):
+        return {"component": "bulk inference (same SavedModel)", "side": side, "rows": n, "seconds": seconds,
+                "rows_per_s": n / seconds,
+                "impl": "Conveyor BulkInference" if side == "ours" else "tfx-bsl RunInference"}
+
+    if args.only:
+        if args.only == "theirs":
+            seconds = run_tfx_bsl(pattern, model, outs["tfx_bsl"], beam_args)
+        else:
+            seconds = run_conveyor(pattern, model, outs["conveyor"], beam_args, batch)
+        print(f"{args.only}: {n} rows in {seconds:.2f} s = {n / seconds:.0f} rows/s (runner: {runner_name(beam_args)})")
+        _write_json(args.json, [row(args.only, seconds)])
+        return 0
 
     _log("running tfx-bsl RunInference ...")
     t_tfx = run_tfx_bsl(pattern, model, outs["tfx_bsl"], beam_args)
@@ -288,7 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"predictions: {len(ids_a)} vs {len(ids_b)} rows, same ids: {same_rows}, max |difference|: {max_diff:.3g}"
     )
+    _write_json(args.json, [row("ours", t_ours), row("theirs", t_tfx)])
     return 0 if same_rows else 1
+
+
+def _write_json(path: str | None, rows: list[dict]) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,10 @@ def _schema(examples_dir: str):
 
 
 def _load_fn():
-    # What a TFT user does: import the module (workers of the local runners import it too).
+    # What a TFT user does: import the module (workers of the local runners import it too,
+    # so multi_processing workers, which are fresh processes, get it on their PYTHONPATH).
     sys.path.insert(0, HERE)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH")) if p)
     from preprocessing import preprocessing_fn
 
     return preprocessing_fn
