@@ -80,3 +80,22 @@ def count_rows(path: str) -> int:
     """Data rows of a CSV with a header line."""
     with open(path, "rb") as f:
         return sum(1 for _ in f) - 1
+
+
+def na_as_empty_csv(src: str, dst: str, rows: int | None = None, repeat: int = 1) -> str:
+    """Writes ``src`` (its first ``rows`` rows, ``repeat`` times) to ``dst`` with NA as empty fields.
+
+    tfx-bsl's CsvTFXIO has no missing-value markers, so benchmarks that compare
+    with it give both sides this file. pyarrow quotes the strings and writes
+    nulls as empty fields: both readers accept that. Returns ``dst``.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    table = pcsv.read_csv(src, convert_options=pcsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True))
+    if rows:
+        table = table.slice(0, rows)
+    if repeat > 1:
+        table = pa.concat_tables([table] * repeat)
+    pcsv.write_csv(table, dst)
+    return dst

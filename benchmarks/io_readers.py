@@ -33,8 +33,6 @@ warnings.filterwarnings("ignore")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import apache_beam as beam  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.csv as pacsv  # noqa: E402
 
 from conveyor.beam_utils import arrow, tfrecord_io  # noqa: E402
 from conveyor.beam_utils.io import ReadExamples, WriteExamples  # noqa: E402
@@ -57,19 +55,6 @@ def _count_rows(source_transform, beam_args) -> tuple[int, float]:
     took = time.perf_counter() - start
     with open(os.path.join(out, "n-00000-of-00001")) as f:
         return int(f.read().strip()), took
-
-
-def _clean_csv(src: str, rows: int | None, repeat: int, workdir: str) -> str:
-    """flights with NA written as empty fields (CsvTFXIO has no missing-value markers)."""
-    table = pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True))
-    if rows:
-        table = table.slice(0, rows)
-    if repeat > 1:
-        table = pa.concat_tables([table] * repeat)
-    path = os.path.join(workdir, "flights.csv")
-    pacsv.write_csv(table, path)
-    # pyarrow quotes strings and writes nulls as empty: both readers accept that.
-    return path
 
 
 def _report(name, ours, theirs, nbytes):
@@ -120,7 +105,7 @@ def _prepare(args, workdir: str) -> tuple[str, str, object]:
     csv_path, tfr_dir = os.path.join(base, "flights.csv"), os.path.join(base, "tfr")
     if not os.path.exists(csv_path):
         os.makedirs(base, exist_ok=True)
-        _clean_csv(flights_data.flights_csv(args.scale), args.rows, args.repeat, base)
+        flights_data.na_as_empty_csv(flights_data.flights_csv(args.scale), csv_path, args.rows, args.repeat)
     schema = ReadExamples(csv_path, format="csv").arrow_schema
     if "tfrecord" in args.formats and not os.path.exists(os.path.join(tfr_dir, "DONE")):
         shutil.rmtree(tfr_dir, ignore_errors=True)

@@ -79,22 +79,10 @@ def prepare(workdir: str, quick: bool) -> dict:
     os.makedirs(clean_dir, exist_ok=True)
     first_clean = os.path.join(clean_dir, "flights-000.csv")
     if not os.path.exists(first_clean):
-        _clean_csv(first_csv, first_clean)
+        flights_data.na_as_empty_csv(first_csv, first_clean)
     with open(first_csv, "rb") as f:
         rows = sum(1 for _ in f) - 1
     return {"csv": csv_dir, "tfrecord": tfr_dir, "csv_clean": clean_dir, "rows": rows}
-
-
-def _clean_csv(src: str, dst: str, rows: int | None = None) -> None:
-    """The CSV (its first ``rows`` rows) with NA written as empty fields (as benchmarks/io_readers.py does)."""
-    import pyarrow.csv as pcsv
-
-    table = pcsv.read_csv(
-        src, convert_options=pcsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True)
-    )
-    if rows:
-        table = table.slice(0, rows)
-    pcsv.write_csv(table, dst)  # strings quoted, nulls empty: both readers accept that
 
 
 def _csv_to_tfrecord(csv_path: str, out_path: str) -> None:
@@ -246,7 +234,7 @@ def json_mode(args, beam_args: list[str]) -> int:
     os.makedirs(base, exist_ok=True)
     path = os.path.join(base, "flights.csv")
     if not os.path.exists(path):
-        _clean_csv(flights_data.flights_csv(args.scale), path, args.rows)
+        flights_data.na_as_empty_csv(flights_data.flights_csv(args.scale), path, args.rows)
     if args.prepare_only:
         return 0
     rows = flights_data.count_rows(path)
