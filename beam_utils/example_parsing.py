@@ -32,11 +32,14 @@ _INNER = np.array([0x0A, 0x12, 0x1A], dtype=np.uint8)
 def may_hold_empty_list(records) -> bool:
     """True if some record may hold a feature that is present with an empty list.
 
+    ``records`` is a sequence of serialized records or their concatenation.
+
     Never false for records encoded canonically (by protobuf's serializers or
     tfx-bsl's encoder) that hold such a feature; true now and then for records
     that hold none, when their values happen to contain the byte pattern.
     """
-    data = np.frombuffer(b"".join(records), dtype=np.uint8)
+    joined = records if isinstance(records, bytes) else b"".join(records)
+    data = np.frombuffer(joined, dtype=np.uint8)
     hits = np.flatnonzero((data[1:-2] == 0x02) & (data[3:] == 0x00))
     if not len(hits):
         return False
@@ -56,7 +59,7 @@ class TFExampleParser:
     def __init__(self, schema: pa.Schema):
         import tensorflow as tf
 
-        self._tf = tf
+        self.tf = tf  # the TensorFlow module, for callers that build on the parser
         self._schema = schema
         dtypes = {arrow.INT: tf.int64, arrow.FLOAT: tf.float32, arrow.BYTES: tf.string}
         self._features = {
@@ -65,7 +68,7 @@ class TFExampleParser:
         }
 
     def decode(self, records: list[bytes]) -> pa.RecordBatch:
-        parsed = self._tf.io.parse_example(records, self._features)
+        parsed = self.tf.io.parse_example(records, self._features)
         return pa.RecordBatch.from_arrays(
             [self._column(parsed[f.name], f.type) for f in self._schema], schema=self._schema
         )
@@ -85,7 +88,7 @@ class TFExampleParser:
         if value_type != pa.large_binary():
             return pa.array(tensor.numpy(), type=value_type)
         # One buffer of all the bytes and their offsets: no Python object per value.
-        tf = self._tf
+        tf = self.tf
         lengths = tf.strings.length(tensor).numpy()
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])

@@ -34,6 +34,14 @@ def detect_format(pattern: str) -> str:
     )
 
 
+def is_local(path: str) -> bool:
+    """True if Beam resolves ``path`` to the local filesystem."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.io.localfilesystem import LocalFileSystem
+
+    return isinstance(FileSystems.get_filesystem(path), LocalFileSystem)
+
+
 def match_files(pattern: str) -> list[str]:
     """The files a pattern names (local or any Beam filesystem), sorted; raises if none."""
     from apache_beam.io.filesystems import FileSystems

@@ -83,9 +83,7 @@ def _open_text(path: str):
     object it would need the GIL there, so it gets a native stream instead. A
     file on a remote filesystem is copied to a local temporary file first.
     """
-    from apache_beam.io.localfilesystem import LocalFileSystem
-
-    if isinstance(FileSystems.get_filesystem(path), LocalFileSystem):
+    if files.is_local(path):
         with pa.input_stream(path, compression="detect") as stream:
             yield stream
         return
@@ -361,19 +359,34 @@ class _ReadCsvFn(_ReadFileFn):
 class _ReadTFRecordFn(_ReadFileFn):
     """Frames records (CRCs checked) and decodes them in batches.
 
+    A local file is framed by ``tf.data`` (C++, on its own threads) and its
+    batches parsed on a small thread pool, so reading, parsing and the work
+    downstream overlap; a file on another filesystem is framed here in Python.
     A batch is decoded by TensorFlow's parser (:mod:`~conveyor.beam_utils.example_parsing`)
     unless it may hold a feature present with an empty list or TensorFlow fails
     on it; then by tfx-bsl's decoder, which also finds the bad records. Both
-    give the same batches.
+    give the same batches. A damaged file is framed again by
+    :mod:`~conveyor.beam_utils.tfrecord_io` to name the record and byte offset.
     """
+
+    #: Batches parsed ahead of the one being emitted (bounds memory).
+    PARSE_AHEAD = 2
 
     def __init__(self, schema: pa.Schema, batch_size: int):
         super().__init__(schema)
         self._batch_size = batch_size
 
     def setup(self):
+        from concurrent.futures import ThreadPoolExecutor
+
         self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
         self._decoder = self._new_decoder()
+        self._pool = ThreadPoolExecutor(max_workers=self.PARSE_AHEAD, thread_name_prefix="parse-examples")
+
+    def teardown(self):
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     def _new_decoder(self):
         from tfx_bsl.coders import example_coder
@@ -383,6 +396,12 @@ class _ReadTFRecordFn(_ReadFileFn):
         )
 
     def read(self, path):
+        if files.is_local(path):
+            yield from self._read_with_tf_data(path)
+        else:
+            yield from self._read_framed(path)
+
+    def _read_framed(self, path):
         records: list[bytes] = []
         first = 1  # record number (from 1) of records[0]
         with _open(path) as f:
@@ -395,6 +414,51 @@ class _ReadTFRecordFn(_ReadFileFn):
         if records:
             yield self._decode(records, first, path)
 
+    def _read_with_tf_data(self, path):
+        import collections
+
+        tf = self._parser.tf
+        with _open(path) as f:
+            compression = "GZIP" if tfrecord_io.is_gzip(f) else ""
+        dataset = (
+            tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=1 << 22)
+            .batch(self._batch_size)
+            .prefetch(2)
+        )
+        pending = collections.deque()
+        first = 1
+        try:
+            for serialized in dataset:
+                pending.append((first, serialized, self._pool.submit(self._parse_fast, serialized)))
+                first += len(serialized)
+                if len(pending) > self.PARSE_AHEAD:
+                    yield self._finish(*pending.popleft(), path)
+            while pending:
+                yield self._finish(*pending.popleft(), path)
+        except tf.errors.OpError as e:
+            # Frame the file ourselves to name the damaged record; if that finds
+            # nothing, TensorFlow's own message is all there is.
+            with _open(path) as f:
+                for _ in tfrecord_io.open_records(f, path):
+                    pass
+            raise InputError(f"{path}: not a readable TFRecord file: {e.message}") from e
+
+    def _parse_fast(self, serialized):
+        """A batch by TensorFlow's parser, or None when tfx-bsl must decode it (runs on the pool)."""
+        if example_parsing.may_hold_empty_list(self._parser.tf.strings.reduce_join(serialized).numpy()):
+            return None
+        try:
+            return self._parser.decode(serialized)
+        except Exception as e:  # whatever it is, tfx-bsl decides record by record
+            _LOG.debug("TensorFlow's parser failed (%s); decoding with tfx-bsl", e)
+            return None
+
+    def _finish(self, first: int, serialized, parsed, path: str):
+        batch = parsed.result()
+        if batch is not None:
+            return batch, [], batch.num_rows
+        return self._decode_with_tfx_bsl(serialized.numpy().tolist(), first, path)
+
     def _decode(self, records: list[bytes], first: int, path: str):
         # TensorFlow's parser first: it takes a present but empty list for a
         # missing feature, so records that may hold one go to tfx-bsl's decoder,
@@ -405,6 +469,9 @@ class _ReadTFRecordFn(_ReadFileFn):
             except Exception as e:  # whatever it is, tfx-bsl decides record by record
                 _LOG.debug("%s: records %d+: TensorFlow's parser failed (%s); decoding with tfx-bsl",
                            path, first, e)
+        return self._decode_with_tfx_bsl(records, first, path)
+
+    def _decode_with_tfx_bsl(self, records: list[bytes], first: int, path: str):
         try:
             batch = self._decoder.DecodeBatch(records)
             return arrow.conform(batch, self._schema), [], len(records)
@@ -432,22 +499,11 @@ class _ReadParquetFn(_ReadFileFn):
         self._batch_size = batch_size
 
     def read(self, path):
-        import pyarrow.parquet as pq
+        from conveyor.beam_utils.parquet_io import read_parquet_batches
 
         with _open(path) as f:
-            try:
-                pf = pq.ParquetFile(f)
-            except pa.ArrowException as e:
-                raise InputError(f"{path}: not a Parquet file: {e}") from e
-            missing = [n for n in self._schema.names if n not in pf.schema_arrow.names]
-            if missing:
-                raise InputError(f"{path}: lacks column(s) {missing}")
-            for batch in pf.iter_batches(batch_size=self._batch_size, columns=self._schema.names):
-                try:
-                    out = arrow.conform(batch, self._schema)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                    raise InputError(f"{path}: a column does not convert to the schema: {e}") from e
-                yield out, [], batch.num_rows
+            for batch in read_parquet_batches(f, path, self._schema, self._batch_size):
+                yield batch, [], batch.num_rows
 
 
 class _RecordListSink(filebasedsink.FileBasedSink):
