@@ -262,6 +262,9 @@ def test_cli_usage_errors(tmp_path):
     assert main(base + ["--input", "x*.csv", "--pubsub-subscription", "projects/p/subscriptions/s"]) == 2
     assert main(base + ["--input", "x*.csv", "--label-key", "y"]) == 2
     assert main(base + ["--input", "x*.csv", "--window-seconds", "0"]) == 2
+    assert main(base + ["--input", "x*.csv", "--prediction-key", "p"]) == 2  # no label
+    assert main(base + ["--input", "x*.csv", "--allowed-lateness", "-1"]) == 2
+    assert main(base + ["--pubsub-subscription", "projects/p/subscriptions/s", "--format", "parquet"]) == 2
 
 
 def test_example_decoder_csv_lines_and_tf_examples():
@@ -289,3 +292,243 @@ def test_example_decoder_csv_lines_and_tf_examples():
     assert batch.column(1).to_pylist() == [None, None]
     assert batch.column(2).to_pylist() == [[b"7"], [b"8"]]
     assert [r.row for r in rejected] == [2]
+
+
+# --------------------------------------------------------------- model per window
+
+
+@pytest.fixture(scope="module")
+def sigmoid_model(tmp_path_factory):
+    """A Trainer output dir (``<dir>/Format-Serving``) holding a SavedModel: ``p = sigmoid(x)``
+    from a ``[None, 1]`` float input ``x`` (a row without ``x`` fails its batch)."""
+    import tensorflow as tf
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+        def serve(self, x):
+            return {"p": tf.sigmoid(x)}
+
+    model = Model()
+    trainer_out = tmp_path_factory.mktemp("trainer") / "model"
+    tf.saved_model.save(model, str(trainer_out / "Format-Serving"), signatures={"serving_default": model.serve})
+    return trainer_out
+
+
+def _labelled(x, c, ts, label):
+    schema = make_schema({"x": "FLOAT", "c": "BYTES", "ts": "INT", "label": "INT"})
+    arrays = [to_column(pa.array(v), schema.field(k).type)
+              for k, v in zip(schema.names, (x, c, ts, label))]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _ten_rows(k, rng, *, unlabelled=False, missing_x=False):
+    """Ten rows of window ``k`` whose label is ``x > 0`` (None when unlabelled)."""
+    x = rng.normal(0.0, 1.0, 10).astype(np.float32).tolist()
+    label = [None] * 10 if unlabelled else [int(v > 0) for v in x]
+    if missing_x:
+        x[3] = None
+    c = [b"a"] * 10
+    ts = (T0 + WINDOW * k + rng.integers(0, WINDOW, 10)).tolist()
+    return _labelled(x, c, ts, label)
+
+
+def test_model_per_window_metrics_unlabelled_and_dead_letters(tmp_path, sigmoid_model):
+    from conveyor.components.evaluation import make_settings
+    from conveyor.components.inference import BulkInference
+    from conveyor.components.monitor import MonitorWindows
+
+    rng = np.random.default_rng(11)
+    # window 0: 30 labelled rows and 10 without a label; window 1: 30 labelled
+    # rows and a batch of 10 with a row the model rejects (no x): 10 dead letters.
+    w0 = [_ten_rows(0, rng) for _ in range(3)] + [_ten_rows(0, rng, unlabelled=True)]
+    w1 = [_ten_rows(1, rng) for _ in range(3)] + [_ten_rows(1, rng, missing_x=True)]
+    stream = (TestStream().advance_watermark_to(T0).add_elements(w0)
+              .advance_watermark_to(T0 + WINDOW).add_elements(w1).advance_watermark_to_infinity())
+    input_schema = w0[0].schema
+    # batches of exactly 10 rows, so a bad row takes down its own batch only
+    model = BulkInference(str(sigmoid_model / "Format-Serving"), input_schema.remove(2),
+                          min_batch_size=10, max_batch_size=10)
+    settings = make_settings("label", metrics=["BinaryAccuracy", "ExampleCount"])
+    out, log = tmp_path / "out", tmp_path / "results.jsonl"
+    with beam.Pipeline(options=_streaming_options()) as p:
+        _ = (p | stream
+             | MonitorWindows(_schema(), None, WINDOW, timestamp_column="ts", output_dir=str(out),
+                              eval_settings=settings, model=model)
+             | _collect(log))
+
+    r0, r1 = _results(log)
+    assert [r["num_examples"] for r in (r0, r1)] == [40, 40]  # dead letters are in the statistics
+    assert r0["metrics"]["binary_accuracy"] == 1.0 and r0["metrics"]["example_count"] == 30
+    assert (r0["rows_without_label"], r0["examples_predicted"], r0["examples_dead_lettered"]) == (10, 40, 0)
+    assert r1["metrics"]["binary_accuracy"] == 1.0 and r1["metrics"]["example_count"] == 30
+    assert (r1["rows_without_label"], r1["examples_predicted"], r1["examples_dead_lettered"]) == (0, 30, 10)
+    assert len(r1["dead_letter_errors"]) == 1 and "input 'x'" in r1["dead_letter_errors"][0]
+    assert [(r["firing"], r["pane_index"]) for r in (r0, r1)] == [("on_time", 0), ("on_time", 0)]
+    # neither the label nor the prediction is profiled (they are not in the schema)
+    assert all(not any(t == "SCHEMA_NEW_COLUMN" for _, t in r["anomalies"]) for r in (r0, r1))
+    metrics = json.loads((out / (r1["output"].rsplit("/", 1)[1]) / "metrics.json").read_text())
+    assert metrics["metrics"][0]["metrics"]["binary_accuracy"] == 1.0
+
+
+def test_model_argument_is_checked(sigmoid_model):
+    from conveyor.beam_utils.errors import InputError
+    from conveyor.components.evaluation import make_settings
+    from conveyor.components.monitor import MonitorWindows
+
+    # a Trainer output dir is resolved to its Format-Serving SavedModel
+    monitor = MonitorWindows(_schema(), None, WINDOW, model=str(sigmoid_model),
+                             eval_settings=make_settings("label"))
+    assert monitor.inference.signature.model_path.endswith("Format-Serving")
+    assert "label" in monitor.eval_only_columns and monitor.prediction_columns[0] in monitor.eval_only_columns
+    with pytest.raises(InputError, match="no output 'q'"):
+        MonitorWindows(_schema(), None, WINDOW, model=str(sigmoid_model), eval_settings=make_settings("label", "q"))
+    with pytest.raises(InputError, match="does not exist"):
+        MonitorWindows(_schema(), None, WINDOW, model=str(sigmoid_model / "nope"))
+    with pytest.raises(TypeError):
+        MonitorWindows(_schema(), None, WINDOW, model=42)
+
+
+def _write_labelled_csv(path, rows):
+    x, c, ts, label = (rows.column(i).to_pylist() for i in range(4))
+    lines = ["ts,x,c,label"] + [
+        f"{t[0]},{'' if v is None else v[0]},{s[0].decode()},{'' if y is None else y[0]}"
+        for v, s, t, y in zip(x, c, ts, label)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _schema_file(tmp_path):
+    from google.protobuf import text_format
+
+    path = tmp_path / "schema.pbtxt"
+    path.write_text(text_format.MessageToString(_schema()))
+    return path
+
+
+def test_cli_model_on_watched_folder(tmp_path, sigmoid_model, capsys):
+    from conveyor.orchestration.cli import main
+
+    rng = np.random.default_rng(13)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    parts = [_ten_rows(0, rng) for _ in range(4)] + [_ten_rows(0, rng, unlabelled=True)]
+    table = pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+    _write_labelled_csv(incoming / "part-0.csv", table)
+    out = tmp_path / "out"
+    rc = main(["monitor", "--input", str(incoming / "*.csv"), "--schema", str(_schema_file(tmp_path)),
+               "--output", str(out), "--window-seconds", str(WINDOW), "--timestamp-column", "ts",
+               "--label-key", "label", "--model", str(sigmoid_model),
+               "--poll-interval", "1", "--stop-after", "2"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured
+    [folder] = list(out.iterdir())
+    result = json.loads((folder / "result.json").read_text())
+    assert result["num_examples"] == 50 and result["rows_without_label"] == 10
+    assert result["metrics"]["binary_accuracy"] == 1.0 and result["metrics"]["example_count"] == 40
+    assert result["examples_predicted"] == 50 and result["examples_dead_lettered"] == 0
+    assert (folder / "metrics.json").exists()
+    assert "model: 50 examples predicted, 0 dead-lettered" in captured.out
+    [line] = [x for x in captured.err.splitlines() if " window " in x]
+    assert "10 rows without label; predicted 50; on-time firing, pane 0" in line
+
+
+# --------------------------------------------------------------- allowed lateness
+
+
+def test_allowed_lateness_refires_window_and_drops_later_data(tmp_path, caplog):
+    from conveyor.components.monitor import MonitorWindows
+
+    rng = np.random.default_rng(17)
+
+    def rows(n, k=0):
+        x, c, ts = _window_rows(k, rng, rows=n)
+        return _batch(x, c, ts)
+
+    stream = (
+        TestStream()
+        .advance_watermark_to(T0)
+        .add_elements([rows(100)])
+        .advance_watermark_to(T0 + WINDOW)          # past the window's end: on-time firing
+        .add_elements([rows(20)])                   # late, within the 30 s of lateness
+        .advance_watermark_to(T0 + WINDOW + 31)     # past end + lateness: the window is closed
+        .add_elements([rows(7)])                    # dropped by Beam
+        .add_elements([rows(50, k=1)])              # window 1, on time
+        .advance_watermark_to_infinity()
+    )
+    out, log = tmp_path / "out", tmp_path / "results.jsonl"
+    with caplog.at_level("INFO", logger="conveyor.components.monitor.transform"):
+        with beam.Pipeline(options=_streaming_options()) as p:
+            _ = (p | stream
+                 | MonitorWindows(_schema(), None, WINDOW, timestamp_column="ts", output_dir=str(out),
+                                  allowed_lateness=30)
+                 | _collect(log))
+
+    results = sorted(_results(log), key=lambda r: (r["window_start"], r["pane_index"]))
+    got = [(r["window_start"][-9:], r["firing"], r["pane_index"], r["num_examples"]) for r in results]
+    assert got == [("22:14:00Z", "on_time", 0, 100), ("22:14:00Z", "late", 1, 120),
+                   ("22:15:00Z", "on_time", 0, 50)]
+    # the window's files hold the latest firing's figures
+    folder = out / results[1]["output"].rsplit("/", 1)[1]
+    written = json.loads((folder / "result.json").read_text())
+    assert (written["num_examples"], written["firing"], written["pane_index"]) == (120, "late", 1)
+    from conveyor.components.validation.files import read_statistics
+
+    assert read_statistics(str(folder / "FeatureStats.pb")).datasets[0].num_examples == 120
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("window ")]
+    assert any(line.endswith("late firing, pane 1") and ": 120 examples" in line for line in lines)
+
+
+# --------------------------------------------------------------- Parquet
+
+
+def _write_parquet(path, x, c, ts):
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"ts": pa.array(ts, pa.int64()), "x": pa.array(x, pa.float64()),
+                             "c": pa.array([s.decode() for s in c])}), str(path))
+
+
+def test_cli_watches_parquet_files(tmp_path, capsys):
+    from conveyor.orchestration.cli import main
+
+    rng = np.random.default_rng(19)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for k in range(2):
+        _write_parquet(incoming / f"part-{k}.parquet", *_window_rows(k, rng, rows=150))
+    (incoming / "broken.parquet").write_bytes(b"not parquet at all")
+    out = tmp_path / "out"
+    rc = main(["monitor", "--input", str(incoming / "*.parquet"), "--schema", str(_schema_file(tmp_path)),
+               "--output", str(out), "--window-seconds", str(WINDOW), "--timestamp-column", "ts",
+               "--batch-size", "64", "--poll-interval", "1", "--stop-after", "2"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured
+    results = [json.loads((d / "result.json").read_text()) for d in sorted(out.iterdir())]
+    assert [r["num_examples"] for r in results] == [150, 150]
+    assert all(r["anomalies"] == [] for r in results)
+    assert "unreadable files skipped: 1" in captured.out
+    assert "broken.parquet: not a Parquet file" in captured.err
+
+
+def test_read_parquet_batches_names_file_rows_and_column(tmp_path):
+    import pyarrow.parquet as pq
+
+    from conveyor.beam_utils.errors import InputError
+    from conveyor.beam_utils.parquet_io import read_parquet_batches
+
+    schema = make_schema({"x": "FLOAT", "c": "BYTES"})
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"c": ["a", "b", None], "x": [1, 2, 3], "extra": [0, 0, 0]}), str(good))
+    batches = list(read_parquet_batches(str(good), "good.parquet", schema, 2))
+    assert [b.num_rows for b in batches] == [2, 1] and all(b.schema == schema for b in batches)
+    assert batches[0].column(0).to_pylist() == [[1.0], [2.0]]
+    assert batches[1].column(1).to_pylist() == [None]
+
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"x": ["1", "2", "two"], "c": ["a", "b", "c"]}), str(bad))
+    with pytest.raises(InputError, match=r"bad.parquet: rows 1-3: column 'x' \(string\) does not convert to FLOAT"):
+        list(read_parquet_batches(str(bad), "bad.parquet", schema, 10))
+    with pytest.raises(InputError, match=r"good.parquet: lacks column\(s\) \['nope'\]"):
+        list(read_parquet_batches(str(good), "good.parquet", make_schema({"x": "FLOAT", "nope": "BYTES"}), 10))
+    with pytest.raises(InputError, match="bad.txt: not a Parquet file"):
+        (tmp_path / "bad.txt").write_bytes(b"nope")
+        list(read_parquet_batches(str(tmp_path / "bad.txt"), "bad.txt", schema, 10))

@@ -4,9 +4,11 @@
 bounded PCollection) into one result per fixed window: the window's
 statistics validated against a schema and a baseline (the schema's
 ``drift_comparator`` thresholds), optionally model metrics from a prediction
-column, with ``FeatureStats.pb``, ``SchemaDiff.pb`` and ``report.txt`` written
-per window and one log line per window. :class:`WatchFiles` (new files of a
-pattern, with Beam's ``MatchContinuously``) and :class:`ReadPubSubExamples`
+column or from a SavedModel run on the window's rows, with ``FeatureStats.pb``,
+``SchemaDiff.pb`` and ``report.txt`` written per window and one log line per
+firing (late data within ``allowed_lateness`` fires a window again).
+:class:`WatchFiles` (new CSV, TFRecord or Parquet files of a pattern, with
+Beam's ``MatchContinuously``) and :class:`ReadPubSubExamples`
 (messages of CSV lines or serialized tf.Examples) are its streaming sources;
 ``conveyor monitor`` runs them from the command line.
 

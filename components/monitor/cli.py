@@ -6,9 +6,13 @@ flags after ``--`` for Dataflow), groups the examples into fixed windows of
 ``--window-seconds`` (by ``--timestamp-column`` event time, else arrival
 time), and per window writes ``OUTPUT/window-<start>-<end>/`` with
 ``FeatureStats.pb``, ``SchemaDiff.pb``, ``report.txt`` and ``result.json``
-(``metrics.json`` too with ``--label-key`` and ``--prediction-key``), and logs
-one line. Runs until cancelled, or for ``--stop-after`` seconds of file
-watching; a finished run exits 1 if some window had an ERROR anomaly.
+(``metrics.json`` too with ``--label-key`` and ``--prediction-key`` or
+``--model``), and logs one line per firing. ``--model`` runs a SavedModel on
+each window's rows (its predictions feed the metrics; rejected rows are counted
+as dead letters); ``--allowed-lateness`` fires a window again, with the files
+rewritten, for rows arriving up to that many seconds late. Runs until
+cancelled, or for ``--stop-after`` seconds of file watching; a finished run
+exits 1 if some window (or late firing) had an ERROR anomaly.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import argparse
 
 HELP = "Monitor a stream: statistics, schema/drift validation and metrics per fixed window."
 
-_FORMATS = ("csv", "tfrecord")
+_FORMATS = ("csv", "tfrecord", "parquet")
 _DEFAULT_MISSING = "NA,N/A,#N/A,NULL,null,None"
 
 
@@ -28,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="read messages of projects/<p>/subscriptions/<s> (payload: CSV lines or one "
                           "serialized tf.Example)")
     parser.add_argument("--format", choices=_FORMATS,
-                        help="file format (default: from each name) or message format (default: csv)")
+                        help="file format (default: from each name: .csv, .parquet/.pq, tfrecord/.gz) or "
+                             "message format (csv or tfrecord; default: csv)")
     parser.add_argument("--schema", required=True, metavar="FILE", help="the curated schema.pbtxt")
     parser.add_argument("--baseline-statistics", metavar="FILE",
                         help="reference statistics (FeatureStats.pb) for the schema's drift comparators")
@@ -47,7 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timestamp-attribute", metavar="NAME",
                         help="Pub/Sub attribute holding the event time (default: publish time)")
     parser.add_argument("--label-key", metavar="COL", help="label column, for metrics per window")
-    parser.add_argument("--prediction-key", metavar="COL", help="prediction column, for metrics per window")
+    parser.add_argument("--prediction-key", metavar="COL",
+                        help="prediction column, for metrics per window (with --model: the model output)")
+    parser.add_argument("--model", metavar="DIR",
+                        help="a SavedModel (or a Trainer output with Format-Serving) to run on each window")
+    parser.add_argument("--signature", default="serving_default", metavar="NAME",
+                        help="signature of --model (default: serving_default)")
+    parser.add_argument("--allowed-lateness", type=float, default=0.0, metavar="S",
+                        help="rows up to S seconds late fire their window again (default: 0, dropped)")
     parser.add_argument("--warn", action="append", default=[], metavar="TYPE",
                         help="report anomalies of this type as WARNING (repeatable)")
     parser.add_argument("--environment", metavar="NAME", help="environment of the examples (e.g. SERVING)")
@@ -71,8 +83,14 @@ def _check(args) -> None:
         raise UsageError("--stop-after must not be negative")
     if args.batch_size < 1:
         raise UsageError("--batch-size must be positive")
-    if bool(args.label_key) != bool(args.prediction_key):
-        raise UsageError("--label-key and --prediction-key go together")
+    if args.label_key and not (args.prediction_key or args.model):
+        raise UsageError("--label-key needs --prediction-key COL or --model DIR")
+    if args.prediction_key and not args.label_key:
+        raise UsageError("--prediction-key goes with --label-key")
+    if args.allowed_lateness < 0:
+        raise UsageError("--allowed-lateness must not be negative")
+    if args.pubsub_subscription and args.format == "parquet":
+        raise UsageError("--format parquet applies to --input (messages are csv or tfrecord)")
     if args.pubsub_subscription and args.stop_after is not None:
         raise UsageError("--stop-after applies to --input (a Pub/Sub read runs until cancelled)")
     if args.input and (args.csv_columns or args.timestamp_attribute):
@@ -125,12 +143,13 @@ class _WindowLog:
         return False
 
 
-def _counter(result, name: str) -> int:
+def _counter(result, name: str, namespace: str | None = None) -> int:
     from apache_beam.metrics.metric import MetricsFilter
 
     from conveyor.components.monitor.transform import METRICS_NAMESPACE
 
-    query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))
+    query = result.metrics().query(MetricsFilter().with_namespace(namespace or METRICS_NAMESPACE)
+                                   .with_name(name))
     return int(sum(c.committed or 0 for c in query["counters"]))
 
 
@@ -159,9 +178,10 @@ def run(args, beam_args) -> int:
         from conveyor.components.evaluation.config import make_settings
 
         settings = make_settings(args.label_key, args.prediction_key)
+    prediction_column = None if args.model else args.prediction_key
     try:
         read_schema_ = _arrow_schema(schema, {args.timestamp_column: "BYTES", args.label_key: "FLOAT",
-                                              args.prediction_key: "FLOAT"})
+                                              prediction_column: "FLOAT"})
     except ValueError as e:
         raise UsageError(f"{args.schema}: {e}") from None
     csv_options = CsvOptions(delimiter=args.delimiter,
@@ -179,7 +199,9 @@ def run(args, beam_args) -> int:
             raise UsageError(str(e)) from None
     try:
         monitor = MonitorWindows(schema, baseline, args.window_seconds, args.timestamp_column,
-                                 output_dir=args.output, validation_options=validation, eval_settings=settings)
+                                 output_dir=args.output, validation_options=validation, eval_settings=settings,
+                                 model=args.model, input_schema=read_schema_ if args.model else None,
+                                 signature=args.signature, allowed_lateness=args.allowed_lateness)
     except ValueError as e:
         raise UsageError(str(e)) from None
 
@@ -193,9 +215,18 @@ def run(args, beam_args) -> int:
 
     windows, errors = _counter(result, "windows"), _counter(result, "windows_with_errors")
     anomalous = _counter(result, "windows_with_anomalies")
+    late, late_errors = _counter(result, "late_firings"), _counter(result, "late_firings_with_errors")
     print(f"{windows} window(s) written to {args.output}: {anomalous} with anomalies, "
           f"{errors} with ERROR anomalies")
+    if late:
+        print(f"{late} late firing(s) rewrote windows: {late_errors} with ERROR anomalies")
+    if args.model:
+        from conveyor.components.inference.transform import METRICS_NAMESPACE as INFERENCE
+
+        predicted = _counter(result, "examples_predicted", INFERENCE)
+        dead = _counter(result, "examples_dead_lettered", INFERENCE)
+        print(f"model: {predicted:,} examples predicted, {dead:,} dead-lettered")
     rejected, failed = _counter(result, "rows_rejected"), _counter(result, "files_failed")
     if rejected or failed:
         print(f"rejected rows: {rejected:,}; unreadable files skipped: {failed}")
-    return 1 if errors else 0
+    return 1 if errors or late_errors else 0

@@ -1,8 +1,11 @@
 """Unbounded sources of canonical RecordBatches for :class:`MonitorWindows`.
 
-* :class:`WatchFiles`: new files of a pattern (CSV with a header row, or
-  TFRecord of tf.Examples, plain or gzip), found by Beam's ``MatchContinuously``
-  every ``interval`` seconds; each batch carries the match time as its timestamp.
+* :class:`WatchFiles`: new files of a pattern (CSV with a header row,
+  TFRecord of tf.Examples, plain or gzip, or Parquet), found by Beam's
+  ``MatchContinuously`` every ``interval`` seconds; each batch carries the
+  match time as its timestamp. A file is read once, when it is first matched:
+  write files elsewhere and move them in (a Parquet file caught half-written
+  is unreadable, and is skipped).
 * :class:`ReadPubSubExamples`: Pub/Sub messages whose payload is CSV lines
   (no header: the columns are given, by default the schema's order) or one
   serialized tf.Example; each batch carries the publish time (or the
@@ -22,12 +25,14 @@ from collections.abc import Sequence
 import apache_beam as beam
 import pyarrow as pa
 
-from conveyor.beam_utils import arrow, csv_io, tfrecord_io
+from conveyor.beam_utils import arrow, csv_io, parquet_io, tfrecord_io
 from conveyor.beam_utils.errors import InputError
 
 METRICS_NAMESPACE = "conveyor.monitor"
 DEFAULT_BATCH_SIZE = 8192
-FORMATS = ("csv", "tfrecord")
+FORMATS = ("csv", "tfrecord", "parquet")
+#: What a Pub/Sub message may hold.
+MESSAGE_FORMATS = ("csv", "tfrecord")
 
 _LOG = logging.getLogger(__name__)
 
@@ -142,8 +147,13 @@ class _ReadFileFn(_Counting):
                             records = []
                 if records:
                     yield from self._emit(*self._decoder.tf_examples(records, path, first))
+            elif fmt == "parquet":
+                with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                    for batch in parquet_io.read_parquet_batches(f, path, self._decoder.schema,
+                                                                 self._batch_size):
+                        yield from self._emit(batch, [])
             else:
-                raise InputError(f"{path}: the monitor reads csv or tfrecord files, not {fmt}")
+                raise InputError(f"{path}: the monitor reads {', '.join(FORMATS)} files, not {fmt}")
         except (InputError, ValueError, OSError) as e:
             self._failed.inc()
             _LOG.error("skipped %s: %s", path, e)
@@ -155,12 +165,14 @@ class WatchFiles(beam.PTransform):
     Args:
       file_pattern: a glob on any Beam filesystem.
       schema: the canonical Arrow schema to read (CSV files need its columns in their header).
-      format: ``csv`` or ``tfrecord``; from each file's name when None.
+      format: ``csv``, ``tfrecord`` or ``parquet``; from each file's name when None
+        (``.csv``/``.tsv``/``.txt``, ``.parquet``/``.pq``, ``tfrecord`` or ``.gz``).
       interval: seconds between matches.
       stop_after: stop watching after this many seconds (the pipeline then
         finishes); None watches until the pipeline is cancelled.
       csv_options: delimiter and missing-value markers.
-      batch_size: records per batch of a TFRecord file (CSV files come in blocks).
+      batch_size: records (rows) per batch of a TFRecord (Parquet) file; CSV
+        files come in blocks.
     """
 
     def __init__(self, file_pattern: str, schema: pa.Schema, format: str | None = None,
@@ -230,8 +242,8 @@ class ReadPubSubExamples(beam.PTransform):
                  csv_options: csv_io.CsvOptions | None = None,
                  timestamp_attribute: str | None = None):
         super().__init__()
-        if format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+        if format not in MESSAGE_FORMATS:
+            raise ValueError(f"format must be one of {MESSAGE_FORMATS}, not {format!r}")
         self.subscription = subscription
         self.format = format
         self.timestamp_attribute = timestamp_attribute

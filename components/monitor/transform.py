@@ -5,14 +5,21 @@ Over a PCollection of canonical RecordBatches (bounded or unbounded)::
     batches
       | assign event time   (a timestamp column, split per window with numpy;
       |                      else the element's own timestamp: arrival time)
-      | WindowInto(FixedWindows(window_seconds))
-      | GenerateStatistics  (one DatasetFeatureStatisticsList per window)
+      | WindowInto(FixedWindows(window_seconds)
+      |            [, late firings within allowed_lateness, accumulating])
+      | [BulkInference]     (with a model: RunInference + SavedModelHandler;
+      |                      predictions appended as columns, dead letters kept)
+      | WindowCombineFn     (one combine per window: statistics, metrics over
+      |                      the labelled rows, counts)
       | validate            (schema + baseline statistics for drift)
-      -> one result dict per window; files under OUTPUT/window-<start>-<end>/
+      -> one result dict per firing of a window; files under
+         OUTPUT/window-<start>-<end>/ (rewritten by each firing)
 
-A window's result fires when the watermark passes its end; data behind the
-watermark (later than the window it belongs to) is dropped by Beam, so pick
-windows wider than the sources' delay.
+A window fires when the watermark passes its end, and again for late data
+within ``allowed_lateness``; data later than that is dropped by Beam (not
+counted: the Python SDK drops it inside the GroupByKey without a metric, and a
+DoFn cannot read the watermark that decides it), so pick windows and lateness
+wider than the sources' delay.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from conveyor.components.evaluation.transform import MetricsCombineFn
+from conveyor.components.statistics.combiners import CollectDatasetsFn
 from conveyor.components.statistics.component import STATS_FILE
-from conveyor.components.statistics.options import StatsOptions
-from conveyor.components.statistics.transform import GenerateStatistics
+from conveyor.components.statistics.options import ALL_EXAMPLES, StatsOptions
+from conveyor.components.statistics.slicing import slice_batch
 from conveyor.components.validation.validate import (
     ValidationOptions,
     anomaly_pairs,
@@ -45,6 +53,8 @@ ANOMALIES_FILE = "SchemaDiff.pb"
 REPORT_FILE = "report.txt"
 METRICS_FILE = "metrics.json"
 RESULT_FILE = "result.json"
+#: Prefix of the model's prediction columns (kept out of the statistics).
+PREDICTION_PREFIX = "__monitor_prediction__/"
 _MICROS = 1_000_000
 _NUMBER_RE = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 
@@ -184,72 +194,238 @@ class _ArrivalTimeFn(beam.DoFn):
             yield batch
 
 
-# ----------------------------------------------------------------- evaluation
+# ----------------------------------------------------------------- one window
+
+#: What a window's combine receives: ``(kind, batch, error)`` with kind
+#: ``rows`` (plain rows; their prediction, if any, is a column), ``predicted``
+#: (rows with the model's prediction columns appended) or ``dead`` (rows the
+#: model rejected; ``error`` says why).
+ROWS, PREDICTED, DEAD = "rows", "predicted", "dead"
+_MAX_ERRORS = 5
 
 
-class _EvalSliceFn(beam.DoFn):
-    def __init__(self, settings):
+def _has_label(column) -> np.ndarray:
+    """Rows whose label holds exactly one value that is not null (nor NaN)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    t = column.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        lengths = pc.fill_null(pc.list_value_length(column), 0)
+        one = np.asarray(lengths.to_numpy(zero_copy_only=False)) == 1
+    else:
+        one = np.ones(len(column), dtype=bool)
+    values, has = _first_values(column)
+    ok = one & has
+    if pa.types.is_floating(values.type):
+        nums = np.asarray(pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+        ok &= ~np.isnan(nums)
+    return ok
+
+
+class _WindowAccumulator:
+    """Everything one window needs: statistics per slice, metrics per eval slice, counts."""
+
+    __slots__ = ("stats", "metrics", "counts", "errors")
+
+    def __init__(self):
+        self.stats = {}  # statistics slice name -> DatasetStats
+        self.metrics = {}  # eval slice key -> SliceAccumulator
+        self.counts = {"rows_without_label": 0, "examples_predicted": 0, "examples_dead_lettered": 0}
+        self.errors = []  # the first few distinct dead-letter errors
+
+    def __getstate__(self):
+        return (self.stats, self.metrics, self.counts, self.errors)
+
+    def __setstate__(self, state):
+        self.stats, self.metrics, self.counts, self.errors = state
+
+
+class WindowCombineFn(beam.CombineFn):
+    """One window's ``(kind, batch, error)`` parts -> ``(statistics, evaluation, counts)``.
+
+    A single combine per window, so that each firing of a window (on time, then
+    each late firing with allowed lateness) carries all of its figures at once.
+    The statistics are those of :class:`StatsCombineFn` (sliced by the stats
+    options' ``slice_by``) over every row, the columns ``stats_exclude``
+    removed; the metrics those of the evaluation component over the rows that
+    have a label; ``counts`` tells the rows without a label, the rows predicted
+    and the rows the model rejected (dead letters, with their first errors).
+    """
+
+    def __init__(self, stats_options: StatsOptions, stats_exclude, settings=None,
+                 prediction_columns=()):
+        self._stats_options = stats_options
+        self._exclude = tuple(stats_exclude)
         self._settings = settings
+        self._prediction_columns = tuple(prediction_columns)
+        self._setup()
 
-    def setup(self):
-        from conveyor.components.evaluation.slicing import BatchSlicer
+    def _setup(self):
+        from conveyor.components.statistics.combiners import StatsCombineFn
 
-        self._slicer = BatchSlicer(self._settings, [m.prediction_key for m in self._settings.models])
-        self._schema = None
+        self._stats = StatsCombineFn(self._stats_options)
+        self._metrics = None
+        self._slicer = None
+        self._checked = None
+        if self._settings is not None:
+            from conveyor.components.evaluation.slicing import BatchSlicer
 
-    def process(self, batch: pa.RecordBatch):
-        if batch.schema != self._schema:
+            self._metrics = MetricsCombineFn(self._settings)
+            self._slicer = BatchSlicer(self._settings, list(self._prediction_columns))
+
+    def __getstate__(self):
+        return (self._stats_options, self._exclude, self._settings, self._prediction_columns)
+
+    def __setstate__(self, state):
+        self._stats_options, self._exclude, self._settings, self._prediction_columns = state
+        self._setup()
+
+    def create_accumulator(self):
+        return _WindowAccumulator()
+
+    def _add_stats(self, acc, name, batch):
+        st = acc.stats.get(name)
+        if st is None:
+            st = acc.stats[name] = self._stats.create_accumulator()
+        self._stats.add_input(st, batch)
+
+    def _add_metrics(self, acc, batch):
+        label = self._settings.candidate.label_key
+        idx = batch.schema.get_field_index(label)
+        has = _has_label(batch.column(idx)) if idx >= 0 else np.zeros(batch.num_rows, dtype=bool)
+        acc.counts["rows_without_label"] += int(batch.num_rows - np.count_nonzero(has))
+        if not has.any():
+            return
+        batch = batch if has.all() else batch.filter(pa.array(has))
+        if batch.schema != self._checked:
             self._slicer.check_schema(batch.schema)
-            self._schema = batch.schema
-        yield from self._slicer.split(batch)
+            self._checked = batch.schema
+        for key, chunk in self._slicer.split(batch):
+            m = acc.metrics.get(key)
+            if m is None:
+                m = acc.metrics[key] = self._metrics.create_accumulator()
+            self._metrics.add_input(m, chunk)
+
+    def add_input(self, acc, part):
+        kind, batch, error = part
+        if not batch.num_rows:
+            return acc
+        profiled = _drop_columns(batch, self._exclude)
+        self._add_stats(acc, ALL_EXAMPLES, profiled)
+        if self._stats_options.slice_by:
+            for name, piece in slice_batch(profiled, self._stats_options.slice_by):
+                self._add_stats(acc, name, piece)
+        if kind == DEAD:
+            acc.counts["examples_dead_lettered"] += batch.num_rows
+            if error not in acc.errors and len(acc.errors) < _MAX_ERRORS:
+                acc.errors.append(error)
+            return acc
+        if kind == PREDICTED:
+            acc.counts["examples_predicted"] += batch.num_rows
+        if self._settings is not None:
+            self._add_metrics(acc, batch)
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        it = iter(accumulators)
+        out = next(it, None)
+        if out is None:
+            return self.create_accumulator()
+        for acc in it:
+            for name, st in acc.stats.items():
+                mine = out.stats.get(name)
+                out.stats[name] = st if mine is None else self._stats.merge_accumulators([mine, st])
+            for key, m in acc.metrics.items():
+                mine = out.metrics.get(key)
+                out.metrics[key] = m if mine is None else self._metrics.merge_accumulators([mine, m])
+            for k, v in acc.counts.items():
+                out.counts[k] += v
+            for e in acc.errors:
+                if e not in out.errors and len(out.errors) < _MAX_ERRORS:
+                    out.errors.append(e)
+        return out
+
+    def extract_output(self, acc):
+        collect = CollectDatasetsFn(self._stats_options)
+        datasets = collect.create_accumulator()
+        for name, st in acc.stats.items():
+            dataset = self._stats.extract_output(st)
+            dataset.name = name
+            collect.add_input(datasets, dataset)
+        stats = collect.extract_output(datasets)
+        evaluation = None
+        if self._settings is not None:
+            evaluation = _eval_report(acc.metrics, self._settings, acc.counts["examples_dead_lettered"])
+        return stats, evaluation, {**acc.counts, "dead_letter_errors": list(acc.errors)}
 
 
-def _slice_entry(item, settings):
+def _eval_report(metrics: dict, settings, dead_lettered: int) -> dict:
     from conveyor.components.evaluation.metrics import MetricsKernel
-    from conveyor.components.evaluation.report import slice_entry
+    from conveyor.components.evaluation.report import build_report, slice_entry
 
-    key, acc = item
-    return slice_entry(key, acc.rows, MetricsKernel(settings).outputs(acc))
-
-
-def _eval_report(entries, settings):
-    from conveyor.components.evaluation.report import build_report
-
-    return build_report(settings, entries)
+    kernel = MetricsKernel(settings)
+    entries = [slice_entry(key, acc.rows, kernel.outputs(acc)) for key, acc in metrics.items()]
+    return build_report(settings, entries, inference_failures=dead_lettered)
 
 
-class _EvaluateWindows(beam.PTransform):
-    """Windowed RecordBatches with a label and a prediction column -> one
-    evaluation report per window (the dict ``EvaluateModel`` reports)."""
-
-    def __init__(self, settings):
-        super().__init__()
-        self._settings = settings
-
-    def expand(self, batches):
-        s = self._settings
-        return (
-            batches
-            | "SplitBySlice" >> beam.ParDo(_EvalSliceFn(s))
-            | "ComputeMetrics" >> beam.CombinePerKey(MetricsCombineFn(s))
-            | "SliceOutputs" >> beam.Map(_slice_entry, s)
-            | "GatherSlices" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
-            | "Report" >> beam.Map(_eval_report, s)
-        )
-
-
-def _eval_settings(settings):
+def _eval_settings(settings, with_model: bool):
     from conveyor.components.evaluation.config import OVERALL, EvalSettings
 
     if not isinstance(settings, EvalSettings):
         raise TypeError("eval_settings must be an EvalSettings (see evaluation.make_settings)")
-    missing = [m.name for m in settings.models if not m.prediction_key]
-    if missing:
-        raise ValueError(f"model spec(s) {missing} need a prediction_key: monitoring evaluates "
-                         "a prediction column, it runs no model")
+    if with_model:
+        if settings.baseline is not None:
+            raise ValueError("with a model, eval_settings take one model spec (no baseline)")
+    else:
+        missing = [m.name for m in settings.models if not m.prediction_key]
+        if missing:
+            raise ValueError(f"model spec(s) {missing} need a prediction_key: without a model, "
+                             "monitoring evaluates a prediction column")
     if OVERALL not in settings.slices:
         settings = settings.with_slices((OVERALL, *settings.slices))
     return settings
+
+
+def _model_inference(model, input_schema: pa.Schema, signature: str, prediction_key: str | None):
+    """A ``BulkInference`` for ``model`` (a path, a ``BulkInference`` or a
+    ``SavedModelHandler``) and the column holding the prediction."""
+    from conveyor.beam_utils.errors import InputError, UsageError
+    from conveyor.components.inference.handler import SavedModelHandler
+    from conveyor.components.inference.transform import BulkInference
+
+    if isinstance(model, BulkInference):
+        infer = model
+    elif isinstance(model, SavedModelHandler):
+        infer = BulkInference(model.signature.model_path, input_schema, model.signature.name,
+                              input_mode=model.plan.mode, prediction_prefix=PREDICTION_PREFIX)
+        infer.handler = model  # its batch sizes
+    elif isinstance(model, str):
+        from conveyor.components.inference.node import serving_model_dir
+
+        infer = BulkInference(serving_model_dir(model), input_schema, signature,
+                              prediction_prefix=PREDICTION_PREFIX)
+    else:
+        raise TypeError(f"model must be a SavedModel directory, a BulkInference or a SavedModelHandler, "
+                        f"not {type(model).__name__}")
+    outputs = list(infer.signature.outputs)
+    key = prediction_key
+    if key is None:
+        if len(outputs) != 1:
+            raise UsageError(f"model {infer.signature.model_path} has outputs {outputs}; "
+                             "name one as the prediction key")
+        key = outputs[0]
+    elif key not in outputs:
+        raise InputError(f"model {infer.signature.model_path} (signature {infer.signature.name!r}) "
+                         f"has no output {key!r}; outputs: {outputs}")
+    return infer, infer.prediction_columns[key]
+
+
+def _tag(kind):
+    return lambda batch: (kind, batch, None)
+
+
+def _dead_part(letter):
+    return (DEAD, letter.examples, letter.error)
 
 
 # ----------------------------------------------------------------- validation
@@ -279,6 +455,16 @@ def _write(path: str, data: bytes) -> None:
         f.write(data)
 
 
+def _firing(pane) -> tuple[str, int]:
+    """``(on_time | late | early | unknown, pane index)`` of a window's firing."""
+    from apache_beam.utils.windowed_value import PaneInfoTiming
+
+    names = {PaneInfoTiming.EARLY: "early", PaneInfoTiming.ON_TIME: "on_time", PaneInfoTiming.LATE: "late"}
+    if pane is None:
+        return "unknown", 0
+    return names.get(pane.timing, "unknown"), int(pane.index)
+
+
 def _summary_line(result: dict) -> str:
     head = f"window {result['window_start']} .. {result['window_end']}: {result['num_examples']} examples"
     if result["anomalies"]:
@@ -292,43 +478,65 @@ def _summary_line(result: dict) -> str:
                           if isinstance(v, float) and k != "example_count")
         if shown:
             text += f"; metrics: {shown}"
-    return text
+    if result.get("rows_without_label"):
+        text += f"; {result['rows_without_label']} rows without label"
+    if "examples_predicted" in result:
+        text += f"; predicted {result['examples_predicted']}"
+        if result["examples_dead_lettered"]:
+            text += f", dead-lettered {result['examples_dead_lettered']}"
+    return text + f"; {result['firing'].replace('_', '-')} firing, pane {result['pane_index']}"
 
 
 class _ValidateWindowFn(beam.DoFn):
-    """A window's statistics (and evaluation report) -> its result dict and files."""
+    """A window's statistics, evaluation and counts -> its result dict and files."""
 
-    def __init__(self, schema, baseline, options: ValidationOptions, output_dir: str | None):
+    def __init__(self, schema, baseline, options: ValidationOptions, output_dir: str | None,
+                 with_model: bool):
         self._schema = schema
         self._baseline = baseline
         self._options = options
         self._output_dir = output_dir
+        self._with_model = with_model
         self._windows = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "windows")
         self._anomalous = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "windows_with_anomalies")
         self._failing = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "windows_with_errors")
+        self._late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "late_firings")
+        self._late_failing = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "late_firings_with_errors")
 
-    def process(self, element, window=beam.DoFn.WindowParam):
-        stats, evaluation = element
+    def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        _, (stats, evaluation, counts) = element
         from conveyor.components.validation.report import anomalies_report
 
         anomalies = validate_statistics(stats, self._schema, previous_statistics=self._baseline,
                                         options=self._options)
         pairs = sorted(anomaly_pairs(anomalies))
+        firing, index = _firing(pane)
         result = {
             "window_start": format_time(window.start),
             "window_end": format_time(window.end),
             "num_examples": int(stats.datasets[0].num_examples) if stats.datasets else 0,
             "anomalies": [list(p) for p in pairs],
             "errors": has_errors(anomalies),
+            "firing": firing,
+            "pane_index": index,
             "output": None,
         }
         if evaluation is not None:
             result["metrics"] = evaluation["metrics"][0]["metrics"] if evaluation["metrics"] else {}
-        self._windows.inc()
-        if pairs:
-            self._anomalous.inc()
-        if result["errors"]:
-            self._failing.inc()
+            result["rows_without_label"] = counts["rows_without_label"]
+        if self._with_model:
+            for key in ("examples_predicted", "examples_dead_lettered", "dead_letter_errors"):
+                result[key] = counts[key]
+        if pane is None or pane.is_first:
+            self._windows.inc()
+            if pairs:
+                self._anomalous.inc()
+            if result["errors"]:
+                self._failing.inc()
+        else:
+            self._late.inc()
+            if result["errors"]:
+                self._late_failing.inc()
         if self._output_dir:
             folder = posixpath.join(self._output_dir, window_dir_name(window.start, window.end))
             _write(posixpath.join(folder, STATS_FILE), stats.SerializeToString())
@@ -340,35 +548,42 @@ class _ValidateWindowFn(beam.DoFn):
             result["output"] = folder
             _write(posixpath.join(folder, RESULT_FILE),
                    (json.dumps(result, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-        _LOG.log(logging.WARNING if pairs else logging.INFO, "%s", _summary_line(result))
+        _LOG.log(logging.WARNING if pairs or result.get("examples_dead_lettered") else logging.INFO,
+                 "%s", _summary_line(result))
         yield result
-
-
-def _pair_up(item):
-    _, grouped = item
-    stats = grouped["stats"]
-    reports = grouped["evaluation"]
-    if not stats:  # no statistics without examples; nothing to report
-        return []
-    return [(stats[0], reports[0] if reports else None)]
 
 
 # ----------------------------------------------------------------- the transform
 
 
 class MonitorWindows(beam.PTransform):
-    """RecordBatches -> one result dict per fixed window, with its files written.
+    """RecordBatches -> one result dict per firing of each fixed window, with its files written.
 
     Each window's statistics are validated against ``schema`` and, for the
     schema's ``drift_comparator`` thresholds, against ``baseline_statistics``.
     A result is ``{window_start, window_end, num_examples, anomalies, errors,
-    output}`` (times ISO-8601 UTC; ``anomalies`` the sorted ``[feature, type]``
-    pairs, ``""`` for the dataset; ``errors`` whether one has severity ERROR;
-    ``output`` the window's folder or None), plus ``metrics`` (the overall
-    slice's) with ``eval_settings``. With ``output_dir`` each window writes
-    ``OUTPUT/window-<start>-<end>/`` ``FeatureStats.pb``, ``SchemaDiff.pb``,
-    ``report.txt``, ``result.json`` (and ``metrics.json``); rewritten whole,
-    so a retried window leaves the same files. Every window logs one line.
+    firing, pane_index, output}`` (times ISO-8601 UTC; ``anomalies`` the sorted
+    ``[feature, type]`` pairs, ``""`` for the dataset; ``errors`` whether one
+    has severity ERROR; ``firing`` ``on_time`` or ``late`` and ``pane_index``
+    0, 1, ... for the window's successive firings; ``output`` the window's
+    folder or None). With ``eval_settings`` it adds ``metrics`` (the overall
+    slice's, over the rows that have a label) and ``rows_without_label``; with
+    a ``model``, ``examples_predicted``, ``examples_dead_lettered`` (rows the
+    model rejected: in the statistics, not in the metrics) and
+    ``dead_letter_errors`` (the first few distinct errors).
+
+    With ``output_dir`` each window writes ``OUTPUT/window-<start>-<end>/``
+    ``FeatureStats.pb``, ``SchemaDiff.pb``, ``report.txt``, ``result.json``
+    (and ``metrics.json``), rewritten whole at each firing: a late firing
+    leaves the updated figures, a retried one the same files. Every firing logs
+    one line.
+
+    A window fires when the watermark passes its end. With
+    ``allowed_lateness`` S, rows up to S seconds behind the watermark still
+    count: each bundle of them fires the window again with all of its rows
+    (accumulating), as a ``late`` firing. Rows later than that are dropped by
+    Beam (the Python SDK neither counts nor reports them), as are all rows
+    behind the watermark when S is 0.
 
     Args:
       schema: the curated tensorflow-metadata ``Schema``.
@@ -380,12 +595,30 @@ class MonitorWindows(beam.PTransform):
         arrival time; the processing time for elements without one). A column
         that the schema does not list is removed before the statistics.
       output_dir: where to write each window's files (None: write nothing).
-      stats_options: :class:`StatsOptions` of the statistics.
+      stats_options: :class:`StatsOptions` of the statistics (``hot_key_fanout``
+        does not apply: a window's figures are one combine).
       validation_options: :class:`ValidationOptions` (environment, severities).
       eval_settings: an ``EvalSettings`` (``evaluation.make_settings(label,
-        prediction_column)``) to compute model metrics per window from a
-        prediction column. Its label, prediction and weight columns that the
-        schema does not list are kept out of the statistics.
+        prediction)``) to compute model metrics per window. Without a
+        ``model`` its ``prediction_key`` is a column of the rows; with one it
+        names the model output to evaluate (optional when there is one). Its
+        label, prediction and weight columns that the schema does not list
+        are kept out of the statistics; rows without a label are counted and
+        left out of the metrics.
+      model: a SavedModel to run on each window's rows (with Beam's
+        ``RunInference`` and the inference component's ``SavedModelHandler``,
+        loaded once per worker): a directory (a SavedModel, or a Trainer
+        output holding ``Format-Serving``), a
+        :class:`~conveyor.components.inference.BulkInference` or a
+        :class:`~conveyor.components.inference.SavedModelHandler`. Its
+        predictions are appended as columns (kept out of the statistics).
+      input_schema: the Arrow schema of the input batches, which the model's
+        inputs are checked against and the batches conformed to (columns it
+        lacks are dropped); default: the schema's features plus the label and
+        weight columns (FLOAT). Used with ``model`` only.
+      signature: the model's signature (with a model directory).
+      allowed_lateness: seconds after a window's end during which late rows
+        still fire it again (0: none).
     """
 
     def __init__(
@@ -399,6 +632,10 @@ class MonitorWindows(beam.PTransform):
         stats_options: StatsOptions | None = None,
         validation_options: ValidationOptions | None = None,
         eval_settings=None,
+        model=None,
+        input_schema: pa.Schema | None = None,
+        signature: str = "serving_default",
+        allowed_lateness: float = 0.0,
     ):
         super().__init__()
         if not window_seconds or window_seconds <= 0:
@@ -406,21 +643,54 @@ class MonitorWindows(beam.PTransform):
         self.window_micros = int(round(window_seconds * _MICROS))
         if self.window_micros < 1:
             raise ValueError(f"window_seconds must be at least a microsecond, not {window_seconds!r}")
+        if allowed_lateness is None or allowed_lateness < 0:
+            raise ValueError(f"allowed_lateness must not be negative, not {allowed_lateness!r}")
+        self.allowed_lateness = float(allowed_lateness)
         self.schema = schema
         self.baseline_statistics = baseline_statistics
         self.timestamp_column = timestamp_column
         self.output_dir = output_dir
         self.stats_options = stats_options or StatsOptions()
         self.validation_options = validation_options or ValidationOptions()
-        self.eval_settings = _eval_settings(eval_settings) if eval_settings is not None else None
+        with_model = model is not None
+        self.eval_settings = _eval_settings(eval_settings, with_model) if eval_settings is not None else None
         in_schema = {f.name for f in schema.feature}
         self.drop_timestamp_column = bool(timestamp_column) and timestamp_column not in in_schema
         used = []
         if self.eval_settings is not None:
             for m in self.eval_settings.models:
-                used += [m.label_key, m.prediction_key, m.example_weight_key]
+                used += [m.label_key, m.example_weight_key]
+                if not with_model:
+                    used.append(m.prediction_key)
+        self.inference = None
+        self.prediction_columns: tuple = ()
+        if with_model:
+            if input_schema is None:
+                input_schema = _default_input_schema(schema, used)
+            if self.drop_timestamp_column and timestamp_column in input_schema.names:
+                input_schema = input_schema.remove(input_schema.get_field_index(timestamp_column))
+            key = self.eval_settings.candidate.prediction_key if self.eval_settings is not None else None
+            self.inference, column = _model_inference(model, input_schema, signature, key)
+            if self.eval_settings is not None:
+                self.prediction_columns = (column,)
+            used += list(self.inference.prediction_columns.values())
+        elif self.eval_settings is not None:
+            self.prediction_columns = tuple(m.prediction_key for m in self.eval_settings.models)
         #: Columns that serve the evaluation only: kept out of the statistics.
         self.eval_only_columns = tuple(dict.fromkeys(c for c in used if c and c not in in_schema))
+
+    def _windowing(self):
+        from apache_beam.transforms import trigger
+
+        size = self.window_micros / _MICROS
+        if not self.allowed_lateness:
+            return beam.WindowInto(window.FixedWindows(size))
+        return beam.WindowInto(
+            window.FixedWindows(size),
+            trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+            accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+            allowed_lateness=self.allowed_lateness,
+        )
 
     def expand(self, batches):
         if self.timestamp_column:
@@ -428,24 +698,38 @@ class MonitorWindows(beam.PTransform):
                 _EventTimeFn(self.timestamp_column, self.window_micros, self.drop_timestamp_column))
         else:
             timed = batches | "ArrivalTime" >> beam.ParDo(_ArrivalTimeFn())
-        windowed = timed | "Window" >> beam.WindowInto(
-            window.FixedWindows(self.window_micros / _MICROS))
-        profiled = windowed
-        if self.eval_only_columns:
-            profiled = windowed | "DropEvalColumns" >> beam.Map(_drop_columns, self.eval_only_columns)
-        stats = profiled | "Statistics" >> GenerateStatistics(self.stats_options)
-        if self.eval_settings is None:
-            pairs = stats | "NoEvaluation" >> beam.Map(lambda s: (s, None))
+        windowed = timed | "Window" >> self._windowing()
+        if self.inference is None:
+            parts = windowed | "Tag" >> beam.Map(_tag(ROWS))
         else:
-            reports = windowed | "Evaluate" >> _EvaluateWindows(self.eval_settings)
-            pairs = (
-                {
-                    "stats": stats | "KeyStats" >> beam.Map(lambda s: (0, s)),
-                    "evaluation": reports | "KeyReports" >> beam.Map(lambda r: (0, r)),
-                }
-                | "JoinPerWindow" >> beam.CoGroupByKey()
-                | "Pair" >> beam.FlatMap(_pair_up)
+            from conveyor.components.inference.transform import AppendPredictions
+
+            result = windowed | "Infer" >> self.inference
+            predicted = (
+                result.predictions
+                | "AppendPredictions" >> AppendPredictions(result.prediction_schema, result.prediction_columns)
+                | "TagPredicted" >> beam.Map(_tag(PREDICTED))
             )
-        return pairs | "Validate" >> beam.ParDo(
-            _ValidateWindowFn(self.schema, self.baseline_statistics, self.validation_options,
-                              self.output_dir))
+            dead = result.dead_letters | "TagDead" >> beam.Map(_dead_part)
+            parts = (predicted, dead) | "Parts" >> beam.Flatten()
+        combine = WindowCombineFn(self.stats_options, self.eval_only_columns, self.eval_settings,
+                                  self.prediction_columns)
+        return (
+            parts
+            | "KeyWindow" >> beam.Map(lambda part: (None, part))
+            | "PerWindow" >> beam.CombinePerKey(combine)
+            | "Validate" >> beam.ParDo(
+                _ValidateWindowFn(self.schema, self.baseline_statistics, self.validation_options,
+                                  self.output_dir, self.inference is not None))
+        )
+
+
+def _default_input_schema(schema, extra_columns) -> pa.Schema:
+    from conveyor.beam_utils import arrow
+
+    base = arrow.from_metadata_schema(schema)
+    fields = list(base)
+    for name in dict.fromkeys(c for c in extra_columns if c):
+        if name not in base.names:
+            fields.append(pa.field(name, arrow.column_type(arrow.FLOAT)))
+    return pa.schema(fields)
