@@ -99,14 +99,18 @@ def infer_feature_types(text_batch: pa.RecordBatch) -> dict[str, str]:
     return types
 
 
-def _text_reader(fileobj, names, options: CsvOptions, invalid_rows: list):
+def _text_reader(fileobj, names, options: CsvOptions, invalid_rows: list, header_in_stream: bool = True):
     def on_invalid(row):
         invalid_rows.append(row)
         return "skip"
 
     return pacsv.open_csv(
         fileobj,
-        read_options=pacsv.ReadOptions(block_size=options.block_size, use_threads=False),
+        read_options=pacsv.ReadOptions(
+            block_size=options.block_size,
+            use_threads=False,
+            column_names=None if header_in_stream else list(names),
+        ),
         parse_options=pacsv.ParseOptions(
             delimiter=options.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
         ),
@@ -176,10 +180,27 @@ class CsvDecoder:
         with open_stream() as f:
             yield from self._iter_blocks(f, names, source)
 
-    def _iter_blocks(self, fileobj, names: list[str], source: str):
+    def iter_range(
+        self, data: pa.Buffer, source: str, names: Sequence[str], first_row: int
+    ) -> Iterator[tuple[pa.RecordBatch, list[RejectedRow], int]]:
+        """Like :meth:`iter_file`, for a byte range of a file that holds whole
+        records and no header (see :mod:`conveyor.beam_utils.csv_ranges`).
+
+        ``names`` are the file's columns; ``first_row`` is the CSV row number
+        of the range's first record, so rejected rows carry the file's numbers.
+        """
+        missing = [n for n in self.schema.names if n not in names]
+        if missing:
+            raise InputError(f"{source}: header lacks column(s) {missing}; header is {list(names)}")
+        yield from self._iter_blocks(pa.BufferReader(data), list(names), source, first_row)
+
+    def _iter_blocks(self, fileobj, names: list[str], source: str, first_row: int | None = None):
         invalid: list = []
-        reader = _text_reader(fileobj, names, self.options, invalid)
-        next_row = 2  # CSV row number of the next row the reader returns (header is row 1)
+        reader = _text_reader(fileobj, names, self.options, invalid, header_in_stream=first_row is None)
+        # The reader numbers rows from 1 at the stream's first line: the header
+        # of a whole file, or the first record of a range.
+        offset = 0 if first_row is None else first_row - 1
+        next_row = 2 if first_row is None else first_row  # CSV row number of the next row returned
         skipped_numbers: set[int] = set()  # rows the reader skipped at or after next_row
         while True:
             try:
@@ -192,8 +213,8 @@ class CsvDecoder:
             # have parsed ahead, so they can lie past this batch too.
             skipped = list(invalid)
             invalid.clear()
-            skipped_numbers.update(r.number for r in skipped if r.number is not None)
-            rejected = [self._invalid_row(source, r) for r in skipped]
+            skipped_numbers.update(r.number + offset for r in skipped if r.number is not None)
+            rejected = [self._invalid_row(source, r, offset) for r in skipped]
             if text is None:
                 if rejected:
                     yield self._empty(), rejected, len(rejected)
@@ -217,10 +238,10 @@ class CsvDecoder:
         skipped.difference_update([s for s in ahead if s < following])
         return numbers, following
 
-    def _invalid_row(self, source: str, row) -> RejectedRow:
+    def _invalid_row(self, source: str, row, offset: int = 0) -> RejectedRow:
         return RejectedRow(
             source=source,
-            row=int(row.number) if row.number is not None else -1,
+            row=int(row.number) + offset if row.number is not None else -1,
             reason=f"expected {row.expected_columns} fields, found {row.actual_columns}",
             text=row.text,
         )

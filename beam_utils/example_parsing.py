@@ -67,8 +67,17 @@ class TFExampleParser:
             for name, t in arrow.feature_types(schema).items()
         }
 
-    def decode(self, records: list[bytes]) -> pa.RecordBatch:
-        parsed = self.tf.io.parse_example(records, self._features)
+    @property
+    def features(self) -> dict:
+        """The ``tf.io.RaggedFeature`` spec of each column, for ``tf.io.parse_example``."""
+        return self._features
+
+    def decode(self, records) -> pa.RecordBatch:
+        """A list (or string tensor) of serialized records -> a canonical RecordBatch."""
+        return self.to_batch(self.tf.io.parse_example(records, self._features))
+
+    def to_batch(self, parsed: dict) -> pa.RecordBatch:
+        """The result of ``tf.io.parse_example`` with :attr:`features` -> a canonical RecordBatch."""
         return pa.RecordBatch.from_arrays(
             [self._column(parsed[f.name], f.type) for f in self._schema], schema=self._schema
         )

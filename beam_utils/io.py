@@ -96,6 +96,16 @@ def _open_text(path: str):
             yield stream
 
 
+def _read_range(path: str, start: int, end: int) -> pa.Buffer:
+    """Bytes ``[start, end)`` of a file (a CSV range: at most a piece's size)."""
+    with _open(path) as f:
+        f.seek(start)
+        data = f.read(end - start)
+    if len(data) != end - start:
+        raise InputError(f"{path}: ended at byte {start + len(data)} while reading to {end}; did it change?")
+    return pa.py_buffer(data)
+
+
 class ReadExamples(beam.PTransform):
     """Reads CSV, TFRecord or Parquet files into canonical RecordBatches.
 
@@ -115,9 +125,15 @@ class ReadExamples(beam.PTransform):
       missing_values: CSV field texts read as missing.
       delimiter: CSV field delimiter.
       sample_size: rows or records used to infer the schema.
-      reshuffle: spread batches over workers after reading (a single large file
-        is read by one worker). None means: unless running on the in-memory
-        direct runner.
+      split_bytes: an uncompressed CSV file larger than this is read as byte
+        ranges of about this size, and a Parquet file as groups of row groups,
+        each by whichever worker gets it (rows and row numbers as one read of
+        the file gives). None: a sixteenth of each file, between 1 MiB and
+        64 MiB. Compressed files and TFRecord files are read whole: files are
+        then the unit of parallelism.
+      reshuffle: spread the batches over workers after reading (for a single
+        large compressed file). Off by default: on the local multi-process
+        runner it holds every batch in the runner's memory.
 
     Returns:
       a :class:`ReadResult` ``(examples, rejected, rows_read)``.
@@ -132,7 +148,8 @@ class ReadExamples(beam.PTransform):
         missing_values: Sequence[str] = DEFAULT_MISSING_VALUES,
         delimiter: str = ",",
         sample_size: int = DEFAULT_SAMPLE_SIZE,
-        reshuffle: bool | None = None,
+        split_bytes: int | None = None,
+        reshuffle: bool = False,
     ):
         super().__init__()
         self.file_pattern = file_pattern
@@ -145,6 +162,9 @@ class ReadExamples(beam.PTransform):
             raise ValueError(f"batch_size must be positive, not {batch_size}")
         self.batch_size = batch_size
         self.sample_size = sample_size
+        if split_bytes is not None and split_bytes < 1:
+            raise ValueError(f"split_bytes must be positive, not {split_bytes}")
+        self.split_bytes = split_bytes
         self.reshuffle = reshuffle
         self._csv_options = csv_io.CsvOptions(delimiter=delimiter, missing_values=tuple(missing_values))
         self._schema = _as_arrow_schema(schema)
@@ -165,6 +185,7 @@ class ReadExamples(beam.PTransform):
             "missing_values": self._csv_options.missing_values,
             "delimiter": self._csv_options.delimiter,
             "sample_size": self.sample_size,
+            "split_bytes": self.split_bytes,
             "reshuffle": self.reshuffle,
         }
         settings.update(overrides)
@@ -258,34 +279,126 @@ class ReadExamples(beam.PTransform):
             pbegin
             | "Files" >> beam.Create(self.files)
             | "SpreadFiles" >> beam.Reshuffle()
+            | "Plan" >> beam.ParDo(
+                _PlanReadsFn(self.format, schema, self._csv_options.delimiter, self.split_bytes))
+            | "SpreadReads" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(read_fn).with_outputs(_REJECTED, _ROWS_READ, main=_EXAMPLES)
         )
         examples = outputs[_EXAMPLES]
-        if _should_reshuffle(self.reshuffle, pbegin.pipeline):
+        if self.reshuffle:
             examples = examples | "SpreadBatches" >> beam.Reshuffle()
         return ReadResult(examples, outputs[_REJECTED], outputs[_ROWS_READ])
 
 
 _EXAMPLES, _REJECTED, _ROWS_READ = "examples", "rejected", "rows_read"
 
+#: Bounds of the automatic piece size (see ``ReadExamples(split_bytes=...)``).
+MIN_SPLIT_BYTES, MAX_SPLIT_BYTES = 1 << 20, 64 << 20
+_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".zst", ".zstd", ".lz4", ".br", ".deflate")
 
-def _should_reshuffle(flag: bool | None, pipeline) -> bool:
-    if flag is not None:
-        return flag
-    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
-    opts = pipeline.options
-    runner = opts.view_as(StandardOptions).runner or "DirectRunner"
-    runner = runner if isinstance(runner, str) else type(runner).__name__
-    if runner in ("DirectRunner", "BundleBasedDirectRunner", "FnApiRunner"):
-        direct = opts.view_as(DirectOptions)
-        workers = direct.direct_num_workers
-        if workers == 0:  # Beam's "one worker per CPU"
-            import multiprocessing
+class ReadTask(NamedTuple):
+    """One piece of reading: a whole file, a byte range of an uncompressed CSV
+    file, or some row groups of a Parquet file.
 
-            workers = multiprocessing.cpu_count()
-        return direct.direct_running_mode != "in_memory" and (workers or 1) != 1
-    return True
+    Attributes:
+      path: the file.
+      start, end: the byte range (CSV); ``end`` None means the whole file.
+      first_row: CSV row number of the record at ``start`` (the header is row 1).
+      columns: the CSV header's column names (a range holds no header).
+      row_groups: the Parquet row groups, or None for all.
+      piece: the piece's index in the file.
+    """
+
+    path: str
+    start: int = 0
+    end: int | None = None
+    first_row: int = 2
+    columns: tuple[str, ...] | None = None
+    row_groups: tuple[int, ...] | None = None
+    piece: int = 0
+
+    @property
+    def whole(self) -> bool:
+        return self.end is None and self.row_groups is None
+
+
+def split_size(file_size: int, split_bytes: int | None) -> int:
+    """The piece size for a file: ``split_bytes``, or a sixteenth of the file
+    between :data:`MIN_SPLIT_BYTES` and :data:`MAX_SPLIT_BYTES`."""
+    if split_bytes is not None:
+        return split_bytes
+    return max(MIN_SPLIT_BYTES, min(MAX_SPLIT_BYTES, file_size // 16))
+
+
+class _PlanReadsFn(beam.DoFn):
+    """A file -> the :class:`ReadTask` pieces it is read in (runs where the file is)."""
+
+    def __init__(self, format: str, schema: pa.Schema, delimiter: str, split_bytes: int | None):
+        self._format = format
+        self._schema = schema
+        self._delimiter = delimiter
+        self._split_bytes = split_bytes
+        self._pieces = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "read_pieces")
+
+    def process(self, path: str):
+        if self._format == "csv" and not path.lower().endswith(_COMPRESSED_SUFFIXES):
+            tasks = self._csv_ranges(path)
+        elif self._format == "parquet":
+            tasks = self._parquet_row_groups(path)
+        else:
+            tasks = [ReadTask(path)]
+        self._pieces.inc(len(tasks))
+        yield from tasks
+
+    def _size(self, path: str) -> int:
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+    def _csv_ranges(self, path: str) -> list[ReadTask]:
+        from conveyor.beam_utils.csv_ranges import plan_csv_ranges
+
+        size = self._size(path)
+        piece = split_size(size, self._split_bytes)
+        if size <= piece:
+            return [ReadTask(path)]
+        names = csv_io.read_header(lambda: _open(path), path, self._delimiter)
+        missing = [n for n in self._schema.names if n not in names]
+        if missing:
+            raise InputError(f"{path}: header lacks column(s) {missing}; header is {names}")
+        with _open(path) as f:
+            ranges = plan_csv_ranges(f, piece, delimiter=self._delimiter)
+        if ranges is None:
+            _LOG.info("%s: quoting is not RFC 4180 throughout; read whole, by one worker", path)
+            return [ReadTask(path)]
+        if len(ranges) <= 1:
+            return [ReadTask(path)]
+        return [ReadTask(path, r.start, r.end, r.first_row, tuple(names), piece=i)
+                for i, r in enumerate(ranges)]
+
+    def _parquet_row_groups(self, path: str) -> list[ReadTask]:
+        import pyarrow.parquet as pq
+
+        size = self._size(path)
+        piece = split_size(size, self._split_bytes)
+        if size <= piece:
+            return [ReadTask(path)]
+        try:
+            with _open(path) as f:
+                meta = pq.ParquetFile(f).metadata
+        except (pa.ArrowException, OSError):
+            return [ReadTask(path)]  # the reader reports what is wrong with it
+        if meta.num_row_groups <= 1:
+            return [ReadTask(path)]
+        tasks, group, group_bytes = [], [], 0
+        for i in range(meta.num_row_groups):
+            group.append(i)
+            group_bytes += meta.row_group(i).total_byte_size
+            if group_bytes >= piece:
+                tasks.append(ReadTask(path, row_groups=tuple(group), piece=len(tasks)))
+                group, group_bytes = [], 0
+        if group:
+            tasks.append(ReadTask(path, row_groups=tuple(group), piece=len(tasks)))
+        return tasks if len(tasks) > 1 else [ReadTask(path)]
 
 
 def _parquet_feature_type(field: pa.Field, source: str) -> str:
@@ -330,17 +443,19 @@ class _ReadFileFn(beam.DoFn):
             self._accepted.inc(batch.num_rows)
             yield batch
 
-    def process(self, path: str):
-        self._files.inc()
+    def process(self, task):
+        task = ReadTask(task) if isinstance(task, str) else task
+        if task.piece == 0:
+            self._files.inc()
         total = 0
-        for batch, rejected, rows in self.read(path):
+        for batch, rejected, rows in self.read(task):
             total += rows
             yield from self._emit(batch, rejected, rows)
-        if total == 0:
-            _LOG.warning("%s: no rows", path)
+        if total == 0 and task.whole:
+            _LOG.warning("%s: no rows", task.path)
         yield beam.pvalue.TaggedOutput(_ROWS_READ, total)
 
-    def read(self, path: str):
+    def read(self, task: ReadTask):
         raise NotImplementedError
 
 
@@ -352,16 +467,21 @@ class _ReadCsvFn(_ReadFileFn):
     def setup(self):
         self._decoder = csv_io.CsvDecoder(self._schema, self._options)
 
-    def read(self, path):
-        yield from self._decoder.iter_file(lambda: _open_text(path), path)
+    def read(self, task):
+        if task.whole:
+            yield from self._decoder.iter_file(lambda: _open_text(task.path), task.path)
+        else:
+            yield from self._decoder.iter_range(
+                _read_range(task.path, task.start, task.end), task.path, list(task.columns), task.first_row
+            )
 
 
 class _ReadTFRecordFn(_ReadFileFn):
     """Frames records (CRCs checked) and decodes them in batches.
 
-    A local file is framed by ``tf.data`` (C++, on its own threads) and its
-    batches parsed on a small thread pool, so reading, parsing and the work
-    downstream overlap; a file on another filesystem is framed here in Python.
+    A local file is framed and parsed by a ``tf.data`` pipeline (C++, on its
+    own threads), so reading, parsing and the work downstream overlap; a file
+    on another filesystem is framed here in Python.
     A batch is decoded by TensorFlow's parser (:mod:`~conveyor.beam_utils.example_parsing`)
     unless it may hold a feature present with an empty list or TensorFlow fails
     on it; then by tfx-bsl's decoder, which also finds the bad records. Both
@@ -369,7 +489,7 @@ class _ReadTFRecordFn(_ReadFileFn):
     :mod:`~conveyor.beam_utils.tfrecord_io` to name the record and byte offset.
     """
 
-    #: Batches parsed ahead of the one being emitted (bounds memory).
+    #: Batches parsed at once, and ahead of the one being emitted (bounds memory).
     PARSE_AHEAD = 2
 
     def __init__(self, schema: pa.Schema, batch_size: int):
@@ -377,16 +497,8 @@ class _ReadTFRecordFn(_ReadFileFn):
         self._batch_size = batch_size
 
     def setup(self):
-        from concurrent.futures import ThreadPoolExecutor
-
         self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
         self._decoder = self._new_decoder()
-        self._pool = ThreadPoolExecutor(max_workers=self.PARSE_AHEAD, thread_name_prefix="parse-examples")
-
-    def teardown(self):
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=True)
 
     def _new_decoder(self):
         from tfx_bsl.coders import example_coder
@@ -395,7 +507,8 @@ class _ReadTFRecordFn(_ReadFileFn):
             arrow.to_metadata_schema(self._schema).SerializeToString()
         )
 
-    def read(self, path):
+    def read(self, task):
+        path = task.path
         if files.is_local(path):
             yield from self._read_with_tf_data(path)
         else:
@@ -415,26 +528,43 @@ class _ReadTFRecordFn(_ReadFileFn):
             yield self._decode(records, first, path)
 
     def _read_with_tf_data(self, path):
-        import collections
-
         tf = self._parser.tf
         with _open(path) as f:
             compression = "GZIP" if tfrecord_io.is_gzip(f) else ""
+        features = self._parser.features
+
+        def parse(serialized):
+            # The records joined, for the empty-list scan, and TensorFlow's parse.
+            return serialized, tf.strings.reduce_join(serialized), tf.io.parse_example(serialized, features)
+
         dataset = (
             tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=1 << 22)
             .batch(self._batch_size)
-            .prefetch(2)
+            .map(parse, num_parallel_calls=self.PARSE_AHEAD, deterministic=True)
+            .prefetch(self.PARSE_AHEAD)
         )
-        pending = collections.deque()
-        first = 1
+        batches = iter(dataset)
+        first, index = 1, 0  # record number (from 1) and index of the next batch
         try:
-            for serialized in dataset:
-                pending.append((first, serialized, self._pool.submit(self._parse_fast, serialized)))
-                first += len(serialized)
-                if len(pending) > self.PARSE_AHEAD:
-                    yield self._finish(*pending.popleft(), path)
-            while pending:
-                yield self._finish(*pending.popleft(), path)
+            while True:
+                try:
+                    serialized, joined, parsed = next(batches)
+                except StopIteration:
+                    return
+                except tf.errors.InvalidArgumentError:
+                    # TensorFlow refused a record of this batch (the iterator goes on):
+                    # fetch the batch's records again for tfx-bsl to decide record by record.
+                    records = self._batch_records(path, compression, index)
+                    out = self._decode_with_tfx_bsl(records, first, path)
+                else:
+                    if example_parsing.may_hold_empty_list(joined.numpy()):
+                        out = self._decode_with_tfx_bsl(serialized.numpy().tolist(), first, path)
+                    else:
+                        batch = self._parser.to_batch(parsed)
+                        out = batch, [], batch.num_rows
+                first += out[2]
+                index += 1
+                yield out
         except tf.errors.OpError as e:
             # Frame the file ourselves to name the damaged record; if that finds
             # nothing, TensorFlow's own message is all there is.
@@ -443,21 +573,15 @@ class _ReadTFRecordFn(_ReadFileFn):
                     pass
             raise InputError(f"{path}: not a readable TFRecord file: {e.message}") from e
 
-    def _parse_fast(self, serialized):
-        """A batch by TensorFlow's parser, or None when tfx-bsl must decode it (runs on the pool)."""
-        if example_parsing.may_hold_empty_list(self._parser.tf.strings.reduce_join(serialized).numpy()):
-            return None
-        try:
-            return self._parser.decode(serialized)
-        except Exception as e:  # whatever it is, tfx-bsl decides record by record
-            _LOG.debug("TensorFlow's parser failed (%s); decoding with tfx-bsl", e)
-            return None
-
-    def _finish(self, first: int, serialized, parsed, path: str):
-        batch = parsed.result()
-        if batch is not None:
-            return batch, [], batch.num_rows
-        return self._decode_with_tfx_bsl(serialized.numpy().tolist(), first, path)
+    def _batch_records(self, path: str, compression: str, index: int) -> list[bytes]:
+        tf = self._parser.tf
+        dataset = (
+            tf.data.TFRecordDataset(path, compression_type=compression)
+            .skip(index * self._batch_size)
+            .take(self._batch_size)
+            .batch(self._batch_size)
+        )
+        return [rec for batch in dataset for rec in batch.numpy().tolist()]
 
     def _decode(self, records: list[bytes], first: int, path: str):
         # TensorFlow's parser first: it takes a present but empty list for a
@@ -498,11 +622,12 @@ class _ReadParquetFn(_ReadFileFn):
         super().__init__(schema)
         self._batch_size = batch_size
 
-    def read(self, path):
+    def read(self, task):
         from conveyor.beam_utils.parquet_io import read_parquet_batches
 
-        with _open(path) as f:
-            for batch in read_parquet_batches(f, path, self._schema, self._batch_size):
+        with _open(task.path) as f:
+            for batch in read_parquet_batches(f, task.path, self._schema, self._batch_size,
+                                              row_groups=task.row_groups):
                 yield batch, [], batch.num_rows
 
 

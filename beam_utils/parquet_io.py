@@ -36,7 +36,7 @@ def _bad_column(batch: pa.RecordBatch, schema: pa.Schema) -> tuple[str, str, str
 
 
 def read_parquet_batches(
-    f: BinaryIO, path: str, schema: pa.Schema, batch_size: int
+    f: BinaryIO, path: str, schema: pa.Schema, batch_size: int, row_groups=None
 ) -> Iterator[pa.RecordBatch]:
     """Yields the rows of the Parquet file ``f`` as batches of ``schema`` (at most ``batch_size`` rows).
 
@@ -45,6 +45,7 @@ def read_parquet_batches(
       path: the file's name, for messages.
       schema: the canonical Arrow schema; the file must hold each of its columns.
       batch_size: rows per batch.
+      row_groups: indices of the row groups to read (None: all).
 
     Raises:
       InputError: ``path`` is not a Parquet file, lacks some of the schema's
@@ -60,8 +61,9 @@ def read_parquet_batches(
     missing = [n for n in schema.names if n not in names]
     if missing:
         raise InputError(f"{path}: lacks column(s) {missing} (it has: {', '.join(names)})")
-    first = 1
-    for batch in pf.iter_batches(batch_size=batch_size, columns=schema.names):
+    groups = list(row_groups) if row_groups is not None else None
+    first = 1 + sum(pf.metadata.row_group(i).num_rows for i in range(groups[0])) if groups else 1
+    for batch in pf.iter_batches(batch_size=batch_size, columns=schema.names, row_groups=groups):
         try:
             out = arrow.conform(batch, schema)
         except _CONVERT_ERRORS as e:

@@ -415,31 +415,11 @@ def test_statistics_work_is_spread_over_two_workers(work):
     local_pids, local = _stats_noting_workers(src, work / "spread_local", None)
     pids, stats = _stats_noting_workers(src, work / "spread_mp", MULTI_PROCESSING)
     assert list(local_pids.values()) == [20_000]  # in memory: this process did it all
-    # The batches reach the statistics step on both workers, and each worker
+    # One CSV file, no batch reshuffle: its byte ranges spread the reading, so
+    # the batches reach the statistics step on both workers, and each worker
     # folds a real share of them (the CombinePerKey is lifted into a
     # pre-combine that runs where the batches are).
     assert sum(pids.values()) == 20_000
     assert len(pids) == 2, pids
     assert min(pids.values()) >= 20_000 // 10, pids
     assert_same_statistics(stats, local)
-
-
-@pytest.mark.parametrize(
-    "args, spread",
-    [
-        ([], False),  # in memory: one process anyway
-        (MULTI_PROCESSING, True),
-        (["--direct_running_mode=multi_processing", "--direct_num_workers=1"], False),
-        # 0 is Beam's "one worker per CPU": the batches must be spread then too.
-        (["--direct_running_mode=multi_processing", "--direct_num_workers=0"], None),
-        (["--runner=PortableRunner", "--job_endpoint=localhost:1"], True),
-    ],
-)
-def test_read_spreads_batches_whenever_there_are_several_workers(args, spread):
-    import multiprocessing
-
-    from conveyor.beam_utils.io import _should_reshuffle
-
-    if spread is None:
-        spread = multiprocessing.cpu_count() > 1
-    assert _should_reshuffle(None, beam.Pipeline(options=pipeline_options(args))) is spread

@@ -299,21 +299,21 @@ def test_tf_parser_raises_on_wrong_type_and_garbage():
 
 def _read_fn_batches(path, schema, batch_size):
     """Runs _ReadTFRecordFn on one file; returns (batches, rejected rows, batches the TF parser decoded)."""
-    from conveyor.beam_utils.io import _ReadTFRecordFn
+    from conveyor.beam_utils.io import ReadTask, _ReadTFRecordFn
 
     fn = _ReadTFRecordFn(schema, batch_size)
     fn.setup()
     fast = []
-    decode = fn._parser.decode
+    to_batch = fn._parser.to_batch
 
-    def counted(records):
-        batch = decode(records)
-        fast.append(len(records))
+    def counted(parsed):
+        batch = to_batch(parsed)
+        fast.append(batch.num_rows)
         return batch
 
-    fn._parser.decode = counted
+    fn._parser.to_batch = counted
     batches, rejected = [], []
-    for batch, bad, _ in fn.read(str(path)):
+    for batch, bad, _ in fn.read(ReadTask(str(path))):
         batches.append(batch)
         rejected.extend(bad)
     return batches, rejected, fast

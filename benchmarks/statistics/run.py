@@ -25,10 +25,11 @@ Machine-readable mode, for ``benchmarks/run_all.py``::
     .venv/bin/python benchmarks/statistics/run.py --json PATH [--only ours|theirs]
         [--scale N] [--rows N] [--prepare-only] [-- beam flags]
 
-runs, in this process, the end-to-end CSV comparison (conveyor: ReadExamples +
-GenerateStatistics; tfdv: CsvTFXIO + tfdv.GenerateStatistics) on N copies of
-the flights with varied values (``benchmarks/flights_data.py``; 1 = the
-original file), NA written as empty fields, and writes one result row per side.
+runs, in this process, the end-to-end comparison (conveyor: ReadExamples +
+GenerateStatistics; tfdv: CsvTFXIO or TFExampleRecord + tfdv.GenerateStatistics)
+on N copies of the flights with varied values (``benchmarks/flights_data.py``;
+1 = the original file), NA written as empty fields, as CSV or (``--format
+tfrecord``) as gzip TFRecord shards, and writes one result row per side.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def prepare(workdir: str, quick: bool) -> dict:
     return {"csv": csv_dir, "tfrecord": tfr_dir, "csv_clean": clean_dir, "rows": rows}
 
 
-def _csv_to_tfrecord(csv_path: str, out_path: str) -> None:
+def _csv_to_tfrecord(csv_path: str, out_path: str, shards: int = 1) -> None:
     import pyarrow as pa
     import pyarrow.csv as pcsv
     from tfx_bsl.coders import example_coder
@@ -108,10 +109,14 @@ def _csv_to_tfrecord(csv_path: str, out_path: str) -> None:
         cols.append(arrow.to_column(table.column(field.name), arrow.column_type(kind)))
     batch = pa.RecordBatch.from_arrays(cols, schema=arrow.make_schema(types))
     encoder = example_coder.RecordBatchToExamplesEncoder(arrow.to_metadata_schema(batch.schema))
-    records = []
-    for off in range(0, batch.num_rows, 50_000):
-        records.extend(encoder.encode(batch.slice(off, 50_000)))
-    write_records(out_path, records, compress=True)
+    per_shard = -(-batch.num_rows // shards)
+    for shard in range(shards):
+        records = []
+        part = batch.slice(shard * per_shard, per_shard)
+        for off in range(0, part.num_rows, 50_000):
+            records.extend(encoder.encode(part.slice(off, 50_000)))
+        path = out_path if shards == 1 else out_path.replace("SHARD", f"{shard:05d}-of-{shards:05d}")
+        write_records(path, records, compress=True)
 
 
 # ------------------------------------------------------------------ worker
@@ -234,28 +239,40 @@ def _scale_dir(data_dir: str, fmt: str, copies: int) -> str:
 
 
 def json_mode(args, beam_args: list[str]) -> int:
-    """One end-to-end CSV run per side, in this process; rows written to ``args.json``."""
+    """One end-to-end run per side (CSV or gzip TFRecord), in this process; rows written to ``args.json``."""
     base = os.path.join(args.workdir, f"varied-rows{args.rows or 'all'}-x{args.scale}")
     os.makedirs(base, exist_ok=True)
     path = os.path.join(base, "flights.csv")
     if not os.path.exists(path):
         flights_data.na_as_empty_csv(flights_data.flights_csv(args.scale), path, args.rows)
+    rows = flights_data.count_rows(path)
+    if args.format == "tfrecord":
+        # Two gzip shards per copy of the flights, as ExampleGen would write them.
+        shards = 2 * args.scale
+        folder = os.path.join(base, f"tfrecord-{shards}")
+        if not os.path.exists(os.path.join(folder, "done")):
+            os.makedirs(folder, exist_ok=True)
+            _csv_to_tfrecord(path, os.path.join(folder, "flights-SHARD.gz"), shards)
+            open(os.path.join(folder, "done"), "w").close()
+        path = os.path.join(folder, "flights-*.gz")
     if args.prepare_only:
         return 0
-    rows = flights_data.count_rows(path)
+    component, (our_reader, their_reader) = (
+        ("statistics (CSV, each its own reader)", ("ReadExamples", "CsvTFXIO")) if args.format == "csv"
+        else ("statistics (gzip TFRecord, each its own reader)", ("ReadExamples", "TFExampleRecord")))
     tmp = os.path.join(args.workdir, "out")
     os.makedirs(tmp, exist_ok=True)
     results = []
     for side in (args.only,) if args.only else ("ours", "theirs"):
         impl, reader = ("ours", "ours-given-schema") if side == "ours" else ("tfdv", "tfxio")
-        r = worker({"impl": impl, "format": "csv", "reader": reader, "tmp": tmp,
+        r = worker({"impl": impl, "format": args.format, "reader": reader, "tmp": tmp,
                     "beam_args": beam_args, "pattern": path})
         assert r["num_examples"] == rows, (r, rows)
         results.append({
-            "component": "statistics (CSV, each its own reader)", "side": side, "rows": rows,
+            "component": component, "side": side, "rows": rows,
             "seconds": r["seconds"], "rows_per_s": rows / r["seconds"], "cpu_seconds": r["cpu"],
-            "impl": "Conveyor ReadExamples + GenerateStatistics" if side == "ours"
-            else "tfx-bsl CsvTFXIO + tfdv.GenerateStatistics",
+            "impl": f"Conveyor {our_reader} + GenerateStatistics" if side == "ours"
+            else f"tfx-bsl {their_reader} + tfdv.GenerateStatistics",
         })
         print(f"statistics {side:<6} {rows:>11,} rows {r['seconds']:8.2f} s {rows / r['seconds']:>10,.0f} rows/s",
               flush=True)
@@ -285,6 +302,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=("ours", "theirs"), help="with --json: run one side only")
     ap.add_argument("--rows", type=int, default=None, help="with --json: first N rows of the data")
     ap.add_argument("--prepare-only", action="store_true", help="with --json: write the data and exit")
+    ap.add_argument("--format", choices=("csv", "tfrecord"), default="csv",
+                    help="with --json: the input format (tfrecord: two gzip shards per copy)")
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
