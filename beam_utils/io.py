@@ -280,7 +280,7 @@ class ReadExamples(beam.PTransform):
             | "Files" >> beam.Create(self.files)
             | "SpreadFiles" >> beam.Reshuffle()
             | "Plan" >> beam.ParDo(
-                _PlanReadsFn(self.format, schema, self._csv_options.delimiter, self.split_bytes))
+                _PlanReadsFn(self.format, schema, self._csv_options.delimiter, self._piece_bytes(pbegin.pipeline)))
             | "SpreadReads" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(read_fn).with_outputs(_REJECTED, _ROWS_READ, main=_EXAMPLES)
         )
@@ -290,7 +290,34 @@ class ReadExamples(beam.PTransform):
         return ReadResult(examples, outputs[_REJECTED], outputs[_ROWS_READ])
 
 
+    def _piece_bytes(self, pipeline) -> int | None:
+        # One worker gains nothing from pieces: read files whole unless told otherwise.
+        if self.split_bytes is None and _runs_on_one_worker(pipeline):
+            return WHOLE_FILES
+        return self.split_bytes
+
+
 _EXAMPLES, _REJECTED, _ROWS_READ = "examples", "rejected", "rows_read"
+#: A piece size that keeps every file whole.
+WHOLE_FILES = 1 << 62
+
+
+def _runs_on_one_worker(pipeline) -> bool:
+    """True for the in-memory DirectRunner (or one direct worker): a single process does everything."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    opts = pipeline.options
+    runner = opts.view_as(StandardOptions).runner or "DirectRunner"
+    runner = runner if isinstance(runner, str) else type(runner).__name__
+    if runner not in ("DirectRunner", "BundleBasedDirectRunner", "FnApiRunner"):
+        return False
+    direct = opts.view_as(DirectOptions)
+    workers = direct.direct_num_workers
+    if workers == 0:  # Beam's "one worker per CPU"
+        import multiprocessing
+
+        workers = multiprocessing.cpu_count()
+    return direct.direct_running_mode == "in_memory" or (workers or 1) == 1
 
 #: Bounds of the automatic piece size (see ``ReadExamples(split_bytes=...)``).
 MIN_SPLIT_BYTES, MAX_SPLIT_BYTES = 1 << 20, 64 << 20

@@ -32,12 +32,21 @@ def job_endpoint(tmp_path_factory):
     Use with ``--runner=PortableRunner --job_endpoint=<this>
     --environment_type=LOOPBACK``.
     """
+    yield from _job_service(tmp_path_factory, "apache_beam.runners.portability.local_job_service_main")
+
+
+@pytest.fixture(scope="session")
+def parallel_job_endpoint(tmp_path_factory):
+    """Conveyor's job service (Beam's, giving each job ``--sdk_worker_parallelism`` workers)."""
+    yield from _job_service(tmp_path_factory, "conveyor.beam_utils.job_service")
+
+
+def _job_service(tmp_path_factory, module: str):
     port = _free_port()
     log = tmp_path_factory.mktemp("job_service") / "log.txt"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-             "--port", str(port)],
+            [sys.executable, "-m", module, "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT,
         )
     deadline = time.time() + 90
@@ -118,11 +127,10 @@ def external_args(endpoint: str, pool: str) -> list[str]:
     """Beam flags for the PortableRunner against a job service, workers from a worker pool.
 
     ``--sdk_worker_parallelism=2`` asks for two SDK workers per worker node;
-    Flink's and Spark's job servers honour it. Beam's Python job service (the
-    ``job_endpoint`` fixture) does not: it starts one worker per environment
-    from the pool, whatever the flags (``FnApiRunner.run_via_runner_api`` keeps
-    one worker), so several local workers are tested with
-    ``--direct_running_mode=multi_processing``.
+    Flink's and Spark's job servers honour it, and so does Conveyor's job
+    service (the ``parallel_job_endpoint`` fixture). Beam's Python job service
+    (the ``job_endpoint`` fixture) does not: it starts one worker per
+    environment from the pool, whatever the flags.
     """
     return [
         "--runner=PortableRunner",

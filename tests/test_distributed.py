@@ -1,14 +1,15 @@
 """Every component runs unchanged outside the in-memory runner, and spreads its work.
 
 Statistics, validation, transform, evaluation and inference each run once on
-the in-memory DirectRunner and once on the PortableRunner against Beam's Python
-job service with an EXTERNAL worker pool (``worker_pool_main``, see
-``conftest.py``); the results must be equal (floating means, z-scores and model
-predictions to float precision: their last bits depend on how a runner groups
-batches). Beam's Python job service starts a
-single worker from the pool per job, so the check that a large input is not
-funnelled through one worker runs on the multi-processing DirectRunner with two
-worker processes: each records its process id for every batch it processes.
+the in-memory DirectRunner and once on the PortableRunner with two EXTERNAL SDK
+workers started by a worker pool (``worker_pool_main``, see ``conftest.py``),
+through Conveyor's job service (Beam's Python job service, giving each job the
+``--sdk_worker_parallelism`` workers it asks for; Beam's own starts one). The
+results must be equal (floating means, z-scores and model predictions to float
+precision: their last bits depend on how a runner groups batches). That a large
+input is not funnelled through one worker is checked on both the portable
+runner and the multi-processing DirectRunner with two workers: each worker
+records its process id for every batch it processes.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_work
 
 
 @pytest.fixture(scope="module")
-def ext(job_endpoint, worker_pool):
-    return external_args(job_endpoint, worker_pool)
+def ext(parallel_job_endpoint, worker_pool):
+    # Two SDK workers from the pool per job (Beam's own job service would start one).
+    return external_args(parallel_job_endpoint, worker_pool)
 
 
 @pytest.fixture(scope="module")
@@ -423,3 +425,35 @@ def test_statistics_work_is_spread_over_two_workers(work):
     assert len(pids) == 2, pids
     assert min(pids.values()) >= 20_000 // 10, pids
     assert_same_statistics(stats, local)
+
+
+def test_portable_runner_with_two_external_workers_shares_the_work(work, parallel_job_endpoint, worker_pool):
+    # Conveyor's job service gives the job the two workers it asks for, both
+    # started by the worker pool; each reads a share of the CSV's byte ranges.
+    src = datasets.flights_sample_csv(20_000)
+    local_pids, local = _stats_noting_workers(src, work / "ext2_local", None)
+    pids, stats = _stats_noting_workers(src, work / "ext2", external_args(parallel_job_endpoint, worker_pool))
+    assert sum(pids.values()) == 20_000
+    assert len(pids) == 2 and os.getpid() not in map(int, pids), pids
+    assert min(pids.values()) >= 20_000 // 10, pids
+    assert_same_statistics(stats, local)
+
+
+
+@pytest.mark.parametrize(
+    "args, one_worker",
+    [
+        ([], True),  # in memory: one process
+        (MULTI_PROCESSING, False),
+        (["--direct_running_mode=multi_processing", "--direct_num_workers=1"], True),
+        (["--runner=PortableRunner", "--job_endpoint=localhost:1"], False),
+    ],
+)
+def test_files_are_read_in_pieces_only_when_there_are_several_workers(args, one_worker):
+    from conveyor.beam_utils.io import WHOLE_FILES
+
+    read = ReadExamples(datasets.flights_sample_csv(2_000))
+    pieces = read._piece_bytes(beam.Pipeline(options=pipeline_options(args)))
+    assert (pieces == WHOLE_FILES) is one_worker
+    assert ReadExamples(read.file_pattern, split_bytes=4096)._piece_bytes(
+        beam.Pipeline(options=pipeline_options(args))) == 4096
