@@ -72,36 +72,58 @@ class TFExampleParser:
         """The ``tf.io.RaggedFeature`` spec of each column, for ``tf.io.parse_example``."""
         return self._features
 
+    def parse(self, serialized):
+        """TensorFlow ops: a string tensor of records -> ``(parts, may_hold_empty_list)``.
+
+        ``parts`` holds, per column, the row splits and the values (for BYTES:
+        the value lengths and the values joined into one string), ready for
+        :meth:`to_batch`; the flag is :func:`may_hold_empty_list` of the records.
+        Runs eagerly, or inside a ``tf.data`` map (all of it in C++, off the
+        Python thread).
+        """
+        tf = self.tf
+        parsed = tf.io.parse_example(serialized, self._features)
+        parts = {}
+        for name, ragged in parsed.items():
+            if ragged.values.dtype == tf.string:
+                parts[name] = (ragged.row_splits, tf.strings.length(ragged.values),
+                               tf.strings.reduce_join(ragged.values))
+            else:
+                parts[name] = (ragged.row_splits, ragged.values)
+        data = tf.io.decode_raw(tf.strings.reduce_join(serialized), tf.uint8)
+        lead, two, inner, zero = data[:-3], data[1:-2], data[2:-1], data[3:]
+        hits = ((two == 0x02) & (zero == 0x00) & ((lead == 0x12) | (lead == 0x1A))
+                & ((inner == 0x0A) | (inner == 0x12) | (inner == 0x1A)))
+        return parts, tf.reduce_any(hits)
+
     def decode(self, records) -> pa.RecordBatch:
         """A list (or string tensor) of serialized records -> a canonical RecordBatch."""
-        return self.to_batch(self.tf.io.parse_example(records, self._features))
+        parts, _ = self.parse(self.tf.convert_to_tensor(records, dtype=self.tf.string))
+        return self.to_batch(parts)
 
-    def to_batch(self, parsed: dict) -> pa.RecordBatch:
-        """The result of ``tf.io.parse_example`` with :attr:`features` -> a canonical RecordBatch."""
+    def to_batch(self, parts: dict) -> pa.RecordBatch:
+        """The ``parts`` of :meth:`parse` (tensors or numpy arrays) -> a canonical RecordBatch."""
         return pa.RecordBatch.from_arrays(
-            [self._column(parsed[f.name], f.type) for f in self._schema], schema=self._schema
+            [self._column(parts[f.name], f.type) for f in self._schema], schema=self._schema
         )
 
-    def _column(self, ragged, list_type: pa.DataType) -> pa.Array:
-        splits = ragged.row_splits.numpy()
-        values = self._values(ragged.values, list_type.value_type)
+    @staticmethod
+    def _column(part, list_type: pa.DataType) -> pa.Array:
+        splits = np.asarray(part[0])
         rows = len(splits) - 1
+        if len(part) == 3:  # BYTES: one buffer of all the bytes and their offsets
+            lengths = np.asarray(part[1])
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            joined = part[2].numpy() if hasattr(part[2], "numpy") else part[2]
+            values = pa.Array.from_buffers(
+                list_type.value_type, len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(joined)]
+            )
+        else:
+            values = pa.array(np.asarray(part[1]), type=list_type.value_type)
         valid = splits[1:] != splits[:-1]
         nulls = rows - int(np.count_nonzero(valid))
         bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
         return pa.Array.from_buffers(
             list_type, rows, [bitmap, pa.py_buffer(splits)], null_count=nulls, children=[values]
-        )
-
-    def _values(self, tensor, value_type: pa.DataType) -> pa.Array:
-        if value_type != pa.large_binary():
-            return pa.array(tensor.numpy(), type=value_type)
-        # One buffer of all the bytes and their offsets: no Python object per value.
-        tf = self.tf
-        lengths = tf.strings.length(tensor).numpy()
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        data = tf.strings.reduce_join(tensor).numpy()
-        return pa.Array.from_buffers(
-            value_type, len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
         )

@@ -558,16 +558,12 @@ class _ReadTFRecordFn(_ReadFileFn):
         tf = self._parser.tf
         with _open(path) as f:
             compression = "GZIP" if tfrecord_io.is_gzip(f) else ""
-        features = self._parser.features
-
-        def parse(serialized):
-            # The records joined, for the empty-list scan, and TensorFlow's parse.
-            return serialized, tf.strings.reduce_join(serialized), tf.io.parse_example(serialized, features)
-
+        parser = self._parser
         dataset = (
             tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=1 << 22)
             .batch(self._batch_size)
-            .map(parse, num_parallel_calls=self.PARSE_AHEAD, deterministic=True)
+            # Parsing, the empty-list scan and joining the bytes values run in C++.
+            .map(lambda s: (s, *parser.parse(s)), num_parallel_calls=self.PARSE_AHEAD, deterministic=True)
             .prefetch(self.PARSE_AHEAD)
         )
         batches = iter(dataset)
@@ -575,7 +571,7 @@ class _ReadTFRecordFn(_ReadFileFn):
         try:
             while True:
                 try:
-                    serialized, joined, parsed = next(batches)
+                    serialized, parts, may_hold_empty_list = next(batches)
                 except StopIteration:
                     return
                 except tf.errors.InvalidArgumentError:
@@ -584,10 +580,10 @@ class _ReadTFRecordFn(_ReadFileFn):
                     records = self._batch_records(path, compression, index)
                     out = self._decode_with_tfx_bsl(records, first, path)
                 else:
-                    if example_parsing.may_hold_empty_list(joined.numpy()):
+                    if bool(may_hold_empty_list):
                         out = self._decode_with_tfx_bsl(serialized.numpy().tolist(), first, path)
                     else:
-                        batch = self._parser.to_batch(parsed)
+                        batch = self._parser.to_batch(parts)
                         out = batch, [], batch.num_rows
                 first += out[2]
                 index += 1

@@ -347,3 +347,24 @@ def test_reader_rejects_wrong_type_after_fast_path_fails(tmp_path):
     assert fast == [15]  # the second batch; the first failed in TensorFlow and went to tfx-bsl
     got = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
     _assert_same(got, _exact(good))
+
+
+def test_tensorflow_scan_agrees_with_numpy_scan():
+    import tensorflow as tf
+
+    from conveyor.beam_utils.example_parsing import TFExampleParser, may_hold_empty_list
+
+    parser = TFExampleParser(WIDE)
+    encode = example_coder.RecordBatchToExamplesEncoder().encode
+    cases = [
+        _random_examples(300, seed=5),
+        _random_examples(100, seed=8, empty_lists=True),
+        encode(_batch_without_empty_lists()),
+        _random_examples(50) + _random_examples(3, seed=9, empty_lists=True) + _random_examples(50, seed=1),
+    ]
+    flags = []
+    for records in cases:
+        _, flag = parser.parse(tf.constant(records))
+        flags.append(bool(flag))
+        assert flags[-1] == may_hold_empty_list(records)
+    assert flags.count(True) >= 1 and flags.count(False) >= 1

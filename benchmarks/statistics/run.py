@@ -111,12 +111,20 @@ def _csv_to_tfrecord(csv_path: str, out_path: str, shards: int = 1) -> None:
     encoder = example_coder.RecordBatchToExamplesEncoder(arrow.to_metadata_schema(batch.schema))
     per_shard = -(-batch.num_rows // shards)
     for shard in range(shards):
-        records = []
         part = batch.slice(shard * per_shard, per_shard)
-        for off in range(0, part.num_rows, 50_000):
-            records.extend(encoder.encode(part.slice(off, 50_000)))
         path = out_path if shards == 1 else out_path.replace("SHARD", f"{shard:05d}-of-{shards:05d}")
-        write_records(path, records, compress=True)
+        if shards == 1:
+            records = []
+            for off in range(0, part.num_rows, 50_000):
+                records.extend(encoder.encode(part.slice(off, 50_000)))
+            write_records(path, records, compress=True)
+            continue
+        import tensorflow as tf  # its C++ writer: much faster for the 10x data
+
+        with tf.io.TFRecordWriter(path, "GZIP") as writer:
+            for off in range(0, part.num_rows, 50_000):
+                for record in encoder.encode(part.slice(off, 50_000)):
+                    writer.write(record)
 
 
 # ------------------------------------------------------------------ worker
