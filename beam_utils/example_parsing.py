@@ -9,7 +9,10 @@ runs the latter and assembles the canonical columns (see
 The two agree on everything but one case: TensorFlow reports a feature that is
 present with an empty list the same as a missing one (no values), where tfx-bsl
 gives ``[]`` rather than null. :func:`may_hold_empty_list` finds the records
-that can hold such a feature, so that the caller decodes those with tfx-bsl.
+that can hold such a feature, so that the caller decodes those with tfx-bsl;
+:meth:`TFExampleParser.parse` runs the same scan as TensorFlow ops, inside
+the parse (the numpy function is its readable reference, and tests hold the two
+equal).
 """
 
 from __future__ import annotations
@@ -100,6 +103,12 @@ class TFExampleParser:
         """A list (or string tensor) of serialized records -> a canonical RecordBatch."""
         parts, _ = self.parse(self.tf.convert_to_tensor(records, dtype=self.tf.string))
         return self.to_batch(parts)
+
+    def try_decode(self, records) -> pa.RecordBatch | None:
+        """Like :meth:`decode`, or None when the records may hold a present but
+        empty list (decode those with tfx-bsl)."""
+        parts, may_hold_empty_list = self.parse(self.tf.convert_to_tensor(records, dtype=self.tf.string))
+        return None if bool(may_hold_empty_list) else self.to_batch(parts)
 
     def to_batch(self, parts: dict) -> pa.RecordBatch:
         """The ``parts`` of :meth:`parse` (tensors or numpy arrays) -> a canonical RecordBatch."""

@@ -610,12 +610,14 @@ class _ReadTFRecordFn(_ReadFileFn):
         # TensorFlow's parser first: it takes a present but empty list for a
         # missing feature, so records that may hold one go to tfx-bsl's decoder,
         # and so does a batch that TensorFlow refuses (it names no bad record).
-        if not example_parsing.may_hold_empty_list(records):
-            try:
-                return self._parser.decode(records), [], len(records)
-            except Exception as e:  # whatever it is, tfx-bsl decides record by record
-                _LOG.debug("%s: records %d+: TensorFlow's parser failed (%s); decoding with tfx-bsl",
-                           path, first, e)
+        try:
+            batch = self._parser.try_decode(records)
+        except Exception as e:  # whatever it is, tfx-bsl decides record by record
+            _LOG.debug("%s: records %d+: TensorFlow's parser failed (%s); decoding with tfx-bsl",
+                       path, first, e)
+            batch = None
+        if batch is not None:
+            return batch, [], len(records)
         return self._decode_with_tfx_bsl(records, first, path)
 
     def _decode_with_tfx_bsl(self, records: list[bytes], first: int, path: str):

@@ -368,3 +368,32 @@ def test_tensorflow_scan_agrees_with_numpy_scan():
         flags.append(bool(flag))
         assert flags[-1] == may_hold_empty_list(records)
     assert flags.count(True) >= 1 and flags.count(False) >= 1
+
+
+def test_framing_in_python_gives_what_tf_data_gives(tmp_path):
+    # Files on other filesystems are framed in Python (_read_framed); local ones by tf.data.
+    import tensorflow as tf
+
+    from conveyor.beam_utils.io import ReadTask, _ReadTFRecordFn
+
+    ex = tf.train.Example()
+    ex.features.feature["i"].float_list.value.append(1.5)  # INT feature with floats: rejected
+    records = (_random_examples(40, seed=11) + _random_examples(20, seed=12, empty_lists=True)
+               + [ex.SerializeToString()] + _random_examples(40, seed=13))
+    path = tmp_path / "mixed.tfrecord.gz"
+    tfrecord_io.write_records(str(path), records)
+    fn = _ReadTFRecordFn(WIDE, 16)
+    fn.setup()
+    results = []
+    for read in (fn._read_framed(str(path)), fn.read(ReadTask(str(path)))):
+        batches, rejected, rows = [], [], 0
+        for batch, bad, n in read:
+            batches.append(batch)
+            rejected += [r.row for r in bad]
+            rows += n
+        results.append((pa.Table.from_batches(batches).combine_chunks(), rejected, rows))
+    (framed, rej1, n1), (fast, rej2, n2) = results
+    assert rej1 == rej2 == [61] and n1 == n2 == len(records)
+    good = records[:60] + records[61:]
+    _assert_same(framed.to_batches()[0], _exact(good))
+    _assert_same(fast.to_batches()[0], _exact(good))
