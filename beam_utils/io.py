@@ -562,7 +562,7 @@ class _ReadTFRecordFn(_ReadFileFn):
         dataset = (
             tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=1 << 22)
             .batch(self._batch_size)
-            # Parsing, the empty-list scan and joining the bytes values run in C++.
+            # Parsing and joining the records and the bytes values run in C++.
             .map(lambda s: (s, *parser.parse(s)), num_parallel_calls=self.PARSE_AHEAD, deterministic=True)
             .prefetch(self.PARSE_AHEAD)
         )
@@ -571,7 +571,7 @@ class _ReadTFRecordFn(_ReadFileFn):
         try:
             while True:
                 try:
-                    serialized, parts, may_hold_empty_list = next(batches)
+                    serialized, parts, joined = next(batches)
                 except StopIteration:
                     return
                 except tf.errors.InvalidArgumentError:
@@ -580,7 +580,7 @@ class _ReadTFRecordFn(_ReadFileFn):
                     records = self._batch_records(path, compression, index)
                     out = self._decode_with_tfx_bsl(records, first, path)
                 else:
-                    if bool(may_hold_empty_list):
+                    if example_parsing.may_hold_empty_list(joined.numpy()):
                         out = self._decode_with_tfx_bsl(serialized.numpy().tolist(), first, path)
                     else:
                         batch = self._parser.to_batch(parts)

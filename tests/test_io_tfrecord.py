@@ -349,27 +349,6 @@ def test_reader_rejects_wrong_type_after_fast_path_fails(tmp_path):
     _assert_same(got, _exact(good))
 
 
-def test_tensorflow_scan_agrees_with_numpy_scan():
-    import tensorflow as tf
-
-    from conveyor.beam_utils.example_parsing import TFExampleParser, may_hold_empty_list
-
-    parser = TFExampleParser(WIDE)
-    encode = example_coder.RecordBatchToExamplesEncoder().encode
-    cases = [
-        _random_examples(300, seed=5),
-        _random_examples(100, seed=8, empty_lists=True),
-        encode(_batch_without_empty_lists()),
-        _random_examples(50) + _random_examples(3, seed=9, empty_lists=True) + _random_examples(50, seed=1),
-    ]
-    flags = []
-    for records in cases:
-        _, flag = parser.parse(tf.constant(records))
-        flags.append(bool(flag))
-        assert flags[-1] == may_hold_empty_list(records)
-    assert flags.count(True) >= 1 and flags.count(False) >= 1
-
-
 def test_framing_in_python_gives_what_tf_data_gives(tmp_path):
     # Files on other filesystems are framed in Python (_read_framed); local ones by tf.data.
     import tensorflow as tf
