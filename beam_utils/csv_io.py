@@ -174,9 +174,7 @@ class CsvDecoder:
             if not f.read(1):
                 return  # a file of zero bytes holds no rows; the caller counts it
         names = read_header(open_stream, source, self.options.delimiter)
-        missing = [n for n in self.schema.names if n not in names]
-        if missing:
-            raise InputError(f"{source}: header lacks column(s) {missing}; header is {names}")
+        self._check_columns(names, source)
         with open_stream() as f:
             yield from self._iter_blocks(f, names, source)
 
@@ -189,10 +187,13 @@ class CsvDecoder:
         ``names`` are the file's columns; ``first_row`` is the CSV row number
         of the range's first record, so rejected rows carry the file's numbers.
         """
+        self._check_columns(names, source)
+        yield from self._iter_blocks(pa.BufferReader(data), list(names), source, first_row)
+
+    def _check_columns(self, names: Sequence[str], source: str) -> None:
         missing = [n for n in self.schema.names if n not in names]
         if missing:
             raise InputError(f"{source}: header lacks column(s) {missing}; header is {list(names)}")
-        yield from self._iter_blocks(pa.BufferReader(data), list(names), source, first_row)
 
     def _iter_blocks(self, fileobj, names: list[str], source: str, first_row: int | None = None):
         invalid: list = []

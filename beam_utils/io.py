@@ -280,7 +280,7 @@ class ReadExamples(beam.PTransform):
             | "Files" >> beam.Create(self.files)
             | "SpreadFiles" >> beam.Reshuffle()
             | "Plan" >> beam.ParDo(
-                _PlanReadsFn(self.format, schema, self._csv_options.delimiter, self._piece_bytes(pbegin.pipeline)))
+                _PlanReadsFn(self.format, self._csv_options.delimiter, self._piece_bytes(pbegin.pipeline)))
             | "SpreadReads" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(read_fn).with_outputs(_REJECTED, _ROWS_READ, main=_EXAMPLES)
         )
@@ -288,7 +288,6 @@ class ReadExamples(beam.PTransform):
         if self.reshuffle:
             examples = examples | "SpreadBatches" >> beam.Reshuffle()
         return ReadResult(examples, outputs[_REJECTED], outputs[_ROWS_READ])
-
 
     def _piece_bytes(self, pipeline) -> int | None:
         # One worker gains nothing from pieces: read files whole unless told otherwise.
@@ -318,6 +317,7 @@ def _runs_on_one_worker(pipeline) -> bool:
 
         workers = multiprocessing.cpu_count()
     return direct.direct_running_mode == "in_memory" or (workers or 1) == 1
+
 
 #: Bounds of the automatic piece size (see ``ReadExamples(split_bytes=...)``).
 MIN_SPLIT_BYTES, MAX_SPLIT_BYTES = 1 << 20, 64 << 20
@@ -361,9 +361,8 @@ def split_size(file_size: int, split_bytes: int | None) -> int:
 class _PlanReadsFn(beam.DoFn):
     """A file -> the :class:`ReadTask` pieces it is read in (runs where the file is)."""
 
-    def __init__(self, format: str, schema: pa.Schema, delimiter: str, split_bytes: int | None):
+    def __init__(self, format: str, delimiter: str, split_bytes: int | None):
         self._format = format
-        self._schema = schema
         self._delimiter = delimiter
         self._split_bytes = split_bytes
         self._pieces = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "read_pieces")
@@ -388,10 +387,8 @@ class _PlanReadsFn(beam.DoFn):
         piece = split_size(size, self._split_bytes)
         if size <= piece:
             return [ReadTask(path)]
+        # The range reader checks the header against the schema.
         names = csv_io.read_header(lambda: _open(path), path, self._delimiter)
-        missing = [n for n in self._schema.names if n not in names]
-        if missing:
-            raise InputError(f"{path}: header lacks column(s) {missing}; header is {names}")
         with _open(path) as f:
             ranges = plan_csv_ranges(f, piece, delimiter=self._delimiter)
         if ranges is None:
@@ -470,8 +467,7 @@ class _ReadFileFn(beam.DoFn):
             self._accepted.inc(batch.num_rows)
             yield batch
 
-    def process(self, task):
-        task = ReadTask(task) if isinstance(task, str) else task
+    def process(self, task: ReadTask):
         if task.piece == 0:
             self._files.inc()
         total = 0
