@@ -69,11 +69,6 @@ class TFExampleParser:
             for name, t in arrow.feature_types(schema).items()
         }
 
-    @property
-    def features(self) -> dict:
-        """The ``tf.io.RaggedFeature`` spec of each column, for ``tf.io.parse_example``."""
-        return self._features
-
     def parse(self, serialized):
         """TensorFlow ops: a string tensor of records -> ``(parts, joined)``.
 
