@@ -92,7 +92,6 @@ def _csv_to_tfrecord(csv_path: str, out_path: str, shards: int = 1) -> None:
     from tfx_bsl.coders import example_coder
 
     from conveyor.beam_utils import arrow
-    from conveyor.beam_utils.tfrecord_io import write_records
 
     table = pcsv.read_csv(csv_path, convert_options=pcsv.ConvertOptions(null_values=["NA"]))
     cols, types = [], {}
@@ -108,19 +107,13 @@ def _csv_to_tfrecord(csv_path: str, out_path: str, shards: int = 1) -> None:
         types[field.name] = kind
         cols.append(arrow.to_column(table.column(field.name), arrow.column_type(kind)))
     batch = pa.RecordBatch.from_arrays(cols, schema=arrow.make_schema(types))
+    import tensorflow as tf  # its C++ writer: much faster than framing in Python for the 10x data
+
     encoder = example_coder.RecordBatchToExamplesEncoder(arrow.to_metadata_schema(batch.schema))
     per_shard = -(-batch.num_rows // shards)
     for shard in range(shards):
         part = batch.slice(shard * per_shard, per_shard)
         path = out_path if shards == 1 else out_path.replace("SHARD", f"{shard:05d}-of-{shards:05d}")
-        if shards == 1:
-            records = []
-            for off in range(0, part.num_rows, 50_000):
-                records.extend(encoder.encode(part.slice(off, 50_000)))
-            write_records(path, records, compress=True)
-            continue
-        import tensorflow as tf  # its C++ writer: much faster for the 10x data
-
         with tf.io.TFRecordWriter(path, "GZIP") as writer:
             for off in range(0, part.num_rows, 50_000):
                 for record in encoder.encode(part.slice(off, 50_000)):
