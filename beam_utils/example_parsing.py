@@ -68,6 +68,7 @@ class TFExampleParser:
             name: tf.io.RaggedFeature(dtypes[t], row_splits_dtype=tf.int64)
             for name, t in arrow.feature_types(schema).items()
         }
+        self._parse_fn = None
 
     def parse(self, serialized):
         """TensorFlow ops: a string tensor of records -> ``(parts, joined)``.
@@ -88,6 +89,21 @@ class TFExampleParser:
             else:
                 parts[name] = (ragged.row_splits, ragged.values)
         return parts, tf.strings.reduce_join(serialized)
+
+    def parse_numpy(self, records) -> dict:
+        """A list of serialized records -> the ``parts`` of :meth:`parse` as numpy arrays.
+
+        Runs one traced TensorFlow function (no per-call tracing); TensorFlow
+        releases the GIL while it runs, so a thread of its own overlaps it
+        with Python work.
+        """
+        if self._parse_fn is None:
+            tf = self.tf
+            self._parse_fn = tf.function(
+                lambda s: self.parse(s)[0], input_signature=[tf.TensorSpec([None], tf.string)]
+            )
+        parts = self._parse_fn(self.tf.constant(records, dtype=self.tf.string))
+        return {name: tuple(t.numpy() for t in tensors) for name, tensors in parts.items()}
 
     def decode(self, records) -> pa.RecordBatch:
         """A list (or string tensor) of serialized records -> a canonical RecordBatch."""

@@ -500,28 +500,44 @@ class _ReadCsvFn(_ReadFileFn):
 
 
 class _ReadTFRecordFn(_ReadFileFn):
-    """Frames records (CRCs checked) and decodes them in batches.
+    """Frames records and decodes them in batches.
 
-    A local file is framed and parsed by a ``tf.data`` pipeline (C++, on its
-    own threads), so reading, parsing and the work downstream overlap; a file
-    on another filesystem is framed here in Python.
-    A batch is decoded by TensorFlow's parser (:mod:`~conveyor.beam_utils.example_parsing`)
-    unless it may hold a feature present with an empty list or TensorFlow fails
-    on it; then by tfx-bsl's decoder, which also finds the bad records. Both
-    give the same batches. A damaged file is framed again by
-    :mod:`~conveyor.beam_utils.tfrecord_io` to name the record and byte offset.
+    A gzip file is decompressed by ISA-L on a thread of its own (the GIL
+    released), so decompressing overlaps framing, parsing and the work
+    downstream; :func:`~conveyor.beam_utils.tfrecord_io.iter_record_chunks`
+    frames the stream. Batches are parsed by TensorFlow's parser
+    (:mod:`~conveyor.beam_utils.example_parsing`) on a thread of their own,
+    ``PARSE_AHEAD`` batches ahead of the one being emitted (bounded memory).
+    A batch that may hold a feature present with an empty list, or that
+    TensorFlow refuses, is decoded by tfx-bsl's decoder, which also finds the
+    bad records. Both give the same batches.
+
+    CRCs: a plain file's records are all checked. In a gzip file the
+    stream's own CRC-32 (checked by the decompressor) covers every byte, so
+    the records' CRCs are checked only where a batch fails to parse, to name a
+    damaged record as a damaged file rather than reject it as a bad example.
     """
 
-    #: Batches parsed at once, and ahead of the one being emitted (bounds memory).
+    #: Batches being parsed ahead of the one being emitted (bounds memory).
     PARSE_AHEAD = 2
+    #: Uncompressed bytes framed at a time.
+    CHUNK_BYTES = 8 << 20
 
     def __init__(self, schema: pa.Schema, batch_size: int):
         super().__init__(schema)
         self._batch_size = batch_size
 
     def setup(self):
+        from concurrent.futures import ThreadPoolExecutor
+
         self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
         self._decoder = self._new_decoder()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-parse")
+
+    def teardown(self):
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _new_decoder(self):
         from tfx_bsl.coders import example_coder
@@ -531,90 +547,49 @@ class _ReadTFRecordFn(_ReadFileFn):
         )
 
     def read(self, task):
+        from collections import deque
+
         path = task.path
-        if files.is_local(path):
-            yield from self._read_with_tf_data(path)
-        else:
-            yield from self._read_framed(path)
+        pending: deque = deque()  # (future, records, number of the first record, chunks)
+        first = 1  # record number (from 1) of the next batch
+        for records, chunks in self._batches(path):
+            pending.append((self._pool.submit(self._parser.parse_numpy, records), records, first, chunks))
+            first += len(records)
+            if len(pending) > self.PARSE_AHEAD:
+                yield self._finish(path, *pending.popleft())
+        while pending:
+            yield self._finish(path, *pending.popleft())
 
-    def _read_framed(self, path):
+    def _batches(self, path: str):
+        """Yields (records of one batch, the framed chunks they came from)."""
         records: list[bytes] = []
-        first = 1  # record number (from 1) of records[0]
+        chunks: list[tfrecord_io.RecordChunk] = []
         with _open(path) as f:
-            for rec in tfrecord_io.open_records(f, path):
-                records.append(rec)
-                if len(records) >= self._batch_size:
-                    yield self._decode(records, first, path)
-                    first += len(records)
-                    records = []
+            gzip = tfrecord_io.is_gzip(f)
+            with tfrecord_io.open_stream(f, path, gzip) as stream:
+                for chunk in tfrecord_io.iter_record_chunks(stream, path, self.CHUNK_BYTES, check_crcs=not gzip):
+                    chunks.append(chunk)
+                    records.extend(chunk.records())
+                    while len(records) >= self._batch_size:
+                        yield records[: self._batch_size], chunks
+                        records = records[self._batch_size :]
+                        chunks = [chunk] if records else []
         if records:
-            yield self._decode(records, first, path)
+            yield records, chunks
 
-    def _read_with_tf_data(self, path):
-        tf = self._parser.tf
-        with _open(path) as f:
-            compression = "GZIP" if tfrecord_io.is_gzip(f) else ""
-        parser = self._parser
-        dataset = (
-            tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=1 << 22)
-            .batch(self._batch_size)
-            # Parsing and joining the records and the bytes values run in C++.
-            .map(lambda s: (s, *parser.parse(s)), num_parallel_calls=self.PARSE_AHEAD, deterministic=True)
-            .prefetch(self.PARSE_AHEAD)
-        )
-        batches = iter(dataset)
-        first, index = 1, 0  # record number (from 1) and index of the next batch
+    def _finish(self, path: str, future, records: list[bytes], first: int, chunks):
         try:
-            while True:
-                try:
-                    serialized, parts, joined = next(batches)
-                except StopIteration:
-                    return
-                except tf.errors.InvalidArgumentError:
-                    # TensorFlow refused a record of this batch (the iterator goes on):
-                    # fetch the batch's records again for tfx-bsl to decide record by record.
-                    records = self._batch_records(path, compression, index)
-                    out = self._decode_with_tfx_bsl(records, first, path)
-                else:
-                    if example_parsing.may_hold_empty_list(joined.numpy()):
-                        out = self._decode_with_tfx_bsl(serialized.numpy().tolist(), first, path)
-                    else:
-                        batch = self._parser.to_batch(parts)
-                        out = batch, [], batch.num_rows
-                first += out[2]
-                index += 1
-                yield out
-        except tf.errors.OpError as e:
-            # Frame the file ourselves to name the damaged record; if that finds
-            # nothing, TensorFlow's own message is all there is.
-            with _open(path) as f:
-                for _ in tfrecord_io.open_records(f, path):
-                    pass
-            raise InputError(f"{path}: not a readable TFRecord file: {e.message}") from e
-
-    def _batch_records(self, path: str, compression: str, index: int) -> list[bytes]:
-        tf = self._parser.tf
-        dataset = (
-            tf.data.TFRecordDataset(path, compression_type=compression)
-            .skip(index * self._batch_size)
-            .take(self._batch_size)
-            .batch(self._batch_size)
-        )
-        return [rec for batch in dataset for rec in batch.numpy().tolist()]
-
-    def _decode(self, records: list[bytes], first: int, path: str):
-        # TensorFlow's parser first: it takes a present but empty list for a
-        # missing feature, so records that may hold one go to tfx-bsl's decoder,
-        # and so does a batch that TensorFlow refuses (it names no bad record).
-        try:
-            batch = self._parser.try_decode(records)
+            parts = future.result()
         except Exception as e:  # whatever it is, tfx-bsl decides record by record
             _LOG.debug("%s: records %d+: TensorFlow's parser failed (%s); decoding with tfx-bsl",
                        path, first, e)
-            batch = None
-        if batch is not None:
-            return batch, [], len(records)
-        return self._decode_with_tfx_bsl(records, first, path)
+            for chunk in chunks:  # a damaged record is a damaged file, not a bad example
+                chunk.check_crcs(path)
+            return self._decode_with_tfx_bsl(records, first, path)
+        if example_parsing.may_hold_empty_list(records):
+            return self._decode_with_tfx_bsl(records, first, path)
+        batch = self._parser.to_batch(parts)
+        return batch, [], batch.num_rows
 
     def _decode_with_tfx_bsl(self, records: list[bytes], first: int, path: str):
         try:

@@ -15,12 +15,14 @@ that is part of Beam's GCP dependencies).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import google_crc32c
+import numpy as np
 
 from conveyor.beam_utils.errors import InputError
 
@@ -114,6 +116,119 @@ def iter_records(fileobj: BinaryIO, source: str, chunk_size: int = 1 << 22) -> I
         yield data
         index += 1
         pos = end
+
+
+class RecordChunk(NamedTuple):
+    """Consecutive whole records of a TFRecord stream, framed.
+
+    Record ``i`` of the chunk (record ``first + i`` of the stream, from 0) is
+    ``data[starts[i]:ends[i]]``; ``data`` (uint8) ends with ``padding`` zero bytes
+    after the last record's CRC.
+    """
+
+    data: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    first: int
+    offset: int  # byte offset in the stream of data[0]
+
+    def records(self) -> list[bytes]:
+        view = self.data.tobytes()
+        return [view[s:e] for s, e in zip(self.starts.tolist(), self.ends.tolist())]
+
+    def check_crcs(self, source: str) -> None:
+        """Raises :class:`InputError` naming the first record whose CRCs do not match."""
+        data = self.data.tobytes()
+        for i, (start, end) in enumerate(zip(self.starts.tolist(), self.ends.tolist())):
+            head = start - _HEADER.size
+            where = f"record {self.first + i} at byte {self.offset + head}"
+            if masked_crc32c(data[head : head + 8]) != _HEADER.unpack_from(data, head)[1]:
+                raise InputError(f"{source}: corrupt TFRecord: {where} fails its length CRC check")
+            if masked_crc32c(data[start:end]) != _FOOTER.unpack_from(data, end)[0]:
+                raise InputError(f"{source}: corrupt TFRecord: {where} fails its data CRC check")
+
+
+def iter_record_chunks(
+    stream: BinaryIO, source: str, chunk_size: int = 8 << 20, padding: int = 0, check_crcs: bool = True
+) -> Iterator[RecordChunk]:
+    """Frames an uncompressed TFRecord stream into :class:`RecordChunk` s of about ``chunk_size`` bytes.
+
+    Each chunk holds whole records only (a record larger than ``chunk_size``
+    makes a chunk of its own). With ``check_crcs`` both CRCs of every record
+    are checked; a gzip stream's own CRC-32 already covers its bytes, so
+    callers may skip them there and call :meth:`RecordChunk.check_crcs` only
+    for records they cannot decode. Raises :class:`InputError` naming the
+    record and byte offset for a truncated stream.
+    """
+    unpack = _HEADER.unpack_from
+    carry = b""
+    offset = 0  # stream offset of carry[0]
+    first = 0
+    eof = False
+    while not eof:
+        more = stream.read(chunk_size)
+        eof = not more
+        buf = carry + more if carry else more
+        size = len(buf)
+        starts = []
+        pos = 0
+        while pos + _HEADER.size <= size:
+            length = unpack(buf, pos)[0]
+            end = pos + _HEADER.size + length + _FOOTER.size
+            if end > size:
+                break
+            starts.append(pos + _HEADER.size)
+            pos = end
+        if eof and pos < size:
+            have = size - pos
+            need = _HEADER.size if have < _HEADER.size else _HEADER.size + unpack(buf, pos)[0] + _FOOTER.size
+            raise InputError(
+                f"{source}: truncated TFRecord: record {first + len(starts)} at byte {offset + pos} "
+                f"needs {need} bytes, the file has {have}"
+            )
+        carry = buf[pos:]
+        if not starts:
+            continue
+        data = np.frombuffer(buf[:pos] + bytes(padding), dtype=np.uint8) if padding or pos < size \
+            else np.frombuffer(buf, dtype=np.uint8)
+        starts_arr = np.array(starts, dtype=np.int64)
+        ends = np.empty_like(starts_arr)
+        ends[:-1] = starts_arr[1:] - _HEADER.size - _FOOTER.size
+        ends[-1] = pos - _FOOTER.size
+        chunk = RecordChunk(data, starts_arr, ends, first, offset)
+        if check_crcs:
+            chunk.check_crcs(source)
+        yield chunk
+        first += len(starts)
+        offset += pos
+
+
+@contextlib.contextmanager
+def open_stream(fileobj: BinaryIO, source: str, gzip_compressed: bool):
+    """The uncompressed bytes of a TFRecord file: ``fileobj`` itself, or for
+    gzip a stream decompressed by ISA-L on a thread of its own (the stream's
+    CRC-32 checked at its end). A damaged gzip stream raises :class:`InputError`."""
+    if not gzip_compressed:
+        yield fileobj
+        return
+    from isal import igzip_threaded
+
+    with igzip_threaded.open(fileobj, "rb", threads=1) as stream:
+        yield _CheckedGzipStream(stream, source)
+
+
+class _CheckedGzipStream:
+    """A decompressing stream whose read errors name the file."""
+
+    def __init__(self, stream, source: str):
+        self._stream = stream
+        self._source = source
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except (OSError, EOFError, ValueError) as e:
+            raise InputError(f"{self._source}: corrupt gzip stream: {e}") from e
 
 
 def open_records(fileobj: BinaryIO, source: str) -> Iterator[bytes]:

@@ -349,8 +349,10 @@ def test_reader_rejects_wrong_type_after_fast_path_fails(tmp_path):
     _assert_same(got, _exact(good))
 
 
-def test_framing_in_python_gives_what_tf_data_gives(tmp_path):
-    # Files on other filesystems are framed in Python (_read_framed); local ones by tf.data.
+@pytest.mark.parametrize("compress", [True, False])
+def test_records_split_across_chunks_read_the_same(tmp_path, compress):
+    # The stream is framed in chunks; records that straddle a chunk's end, and
+    # chunks smaller than one record, must give what one chunk gives.
     import tensorflow as tf
 
     from conveyor.beam_utils.io import ReadTask, _ReadTFRecordFn
@@ -359,20 +361,33 @@ def test_framing_in_python_gives_what_tf_data_gives(tmp_path):
     ex.features.feature["i"].float_list.value.append(1.5)  # INT feature with floats: rejected
     records = (_random_examples(40, seed=11) + _random_examples(20, seed=12, empty_lists=True)
                + [ex.SerializeToString()] + _random_examples(40, seed=13))
-    path = tmp_path / "mixed.tfrecord.gz"
-    tfrecord_io.write_records(str(path), records)
-    fn = _ReadTFRecordFn(WIDE, 16)
-    fn.setup()
+    path = tmp_path / "mixed.tfrecord"
+    tfrecord_io.write_records(str(path), records, compress=compress)
     results = []
-    for read in (fn._read_framed(str(path)), fn.read(ReadTask(str(path)))):
-        batches, rejected, rows = [], [], 0
-        for batch, bad, n in read:
+    for chunk_bytes in (8 << 20, 1000, 7):
+        fn = _ReadTFRecordFn(WIDE, 16)
+        fn.CHUNK_BYTES = chunk_bytes
+        fn.setup()
+        batches, rejected, counts = [], [], []
+        for batch, bad, n in fn.read(ReadTask(str(path))):
             batches.append(batch)
             rejected += [r.row for r in bad]
-            rows += n
+            counts.append(n)
+        fn.teardown()
+        assert counts == [16] * 6 + [5]
+        rows = sum(counts)
         results.append((pa.Table.from_batches(batches).combine_chunks(), rejected, rows))
-    (framed, rej1, n1), (fast, rej2, n2) = results
-    assert rej1 == rej2 == [61] and n1 == n2 == len(records)
-    good = records[:60] + records[61:]
-    _assert_same(framed.to_batches()[0], _exact(good))
-    _assert_same(fast.to_batches()[0], _exact(good))
+    good = _exact(records[:60] + records[61:])
+    for table, rejected, rows in results:
+        assert rejected == [61] and rows == len(records)
+        _assert_same(table.to_batches()[0], good)
+
+
+def test_damaged_gzip_stream_names_the_file(tmp_path):
+    path = tmp_path / "bad.tfrecord.gz"
+    _write_tfrecord(path, _batch(), compress=True)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match=r"bad.tfrecord.gz: corrupt gzip stream"):
+        run_read(ReadExamples(str(path), schema=SCHEMA), tmp_path / "w")
