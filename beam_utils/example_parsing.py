@@ -41,11 +41,20 @@ def may_hold_empty_list(records) -> bool:
     that hold none, when their values happen to contain the byte pattern.
     """
     joined = records if isinstance(records, bytes) else b"".join(records)
-    data = np.frombuffer(joined, dtype=np.uint8)
+    return len(empty_list_marks(joined)) > 0
+
+
+def empty_list_marks(data: bytes) -> np.ndarray:
+    """Positions in ``data`` where a present but empty list may be encoded.
+
+    ``data`` may be any bytes holding records (a framed TFRecord chunk, say):
+    a record that holds no such position holds no empty list.
+    """
+    data = np.frombuffer(data, dtype=np.uint8)
     hits = np.flatnonzero((data[1:-2] == 0x02) & (data[3:] == 0x00))
     if not len(hits):
-        return False
-    return bool((np.isin(data[hits], _LEAD) & np.isin(data[hits + 2], _INNER)).any())
+        return hits
+    return hits[np.isin(data[hits], _LEAD) & np.isin(data[hits + 2], _INNER)]
 
 
 class TFExampleParser:

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 import google_crc32c
-import numpy as np
 
 from conveyor.beam_utils.errors import InputError
 
@@ -121,35 +120,30 @@ def iter_records(fileobj: BinaryIO, source: str, chunk_size: int = 1 << 22) -> I
 class RecordChunk(NamedTuple):
     """Consecutive whole records of a TFRecord stream, framed.
 
-    Record ``i`` of the chunk (record ``first + i`` of the stream, from 0) is
-    ``data[starts[i]:ends[i]]``; ``data`` (uint8) ends with ``padding`` zero bytes
-    after the last record's CRC.
+    ``records[i]`` is record ``first + i`` of the stream (from 0); its header
+    starts at ``buffer[heads[i]]``, byte ``offset + heads[i]`` of the stream.
     """
 
-    data: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
+    buffer: bytes
+    records: list[bytes]
+    heads: list[int]
     first: int
-    offset: int  # byte offset in the stream of data[0]
-
-    def records(self) -> list[bytes]:
-        view = self.data.tobytes()
-        return [view[s:e] for s, e in zip(self.starts.tolist(), self.ends.tolist())]
+    offset: int
 
     def check_crcs(self, source: str) -> None:
         """Raises :class:`InputError` naming the first record whose CRCs do not match."""
-        data = self.data.tobytes()
-        for i, (start, end) in enumerate(zip(self.starts.tolist(), self.ends.tolist())):
-            head = start - _HEADER.size
+        buf = self.buffer
+        for i, (head, record) in enumerate(zip(self.heads, self.records)):
             where = f"record {self.first + i} at byte {self.offset + head}"
-            if masked_crc32c(data[head : head + 8]) != _HEADER.unpack_from(data, head)[1]:
+            if masked_crc32c(buf[head : head + 8]) != _HEADER.unpack_from(buf, head)[1]:
                 raise InputError(f"{source}: corrupt TFRecord: {where} fails its length CRC check")
-            if masked_crc32c(data[start:end]) != _FOOTER.unpack_from(data, end)[0]:
+            end = head + _HEADER.size + len(record)
+            if masked_crc32c(record) != _FOOTER.unpack_from(buf, end)[0]:
                 raise InputError(f"{source}: corrupt TFRecord: {where} fails its data CRC check")
 
 
 def iter_record_chunks(
-    stream: BinaryIO, source: str, chunk_size: int = 8 << 20, padding: int = 0, check_crcs: bool = True
+    stream: BinaryIO, source: str, chunk_size: int = 8 << 20, check_crcs: bool = True
 ) -> Iterator[RecordChunk]:
     """Frames an uncompressed TFRecord stream into :class:`RecordChunk` s of about ``chunk_size`` bytes.
 
@@ -161,6 +155,7 @@ def iter_record_chunks(
     record and byte offset for a truncated stream.
     """
     unpack = _HEADER.unpack_from
+    header, footer = _HEADER.size, _FOOTER.size
     carry = b""
     offset = 0  # stream offset of carry[0]
     first = 0
@@ -170,36 +165,32 @@ def iter_record_chunks(
         eof = not more
         buf = carry + more if carry else more
         size = len(buf)
-        starts = []
+        records: list[bytes] = []
+        heads: list[int] = []
         pos = 0
-        while pos + _HEADER.size <= size:
-            length = unpack(buf, pos)[0]
-            end = pos + _HEADER.size + length + _FOOTER.size
-            if end > size:
+        while pos + header <= size:
+            start = pos + header
+            end = start + unpack(buf, pos)[0]
+            if end + footer > size:
                 break
-            starts.append(pos + _HEADER.size)
-            pos = end
+            heads.append(pos)
+            records.append(buf[start:end])
+            pos = end + footer
         if eof and pos < size:
             have = size - pos
-            need = _HEADER.size if have < _HEADER.size else _HEADER.size + unpack(buf, pos)[0] + _FOOTER.size
+            need = header if have < header else header + unpack(buf, pos)[0] + footer
             raise InputError(
-                f"{source}: truncated TFRecord: record {first + len(starts)} at byte {offset + pos} "
+                f"{source}: truncated TFRecord: record {first + len(records)} at byte {offset + pos} "
                 f"needs {need} bytes, the file has {have}"
             )
         carry = buf[pos:]
-        if not starts:
+        if not records:
             continue
-        data = np.frombuffer(buf[:pos] + bytes(padding), dtype=np.uint8) if padding or pos < size \
-            else np.frombuffer(buf, dtype=np.uint8)
-        starts_arr = np.array(starts, dtype=np.int64)
-        ends = np.empty_like(starts_arr)
-        ends[:-1] = starts_arr[1:] - _HEADER.size - _FOOTER.size
-        ends[-1] = pos - _FOOTER.size
-        chunk = RecordChunk(data, starts_arr, ends, first, offset)
+        chunk = RecordChunk(buf, records, heads, first, offset)
         if check_crcs:
             chunk.check_crcs(source)
         yield chunk
-        first += len(starts)
+        first += len(records)
         offset += pos
 
 
@@ -217,6 +208,12 @@ def open_stream(fileobj: BinaryIO, source: str, gzip_compressed: bool):
         yield _CheckedGzipStream(stream, source)
 
 
+def _gzip_errors() -> tuple:
+    from isal import isal_zlib
+
+    return (OSError, EOFError, ValueError, isal_zlib.error)
+
+
 class _CheckedGzipStream:
     """A decompressing stream whose read errors name the file."""
 
@@ -227,7 +224,7 @@ class _CheckedGzipStream:
     def read(self, size: int = -1) -> bytes:
         try:
             return self._stream.read(size)
-        except (OSError, EOFError, ValueError) as e:
+        except _gzip_errors() as e:
             raise InputError(f"{self._source}: corrupt gzip stream: {e}") from e
 
 
