@@ -276,15 +276,18 @@ class ReadExamples(beam.PTransform):
             read_fn = _ReadTFRecordFn(schema, self.batch_size)
         else:
             read_fn = _ReadParquetFn(schema, self.batch_size)
-        outputs = (
-            pbegin
-            | "Files" >> beam.Create(self.files)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "Plan" >> beam.ParDo(
-                _PlanReadsFn(self.format, self._csv_options.delimiter, self._piece_bytes(pbegin.pipeline)))
-            | "SpreadReads" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(read_fn).with_outputs(_REJECTED, _ROWS_READ, main=_EXAMPLES)
-        )
+        # Several workers: spread the files, then the pieces planned from them.
+        # One worker (the in-memory runner): nothing to spread, and the
+        # reshuffles' extra stages would only cost start-up time.
+        one_worker = _runs_on_one_worker(pbegin.pipeline)
+        files = pbegin | "Files" >> beam.Create(self.files)
+        if not one_worker:
+            files = files | "SpreadFiles" >> beam.Reshuffle()
+        tasks = files | "Plan" >> beam.ParDo(
+            _PlanReadsFn(self.format, self._csv_options.delimiter, self._piece_bytes(pbegin.pipeline)))
+        if not one_worker:
+            tasks = tasks | "SpreadReads" >> beam.Reshuffle()
+        outputs = tasks | "Read" >> beam.ParDo(read_fn).with_outputs(_REJECTED, _ROWS_READ, main=_EXAMPLES)
         examples = outputs[_EXAMPLES]
         if self.reshuffle:
             examples = examples | "SpreadBatches" >> beam.Reshuffle()
@@ -534,6 +537,8 @@ class _ReadTFRecordFn(_ReadFileFn):
         self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
         self._decoder = self._new_decoder()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-parse")
+        # Trace the parsing function now, beside whatever else starts up.
+        self._pool.submit(self._parser.parse_numpy, [])
 
     def teardown(self):
         pool = getattr(self, "_pool", None)
