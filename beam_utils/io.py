@@ -535,7 +535,7 @@ class _ReadTFRecordFn(_ReadFileFn):
         from concurrent.futures import ThreadPoolExecutor
 
         self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
-        self._decoder = self._new_decoder()
+        self._decoder = None  # tfx-bsl's, made when a batch first needs it
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-parse")
         # Trace the parsing function now, beside whatever else starts up.
         self._pool.submit(self._parser.parse_numpy, [])
@@ -607,6 +607,8 @@ class _ReadTFRecordFn(_ReadFileFn):
         return batch, [], batch.num_rows
 
     def _decode_with_tfx_bsl(self, records: list[bytes], first: int, path: str):
+        if self._decoder is None:
+            self._decoder = self._new_decoder()
         try:
             batch = self._decoder.DecodeBatch(records)
             return arrow.conform(batch, self._schema), [], len(records)
