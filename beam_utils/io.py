@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
@@ -556,11 +555,10 @@ class _ReadTFRecordFn(_ReadFileFn):
         from collections import deque
 
         path = task.path
-        pending: deque = deque()  # (future, records, may hold [], number of the first record, chunks)
+        pending: deque = deque()  # (future, records, number of the first record, chunks)
         first = 1  # record number (from 1) of the next batch
-        for records, may_hold_empty, chunks in self._batches(path):
-            future = self._pool.submit(self._parser.parse_numpy, records)
-            pending.append((future, records, may_hold_empty, first, chunks))
+        for records, chunks in self._batches(path):
+            pending.append((self._pool.submit(self._parse, records), records, first, chunks))
             first += len(records)
             if len(pending) > self.PARSE_AHEAD:
                 yield self._finish(path, *pending.popleft())
@@ -568,33 +566,30 @@ class _ReadTFRecordFn(_ReadFileFn):
             yield self._finish(path, *pending.popleft())
 
     def _batches(self, path: str):
-        """Yields (records of one batch, whether some may hold an empty list,
-        the framed chunks they came from)."""
+        """Yields (records of one batch, the framed chunks they came from)."""
         records: list[bytes] = []
-        marked: list[int] = []  # indices in `records` of records that may hold an empty list
         chunks: list[tfrecord_io.RecordChunk] = []
         size = self._batch_size
         with _open(path) as f:
             gzip = tfrecord_io.is_gzip(f)
             with tfrecord_io.open_stream(f, path, gzip) as stream:
                 for chunk in tfrecord_io.iter_record_chunks(stream, path, self.CHUNK_BYTES, check_crcs=not gzip):
-                    marks = example_parsing.empty_list_marks(chunk.buffer)
-                    if len(marks):
-                        at = np.searchsorted(chunk.heads, marks, side="right") - 1
-                        marked += (np.unique(at) + len(records)).tolist()
                     chunks.append(chunk)
                     records += chunk.records
                     while len(records) >= size:
-                        yield records[:size], any(i < size for i in marked), chunks
+                        yield records[:size], chunks
                         records = records[size:]
-                        marked = [i - size for i in marked if i >= size]
                         chunks = [chunk] if records else []
         if records:
-            yield records, bool(marked), chunks
+            yield records, chunks
 
-    def _finish(self, path: str, future, records: list[bytes], may_hold_empty: bool, first: int, chunks):
+    def _parse(self, records: list[bytes]):
+        """On the parsing thread: TensorFlow's parse, and whether a record may hold []."""
+        return self._parser.parse_numpy(records), example_parsing.may_hold_empty_list(records)
+
+    def _finish(self, path: str, future, records: list[bytes], first: int, chunks):
         try:
-            parts = future.result()
+            parts, may_hold_empty = future.result()
         except Exception as e:  # whatever it is, tfx-bsl decides record by record
             _LOG.debug("%s: records %d+: TensorFlow's parser failed (%s); decoding with tfx-bsl",
                        path, first, e)
