@@ -79,14 +79,12 @@ class TFExampleParser:
         }
         self._parse_fn = None
 
-    def parse(self, serialized):
-        """TensorFlow ops: a string tensor of records -> ``(parts, joined)``.
+    def parse(self, serialized) -> dict:
+        """TensorFlow ops: a string tensor of records -> ``parts``.
 
         ``parts`` holds, per column, the row splits and the values (for BYTES:
         the value lengths and the values joined into one string), ready for
-        :meth:`to_batch`; ``joined`` is the records joined into one string, for
-        :func:`may_hold_empty_list`. Runs eagerly, or inside a ``tf.data`` map
-        (all of it in C++, off the Python thread).
+        :meth:`to_batch`. Runs eagerly or traced (:meth:`parse_numpy`).
         """
         tf = self.tf
         parsed = tf.io.parse_example(serialized, self._features)
@@ -97,36 +95,33 @@ class TFExampleParser:
                                tf.strings.reduce_join(ragged.values))
             else:
                 parts[name] = (ragged.row_splits, ragged.values)
-        return parts, tf.strings.reduce_join(serialized)
+        return parts
 
     def parse_numpy(self, records) -> dict:
         """A list of serialized records -> the ``parts`` of :meth:`parse` as numpy arrays.
 
-        Runs one traced TensorFlow function (no per-call tracing); TensorFlow
-        releases the GIL while it runs, so a thread of its own overlaps it
-        with Python work.
+        Runs :meth:`parse` as one traced TensorFlow function (traced on the
+        first call, ~0.2 s; eager ops cost more than that over a few hundred
+        batches). TensorFlow releases the GIL while it runs, so a thread of
+        its own overlaps it with Python work.
         """
         if self._parse_fn is None:
             tf = self.tf
-            self._parse_fn = tf.function(
-                lambda s: self.parse(s)[0], input_signature=[tf.TensorSpec([None], tf.string)]
-            )
+            self._parse_fn = tf.function(self.parse, input_signature=[tf.TensorSpec([None], tf.string)])
         parts = self._parse_fn(self.tf.constant(records, dtype=self.tf.string))
         return {name: tuple(t.numpy() for t in tensors) for name, tensors in parts.items()}
 
     def decode(self, records) -> pa.RecordBatch:
-        """A list (or string tensor) of serialized records -> a canonical RecordBatch."""
-        parts, _ = self.parse(self.tf.convert_to_tensor(records, dtype=self.tf.string))
-        return self.to_batch(parts)
+        """A list of serialized records -> a canonical RecordBatch."""
+        return self.to_batch(self.parse_numpy(records))
 
     def try_decode(self, records) -> pa.RecordBatch | None:
         """Like :meth:`decode`, or None when the records may hold a present but
         empty list (decode those with tfx-bsl)."""
-        parts, joined = self.parse(self.tf.convert_to_tensor(records, dtype=self.tf.string))
-        return None if may_hold_empty_list(joined.numpy()) else self.to_batch(parts)
+        return None if may_hold_empty_list(records) else self.decode(records)
 
     def to_batch(self, parts: dict) -> pa.RecordBatch:
-        """The ``parts`` of :meth:`parse` (tensors or numpy arrays) -> a canonical RecordBatch."""
+        """The ``parts`` of :meth:`parse_numpy` -> a canonical RecordBatch."""
         return pa.RecordBatch.from_arrays(
             [self._column(parts[f.name], f.type) for f in self._schema], schema=self._schema
         )
@@ -139,7 +134,7 @@ class TFExampleParser:
             lengths = np.asarray(part[1])
             offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
-            joined = part[2].numpy() if hasattr(part[2], "numpy") else part[2]
+            joined = part[2]
             values = pa.Array.from_buffers(
                 list_type.value_type, len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(joined)]
             )
