@@ -70,58 +70,43 @@ class TFExampleParser:
     def __init__(self, schema: pa.Schema):
         import tensorflow as tf
 
-        self.tf = tf  # the TensorFlow module, for callers that build on the parser
+        self._tf = tf
         self._schema = schema
         dtypes = {arrow.INT: tf.int64, arrow.FLOAT: tf.float32, arrow.BYTES: tf.string}
-        self._features = {
-            name: tf.io.RaggedFeature(dtypes[t], row_splits_dtype=tf.int64)
-            for name, t in arrow.feature_types(schema).items()
-        }
-        self._parse_fn = None
-
-    def parse(self, serialized) -> dict:
-        """TensorFlow ops: a string tensor of records -> ``parts``.
-
-        ``parts`` holds, per column, the row splits and the values (for BYTES:
-        the value lengths and the values joined into one string), ready for
-        :meth:`to_batch`. Runs eagerly or traced (:meth:`parse_numpy`).
-        """
-        tf = self.tf
-        parsed = tf.io.parse_example(serialized, self._features)
-        parts = {}
-        for name, ragged in parsed.items():
-            if ragged.values.dtype == tf.string:
-                parts[name] = (ragged.row_splits, tf.strings.length(ragged.values),
-                               tf.strings.reduce_join(ragged.values))
-            else:
-                parts[name] = (ragged.row_splits, ragged.values)
-        return parts
+        self._dtypes = {name: dtypes[t] for name, t in arrow.feature_types(schema).items()}
 
     def parse_numpy(self, records) -> dict:
-        """A list of serialized records -> the ``parts`` of :meth:`parse` as numpy arrays.
+        """A list of serialized records -> per column, numpy arrays for :meth:`to_batch`.
 
-        Runs :meth:`parse` as one traced TensorFlow function (traced on the
-        first call, ~0.2 s; eager ops cost more than that over a few hundred
-        batches). TensorFlow releases the GIL while it runs, so a thread of
-        its own overlaps it with Python work.
+        Per column: the row splits and the values (for BYTES: the value
+        lengths and the values joined into one string). One ``ParseExampleV2``
+        op and two string ops per BYTES column, run eagerly as raw ops (no
+        Python wrappers to build, nothing to trace); TensorFlow releases the GIL
+        while they run, so a thread of its own overlaps them with Python work.
         """
-        if self._parse_fn is None:
-            tf = self.tf
-            self._parse_fn = tf.function(self.parse, input_signature=[tf.TensorSpec([None], tf.string)])
-        parts = self._parse_fn(self.tf.constant(records, dtype=self.tf.string))
-        return {name: tuple(t.numpy() for t in tensors) for name, tensors in parts.items()}
+        tf = self._tf
+        raw = tf.raw_ops
+        names = list(self._dtypes)
+        out = raw.ParseExampleV2(
+            serialized=tf.constant(records, dtype=tf.string), names=[], sparse_keys=[], dense_keys=[],
+            ragged_keys=names, dense_defaults=[], num_sparse=0, sparse_types=[],
+            ragged_value_types=[self._dtypes[n] for n in names],
+            ragged_split_types=[tf.int64] * len(names), dense_shapes=[])
+        parts = {}
+        for name, values, splits in zip(names, out.ragged_values, out.ragged_row_splits):
+            if values.dtype == tf.string:
+                parts[name] = (splits.numpy(), raw.StringLength(input=values).numpy(),
+                               raw.ReduceJoin(inputs=values, reduction_indices=0).numpy())
+            else:
+                parts[name] = (splits.numpy(), values.numpy())
+        return parts
 
     def decode(self, records) -> pa.RecordBatch:
         """A list of serialized records -> a canonical RecordBatch."""
         return self.to_batch(self.parse_numpy(records))
 
-    def try_decode(self, records) -> pa.RecordBatch | None:
-        """Like :meth:`decode`, or None when the records may hold a present but
-        empty list (decode those with tfx-bsl)."""
-        return None if may_hold_empty_list(records) else self.decode(records)
-
     def to_batch(self, parts: dict) -> pa.RecordBatch:
-        """The ``parts`` of :meth:`parse_numpy` -> a canonical RecordBatch."""
+        """The result of :meth:`parse_numpy` -> a canonical RecordBatch."""
         return pa.RecordBatch.from_arrays(
             [self._column(parts[f.name], f.type) for f in self._schema], schema=self._schema
         )

@@ -536,8 +536,6 @@ class _ReadTFRecordFn(_ReadFileFn):
         self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
         self._decoder = None  # tfx-bsl's, made when a batch first needs it
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-parse")
-        # Trace the parsing function now, beside whatever else starts up.
-        self._pool.submit(self._parser.parse_numpy, [])
 
     def teardown(self):
         pool = getattr(self, "_pool", None)
