@@ -44,11 +44,11 @@ def may_hold_empty_list(records) -> bool:
     return len(empty_list_marks(joined)) > 0
 
 
-def empty_list_marks(data: bytes) -> np.ndarray:
+def empty_list_marks(data) -> np.ndarray:
     """Positions in ``data`` where a present but empty list may be encoded.
 
-    ``data`` may be any bytes holding records (a framed TFRecord chunk, say):
-    a record that holds no such position holds no empty list.
+    ``data`` (bytes or a memoryview) may be any bytes holding records (framed
+    TFRecords, say): a record that holds no such position holds no empty list.
     """
     data = np.frombuffer(data, dtype=np.uint8)
     hits = np.flatnonzero((data[1:-2] == 0x02) & (data[3:] == 0x00))
@@ -84,11 +84,20 @@ class TFExampleParser:
         Python wrappers to build, nothing to trace); TensorFlow releases the GIL
         while they run, so a thread of its own overlaps them with Python work.
         """
+        return self._parse(self._tf.constant(records, dtype=self._tf.string))
+
+    def parse_framed(self, blob: bytes, starts: np.ndarray, lengths: np.ndarray) -> dict:
+        """Like :meth:`parse_numpy`, for the records ``blob[starts[i]:starts[i] + lengths[i]]``
+        (TensorFlow slices them out, in C++)."""
+        raw = self._tf.raw_ops
+        return self._parse(raw.Substr(input=blob, pos=starts, len=lengths))
+
+    def _parse(self, serialized) -> dict:
         tf = self._tf
         raw = tf.raw_ops
         names = list(self._dtypes)
         out = raw.ParseExampleV2(
-            serialized=tf.constant(records, dtype=tf.string), names=[], sparse_keys=[], dense_keys=[],
+            serialized=serialized, names=[], sparse_keys=[], dense_keys=[],
             ragged_keys=names, dense_defaults=[], num_sparse=0, sparse_types=[],
             ragged_value_types=[self._dtypes[n] for n in names],
             ragged_split_types=[tf.int64] * len(names), dense_shapes=[])

@@ -553,49 +553,49 @@ class _ReadTFRecordFn(_ReadFileFn):
         from collections import deque
 
         path = task.path
-        pending: deque = deque()  # (future, records, number of the first record, chunks)
-        first = 1  # record number (from 1) of the next batch
-        for records, chunks in self._batches(path):
-            pending.append((self._pool.submit(self._parse, records), records, first, chunks))
-            first += len(records)
+        pending: deque = deque()  # (future, chunk, first and end index in the chunk)
+        for chunk, begin, end in self._batches(path):
+            pending.append((self._pool.submit(self._parse, chunk, begin, end), chunk, begin, end))
             if len(pending) > self.PARSE_AHEAD:
                 yield self._finish(path, *pending.popleft())
         while pending:
             yield self._finish(path, *pending.popleft())
 
     def _batches(self, path: str):
-        """Yields (records of one batch, the framed chunks they came from)."""
-        records: list[bytes] = []
-        chunks: list[tfrecord_io.RecordChunk] = []
+        """Yields (framed chunk, index of a batch's first record in it, index after its last)."""
         size = self._batch_size
         with _open(path) as f:
             gzip = tfrecord_io.is_gzip(f)
             with tfrecord_io.open_stream(f, path, gzip) as stream:
-                for chunk in tfrecord_io.iter_record_chunks(stream, path, self.CHUNK_BYTES, check_crcs=not gzip):
-                    chunks.append(chunk)
-                    records += chunk.records
-                    while len(records) >= size:
-                        yield records[:size], chunks
-                        records = records[size:]
-                        chunks = [chunk] if records else []
-        if records:
-            yield records, chunks
+                chunks = tfrecord_io.iter_record_chunks(
+                    stream, path, self.CHUNK_BYTES, check_crcs=not gzip, multiple=size
+                )
+                for chunk in chunks:
+                    for begin in range(0, len(chunk), size):
+                        yield chunk, begin, min(begin + size, len(chunk))
 
-    def _parse(self, records: list[bytes]):
-        """On the parsing thread: TensorFlow's parse, and whether a record may hold []."""
-        return self._parser.parse_numpy(records), example_parsing.may_hold_empty_list(records)
+    def _parse(self, chunk: tfrecord_io.RecordChunk, begin: int, end: int):
+        """On the parsing thread: TensorFlow's parse of one batch, and whether
+        one of its records may hold a present but empty list."""
+        lo, hi = int(chunk.heads[begin]), int(chunk.heads[end])
+        may_hold_empty = len(example_parsing.empty_list_marks(memoryview(chunk.buffer)[lo:hi])) > 0
+        parts = self._parser.parse_framed(
+            chunk.buffer[lo:hi], chunk.starts[begin:end] - lo, chunk.lengths[begin:end]
+        )
+        return parts, may_hold_empty
 
-    def _finish(self, path: str, future, records: list[bytes], first: int, chunks):
+    def _finish(self, path: str, future, chunk: tfrecord_io.RecordChunk, begin: int, end: int):
+        first = chunk.first + begin + 1  # record number (from 1) of the batch's first record
         try:
             parts, may_hold_empty = future.result()
         except Exception as e:  # whatever it is, tfx-bsl decides record by record
             _LOG.debug("%s: records %d+: TensorFlow's parser failed (%s); decoding with tfx-bsl",
                        path, first, e)
-            for chunk in chunks:  # a damaged record is a damaged file, not a bad example
-                chunk.check_crcs(path)
-            return self._decode_with_tfx_bsl(records, first, path)
+            # A damaged record is a damaged file, not a bad example.
+            chunk.check_crcs(path, begin, end)
+            return self._decode_with_tfx_bsl(chunk.records(begin, end), first, path)
         if may_hold_empty:
-            return self._decode_with_tfx_bsl(records, first, path)
+            return self._decode_with_tfx_bsl(chunk.records(begin, end), first, path)
         batch = self._parser.to_batch(parts)
         return batch, [], batch.num_rows
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 import google_crc32c
+import numpy as np
 
 from conveyor.beam_utils.errors import InputError
 
@@ -62,136 +63,114 @@ def is_gzip(fileobj: BinaryIO) -> bool:
     return head == GZIP_MAGIC
 
 
-def iter_records(fileobj: BinaryIO, source: str, chunk_size: int = 1 << 22) -> Iterator[bytes]:
+def iter_records(fileobj: BinaryIO, source: str) -> Iterator[bytes]:
     """Yields the records of one TFRecord stream, checking both CRCs of each.
 
     Args:
       fileobj: an uncompressed binary stream (wrap gzip first, see :func:`open_records`).
       source: the file's name, for error messages.
     """
-    buf = b""
-    pos = 0  # position in buf
-    offset = 0  # byte offset in the file of buf[0]
-    index = 0
-    eof = False
-    while True:
-        if len(buf) - pos < _HEADER.size and not eof:
-            buf, offset, pos = buf[pos:], offset + pos, 0
-            more = fileobj.read(chunk_size)
-            eof = not more
-            buf += more
-            continue
-        if pos == len(buf) and eof:
-            return
-        if len(buf) - pos < _HEADER.size:
-            raise InputError(
-                f"{source}: truncated TFRecord: record {index} at byte {offset + pos} "
-                f"has {len(buf) - pos} of the {_HEADER.size} header bytes"
-            )
-        length, length_crc = _HEADER.unpack_from(buf, pos)
-        if masked_crc32c(buf[pos : pos + 8]) != length_crc:
-            raise InputError(
-                f"{source}: corrupt TFRecord: record {index} at byte {offset + pos} "
-                "fails its length CRC check"
-            )
-        end = pos + _HEADER.size + length + _FOOTER.size
-        while len(buf) < end and not eof:
-            buf, offset, pos, end = buf[pos:], offset + pos, 0, end - pos
-            more = fileobj.read(max(chunk_size, end - len(buf)))
-            eof = not more
-            buf += more
-        if len(buf) < end:
-            raise InputError(
-                f"{source}: truncated TFRecord: record {index} at byte {offset + pos} "
-                f"needs {length} data bytes, the file ends first"
-            )
-        data = buf[pos + _HEADER.size : end - _FOOTER.size]
-        (data_crc,) = _FOOTER.unpack_from(buf, end - _FOOTER.size)
-        if masked_crc32c(data) != data_crc:
-            raise InputError(
-                f"{source}: corrupt TFRecord: record {index} at byte {offset + pos} "
-                "fails its data CRC check"
-            )
-        yield data
-        index += 1
-        pos = end
+    for chunk in iter_record_chunks(fileobj, source, chunk_size=1 << 22):
+        yield from chunk.records()
 
 
 class RecordChunk(NamedTuple):
     """Consecutive whole records of a TFRecord stream, framed.
 
-    ``records[i]`` is record ``first + i`` of the stream (from 0); its header
-    starts at ``buffer[heads[i]]``, byte ``offset + heads[i]`` of the stream.
+    Record ``i`` of the chunk (record ``first + i`` of the stream, from 0) has
+    its header at ``buffer[heads[i]]`` (byte ``offset + heads[i]`` of the
+    stream) and its data at ``buffer[starts[i]:starts[i] + lengths[i]]``;
+    ``heads`` has one more entry, the end of the last record.
     """
 
     buffer: bytes
-    records: list[bytes]
-    heads: list[int]
+    heads: np.ndarray
     first: int
     offset: int
 
-    def check_crcs(self, source: str) -> None:
-        """Raises :class:`InputError` naming the first record whose CRCs do not match."""
+    def __len__(self) -> int:
+        return len(self.heads) - 1
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self.heads[:-1] + _HEADER.size
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.heads) - (_HEADER.size + _FOOTER.size)
+
+    def records(self, begin: int = 0, end: int | None = None) -> list[bytes]:
+        """Records ``begin`` to ``end`` (indices in the chunk) as bytes."""
         buf = self.buffer
-        for i, (head, record) in enumerate(zip(self.heads, self.records)):
+        starts = self.starts[begin:end].tolist()
+        lengths = self.lengths[begin:end].tolist()
+        return [buf[s : s + n] for s, n in zip(starts, lengths)]
+
+    def check_crcs(self, source: str, begin: int = 0, end: int | None = None) -> None:
+        """Raises :class:`InputError` naming the first of records ``begin`` to
+        ``end`` whose CRCs do not match."""
+        buf = self.buffer
+        heads = self.heads[:-1][begin:end].tolist()
+        for i, (head, record) in enumerate(zip(heads, self.records(begin, end)), start=begin):
             where = f"record {self.first + i} at byte {self.offset + head}"
             if masked_crc32c(buf[head : head + 8]) != _HEADER.unpack_from(buf, head)[1]:
                 raise InputError(f"{source}: corrupt TFRecord: {where} fails its length CRC check")
-            end = head + _HEADER.size + len(record)
-            if masked_crc32c(record) != _FOOTER.unpack_from(buf, end)[0]:
+            if masked_crc32c(record) != _FOOTER.unpack_from(buf, head + _HEADER.size + len(record))[0]:
                 raise InputError(f"{source}: corrupt TFRecord: {where} fails its data CRC check")
 
 
 def iter_record_chunks(
-    stream: BinaryIO, source: str, chunk_size: int = 8 << 20, check_crcs: bool = True
+    stream: BinaryIO, source: str, chunk_size: int = 8 << 20, check_crcs: bool = True, multiple: int = 1
 ) -> Iterator[RecordChunk]:
     """Frames an uncompressed TFRecord stream into :class:`RecordChunk` s of about ``chunk_size`` bytes.
 
-    Each chunk holds whole records only (a record larger than ``chunk_size``
-    makes a chunk of its own). With ``check_crcs`` both CRCs of every record
-    are checked; a gzip stream's own CRC-32 already covers its bytes, so
-    callers may skip them there and call :meth:`RecordChunk.check_crcs` only
-    for records they cannot decode. Raises :class:`InputError` naming the
-    record and byte offset for a truncated stream.
+    Each chunk holds whole records, a multiple of ``multiple`` of them but for
+    the last chunk (so that batches of that many records never straddle two
+    chunks). With ``check_crcs`` both CRCs of every record are checked; a
+    gzip stream's own CRC-32 already covers its bytes, so callers may skip
+    them there and call :meth:`RecordChunk.check_crcs` only for records they
+    cannot decode. Raises :class:`InputError` naming the record and byte
+    offset for a truncated stream.
     """
     unpack = _HEADER.unpack_from
-    header, footer = _HEADER.size, _FOOTER.size
-    carry = b""
-    offset = 0  # stream offset of carry[0]
+    header, framing = _HEADER.size, _HEADER.size + _FOOTER.size
+    buf = b""
+    heads: list[int] = []  # framed, not yet emitted, records of buf
+    pos = 0  # where framing resumes in buf
+    offset = 0  # stream offset of buf[0]
     first = 0
     eof = False
     while not eof:
         more = stream.read(chunk_size)
         eof = not more
-        buf = carry + more if carry else more
+        if more:
+            buf = buf + more if buf else more
         size = len(buf)
-        records: list[bytes] = []
-        heads: list[int] = []
-        pos = 0
         while pos + header <= size:
-            start = pos + header
-            end = start + unpack(buf, pos)[0]
-            if end + footer > size:
+            end = pos + framing + unpack(buf, pos)[0]
+            if end > size:
                 break
             heads.append(pos)
-            records.append(buf[start:end])
-            pos = end + footer
+            pos = end
         if eof and pos < size:
             have = size - pos
-            need = header if have < header else header + unpack(buf, pos)[0] + footer
-            raise InputError(
-                f"{source}: truncated TFRecord: record {first + len(records)} at byte {offset + pos} "
-                f"needs {need} bytes, the file has {have}"
-            )
-        carry = buf[pos:]
-        if not records:
+            where = f"record {first + len(heads)} at byte {offset + pos}"
+            if have >= header and masked_crc32c(buf[pos : pos + 8]) != unpack(buf, pos)[1]:
+                raise InputError(f"{source}: corrupt TFRecord: {where} fails its length CRC check")
+            need = header if have < header else framing + unpack(buf, pos)[0]
+            raise InputError(f"{source}: truncated TFRecord: {where} needs {need} bytes, the file has {have}")
+        n = len(heads) if eof else len(heads) - len(heads) % multiple
+        if not n:
             continue
-        chunk = RecordChunk(buf, records, heads, first, offset)
+        cut = heads[n] if n < len(heads) else pos
+        chunk = RecordChunk(buf, np.array(heads[:n] + [cut], dtype=np.int64), first, offset)
         if check_crcs:
             chunk.check_crcs(source)
         yield chunk
-        first += len(records)
-        offset += pos
+        first += n
+        offset += cut
+        buf, pos = buf[cut:], pos - cut
+        heads = [h - cut for h in heads[n:]]
 
 
 @contextlib.contextmanager
@@ -230,14 +209,8 @@ class _CheckedGzipStream:
 
 def open_records(fileobj: BinaryIO, source: str) -> Iterator[bytes]:
     """Records of a plain or gzip TFRecord file (gzip detected from the first bytes)."""
-    if is_gzip(fileobj):
-        stream = gzip.GzipFile(fileobj=fileobj, mode="rb")
-        try:
-            yield from iter_records(stream, source)
-        except (OSError, EOFError) as e:  # gzip stream damaged
-            raise InputError(f"{source}: corrupt gzip stream: {e}") from e
-    else:
-        yield from iter_records(fileobj, source)
+    with open_stream(fileobj, source, is_gzip(fileobj)) as stream:
+        yield from iter_records(stream, source)
 
 
 _LENGTH = struct.Struct("<Q")
