@@ -1,10 +1,13 @@
 """TFRecord framing: reading records with their CRCs checked, and the fast CRC32C.
 
 A TFRecord file is a sequence of ``length (uint64) | masked crc32c(length) |
-data | masked crc32c(data)``. :func:`iter_records` reads one file (plain or
-gzip, detected from its first bytes) and raises :class:`InputError` naming the
-file, the record index and the byte offset on a truncated record or a CRC
-mismatch.
+data | masked crc32c(data)``. :func:`open_stream` gives a file's uncompressed
+bytes (gzip, detected from the first bytes, is decompressed by ISA-L on a
+thread of its own); :func:`iter_record_chunks` frames them into chunks of
+whole records (header offsets in numpy) and :func:`iter_records` /
+:func:`open_records` yield the records one by one. Errors are
+:class:`InputError` naming the file, the record index and the byte offset of a
+truncated record or a CRC mismatch.
 
 Beam's own TFRecord writer computes CRC32C through python-snappy's private
 extension when present and otherwise through pure-Python ``crcmod`` (slow, with
