@@ -536,6 +536,9 @@ class _ReadTFRecordFn(_ReadFileFn):
         self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
         self._decoder = None  # tfx-bsl's, made when a batch first needs it
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-parse")
+        # TensorFlow starts its runtime on the first op (~0.1 s): let it start now,
+        # beside the rest of the pipeline's start-up, not in front of the first batch.
+        self._pool.submit(self._parser.parse_numpy, [])
 
     def teardown(self):
         pool = getattr(self, "_pool", None)
