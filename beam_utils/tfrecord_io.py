@@ -150,18 +150,26 @@ def iter_record_chunks(
             buf = buf + more if buf else more
         size = len(buf)
         while pos + header <= size:
-            end = pos + framing + unpack(buf, pos)[0]
+            length, length_crc = unpack(buf, pos)
+            end = pos + framing + length
             if end > size:
+                # The record runs past what is read so far: trust its length only if
+                # its CRC matches, or a damaged header would read the rest of the file.
+                if masked_crc32c(buf[pos : pos + 8]) != length_crc:
+                    raise InputError(
+                        f"{source}: corrupt TFRecord: record {first + len(heads)} at byte {offset + pos} "
+                        "fails its length CRC check"
+                    )
                 break
             heads.append(pos)
             pos = end
         if eof and pos < size:
             have = size - pos
-            where = f"record {first + len(heads)} at byte {offset + pos}"
-            if have >= header and masked_crc32c(buf[pos : pos + 8]) != unpack(buf, pos)[1]:
-                raise InputError(f"{source}: corrupt TFRecord: {where} fails its length CRC check")
             need = header if have < header else framing + unpack(buf, pos)[0]
-            raise InputError(f"{source}: truncated TFRecord: {where} needs {need} bytes, the file has {have}")
+            raise InputError(
+                f"{source}: truncated TFRecord: record {first + len(heads)} at byte {offset + pos} "
+                f"needs {need} bytes, the file has {have}"
+            )
         n = len(heads) if eof else len(heads) - len(heads) % multiple
         if not n:
             continue

@@ -102,6 +102,26 @@ def test_crc_check_detects_flipped_bit():
         list(tfrecord_io.iter_records(io.BytesIO(bytes(bad)), "m"))
 
 
+def test_damaged_length_mid_file_stops_there_not_at_the_end():
+    # A length header whose CRC fails must not be trusted to buffer the rest of the stream.
+    import io
+    import struct
+
+    out = io.BytesIO()
+    for i in range(2000):
+        rec = bytes([i % 251]) * 300
+        header = struct.pack("<Q", len(rec))
+        out.write(header + tfrecord_io.masked_crc32c(header).to_bytes(4, "little") + rec)
+        out.write(tfrecord_io.masked_crc32c(rec).to_bytes(4, "little"))
+    raw = bytearray(out.getvalue())
+    raw[316 * 1000 + 5] ^= 0x40  # a high byte of record 1000's length: ~1 TB
+    stream = io.BytesIO(bytes(raw))
+    with pytest.raises(InputError, match="m: corrupt TFRecord: record 1000 at byte 316000 fails its length CRC"):
+        for _ in tfrecord_io.iter_record_chunks(stream, "m", chunk_size=4096, check_crcs=False):
+            pass
+    assert stream.tell() < len(raw) * 0.6  # stopped near the damage
+
+
 def test_record_of_wrong_type_is_rejected_not_fatal(tmp_path):
     good = example_coder.RecordBatchToExamplesEncoder().encode(_batch(20))
     odd = pa.RecordBatch.from_arrays(
