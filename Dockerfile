@@ -10,6 +10,11 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 COPY . /app
-RUN pip install -c constraints.txt .
+# gcc builds the C tf.Example decoder (beam_utils/_example_wire.c) and leaves after.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install -c constraints.txt . \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y \
+    && rm -rf /var/lib/apt/lists/*
 
 CMD ["conveyor", "--help"]

@@ -6,7 +6,7 @@
 needs no packaging edit.
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 FOLDERS = {
     "components": "conveyor.components",
@@ -21,7 +21,16 @@ for folder, name in FOLDERS.items():
     packages.append(name)
     packages += [f"{name}.{sub}" for sub in find_packages(folder)]
 
+# The tf.Example decoder (beam_utils/_example_wire.c): plain C on CPython's API,
+# built by pip with the machine's C compiler.
+example_wire = Extension(
+    "conveyor.beam_utils._example_wire",
+    sources=["beam_utils/_example_wire.c"],
+    extra_compile_args=["-O3"],
+)
+
 setup(
+    ext_modules=[example_wire],
     packages=packages,
     package_dir=package_dir,
     package_data={

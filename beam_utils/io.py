@@ -506,23 +506,22 @@ class _ReadTFRecordFn(_ReadFileFn):
     """Frames records and decodes them in batches.
 
     A gzip file is decompressed by ISA-L on a thread of its own (the GIL
-    released), so decompressing overlaps framing, parsing and the work
+    released), so decompressing overlaps framing, decoding and the work
     downstream; :func:`~conveyor.beam_utils.tfrecord_io.iter_record_chunks`
-    frames the stream. Batches are parsed by TensorFlow's parser
-    (:mod:`~conveyor.beam_utils.example_parsing`) on a thread of their own,
-    ``PARSE_AHEAD`` batches ahead of the one being emitted (bounded memory).
-    A batch that may hold a feature present with an empty list, or that
-    TensorFlow refuses, is decoded by tfx-bsl's decoder, which also finds the
-    bad records. Both give the same batches.
+    frames the stream. Batches are decoded in C
+    (:class:`~conveyor.beam_utils.example_parsing.ExampleDecoder`) on a thread
+    of their own, ``DECODE_AHEAD`` batches ahead of the one being emitted
+    (bounded memory). A batch the C decoder refuses is decoded by tfx-bsl's
+    decoder, which finds the bad records; both give the same batches.
 
     CRCs: a plain file's records are all checked. In a gzip file the
     stream's own CRC-32 (checked by the decompressor) covers every byte, so
-    the records' CRCs are checked only where a batch fails to parse, to name a
+    the records' CRCs are checked only where a batch fails to decode, to name a
     damaged record as a damaged file rather than reject it as a bad example.
     """
 
-    #: Batches being parsed ahead of the one being emitted (bounds memory).
-    PARSE_AHEAD = 2
+    #: Batches being decoded ahead of the one being emitted (bounds memory).
+    DECODE_AHEAD = 2
     #: Uncompressed bytes framed at a time.
     CHUNK_BYTES = 8 << 20
 
@@ -533,12 +532,9 @@ class _ReadTFRecordFn(_ReadFileFn):
     def setup(self):
         from concurrent.futures import ThreadPoolExecutor
 
-        self._parser = example_parsing.TFExampleParser(self._schema)  # imports TensorFlow
+        self._example_decoder = example_parsing.ExampleDecoder(self._schema)
         self._decoder = None  # tfx-bsl's, made when a batch first needs it
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-parse")
-        # TensorFlow starts its runtime on the first op (~0.1 s): let it start now,
-        # beside the rest of the pipeline's start-up, not in front of the first batch.
-        self._pool.submit(self._parser.parse_numpy, [])
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-decode")
 
     def teardown(self):
         pool = getattr(self, "_pool", None)
@@ -558,8 +554,8 @@ class _ReadTFRecordFn(_ReadFileFn):
         path = task.path
         pending: deque = deque()  # (future, chunk, first and end index in the chunk)
         for chunk, begin, end in self._batches(path):
-            pending.append((self._pool.submit(self._parse, chunk, begin, end), chunk, begin, end))
-            if len(pending) > self.PARSE_AHEAD:
+            pending.append((self._pool.submit(self._decode, chunk, begin, end), chunk, begin, end))
+            if len(pending) > self.DECODE_AHEAD:
                 yield self._finish(path, *pending.popleft())
         while pending:
             yield self._finish(path, *pending.popleft())
@@ -577,29 +573,21 @@ class _ReadTFRecordFn(_ReadFileFn):
                     for begin in range(0, len(chunk), size):
                         yield chunk, begin, min(begin + size, len(chunk))
 
-    def _parse(self, chunk: tfrecord_io.RecordChunk, begin: int, end: int):
-        """On the parsing thread: TensorFlow's parse of one batch, and whether
-        one of its records may hold a present but empty list."""
-        lo, hi = int(chunk.heads[begin]), int(chunk.heads[end])
-        may_hold_empty = len(example_parsing.empty_list_marks(memoryview(chunk.buffer)[lo:hi])) > 0
-        parts = self._parser.parse_framed(
-            chunk.buffer[lo:hi], chunk.starts[begin:end] - lo, chunk.lengths[begin:end]
+    def _decode(self, chunk: tfrecord_io.RecordChunk, begin: int, end: int) -> pa.RecordBatch:
+        """On the decoding thread: one batch, read in place from the chunk."""
+        return self._example_decoder.decode_framed(
+            chunk.buffer, chunk.starts[begin:end], chunk.lengths[begin:end]
         )
-        return parts, may_hold_empty
 
     def _finish(self, path: str, future, chunk: tfrecord_io.RecordChunk, begin: int, end: int):
         first = chunk.first + begin + 1  # record number (from 1) of the batch's first record
         try:
-            parts, may_hold_empty = future.result()
-        except Exception as e:  # whatever it is, tfx-bsl decides record by record
-            _LOG.debug("%s: records %d+: TensorFlow's parser failed (%s); decoding with tfx-bsl",
-                       path, first, e)
+            batch = future.result()
+        except example_parsing.NotDecoded as e:  # tfx-bsl decides record by record
+            _LOG.debug("%s: records %d+: %s; decoding with tfx-bsl", path, first, e)
             # A damaged record is a damaged file, not a bad example.
             chunk.check_crcs(path, begin, end)
             return self._decode_with_tfx_bsl(chunk.records(begin, end), first, path)
-        if may_hold_empty:
-            return self._decode_with_tfx_bsl(chunk.records(begin, end), first, path)
-        batch = self._parser.to_batch(parts)
         return batch, [], batch.num_rows
 
     def _decode_with_tfx_bsl(self, records: list[bytes], first: int, path: str):

@@ -5,8 +5,8 @@ Runs, in one process and on the same Beam runner:
     conversion) against ``tfx_bsl.public.tfxio.CsvTFXIO`` (Beam text lines, then
     tfx-bsl's CSV decoder), on the same file with the same schema;
   * gzip TFRecord: ``ReadExamples(format="tfrecord")`` (our framing reader with
-    CRC checks, TensorFlow's ``parse_example``, tfx-bsl's C++ decoder for batches
-    holding present but empty lists) against ``TFExampleRecord`` TFXIO;
+    CRC checks, our C tf.Example decoder, tfx-bsl's C++ decoder for a batch it
+    refuses) against ``TFExampleRecord`` TFXIO;
   * TFRecord writing: Beam's record framing with its pure-Python crcmod CRC32C
     against the compiled google-crc32c that Conveyor installs.
 Prints rows/s, MB/s and the ratio ours/theirs for each.

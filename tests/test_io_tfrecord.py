@@ -181,8 +181,8 @@ def test_write_layout_and_csv_tfrecord_round_trip(tmp_path):
     assert second.schema.equals(first.schema)
 
 
-# ---------------------------------------------------------------- fast decode path
-# TensorFlow's parser (example_parsing.TFExampleParser) against tfx-bsl's decoder.
+# ---------------------------------------------------------------- the C decoder
+# example_parsing.ExampleDecoder (beam_utils/_example_wire.c) against tfx-bsl's decoder.
 
 WIDE = arrow.make_schema({"i": "INT", "f": "FLOAT", "b": "BYTES", "i2": "INT", "f2": "FLOAT", "b2": "BYTES"})
 _KINDS = {"INT": "int64_list", "FLOAT": "float_list", "BYTES": "bytes_list"}
@@ -244,122 +244,182 @@ def _random_examples(n, seed=0, empty_lists=False):
     return records
 
 
-def _batch_without_empty_lists():
-    """_batch() with its present but empty tags lists (every fourth row) made missing."""
-    batch = _batch()
-    tags = pa.array([t or None for t in batch.column(3).to_pylist()], pa.large_list(pa.large_binary()))
-    return pa.RecordBatch.from_arrays(batch.columns[:3] + [tags], schema=SCHEMA)
+def _decoder(schema=WIDE):
+    from conveyor.beam_utils.example_parsing import ExampleDecoder
+
+    return ExampleDecoder(schema)
 
 
-def test_tf_parser_equals_tfx_bsl_on_varied_records():
-    from conveyor.beam_utils.example_parsing import TFExampleParser
+def _tfx_bsl_or_error(records, schema=WIDE):
+    try:
+        return _exact(records, schema)
+    except Exception as e:  # tfx-bsl raises RuntimeError for a record it cannot parse
+        return e
 
-    parser = TFExampleParser(WIDE)
+
+def test_decoder_equals_tfx_bsl_on_varied_records():
     for seed in range(3):
-        records = _random_examples(300, seed) + [b""]  # an empty record: every feature missing
-        _assert_same(parser.decode(records), _exact(records))
-    # Records as tfx-bsl encodes a batch (it writes a missing feature as an empty Feature).
-    batch = _batch_without_empty_lists()
+        # Missing features, present empty lists, extra features, an empty record.
+        records = _random_examples(300, seed, empty_lists=seed > 0) + [b""]
+        _assert_same(_decoder().decode(records), _exact(records))
+    # Records as tfx-bsl encodes a batch: a missing feature is an empty Feature, [] an empty list.
+    batch = _batch()
     records = example_coder.RecordBatchToExamplesEncoder().encode(batch)
-    assert TFExampleParser(SCHEMA).decode(records).equals(_exact(records, SCHEMA))
-    assert TFExampleParser(SCHEMA).decode(records).equals(batch)
+    got = _decoder(SCHEMA).decode(records)
+    assert got.equals(_exact(records, SCHEMA)) and got.equals(batch)
+    assert [] in got.column("tags").to_pylist() and None in got.column("tags").to_pylist()
 
 
-def test_tf_parser_all_missing_and_no_values_at_all():
-    from conveyor.beam_utils.example_parsing import TFExampleParser
-
-    records = [b"", b"", b""]
-    got = TFExampleParser(WIDE).decode(records)
-    _assert_same(got, _exact(records))
+def test_decoder_all_missing_no_records_and_framed_in_place():
+    got = _decoder().decode([b"", b"", b""])
+    _assert_same(got, _exact([b"", b"", b""]))
     assert got.column(0).null_count == 3
+    assert _decoder().decode([]).num_rows == 0
+    # Records read in place from a larger buffer, in any order.
+    records = _random_examples(20, seed=4)
+    blob = b"junk" + b"".join(records)
+    lengths = np.array([len(r) for r in records], dtype=np.int64)
+    starts = 4 + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    order = np.arange(20)[::-1]
+    got = _decoder().decode_framed(blob, starts[order], lengths[order])
+    _assert_same(got, _exact([records[i] for i in order]))
 
 
-@pytest.mark.parametrize("kind", ["INT", "FLOAT", "BYTES"])
-def test_present_empty_list_is_detected_in_real_encodings(kind):
-    import tensorflow as tf
-
-    from conveyor.beam_utils.example_parsing import may_hold_empty_list
-
-    schema = arrow.make_schema({"x": kind})
-    empty = pa.RecordBatch.from_arrays([pa.array([[]], schema.field("x").type)], schema=schema)
-    by_tfx_bsl = example_coder.RecordBatchToExamplesEncoder().encode(empty)[0]
-    ex = tf.train.Example()
-    getattr(ex.features.feature["x"], _KINDS[kind]).SetInParent()
-    by_proto = ex.SerializeToString()
-    for rec in (by_tfx_bsl, by_proto):
-        assert may_hold_empty_list([rec])
-        assert may_hold_empty_list(_random_examples(50) + [rec] + _random_examples(50, seed=1))
-        assert _exact([rec], schema).column(0).to_pylist() == [[]]
-    # An empty packed field inside the list: non-canonical, but read as [] by both parsers.
-    packed = {"INT": b"\x1a\x02\x0a\x00", "FLOAT": b"\x12\x02\x0a\x00"}.get(kind)
-    if packed:
-        rec = b"\x0a\x0b\x0a\x09\x0a\x01x\x12\x04" + packed
-        assert _exact([rec], schema).column(0).to_pylist() == [[]]
-        assert may_hold_empty_list([rec])
+def _entry(key: bytes, feature: bytes) -> bytes:
+    entry = b"\x0a" + bytes([len(key)]) + key + b"\x12" + bytes([len(feature)]) + feature
+    return b"\x0a" + bytes([len(entry)]) + entry
 
 
-def test_no_empty_list_flagged_in_ordinary_records():
-    from conveyor.beam_utils.example_parsing import may_hold_empty_list
-
-    # The fast path must actually be taken on ordinary data (and on tfx-bsl's nulls, \x12\x00).
-    encode = example_coder.RecordBatchToExamplesEncoder().encode
-    assert not may_hold_empty_list(encode(_batch_without_empty_lists()))
-    assert may_hold_empty_list(encode(_batch()))  # its tags hold []
-    assert not may_hold_empty_list(_random_examples(300, seed=5))
-    assert not may_hold_empty_list([])
-    assert not may_hold_empty_list([b"\x12\x02\x0a"])  # pattern cut short
+def _example(*entries: bytes) -> bytes:
+    features = b"".join(entries)
+    return b"\x0a" + bytes([len(features)]) + features
 
 
-def test_tf_parser_raises_on_wrong_type_and_garbage():
-    import tensorflow as tf
+_INT5 = b"\x1a\x03\x0a\x01\x05"  # int64_list, packed [5]
+_BYTES_A = b"\x0a\x03\x0a\x01a"  # bytes_list [b"a"]
 
-    from conveyor.beam_utils.example_parsing import TFExampleParser
+# Encodings protobuf's serializers do not write but every protobuf parser reads.
+_READ_AS_PROTOBUF_DOES = {
+    "unpacked int64": _example(_entry(b"i", b"\x1a\x04\x08\x05\x08\x06")),
+    "unpacked float": _example(_entry(b"f", b"\x12\x0a\x0d\x00\x00\x80\x3f\x0d\x00\x00\x00\x40")),
+    "packed in two runs": _example(_entry(b"i", b"\x1a\x06\x0a\x01\x05\x0a\x01\x06")),
+    "empty packed run": _example(_entry(b"i", b"\x1a\x02\x0a\x00"), _entry(b"f", b"\x12\x02\x0a\x00")),
+    "negative and largest int64": _example(_entry(b"i", b"\x1a\x15\x0a\x13" + b"\xff" * 9 + b"\x01"
+                                                  + b"\xff" * 8 + b"\x7f")),
+    "unknown fields everywhere": b"\x28\x01" + _example(
+        b"\x18\x07", _entry(b"i", b"\x20\x01" + b"\x1a\x05\x0a\x01\x05\x10\x02"),
+        _entry(b"b", b"\x0a\x05\x0a\x01a\x10\x01")),
+    "value written before key": _example(b"\x0a\x0a\x12" + bytes([len(_INT5)]) + _INT5 + b"\x0a\x01i"),
+    "wire type of another field": _example(_entry(b"i", b"\x1a\x05\x0d\x01\x02\x03\x04")),  # a fixed32: skipped
+    "entry with no value": _example(b"\x0a\x03\x0a\x01i"),
+    "Feature with no list": _example(_entry(b"i", b""), _entry(b"b", _BYTES_A)),
+    "features in two messages": _example(_entry(b"i", _INT5)) + _example(_entry(b"b", _BYTES_A)),
+    "other feature with two lists": _example(_entry(b"i", _INT5), _entry(b"zz", _INT5 + _BYTES_A)),
+}
 
-    parser = TFExampleParser(SCHEMA)
-    odd = pa.RecordBatch.from_arrays([pa.array([[1.5]], pa.large_list(pa.float32()))], names=["id"])
-    for bad in (example_coder.RecordBatchToExamplesEncoder().encode(odd)[0], b"not a proto \xff"):
-        # (TensorFlow's message about the garbage record fails to decode as UTF-8: a ValueError.)
-        with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
-            parser.decode([bad])
+
+@pytest.mark.parametrize("case", sorted(_READ_AS_PROTOBUF_DOES))
+def test_decoder_reads_non_canonical_encodings_as_protobuf_does(case):
+    record = _READ_AS_PROTOBUF_DOES[case]
+    _assert_same(_decoder().decode([record]), _exact([record]))
+
+
+# Records the decoder refuses (with the reason it gives); tfx-bsl decides them.
+_REFUSED = {
+    "garbage": (b"not a proto \xff", "malformed"),
+    "truncated": (_example(_entry(b"i", _INT5))[:-2], "malformed"),
+    "field number 0": (b"\x02\x00" + _example(_entry(b"i", _INT5)), "malformed"),
+    "wrong type": (_example(_entry(b"i", _BYTES_A)), "another type"),
+    "float list of 3 bytes": (_example(_entry(b"f", b"\x12\x05\x0a\x03abc")), "float_list"),
+    "malformed outside the schema": (_example(_entry(b"i", _INT5), _entry(b"zz", b"\x1a\x02\x0a\x09")),
+                                     "malformed"),
+    "name not UTF-8": (_example(_entry(b"\xff", _BYTES_A)), "UTF-8"),
+    "feature twice": (_example(_entry(b"i", _INT5), _entry(b"i", b"\x1a\x03\x0a\x01\x07")), "twice"),
+    "Feature with two lists": (_example(_entry(b"i", _INT5 + _INT5)), "two lists"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_REFUSED))
+def test_decoder_refuses_naming_the_record(case):
+    from conveyor.beam_utils.example_parsing import NotDecoded
+
+    record, reason = _REFUSED[case]
+    records = _random_examples(3, seed=9) + [record]
+    with pytest.raises(NotDecoded, match=f"record 3: .*{reason}"):
+        _decoder().decode(records)
+
+
+def test_decoder_never_accepts_what_tfx_bsl_refuses_fuzzed():
+    # Damaged records (bytes changed, cut, inserted): the decoder either refuses
+    # the record or decodes it exactly as tfx-bsl does, and never crashes.
+    from conveyor.beam_utils.example_parsing import NotDecoded
+
+    rng = np.random.default_rng(2024)
+    base = _random_examples(100, seed=1, empty_lists=True)
+    outcomes = {"same": 0, "refused": 0}
+    for _ in range(3000):
+        record = bytearray(base[rng.integers(len(base))])
+        for _ in range(rng.integers(1, 4)):
+            at = int(rng.integers(len(record) + 1))
+            op = rng.integers(3)
+            if op == 0 and at < len(record):
+                record[at] = int(rng.integers(256))
+            elif op == 1:
+                del record[at:]
+            else:
+                record.insert(at, int(rng.integers(256)))
+        record = bytes(record)
+        try:
+            got = _decoder().decode([record])
+        except NotDecoded:
+            outcomes["refused"] += 1
+            continue
+        want = _tfx_bsl_or_error([record])
+        assert not isinstance(want, Exception), (record, want)
+        _assert_same(got, want)
+        outcomes["same"] += 1
+    assert outcomes["same"] > 100 and outcomes["refused"] > 100, outcomes
 
 
 def _read_fn_batches(path, schema, batch_size):
-    """Runs _ReadTFRecordFn on one file; returns (batches, rejected rows, batches the TF parser decoded)."""
+    """Runs _ReadTFRecordFn on one file; returns (batches, rejected rows, sizes of the batches decoded in C)."""
     from conveyor.beam_utils.io import ReadTask, _ReadTFRecordFn
 
     fn = _ReadTFRecordFn(schema, batch_size)
     fn.setup()
     fast = []
-    to_batch = fn._parser.to_batch
+    decode_framed = fn._example_decoder.decode_framed
 
-    def counted(parsed):
-        batch = to_batch(parsed)
+    def counted(*args):
+        batch = decode_framed(*args)
         fast.append(batch.num_rows)
         return batch
 
-    fn._parser.to_batch = counted
+    fn._example_decoder.decode_framed = counted
     batches, rejected = [], []
     for batch, bad, _ in fn.read(ReadTask(str(path))):
         batches.append(batch)
         rejected.extend(bad)
+    fn.teardown()
     return batches, rejected, fast
 
 
-def test_reader_falls_back_for_a_batch_with_a_present_empty_list(tmp_path):
-    records = _random_examples(200, seed=7)
-    with_empty = _random_examples(100, seed=8, empty_lists=True)  # plenty of [] among them
-    records = records[:100] + with_empty + records[100:]
+def test_reader_hands_a_refused_batch_to_tfx_bsl(tmp_path):
+    # A feature twice in one record: the C decoder refuses it; tfx-bsl takes the last.
+    twice = _example(_entry(b"i", _INT5), _entry(b"i", b"\x1a\x03\x0a\x01\x07"))
+    records = _random_examples(200, seed=7, empty_lists=True)
+    records = records[:150] + [twice] + records[150:]
     path = tmp_path / "e.tfrecord.gz"
     tfrecord_io.write_records(str(path), records)
     batches, rejected, fast = _read_fn_batches(path, WIDE, 100)
     assert rejected == [] and len(batches) == 3
-    assert fast == [100, 100]  # first and last batches; the two holding [] went to tfx-bsl
+    assert fast == [100, 1]  # the first and last batches; the second went to tfx-bsl
     got = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
     _assert_same(got, _exact(records))
-    assert [] in got.column("i").to_pylist() + got.column("f").to_pylist() + got.column("b").to_pylist()
+    assert got.column("i").to_pylist()[150] == [7]
 
 
-def test_reader_rejects_wrong_type_after_fast_path_fails(tmp_path):
+def test_reader_rejects_wrong_type_after_the_decoder_refuses(tmp_path):
     good = _random_examples(30, seed=3)
     import tensorflow as tf
 
@@ -370,7 +430,7 @@ def test_reader_rejects_wrong_type_after_fast_path_fails(tmp_path):
     tfrecord_io.write_records(str(path), records, compress=False)
     batches, rejected, fast = _read_fn_batches(path, WIDE, 16)
     assert [r.row for r in rejected] == [11] and "wrong type" in rejected[0].reason
-    assert fast == [15]  # the second batch; the first failed in TensorFlow and went to tfx-bsl
+    assert fast == [15]  # the second batch; the first was refused and went to tfx-bsl
     got = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
     _assert_same(got, _exact(good))
 
@@ -407,3 +467,11 @@ def test_records_split_across_chunks_read_the_same(tmp_path, compress):
     for table, rejected, rows in results:
         assert rejected == [61] and rows == len(records)
         _assert_same(table.to_batches()[0], good)
+
+
+def test_decoder_docstring_example_runs():
+    import doctest
+
+    from conveyor.beam_utils import example_parsing
+
+    assert doctest.testmod(example_parsing).failed == 0

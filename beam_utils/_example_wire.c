@@ -1,0 +1,579 @@
+/*
+ * Decodes serialized tf.Example records straight into Arrow column buffers.
+ *
+ * A tf.Example on the wire (tensorflow/core/example/{example,feature}.proto):
+ *
+ *   Example      { Features features = 1; }
+ *   Features     { map<string, Feature> feature = 1; }   entries: { key = 1; value = 2; }
+ *   Feature      { oneof { BytesList = 1; FloatList = 2; Int64List = 3; } }
+ *   BytesList    { repeated bytes value = 1; }
+ *   FloatList    { repeated float value = 1 [packed]; }
+ *   Int64List    { repeated int64 value = 1 [packed]; }
+ *
+ * decode() walks the wire format of a batch of records once and fills, per
+ * feature of the schema, the buffers of a large_list column: a validity bitmap
+ * (a missing feature is null, a present one with no values is []), int64 list
+ * offsets, and the values (int64, float32, or large_binary data with int64
+ * offsets). Packed and unpacked repeated fields and unknown fields are read as
+ * protobuf reads them; features outside the schema are skipped.
+ *
+ * It refuses, with ValueError naming the record, what it does not decode the
+ * way protobuf would merge it (a feature twice in one record, a Feature with
+ * two kinds or none) as well as what is malformed or of another type than the
+ * schema's. The caller hands such a batch to tfx-bsl's decoder, which decides
+ * record by record. The GIL is released while the records are walked.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the float values are copied as they are on the wire: little-endian hosts only"
+#endif
+
+enum { KIND_BYTES = 1, KIND_FLOAT = 2, KIND_INT = 3 };
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    Py_ssize_t name_len;
+    int kind;
+    int64_t *offsets;    /* rows + 1 */
+    uint8_t *validity;   /* (rows + 7) / 8, little-endian bit order */
+    int64_t nulls;
+    int64_t count;       /* values so far */
+    Buf values;          /* int64 / float32 values, or the bytes of BYTES values */
+    Buf value_offsets;   /* BYTES: int64, count + 1 */
+    Py_ssize_t seen;     /* last record (+1) naming this feature */
+    Py_ssize_t present;  /* last record (+1) holding a list of it */
+} Column;
+
+typedef struct {
+    const uint8_t *p, *end;
+} Span;
+
+/* Error reporting without the GIL: a static message and the record. */
+typedef struct {
+    const char *what;
+    Py_ssize_t record;
+} Failure;
+
+static inline int read_varint(Span *s, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && s->p < s->end; shift += 7) {
+        uint8_t byte = *s->p++;
+        v |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A field's tag; field number 0 and numbers past 2^29 - 1 are malformed. */
+static inline int read_tag(Span *s, uint64_t *tag) {
+    return read_varint(s, tag) && *tag >= 8 && *tag <= 0xFFFFFFFFu;
+}
+
+static inline int read_span(Span *s, Span *out) {
+    uint64_t n;
+    if (!read_varint(s, &n) || n > (uint64_t)(s->end - s->p)) return 0;
+    out->p = s->p;
+    out->end = s->p + n;
+    s->p += n;
+    return 1;
+}
+
+static inline int skip_field(Span *s, int wire_type) {
+    uint64_t v;
+    Span ignored;
+    switch (wire_type) {
+    case 0: return read_varint(s, &v);
+    case 1: if (s->end - s->p < 8) return 0; s->p += 8; return 1;
+    case 2: return read_span(s, &ignored);
+    case 5: if (s->end - s->p < 4) return 0; s->p += 4; return 1;
+    default: return 0; /* groups (3, 4) never occur in these messages */
+    }
+}
+
+static int read_int64_list(Span s, Column *c, const char **what) {
+    uint64_t tag, v;
+    while (s.p < s.end) {
+        if (!read_tag(&s, &tag)) goto bad;
+        if ((tag >> 3) != 1) {
+            if (!skip_field(&s, tag & 7)) goto bad;
+            continue;
+        }
+        if ((tag & 7) == 2) { /* packed */
+            Span packed;
+            if (!read_span(&s, &packed)) goto bad;
+            if (!c) {
+                while (packed.p < packed.end)
+                    if (!read_varint(&packed, &v)) goto bad;
+                continue;
+            }
+            /* at most one value per byte */
+            if (buf_reserve(&c->values, (size_t)(packed.end - packed.p) * 8)) goto oom;
+            int64_t *out = (int64_t *)(c->values.data + c->values.len);
+            int64_t n = 0;
+            while (packed.p < packed.end) {
+                if (!read_varint(&packed, &v)) goto bad;
+                out[n++] = (int64_t)v;
+            }
+            c->values.len += (size_t)n * 8;
+            c->count += n;
+        } else if ((tag & 7) == 0) {
+            if (!read_varint(&s, &v)) goto bad;
+            if (!c) continue;
+            if (buf_reserve(&c->values, 8)) goto oom;
+            memcpy(c->values.data + c->values.len, &v, 8);
+            c->values.len += 8;
+            c->count += 1;
+        } else if (!skip_field(&s, tag & 7)) goto bad;
+    }
+    return 1;
+bad:
+    *what = "malformed int64_list";
+    return 0;
+oom:
+    *what = "out of memory";
+    return 0;
+}
+
+static int read_float_list(Span s, Column *c, const char **what) {
+    uint64_t tag;
+    while (s.p < s.end) {
+        if (!read_tag(&s, &tag)) goto bad;
+        if ((tag >> 3) != 1) {
+            if (!skip_field(&s, tag & 7)) goto bad;
+            continue;
+        }
+        Span vals;
+        if ((tag & 7) == 2) { /* packed */
+            if (!read_span(&s, &vals) || (vals.end - vals.p) % 4) goto bad;
+        } else if ((tag & 7) == 5) {
+            if (s.end - s.p < 4) goto bad;
+            vals.p = s.p;
+            vals.end = s.p + 4;
+            s.p += 4;
+        } else {
+            if (!skip_field(&s, tag & 7)) goto bad;
+            continue;
+        }
+        if (!c) continue;
+        size_t n = (size_t)(vals.end - vals.p);
+        if (buf_reserve(&c->values, n)) goto oom;
+        memcpy(c->values.data + c->values.len, vals.p, n);
+        c->values.len += n;
+        c->count += (int64_t)(n / 4);
+    }
+    return 1;
+bad:
+    *what = "malformed float_list";
+    return 0;
+oom:
+    *what = "out of memory";
+    return 0;
+}
+
+static int read_bytes_list(Span s, Column *c, const char **what) {
+    uint64_t tag;
+    while (s.p < s.end) {
+        if (!read_tag(&s, &tag)) goto bad;
+        if ((tag >> 3) != 1) {
+            if (!skip_field(&s, tag & 7)) goto bad;
+            continue;
+        }
+        Span v;
+        if ((tag & 7) != 2) {
+            if (!skip_field(&s, tag & 7)) goto bad;
+            continue;
+        }
+        if (!read_span(&s, &v)) goto bad;
+        if (!c) continue;
+        size_t n = (size_t)(v.end - v.p);
+        if (buf_reserve(&c->values, n) || buf_reserve(&c->value_offsets, 8)) goto oom;
+        memcpy(c->values.data + c->values.len, v.p, n);
+        c->values.len += n;
+        int64_t end = (int64_t)c->values.len;
+        memcpy(c->value_offsets.data + c->value_offsets.len, &end, 8);
+        c->value_offsets.len += 8;
+        c->count += 1;
+    }
+    return 1;
+bad:
+    *what = "malformed bytes_list";
+    return 0;
+oom:
+    *what = "out of memory";
+    return 0;
+}
+
+/* The columns by name: open addressing on a hash of a key's first and last
+ * eight bytes and its length. A key of up to 16 bytes is told apart by those
+ * alone; a longer one is compared in full. */
+typedef struct {
+    Column *cols;
+    Py_ssize_t ncols;
+    int32_t *slots; /* column index, or -1 */
+    uint64_t *heads, *tails;
+    uint64_t mask;
+} Names;
+
+static inline void key_words(const uint8_t *p, Py_ssize_t n, uint64_t *head, uint64_t *tail) {
+    if (n >= 8) {
+        memcpy(head, p, 8);
+        memcpy(tail, p + n - 8, 8);
+    } else {
+        uint64_t w = 0;
+        for (Py_ssize_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+        *head = *tail = w;
+    }
+}
+
+static inline uint64_t key_hash(uint64_t head, uint64_t tail, Py_ssize_t n) {
+    uint64_t h = (head ^ ((tail << 29) | (tail >> 35)) ^ (uint64_t)n) * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 32);
+}
+
+static int names_init(Names *t, Column *cols, Py_ssize_t ncols) {
+    uint64_t size = 16;
+    while (size < (uint64_t)ncols * 4) size *= 2;
+    t->cols = cols;
+    t->ncols = ncols;
+    t->mask = size - 1;
+    t->slots = malloc(size * sizeof(int32_t));
+    t->heads = malloc((size_t)(ncols ? ncols : 1) * 8);
+    t->tails = malloc((size_t)(ncols ? ncols : 1) * 8);
+    if (!t->slots || !t->heads || !t->tails) return -1;
+    memset(t->slots, 0xff, size * sizeof(int32_t));
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        key_words((const uint8_t *)cols[i].name, cols[i].name_len, &t->heads[i], &t->tails[i]);
+        uint64_t h = key_hash(t->heads[i], t->tails[i], cols[i].name_len) & t->mask;
+        while (t->slots[h] >= 0) h = (h + 1) & t->mask;
+        t->slots[h] = (int32_t)i;
+    }
+    return 0;
+}
+
+static void names_free(Names *t) {
+    free(t->slots);
+    free(t->heads);
+    free(t->tails);
+}
+
+static inline Column *find_column(const Names *t, Span key) {
+    Py_ssize_t len = key.end - key.p;
+    uint64_t head, tail;
+    key_words(key.p, len, &head, &tail);
+    for (uint64_t h = key_hash(head, tail, len) & t->mask; t->slots[h] >= 0; h = (h + 1) & t->mask) {
+        int32_t i = t->slots[h];
+        Column *c = &t->cols[i];
+        if (c->name_len == len && t->heads[i] == head && t->tails[i] == tail &&
+            (len <= 16 || memcmp(c->name + 8, key.p + 8, (size_t)len - 16) == 0))
+            return c;
+    }
+    return NULL;
+}
+
+static int read_list(int kind, Span list, Column *c, const char **what) {
+    switch (kind) {
+    case KIND_INT: return read_int64_list(list, c, what);
+    case KIND_FLOAT: return read_float_list(list, c, what);
+    default: return read_bytes_list(list, c, what);
+    }
+}
+
+static int valid_utf8(const uint8_t *p, const uint8_t *end) {
+    while (p < end) {
+        uint8_t b = *p;
+        if (b < 0x80) { p++; continue; }
+        int n;
+        uint32_t cp;
+        if ((b & 0xE0) == 0xC0) { n = 1; cp = b & 0x1F; }
+        else if ((b & 0xF0) == 0xE0) { n = 2; cp = b & 0x0F; }
+        else if ((b & 0xF8) == 0xF0) { n = 3; cp = b & 0x07; }
+        else return 0;
+        if (end - p <= n) return 0;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* A feature outside the schema is not kept, but checked as protobuf would
+ * parse it, so that a record tfx-bsl refuses is refused here too. */
+static int check_feature(Span key, Span value, const char **what) {
+    if (!valid_utf8(key.p, key.end)) { *what = "a feature name that is not UTF-8"; return 0; }
+    uint64_t tag;
+    while (value.p && value.p < value.end) {
+        if (!read_tag(&value, &tag)) goto bad;
+        int field = (int)(tag >> 3), wt = (int)(tag & 7);
+        if (field >= 1 && field <= 3 && wt == 2) {
+            Span list;
+            if (!read_span(&value, &list)) goto bad;
+            if (!read_list(field, list, NULL, what)) return 0;
+        } else if (!skip_field(&value, wt)) goto bad;
+    }
+    return 1;
+bad:
+    *what = "malformed Feature";
+    return 0;
+}
+
+/* One map entry of Features; 1 on success, 0 with *what set. An entry with
+ * no value or a Feature with no list is a missing feature (as protobuf reads it). */
+static int read_entry(Span s, const Names *names, Py_ssize_t row, const char **what) {
+    static const uint8_t nothing[1];
+    Span key = {nothing, nothing}, value = {NULL, NULL};
+    uint64_t tag;
+    while (s.p < s.end) {
+        if (!read_tag(&s, &tag)) goto bad;
+        int field = (int)(tag >> 3), wt = (int)(tag & 7);
+        if (field == 1 && wt == 2) {
+            if (key.p != nothing) { *what = "a map entry with two keys"; return 0; }
+            if (!read_span(&s, &key)) goto bad;
+        } else if (field == 2 && wt == 2) {
+            if (value.p) { *what = "a map entry with two values"; return 0; }
+            if (!read_span(&s, &value)) goto bad;
+        } else if (!skip_field(&s, wt)) goto bad;
+    }
+    Column *c = find_column(names, key);
+    if (!c) return check_feature(key, value, what);
+    if (c->seen == row + 1) { *what = "a feature twice in one record"; return 0; }
+    c->seen = row + 1;
+    int kind = 0;
+    Span list = {NULL, NULL};
+    Span f = value;
+    while (value.p && f.p < f.end) {
+        if (!read_tag(&f, &tag)) goto bad;
+        int field = (int)(tag >> 3), wt = (int)(tag & 7);
+        if (field >= 1 && field <= 3 && wt == 2) {
+            if (kind) { *what = "a Feature with two lists"; return 0; }
+            kind = field;
+            if (!read_span(&f, &list)) goto bad;
+        } else if (!skip_field(&f, wt)) goto bad;
+    }
+    if (!kind) return 1;
+    if (kind != c->kind) { *what = "a feature of another type than the schema's"; return 0; }
+    c->present = row + 1;
+    return read_list(kind, list, c, what);
+bad:
+    *what = "malformed map entry";
+    return 0;
+}
+
+static int read_record(Span s, const Names *names, Py_ssize_t row, const char **what) {
+    uint64_t tag;
+    while (s.p < s.end) {
+        if (!read_tag(&s, &tag)) goto bad;
+        if (tag != ((1 << 3) | 2)) {
+            if (!skip_field(&s, tag & 7)) goto bad;
+            continue;
+        }
+        Span features;
+        if (!read_span(&s, &features)) goto bad;
+        while (features.p < features.end) {
+            if (!read_tag(&features, &tag)) goto bad;
+            if (tag != ((1 << 3) | 2)) {
+                if (!skip_field(&features, tag & 7)) goto bad;
+                continue;
+            }
+            Span entry;
+            if (!read_span(&features, &entry)) goto bad;
+            if (!read_entry(entry, names, row, what)) return 0;
+        }
+    }
+    return 1;
+bad:
+    *what = "not a tf.Example (malformed protobuf)";
+    return 0;
+}
+
+static int decode_all(const uint8_t *data, Py_ssize_t size, const int64_t *starts, const int64_t *lengths,
+                      Py_ssize_t rows, const Names *names, Failure *fail) {
+    Column *cols = names->cols;
+    Py_ssize_t ncols = names->ncols;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        if (starts[r] < 0 || lengths[r] < 0 || starts[r] + lengths[r] > size) {
+            fail->what = "a record outside the buffer";
+            fail->record = r;
+            return 0;
+        }
+        Span s = {data + starts[r], data + starts[r] + lengths[r]};
+        if (!read_record(s, names, r, &fail->what)) {
+            fail->record = r;
+            return 0;
+        }
+        for (Py_ssize_t i = 0; i < ncols; i++) {
+            Column *c = &cols[i];
+            c->offsets[r + 1] = c->count;
+            if (c->present == r + 1)
+                c->validity[r >> 3] |= (uint8_t)(1u << (r & 7));
+            else
+                c->nulls++;
+        }
+    }
+    return 1;
+}
+
+static void free_columns(Column *cols, Py_ssize_t ncols) {
+    if (!cols) return;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        free(cols[i].offsets);
+        free(cols[i].validity);
+        free(cols[i].values.data);
+        free(cols[i].value_offsets.data);
+    }
+    free(cols);
+}
+
+static PyObject *column_result(Column *c, Py_ssize_t rows) {
+    PyObject *validity = c->nulls
+        ? PyBytes_FromStringAndSize((const char *)c->validity, (rows + 7) / 8)
+        : (Py_INCREF(Py_None), Py_None);
+    PyObject *offsets = PyBytes_FromStringAndSize((const char *)c->offsets, (rows + 1) * 8);
+    PyObject *values = PyBytes_FromStringAndSize(c->values.data ? c->values.data : "", (Py_ssize_t)c->values.len);
+    PyObject *value_offsets = c->kind == KIND_BYTES
+        ? PyBytes_FromStringAndSize(c->value_offsets.data, (Py_ssize_t)c->value_offsets.len)
+        : (Py_INCREF(Py_None), Py_None);
+    if (!validity || !offsets || !values || !value_offsets) {
+        Py_XDECREF(validity);
+        Py_XDECREF(offsets);
+        Py_XDECREF(values);
+        Py_XDECREF(value_offsets);
+        return NULL;
+    }
+    return Py_BuildValue("(NLLNNN)", validity, (long long)c->nulls, (long long)c->count, offsets, values,
+                         value_offsets);
+}
+
+static int int64_buffer(PyObject *obj, Py_buffer *view, const char *name) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->itemsize != 8 || !view->format || (strcmp(view->format, "l") && strcmp(view->format, "q") &&
+                                                  strcmp(view->format, "<q") && strcmp(view->format, "=q"))) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous int64 array", name);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(decode_doc,
+"decode(data, starts, lengths, names, kinds) -> list\n\n"
+"Decodes the records data[starts[i]:starts[i] + lengths[i]] (starts and lengths:\n"
+"int64 arrays) into one entry per feature of ``names`` (bytes), whose types\n"
+"``kinds`` gives as one byte each (1 BYTES, 2 FLOAT, 3 INT, the Feature field\n"
+"numbers). Each entry is (validity bitmap or None, null count, value count,\n"
+"int64 list offsets, values, int64 value offsets for BYTES or None).\n"
+"Raises ValueError('record N: ...') for a record it does not decode.");
+
+static PyObject *decode(PyObject *self, PyObject *args) {
+    PyObject *data_obj, *starts_obj, *lengths_obj, *names;
+    Py_buffer data = {0}, starts = {0}, lengths = {0};
+    const char *kinds;
+    Py_ssize_t nkinds;
+    Column *cols = NULL;
+    Names table = {0};
+    PyObject *result = NULL;
+
+    if (!PyArg_ParseTuple(args, "OOOOy#", &data_obj, &starts_obj, &lengths_obj, &names, &kinds, &nkinds))
+        return NULL;
+    names = PySequence_Fast(names, "names must be a sequence of bytes");
+    if (!names) return NULL;
+    Py_ssize_t ncols = PySequence_Fast_GET_SIZE(names);
+    if (ncols != nkinds) {
+        PyErr_SetString(PyExc_ValueError, "names and kinds differ in length");
+        goto done;
+    }
+    if (PyObject_GetBuffer(data_obj, &data, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    if (int64_buffer(starts_obj, &starts, "starts") < 0) goto done;
+    if (int64_buffer(lengths_obj, &lengths, "lengths") < 0) goto done;
+    Py_ssize_t rows = starts.len / 8;
+    if (lengths.len / 8 != rows) {
+        PyErr_SetString(PyExc_ValueError, "starts and lengths differ in length");
+        goto done;
+    }
+    cols = calloc((size_t)(ncols ? ncols : 1), sizeof(Column));
+    if (!cols) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        Column *c = &cols[i];
+        PyObject *name = PySequence_Fast_GET_ITEM(names, i);
+        if (PyBytes_AsStringAndSize(name, (char **)&c->name, &c->name_len) < 0) goto done;
+        c->kind = (unsigned char)kinds[i];
+        if (c->kind < KIND_BYTES || c->kind > KIND_INT) {
+            PyErr_Format(PyExc_ValueError, "kind %d of feature %zd is not 1, 2 or 3", c->kind, i);
+            goto done;
+        }
+        c->offsets = calloc((size_t)rows + 1, 8);
+        c->validity = calloc((size_t)(rows + 7) / 8 + 1, 1);
+        if (!c->offsets || !c->validity) { PyErr_NoMemory(); goto done; }
+        if (c->kind == KIND_BYTES) {
+            if (buf_reserve(&c->value_offsets, 8)) { PyErr_NoMemory(); goto done; }
+            memset(c->value_offsets.data, 0, 8);
+            c->value_offsets.len = 8;
+        }
+    }
+
+    if (names_init(&table, cols, ncols) < 0) { PyErr_NoMemory(); goto done; }
+    Failure fail = {"a record it cannot decode", 0};
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = decode_all(data.buf, data.len, starts.buf, lengths.buf, rows, &table, &fail);
+    Py_END_ALLOW_THREADS
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "record %zd: %s", fail.record, fail.what);
+        goto done;
+    }
+    result = PyList_New(ncols);
+    if (!result) goto done;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        PyObject *col = column_result(&cols[i], rows);
+        if (!col) { Py_CLEAR(result); goto done; }
+        PyList_SET_ITEM(result, i, col);
+    }
+done:
+    free_columns(cols, ncols);
+    names_free(&table);
+    if (data.obj) PyBuffer_Release(&data);
+    if (starts.obj) PyBuffer_Release(&starts);
+    if (lengths.obj) PyBuffer_Release(&lengths);
+    Py_DECREF(names);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"decode", decode, METH_VARARGS, decode_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_example_wire",
+    "Decodes serialized tf.Example records into Arrow column buffers (see decode).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__example_wire(void) { return PyModule_Create(&module); }
