@@ -10,7 +10,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 COPY . /app
-# gcc builds the C tf.Example decoder (beam_utils/_example_wire.c) and leaves after.
+# gcc builds the C tf.Example decoder (beam_utils/_wire.c) and leaves after.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install -c constraints.txt . \

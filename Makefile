@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.conveyor-installed
 install: $(STAMP)
 
 # One pinned, coherent set (constraints.txt) so pip never backtracks.
-$(STAMP): pyproject.toml setup.py constraints.txt beam_utils/_example_wire.c
+$(STAMP): pyproject.toml setup.py constraints.txt beam_utils/_wire.c
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" "setuptools>=69" wheel

@@ -21,16 +21,16 @@ for folder, name in FOLDERS.items():
     packages.append(name)
     packages += [f"{name}.{sub}" for sub in find_packages(folder)]
 
-# The tf.Example decoder (beam_utils/_example_wire.c): plain C on CPython's API,
+# TFRecord framing and the tf.Example decoder (beam_utils/_wire.c): plain C on CPython's API,
 # built by pip with the machine's C compiler.
-example_wire = Extension(
-    "conveyor.beam_utils._example_wire",
-    sources=["beam_utils/_example_wire.c"],
+wire = Extension(
+    "conveyor.beam_utils._wire",
+    sources=["beam_utils/_wire.c"],
     extra_compile_args=["-O3"],
 )
 
 setup(
-    ext_modules=[example_wire],
+    ext_modules=[wire],
     packages=packages,
     package_dir=package_dir,
     package_data={

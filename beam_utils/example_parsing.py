@@ -2,7 +2,7 @@
 
 tfx-bsl's ``ExamplesToRecordBatchDecoder`` parses each record into a full proto
 message and builds the Arrow columns from it. :class:`ExampleDecoder` reads the
-wire format once, in C (``_example_wire.c``, built when the package is
+wire format once, in C (``_wire.c``, built when the package is
 installed), straight into the buffers of the canonical columns (see
 :mod:`conveyor.beam_utils.arrow`), with the GIL released. On the flights it
 decodes several times faster than TensorFlow's ``ParseExampleV2`` and needs no
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from conveyor.beam_utils import _example_wire, arrow
+from conveyor.beam_utils import _wire, arrow
 
 # The Feature field number of each kind of list.
 _KINDS = {arrow.BYTES: 1, arrow.FLOAT: 2, arrow.INT: 3}
@@ -65,7 +65,7 @@ class ExampleDecoder:
         starts = np.ascontiguousarray(starts, dtype=np.int64)
         lengths = np.ascontiguousarray(lengths, dtype=np.int64)
         try:
-            parts = _example_wire.decode(data, starts, lengths, self._names, self._kinds)
+            parts = _wire.decode(data, starts, lengths, self._names, self._kinds)
         except ValueError as e:
             raise NotDecoded(str(e)) from None
         rows = len(starts)

@@ -575,9 +575,7 @@ class _ReadTFRecordFn(_ReadFileFn):
 
     def _decode(self, chunk: tfrecord_io.RecordChunk, begin: int, end: int) -> pa.RecordBatch:
         """On the decoding thread: one batch, read in place from the chunk."""
-        return self._example_decoder.decode_framed(
-            chunk.buffer, chunk.starts[begin:end], chunk.lengths[begin:end]
-        )
+        return self._example_decoder.decode_framed(chunk.buffer, *chunk.spans(begin, end))
 
     def _finish(self, path: str, future, chunk: tfrecord_io.RecordChunk, begin: int, end: int):
         first = chunk.first + begin + 1  # record number (from 1) of the batch's first record

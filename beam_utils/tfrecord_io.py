@@ -96,18 +96,22 @@ class RecordChunk(NamedTuple):
 
     @property
     def starts(self) -> np.ndarray:
-        return self.heads[:-1] + _HEADER.size
+        return self.spans()[0]
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.diff(self.heads) - (_HEADER.size + _FOOTER.size)
+        return self.spans()[1]
+
+    def spans(self, begin: int = 0, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The data offsets in ``buffer`` and the lengths of records ``begin`` to ``end``."""
+        heads = self.heads[begin : (len(self) if end is None else end) + 1]
+        return heads[:-1] + _HEADER.size, np.diff(heads) - (_HEADER.size + _FOOTER.size)
 
     def records(self, begin: int = 0, end: int | None = None) -> list[bytes]:
         """Records ``begin`` to ``end`` (indices in the chunk) as bytes."""
         buf = self.buffer
-        starts = self.starts[begin:end].tolist()
-        lengths = self.lengths[begin:end].tolist()
-        return [buf[s : s + n] for s, n in zip(starts, lengths)]
+        starts, lengths = self.spans(begin, end)
+        return [buf[s : s + n] for s, n in zip(starts.tolist(), lengths.tolist())]
 
     def check_crcs(self, source: str, begin: int = 0, end: int | None = None) -> None:
         """Raises :class:`InputError` naming the first of records ``begin`` to
@@ -135,10 +139,12 @@ def iter_record_chunks(
     cannot decode. Raises :class:`InputError` naming the record and byte
     offset for a truncated stream.
     """
+    from conveyor.beam_utils import _wire
+
     unpack = _HEADER.unpack_from
     header, framing = _HEADER.size, _HEADER.size + _FOOTER.size
     buf = b""
-    heads: list[int] = []  # framed, not yet emitted, records of buf
+    heads = np.empty(0, dtype=np.int64)  # framed, not yet emitted, records of buf
     pos = 0  # where framing resumes in buf
     offset = 0  # stream offset of buf[0]
     first = 0
@@ -149,20 +155,19 @@ def iter_record_chunks(
         if more:
             buf = buf + more if buf else more
         size = len(buf)
-        while pos + header <= size:
+        found, pos = _wire.frame(buf, pos)  # the whole records from pos on, in C
+        if found:
+            found = np.frombuffer(found, dtype=np.int64)
+            heads = np.concatenate([heads, found]) if len(heads) else found
+        if pos + header <= size:
+            # The record runs past what is read so far: trust its length only if
+            # its CRC matches, or a damaged header would read the rest of the file.
             length, length_crc = unpack(buf, pos)
-            end = pos + framing + length
-            if end > size:
-                # The record runs past what is read so far: trust its length only if
-                # its CRC matches, or a damaged header would read the rest of the file.
-                if masked_crc32c(buf[pos : pos + 8]) != length_crc:
-                    raise InputError(
-                        f"{source}: corrupt TFRecord: record {first + len(heads)} at byte {offset + pos} "
-                        "fails its length CRC check"
-                    )
-                break
-            heads.append(pos)
-            pos = end
+            if masked_crc32c(buf[pos : pos + 8]) != length_crc:
+                raise InputError(
+                    f"{source}: corrupt TFRecord: record {first + len(heads)} at byte {offset + pos} "
+                    "fails its length CRC check"
+                )
         if eof and pos < size:
             have = size - pos
             need = header if have < header else framing + unpack(buf, pos)[0]
@@ -173,15 +178,15 @@ def iter_record_chunks(
         n = len(heads) if eof else len(heads) - len(heads) % multiple
         if not n:
             continue
-        cut = heads[n] if n < len(heads) else pos
-        chunk = RecordChunk(buf, np.array(heads[:n] + [cut], dtype=np.int64), first, offset)
+        cut = int(heads[n]) if n < len(heads) else pos
+        chunk = RecordChunk(buf, np.append(heads[:n], cut), first, offset)
         if check_crcs:
             chunk.check_crcs(source)
         yield chunk
         first += n
         offset += cut
         buf, pos = buf[cut:], pos - cut
-        heads = [h - cut for h in heads[n:]]
+        heads = heads[n:] - cut
 
 
 @contextlib.contextmanager

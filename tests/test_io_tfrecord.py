@@ -182,7 +182,7 @@ def test_write_layout_and_csv_tfrecord_round_trip(tmp_path):
 
 
 # ---------------------------------------------------------------- the C decoder
-# example_parsing.ExampleDecoder (beam_utils/_example_wire.c) against tfx-bsl's decoder.
+# example_parsing.ExampleDecoder (beam_utils/_wire.c) against tfx-bsl's decoder.
 
 WIDE = arrow.make_schema({"i": "INT", "f": "FLOAT", "b": "BYTES", "i2": "INT", "f2": "FLOAT", "b2": "BYTES"})
 _KINDS = {"INT": "int64_list", "FLOAT": "float_list", "BYTES": "bytes_list"}
@@ -475,3 +475,19 @@ def test_decoder_docstring_example_runs():
     from conveyor.beam_utils import example_parsing
 
     assert doctest.testmod(example_parsing).failed == 0
+
+
+def test_frame_finds_whole_records_and_stops_at_a_partial_one():
+    from conveyor.beam_utils import _wire
+
+    records = [b"", b"a", b"bc" * 100]
+    data = tfrecord_io.frame(records)
+    heads, end = _wire.frame(data, 0)
+    assert np.frombuffer(heads, np.int64).tolist() == [0, 16, 33] and end == len(data)
+    heads, end = _wire.frame(data[:-1], 0)  # the last record cut short by a byte
+    assert np.frombuffer(heads, np.int64).tolist() == [0, 16] and end == 33
+    heads, end = _wire.frame(data, 16)
+    assert np.frombuffer(heads, np.int64).tolist() == [16, 33]
+    huge = (1 << 63).to_bytes(8, "little") + bytes(8)  # a length past any buffer, no overflow
+    assert _wire.frame(huge, 0) == (b"", 0)
+    assert _wire.frame(b"", 0) == (b"", 0) and _wire.frame(data, len(data) + 5) == (b"", len(data) + 5)

@@ -1,5 +1,11 @@
 /*
- * Decodes serialized tf.Example records straight into Arrow column buffers.
+ * The wire formats of TFRecord reading, in C: frame() finds the records of a
+ * TFRecord buffer and decode() decodes serialized tf.Example records straight
+ * into Arrow column buffers.
+ *
+ * A TFRecord is ``length (uint64 LE) | masked crc32c(length) (4) | data |
+ * masked crc32c(data) (4)``; frame() only walks the lengths (the caller checks
+ * CRCs where it wants them).
  *
  * A tf.Example on the wire (tensorflow/core/example/{example,feature}.proto):
  *
@@ -15,13 +21,14 @@
  * (a missing feature is null, a present one with no values is []), int64 list
  * offsets, and the values (int64, float32, or large_binary data with int64
  * offsets). Packed and unpacked repeated fields and unknown fields are read as
- * protobuf reads them; features outside the schema are skipped.
+ * protobuf reads them; features outside the schema are checked, not kept.
  *
  * It refuses, with ValueError naming the record, what it does not decode the
  * way protobuf would merge it (a feature twice in one record, a Feature with
- * two kinds or none) as well as what is malformed or of another type than the
- * schema's. The caller hands such a batch to tfx-bsl's decoder, which decides
- * record by record. The GIL is released while the records are walked.
+ * two lists, a map entry with two keys or values) as well as what is malformed
+ * or of another type than the schema's. The caller hands such a batch to
+ * tfx-bsl's decoder, which decides record by record. The GIL is released while
+ * the records are walked.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -566,14 +573,52 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(frame_doc,
+"frame(data, pos) -> (heads, end)\n\n"
+"The offsets (int64 bytes) of the TFRecords that lie whole in ``data`` from\n"
+"``pos`` on, and the offset after the last of them: where a record runs past\n"
+"the end of ``data``, or ``len(data)``. Lengths are not CRC-checked.");
+
+static PyObject *frame(PyObject *self, PyObject *args) {
+    Py_buffer data;
+    Py_ssize_t pos;
+    if (!PyArg_ParseTuple(args, "y*n", &data, &pos)) return NULL;
+    const uint8_t *p = data.buf;
+    uint64_t size = (uint64_t)data.len, at = pos < 0 ? 0 : (uint64_t)pos;
+    Buf heads = {0};
+    int oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (at + 12 <= size) {
+        uint64_t length;
+        memcpy(&length, p + at, 8);
+        if (size - at < 16 || length > size - at - 16) break;
+        if (buf_reserve(&heads, 8)) { oom = 1; break; }
+        int64_t head = (int64_t)at;
+        memcpy(heads.data + heads.len, &head, 8);
+        heads.len += 8;
+        at += 16 + length;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (oom) {
+        free(heads.data);
+        return PyErr_NoMemory();
+    }
+    PyObject *out = Py_BuildValue("(y#K)", heads.data ? heads.data : "", (Py_ssize_t)heads.len,
+                                  (unsigned long long)at);
+    free(heads.data);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, decode_doc},
+    {"frame", frame, METH_VARARGS, frame_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_example_wire",
-    "Decodes serialized tf.Example records into Arrow column buffers (see decode).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_wire",
+    "TFRecord framing and tf.Example decoding in C (see frame and decode).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__example_wire(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__wire(void) { return PyModule_Create(&module); }
