@@ -4,7 +4,8 @@ A TFRecord file is a sequence of ``length (uint64) | masked crc32c(length) |
 data | masked crc32c(data)``. :func:`open_stream` gives a file's uncompressed
 bytes (gzip, detected from the first bytes, is decompressed by ISA-L on a
 thread of its own); :func:`iter_record_chunks` frames them into chunks of
-whole records (header offsets in numpy) and :func:`iter_records` /
+whole records (header offsets in numpy; the lengths are walked and the CRCs
+checked in C, by ``_wire.c``) and :func:`iter_records` /
 :func:`open_records` yield the records one by one. Errors are
 :class:`InputError` naming the file, the record index and the byte offset of a
 truncated record or a CRC mismatch.
@@ -29,7 +30,6 @@ import numpy as np
 
 from conveyor.beam_utils.errors import InputError
 
-_MASK_DELTA = 0xA282EAD8
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -37,8 +37,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def masked_crc32c(data: bytes) -> int:
     """TFRecord's masked CRC32C of ``data``."""
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+    from conveyor.beam_utils import _wire
+
+    return _wire.masked_crc32c(data)
 
 
 def use_fast_crc32c() -> bool:
@@ -115,15 +116,14 @@ class RecordChunk(NamedTuple):
 
     def check_crcs(self, source: str, begin: int = 0, end: int | None = None) -> None:
         """Raises :class:`InputError` naming the first of records ``begin`` to
-        ``end`` whose CRCs do not match."""
-        buf = self.buffer
-        heads = self.heads[:-1][begin:end].tolist()
-        for i, (head, record) in enumerate(zip(heads, self.records(begin, end)), start=begin):
-            where = f"record {self.first + i} at byte {self.offset + head}"
-            if masked_crc32c(buf[head : head + 8]) != _HEADER.unpack_from(buf, head)[1]:
-                raise InputError(f"{source}: corrupt TFRecord: {where} fails its length CRC check")
-            if masked_crc32c(record) != _FOOTER.unpack_from(buf, head + _HEADER.size + len(record))[0]:
-                raise InputError(f"{source}: corrupt TFRecord: {where} fails its data CRC check")
+        ``end`` whose CRCs do not match (checked in C)."""
+        from conveyor.beam_utils import _wire
+
+        heads = self.heads[begin : (len(self) if end is None else end) + 1]
+        bad, which = _wire.check_crcs(self.buffer, heads)
+        if bad >= 0:
+            where = f"record {self.first + begin + bad} at byte {self.offset + int(heads[bad])}"
+            raise InputError(f"{source}: corrupt TFRecord: {where} fails its {which} CRC check")
 
 
 def iter_record_chunks(

@@ -491,3 +491,18 @@ def test_frame_finds_whole_records_and_stops_at_a_partial_one():
     huge = (1 << 63).to_bytes(8, "little") + bytes(8)  # a length past any buffer, no overflow
     assert _wire.frame(huge, 0) == (b"", 0)
     assert _wire.frame(b"", 0) == (b"", 0) and _wire.frame(data, len(data) + 5) == (b"", len(data) + 5)
+
+
+def test_crc32c_in_c_equals_google_crc32c_with_and_without_sse42():
+    import google_crc32c
+
+    from conveyor.beam_utils import _wire
+
+    def masked(data):
+        crc = google_crc32c.value(data)
+        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 8, 9, 63, 1000, 100_003):
+        data = rng.bytes(n)
+        assert _wire.masked_crc32c(data) == _wire.masked_crc32c(data, True) == masked(data), n
