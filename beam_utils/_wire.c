@@ -122,117 +122,77 @@ static inline int skip_field(Span *s, int wire_type) {
     }
 }
 
-static int read_int64_list(Span s, Column *c, const char **what) {
-    uint64_t tag, v;
-    while (s.p < s.end) {
-        if (!read_tag(&s, &tag)) goto bad;
-        if ((tag >> 3) != 1) {
-            if (!skip_field(&s, tag & 7)) goto bad;
-            continue;
-        }
-        if ((tag & 7) == 2) { /* packed */
-            Span packed;
-            if (!read_span(&s, &packed)) goto bad;
-            if (!c) {
-                while (packed.p < packed.end)
-                    if (!read_varint(&packed, &v)) goto bad;
-                continue;
-            }
-            /* at most one value per byte */
-            if (buf_reserve(&c->values, (size_t)(packed.end - packed.p) * 8)) goto oom;
-            int64_t *out = (int64_t *)(c->values.data + c->values.len);
-            int64_t n = 0;
-            while (packed.p < packed.end) {
-                if (!read_varint(&packed, &v)) goto bad;
-                out[n++] = (int64_t)v;
-            }
-            c->values.len += (size_t)n * 8;
-            c->count += n;
-        } else if ((tag & 7) == 0) {
-            if (!read_varint(&s, &v)) goto bad;
-            if (!c) continue;
-            if (buf_reserve(&c->values, 8)) goto oom;
-            memcpy(c->values.data + c->values.len, &v, 8);
-            c->values.len += 8;
-            c->count += 1;
-        } else if (!skip_field(&s, tag & 7)) goto bad;
-    }
-    return 1;
-bad:
-    *what = "malformed int64_list";
-    return 0;
-oom:
-    *what = "out of memory";
-    return 0;
-}
+/* What the list readers return. */
+enum { LIST_OK, LIST_MALFORMED, LIST_OUT_OF_MEMORY };
 
-static int read_float_list(Span s, Column *c, const char **what) {
-    uint64_t tag;
-    while (s.p < s.end) {
-        if (!read_tag(&s, &tag)) goto bad;
-        if ((tag >> 3) != 1) {
-            if (!skip_field(&s, tag & 7)) goto bad;
-            continue;
+/* One value field of a list (wire type 2: packed, or a bytes value), appended to c. */
+static int append_span(int kind, Span v, Column *c) {
+    size_t n = (size_t)(v.end - v.p);
+    if (kind == KIND_INT) {
+        uint64_t x;
+        if (buf_reserve(&c->values, n * 8)) return LIST_OUT_OF_MEMORY; /* at most one value per byte */
+        int64_t *out = (int64_t *)(c->values.data + c->values.len);
+        int64_t count = 0;
+        while (v.p < v.end) {
+            if (!read_varint(&v, &x)) return LIST_MALFORMED;
+            out[count++] = (int64_t)x;
         }
-        Span vals;
-        if ((tag & 7) == 2) { /* packed */
-            if (!read_span(&s, &vals) || (vals.end - vals.p) % 4) goto bad;
-        } else if ((tag & 7) == 5) {
-            if (s.end - s.p < 4) goto bad;
-            vals.p = s.p;
-            vals.end = s.p + 4;
-            s.p += 4;
-        } else {
-            if (!skip_field(&s, tag & 7)) goto bad;
-            continue;
-        }
-        if (!c) continue;
-        size_t n = (size_t)(vals.end - vals.p);
-        if (buf_reserve(&c->values, n)) goto oom;
-        memcpy(c->values.data + c->values.len, vals.p, n);
-        c->values.len += n;
+        c->values.len += (size_t)count * 8;
+        c->count += count;
+        return LIST_OK;
+    }
+    if (buf_reserve(&c->values, n)) return LIST_OUT_OF_MEMORY;
+    memcpy(c->values.data + c->values.len, v.p, n);
+    c->values.len += n;
+    if (kind == KIND_FLOAT) {
         c->count += (int64_t)(n / 4);
+        return LIST_OK;
     }
-    return 1;
-bad:
-    *what = "malformed float_list";
-    return 0;
-oom:
-    *what = "out of memory";
-    return 0;
+    if (buf_reserve(&c->value_offsets, 8)) return LIST_OUT_OF_MEMORY;
+    int64_t end = (int64_t)c->values.len;
+    memcpy(c->value_offsets.data + c->value_offsets.len, &end, 8);
+    c->value_offsets.len += 8;
+    c->count += 1;
+    return LIST_OK;
 }
 
-static int read_bytes_list(Span s, Column *c, const char **what) {
-    uint64_t tag;
+/* The values (field 1) of a BytesList, FloatList or Int64List, appended to c,
+ * or only checked if c is NULL. A value field of a wire type the kind does not
+ * take is an unknown field to protobuf, and skipped here too. */
+static int read_values(int kind, Span s, Column *c) {
+    uint64_t tag, x;
     while (s.p < s.end) {
-        if (!read_tag(&s, &tag)) goto bad;
-        if ((tag >> 3) != 1) {
-            if (!skip_field(&s, tag & 7)) goto bad;
+        if (!read_tag(&s, &tag)) return LIST_MALFORMED;
+        int wt = (int)(tag & 7);
+        int takes = (tag >> 3) == 1 &&
+                    (wt == 2 || (kind == KIND_INT && wt == 0) || (kind == KIND_FLOAT && wt == 5));
+        if (!takes) {
+            if (!skip_field(&s, wt)) return LIST_MALFORMED;
             continue;
         }
         Span v;
-        if ((tag & 7) != 2) {
-            if (!skip_field(&s, tag & 7)) goto bad;
-            continue;
+        if (wt == 2) {
+            if (!read_span(&s, &v)) return LIST_MALFORMED;
+            if (kind == KIND_FLOAT && (v.end - v.p) % 4) return LIST_MALFORMED;
+        } else if (wt == 5) {
+            if (s.end - s.p < 4) return LIST_MALFORMED;
+            v.p = s.p;
+            v.end = s.p += 4;
+        } else { /* one unpacked varint */
+            const uint8_t *start = s.p;
+            if (!read_varint(&s, &x)) return LIST_MALFORMED;
+            v.p = start;
+            v.end = s.p;
         }
-        if (!read_span(&s, &v)) goto bad;
-        if (!c) continue;
-        size_t n = (size_t)(v.end - v.p);
-        if (buf_reserve(&c->values, n) || buf_reserve(&c->value_offsets, 8)) goto oom;
-        memcpy(c->values.data + c->values.len, v.p, n);
-        c->values.len += n;
-        int64_t end = (int64_t)c->values.len;
-        memcpy(c->value_offsets.data + c->value_offsets.len, &end, 8);
-        c->value_offsets.len += 8;
-        c->count += 1;
+        if (kind == KIND_INT && !c) {
+            while (v.p < v.end)
+                if (!read_varint(&v, &x)) return LIST_MALFORMED;
+        } else if (c) {
+            int status = append_span(kind, v, c);
+            if (status != LIST_OK) return status;
+        }
     }
-    return 1;
-bad:
-    *what = "malformed bytes_list";
-    return 0;
-oom:
-    *what = "out of memory";
-    return 0;
+    return LIST_OK;
 }
 
 /* The columns by name: open addressing on a hash of a key's first and last
@@ -303,11 +263,11 @@ static inline Column *find_column(const Names *t, Span key) {
 }
 
 static int read_list(int kind, Span list, Column *c, const char **what) {
-    switch (kind) {
-    case KIND_INT: return read_int64_list(list, c, what);
-    case KIND_FLOAT: return read_float_list(list, c, what);
-    default: return read_bytes_list(list, c, what);
-    }
+    static const char *malformed[] = {"", "malformed bytes_list", "malformed float_list", "malformed int64_list"};
+    int status = read_values(kind, list, c);
+    if (status == LIST_OK) return 1;
+    *what = status == LIST_OUT_OF_MEMORY ? "out of memory" : malformed[kind];
+    return 0;
 }
 
 static int valid_utf8(const uint8_t *p, const uint8_t *end) {
