@@ -514,10 +514,8 @@ class _ReadTFRecordFn(_ReadFileFn):
     (bounded memory). A batch the C decoder refuses is decoded by tfx-bsl's
     decoder, which finds the bad records; both give the same batches.
 
-    CRCs: a plain file's records are all checked. In a gzip file the
-    stream's own CRC-32 (checked by the decompressor) covers every byte, so
-    the records' CRCs are checked only where a batch fails to decode, to name a
-    damaged record as a damaged file rather than reject it as a bad example.
+    Both CRCs of every record are checked (in C, as the records are framed),
+    in plain and gzip files alike.
     """
 
     #: Batches being decoded ahead of the one being emitted (bounds memory).
@@ -567,7 +565,7 @@ class _ReadTFRecordFn(_ReadFileFn):
             gzip = tfrecord_io.is_gzip(f)
             with tfrecord_io.open_stream(f, path, gzip) as stream:
                 chunks = tfrecord_io.iter_record_chunks(
-                    stream, path, self.CHUNK_BYTES, check_crcs=not gzip, multiple=size
+                    stream, path, self.CHUNK_BYTES, multiple=size
                 )
                 for chunk in chunks:
                     for begin in range(0, len(chunk), size):
@@ -583,8 +581,6 @@ class _ReadTFRecordFn(_ReadFileFn):
             batch = future.result()
         except example_parsing.NotDecoded as e:  # tfx-bsl decides record by record
             _LOG.debug("%s: records %d+: %s; decoding with tfx-bsl", path, first, e)
-            # A damaged record is a damaged file, not a bad example.
-            chunk.check_crcs(path, begin, end)
             return self._decode_with_tfx_bsl(chunk.records(begin, end), first, path)
         return batch, [], batch.num_rows
 

