@@ -166,9 +166,10 @@ def main(argv=None) -> int:
             size,
         )
     if "tfrecord" in args.formats:
-        # Both sides decode with TensorFlow loaded: tfx-bsl's import (made before
-        # its clock starts) brings it in, so ours imports it before the clock too.
-        import tensorflow  # noqa: F401
+        if args.only != "ours":
+            # tfx-bsl's TFXIO imports TensorFlow: a one-off start-up cost, before
+            # its clock. Our reader does not use TensorFlow.
+            import tensorflow  # noqa: F401
 
         pattern = os.path.join(tfr_dir, "data_tfrecord-*")
         tsize = sum(os.path.getsize(os.path.join(tfr_dir, f)) for f in os.listdir(tfr_dir))
