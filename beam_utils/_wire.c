@@ -6,7 +6,7 @@
  * A TFRecord is ``length (uint64 LE) | masked crc32c(length) (4) | data |
  * masked crc32c(data) (4)``; frame() only walks the lengths, and check_crcs()
  * checks both CRCs of framed records (CRC32C with SSE 4.2 where the CPU has it,
- * else by table).
+ * else by slicing-by-8 tables).
  *
  * A tf.Example on the wire (tensorflow/core/example/{example,feature}.proto):
  *
@@ -573,19 +573,32 @@ static PyObject *frame(PyObject *self, PyObject *args) {
 
 /* ---------------------------------------------------------------- CRC32C */
 
-static uint32_t crc_table[256];
+/* Slicing-by-8 tables: crc_tables[k][b] is the CRC of byte b followed by k zero bytes. */
+static uint32_t crc_tables[8][256];
 
 static void crc_table_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        crc_table[i] = c;
+        crc_tables[0][i] = c;
     }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int k = 1; k < 8; k++)
+            crc_tables[k][i] = (crc_tables[k - 1][i] >> 8) ^ crc_tables[0][crc_tables[k - 1][i] & 0xFF];
 }
 
 static uint32_t crc32c_table(const uint8_t *p, size_t n) {
     uint32_t crc = 0xFFFFFFFFu;
-    while (n--) crc = crc_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+    for (; n >= 8; p += 8, n -= 8) { /* little-endian hosts only (see the #error above) */
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + 4, 4);
+        lo ^= crc;
+        crc = crc_tables[7][lo & 0xFF] ^ crc_tables[6][(lo >> 8) & 0xFF] ^ crc_tables[5][(lo >> 16) & 0xFF] ^
+              crc_tables[4][lo >> 24] ^ crc_tables[3][hi & 0xFF] ^ crc_tables[2][(hi >> 8) & 0xFF] ^
+              crc_tables[1][(hi >> 16) & 0xFF] ^ crc_tables[0][hi >> 24];
+    }
+    while (n--) crc = crc_tables[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
     return ~crc;
 }
 
