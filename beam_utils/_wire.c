@@ -355,29 +355,28 @@ bad:
     return 0;
 }
 
-static int read_record(Span s, const Names *names, Py_ssize_t row, const char **what) {
+/* The next field 1 of wire type 2 (an embedded message) in s, skipping every
+ * other field: 1 with *out set, 0 at the end of s, -1 if s is malformed. */
+static int next_message(Span *s, Span *out) {
     uint64_t tag;
-    while (s.p < s.end) {
-        if (!read_tag(&s, &tag)) goto bad;
-        if (tag != ((1 << 3) | 2)) {
-            if (!skip_field(&s, tag & 7)) goto bad;
-            continue;
-        }
-        Span features;
-        if (!read_span(&s, &features)) goto bad;
-        while (features.p < features.end) {
-            if (!read_tag(&features, &tag)) goto bad;
-            if (tag != ((1 << 3) | 2)) {
-                if (!skip_field(&features, tag & 7)) goto bad;
-                continue;
-            }
-            Span entry;
-            if (!read_span(&features, &entry)) goto bad;
-            if (!read_entry(entry, names, row, what)) return 0;
-        }
+    while (s->p < s->end) {
+        if (!read_tag(s, &tag)) return -1;
+        if (tag == ((1 << 3) | 2)) return read_span(s, out) ? 1 : -1;
+        if (!skip_field(s, tag & 7)) return -1;
     }
-    return 1;
-bad:
+    return 0;
+}
+
+/* Example { Features features = 1 } with Features { repeated entry = 1 }. */
+static int read_record(Span s, const Names *names, Py_ssize_t row, const char **what) {
+    Span features, entry;
+    int found, more;
+    while ((found = next_message(&s, &features)) == 1) {
+        while ((more = next_message(&features, &entry)) == 1)
+            if (!read_entry(entry, names, row, what)) return 0;
+        if (more < 0) break;
+    }
+    if (found == 0) return 1;
     *what = "not a tf.Example (malformed protobuf)";
     return 0;
 }
