@@ -155,14 +155,17 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
     A column the batch lacks becomes all-null; a column of another type is
     converted with :func:`to_column` (which raises if its values do not convert).
-    Columns not in ``schema`` are dropped.
+    Columns not in ``schema`` are dropped. A column ``schema`` names that the
+    batch holds twice raises ValueError (its values would otherwise be lost).
     """
     if batch.schema.equals(schema):
         return batch
     arrays = []
     for field in schema:
-        idx = batch.schema.get_field_index(field.name)
+        idx = batch.schema.get_field_index(field.name)  # -1 if missing, or there twice
         if idx < 0:
+            if field.name in batch.schema.names:
+                raise ValueError(f"the batch has two columns named {field.name!r}")
             arrays.append(pa.nulls(batch.num_rows, field.type))
             continue
         col = batch.column(idx)

@@ -218,11 +218,9 @@ class ReadExamples(beam.PTransform):
             sample = csv_io.sample_text(lambda: _open_text(first), first, options).slice(0, self.sample_size)
             return arrow.make_schema(csv_io.infer_feature_types(sample))
         if self.format == "parquet":
-            import pyarrow.parquet as pq
+            from conveyor.beam_utils import parquet_io
 
-            with _open(first) as f:
-                pschema = pq.read_schema(f)
-            return arrow.make_schema({fld.name: _parquet_feature_type(fld, first) for fld in pschema})
+            return arrow.make_schema(parquet_io.infer_feature_types(self.files, _open))
         from tfx_bsl.coders import example_coder
 
         records = []
@@ -426,19 +424,6 @@ class _PlanReadsFn(beam.DoFn):
         if group:
             tasks.append(ReadTask(path, row_groups=tuple(group), piece=len(tasks)))
         return tasks if len(tasks) > 1 else [ReadTask(path)]
-
-
-def _parquet_feature_type(field: pa.Field, source: str) -> str:
-    t = field.type
-    while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        t = t.value_type
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        return arrow.INT
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return arrow.FLOAT
-    if pa.types.is_nested(t):
-        raise InputError(f"{source}: column {field.name!r} has nested type {field.type}; not supported")
-    return arrow.BYTES
 
 
 def _decoded_feature_type(t: pa.DataType) -> str:
