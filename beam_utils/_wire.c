@@ -30,6 +30,11 @@
  * or of another type than the schema's. The caller hands such a batch to
  * tfx-bsl's decoder, which decides record by record. The GIL is released while
  * the records are walked.
+ *
+ * scan() walks records the same way for schema inference, keeping no values:
+ * the features they name, with how many records hold each with which kind of
+ * list, and whether each record is a tf.Example, malformed, or a message with
+ * fields a tf.Example does not have (another kind of message).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -533,6 +538,237 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ scan */
+
+/* The features a set of records names, each with how many records hold it
+ * with no list, a bytes_list, a float_list and an int64_list, and the record
+ * (from 0) where each was first seen. Names are copied: the table outlives
+ * the records. Open addressing on key_hash, grown at half full. */
+typedef struct {
+    char *name;
+    Py_ssize_t len;
+    uint64_t head, tail;
+    int64_t counts[4], first[4];
+} Seen;
+
+typedef struct {
+    Seen *items;
+    Py_ssize_t n, cap;
+    int32_t *slots;
+    uint64_t mask;
+} SeenTable;
+
+static int seen_slots(SeenTable *t, uint64_t size) {
+    int32_t *slots = malloc(size * sizeof(int32_t));
+    if (!slots) return -1;
+    memset(slots, 0xff, size * sizeof(int32_t));
+    for (Py_ssize_t i = 0; i < t->n; i++) {
+        Seen *s = &t->items[i];
+        uint64_t h = key_hash(s->head, s->tail, s->len) & (size - 1);
+        while (slots[h] >= 0) h = (h + 1) & (size - 1);
+        slots[h] = (int32_t)i;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->mask = size - 1;
+    return 0;
+}
+
+static void seen_free(SeenTable *t) {
+    for (Py_ssize_t i = 0; i < t->n; i++) free(t->items[i].name);
+    free(t->items);
+    free(t->slots);
+}
+
+/* The entry of ``key``, added if new (NULL with *what set: out of memory, or
+ * a new name that is not UTF-8). */
+static Seen *seen_find(SeenTable *t, Span key, const char **what) {
+    Py_ssize_t len = key.end - key.p;
+    uint64_t head, tail;
+    key_words(key.p, len, &head, &tail);
+    uint64_t h = key_hash(head, tail, len) & t->mask;
+    for (; t->slots[h] >= 0; h = (h + 1) & t->mask) {
+        Seen *s = &t->items[t->slots[h]];
+        if (s->len == len && s->head == head && s->tail == tail && memcmp(s->name, key.p, (size_t)len) == 0)
+            return s;
+    }
+    if (!valid_utf8(key.p, key.end)) { *what = "a feature name that is not UTF-8"; return NULL; }
+    *what = "out of memory";
+    if (t->n == t->cap) {
+        Py_ssize_t cap = t->cap ? t->cap * 2 : 64;
+        Seen *items = realloc(t->items, (size_t)cap * sizeof(Seen));
+        if (!items) return NULL;
+        t->items = items;
+        t->cap = cap;
+    }
+    Seen *s = &t->items[t->n];
+    memset(s, 0, sizeof(Seen));
+    s->name = malloc((size_t)len + 1);
+    if (!s->name) return NULL;
+    memcpy(s->name, key.p, (size_t)len);
+    s->len = len;
+    s->head = head;
+    s->tail = tail;
+    for (int k = 0; k < 4; k++) s->first[k] = -1;
+    t->slots[h] = (int32_t)t->n++;
+    if ((uint64_t)t->n * 2 > t->mask && seen_slots(t, (t->mask + 1) * 2) < 0) return NULL;
+    return s;
+}
+
+enum { SCAN_EXAMPLE, SCAN_FOREIGN, SCAN_MALFORMED, SCAN_OUT_OF_MEMORY };
+
+/* One map entry of Features, as protobuf merges it (the last key, value and
+ * list win): counts its feature's kind. Fields a tf.Example does not have set
+ * *foreign. */
+static int scan_entry(Span s, SeenTable *t, Py_ssize_t row, const char **what, int *foreign) {
+    static const uint8_t nothing[1];
+    static const char *malformed[] = {"", "malformed bytes_list", "malformed float_list", "malformed int64_list"};
+    Span key = {nothing, nothing}, value = {NULL, NULL};
+    uint64_t tag;
+    while (s.p < s.end) {
+        if (!read_tag(&s, &tag)) goto bad;
+        int field = (int)(tag >> 3), wt = (int)(tag & 7);
+        if ((field == 1 || field == 2) && wt == 2) {
+            if (!read_span(&s, field == 1 ? &key : &value)) goto bad;
+        } else {
+            *foreign = 1;
+            if (!skip_field(&s, wt)) goto bad;
+        }
+    }
+    int kind = 0;
+    while (value.p && value.p < value.end) {
+        if (!read_tag(&value, &tag)) { *what = "malformed Feature"; return SCAN_MALFORMED; }
+        int field = (int)(tag >> 3), wt = (int)(tag & 7);
+        if (field >= 1 && field <= 3 && wt == 2) {
+            Span list;
+            if (!read_span(&value, &list)) { *what = "malformed Feature"; return SCAN_MALFORMED; }
+            if (read_values(field, list, NULL) != LIST_OK) { *what = malformed[field]; return SCAN_MALFORMED; }
+            kind = field;
+        } else {
+            *foreign = 1;
+            if (!skip_field(&value, wt)) { *what = "malformed Feature"; return SCAN_MALFORMED; }
+        }
+    }
+    Seen *seen = seen_find(t, key, what);
+    if (!seen) return **what == 'o' ? SCAN_OUT_OF_MEMORY : SCAN_MALFORMED;
+    seen->counts[kind]++;
+    if (seen->first[kind] < 0) seen->first[kind] = row;
+    return SCAN_EXAMPLE;
+bad:
+    *what = "malformed map entry";
+    return SCAN_MALFORMED;
+}
+
+/* What one record is: a tf.Example, a message protobuf parses as one but with
+ * fields a tf.Example does not have (another kind of message), or malformed. */
+static int scan_record(Span s, SeenTable *t, Py_ssize_t row, const char **what) {
+    int foreign = 0;
+    uint64_t tag;
+    while (s.p < s.end) {
+        if (!read_tag(&s, &tag)) goto bad;
+        if (tag != ((1 << 3) | 2)) {
+            foreign = 1;
+            if (!skip_field(&s, (int)(tag & 7))) goto bad;
+            continue;
+        }
+        Span features;
+        if (!read_span(&s, &features)) goto bad;
+        while (features.p < features.end) {
+            if (!read_tag(&features, &tag)) goto bad;
+            if (tag != ((1 << 3) | 2)) {
+                foreign = 1;
+                if (!skip_field(&features, (int)(tag & 7))) goto bad;
+                continue;
+            }
+            Span entry;
+            if (!read_span(&features, &entry)) goto bad;
+            int status = scan_entry(entry, t, row, what, &foreign);
+            if (status != SCAN_EXAMPLE) return status;
+        }
+    }
+    if (foreign) *what = "fields a tf.Example does not have";
+    return foreign ? SCAN_FOREIGN : SCAN_EXAMPLE;
+bad:
+    *what = "malformed protobuf";
+    return SCAN_MALFORMED;
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(data, starts, lengths) -> (features, statuses, first_malformed)\n\n"
+"Reads the records data[starts[i]:starts[i] + lengths[i]] for the features\n"
+"they name. ``features``: (name, counts, firsts) per feature in the order\n"
+"first seen, where counts[k] is how many records hold it with no list (k = 0),\n"
+"a bytes_list (1), a float_list (2) or an int64_list (3) and firsts[k] the\n"
+"first of them (-1 for none). ``statuses``: one byte per record, 0 a tf.Example,\n"
+"1 a message with fields a tf.Example does not have, 2 malformed (its features\n"
+"are not counted). ``first_malformed``: (record, reason) of the first\n"
+"malformed record, or None.");
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    PyObject *data_obj, *starts_obj, *lengths_obj;
+    Py_buffer data = {0}, starts = {0}, lengths = {0};
+    SeenTable table = {0};
+    PyObject *result = NULL, *features = NULL, *statuses = NULL, *first = NULL;
+    if (!PyArg_ParseTuple(args, "OOO", &data_obj, &starts_obj, &lengths_obj)) return NULL;
+    if (PyObject_GetBuffer(data_obj, &data, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    if (int64_buffer(starts_obj, &starts, "starts") < 0) goto done;
+    if (int64_buffer(lengths_obj, &lengths, "lengths") < 0) goto done;
+    Py_ssize_t rows = starts.len / 8;
+    if (lengths.len / 8 != rows) {
+        PyErr_SetString(PyExc_ValueError, "starts and lengths differ in length");
+        goto done;
+    }
+    statuses = PyBytes_FromStringAndSize(NULL, rows);
+    if (!statuses || seen_slots(&table, 64) < 0) { PyErr_NoMemory(); goto done; }
+    uint8_t *status = (uint8_t *)PyBytes_AS_STRING(statuses);
+    const uint8_t *p = data.buf;
+    const int64_t *st = starts.buf, *ln = lengths.buf;
+    Py_ssize_t bad = -1, outside = -1;
+    const char *bad_what = NULL;
+    int oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        if (st[r] < 0 || ln[r] < 0 || st[r] + ln[r] > data.len) { outside = r; break; }
+        const char *what = NULL;
+        Span s = {p + st[r], p + st[r] + ln[r]};
+        int k = scan_record(s, &table, r, &what);
+        if (k == SCAN_OUT_OF_MEMORY) { oom = 1; break; }
+        status[r] = (uint8_t)k;
+        if (k == SCAN_MALFORMED && bad < 0) { bad = r; bad_what = what; }
+    }
+    Py_END_ALLOW_THREADS
+    if (oom) { PyErr_NoMemory(); goto done; }
+    if (outside >= 0) {
+        PyErr_Format(PyExc_ValueError, "record %zd: a record outside the buffer", outside);
+        goto done;
+    }
+    features = PyList_New(table.n);
+    if (!features) goto done;
+    for (Py_ssize_t i = 0; i < table.n; i++) {
+        Seen *s = &table.items[i];
+        PyObject *item = Py_BuildValue("(y#(LLLL)(LLLL))", s->name, s->len,
+                                       (long long)s->counts[0], (long long)s->counts[1],
+                                       (long long)s->counts[2], (long long)s->counts[3],
+                                       (long long)s->first[0], (long long)s->first[1],
+                                       (long long)s->first[2], (long long)s->first[3]);
+        if (!item) goto done;
+        PyList_SET_ITEM(features, i, item);
+    }
+    if (bad >= 0) first = Py_BuildValue("(ns)", bad, bad_what);
+    else first = (Py_INCREF(Py_None), Py_None);
+    if (!first) goto done;
+    result = PyTuple_Pack(3, features, statuses, first);
+done:
+    Py_XDECREF(features);
+    Py_XDECREF(statuses);
+    Py_XDECREF(first);
+    seen_free(&table);
+    if (data.obj) PyBuffer_Release(&data);
+    if (starts.obj) PyBuffer_Release(&starts);
+    if (lengths.obj) PyBuffer_Release(&lengths);
+    return result;
+}
+
 PyDoc_STRVAR(frame_doc,
 "frame(data, pos) -> (heads, end)\n\n"
 "The offsets (int64 bytes) of the TFRecords that lie whole in ``data`` from\n"
@@ -693,6 +929,7 @@ static PyObject *py_masked_crc32c(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, decode_doc},
     {"frame", frame, METH_VARARGS, frame_doc},
+    {"scan", scan, METH_VARARGS, scan_doc},
     {"check_crcs", check_crcs, METH_VARARGS, check_crcs_doc},
     {"masked_crc32c", py_masked_crc32c, METH_VARARGS, crc32c_doc},
     {NULL, NULL, 0, NULL},

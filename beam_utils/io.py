@@ -115,6 +115,11 @@ class ReadExamples(beam.PTransform):
     Every batch has that schema. A row whose value does not parse as its column's
     type, or whose field count is wrong, goes to ``rejected`` with the reason; a
     missing input or a corrupt TFRecord stops the run with an error naming the file.
+    TFRecord inference also reads the feature names and list kinds of every
+    record after the sample, in every file (in C, without decoding values; see
+    :func:`~conveyor.beam_utils.example_parsing.settle_feature_types`), so a
+    feature first seen later keeps its values; Parquet types come from every
+    file's footer (:func:`~conveyor.beam_utils.parquet_io.infer_feature_types`).
 
     Args:
       file_pattern: a file or glob, on any Beam filesystem.
@@ -221,24 +226,8 @@ class ReadExamples(beam.PTransform):
             from conveyor.beam_utils import parquet_io
 
             return arrow.make_schema(parquet_io.infer_feature_types(self.files, _open))
-        from tfx_bsl.coders import example_coder
-
-        records = []
-        for path in self.files:
-            with _open(path) as f:
-                for rec in tfrecord_io.open_records(f, path):
-                    records.append(rec)
-                    if len(records) >= self.sample_size:
-                        break
-            if records:
-                break
-        if not records:
-            raise InputError(f"{self.file_pattern}: no records to infer a schema from; pass a schema")
-        try:
-            sample = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)
-        except Exception as e:
-            raise InputError(f"{first}: records are not tf.Examples: {e}") from e
-        return arrow.make_schema({fld.name: _decoded_feature_type(fld.type) for fld in sample.schema})
+        return arrow.make_schema(example_parsing.settle_feature_types(
+            _scan_tfrecord_files(self.files, self.sample_size), self.file_pattern))
 
     def _sample_csv_options(self, path: str) -> csv_io.CsvOptions:
         # One block of about sample_size rows: estimate bytes per row from the head.
@@ -426,13 +415,24 @@ class _PlanReadsFn(beam.DoFn):
         return tasks if len(tasks) > 1 else [ReadTask(path)]
 
 
-def _decoded_feature_type(t: pa.DataType) -> str:
-    value = t.value_type if (pa.types.is_list(t) or pa.types.is_large_list(t)) else t
-    if pa.types.is_integer(value):
-        return arrow.INT
-    if pa.types.is_floating(value):
-        return arrow.FLOAT
-    return arrow.BYTES  # bytes, or a feature with no values in the sample
+def _scan_tfrecord_files(paths: Sequence[str], sample_size: int) -> list[example_parsing.FeatureScan]:
+    """The feature names and kinds of every record of every file, the first
+    ``sample_size`` records of the input counted apart (in C, the GIL released:
+    the files after the sample's are scanned by a few threads at once)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    def scan(path, sample=0):
+        with _open(path) as f:
+            return example_parsing.scan_file(f, path, sample)
+
+    scans = []
+    while len(scans) < len(paths) and sample_size > 0:  # the sample's files, in order
+        scans.append(scan(paths[len(scans)], sample_size))
+        sample_size -= scans[-1].records
+    rest = paths[len(scans):]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(rest), os.cpu_count() or 1, 4))) as pool:
+        return scans + list(pool.map(scan, rest))
 
 
 class _ReadFileFn(beam.DoFn):
@@ -487,6 +487,18 @@ class _ReadCsvFn(_ReadFileFn):
             )
 
 
+def _check_examples(path: str, chunk: tfrecord_io.RecordChunk, spans, n: int) -> None:
+    """Raises :class:`InputError` if none of a file's first ``n`` records is a tf.Example
+    (a TFRecord of another kind of message, or of bytes that are no protobuf)."""
+    scan = example_parsing.FeatureScan(path)
+    scan.add(chunk.buffer, *spans)
+    if not scan.examples:
+        raise InputError(
+            f"{path}: none of its first {n:,} records is a tf.Example "
+            f"({scan.why_not_examples()}); is it a TFRecord of another kind of message?"
+        )
+
+
 class _ReadTFRecordFn(_ReadFileFn):
     """Frames records and decodes them in batches.
 
@@ -516,6 +528,7 @@ class _ReadTFRecordFn(_ReadFileFn):
         from concurrent.futures import ThreadPoolExecutor
 
         self._example_decoder = example_parsing.ExampleDecoder(self._schema)
+        self._types = arrow.feature_types(self._schema)
         self._decoder = None  # tfx-bsl's, made when a batch first needs it
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-decode")
 
@@ -537,7 +550,7 @@ class _ReadTFRecordFn(_ReadFileFn):
         path = task.path
         pending: deque = deque()  # (future, chunk, first and end index in the chunk)
         for chunk, begin, end in self._batches(path):
-            pending.append((self._pool.submit(self._decode, chunk, begin, end), chunk, begin, end))
+            pending.append((self._pool.submit(self._decode, path, chunk, begin, end), chunk, begin, end))
             if len(pending) > self.DECODE_AHEAD:
                 yield self._finish(path, *pending.popleft())
         while pending:
@@ -556,9 +569,12 @@ class _ReadTFRecordFn(_ReadFileFn):
                     for begin in range(0, len(chunk), size):
                         yield chunk, begin, min(begin + size, len(chunk))
 
-    def _decode(self, chunk: tfrecord_io.RecordChunk, begin: int, end: int) -> pa.RecordBatch:
+    def _decode(self, path: str, chunk: tfrecord_io.RecordChunk, begin: int, end: int) -> pa.RecordBatch:
         """On the decoding thread: one batch, read in place from the chunk."""
-        return self._example_decoder.decode_framed(chunk.buffer, *chunk.spans(begin, end))
+        spans = chunk.spans(begin, end)
+        if chunk.first + begin == 0:  # a file's first batch: are its records tf.Examples at all?
+            _check_examples(path, chunk, spans, end - begin)
+        return self._example_decoder.decode_framed(chunk.buffer, *spans)
 
     def _finish(self, path: str, future, chunk: tfrecord_io.RecordChunk, begin: int, end: int):
         first = chunk.first + begin + 1  # record number (from 1) of the batch's first record
@@ -586,9 +602,8 @@ class _ReadTFRecordFn(_ReadFileFn):
                 good.append(rec)
             except Exception as e:
                 self._decoder = self._new_decoder()
-                rejected.append(
-                    RejectedRow(source=path, row=first + i, reason=f"not a tf.Example of this schema: {e}")
-                )
+                reason = example_parsing.rejection_reason(rec, self._types, str(e))
+                rejected.append(RejectedRow(source=path, row=first + i, reason=reason))
         batch = self._decoder.DecodeBatch(good) if good else arrow.empty_batch(self._schema)
         return arrow.conform(batch, self._schema), rejected, len(records)
 

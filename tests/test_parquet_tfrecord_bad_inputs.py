@@ -130,3 +130,165 @@ def test_parquet_value_that_does_not_convert_names_its_row(tmp_path):
     with pytest.raises(Exception, match=r"t.parquet: rows 1-4: column 'x' \(string\) does not convert to INT "
                                         r"\(first at row 4: 'two'\)"):
         run_read(read, tmp_path / "w")
+
+
+# ---------------------------------------------------------------- TFRecord
+
+def _entry(key: bytes, feature: bytes) -> bytes:
+    entry = b"\x0a" + bytes([len(key)]) + key + b"\x12" + bytes([len(feature)]) + feature
+    return b"\x0a" + bytes([len(entry)]) + entry
+
+
+def _example(*entries: bytes) -> bytes:
+    features = b"".join(entries)
+    return b"\x0a" + _varint(len(features)) + features
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def _int(v: int) -> bytes:  # Feature {int64_list {value: [v]}}, v < 128
+    return b"\x1a\x03\x0a\x01" + bytes([v])
+
+
+def _float(v: float) -> bytes:  # Feature {float_list {value: [v]}}
+    import struct
+
+    return b"\x12\x06\x0a\x04" + struct.pack("<f", v)
+
+
+def _bytes(v: bytes) -> bytes:  # Feature {bytes_list {value: [v]}}
+    return b"\x0a" + bytes([len(v) + 2]) + b"\x0a" + bytes([len(v)]) + v
+
+
+NOT_PROTOBUF = b"\x0a\x05\xff\xff"  # a field of 5 bytes with 2 left: valid framing, not a message
+
+
+def _write_records(path, records, compress=False):
+    from conveyor.beam_utils import tfrecord_io
+
+    tfrecord_io.write_records(str(path), records, compress=compress)
+    return path
+
+
+def test_tfrecord_record_not_a_tf_example_is_a_rejected_row_through_the_cli(tmp_path, capsys):
+    # It failed the whole file at schema inference ("records are not tf.Examples:
+    # DATA_LOSS", no record number), though the README calls it a rejected row.
+    records = [_example(_entry(b"a", _int(i)), _entry(b"s", _bytes(b"x"))) for i in range(20)]
+    path = _write_records(tmp_path / "one_bad.tfrecord", records[:5] + [NOT_PROTOBUF] + records[5:])
+    rc, err, summary = _examples(tmp_path, path, capsys)
+    assert rc == 0, err
+    assert (summary["rows_read"], summary["rows_accepted"], summary["rows_rejected"]) == (21, 20, 1)
+    assert summary["features"] == {"a": "INT", "s": "BYTES"}
+    (line,) = (tmp_path / "out" / "rejected").glob("*.jsonl")
+    (rejected,) = [json.loads(t) for t in line.read_text().splitlines()]
+    assert rejected["row"] == 6 and rejected["source"].endswith("one_bad.tfrecord")
+    assert rejected["reason"] == "not a tf.Example: malformed protobuf"
+
+
+def test_tfrecord_rejected_rows_say_why(tmp_path):
+    schema = {"a": "INT", "x": "FLOAT"}
+    records = [_example(_entry(b"a", _int(1)), _entry(b"x", _float(0.5)))] * 4
+    records[1] = NOT_PROTOBUF
+    records[2] = _example(_entry(b"a", _float(1.5)))  # a float_list for an INT feature
+    path = _write_records(tmp_path / "r.tfrecord", records)
+    table, rejected, rows = run_read(ReadExamples(str(path), schema=schema), tmp_path / "w")
+    assert rows == 4 and table.num_rows == 2
+    assert sorted((r["row"], r["reason"]) for r in rejected) == [
+        (2, "not a tf.Example: malformed protobuf"),
+        (3, "wrong type: feature 'a' holds a float_list; its type is INT"),
+    ]
+
+
+@pytest.mark.parametrize("schema", [None, {"a": "INT"}], ids=["inferred", "given"])
+def test_tfrecord_of_bytes_that_are_not_examples_is_an_error_naming_the_file(tmp_path, schema):
+    # With a schema given, every record was a rejected row and the run "succeeded".
+    import random
+
+    rng = random.Random(3)
+    records = [bytes(rng.randrange(256) for _ in range(40)) for _ in range(30)]
+    path = _write_records(tmp_path / "random.tfrecord", records)
+    read = ReadExamples(str(path), schema=schema)
+    with pytest.raises(Exception, match=r"random.tfrecord: none of its (first )?30 records is a tf.Example "
+                                        r"\(record 1: .*\); is it a TFRecord of another kind of message"):
+        run_read(read, tmp_path / "w")
+
+
+@pytest.mark.parametrize("schema", [None, {"c": "INT"}], ids=["inferred", "given"])
+def test_tfrecord_of_sequence_examples_is_an_error_naming_the_file(tmp_path, schema):
+    # protobuf parses a SequenceExample as a tf.Example of its context: its
+    # feature lists were dropped without a word.
+    seq = _example(_entry(b"c", _int(1))) + b"\x12\x00"  # context {c: [1]}, feature_lists {}
+    path = _write_records(tmp_path / "seq.tfrecord.gz", [seq] * 5, compress=True)
+    read = ReadExamples(str(path), schema=schema)
+    with pytest.raises(Exception, match=r"seq.tfrecord.gz: none of its (first )?5 records is a tf.Example "
+                                        r"\(record 1: fields a tf.Example does not have\)"):
+        run_read(read, tmp_path / "w")
+
+
+def test_tfrecord_feature_first_seen_after_the_sample_is_kept(tmp_path, capsys):
+    # The schema came from the first sample_size records: 'late' was dropped.
+    records = [_example(_entry(b"a", _int(i % 100))) for i in range(10_005)]
+    records += [_example(_entry(b"a", _int(1)), _entry(b"late", _float(2.5)))] * 2
+    path = _write_records(tmp_path / "late.tfrecord.gz", records, compress=True)
+    rc, err, summary = _examples(tmp_path, path, capsys)
+    assert rc == 0, err
+    assert summary["features"] == {"a": "INT", "late": "FLOAT"}
+    read = ReadExamples(str(path), sample_size=100)
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 10_007 and rejected == []
+    assert sorted(v[0] for v in table.column("late").to_pylist() if v) == [2.5, 2.5]
+    # A given schema still wins: no scan, and features outside it are not kept.
+    given = ReadExamples(str(path), schema={"a": "INT"})
+    table, rejected, rows = run_read(given, tmp_path / "w2")
+    assert table.column_names == ["a"] and rows == 10_007 and rejected == []
+
+
+def test_tfrecord_feature_with_no_value_early_takes_the_type_of_later_records(tmp_path):
+    # A Feature with no list in the sample made the feature BYTES; its later
+    # float values were then rejected rows.
+    early = [_example(_entry(b"a", _int(1)), _entry(b"x", b""))] * 50
+    later = [_example(_entry(b"a", _int(2)), _entry(b"x", _float(0.25)))] * 3
+    path = _write_records(tmp_path / "x.tfrecord", early + later)
+    read = ReadExamples(str(path), sample_size=10)
+    assert arrow.feature_types(read.arrow_schema) == {"a": "INT", "x": "FLOAT"}
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 53 and rejected == [] and table.num_rows == 53
+    assert sorted(table.column("x").to_pylist(), key=str) == [None] * 50 + [[0.25]] * 3
+
+
+def test_tfrecord_feature_only_in_a_later_file_is_kept(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write_records(folder / "p1.tfrecord", [_example(_entry(b"a", _int(1)))] * 3)
+    _write_records(folder / "p2.tfrecord", [_example(_entry(b"a", _int(2)), _entry(b"b", _bytes(b"z")))] * 2)
+    read = ReadExamples(str(folder / "*.tfrecord"))
+    assert arrow.feature_types(read.arrow_schema) == {"a": "INT", "b": "BYTES"}
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 5 and rejected == []
+    assert sorted(table.column("b").to_pylist(), key=str) == [None] * 3 + [[b"z"]] * 2
+
+
+def test_tfrecord_feature_of_two_kinds_takes_the_kind_most_sampled_records_hold(tmp_path):
+    # tfx-bsl's sample decode refused the whole input ("Feature had wrong type").
+    # The sample (here 7 records) decides, as for CSV; records after it that
+    # hold another kind are rejected rows.
+    records = [_example(_entry(b"a", _int(1)))] * 2 + [_example(_entry(b"a", _float(0.5)))] * 5
+    records += [_example(_entry(b"a", _int(1)))] * 6
+    path = _write_records(tmp_path / "k.tfrecord", records)
+    read = ReadExamples(str(path), sample_size=7)
+    assert arrow.feature_types(read.arrow_schema) == {"a": "FLOAT"}
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert (rows, table.num_rows, len(rejected)) == (13, 5, 8)  # read = accepted + rejected
+    assert {r["reason"] for r in rejected} == {"wrong type: feature 'a' holds an int64_list; its type is FLOAT"}
+
+
+def test_tfrecord_whose_records_hold_no_feature_is_an_error(tmp_path):
+    path = _write_records(tmp_path / "empty_examples.tfrecord", [b""] * 4)
+    with pytest.raises(InputError, match="empty_examples.tfrecord: none of its 4 records holds a feature"):
+        ReadExamples(str(path)).arrow_schema
