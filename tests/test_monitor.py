@@ -206,6 +206,10 @@ def test_event_micros_parses_numbers_text_and_lists():
     assert event_micros(pa.array([2.25, float("nan")])).tolist() == [2_250_000, -1]
 
 
+def _window_folders(out):
+    return sorted(d.name for d in out.iterdir() if d.name.startswith("window-"))
+
+
 def _write_csv(path, x, c, ts):
     lines = ["ts,x,c,extra"] + [f"{t},{v},{s.decode()},1" for v, s, t in zip(x, c, ts)]
     path.write_text("\n".join(lines) + "\n")
@@ -244,7 +248,7 @@ def test_cli_watches_files_until_stop_after(tmp_path, capsys):
                                 "no anomalies")
     assert "ERROR anomalies: c:COMPARATOR_L_INFTY_HIGH, x:COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in logged[2]
     assert "3 window(s)" in printed and "1 with ERROR anomalies" in printed
-    folders = sorted(d.name for d in out.iterdir())
+    folders = _window_folders(out)
     assert len(folders) == 3
     results = [json.loads((out / f / "result.json").read_text()) for f in folders]
     assert [r["num_examples"] for r in results] == [200, 200, 200]
@@ -265,6 +269,55 @@ def test_cli_usage_errors(tmp_path):
     assert main(base + ["--input", "x*.csv", "--prediction-key", "p"]) == 2  # no label
     assert main(base + ["--input", "x*.csv", "--allowed-lateness", "-1"]) == 2
     assert main(base + ["--pubsub-subscription", "projects/p/subscriptions/s", "--format", "parquet"]) == 2
+
+
+def _watch_args(incoming, tmp_path, out, *extra, pattern="*.csv"):
+    return ["monitor", "--input", str(incoming / pattern), "--schema", str(_schema_file(tmp_path)),
+            "--output", str(out), "--window-seconds", str(WINDOW), "--timestamp-column", "ts", *extra]
+
+
+#: Long enough that the old watch (Beam's MatchContinuously on the in-memory
+#: FnApiRunner, which resumed its deferred look at once) ran over 1,000 empty
+#: bundles, whose nested metrics then overflowed the stack in result.metrics():
+#: measured on this 2-core machine, it failed from --stop-after 5 when idle
+#: (~250 bundles/s) and from 8 under a load of 5 (~150 bundles/s).
+LONG_WATCH = 8
+
+
+def test_cli_watch_of_several_seconds_exits_0_without_spinning(tmp_path, capsys):
+    import threading
+    import time
+
+    from conveyor.orchestration.cli import main
+
+    rng = np.random.default_rng(23)
+    incoming, staging = tmp_path / "incoming", tmp_path / "staging"
+    incoming.mkdir()
+    staging.mkdir()
+    _write_csv(incoming / "part-0.csv", *_window_rows(0, rng, rows=120))
+    _write_csv(staging / "part-1.csv", *_window_rows(1, rng, rows=80))
+    # a file moved in while the watch runs is read too
+    mover = threading.Timer(2.0, lambda: (staging / "part-1.csv").rename(incoming / "part-1.csv"))
+    out = tmp_path / "out"
+    wall, cpu = time.monotonic(), time.process_time()
+    mover.start()
+    try:
+        rc = main(_watch_args(incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", str(LONG_WATCH)))
+    finally:
+        mover.cancel()
+    wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+    captured = capsys.readouterr()
+    assert rc == 0, captured
+    # The watch waits between looks: the old one spun through empty bundles,
+    # a core busy for the whole run (CPU time near the wall time, whatever the load).
+    assert cpu < LONG_WATCH / 2, (cpu, wall)
+    assert wall >= LONG_WATCH
+    assert "2 window(s) written to" in captured.out and "0 with ERROR anomalies" in captured.out
+    results = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
+    assert [r["num_examples"] for r in results] == [120, 80]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["windows"], summary["files_read"], summary["rows_read"], summary["files_unreadable"]) == (
+        2, 2, 200, 0)
 
 
 def test_example_decoder_csv_lines_and_tf_examples():
@@ -420,7 +473,7 @@ def test_cli_model_on_watched_folder(tmp_path, sigmoid_model, capsys):
                "--poll-interval", "1", "--stop-after", "2"])
     captured = capsys.readouterr()
     assert rc == 0, captured
-    [folder] = list(out.iterdir())
+    [folder] = [out / f for f in _window_folders(out)]
     result = json.loads((folder / "result.json").read_text())
     assert result["num_examples"] == 50 and result["rows_without_label"] == 10
     assert result["metrics"]["binary_accuracy"] == 1.0 and result["metrics"]["example_count"] == 40
@@ -502,7 +555,7 @@ def test_cli_watches_parquet_files(tmp_path, capsys):
                "--batch-size", "64", "--poll-interval", "1", "--stop-after", "2"])
     captured = capsys.readouterr()
     assert rc == 0, captured
-    results = [json.loads((d / "result.json").read_text()) for d in sorted(out.iterdir())]
+    results = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
     assert [r["num_examples"] for r in results] == [150, 150]
     assert all(r["anomalies"] == [] for r in results)
     assert "unreadable files skipped: 1" in captured.out

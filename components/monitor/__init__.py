@@ -7,10 +7,12 @@ statistics validated against a schema and a baseline (the schema's
 column or from a SavedModel run on the window's rows, with ``FeatureStats.pb``,
 ``SchemaDiff.pb`` and ``report.txt`` written per window and one log line per
 firing (late data within ``allowed_lateness`` fires a window again).
-:class:`WatchFiles` (new CSV, TFRecord or Parquet files of a pattern, with
-Beam's ``MatchContinuously``) and :class:`ReadPubSubExamples`
-(messages of CSV lines or serialized tf.Examples) are its streaming sources;
-``conveyor monitor`` runs them from the command line.
+:class:`WatchFiles` (new CSV, TFRecord or Parquet files of a pattern, looked
+for every few seconds; unreadable files logged and skipped) and
+:class:`ReadPubSubExamples` (messages of CSV lines or serialized tf.Examples)
+are its streaming sources; :class:`SummarizeRun` totals a run (windows,
+anomalies, files read and skipped) when its stream ends. ``conveyor monitor``
+runs them from the command line.
 
 Example::
 
@@ -29,6 +31,8 @@ _EXPORTS = {
     "MonitorWindows": "transform",
     "event_micros": "transform",
     "window_dir_name": "transform",
+    "SummarizeRun": "transform",
+    "read_summary": "transform",
     "WatchFiles": "sources",
     "ReadPubSubExamples": "sources",
     "ExampleDecoder": "sources",

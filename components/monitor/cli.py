@@ -1,18 +1,20 @@
 """``conveyor monitor``: statistics, validation (drift) and metrics per window of a stream.
 
-Watches new files of ``--input`` (Beam's ``MatchContinuously``) or reads a
-Pub/Sub subscription (``--pubsub-subscription``; add ``--runner`` and project
-flags after ``--`` for Dataflow), groups the examples into fixed windows of
-``--window-seconds`` (by ``--timestamp-column`` event time, else arrival
-time), and per window writes ``OUTPUT/window-<start>-<end>/`` with
-``FeatureStats.pb``, ``SchemaDiff.pb``, ``report.txt`` and ``result.json``
+Watches new files of ``--input`` (looked for every ``--poll-interval``
+seconds) or reads a Pub/Sub subscription (``--pubsub-subscription``; add
+``--runner`` and project flags after ``--`` for Dataflow), groups the examples
+into fixed windows of ``--window-seconds`` (by ``--timestamp-column`` event
+time, else arrival time), and per window writes ``OUTPUT/window-<start>-<end>/``
+with ``FeatureStats.pb``, ``SchemaDiff.pb``, ``report.txt`` and ``result.json``
 (``metrics.json`` too with ``--label-key`` and ``--prediction-key`` or
 ``--model``), and logs one line per firing. ``--model`` runs a SavedModel on
 each window's rows (its predictions feed the metrics; rejected rows are counted
 as dead letters); ``--allowed-lateness`` fires a window again, with the files
 rewritten, for rows arriving up to that many seconds late. Runs until
 cancelled, or for ``--stop-after`` seconds of file watching; a finished run
-exits 1 if some window (or late firing) had an ERROR anomaly.
+writes its totals to ``OUTPUT/summary.json`` (windows, anomalies, files read
+and skipped, rejected rows), prints them, and exits 1 if some window (or late
+firing) had an ERROR anomaly.
 """
 
 from __future__ import annotations
@@ -143,25 +145,38 @@ class _WindowLog:
         return False
 
 
-def _counter(result, name: str, namespace: str | None = None) -> int:
-    from apache_beam.metrics.metric import MetricsFilter
-
-    from conveyor.components.monitor.transform import METRICS_NAMESPACE
-
-    query = result.metrics().query(MetricsFilter().with_namespace(namespace or METRICS_NAMESPACE)
-                                   .with_name(name))
-    return int(sum(c.committed or 0 for c in query["counters"]))
+def _print_summary(summary: dict, args) -> None:
+    print(f"{summary['windows']} window(s) written to {args.output}: {summary['windows_with_anomalies']} "
+          f"with anomalies, {summary['windows_with_errors']} with ERROR anomalies")
+    if summary["late_firings"]:
+        print(f"{summary['late_firings']} late firing(s) rewrote windows: "
+              f"{summary['late_firings_with_errors']} with ERROR anomalies")
+    if args.model:
+        print(f"model: {summary.get('examples_predicted', 0):,} examples predicted, "
+              f"{summary.get('examples_dead_lettered', 0):,} dead-lettered")
+    rejected, unreadable = summary["rows_rejected"], summary["files_unreadable"]
+    if rejected or unreadable:
+        print(f"rejected rows: {rejected:,}; unreadable files skipped: {unreadable}")
 
 
 def run(args, beam_args) -> int:
+    import uuid
+
     import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import StandardOptions
 
     from conveyor.beam_utils.csv_io import CsvOptions
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.options import pipeline_options
     from conveyor.components.monitor.sources import ReadPubSubExamples, WatchFiles
-    from conveyor.components.monitor.transform import MonitorWindows
+    from conveyor.components.monitor.transform import (
+        SUMMARY_FILE,
+        MonitorWindows,
+        RunSummaryFn,
+        SummarizeRun,
+        read_summary,
+    )
     from conveyor.components.validation.files import read_schema, read_statistics
     from conveyor.components.validation.validate import ValidationOptions
 
@@ -188,13 +203,14 @@ def run(args, beam_args) -> int:
                              missing_values=("",) + tuple(v for v in args.missing_values.split(",") if v))
     if args.input:
         source = WatchFiles(args.input, read_schema_, format=args.format, interval=args.poll_interval,
-                            stop_after=args.stop_after, csv_options=csv_options, batch_size=args.batch_size)
+                            stop_after=args.stop_after, csv_options=csv_options, batch_size=args.batch_size,
+                            reports=True)
     else:
         columns = [c.strip() for c in args.csv_columns.split(",")] if args.csv_columns else None
         try:
             source = ReadPubSubExamples(args.pubsub_subscription, read_schema_, format=args.format or "csv",
                                         csv_columns=columns, csv_options=csv_options,
-                                        timestamp_attribute=args.timestamp_attribute)
+                                        timestamp_attribute=args.timestamp_attribute, reports=True)
         except ValueError as e:
             raise UsageError(str(e)) from None
     try:
@@ -208,25 +224,23 @@ def run(args, beam_args) -> int:
     options = pipeline_options(beam_args)
     options.view_as(StandardOptions).streaming = True
     pipeline = beam.Pipeline(options=options)
-    _ = pipeline | "Source" >> source | "Monitor" >> monitor
+    batches, reports = pipeline | "Source" >> source
+    results = batches | "Monitor" >> monitor
+    # The totals travel through the pipeline and a file, not the runner's metrics:
+    # the local runner's metrics of a long stream overflow the stack when read.
+    run_id = uuid.uuid4().hex
+    summary_path = FileSystems.join(args.output, SUMMARY_FILE)
+    _ = (results, reports) | "Summary" >> SummarizeRun(summary_path, run_id)
     with _WindowLog():
         result = pipeline.run()
         result.wait_until_finish()
 
-    windows, errors = _counter(result, "windows"), _counter(result, "windows_with_errors")
-    anomalous = _counter(result, "windows_with_anomalies")
-    late, late_errors = _counter(result, "late_firings"), _counter(result, "late_firings_with_errors")
-    print(f"{windows} window(s) written to {args.output}: {anomalous} with anomalies, "
-          f"{errors} with ERROR anomalies")
-    if late:
-        print(f"{late} late firing(s) rewrote windows: {late_errors} with ERROR anomalies")
-    if args.model:
-        from conveyor.components.inference.transform import METRICS_NAMESPACE as INFERENCE
-
-        predicted = _counter(result, "examples_predicted", INFERENCE)
-        dead = _counter(result, "examples_dead_lettered", INFERENCE)
-        print(f"model: {predicted:,} examples predicted, {dead:,} dead-lettered")
-    rejected, failed = _counter(result, "rows_rejected"), _counter(result, "files_failed")
-    if rejected or failed:
-        print(f"rejected rows: {rejected:,}; unreadable files skipped: {failed}")
-    return 1 if errors or late_errors else 0
+    summary = read_summary(summary_path, run_id)
+    if summary is None and args.pubsub_subscription:
+        print(f"the stream was stopped before its end (cancelled?): no totals; see the windows in {args.output}")
+        return 0
+    if summary is None:  # nothing came in: no window, no file
+        fn = RunSummaryFn()
+        summary = fn.extract_output(fn.create_accumulator())
+    _print_summary(summary, args)
+    return 1 if summary["windows_with_errors"] or summary["late_firings_with_errors"] else 0

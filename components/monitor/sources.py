@@ -1,11 +1,11 @@
 """Unbounded sources of canonical RecordBatches for :class:`MonitorWindows`.
 
 * :class:`WatchFiles`: new files of a pattern (CSV with a header row,
-  TFRecord of tf.Examples, plain or gzip, or Parquet), found by Beam's
-  ``MatchContinuously`` every ``interval`` seconds; each batch carries the
-  match time as its timestamp. A file is read once, when it is first matched:
-  write files elsewhere and move them in (a Parquet file caught half-written
-  is unreadable, and is skipped).
+  TFRecord of tf.Examples, plain or gzip, or Parquet), looked for every
+  ``interval`` seconds; each batch carries the time of the look that found its
+  file as its timestamp. A file is read once, when it is first matched: write
+  files elsewhere and move them in (a Parquet file caught half-written is
+  unreadable, and is skipped).
 * :class:`ReadPubSubExamples`: Pub/Sub messages whose payload is CSV lines
   (no header: the columns are given, by default the schema's order) or one
   serialized tf.Example; each batch carries the publish time (or the
@@ -13,17 +13,26 @@
 
 A row that does not decode is logged and counted (``conveyor.monitor`` metrics
 ``rows_rejected``), and a file that cannot be read at all is logged and
-skipped (``files_failed``): a monitor keeps running over bad input.
+skipped (``files_failed``): a monitor keeps running over bad input. With
+``reports=True`` a source also returns a PCollection of reports (one per file
+read or skipped, one per message with rejected rows), which ``conveyor
+monitor`` sums up at the end of a run.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
+import time
+import typing
 from collections.abc import Sequence
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from conveyor.beam_utils import arrow, csv_io, parquet_io, tfrecord_io
 from conveyor.beam_utils.errors import InputError
@@ -33,6 +42,10 @@ DEFAULT_BATCH_SIZE = 8192
 FORMATS = ("csv", "tfrecord", "parquet")
 #: What a Pub/Sub message may hold.
 MESSAGE_FORMATS = ("csv", "tfrecord")
+#: Tag of a source's reports: ``{"file", "rows", "rejected", "error"}`` per file
+#: (``error`` None, or why the file was skipped), ``{"message", "rows",
+#: "rejected"}`` per Pub/Sub message that had rejected rows.
+REPORTS = "reports"
 
 _LOG = logging.getLogger(__name__)
 
@@ -131,36 +144,166 @@ class _ReadFileFn(_Counting):
         from conveyor.beam_utils.files import detect_format
 
         path = metadata.path
+        counts = {"rows": 0, "rejected": 0}
+
+        def emit(batch, rejected):
+            counts["rows"] += batch.num_rows if batch is not None else 0
+            counts["rejected"] += len(rejected)
+            return self._emit(batch, rejected)
+
         try:
             fmt = self._format or detect_format(path)
             if fmt == "csv":
                 for batch, rejected in self._decoder.csv_stream(lambda: FileSystems.open(path), path):
-                    yield from self._emit(batch, rejected)
+                    yield from emit(batch, rejected)
             elif fmt == "tfrecord":
                 records, first = [], 1
                 with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                     for rec in tfrecord_io.open_records(f, path):
                         records.append(rec)
                         if len(records) >= self._batch_size:
-                            yield from self._emit(*self._decoder.tf_examples(records, path, first))
+                            yield from emit(*self._decoder.tf_examples(records, path, first))
                             first += len(records)
                             records = []
                 if records:
-                    yield from self._emit(*self._decoder.tf_examples(records, path, first))
+                    yield from emit(*self._decoder.tf_examples(records, path, first))
             elif fmt == "parquet":
                 with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                     for batch in parquet_io.read_parquet_batches(f, path, self._decoder.schema,
                                                                  self._batch_size):
-                        yield from self._emit(batch, [])
+                        yield from emit(batch, [])
             else:
                 raise InputError(f"{path}: the monitor reads {', '.join(FORMATS)} files, not {fmt}")
         except (InputError, ValueError, OSError) as e:
             self._failed.inc()
             _LOG.error("skipped %s: %s", path, e)
+            yield beam.pvalue.TaggedOutput(REPORTS, {"file": path, "rows": 0, "rejected": 0, "error": str(e)})
+            return
+        yield beam.pvalue.TaggedOutput(REPORTS, dict(counts, file=path, error=None))
+
+
+# ----------------------------------------------------------------- watching a pattern
+
+
+def _poll_count(start: float, stop: float | None, interval: float) -> int:
+    """Looks of a watch from ``start`` to ``stop``: every ``interval`` seconds, and
+    one at ``stop`` itself (a huge number without a stop)."""
+    if stop is None:
+        return 1 << 62
+    whole = math.floor((stop - start) / interval + 1e-9)
+    return whole + 1 + (1 if start + whole * interval < stop - 1e-6 else 0)
+
+
+def _poll_time(plan: tuple, k: int) -> float:
+    start, stop, interval = plan
+    t = start + k * interval
+    return t if stop is None else min(t, stop)
+
+
+class _PollRestrictions(RestrictionProvider):
+    """The looks of a watch as an offset range: look ``k`` is due at ``_poll_time(plan, k)``."""
+
+    def initial_restriction(self, plan):
+        from apache_beam.io.restriction_trackers import OffsetRange
+
+        return OffsetRange(0, _poll_count(*plan))
+
+    def create_tracker(self, restriction):
+        from apache_beam.io.restriction_trackers import OffsetRestrictionTracker
+
+        return OffsetRestrictionTracker(restriction)
+
+    def restriction_size(self, plan, restriction):
+        return 0  # the files to come are unknown; nothing to balance
+
+    def truncate(self, plan, restriction):
+        return None  # a drained pipeline looks no more
+
+
+_LOOKS = beam.DoFn.RestrictionParam(_PollRestrictions())
+_WATERMARK = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())
+
+
+class _PollFn(beam.DoFn):
+    """``(start, stop, interval)`` -> FileMetadata of every file matching the pattern at
+    each look, timestamped with the look's due time; one look per bundle, the rest
+    deferred to the next look's due time.
+
+    A runner that resumes the deferred rest at once rather than when asked (the
+    local FnApiRunner does) would otherwise spin through hundreds of empty
+    bundles a second, burning a core and growing that runner's per-bundle
+    metrics until reading them overflows the stack: so a look that is not due
+    yet waits here. A runner that honours the resume time finds it due.
+    """
+
+    def __init__(self, file_pattern: str):
+        self._pattern = file_pattern
+
+    @beam.DoFn.unbounded_per_element()
+    def process(self, plan, tracker=_LOOKS, watermark=_WATERMARK):
+        from apache_beam.utils.timestamp import Timestamp
+
+        restriction = tracker.current_restriction()
+        k = restriction.start
+        if k >= restriction.stop:
+            return
+        due = _poll_time(plan, k)
+        wait = due - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        if not tracker.try_claim(k):
+            return
+        now = time.time()
+        # Looks overdue by now (a slow bundle, a busy runner): one match serves them all.
+        while k + 1 < restriction.stop and _poll_time(plan, k + 1) <= now and tracker.try_claim(k + 1):
+            k += 1
+        stamp = Timestamp.of(due)
+        if watermark.current_watermark() is None or watermark.current_watermark() < stamp:
+            watermark.set_watermark(stamp)
+        for metadata in self._match():
+            yield beam.window.TimestampedValue(metadata, stamp)
+        if k + 1 < restriction.stop:
+            following = Timestamp.of(_poll_time(plan, k + 1))
+            watermark.set_watermark(following)
+            tracker.defer_remainder(following)
+
+    def _match(self):
+        import os
+
+        from apache_beam.io.filesystems import FileSystems
+
+        from conveyor.beam_utils.files import is_local
+
+        try:
+            found = FileSystems.match([self._pattern])[0].metadata_list
+        except Exception as e:  # noqa: BLE001 - a failed look is retried at the next one
+            _LOG.warning("cannot list %s (will look again): %s", self._pattern, e)
+            return []
+        local = is_local(self._pattern)
+        return sorted((m for m in found if not (m.path.endswith("/") or (local and os.path.isdir(m.path)))),
+                      key=lambda m: m.path)
+
+
+_SEEN = ReadModifyWriteStateSpec("seen", beam.coders.BooleanCoder())
+_SEEN_STATE = beam.DoFn.StateParam(_SEEN)
+
+
+class _FirstSightFn(beam.DoFn):
+    """``(path, FileMetadata)`` -> the metadata the first time its path is seen."""
+
+    def process(self, element, seen=_SEEN_STATE):
+        if not seen.read():
+            seen.write(True)
+            yield element[1]
 
 
 class WatchFiles(beam.PTransform):
     """New files of ``file_pattern`` -> canonical RecordBatches, as they appear.
+
+    The pattern is matched every ``interval`` seconds (from when the pipeline
+    is built), and a last time at ``stop_after``; each file is read once, when
+    first matched (a file that changes later is not read again). A file that
+    cannot be read is logged, counted and skipped.
 
     Args:
       file_pattern: a glob on any Beam filesystem.
@@ -173,11 +316,14 @@ class WatchFiles(beam.PTransform):
       csv_options: delimiter and missing-value markers.
       batch_size: records (rows) per batch of a TFRecord (Parquet) file; CSV
         files come in blocks.
+      reports: also return a PCollection of one report per file (see
+        ``REPORTS``): the transform then gives ``(batches, reports)``.
     """
 
     def __init__(self, file_pattern: str, schema: pa.Schema, format: str | None = None,
                  interval: float = 10.0, stop_after: float | None = None,
-                 csv_options: csv_io.CsvOptions | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
+                 csv_options: csv_io.CsvOptions | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 reports: bool = False):
         super().__init__()
         if format is not None and format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
@@ -190,20 +336,23 @@ class WatchFiles(beam.PTransform):
         self.interval = interval
         self.stop_after = stop_after
         self.batch_size = batch_size
+        self.reports = reports
         self.decoder = ExampleDecoder(schema, csv_options)
 
     def expand(self, pbegin):
-        from apache_beam.io.fileio import MatchContinuously
-        from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
-
-        start = Timestamp.now()
-        stop = MAX_TIMESTAMP if self.stop_after is None else start + self.stop_after
-        return (
+        start = time.time()
+        stop = None if self.stop_after is None else start + self.stop_after
+        read = (
             pbegin
-            | "Match" >> MatchContinuously(self.file_pattern, interval=self.interval,
-                                           start_timestamp=start, stop_timestamp=stop)
+            | "Plan" >> beam.Create([(start, stop, float(self.interval))])
+            | "Poll" >> beam.ParDo(_PollFn(self.file_pattern))
+            | "KeyByPath" >> beam.Map(lambda metadata: (metadata.path, metadata))
+            .with_output_types(beam.typehints.KV[str, typing.Any])
+            | "FirstSight" >> beam.ParDo(_FirstSightFn())
             | "Read" >> beam.ParDo(_ReadFileFn(self.decoder, self.format, self.batch_size))
+            .with_outputs(REPORTS, main="batches")
         )
+        return (read.batches, read[REPORTS]) if self.reports else read.batches
 
 
 class _DecodeMessageFn(_Counting):
@@ -214,13 +363,21 @@ class _DecodeMessageFn(_Counting):
     def process(self, payload: bytes):
         if self._format == "csv":
             try:
-                for batch, rejected in self._decoder.csv_lines(payload, "pubsub message"):
-                    yield from self._emit(batch, rejected)
+                parts = list(self._decoder.csv_lines(payload, "pubsub message"))
             except InputError as e:
                 self._rejected.inc()
                 _LOG.warning("rejected a message: %s", e)
+                yield beam.pvalue.TaggedOutput(REPORTS, {"message": str(e), "rows": 0, "rejected": 1})
+                return
         else:
-            yield from self._emit(*self._decoder.tf_examples([payload], "pubsub message"))
+            parts = [self._decoder.tf_examples([payload], "pubsub message")]
+        rows = rejected = 0
+        for batch, bad in parts:
+            rows += batch.num_rows if batch is not None else 0
+            rejected += len(bad)
+            yield from self._emit(batch, bad)
+        if rejected:
+            yield beam.pvalue.TaggedOutput(REPORTS, {"message": None, "rows": rows, "rejected": rejected})
 
 
 class ReadPubSubExamples(beam.PTransform):
@@ -235,26 +392,31 @@ class ReadPubSubExamples(beam.PTransform):
       csv_options: delimiter and missing-value markers.
       timestamp_attribute: a message attribute holding the event time
         (Beam's ``ReadFromPubSub`` option); default: the publish time.
+      reports: also return a PCollection of reports (one per message with
+        rejected rows, see ``REPORTS``): the transform then gives ``(batches, reports)``.
     """
 
     def __init__(self, subscription: str, schema: pa.Schema, format: str = "csv",
                  csv_columns: Sequence[str] | None = None,
                  csv_options: csv_io.CsvOptions | None = None,
-                 timestamp_attribute: str | None = None):
+                 timestamp_attribute: str | None = None, reports: bool = False):
         super().__init__()
         if format not in MESSAGE_FORMATS:
             raise ValueError(f"format must be one of {MESSAGE_FORMATS}, not {format!r}")
         self.subscription = subscription
         self.format = format
         self.timestamp_attribute = timestamp_attribute
+        self.reports = reports
         self.decoder = ExampleDecoder(schema, csv_options, csv_columns)
 
     def expand(self, pbegin):
         from apache_beam.io.gcp.pubsub import ReadFromPubSub
 
-        return (
+        decoded = (
             pbegin
             | "ReadPubSub" >> ReadFromPubSub(subscription=self.subscription,
                                              timestamp_attribute=self.timestamp_attribute)
             | "Decode" >> beam.ParDo(_DecodeMessageFn(self.decoder, self.format))
+            .with_outputs(REPORTS, main="batches")
         )
+        return (decoded.batches, decoded[REPORTS]) if self.reports else decoded.batches

@@ -20,6 +20,9 @@ within ``allowed_lateness``; data later than that is dropped by Beam (not
 counted: the Python SDK drops it inside the GroupByKey without a metric, and a
 DoFn cannot read the watermark that decides it), so pick windows and lateness
 wider than the sources' delay.
+
+:class:`SummarizeRun` totals a run's window results and its source's reports
+(files read and skipped, rejected rows) in one summary when the stream ends.
 """
 
 from __future__ import annotations
@@ -733,3 +736,140 @@ def _default_input_schema(schema, extra_columns) -> pa.Schema:
         if name not in base.names:
             fields.append(pa.field(name, arrow.column_type(arrow.FLOAT)))
     return pa.schema(fields)
+
+
+# ----------------------------------------------------------------- a run's totals
+
+SUMMARY_FILE = "summary.json"
+#: Unreadable files a summary names (it counts them all).
+MAX_NAMED_FILES = 100
+
+
+class RunSummaryFn(beam.CombineFn):
+    """``("result", window result)`` and ``("report", source report)`` -> the run's totals.
+
+    A window counts once, at its first firing; later firings count as late
+    firings. The model's counts are those of each window's last firing (which
+    holds all of its rows: late firings accumulate).
+    """
+
+    def create_accumulator(self):
+        return {"windows": 0, "windows_with_anomalies": 0, "windows_with_errors": 0, "late_firings": 0,
+                "late_firings_with_errors": 0, "model": {}, "files_read": 0, "files_unreadable": 0,
+                "unreadable_files": [], "rows_read": 0, "rows_rejected": 0}
+
+    def add_input(self, acc, item):
+        kind, value = item
+        if kind == "result":
+            if value.get("pane_index", 0) == 0:
+                acc["windows"] += 1
+                acc["windows_with_anomalies"] += bool(value["anomalies"])
+                acc["windows_with_errors"] += bool(value["errors"])
+            else:
+                acc["late_firings"] += 1
+                acc["late_firings_with_errors"] += bool(value["errors"])
+            if "examples_predicted" in value:
+                key = value["window_start"]
+                last = acc["model"].get(key)
+                if last is None or value.get("pane_index", 0) >= last[0]:
+                    acc["model"][key] = (value.get("pane_index", 0), value["examples_predicted"],
+                                         value["examples_dead_lettered"])
+        else:
+            acc["rows_rejected"] += value.get("rejected", 0)
+            acc["rows_read"] += value.get("rows", 0)
+            if "file" in value:
+                if value.get("error"):
+                    acc["files_unreadable"] += 1
+                    acc["unreadable_files"].append({"file": value["file"], "reason": value["error"]})
+                    acc["unreadable_files"] = sorted(acc["unreadable_files"],
+                                                     key=lambda f: f["file"])[:MAX_NAMED_FILES]
+                else:
+                    acc["files_read"] += 1
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        out = next(accumulators)
+        for acc in accumulators:
+            for key, value in acc.items():
+                if key == "model":
+                    for window_start, last in value.items():
+                        if window_start not in out["model"] or last[0] >= out["model"][window_start][0]:
+                            out["model"][window_start] = last
+                elif key == "unreadable_files":
+                    out[key] = sorted(out[key] + value, key=lambda f: f["file"])[:MAX_NAMED_FILES]
+                else:
+                    out[key] += value
+        return out
+
+    def extract_output(self, acc):
+        out = {k: v for k, v in acc.items() if k != "model"}
+        if acc["model"]:
+            out["examples_predicted"] = sum(p for _, p, _ in acc["model"].values())
+            out["examples_dead_lettered"] = sum(d for _, _, d in acc["model"].values())
+        return out
+
+
+class SummarizeRun(beam.PTransform):
+    """``(window results, source reports)`` -> one summary dict when the stream ends.
+
+    The summary (see :class:`RunSummaryFn`) comes out when the watermark
+    reaches the end of time, that is when every source has finished (a file
+    watch with ``stop_after``, a drained pipeline). With ``path`` it is written
+    there as JSON, with ``run_id`` in it, for the launcher to read: the
+    monitor's totals do not depend on the runner's metrics (the local
+    FnApiRunner keeps those as one nested generator per bundle, which a long
+    stream overflows when they are read).
+
+    Args:
+      path: where to write the summary (any Beam filesystem), or None.
+      run_id: a token to write with it (tells this run's summary from an older one).
+    """
+
+    def __init__(self, path: str | None = None, run_id: str | None = None):
+        super().__init__()
+        self.path = path
+        self.run_id = run_id
+
+    def expand(self, inputs):
+        from apache_beam.transforms import trigger
+
+        results, reports = inputs
+
+        def at_the_end():
+            # One firing when the watermark reaches the end of time: the end of the stream
+            # (said explicitly: Beam refuses the default trigger on an unbounded global window).
+            return beam.WindowInto(window.GlobalWindows(), trigger=trigger.AfterWatermark(),
+                                   accumulation_mode=trigger.AccumulationMode.DISCARDING)
+
+        tagged = [
+            results | "GlobalResults" >> at_the_end() | "TagResults" >> beam.Map(lambda r: (None, ("result", r))),
+            reports | "GlobalReports" >> at_the_end() | "TagReports" >> beam.Map(lambda r: (None, ("report", r))),
+        ]
+        summary = (
+            tagged
+            | "Both" >> beam.Flatten()
+            | "Totals" >> beam.CombinePerKey(RunSummaryFn())
+            | "Summary" >> beam.Map(lambda kv, run_id=self.run_id: dict(kv[1], run_id=run_id))
+        )
+        if self.path:
+            _ = summary | "Write" >> beam.Map(_write_summary, self.path)
+        return summary
+
+
+def _write_summary(summary: dict, path: str) -> dict:
+    _write(path, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    return summary
+
+
+def read_summary(path: str, run_id: str | None = None) -> dict | None:
+    """The summary :class:`SummarizeRun` wrote at ``path`` (for ``run_id``), or None."""
+    from apache_beam.io.filesystems import FileSystems
+
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as f:
+        summary = json.loads(f.read().decode("utf-8"))
+    if run_id is not None and summary.get("run_id") != run_id:
+        return None
+    return summary
