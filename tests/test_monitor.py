@@ -320,6 +320,120 @@ def test_cli_watch_of_several_seconds_exits_0_without_spinning(tmp_path, capsys)
         2, 2, 200, 0)
 
 
+#: Binary data: a CR inside its first "line" (on which Python's csv module raises
+#: an error that used to stop the whole stream) and NUL bytes.
+_GARBAGE = bytes(range(254, -1, -1)) * 16
+
+
+def test_cli_skips_an_unreadable_file_and_counts_it(tmp_path, capsys):
+    from conveyor.orchestration.cli import main
+
+    rng = np.random.default_rng(29)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "a.csv").write_bytes(_GARBAGE)
+    _write_csv(incoming / "b.csv", *_window_rows(0, rng, rows=50))
+    out = tmp_path / "out"
+    rc = main(_watch_args(incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", "1"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured
+    [result] = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
+    assert result["num_examples"] == 50  # b.csv's rows
+    [line] = [x for x in captured.err.splitlines() if "skipped unreadable file" in x]
+    assert f"{incoming / 'a.csv'}: binary data (it holds NUL bytes), not CSV text" in line
+    assert "unreadable files skipped: 1" in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["files_unreadable"] == 1 and summary["files_read"] == 1
+    assert summary["unreadable_files"] == [{"file": str(incoming / "a.csv"),
+                                            "reason": "binary data (it holds NUL bytes), not CSV text"}]
+
+
+def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys):
+    import gzip
+
+    from conveyor.orchestration.cli import main
+
+    rng = np.random.default_rng(31)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    _write_csv(incoming / "good.csv", *_window_rows(0, rng, rows=30))
+    _write_csv(tmp_path / "g.csv", *_window_rows(0, rng, rows=20))
+    (incoming / "good.csv.gz").write_bytes(gzip.compress((tmp_path / "g.csv").read_bytes()))
+    (incoming / "utf16.csv").write_bytes((tmp_path / "g.csv").read_text().encode("utf-16"))
+    _write_csv(tmp_path / "big.csv", *_window_rows(0, rng, rows=3000))
+    packed = gzip.compress((tmp_path / "big.csv").read_bytes())
+    (incoming / "truncated.csv.gz").write_bytes(packed[: len(packed) // 2])
+    (incoming / "header.csv").write_text("foo,bar\n1,2\n")
+    (incoming / "empty.csv").write_bytes(b"")
+    (incoming / "blank.csv").write_text("\n\n")
+    (incoming / "garbage.tfrecord").write_bytes(_GARBAGE)
+    out = tmp_path / "out"
+    rc = main(_watch_args(incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", "1", pattern="*"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured
+    [result] = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
+    assert result["num_examples"] == 50  # good.csv and good.csv.gz
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["files_read"], summary["files_unreadable"]) == (2, 6)
+    reasons = {f["file"].rsplit("/", 1)[1]: f["reason"] for f in summary["unreadable_files"]}
+    assert reasons["utf16.csv"].startswith("UTF-16 text")
+    assert reasons["truncated.csv.gz"].startswith("damaged or truncated compressed file")
+    assert reasons["header.csv"] == "header lacks column(s) ['x', 'c', 'ts']; header is ['foo', 'bar']"
+    assert reasons["empty.csv"] == "empty file (0 bytes)"
+    assert reasons["blank.csv"] == "no header row (only blank space)"
+    assert reasons["garbage.tfrecord"].startswith("corrupt TFRecord")
+    logged = [x for x in captured.err.splitlines() if "skipped unreadable file" in x]
+    assert len(logged) == 6 and all(any(name in x for x in logged) for name in reasons)
+    assert "unreadable files skipped: 6" in captured.out
+
+    # Parquet: garbage, a truncated file and an empty one beside a good one
+    pq_in = tmp_path / "pq"
+    pq_in.mkdir()
+    _write_parquet(pq_in / "good.pq", *_window_rows(0, rng, rows=40))
+    data = (pq_in / "good.pq").read_bytes()
+    (pq_in / "truncated.pq").write_bytes(data[: len(data) // 2])
+    (pq_in / "garbage.pq").write_bytes(_GARBAGE)
+    (pq_in / "empty.pq").write_bytes(b"")
+    pq_out = tmp_path / "pq_out"
+    rc = main(_watch_args(pq_in, tmp_path, pq_out, "--format", "parquet", "--poll-interval", "1", "--stop-after", "1",
+                          pattern="*"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured
+    [result] = [json.loads((pq_out / f / "result.json").read_text()) for f in _window_folders(pq_out)]
+    assert result["num_examples"] == 40
+    summary = json.loads((pq_out / "summary.json").read_text())
+    reasons = {f["file"].rsplit("/", 1)[1]: f["reason"] for f in summary["unreadable_files"]}
+    assert summary["files_read"] == 1 and set(reasons) == {"truncated.pq", "garbage.pq", "empty.pq"}
+    assert reasons["garbage.pq"].startswith("not a Parquet file")
+    assert reasons["truncated.pq"].startswith("not a Parquet file")
+    assert reasons["empty.pq"] == "empty file (0 bytes)"
+
+
+def test_cli_input_errors_exit_2_with_a_message(tmp_path, capsys):
+    from conveyor.orchestration.cli import main
+
+    missing = tmp_path / "missing"
+    assert main(_watch_args(missing, tmp_path, tmp_path / "o", "--stop-after", "0")) == 2
+    assert f"the folder {missing} does not exist" in capsys.readouterr().err
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(_watch_args(empty, tmp_path, tmp_path / "o", "--stop-after", "0")) == 2
+    assert f"--input {empty / '*.csv'}: no file matched in the 0 s watched" in capsys.readouterr().err
+
+    (empty / "bad.csv").write_bytes(_GARBAGE)
+    assert main(_watch_args(empty, tmp_path, tmp_path / "o", "--stop-after", "0")) == 2
+    err = capsys.readouterr().err
+    assert "none of the 1 file(s) matched could be read" in err and "bad.csv: binary data" in err
+
+    with pytest.raises(SystemExit) as e:
+        main(_watch_args(empty, tmp_path, tmp_path / "o", "--stop-after", "soon"))
+    assert e.value.code == 2
+    assert "argument --stop-after: invalid float value: 'soon'" in capsys.readouterr().err
+    assert main(_watch_args(empty, tmp_path, tmp_path / "o", "--poll-interval", "0")) == 2
+    assert "--poll-interval must be positive" in capsys.readouterr().err
+
+
 def test_example_decoder_csv_lines_and_tf_examples():
     """The decoding behind ReadPubSubExamples (Pub/Sub itself is not available here)."""
     from tensorflow.core.example import example_pb2

@@ -10,11 +10,13 @@ with ``FeatureStats.pb``, ``SchemaDiff.pb``, ``report.txt`` and ``result.json``
 ``--model``), and logs one line per firing. ``--model`` runs a SavedModel on
 each window's rows (its predictions feed the metrics; rejected rows are counted
 as dead letters); ``--allowed-lateness`` fires a window again, with the files
-rewritten, for rows arriving up to that many seconds late. Runs until
-cancelled, or for ``--stop-after`` seconds of file watching; a finished run
-writes its totals to ``OUTPUT/summary.json`` (windows, anomalies, files read
-and skipped, rejected rows), prints them, and exits 1 if some window (or late
-firing) had an ERROR anomaly.
+rewritten, for rows arriving up to that many seconds late. A file that cannot
+be read is logged with the reason and skipped. Runs until cancelled, or for
+``--stop-after`` seconds of file watching; a finished run writes its totals to
+``OUTPUT/summary.json`` (windows, anomalies, files read and skipped with their
+reasons, rejected rows), prints them, and exits 1 if some window (or late
+firing) had an ERROR anomaly, 2 if its folder does not exist or no file could
+be read in the time watched.
 """
 
 from __future__ import annotations
@@ -145,6 +147,24 @@ class _WindowLog:
         return False
 
 
+def _check_pattern(pattern: str) -> None:
+    """A local pattern whose folder does not exist can never match: a usage error."""
+    import glob
+    import os
+
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.files import is_local
+
+    if not is_local(pattern):
+        return
+    fixed = pattern
+    while glob.has_magic(fixed):
+        fixed = os.path.dirname(fixed)
+    folder = fixed if glob.has_magic(pattern) else os.path.dirname(pattern)
+    if folder and not os.path.isdir(folder):
+        raise UsageError(f"--input {pattern}: the folder {folder} does not exist")
+
+
 def _print_summary(summary: dict, args) -> None:
     print(f"{summary['windows']} window(s) written to {args.output}: {summary['windows_with_anomalies']} "
           f"with anomalies, {summary['windows_with_errors']} with ERROR anomalies")
@@ -157,6 +177,10 @@ def _print_summary(summary: dict, args) -> None:
     rejected, unreadable = summary["rows_rejected"], summary["files_unreadable"]
     if rejected or unreadable:
         print(f"rejected rows: {rejected:,}; unreadable files skipped: {unreadable}")
+        for f in summary["unreadable_files"]:
+            print(f"  {f['file']}: {f['reason']}")
+        if unreadable > len(summary["unreadable_files"]):
+            print(f"  ... and {unreadable - len(summary['unreadable_files'])} more")
 
 
 def run(args, beam_args) -> int:
@@ -167,7 +191,7 @@ def run(args, beam_args) -> int:
     from apache_beam.options.pipeline_options import StandardOptions
 
     from conveyor.beam_utils.csv_io import CsvOptions
-    from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.errors import InputError, UsageError
     from conveyor.beam_utils.options import pipeline_options
     from conveyor.components.monitor.sources import ReadPubSubExamples, WatchFiles
     from conveyor.components.monitor.transform import (
@@ -181,6 +205,8 @@ def run(args, beam_args) -> int:
     from conveyor.components.validation.validate import ValidationOptions
 
     _check(args)
+    if args.input:
+        _check_pattern(args.input)
     try:
         validation = ValidationOptions(environment=args.environment,
                                        severity_overrides={t: "WARNING" for t in args.warn})
@@ -243,4 +269,9 @@ def run(args, beam_args) -> int:
         fn = RunSummaryFn()
         summary = fn.extract_output(fn.create_accumulator())
     _print_summary(summary, args)
+    if args.input and args.stop_after is not None and not summary["files_read"]:
+        if summary["files_unreadable"]:
+            raise InputError(f"--input {args.input}: none of the {summary['files_unreadable']} file(s) "
+                             "matched could be read")
+        raise InputError(f"--input {args.input}: no file matched in the {args.stop_after:g} s watched")
     return 1 if summary["windows_with_errors"] or summary["late_firings_with_errors"] else 0

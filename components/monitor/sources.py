@@ -1,26 +1,29 @@
 """Unbounded sources of canonical RecordBatches for :class:`MonitorWindows`.
 
-* :class:`WatchFiles`: new files of a pattern (CSV with a header row,
-  TFRecord of tf.Examples, plain or gzip, or Parquet), looked for every
-  ``interval`` seconds; each batch carries the time of the look that found its
-  file as its timestamp. A file is read once, when it is first matched: write
-  files elsewhere and move them in (a Parquet file caught half-written is
-  unreadable, and is skipped).
+* :class:`WatchFiles`: new files of a pattern (CSV with a header row, plain or
+  compressed; TFRecord of tf.Examples, plain or gzip; or Parquet), looked for
+  every ``interval`` seconds; each batch carries the time of the look that
+  found its file as its timestamp. A file is read once, when it is first
+  matched: write files elsewhere and move them in.
 * :class:`ReadPubSubExamples`: Pub/Sub messages whose payload is CSV lines
   (no header: the columns are given, by default the schema's order) or one
   serialized tf.Example; each batch carries the publish time (or the
   ``timestamp_attribute``).
 
 A row that does not decode is logged and counted (``conveyor.monitor`` metrics
-``rows_rejected``), and a file that cannot be read at all is logged and
-skipped (``files_failed``): a monitor keeps running over bad input. With
-``reports=True`` a source also returns a PCollection of reports (one per file
-read or skipped, one per message with rejected rows), which ``conveyor
-monitor`` sums up at the end of a run.
+``rows_rejected``), and a file that cannot be read at all (not text of the
+schema's columns, binary or UTF-16, empty, a damaged gzip or Parquet file, a
+header without the schema's columns) is logged with its name and the reason,
+counted (``files_unreadable``) and skipped whole, none of its rows used: a
+monitor keeps running over bad input. With ``reports=True`` a source also
+returns a PCollection of reports (one per file read or skipped, one per
+message with rejected rows), which ``conveyor monitor`` sums up at the end of
+a run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -35,7 +38,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from conveyor.beam_utils import arrow, csv_io, parquet_io, tfrecord_io
-from conveyor.beam_utils.errors import InputError
+from conveyor.beam_utils.errors import InputError, UsageError
 
 METRICS_NAMESPACE = "conveyor.monitor"
 DEFAULT_BATCH_SIZE = 8192
@@ -46,6 +49,8 @@ MESSAGE_FORMATS = ("csv", "tfrecord")
 #: (``error`` None, or why the file was skipped), ``{"message", "rows",
 #: "rejected"}`` per Pub/Sub message that had rejected rows.
 REPORTS = "reports"
+#: Bytes of a CSV file looked at before reading it (binary data, UTF-16, not UTF-8).
+_SNIFF_BYTES = 1 << 16
 
 _LOG = logging.getLogger(__name__)
 
@@ -131,55 +136,144 @@ class _Counting(beam.DoFn):
             yield batch
 
 
+# ----------------------------------------------------------------- reading one file
+
+
+def _reason(error: BaseException, path: str) -> str:
+    """Why a file was skipped: the error's message without the file's name in front
+    (the log line names it), with the error's type when it is not our own."""
+    text = str(error).strip()
+    for prefix in (f"{path}: ", f"{path}:"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    if isinstance(error, (InputError, UsageError)):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _sniff_csv(head: bytes) -> str | None:
+    """Why the first bytes of a file (decompressed) are no UTF-8 CSV text, or None."""
+    if not head.strip():
+        return "empty file (no header row)" if not head else "no header row (only blank space)"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text (it starts with a UTF-16 byte-order mark); save the CSV file as UTF-8"
+    if b"\x00" in head:
+        return "binary data (it holds NUL bytes), not CSV text"
+    first_line = head.split(b"\n", 1)[0]
+    try:
+        first_line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if len(first_line) < len(head) or e.start < len(first_line) - 3:  # not a character cut at the end
+            return f"not UTF-8 text (byte 0x{first_line[e.start]:02x} at offset {e.start} of the header row)"
+    return None
+
+
+def _compressed(path: str) -> bool:
+    return path.lower().endswith((".gz", ".gzip", ".bz2", ".zst", ".zstd", ".lz4", ".br"))
+
+
+@contextlib.contextmanager
+def _local_copy(path: str):
+    """``path`` itself if it is local, else a temporary local copy of it (pyarrow reads
+    a native stream on a thread of its own, and Beam's decompressing file objects do
+    not pass for open files)."""
+    import os
+    import pathlib
+    import shutil
+    import tempfile
+
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+    from conveyor.beam_utils.files import is_local
+
+    if is_local(path):
+        yield path
+        return
+    suffix = "".join(pathlib.PurePosixPath(path).suffixes[-2:])
+    fd, tmp = tempfile.mkstemp(suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as out, FileSystems.open(
+                path, compression_type=CompressionTypes.UNCOMPRESSED) as src:
+            shutil.copyfileobj(src, out, 1 << 22)
+        yield tmp
+    finally:
+        os.unlink(tmp)
+
+
 class _ReadFileFn(_Counting):
+    """FileMetadata -> the file's batches, and a report; a file that cannot be read
+    is skipped whole (nothing of it emitted), logged with the reason and reported."""
+
     def __init__(self, decoder: ExampleDecoder, format: str | None, batch_size: int):
         super().__init__(decoder)
         self._format = format
         self._batch_size = batch_size
-        self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "files_failed")
+        self._read = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "files_read")
+        self._unreadable = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "files_unreadable")
 
     def process(self, metadata):
+        path = metadata.path
+        try:
+            # The whole file first: a file that fails half-way is skipped, not half-counted.
+            parts = list(self._parts(path, metadata.size_in_bytes))
+        except Exception as e:  # noqa: BLE001 - any failure of one file must not stop the stream
+            reason = _reason(e, path)
+            self._unreadable.inc()
+            _LOG.error("skipped unreadable file %s: %s", path, reason)
+            yield beam.pvalue.TaggedOutput(REPORTS, {"file": path, "rows": 0, "rejected": 0, "error": reason})
+            return
+        self._read.inc()
+        rows = rejected = 0
+        for batch, bad in parts:
+            rows += batch.num_rows if batch is not None else 0
+            rejected += len(bad)
+            yield from self._emit(batch, bad)
+        yield beam.pvalue.TaggedOutput(REPORTS, {"file": path, "rows": rows, "rejected": rejected, "error": None})
+
+    def _parts(self, path: str, size: int | None):
+        """Yields ``(batch, rejected rows)`` of one file; raises if it cannot be read."""
         from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
         from conveyor.beam_utils.files import detect_format
 
-        path = metadata.path
-        counts = {"rows": 0, "rejected": 0}
+        if size == 0:
+            raise InputError("empty file (0 bytes)")
+        fmt = self._format or detect_format(path)
+        if fmt == "csv":
+            with _local_copy(path) as local:
+                def opener():
+                    return pa.input_stream(local, compression="detect")
 
-        def emit(batch, rejected):
-            counts["rows"] += batch.num_rows if batch is not None else 0
-            counts["rejected"] += len(rejected)
-            return self._emit(batch, rejected)
-
-        try:
-            fmt = self._format or detect_format(path)
-            if fmt == "csv":
-                for batch, rejected in self._decoder.csv_stream(lambda: FileSystems.open(path), path):
-                    yield from emit(batch, rejected)
-            elif fmt == "tfrecord":
-                records, first = [], 1
-                with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                    for rec in tfrecord_io.open_records(f, path):
-                        records.append(rec)
-                        if len(records) >= self._batch_size:
-                            yield from emit(*self._decoder.tf_examples(records, path, first))
-                            first += len(records)
-                            records = []
-                if records:
-                    yield from emit(*self._decoder.tf_examples(records, path, first))
-            elif fmt == "parquet":
-                with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                    for batch in parquet_io.read_parquet_batches(f, path, self._decoder.schema,
-                                                                 self._batch_size):
-                        yield from emit(batch, [])
-            else:
-                raise InputError(f"{path}: the monitor reads {', '.join(FORMATS)} files, not {fmt}")
-        except (InputError, ValueError, OSError) as e:
-            self._failed.inc()
-            _LOG.error("skipped %s: %s", path, e)
-            yield beam.pvalue.TaggedOutput(REPORTS, {"file": path, "rows": 0, "rejected": 0, "error": str(e)})
-            return
-        yield beam.pvalue.TaggedOutput(REPORTS, dict(counts, file=path, error=None))
+                try:
+                    with opener() as f:
+                        why = _sniff_csv(f.read(_SNIFF_BYTES))
+                    if why:
+                        raise InputError(why)
+                    yield from self._decoder.csv_stream(opener, path)
+                except (OSError, pa.ArrowInvalid) as e:
+                    if _compressed(path):
+                        raise InputError(f"damaged or truncated compressed file ({e})") from e
+                    raise
+        elif fmt == "tfrecord":
+            records, first = [], 1
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                for rec in tfrecord_io.open_records(f, path):
+                    records.append(rec)
+                    if len(records) >= self._batch_size:
+                        yield self._decoder.tf_examples(records, path, first)
+                        first += len(records)
+                        records = []
+            if records:
+                yield self._decoder.tf_examples(records, path, first)
+            elif first == 1:
+                raise InputError("no records (an empty TFRecord file)")
+        elif fmt == "parquet":
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                for batch in parquet_io.read_parquet_batches(f, path, self._decoder.schema, self._batch_size):
+                    yield batch, []
+        else:
+            raise InputError(f"the monitor reads {', '.join(FORMATS)} files, not {fmt}")
 
 
 # ----------------------------------------------------------------- watching a pattern
@@ -303,13 +397,14 @@ class WatchFiles(beam.PTransform):
     The pattern is matched every ``interval`` seconds (from when the pipeline
     is built), and a last time at ``stop_after``; each file is read once, when
     first matched (a file that changes later is not read again). A file that
-    cannot be read is logged, counted and skipped.
+    cannot be read is logged, counted and skipped (see the module's notes).
 
     Args:
       file_pattern: a glob on any Beam filesystem.
       schema: the canonical Arrow schema to read (CSV files need its columns in their header).
       format: ``csv``, ``tfrecord`` or ``parquet``; from each file's name when None
-        (``.csv``/``.tsv``/``.txt``, ``.parquet``/``.pq``, ``tfrecord`` or ``.gz``).
+        (``.csv``/``.tsv``/``.txt``, also compressed, ``.parquet``/``.pq``,
+        ``tfrecord`` or ``.gz``).
       interval: seconds between matches.
       stop_after: stop watching after this many seconds (the pipeline then
         finishes); None watches until the pipeline is cancelled.
@@ -361,16 +456,17 @@ class _DecodeMessageFn(_Counting):
         self._format = format
 
     def process(self, payload: bytes):
-        if self._format == "csv":
-            try:
+        try:
+            if self._format == "csv":
                 parts = list(self._decoder.csv_lines(payload, "pubsub message"))
-            except InputError as e:
-                self._rejected.inc()
-                _LOG.warning("rejected a message: %s", e)
-                yield beam.pvalue.TaggedOutput(REPORTS, {"message": str(e), "rows": 0, "rejected": 1})
-                return
-        else:
-            parts = [self._decoder.tf_examples([payload], "pubsub message")]
+            else:
+                parts = [self._decoder.tf_examples([payload], "pubsub message")]
+        except Exception as e:  # noqa: BLE001 - one bad message must not stop the stream
+            self._rejected.inc()
+            _LOG.warning("rejected a message: %s", _reason(e, "pubsub message"))
+            yield beam.pvalue.TaggedOutput(REPORTS, {"message": _reason(e, "pubsub message"), "rows": 0,
+                                                     "rejected": 1})
+            return
         rows = rejected = 0
         for batch, bad in parts:
             rows += batch.num_rows if batch is not None else 0
