@@ -96,13 +96,18 @@ def read_summary(examples_dir: str) -> dict | None:
 
 
 def write_text(path: str, text: str) -> None:
-    """Writes a small text file through Beam's filesystems (local, gs://, ...)."""
+    """Writes a small text file through Beam's filesystems (local, gs://, ...).
+
+    A local path may be a bare file name (relative to the working directory).
+    """
     from apache_beam.io.filesystems import FileSystems
 
-    parent = posixpath.dirname(path)
-    if parent and "://" not in path:
+    if "://" not in path:
         import os
 
-        os.makedirs(parent, exist_ok=True)
+        # Beam's LocalFileSystem.create makes the file's folder, and fails on the
+        # empty folder of a bare name; an absolute path always has one.
+        path = os.path.abspath(path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     with FileSystems.create(path) as f:
         f.write(text.encode("utf-8"))

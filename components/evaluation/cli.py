@@ -123,6 +123,10 @@ def _pick_read(args):
 
 def run(args, beam_args) -> int:
     from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.outputs import check_output, staged_output
+
+    inputs = [args.input, args.examples, args.model, args.baseline_model, args.config]
+    check_output(args.output, inputs=inputs)
 
     if args.model and args.baseline_prediction_key:
         raise UsageError("--baseline-prediction-key is for model-free evaluation; use --baseline-model")
@@ -139,17 +143,19 @@ def run(args, beam_args) -> int:
 
     from conveyor.components.evaluation.component import run_evaluation
 
-    report = run_evaluation(
-        read,
-        settings,
-        args.output,
-        model_path=args.model,
-        baseline_model_path=args.baseline_model,
-        signature=args.signature,
-        beam_args=beam_args,
-        hot_key_fanout=args.hot_key_fanout,
-        images=not args.no_images,
-    )
+    # NOT_BLESSED (exit status 1) is a complete output too: it replaces the old one.
+    with staged_output(args.output, inputs=inputs) as output:
+        report = run_evaluation(
+            read,
+            settings,
+            output,
+            model_path=args.model,
+            baseline_model_path=args.baseline_model,
+            signature=args.signature,
+            beam_args=beam_args,
+            hot_key_fanout=args.hot_key_fanout,
+            images=not args.no_images,
+        )
     overall = report["metrics"][0]
     shown = {k: v for k, v in overall["metrics"].items() if k in ("example_count", "auc", "binary_accuracy",
                                                                  "mean_squared_error", "accuracy", "log_loss")}

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.beam_utils.cli_args import check_input_arguments, missing_values
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.io import DEFAULT_BATCH_SIZE, parse_splits
+    from conveyor.beam_utils.outputs import staged_output
     from conveyor.components.example_gen.component import run_example_gen
 
     check_input_arguments(args)
@@ -39,16 +40,17 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     hash_columns = [c for c in args.hash_columns.split(",") if c] or None
-    summary = run_example_gen(
-        args.input,
-        args.output,
-        format=args.format,
-        splits=splits,
-        hash_columns=hash_columns,
-        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
-        missing_values=missing_values(args),
-        beam_args=beam_args,
-    )
+    with staged_output(args.output, inputs=[args.input]) as output:
+        summary = run_example_gen(
+            args.input,
+            output,
+            format=args.format,
+            splits=splits,
+            hash_columns=hash_columns,
+            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+            missing_values=missing_values(args),
+            beam_args=beam_args,
+        )
     print(format_summary(summary, args.output))
     return 0
 

@@ -90,9 +90,12 @@ def parse_batch_size(text: str) -> tuple[int, int]:
 def run(args, beam_args) -> int:
     from conveyor.beam_utils import files
     from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.outputs import check_output, staged_output
     from conveyor.components.inference.component import run_bulk_inference, summary_line
 
     min_batch, max_batch = parse_batch_size(args.batch_size)
+    inputs = [args.input, args.examples, args.model]
+    check_output(args.output, inputs=inputs)
     if args.examples:
         splits = files.examples_splits(args.examples)
         if args.splits:
@@ -110,18 +113,19 @@ def run(args, beam_args) -> int:
         splits = {INPUT_SPLIT: args.input}
         fmt = args.format
 
-    summary = run_bulk_inference(
-        splits,
-        args.model,
-        args.output,
-        format=fmt,
-        signature=args.signature,
-        min_batch_size=min_batch,
-        max_batch_size=max_batch,
-        input_mode=args.input_mode,
-        prediction_prefix=args.prediction_prefix,
-        output_examples=args.output_examples,
-        beam_args=beam_args,
-    )
+    with staged_output(args.output, inputs=inputs) as output:
+        summary = run_bulk_inference(
+            splits,
+            args.model,
+            output,
+            format=fmt,
+            signature=args.signature,
+            min_batch_size=min_batch,
+            max_batch_size=max_batch,
+            input_mode=args.input_mode,
+            prediction_prefix=args.prediction_prefix,
+            output_examples=args.output_examples,
+            beam_args=beam_args,
+        )
     print(summary_line(summary, args.output))
     return 0

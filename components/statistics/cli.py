@@ -48,6 +48,7 @@ def run(args, beam_args) -> int:
 
     from conveyor.beam_utils.cli_args import read_transforms
     from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.outputs import staged_output
     from conveyor.components.statistics import report
     from conveyor.components.statistics.component import read_summary, run_statistics
     from conveyor.components.statistics.options import StatsOptions
@@ -58,9 +59,10 @@ def run(args, beam_args) -> int:
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
-    reads = read_transforms(args)
-    stats = run_statistics(reads, args.output, options, beam_args)
-    counts = read_summary(args.output)
+    with staged_output(args.output, inputs=[args.input, args.examples]) as output:
+        reads = read_transforms(args)
+        stats = run_statistics(reads, output, options, beam_args)
+        counts = read_summary(output)
     for split, result in stats.items():
         out = posixpath.join(args.output, f"Split-{split}") if split else args.output
         if split:

@@ -47,10 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.beam_utils.cli_args import read_transforms
     from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.outputs import check_output, staged_output
     from conveyor.components.transform.component import run_transform
     from conveyor.components.transform.schema import load_schema
     from conveyor.components.transform.user_fn import load_preprocessing_fn
 
+    # The analyzer cache is read and updated in place, so the output must not hold it either.
+    inputs = [args.input, args.examples, args.module_file, args.schema, args.analyzer_cache]
+    check_output(args.output, inputs=inputs)
     fn = load_preprocessing_fn(args.module_file, args.preprocessing_fn)
     schema = load_schema(args.schema) if args.schema else None
     reads = read_transforms(args)
@@ -66,16 +70,17 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         reads = {s: reads[s] for s in wanted}
     if args.num_shards < 0:
         raise UsageError("--num-shards must be 0 or positive")
-    summary = run_transform(
-        reads,
-        args.output,
-        fn,
-        schema=schema,
-        train_split=args.train_split,
-        cache_dir=args.analyzer_cache,
-        num_shards=args.num_shards,
-        beam_args=beam_args,
-    )
+    with staged_output(args.output, inputs=inputs) as output:
+        summary = run_transform(
+            reads,
+            output,
+            fn,
+            schema=schema,
+            train_split=args.train_split,
+            cache_dir=args.analyzer_cache,
+            num_shards=args.num_shards,
+            beam_args=beam_args,
+        )
     print(format_summary(summary, args.output))
     return 0
 

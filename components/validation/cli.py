@@ -35,6 +35,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     import posixpath
 
     from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.outputs import check_output, staged_output
     from conveyor.components.validation.files import (
         ANOMALIES_FILE,
         read_schema,
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
                                     severity_overrides={t: "WARNING" for t in args.warn})
     except ValueError as e:
         raise UsageError(str(e)) from None
+    inputs = [args.statistics, args.schema, args.baseline_statistics, args.serving_statistics]
+    check_output(args.output, inputs=inputs)
     stats = read_statistics(args.statistics)
     schema = read_schema(args.schema)
     previous = read_statistics(args.baseline_statistics) if args.baseline_statistics else None
@@ -71,8 +74,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         if type(e) is not ValueError:
             raise
         raise UsageError(str(e)) from None
-    path = posixpath.join(args.output, ANOMALIES_FILE)
-    write_anomalies(anomalies, path)
+    # A failed check (exit status 1) is a complete output too: it replaces the old one.
+    with staged_output(args.output, inputs=inputs) as output:
+        write_anomalies(anomalies, posixpath.join(output, ANOMALIES_FILE))
     print(anomalies_report(anomalies))
-    print(f"wrote {path}")
+    print(f"wrote {posixpath.join(args.output, ANOMALIES_FILE)}")
     return 1 if has_errors(anomalies) else 0

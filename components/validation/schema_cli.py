@@ -25,11 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.outputs import check_output, staged_output
     from conveyor.components.validation.files import read_statistics, schema_text, write_schema
     from conveyor.components.validation.schema_inference import InferOptions, infer_schema
 
     if beam_args:
         raise UsageError("conveyor schema runs no pipeline; it takes no Beam flags after '--'")
+    check_output(args.output, is_file=True, inputs=[args.statistics])
     try:
         options = InferOptions(max_string_domain_size=args.max_string_domain_size,
                                infer_feature_shape=not args.no_infer_shape,
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         if type(e) is not ValueError:
             raise
         raise UsageError(f"{args.statistics}: {e}") from None
-    write_schema(schema, args.output)
+    with staged_output(args.output, is_file=True, inputs=[args.statistics]) as output:
+        write_schema(schema, output)
     domains = sum(1 for f in schema.feature if f.WhichOneof("domain_info"))
     required = sum(1 for f in schema.feature if f.presence.min_fraction >= 1)
     print(f"schema: {len(schema.feature)} features ({required} always present, "
