@@ -96,7 +96,8 @@ def infer_feature_types(paths: Sequence[str], open_fn: Callable[[str], BinaryIO]
 
     Raises:
       InputError: a file is not Parquet, repeats a column name, lacks a column
-        another file has, holds a nested column, or types disagree between files.
+        another file has, holds a nested column, or types disagree between
+        files; or the files have no column.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -131,6 +132,8 @@ def infer_feature_types(paths: Sequence[str], open_fn: Callable[[str], BinaryIO]
                 f"{path}: lacks column(s) {missing} that {where[missing[0]]} has; every file of the "
                 "input must hold the same columns (read them separately, or pass a schema without them)"
             )
+    if not types:
+        raise InputError(f"{paths[0]}: no columns; nothing to read")
     return {name: t or arrow.BYTES for name, t in types.items()}
 
 

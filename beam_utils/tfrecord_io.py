@@ -7,8 +7,8 @@ thread of its own); :func:`iter_record_chunks` frames them into chunks of
 whole records (header offsets in numpy; the lengths are walked and the CRCs
 checked in C, by ``_wire.c``) and :func:`iter_records` /
 :func:`open_records` yield the records one by one. Errors are
-:class:`InputError` naming the file, the record index and the byte offset of a
-truncated record or a CRC mismatch.
+:class:`InputError` naming the file, the record (numbered from 1, as rejected
+rows are) and the byte offset of a truncated record or a CRC mismatch.
 
 Beam's own TFRecord writer computes CRC32C through python-snappy's private
 extension when present and otherwise through pure-Python ``crcmod`` (slow, with
@@ -111,8 +111,18 @@ class RecordChunk(NamedTuple):
         heads = self.heads[begin : (len(self) if end is None else end) + 1]
         bad, which = _wire.check_crcs(self.buffer, heads)
         if bad >= 0:
-            where = f"record {self.first + begin + bad} at byte {self.offset + int(heads[bad])}"
-            raise InputError(f"{source}: corrupt TFRecord: {where} fails its {which} CRC check")
+            at = self.offset + int(heads[bad])
+            where = f"record {self.first + begin + bad + 1} at byte {at}"
+            hint = _not_a_tfrecord_hint(self.buffer) if at == 0 else ""
+            raise InputError(f"{source}: corrupt TFRecord: {where} fails its {which} CRC check{hint}")
+
+
+def _not_a_tfrecord_hint(head: bytes) -> str:
+    """What a stream whose first record is bad may be instead (for the message)."""
+    if len(head) >= 2 and head[0] == 0x78 and ((head[0] << 8) | head[1]) % 31 == 0:
+        return ("; it looks ZLIB-compressed, which Conveyor does not read: "
+                "decompress it, or write it plain or with GZIP")
+    return "; is it a TFRecord file?"
 
 
 def iter_record_chunks(
@@ -149,16 +159,18 @@ def iter_record_chunks(
             # its CRC matches, or a damaged header would read the rest of the file.
             length, length_crc = unpack(buf, pos)
             if masked_crc32c(buf[pos : pos + 8]) != length_crc:
+                hint = _not_a_tfrecord_hint(buf) if offset + pos == 0 else ""
                 raise InputError(
-                    f"{source}: corrupt TFRecord: record {first + len(heads)} at byte {offset + pos} "
-                    "fails its length CRC check"
+                    f"{source}: corrupt TFRecord: record {first + len(heads) + 1} at byte {offset + pos} "
+                    f"fails its length CRC check{hint}"
                 )
         if eof and pos < size:
             have = size - pos
             need = header if have < header else framing + unpack(buf, pos)[0]
+            hint = _not_a_tfrecord_hint(buf) if offset + pos == 0 else ""
             raise InputError(
-                f"{source}: truncated TFRecord: record {first + len(heads)} at byte {offset + pos} "
-                f"needs {need} bytes, the file has {have}"
+                f"{source}: truncated TFRecord: record {first + len(heads) + 1} at byte {offset + pos} "
+                f"needs {need} bytes, the file has {have}{hint}"
             )
         n = len(heads) if eof else len(heads) - len(heads) % multiple
         if not n:

@@ -82,11 +82,11 @@ def test_record_crc_checked_inside_a_gzip_stream(tmp_path):
     # sound, the record is not.
     records = example_coder.RecordBatchToExamplesEncoder().encode(_batch())
     raw = bytearray(tfrecord_io.frame(records))
-    damaged = len(tfrecord_io.frame(records[:300]))  # record 300's header
+    damaged = len(tfrecord_io.frame(records[:300]))  # records[300]'s header: record 301 from 1
     raw[damaged + 12 + len(records[300])] ^= 0x01  # its data CRC: the record itself still decodes
     path = tmp_path / "crc.tfrecord.gz"
     path.write_bytes(gzip.compress(bytes(raw)))
-    with pytest.raises(Exception, match=rf"crc.tfrecord.gz: corrupt TFRecord: record 300 at byte {damaged} fails its data CRC"):
+    with pytest.raises(Exception, match=rf"crc.tfrecord.gz: corrupt TFRecord: record 301 at byte {damaged} fails its data CRC"):
         run_read(ReadExamples(str(path), schema=SCHEMA), tmp_path / "w")
 
 
@@ -95,7 +95,7 @@ def test_truncated_tfrecord_stops_with_file(tmp_path):
     _write_tfrecord(path, _batch(), compress=False)
     raw = path.read_bytes()
     path.write_bytes(gzip.compress(raw[:-10]))
-    with pytest.raises(Exception, match=r"cut.tfrecord.gz: truncated TFRecord: record 499"):
+    with pytest.raises(Exception, match=r"cut.tfrecord.gz: truncated TFRecord: record 500 "):
         run_read(ReadExamples(str(path), schema=SCHEMA), tmp_path / "w")
 
 
@@ -111,7 +111,7 @@ def test_crc_check_detects_flipped_bit():
     assert list(tfrecord_io.iter_records(io.BytesIO(good), "m")) == [rec]
     bad = bytearray(good)
     bad[14] ^= 1
-    with pytest.raises(InputError, match="m: corrupt TFRecord: record 0 at byte 0 fails its data CRC"):
+    with pytest.raises(InputError, match="m: corrupt TFRecord: record 1 at byte 0 fails its data CRC"):
         list(tfrecord_io.iter_records(io.BytesIO(bytes(bad)), "m"))
 
 
@@ -127,9 +127,9 @@ def test_damaged_length_mid_file_stops_there_not_at_the_end():
         out.write(header + tfrecord_io.masked_crc32c(header).to_bytes(4, "little") + rec)
         out.write(tfrecord_io.masked_crc32c(rec).to_bytes(4, "little"))
     raw = bytearray(out.getvalue())
-    raw[316 * 1000 + 5] ^= 0x40  # a high byte of record 1000's length: ~1 TB
+    raw[316 * 1000 + 5] ^= 0x40  # a high byte of record 1001 (from 1)'s length: ~1 TB
     stream = io.BytesIO(bytes(raw))
-    with pytest.raises(InputError, match="m: corrupt TFRecord: record 1000 at byte 316000 fails its length CRC"):
+    with pytest.raises(InputError, match="m: corrupt TFRecord: record 1001 at byte 316000 fails its length CRC"):
         for _ in tfrecord_io.iter_record_chunks(stream, "m", chunk_size=4096, check_crcs=False):
             pass
     assert stream.tell() < len(raw) * 0.6  # stopped near the damage

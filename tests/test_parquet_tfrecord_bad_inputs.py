@@ -123,6 +123,14 @@ def test_parquet_empty_and_zero_byte_files(tmp_path, capsys):
     assert rc == 2 and "zero.parquet: not a Parquet file" in err, err
 
 
+def test_parquet_file_without_columns_is_an_error(tmp_path):
+    # It was read as examples with no feature at all (exit 0).
+    path = tmp_path / "nocols.parquet"
+    pq.write_table(pa.Table.from_batches([], schema=pa.schema([])), path)
+    with pytest.raises(InputError, match="nocols.parquet: no columns; nothing to read"):
+        ReadExamples(str(path)).arrow_schema
+
+
 def test_parquet_value_that_does_not_convert_names_its_row(tmp_path):
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"x": ["1", "2", "3", "two", "5"]}), path)
@@ -291,4 +299,36 @@ def test_tfrecord_feature_of_two_kinds_takes_the_kind_most_sampled_records_hold(
 def test_tfrecord_whose_records_hold_no_feature_is_an_error(tmp_path):
     path = _write_records(tmp_path / "empty_examples.tfrecord", [b""] * 4)
     with pytest.raises(InputError, match="empty_examples.tfrecord: none of its 4 records holds a feature"):
+        ReadExamples(str(path)).arrow_schema
+
+
+def test_tfrecord_errors_number_records_from_1_as_rejected_rows_do(tmp_path):
+    # A damaged record was "record 5" in the error but would be row 6 as a rejected row.
+    from conveyor.beam_utils import tfrecord_io
+
+    records = [_example(_entry(b"a", _int(i))) for i in range(10)]
+    raw = bytearray(tfrecord_io.frame(records))
+    at = len(tfrecord_io.frame(records[:5]))  # the sixth record's header
+    raw[at + 12] ^= 0x01  # its data: the data CRC fails
+    path = tmp_path / "crc.tfrecord"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=rf"crc.tfrecord: corrupt TFRecord: record 6 at byte {at} fails its data CRC"):
+        ReadExamples(str(path)).arrow_schema
+
+
+@pytest.mark.parametrize("content,hint", [
+    ("zlib", "it looks ZLIB-compressed"),
+    ("csv", "is it a TFRecord file?"),
+])
+def test_tfrecord_that_is_not_one_says_what_it_may_be(tmp_path, content, hint):
+    import zlib
+
+    from conveyor.beam_utils import tfrecord_io
+
+    path = tmp_path / "data.tfrecord"
+    if content == "zlib":  # TensorFlow's TFRecordWriter with compression "ZLIB"
+        path.write_bytes(zlib.compress(tfrecord_io.frame([_example(_entry(b"a", _int(1)))] * 50)))
+    else:
+        path.write_text("a,b\n1,2\n3,4\n")
+    with pytest.raises(InputError, match=rf"data.tfrecord: (corrupt|truncated) TFRecord: record 1 at byte 0 .*{hint}"):
         ReadExamples(str(path)).arrow_schema
