@@ -113,12 +113,14 @@ class RecordChunk(NamedTuple):
         if bad >= 0:
             at = self.offset + int(heads[bad])
             where = f"record {self.first + begin + bad + 1} at byte {at}"
-            hint = _not_a_tfrecord_hint(self.buffer) if at == 0 else ""
+            hint = _not_a_tfrecord_hint(self.buffer) if at == 0 and which == "length" else ""
             raise InputError(f"{source}: corrupt TFRecord: {where} fails its {which} CRC check{hint}")
 
 
 def _not_a_tfrecord_hint(head: bytes) -> str:
-    """What a stream whose first record is bad may be instead (for the message)."""
+    """What a stream whose first record's header is bad may be instead (for the
+    message; a first record whose header is sound but data is not is a damaged
+    TFRecord)."""
     if len(head) >= 2 and head[0] == 0x78 and ((head[0] << 8) | head[1]) % 31 == 0:
         return ("; it looks ZLIB-compressed, which Conveyor does not read: "
                 "decompress it, or write it plain or with GZIP")

@@ -314,6 +314,12 @@ def test_tfrecord_errors_number_records_from_1_as_rejected_rows_do(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(InputError, match=rf"crc.tfrecord: corrupt TFRecord: record 6 at byte {at} fails its data CRC"):
         ReadExamples(str(path)).arrow_schema
+    raw = bytearray(tfrecord_io.frame(records))
+    raw[12] ^= 0x01  # the first record's data: a damaged TFRecord, not another format
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=r"crc.tfrecord: corrupt TFRecord: record 1 at byte 0 fails its data CRC "
+                                         r"check$"):
+        ReadExamples(str(path)).arrow_schema
 
 
 @pytest.mark.parametrize("content,hint", [
