@@ -95,19 +95,27 @@ def read_summary(examples_dir: str) -> dict | None:
         return json.loads(f.read().decode("utf-8"))
 
 
-def write_text(path: str, text: str) -> None:
-    """Writes a small text file through Beam's filesystems (local, gs://, ...).
+def create_file(path: str, **kwargs):
+    """``FileSystems.create(path, **kwargs)`` that also takes a bare local file name.
 
-    A local path may be a bare file name (relative to the working directory).
+    Beam's LocalFileSystem.create makes the file's folder and fails on the empty
+    folder of a bare name (``schema.pbtxt``): a local path is made absolute first
+    (relative to the working directory) and its folder created.
     """
     from apache_beam.io.filesystems import FileSystems
 
     if "://" not in path:
         import os
 
-        # Beam's LocalFileSystem.create makes the file's folder, and fails on the
-        # empty folder of a bare name; an absolute path always has one.
         path = os.path.abspath(path)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-    with FileSystems.create(path) as f:
+    return FileSystems.create(path, **kwargs)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a small text file through Beam's filesystems (local, gs://, ...).
+
+    A local path may be a bare file name (relative to the working directory).
+    """
+    with create_file(path) as f:
         f.write(text.encode("utf-8"))

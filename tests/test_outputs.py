@@ -119,12 +119,15 @@ def test_bare_names_are_relative_to_the_working_directory(tmp_path, monkeypatch)
     assert tree(tmp_path) == {"out/f": b"x", "schema.pbtxt": b"s"}
 
 
-def test_write_text_takes_a_bare_name(tmp_path, monkeypatch):
-    from conveyor.beam_utils.files import write_text
+def test_write_text_and_create_file_take_a_bare_name(tmp_path, monkeypatch):
+    from conveyor.beam_utils.files import create_file, write_text
 
     monkeypatch.chdir(tmp_path)
     write_text("summary.json", "{}\n")
+    with create_file("blob.pb") as f:
+        f.write(b"\x00")
     assert (tmp_path / "summary.json").read_text() == "{}\n"
+    assert (tmp_path / "blob.pb").read_bytes() == b"\x00"
 
 
 def test_bad_outputs_are_usage_errors_naming_the_path(tmp_path, monkeypatch):
@@ -396,9 +399,43 @@ FAKE_COMMAND = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from conveyor.orchestration import cli
     cli.COMMANDS["raise-in-step"] = ("test_outputs:fake", "raises InputError in a pipeline step")
-    sys.exit(cli.main(["raise-in-step", "--"] + sys.argv[1:]))
+    cli.COMMANDS["write-and-wait"] = ("test_outputs:wait", "writes its output, then waits")
+    sys.exit(cli.main(sys.argv[1:]))
     """
 )
+
+
+def add_wait_arguments(parser):
+    parser.add_argument("--output", required=True)
+
+
+def run_wait(args, beam_args):
+    import time
+
+    with outputs.staged_output(args.output) as out:
+        Path(out, "half-written").write_text("x")
+        print("ready", flush=True)
+        time.sleep(120)
+    return 0
+
+
+def test_sigterm_leaves_the_previous_output(tmp_path):
+    import signal
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep").write_text("previous")
+    proc = subprocess.Popen([PYTHON, "-c", FAKE_COMMAND.format(tests=TESTS_DIR), "write-and-wait",
+                             "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        assert len(hidden(tmp_path)) == 1  # the staging folder, beside the output
+        proc.send_signal(signal.SIGTERM)  # how Airflow or Kubernetes stop a task
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert tree(out) == {"keep": b"previous"} and hidden(tmp_path) == []
 
 
 def add_fake_arguments(parser):
@@ -413,7 +450,7 @@ def run_fake(args, beam_args):
 @pytest.mark.parametrize("beam_args", [[], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]],
                          ids=["in_memory", "multi_processing"])
 def test_cli_prints_an_error_raised_in_a_step_once_and_exits_2(beam_args):
-    proc = subprocess.run([PYTHON, "-c", FAKE_COMMAND.format(tests=TESTS_DIR), *beam_args],
+    proc = subprocess.run([PYTHON, "-c", FAKE_COMMAND.format(tests=TESTS_DIR), "raise-in-step", "--", *beam_args],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-3000:]
     message = "conveyor raise-in-step: error: rows.csv: row 3: 'abc' is not a number\n"
@@ -517,6 +554,8 @@ def test_command_rerun_replaces_and_failure_keeps(command, work, tmp_path, monke
     assert main([*argv, "--output", name]) in (0, 1)
     again = tree(tmp_path / name)
     assert sorted(again) == sorted(first)  # exactly the new files
+    staging_mark = f".{name.split('.')[0]}.tmp-".encode()
+    assert not [p for p, data in again.items() if staging_mark in data]  # no file names the staging
     if command in ("schema", "validate"):  # outputs that are the same byte for byte
         assert again == first
     assert hidden(tmp_path) == [] and sorted(os.listdir(tmp_path)) == [name]
