@@ -129,7 +129,9 @@ class ReadExamples(beam.PTransform):
         in the sample, so they come close to it).
       missing_values: CSV field texts read as missing.
       delimiter: CSV field delimiter.
-      sample_size: rows or records used to infer the schema.
+      sample_size: rows or records used to infer the schema (TFRecord: the
+        records whose list kinds decide the types; the features of all the
+        records after them are scanned too, see above).
       split_bytes: an uncompressed CSV file larger than this is read as byte
         ranges of about this size, and a Parquet file as groups of row groups,
         each by whichever worker gets it (rows and row numbers as one read of
