@@ -20,7 +20,12 @@ store must be reachable from the workers (local disk for the DirectRunner).
 
 A component that fails does not fail the Beam pipeline: its step records the
 failure, the components downstream of it are skipped, the others finish, and
-:meth:`BeamDagRunner.run` then raises :class:`PipelineRunError` naming it.
+:meth:`BeamDagRunner.run` then raises :class:`PipelineRunError` naming it. A
+component's child process that dies (``kill -9``) is recorded FAILED with the
+signal and its temporary outputs are removed, as with :class:`LocalDagRunner`.
+The run records its runner (this process) on its ML Metadata context, so if
+the orchestrating process is killed its children stop by themselves (recorded
+CANCELED) and ``conveyor run status`` shows the run FAILED, "runner gone".
 
 Example::
 
@@ -35,18 +40,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
 import apache_beam as beam
 
 from conveyor.orchestration.dsl import Pipeline
-from conveyor.orchestration.launcher import ComponentError, run_component
+from conveyor.orchestration.launcher import ComponentError, metadata_for, run_component
 from conveyor.orchestration.loader import save_pipeline
 from conveyor.orchestration.local_runner import (
+    ComponentProcess,
     PipelineRunError,
     _error_from_log,
+    _prefixed,
     _status_from_log,
     prepare_run,
 )
@@ -112,20 +118,21 @@ class _RunComponent(beam.DoFn):
             with open(os.path.join(self._tmp, "pipeline.pkl"), "wb") as f:
                 f.write(self._pickle)
         log_path = os.path.join(self._run_dir, f"{self._component_id}.log")
-        cmd = [sys.executable, "-m", "conveyor.orchestration.launcher",
-               os.path.join(self._tmp, "pipeline.pkl"), self._component_id, self._run_id]
-        if self._enable_cache is False:
-            cmd.append("--no-cache")
         with open(log_path, "w") as log:
-            returncode = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+            child = ComponentProcess(os.path.join(self._tmp, "pipeline.pkl"), self._component_id, self._run_id,
+                                     self._enable_cache, stdout=log, stderr=subprocess.STDOUT)
+            returncode = child.proc.wait()
         with open(log_path) as f:
             text = f.read()
         status = _status_from_log(text)
         if returncode == 0 and status:
             return status
-        error = _error_from_log(text, returncode)
-        if not error.startswith(f"{self._component_id} failed"):
-            error = f"{self._component_id} failed: {error}"
+        error = _prefixed(self._component_id, _error_from_log(text, returncode))
+        if self._pipeline is None:
+            import cloudpickle
+
+            self._pipeline = cloudpickle.loads(self._pickle)
+        child.settle(metadata_for(self._pipeline), self._name, FAILED, error)
         return {"component_id": self._component_id, "state": FAILED, "error": error, "log": log_path}
 
     def teardown(self):
@@ -200,9 +207,16 @@ class BeamDagRunner:
         self._print(f"[{pipeline.name}] run {run_id}: {len(pipeline.components)} components on Beam, "
                     f"root {pipeline.root}")
         start_all = time.time()
+        md = metadata_for(pipeline)
+        md.reap_lost(pipeline.name)
+        md.start_run(pipeline.name, run_id, [c.id for c in pipeline.components])
         p = beam.Pipeline(options=PipelineOptions(args))
         self.build(p, pipeline, run_id, run_dir, enable_cache)
-        p.run().wait_until_finish()
+        try:
+            p.run().wait_until_finish()
+        except BaseException as e:
+            md.finish_run(pipeline.name, run_id, FAILED, f"the Beam pipeline failed: {type(e).__name__}: {e}")
+            raise
         done: dict[str, dict] = {}
         failed: dict[str, str] = {}
         for c in pipeline.components:
@@ -224,5 +238,7 @@ class BeamDagRunner:
             first = next((cid for cid in failed if not failed[cid].startswith("skipped")), next(iter(failed)))
             log = os.path.join(run_dir, first + ".log")
             where = f"\n(log: {log})" if os.path.exists(log) else ""
+            md.finish_run(pipeline.name, run_id, FAILED, failed[first].splitlines()[0])
             raise PipelineRunError(failed[first] + where)
+        md.finish_run(pipeline.name, run_id, COMPLETE)
         return result

@@ -7,7 +7,6 @@ commands that load or run a pipeline import the components it uses.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -159,7 +158,11 @@ def run_run(args, beam_args) -> int:
         return _explain_kubeflow(record)
     if args.action == "create":
         from conveyor.orchestration.loader import load_pipeline
-        from conveyor.orchestration.local_runner import LocalDagRunner, PipelineRunError
+        from conveyor.orchestration.local_runner import (
+            LocalDagRunner,
+            PipelineRunError,
+            RunCanceled,
+        )
 
         pipeline = load_pipeline(record["pipeline_path"])
         if beam_args:
@@ -171,23 +174,29 @@ def run_run(args, beam_args) -> int:
             runner = BeamDagRunner()
         else:
             runner = LocalDagRunner(max_workers=args.workers)
+        # A pipeline root that is a file or not writable is a PipelineRootError (exit 2).
         try:
             result = runner.run(pipeline, enable_cache=False if args.no_cache else None)
+        except RunCanceled as e:
+            print(f"run canceled: {e}", file=sys.stderr)
+            return 128 + e.signum
         except PipelineRunError as e:
             print(f"run failed: {e}", file=sys.stderr)
             return 1
         print(f"run {result['run_id']} finished")
         return 0
-    from conveyor.orchestration.metadata import Metadata
-
-    md = Metadata(os.path.join(record["root"], "metadata.sqlite"))
+    md = _open_metadata(record)
+    if md is None:
+        print(f"no runs of {record['name']!r}")
+        return 0
     if args.action == "list":
         runs = md.runs(record["name"])
         if not runs:
             print(f"no runs of {record['name']!r}")
         for r in runs:
             states = {s: r["states"].count(s) for s in sorted(set(r["states"]))}
-            print(f"{r['run_id']:<28} {r['create_time']}  " + " ".join(f"{k}={v}" for k, v in states.items()))
+            print(f"{r['run_id']:<28} {r['create_time']}  {r['state']:<9} "
+                  + " ".join(f"{k}={v}" for k, v in states.items()))
         return 0
     run_id = args.run_id
     if not run_id:
@@ -196,16 +205,33 @@ def run_run(args, beam_args) -> int:
             print(f"no runs of {record['name']!r}")
             return 0
         run_id = runs[0]["run_id"]
-    rows = md.run_status(record["name"], run_id)
-    if not rows:
+    summary = md.run_summary(record["name"], run_id)
+    if summary is None:
         from conveyor.beam_utils.errors import UsageError
 
         raise UsageError(f"no run {run_id!r} of pipeline {record['name']!r}")
-    print(f"run {run_id} of {record['name']}:")
-    for r in rows:
+    reason = f" ({summary['reason']})" if summary["reason"] else ""
+    print(f"run {run_id} of {record['name']}: {summary['state']}{reason}")
+    for r in summary["components"]:
         secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
-        print(f"  {r['component_id']:<20} {r['state']:<9} {secs:>8}" + (f"  {r['error'].splitlines()[0]}" if r["error"] else ""))
+        error = r["error"].splitlines()[0] if r["error"] else ""
+        print(f"  {r['component_id']:<20} {r['state']:<11} {secs:>8}" + (f"  {error}" if error else ""))
     return 0
+
+
+def _open_metadata(record: dict):
+    """The registered pipeline's ML Metadata store (None if there is none yet); a usage error naming
+    it if it cannot be opened."""
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.orchestration.metadata import Metadata
+
+    path = os.path.join(record["root"], "metadata.sqlite")
+    if not os.path.exists(path):
+        return None
+    try:
+        return Metadata(path)
+    except Exception as e:  # MLMD's own errors for an unreadable store
+        raise UsageError(f"cannot open the ML Metadata of {record['name']!r} at {path}: {e}") from None
 
 
 def _trigger_airflow(record: dict) -> int:
@@ -257,8 +283,11 @@ def add_component_command_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_component_command(args, beam_args) -> int:
-    from conveyor.orchestration.launcher import ComponentError, run_component
+    """Runs the component in a child process and watches it: one that is killed is recorded FAILED,
+    one stopped by SIGTERM/SIGINT to this process CANCELED (exit 128 + the signal)."""
+    from conveyor.beam_utils.errors import UsageError
     from conveyor.orchestration.loader import load_pipeline
+    from conveyor.orchestration.local_runner import run_component_in_child
 
     pipeline = load_pipeline(args.pipeline_path)
     if args.pipeline_root:
@@ -266,17 +295,10 @@ def run_component_command(args, beam_args) -> int:
     if beam_args:
         pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
     try:
-        status = run_component(pipeline, args.component, args.run_id,
-                               enable_cache=False if args.no_cache else None)
+        return run_component_in_child(pipeline, args.component, args.run_id,
+                                      enable_cache=False if args.no_cache else None)
     except KeyError as e:
-        from conveyor.beam_utils.errors import UsageError
-
         raise UsageError(str(e).strip('"')) from None
-    except ComponentError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(status, indent=2))
-    return 0
 
 
 # -- template -------------------------------------------------------------------

@@ -2,11 +2,25 @@
 
 This is the unit every runner calls, in-process or as
 ``python -m conveyor.orchestration.launcher PIPELINE_PICKLE COMPONENT_ID RUN_ID``
-(what ``conveyor component run`` and external orchestrators run).
+(the child process :class:`LocalDagRunner`, :class:`BeamDagRunner` and
+``conveyor component run`` start for each component).
 
 Outputs are written to ``<root>/<component>/<key>/.<execution>.tmp`` and renamed
 to ``<root>/<component>/<key>/<execution>`` only when the component succeeds, so
-a failed or killed component leaves nothing published.
+a failed or killed component leaves nothing published. The temporary folders
+are recorded on the execution, so whoever finds it dead (its runner, or a later
+run) can remove them.
+
+As a child process, the launcher stops cleanly: SIGTERM or SIGINT interrupts the
+component's own code (Conveyor's bookkeeping finishes first), records the
+execution CANCELED, removes its temporary outputs and exits with 128 + the
+signal number. It also stops so when the process that started it (named by
+``CONVEYOR_PARENT_PID``) goes away, even by ``kill -9``: on Linux the kernel
+tells it with a SIGHUP (``prctl(PR_SET_PDEATHSIG)``; the thread that started it
+must outlive it, as a runner's does), elsewhere, and as a fallback, a thread
+checks the parent pid every half second. A component that does not stop within
+``CONVEYOR_STOP_GRACE`` seconds (default 10) of being asked is ended by that
+thread: its execution recorded CANCELED, its temporary outputs removed.
 """
 
 from __future__ import annotations
@@ -14,17 +28,110 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 
+from conveyor.beam_utils.errors import InputError
 from conveyor.orchestration.artifacts import Artifact
 from conveyor.orchestration.dsl import Component, ExecutionContext, Pipeline
-from conveyor.orchestration.metadata import CACHED, COMPLETE, FAILED, Metadata
+from conveyor.orchestration.metadata import (
+    CACHED,
+    CANCELED,
+    COMPLETE,
+    FAILED,
+    Metadata,
+    remove_staging,
+)
+
+#: The environment variable naming the pid of the process that started a launcher.
+PARENT_PID_ENV = "CONVEYOR_PARENT_PID"
+
+
+class PipelineRootError(InputError):
+    """The pipeline root cannot be used: it is a file, cannot be created or is not writable.
+
+    ``path`` is the root; the message names it and says why.
+    """
+
+    def __init__(self, path: str, why: str):
+        super().__init__(f"pipeline root {path} {why}")
+        self.path = path
+
+
+def check_root(root: str) -> None:
+    """Raises :class:`PipelineRootError` unless ``root`` is (or can be made) a writable folder.
+
+    Roots on remote file systems (``gs://...``) are not checked.
+    """
+    import tempfile
+
+    if "://" in root:
+        return
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise PipelineRootError(root, "is a file, not a directory")
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as e:
+        raise PipelineRootError(root, f"cannot be created: {e.strerror or e}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".conveyor-write-check-", dir=root)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise PipelineRootError(root, f"is not writable: {e.strerror or e}") from None
 
 
 class ComponentError(RuntimeError):
     """A component failed; the message leads with the user's error and where it came from."""
+
+
+class ComponentCanceled(ComponentError):
+    """A component was stopped from outside (a signal, its runner gone); recorded CANCELED."""
+
+    def __init__(self, message: str, signum: int = signal.SIGTERM):
+        super().__init__(message)
+        self.signum = signum
+
+
+class _Stop(BaseException):
+    """Raised into a component's own code to stop it. Not an ``Exception``, so a component's
+    ``except Exception`` does not swallow it (as with ``KeyboardInterrupt``)."""
+
+
+class _StopGuard:
+    """How a stop request reaches the component this process runs.
+
+    The signal handler only raises while the component's own code runs
+    (``armed``); Conveyor's bookkeeping (recording, publishing) runs under
+    ``lock`` and looks at ``reason`` at fixed points, so a stop never leaves an
+    execution half recorded or an output half published.
+    """
+
+    def __init__(self):
+        self.reason: str | None = None
+        self.signum = signal.SIGTERM
+        self.asked_at = 0.0
+        self.armed = False
+        self.raised = False
+        self.lock = threading.RLock()
+        self.current = None  # (metadata config, execution id) while an execution runs
+
+    def ask(self, reason: str, signum: int) -> bool:
+        """Records a stop request; returns whether it is the first."""
+        if self.reason is not None:
+            return False
+        self.reason, self.signum, self.asked_at = reason, signum, time.time()
+        return True
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise _Stop(self.reason)
+
+
+_guard = _StopGuard()
 
 
 def metadata_for(pipeline: Pipeline) -> Metadata:
@@ -70,9 +177,13 @@ def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cac
     """Runs one component of ``pipeline`` in run ``run_id``; returns its status.
 
     The status is ``{"component_id", "state" (COMPLETE|CACHED), "seconds",
-    "outputs": {key: uri}}``. Raises :class:`ComponentError` if it fails.
+    "outputs": {key: uri}}``. Raises :class:`ComponentError` if it fails
+    (recorded FAILED), :class:`ComponentCanceled` if it is stopped (recorded
+    CANCELED; a ``KeyboardInterrupt`` counts as a stop), and
+    :class:`PipelineRootError` if the pipeline root cannot be used.
     """
     component = pipeline.component(component_id)
+    check_root(pipeline.root)
     md = md or metadata_for(pipeline)
     start = time.time()
     inputs = resolve_inputs(md, pipeline, component, run_id)
@@ -80,37 +191,155 @@ def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cac
     key = cache_key(component, inputs, beam_args)
     use_cache = pipeline.enable_cache if enable_cache is None else enable_cache
     type_name = execution_type(component)
-    if use_cache:
-        cached = md.find_cached(key, type_name)
-        if cached is not None:
+    ex_id = None
+    staging: dict[str, Artifact] = {}
+    published: list[str] = []
+    try:
+        with _guard.lock:
+            _guard.check()
+            cached = md.find_cached(key, type_name) if use_cache else None
             ex_id = md.start_execution(type_name, pipeline.name, run_id, component_id, inputs, key,
                                        component.parameters)
-            md.finish_execution(ex_id, CACHED, cached)
-            return {"component_id": component_id, "state": CACHED, "seconds": time.time() - start,
-                    "outputs": {k: a.uri for k, a in cached.items()}}
-    ex_id = md.start_execution(type_name, pipeline.name, run_id, component_id, inputs, key,
-                               component.parameters)
-    final = {k: Artifact(t, f"{pipeline.root}/{component_id}/{k}/{ex_id}") for k, t in component.OUTPUTS.items()}
-    staging = {k: Artifact(a.type_name, f"{pipeline.root}/{component_id}/{k}/.{ex_id}.tmp") for k, a in final.items()}
-    for a in staging.values():
-        if os.path.exists(a.uri):
-            shutil.rmtree(a.uri)
-        os.makedirs(a.uri)
-    ctx = ExecutionContext(inputs, staging, dict(component.parameters), beam_args, run_id, pipeline.root)
-    try:
-        props = component.execute(ctx) or {}
+            if cached is not None:
+                md.finish_execution(ex_id, CACHED, cached)
+                return {"component_id": component_id, "state": CACHED, "seconds": time.time() - start,
+                        "outputs": {k: a.uri for k, a in cached.items()}}
+            final = {k: Artifact(t, f"{pipeline.root}/{component_id}/{k}/{ex_id}")
+                     for k, t in component.OUTPUTS.items()}
+            staging = {k: Artifact(a.type_name, f"{pipeline.root}/{component_id}/{k}/.{ex_id}.tmp")
+                       for k, a in final.items()}
+            md.set_staging(ex_id, [a.uri for a in staging.values()])
+            _guard.current = (md.config, ex_id)
+            for a in staging.values():
+                if os.path.exists(a.uri):
+                    shutil.rmtree(a.uri)
+                os.makedirs(a.uri)
+            _guard.check()
+        ctx = ExecutionContext(inputs, staging, dict(component.parameters), beam_args, run_id, pipeline.root)
+        try:
+            _guard.armed = True
+            props = component.execute(ctx) or {}
+        finally:
+            _guard.armed = False
+        with _guard.lock:
+            _guard.check()
+            for k, a in final.items():
+                os.replace(staging[k].uri, a.uri)
+                published.append(a.uri)
+                a.properties.update(props.get(k, {}))
+            md.finish_execution(ex_id, COMPLETE, final)
+            ex_id = None
+            _guard.current = None
     except BaseException as e:
-        summary = user_error_summary(e)
-        md.finish_execution(ex_id, FAILED, error=summary + "\n" + traceback.format_exc())
-        for a in staging.values():
-            shutil.rmtree(a.uri, ignore_errors=True)
-        raise ComponentError(f"{component_id} failed: {summary}") from e
-    for k, a in final.items():
-        os.replace(staging[k].uri, a.uri)
-        a.properties.update(props.get(k, {}))
-    md.finish_execution(ex_id, COMPLETE, final)
+        with _guard.lock:
+            _guard.current = None
+            stopped = isinstance(e, (_Stop, KeyboardInterrupt))
+            if stopped:
+                reason = str(e) if isinstance(e, _Stop) else "canceled: interrupted (KeyboardInterrupt)"
+                message = f"{component_id} {reason}"
+                error = reason
+            else:
+                summary = user_error_summary(e)
+                message = f"{component_id} failed: {summary}"
+                error = summary + "\n" + traceback.format_exc()
+            remove_staging(list(published) + [a.uri for a in staging.values()])
+            if ex_id is not None:
+                md.finish_execution(ex_id, CANCELED if stopped else FAILED, error=error)
+        if stopped:
+            raise ComponentCanceled(message, _guard.signum if isinstance(e, _Stop) else signal.SIGINT) from e
+        raise ComponentError(message) from e
     return {"component_id": component_id, "state": COMPLETE, "seconds": time.time() - start,
             "outputs": {k: a.uri for k, a in final.items()}}
+
+
+# -- the child process ------------------------------------------------------------------
+
+
+def _stop_grace() -> float:
+    try:
+        return float(os.environ.get("CONVEYOR_STOP_GRACE") or 10.0)
+    except ValueError:
+        return 10.0
+
+
+def _stop_reason(signum: int, parent_pid: int) -> str:
+    if signum == signal.SIGHUP:
+        return f"canceled: the process that started it (pid {parent_pid or '?'}) is gone"
+    return f"canceled by {signal.Signals(signum).name}"
+
+
+def _install_stop_handling(parent_pid: int) -> None:
+    """SIGTERM, SIGINT (and SIGHUP, the pid-death signal, for a child) stop the component; a
+    watchdog thread sees them even when the component's code holds the main thread in C code,
+    notices a parent gone without a signal, and ends the process after the grace period."""
+    def on_signal(signum, frame):
+        _guard.ask(_stop_reason(signum, parent_pid), signum)
+        if _guard.armed and not _guard.raised:
+            _guard.raised = True
+            raise _Stop(_guard.reason)
+
+    stop_signals = [signal.SIGTERM, signal.SIGINT] + ([signal.SIGHUP] if parent_pid else [])
+    for signum in stop_signals:
+        signal.signal(signum, on_signal)
+    # Python runs handlers in the main thread only, between bytecodes; the wakeup fd gets the
+    # signal's number at once, whichever thread the kernel hands the signal to.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    if parent_pid and sys.platform.startswith("linux") and os.environ.get("CONVEYOR_PARENT_WATCH") != "poll":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        # SIGHUP, not SIGTERM: the parent's pid may still be ours to see when it comes (a dying
+        # process's other threads outlive the one that started us), so the signal says who died.
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGHUP), 0, 0, 0)
+
+    def watch():
+        import select
+
+        grace = _stop_grace()
+        while True:
+            if select.select([wake_r], [], [], 0.5)[0]:
+                try:
+                    for signum in os.read(wake_r, 64):
+                        if signum in stop_signals:
+                            _guard.ask(_stop_reason(signum, parent_pid), signum)
+                except BlockingIOError:
+                    pass
+            if parent_pid and os.getppid() != parent_pid and _guard.reason is None:
+                os.kill(os.getpid(), signal.SIGHUP)  # the fallback: stop as if told by the kernel
+                _guard.ask(_stop_reason(signal.SIGHUP, parent_pid), signal.SIGHUP)
+            if _guard.reason is not None and time.time() - _guard.asked_at > grace:
+                _end_now(f"{_guard.reason} (it did not stop within {grace:g}s: ended by its launcher)")
+
+    threading.Thread(target=watch, name="conveyor-stop-watch", daemon=True).start()
+
+
+def _end_now(reason: str) -> None:
+    """Records the running execution CANCELED, removes its temporary outputs and exits at once."""
+    if _guard.lock.acquire(timeout=_stop_grace()):
+        try:
+            if _guard.current is not None:
+                config, ex_id = _guard.current
+                Metadata(config).end_if_running(ex_id, CANCELED, reason)
+        except Exception:  # nothing better to do on the way out
+            traceback.print_exc()
+    print(f"ERROR {reason}", file=sys.stderr, flush=True)
+    _exit(128 + int(_guard.signum))
+
+
+def _exit(code: int) -> None:
+    """Exits without waiting for threads a component left (Beam's, TensorFlow's), and takes the
+    processes it started along when this launcher leads its own process group."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.getpgid(0) == os.getpid():
+        try:  # this process too, which only notes it (its handler is in place)
+            os.killpg(0, signal.SIGTERM)
+        except OSError:
+            pass
+    os._exit(code)
 
 
 def main(argv=None) -> int:
@@ -118,6 +347,12 @@ def main(argv=None) -> int:
     import json
     import warnings
 
+    parent_pid = int(os.environ.pop(PARENT_PID_ENV, "0") or 0)
+    _install_stop_handling(parent_pid)
+    if parent_pid and os.getppid() != parent_pid:
+        print(f"ERROR canceled before it started: the process that started it (pid {parent_pid}) is gone",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     warnings.filterwarnings("ignore", category=FutureWarning)
     from conveyor.orchestration.loader import load_pipeline
 
@@ -131,10 +366,16 @@ def main(argv=None) -> int:
     pipeline = load_pipeline(path)
     try:
         status = run_component(pipeline, component_id, run_id, enable_cache=False if no_cache else None)
+    except ComponentCanceled as e:
+        print(f"ERROR {e}", file=sys.stderr)
+        _exit(128 + int(e.signum))
     except ComponentError as e:
         print(f"ERROR {e}", file=sys.stderr)
         traceback.print_exc()
         return 1
+    except (PipelineRootError, KeyError) as e:
+        print(f"ERROR {str(e).strip(chr(34))}", file=sys.stderr)
+        return 2
     print("STATUS " + json.dumps(status), flush=True)
     return 0
 

@@ -10,13 +10,24 @@ walked both ways.
 SQLite allows one writer at a time and MLMD reports a busy database as an
 error, so calls on a SQLite store are serialized across processes with a lock
 file beside the database.
+
+Each execution records the process that runs it (pid, host and a token that
+tells it from a later process given the same pid), and each run started by a
+runner records the runner's process the same way on its ``conveyor.PipelineRun``
+context, so a reader can tell an execution or a run that is still going from
+one whose process is gone: :meth:`Metadata.run_summary` does, and
+:meth:`Metadata.reap_lost` records the executions of vanished processes FAILED
+and removes their temporary outputs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import shutil
+import socket
 import time
 from collections.abc import Iterable
 
@@ -27,7 +38,83 @@ RUN_CONTEXT = "conveyor.PipelineRun"
 NODE_CONTEXT = "conveyor.Node"
 
 # Execution states as recorded (MLMD's Execution.State names).
-RUNNING, COMPLETE, FAILED, CACHED = "RUNNING", "COMPLETE", "FAILED", "CACHED"
+RUNNING, COMPLETE, FAILED, CACHED, CANCELED = "RUNNING", "COMPLETE", "FAILED", "CACHED", "CANCELED"
+#: What ``run_summary`` shows for a component of a run that has no execution (yet).
+NOT_STARTED = "NOT_STARTED"
+DONE_STATES = (COMPLETE, CACHED)
+
+
+# -- processes ------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """``(state letter, start time in clock ticks since boot)`` from /proc, or None without it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return ("gone", "")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ", comm may hold spaces
+    return fields[0], fields[19]
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def process_identity(pid: int | None = None) -> dict:
+    """``{"pid", "host", "token"}`` of a process (default: this one).
+
+    The token (boot id and start time, on Linux) tells the process from a later
+    one that gets the same pid, after a reboot too; elsewhere it is empty and
+    only the pid is checked.
+    """
+    pid = pid or os.getpid()
+    stat = _proc_stat(pid) if os.path.exists("/proc/self/stat") else None
+    token = f"{_boot_id()}:{stat[1]}" if stat and stat[1] else ""
+    return {"pid": pid, "host": socket.gethostname(), "token": token}
+
+
+def process_alive(info: dict) -> bool | None:
+    """Whether a process recorded by :func:`process_identity` still runs.
+
+    None when that cannot be told from here: another host, or nothing recorded.
+    A zombie (exited, not yet waited for) counts as gone.
+    """
+    pid = int(info.get("pid") or 0)
+    if not pid or info.get("host") != socket.gethostname():
+        return None
+    if os.path.exists("/proc/self/stat"):
+        stat = _proc_stat(pid)
+        if stat is not None:
+            if stat[0] in ("gone", "Z", "X"):
+                return False
+            token = info.get("token")
+            return not token or token == f"{_boot_id()}:{stat[1]}"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def describe_process(info: dict) -> str:
+    return f"pid {info.get('pid')} on {info.get('host') or '?'}"
+
+
+def remove_staging(uris) -> None:
+    """Removes temporary output folders (``<root>/<component>/<key>/.<execution>.tmp``)."""
+    for uri in uris:
+        if "://" not in uri:
+            shutil.rmtree(uri, ignore_errors=True)
 
 
 def sqlite_config(path: str):
@@ -68,7 +155,12 @@ class Metadata:
         if self._lock_path is None:
             yield
             return
-        with open(self._lock_path, "a") as f:
+        try:
+            f = open(self._lock_path, "a")
+        except OSError:  # a read-only root: nobody writes there, reading needs no lock
+            yield
+            return
+        with f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -130,9 +222,7 @@ class Metadata:
     def run_contexts(self, pipeline_name: str, run_id: str, component_id: str) -> list[int]:
         """Context ids (pipeline, run, node) an execution of a component belongs to."""
         p = self._context(PIPELINE_CONTEXT, pipeline_name)
-        r = self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}",
-                          {"pipeline_name": pipeline_name, "run_id": run_id,
-                           "create_time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        r = self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id))
         n = self._context(NODE_CONTEXT, f"{pipeline_name}.{component_id}",
                           {"pipeline_name": pipeline_name, "component_id": component_id})
         return [p, r, n]
@@ -140,10 +230,13 @@ class Metadata:
     # -- executions ---------------------------------------------------------------
 
     def start_execution(self, type_name: str, pipeline_name: str, run_id: str, component_id: str,
-                        inputs: dict[str, Artifact], cache_key: str, parameters: dict | None = None) -> int:
-        """Records a RUNNING execution with its input events and parameters; returns its id."""
-        import json
+                        inputs: dict[str, Artifact], cache_key: str, parameters: dict | None = None,
+                        process: dict | None = None) -> int:
+        """Records a RUNNING execution with its input events and parameters; returns its id.
 
+        ``process`` is the :func:`process_identity` of the process that runs it
+        (default: this one).
+        """
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         contexts = self.run_contexts(pipeline_name, run_id, component_id)
@@ -154,6 +247,7 @@ class Metadata:
             ex.properties[k].string_value = v
         ex.custom_properties["start_time"].double_value = time.time()
         ex.custom_properties["parameters"].string_value = json.dumps(parameters or {}, sort_keys=True, default=str)
+        _set_process(ex.custom_properties, "", process or process_identity())
         events = [self._event(pb.Event.INPUT, key, art) for key, art in inputs.items()]
         ex_id, _, _ = self._call(self.store.put_execution, ex, [], self._contexts_by_id(contexts))
         if events:
@@ -163,6 +257,124 @@ class Metadata:
                 pairs.append(ev)
             self._call(self.store.put_events, pairs)
         return ex_id
+
+    def set_staging(self, execution_id: int, uris: list[str]) -> None:
+        """Records where a RUNNING execution writes its outputs before they are published."""
+        def put():
+            [ex] = self.store.get_executions_by_id([execution_id])
+            ex.custom_properties["staging"].string_value = json.dumps(list(uris))
+            self.store.put_executions([ex])
+
+        self._call(put)
+
+    def end_if_running(self, execution_id: int, state: str, error: str) -> bool:
+        """Marks an execution FAILED or CANCELED if it is still RUNNING, and removes its temporary
+        outputs; returns whether it was still RUNNING (False: its process recorded an end itself)."""
+        def end():
+            [ex] = self.store.get_executions_by_id([execution_id])
+            if ex.properties["state"].string_value != RUNNING:
+                return None
+            ex.last_known_state = _mlmd_state(state)
+            ex.properties["state"].string_value = state
+            ex.custom_properties["end_time"].double_value = time.time()
+            ex.custom_properties["error"].string_value = error[-4000:]
+            self.store.put_executions([ex])
+            return ex
+
+        ex = self._call(end)
+        if ex is None:
+            return False
+        remove_staging(_staging_of(ex))
+        return True
+
+    def running_executions(self, pipeline_name: str, run_id: str | None = None) -> list:
+        """Executions of a pipeline (or of one of its runs) still recorded RUNNING."""
+        import ml_metadata as mlmd
+
+        if run_id is None:
+            ctx = self._call(self.store.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
+        else:
+            ctx = self._call(self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}")
+        if ctx is None:
+            return []
+        options = mlmd.ListOptions(filter_query="last_known_state = RUNNING")
+        return self._call(self.store.get_executions_by_context, ctx.id, list_options=options)
+
+    def reap_lost(self, pipeline_name: str) -> list[int]:
+        """Records FAILED every RUNNING execution of a pipeline whose process is gone (checked on
+        this host only) and removes its temporary outputs; records a run whose runner is gone
+        without recording an end FAILED too. Returns the executions so ended."""
+        ended = []
+        for ex in self.running_executions(pipeline_name):
+            info = _get_process(ex.custom_properties, "")
+            if process_alive(info) is False:
+                why = f"its process ({describe_process(info)}) is gone; found still RUNNING by a later run"
+                if self.end_if_running(ex.id, FAILED, why):
+                    ended.append(ex.id)
+        for ctx in self._run_contexts_of(pipeline_name):
+            props = ctx.custom_properties
+            if "state" in props and props["state"].string_value == RUNNING:
+                runner = _get_process(props, "runner_")
+                if process_alive(runner) is False:
+                    self._set_run_state(ctx.id, FAILED, f"runner gone ({describe_process(runner)})")
+        return ended
+
+    # -- runs -------------------------------------------------------------------------
+
+    def start_run(self, pipeline_name: str, run_id: str, component_ids: list[str],
+                  runner: dict | None = None) -> None:
+        """Records a run a runner starts: its components, the runner's process, state RUNNING."""
+        self._context(PIPELINE_CONTEXT, pipeline_name)
+        ctx_id = self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id))
+
+        def put():
+            [ctx] = self.store.get_contexts_by_id([ctx_id])
+            props = ctx.custom_properties
+            props["components"].string_value = json.dumps(list(component_ids))
+            _set_process(props, "runner_", runner or process_identity())
+            props["runner_start_time"].double_value = time.time()
+            props["state"].string_value = RUNNING
+            props["reason"].string_value = ""
+            self.store.put_contexts([ctx])
+
+        self._call(put)
+
+    def note_components(self, pipeline_name: str, run_id: str, component_ids: list[str]) -> None:
+        """Records a run's components, if nothing did yet (runs an orchestrator drives one by one)."""
+        ctx_id = self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id))
+
+        def put():
+            [ctx] = self.store.get_contexts_by_id([ctx_id])
+            if "components" not in ctx.custom_properties:
+                ctx.custom_properties["components"].string_value = json.dumps(list(component_ids))
+                self.store.put_contexts([ctx])
+
+        self._call(put)
+
+    def finish_run(self, pipeline_name: str, run_id: str, state: str, reason: str = "") -> None:
+        """Records how a run a runner started ended: COMPLETE, FAILED or CANCELED."""
+        ctx = self._call(self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}")
+        if ctx is not None:
+            self._set_run_state(ctx.id, state, reason)
+
+    def _set_run_state(self, ctx_id: int, state: str, reason: str) -> None:
+        def put():
+            [ctx] = self.store.get_contexts_by_id([ctx_id])
+            ctx.custom_properties["state"].string_value = state
+            ctx.custom_properties["reason"].string_value = reason
+            ctx.custom_properties["end_time"].double_value = time.time()
+            self.store.put_contexts([ctx])
+
+        self._call(put)
+
+    @staticmethod
+    def _run_properties(pipeline_name: str, run_id: str) -> dict:
+        return {"pipeline_name": pipeline_name, "run_id": run_id,
+                "create_time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+    def _run_contexts_of(self, pipeline_name: str) -> list:
+        return [c for c in self._call(self.store.get_contexts_by_type, RUN_CONTEXT)
+                if c.custom_properties["pipeline_name"].string_value == pipeline_name]
 
     def _contexts_by_id(self, ids):
         return self._call(self.store.get_contexts_by_id, ids)
@@ -178,13 +390,12 @@ class Metadata:
 
     def finish_execution(self, execution_id: int, state: str, outputs: dict[str, Artifact] | None = None,
                          error: str | None = None) -> dict[str, Artifact]:
-        """Marks an execution COMPLETE, CACHED or FAILED and records its outputs (LIVE)."""
+        """Marks an execution COMPLETE, CACHED, FAILED or CANCELED and records its outputs (LIVE)."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         outputs = outputs or {}
         [ex] = self._call(self.store.get_executions_by_id, [execution_id])
-        ex.last_known_state = {COMPLETE: pb.Execution.COMPLETE, CACHED: pb.Execution.CACHED,
-                               FAILED: pb.Execution.FAILED}[state]
+        ex.last_known_state = _mlmd_state(state)
         ex.properties["state"].string_value = state
         ex.custom_properties["end_time"].double_value = time.time()
         if error:
@@ -276,35 +487,109 @@ class Metadata:
         return None
 
     def runs(self, pipeline_name: str) -> list[dict]:
-        """Runs of a pipeline, newest first: ``{run_id, create_time, states}``."""
+        """Runs of a pipeline, newest first: ``{run_id, create_time, states, state, reason}``.
+
+        ``states`` are the recorded states of its executions; ``state`` and
+        ``reason`` the run's, as :meth:`run_summary` tells them.
+        """
         ctx = self._call(self.store.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
         if ctx is None:
             return []
-        runs = [c for c in self._call(self.store.get_contexts_by_type, RUN_CONTEXT)
-                if c.custom_properties["pipeline_name"].string_value == pipeline_name]
         out = []
-        for c in sorted(runs, key=lambda c: c.id, reverse=True):
+        for c in sorted(self._run_contexts_of(pipeline_name), key=lambda c: c.id, reverse=True):
             run_id = c.custom_properties["run_id"].string_value
-            states = [e.properties["state"].string_value for e in self.executions_of_run(pipeline_name, run_id)]
+            summary = self.run_summary(pipeline_name, run_id, context=c)
             out.append({"run_id": run_id, "create_time": c.custom_properties["create_time"].string_value,
-                        "states": states})
+                        "states": [e["state"] for e in summary["executions"]],
+                        "state": summary["state"], "reason": summary["reason"]})
         return out
 
     def run_status(self, pipeline_name: str, run_id: str) -> list[dict]:
-        """Each execution of a run: component, state, seconds, cached or not, error."""
+        """Each execution of a run, as recorded: component, state, seconds, cached or not, error.
+
+        ``alive`` says, for a RUNNING one, whether its process still runs (None:
+        cannot be told from this host).
+        """
         out = []
         for ex in self.executions_of_run(pipeline_name, run_id):
             start = ex.custom_properties["start_time"].double_value
             end = ex.custom_properties["end_time"].double_value if "end_time" in ex.custom_properties else None
+            state = ex.properties["state"].string_value
+            process = _get_process(ex.custom_properties, "")
             out.append({
                 "component_id": ex.properties["component_id"].string_value,
-                "state": ex.properties["state"].string_value,
+                "state": state,
                 "seconds": round(end - start, 2) if end else None,
-                "cached": ex.properties["state"].string_value == CACHED,
+                "cached": state == CACHED,
                 "execution_id": ex.id,
                 "error": ex.custom_properties["error"].string_value if "error" in ex.custom_properties else "",
+                "process": process,
+                "alive": process_alive(process) if state == RUNNING else False,
             })
         return out
+
+    def run_summary(self, pipeline_name: str, run_id: str, context=None) -> dict | None:
+        """A run's state and each component's, as ``conveyor run status`` shows them; None if no such run.
+
+        Returns ``{"run_id", "state", "reason", "create_time", "runner", "components",
+        "executions"}``. ``components`` has one row per component (its latest
+        execution): the recorded state, except that an execution recorded
+        RUNNING whose process is gone shows as FAILED; a component without an
+        execution shows as NOT_STARTED. The run's state is RUNNING while a
+        component runs or its runner is alive; else the end its runner recorded
+        (COMPLETE, FAILED or CANCELED); else FAILED with reason "runner gone" if
+        its runner's process is gone; a run an orchestrator drives component by
+        component (no runner recorded) is FAILED or CANCELED if a component is,
+        COMPLETE when all are done, RUNNING otherwise.
+        """
+        ctx = context or self._call(self.store.get_context_by_type_and_name, RUN_CONTEXT,
+                                    f"{pipeline_name}.{run_id}")
+        if ctx is None:
+            return None
+        props = ctx.custom_properties
+        executions = self.run_status(pipeline_name, run_id)
+        latest: dict[str, dict] = {}
+        for row in executions:
+            latest[row["component_id"]] = row
+        planned = json.loads(props["components"].string_value) if "components" in props else []
+        order = list(planned) + [cid for cid in latest if cid not in planned]
+        rows = []
+        for cid in order:
+            row = latest.get(cid)
+            if row is None:
+                rows.append({"component_id": cid, "state": NOT_STARTED, "recorded_state": None,
+                             "seconds": None, "cached": False, "execution_id": None, "error": ""})
+                continue
+            row = dict(row, recorded_state=row["state"])
+            if row["state"] == RUNNING and row["alive"] is False:
+                row["state"] = FAILED
+                row["error"] = (f"its process ({describe_process(row['process'])}) is gone "
+                                "(recorded RUNNING)")
+            rows.append(row)
+        states = [r["state"] for r in rows]
+        recorded = props["state"].string_value if "state" in props else ""
+        runner = _get_process(props, "runner_")
+        reason = props["reason"].string_value if "reason" in props else ""
+        if RUNNING in states:
+            state, reason = RUNNING, ""
+        elif recorded in (COMPLETE, FAILED, CANCELED):
+            state = recorded
+        elif runner:
+            if process_alive(runner) is False:
+                state, reason = FAILED, f"runner gone ({describe_process(runner)})"
+            else:
+                state, reason = RUNNING, ""
+        elif FAILED in states:
+            state = FAILED
+        elif CANCELED in states:
+            state = CANCELED
+        elif rows and all(st in DONE_STATES for st in states):
+            state = COMPLETE
+        else:
+            state = RUNNING
+        return {"run_id": run_id, "state": state, "reason": reason,
+                "create_time": props["create_time"].string_value, "runner": runner,
+                "components": rows, "executions": executions}
 
     def lineage(self, artifact_id: int) -> list[tuple[str, Artifact]]:
         """Every artifact upstream of one, with the component that produced it.
@@ -332,8 +617,6 @@ class Metadata:
 
     def producing_execution(self, artifact_id: int):
         """``(component id, parameters dict)`` of the execution that first output an artifact."""
-        import json
-
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         events = self._call(self.store.get_events_by_artifact_ids, [artifact_id])
@@ -358,6 +641,31 @@ class Metadata:
     def artifacts_of_type(self, type_name: str) -> list[Artifact]:
         arts = self._call(self.store.get_artifacts_by_type, type_name)
         return [Artifact(type_name, a.uri, a.id) for a in arts]
+
+
+def _mlmd_state(state: str):
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    return pb.Execution.State.Value(state)
+
+
+def _set_process(props, prefix: str, info: dict) -> None:
+    props[prefix + "pid"].int_value = int(info["pid"])
+    props[prefix + "host"].string_value = info.get("host") or ""
+    props[prefix + "token"].string_value = info.get("token") or ""
+
+
+def _get_process(props, prefix: str) -> dict:
+    if prefix + "pid" not in props:
+        return {}
+    return {"pid": props[prefix + "pid"].int_value, "host": props[prefix + "host"].string_value,
+            "token": props[prefix + "token"].string_value}
+
+
+def _staging_of(ex) -> list[str]:
+    if "staging" not in ex.custom_properties:
+        return []
+    return json.loads(ex.custom_properties["staging"].string_value)
 
 
 def ids(artifacts: Iterable[Artifact]) -> list[int]:

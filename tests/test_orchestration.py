@@ -125,6 +125,25 @@ def test_killed_component_publishes_nothing_and_rerun_resumes(tmp_path):
     result = LocalDagRunner(quiet=True).run(fast)
     assert result["components"]["Produce"]["state"] == "CACHED"
     assert result["components"]["Sum"]["state"] == "COMPLETE"
+    # Nobody watched that launcher: the next run found its execution RUNNING, its process gone,
+    # recorded it FAILED and removed its temporary output.
+    [slow] = [r for r in md.run_status("kill", "r1") if r["component_id"] == "Slow"]
+    assert slow["state"] == "FAILED" and "is gone; found still RUNNING by a later run" in slow["error"]
+    assert os.listdir(staging) == []
+
+
+def test_unusable_root_raises_pipeline_root_error(tmp_path):
+    from conveyor.beam_utils.errors import InputError
+    from conveyor.orchestration.local_runner import PipelineRootError
+
+    (tmp_path / "file").write_text("not a folder")
+    for root, why in ((tmp_path / "file", "is a file, not a directory"),
+                      (tmp_path / "file" / "root", "cannot be created: Not a directory")):
+        pipeline, *_ = _pipeline(root)
+        for runner in (LocalDagRunner(quiet=True), LocalDagRunner(quiet=True, in_process=True)):
+            with pytest.raises(PipelineRootError, match=f"^pipeline root {root} {why}$") as err:
+                runner.run(pipeline)
+            assert err.value.path == str(root) and isinstance(err.value, InputError)
 
 
 def test_independent_components_run_in_parallel(tmp_path):

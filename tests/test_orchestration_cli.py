@@ -78,3 +78,45 @@ def test_component_run_is_the_unit_for_orchestrators(tmp_path, env):
 
 def test_template_list(env):
     assert "flights" in _run(env, "template", "list").stdout
+
+
+def _read_only(cmd, folder):
+    """``cmd`` to run with ``folder`` read-only: chmod for a normal user; for root, who writes through
+    permissions, a read-only bind mount of it in a private mount namespace (skipped where not allowed)."""
+    if os.geteuid() != 0:
+        os.chmod(folder, 0o555)
+        return cmd
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("running as root without mount namespaces: no way to make a folder read-only")
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(folder), *cmd]
+
+
+@pytest.mark.parametrize("kind", ["file", "under a file", "read-only"])
+def test_unusable_pipeline_root_is_a_usage_error_naming_it(tmp_path, env, kind):
+    root = {"file": tmp_path / "root", "under a file": tmp_path / "root" / "inner",
+            "read-only": tmp_path / "root"}[kind]
+    path = tmp_path / "toy_pipeline.py"
+    path.write_text(
+        "from orchestration_components import Produce\n"
+        "from conveyor.orchestration import Pipeline\n"
+        f"pipeline = Pipeline('toy', {str(root)!r}, [Produce()])\n"
+    )
+    if kind == "read-only":
+        root.mkdir()
+    else:
+        (tmp_path / "root").write_text("not a folder")
+    _run(env, "pipeline", "create", "--pipeline-path", str(path))
+    why = {"file": "is a file, not a directory", "under a file": "cannot be created: Not a directory",
+           "read-only": "is not writable: Read-only file system" if os.geteuid() == 0
+           else "is not writable: Permission denied"}[kind]
+    for args in (["run", "create", "--pipeline-name", "toy"],
+                 ["component", "run", "--pipeline-path", str(path), "--component", "Produce", "--run-id", "r1"]):
+        cmd = [CONVEYOR, *args]
+        if kind == "read-only":
+            cmd = _read_only(cmd, root)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert f"error: pipeline root {root} {why}" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
