@@ -5,20 +5,28 @@ from __future__ import annotations
 import os
 
 from conveyor.beam_utils.errors import InputError
-from conveyor.beam_utils.user_modules import import_file
+from conveyor.beam_utils.user_modules import import_file, user_code_error
 from conveyor.components.trainer.fn_args import FnArgs, split_files
 
 SERVING_DIR = "Format-Serving"
 
 
 def load_run_fn(module_file: str, name: str = "run_fn"):
-    """The ``run_fn`` of a module file; raises :class:`InputError` naming the file."""
+    """The ``run_fn`` of a module file.
+
+    Raises:
+      InputError: naming the file, when it does not exist or defines no ``name``.
+      UserCodeError: (an InputError) when it does not compile or raises on import,
+        with the line.
+    """
     if not os.path.isfile(module_file):
         raise InputError(f"{module_file}: no such module file")
     module = import_file(module_file, "conveyor_user_trainer_")
     fn = getattr(module, name, None)
-    if not callable(fn):
+    if fn is None:
         raise InputError(f"{module_file}: defines no function {name!r}")
+    if not callable(fn):
+        raise InputError(f"{module_file}: {name!r} is a {type(fn).__name__}, not a function")
     return fn
 
 
@@ -37,7 +45,13 @@ def run_trainer(module_file: str, examples_dir: str, model_dir: str, model_run_d
                 train_split: str = "train", eval_split: str = "eval", train_steps: int | None = None,
                 eval_steps: int | None = None, custom_config: dict | None = None,
                 run_fn_name: str = "run_fn") -> dict:
-    """Runs ``run_fn(FnArgs)`` and checks the model; returns a summary."""
+    """Runs ``run_fn(FnArgs)`` and checks the model; returns a summary.
+
+    Raises:
+      UserCodeError: the module does not import, or ``run_fn`` raised: the
+        message is the user's error, with the lines of the module it came from.
+      InputError: ``run_fn`` saved no usable SavedModel.
+    """
     run_fn = load_run_fn(module_file, run_fn_name)
     serving = os.path.join(model_dir, SERVING_DIR)
     os.makedirs(model_run_dir, exist_ok=True)
@@ -52,7 +66,11 @@ def run_trainer(module_file: str, examples_dir: str, model_dir: str, model_run_d
         eval_steps=eval_steps,
         custom_config=dict(custom_config or {}),
     )
-    result = run_fn(args)
+    try:
+        result = run_fn(args)
+    except Exception as e:
+        # The user's error and their lines first; the whole traceback stays chained for logs.
+        raise user_code_error(e, f"{run_fn_name} ({module_file})", module_file) from e
     signature = check_serving_model(serving)
     summary = {"serving_model_dir": serving, "signature": signature}
     if isinstance(result, dict):

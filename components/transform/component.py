@@ -19,6 +19,7 @@ instance dicts), and come back as canonical RecordBatches.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,11 +36,13 @@ from apache_beam.io.filesystems import FileSystems
 from conveyor.beam_utils import arrow, files
 from conveyor.beam_utils.errors import UsageError
 from conveyor.beam_utils.io import ReadExamples, WriteExamples
+from conveyor.beam_utils.user_modules import exception_chain, release_shared_objects
 from conveyor.components.transform import schema as schema_lib
 from conveyor.components.transform.user_fn import (
     MissingFeatureError,
     PreprocessingFn,
     PreprocessingFnError,
+    runtime_error,
     trace_error,
 )
 
@@ -87,6 +90,7 @@ def plan_transform(preprocessing_fn: PreprocessingFn, data_schema: pa.Schema, sc
     full_arrow = schema_lib.arrow_schema_for(metadata_schema) if schema is not None else data_schema
     config = schema_lib.adapter_config(full_arrow, metadata_schema)
     specs = schema_lib.type_specs(config)
+    err = None
     try:
         transform_cols = tft.get_transform_input_columns(preprocessing_fn, specs, force_tf_compat_v1=False)
         analyze_cols = tft.get_analyze_input_columns(preprocessing_fn, specs, force_tf_compat_v1=False)
@@ -94,8 +98,11 @@ def plan_transform(preprocessing_fn: PreprocessingFn, data_schema: pa.Schema, sc
         err = trace_error(e, preprocessing_fn)
         if isinstance(err, MissingFeatureError):
             where = "the schema" if schema is not None else "the input data"
-            err = MissingFeatureError(err.feature, err.available, where=where)
-        raise err from None
+            err = MissingFeatureError(err.feature, err.available, where=where, frames=err.frames)
+    if err is not None:
+        # Raised outside the handler: the error the function raised (and TensorFlow's
+        # re-raise of it) is not chained, so only this one, with the user's lines, is reported.
+        raise err
     needed = sorted(set(transform_cols) | set(analyze_cols))
     reps = schema_lib.tensor_representations(metadata_schema)
     for name in needed:
@@ -293,7 +300,10 @@ def dataset_fingerprint(read: ReadExamples, arrow_schema: pa.Schema | None = Non
 
 def _remove(path: str) -> None:
     if "://" not in path:
-        shutil.rmtree(path, ignore_errors=True)
+        if os.path.isfile(path):
+            os.remove(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
     elif FileSystems.exists(path):
         FileSystems.delete([path])
 
@@ -352,14 +362,44 @@ def run_transform(
     graph_dir = FileSystems.join(output_dir, TRANSFORM_GRAPH_DIR)
     examples_dir = FileSystems.join(output_dir, TRANSFORMED_EXAMPLES_DIR)
     temp_dir = FileSystems.join(output_dir, TEMP_DIR)
+    summary_path = FileSystems.join(output_dir, SUMMARY_FILE)
+    output_existed = FileSystems.exists(output_dir)
     for path in (graph_dir, examples_dir, temp_dir):
         _remove(path)
 
-    import tensorflow_transform.beam as tft_beam
-
     transform = Transform(fn, plan.arrow_schema, schema=plan.schema, train_split=train_split,
                           temp_dir=temp_dir, cache_dir=cache_dir, dataset_key=key)
-    with beam.Pipeline(options=pipeline_options(beam_args)) as p:
+    try:
+        with _step_errors_reported_once():
+            _run_pipeline(reads, transform, fn, plan, graph_dir, examples_dir, output_dir, train_split,
+                          cache_dir, key, num_shards, pipeline_options(beam_args))
+        _write_raw_metadata(plan.schema, FileSystems.join(graph_dir, RAW_METADATA_DIR))
+    except Exception as e:
+        # A failed run leaves nothing of its own behind: no temp files, no half-written outputs.
+        for path in (temp_dir, graph_dir, examples_dir, summary_path):
+            _remove(path)
+        if not output_existed:
+            _remove_if_empty(output_dir)
+        err = runtime_error(e, fn)
+        if err is None or err is e:
+            raise
+        if any(x is err for x in exception_chain(e)):
+            raise err from None  # ours, re-raised by Beam or tf.Transform: report it as it was
+        raise err from e
+    finally:
+        _remove(temp_dir)
+        release_shared_objects()  # tf.Transform's loaded graphs, while TensorFlow is still up
+    summary = _read_json(summary_path)
+    if summary is None:
+        raise RuntimeError(f"Transform finished without writing {output_dir}/{SUMMARY_FILE}")
+    return summary
+
+
+def _run_pipeline(reads, transform, fn, plan, graph_dir, examples_dir, output_dir, train_split, cache_dir,
+                  key, num_shards, options) -> None:
+    import tensorflow_transform.beam as tft_beam
+
+    with beam.Pipeline(options=options) as p:
         read_results = {name: p | f"Read[{name}]" >> r for name, r in reads.items()}
         result = {name: rr.examples for name, rr in read_results.items()} | "Transform" >> transform
         _ = result.transform_fn | "WriteTransformGraph" >> tft_beam.WriteTransformFn(graph_dir)
@@ -388,12 +428,35 @@ def run_transform(
             | "ToDict" >> beam.combiners.ToDict()
             | "Summary" >> beam.Map(_write_summary, info, output_dir)
         )
-    _write_raw_metadata(plan.schema, FileSystems.join(graph_dir, RAW_METADATA_DIR))
-    _remove(temp_dir)
-    summary = _read_json(FileSystems.join(output_dir, SUMMARY_FILE))
-    if summary is None:
-        raise RuntimeError(f"Transform finished without writing {output_dir}/{SUMMARY_FILE}")
-    return summary
+
+
+class _DropStepErrorLogs(logging.Filter):
+    """Drops Beam's log of an exception it is about to re-raise with the step's name.
+
+    Beam logs (with its traceback) each exception a DoFn raises, then raises it
+    to whoever runs the pipeline; :func:`run_transform` reports that exception
+    itself, once, so the log would only repeat it, tracebacks and all, ahead of
+    the message that matters.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and isinstance(record.msg, BaseException))
+
+
+@contextlib.contextmanager
+def _step_errors_reported_once():
+    log = logging.getLogger("apache_beam.runners.common")
+    drop = _DropStepErrorLogs()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
+def _remove_if_empty(path: str) -> None:
+    if "://" not in path and os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
 
 
 def _write_summary(counts: dict, info: dict, output_dir: str) -> dict:
