@@ -292,17 +292,24 @@ def live_output(path: str, inputs: Iterable[str | None] = ()) -> Iterator[str]:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException:
-        if old is not None and not os.listdir(target):
+        if _is_empty_dir(target):
             os.rmdir(target)
-            os.rename(old, target)
-            old = None
-        elif old is None and not os.listdir(target):
-            os.rmdir(target)
-            _remove_empty(created)
+            if old is not None:
+                os.rename(old, target)
+                old = None
+            else:
+                _remove_empty(created)
         raise
     finally:
         if old is not None:
             _delete_old(old, path)
+
+
+def _is_empty_dir(path: str) -> bool:
+    try:
+        return os.path.isdir(path) and not os.listdir(path)
+    except OSError:
+        return False
 
 
 # -- outputs on Beam filesystems (gs://, s3://, ...) ------------------------------

@@ -186,6 +186,17 @@ def test_live_output_for_a_command_that_runs_until_stopped(tmp_path):
         with outputs.live_output(str(out)):
             raise RuntimeError("bad schema")
     assert os.listdir(out) == ["window-new"] and hidden(tmp_path) == []
+    # Failing after writing: what the run wrote is its output.
+    with pytest.raises(RuntimeError):
+        with outputs.live_output(str(out)):
+            (out / "window-later").mkdir()
+            raise RuntimeError("lost the subscription")
+    assert os.listdir(out) == ["window-later"] and hidden(tmp_path) == []
+    # No previous output, nothing written: nothing left, not even the folders made for it.
+    with pytest.raises(RuntimeError):
+        with outputs.live_output(str(tmp_path / "a" / "mon")):
+            raise RuntimeError("bad schema")
+    assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
 # -- outputs on a Beam filesystem other than the local one -----------------------------
