@@ -451,4 +451,6 @@ def _error_from_log(text: str, returncode: int) -> str:
         if line.startswith("ERROR "):
             return line[len("ERROR "):]
     tail = [line for line in text.splitlines() if line.strip()][-3:]
+    if returncode < 0:  # what it printed last is seldom why it was killed: the signal leads, alone
+        return exit_description(returncode) + ("\nits last output: " + " | ".join(tail) if tail else "")
     return exit_description(returncode) + (": " + " | ".join(tail) if tail else "")
