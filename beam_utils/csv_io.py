@@ -7,12 +7,29 @@ field count is wrong, or whose value does not parse as its column's type, is a
 rejected row: it leaves the batch and is reported with its file, its CSV row
 number (the header is row 1; a quoted newline does not start a new row) and the
 reason.
+
+Text is UTF-8. A file that starts with a UTF-16 or UTF-32 byte order mark is
+decoded from that encoding as it is read (its rows and row numbers are those of
+its UTF-8 twin); a UTF-8 byte order mark is skipped. Anything else that is not
+UTF-8 text -- bytes that are not UTF-8, a NUL byte (binary data, or UTF-16
+without a byte order mark), a compressed stream that ends early -- stops the
+read with an :class:`~conveyor.beam_utils.errors.InputError` naming the file,
+the row where there is one, and what to do.
+
+The header is parsed here (not by pyarrow) and skipped in the stream, so
+pyarrow reads data rows only, with the header's names.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
+import functools
 import io
+import logging
+import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -24,6 +41,8 @@ import pyarrow.csv as pacsv
 
 from conveyor.beam_utils import arrow
 from conveyor.beam_utils.errors import InputError
+
+_LOG = logging.getLogger(__name__)
 
 #: Field texts read as "missing" unless told otherwise. "NaN" is not among them:
 #: in a FLOAT column it is the value NaN.
@@ -37,6 +56,18 @@ _FLOAT_RE = (
     r"^\s*[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?"
     r"|[nN][aA][nN])\s*$"
 )
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+#: Byte order marks and the Python codec that reads past them (UTF-32 first:
+#: its little-endian mark starts with UTF-16's).
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32", "UTF-32LE"),
+    (b"\x00\x00\xfe\xff", "utf-32", "UTF-32BE"),
+    (b"\xff\xfe", "utf-16", "UTF-16LE"),
+    (b"\xfe\xff", "utf-16", "UTF-16BE"),
+)
+#: The longest header row read.
+_MAX_HEADER_BYTES = 64 << 20
 
 
 @dataclass
@@ -61,21 +92,427 @@ class CsvOptions:
     block_size: int = 1 << 20
 
 
-def read_header(open_stream: Opener, source: str, delimiter: str = ",") -> list[str]:
-    """The column names from the first row of the file."""
+@dataclass(frozen=True)
+class CsvHeader:
+    """A CSV file's header row and how to read the rows after it.
+
+    Attributes:
+      names: the column names (stripped of surrounding whitespace).
+      size: bytes of the (UTF-8) stream up to the first data row: a byte order
+        mark, empty lines, the header record and its line end.
+      encoding: ``UTF-8``, or the encoding a byte order mark named
+        (``UTF-16LE``, ``UTF-16BE``, ``UTF-32LE``, ``UTF-32BE``).
+      open_text: opens the file as a UTF-8 stream (decoding UTF-16/32).
+    """
+
+    names: list[str]
+    size: int
+    encoding: str
+    open_text: Opener
+
+
+# ---------------------------------------------------------------- reading safely
+
+
+def _how_to_fix_stream(source: str) -> str:
+    name = source.lower()
+    if name.endswith((".gz", ".gzip")):
+        check = f"`gzip -t {source}` "
+    elif name.endswith(".bz2"):
+        check = f"`bzip2 -t {source}` "
+    else:
+        check = ""
+    return f"the file is truncated or damaged: {check}checks it; copy or download it again"
+
+
+def _stream_error(source: str, e: BaseException, where: str) -> InputError:
+    """An error reading (or decompressing) the bytes of ``source``."""
+    if isinstance(e, UnicodeDecodeError):  # from a UTF-16/32 stream being decoded
+        return InputError(
+            f"{source}: cannot decode the file as {e.encoding.upper()} {where}: {e.reason}; "
+            "the file is damaged or not in the encoding its byte order mark names"
+        )
+    return InputError(f"{source}: cannot read the file {where}: {e}; {_how_to_fix_stream(source)}")
+
+
+def _read(f, n: int, source: str, where: str = "at its start") -> bytes:
+    try:
+        return f.read(n)
+    except (OSError, pa.ArrowException, UnicodeDecodeError, EOFError) as e:
+        raise _stream_error(source, e, where) from e
+
+
+def _skip(f, n: int, source: str) -> None:
+    """Reads ``n`` bytes of ``f`` (past the header) without keeping them."""
+    while n > 0:
+        got = len(_read(f, min(n, 1 << 22), source, "in its header row"))
+        if not got:
+            return
+        n -= got
+
+
+def _bom_codec(head: bytes) -> tuple[str, str] | None:
+    """``(Python codec, name)`` of the UTF-16/UTF-32 byte order mark ``head`` starts with."""
+    for bom, codec, name in _BOMS:
+        if head.startswith(bom):
+            return codec, name
+    return None
+
+
+def _decoding_opener(open_stream: Opener, codec: str) -> Opener:
+    @contextlib.contextmanager
+    def open_decoded():
+        with open_stream() as f:
+            native = f if isinstance(f, pa.NativeFile) else pa.PythonFile(f, mode="r")
+            yield pa.transcoding_input_stream(native, codec, "utf-8")
+
+    return open_decoded
+
+
+def read_head(open_stream: Opener, source: str, n: int = 1 << 16) -> bytes:
+    """The first ``n`` bytes of the file, as UTF-8 (decoding UTF-16/32); errors named."""
     with open_stream() as f:
-        head = f.read(1 << 16)
-    if not head.strip():
-        raise InputError(f"{source}: empty CSV file (no header row)")
-    text = head.decode("utf-8", errors="replace")
-    names = next(csv.reader(io.StringIO(text), delimiter=delimiter))
-    names = [n.strip() for n in names]
+        head = _read(f, n, source)
+    found = _bom_codec(head)
+    if found is None:
+        return head
+    with _decoding_opener(open_stream, found[0])() as f:
+        return _read(f, n, source)
+
+
+# ---------------------------------------------------------------- the header
+
+
+def _guess_wide_encoding(data: bytes) -> str | None:
+    """UTF-16/32 without a byte order mark, judged by where the NUL bytes fall."""
+    head = np.frombuffer(data[: 1 << 12][: len(data[: 1 << 12]) // 4 * 4], dtype=np.uint8)
+    if head.size < 4:
+        return None
+    zero = head.reshape(-1, 4) == 0
+    share = zero.mean(axis=0)  # per position in 4-byte groups
+    if share[1] > 0.9 and share[2] > 0.9 and share[3] > 0.9:
+        return "UTF-32LE"
+    if share[0] > 0.9 and share[1] > 0.9 and share[2] > 0.9:
+        return "UTF-32BE"
+    if share[1] > 0.9 and share[3] > 0.9:
+        return "UTF-16LE"
+    if share[0] > 0.9 and share[2] > 0.9:
+        return "UTF-16BE"
+    return None
+
+
+def _nul_error(source: str, row: int, data: bytes | None = None, column: str | None = None) -> InputError:
+    guess = _guess_wide_encoding(data) if data else None
+    where = f"row {row}" + (" (the header)" if row == 1 else "") + (f", column {column!r}," if column else "")
+    if guess:
+        what = (f"the file looks like {guess} text without a byte order mark; convert it to UTF-8, "
+                f"e.g. `iconv -f {guess} -t UTF-8 {source} > converted.csv`")
+    else:
+        what = ("a text CSV file holds none: this looks like binary data or UTF-16/UTF-32 text "
+                "without a byte order mark; check that the file is a CSV file, and convert it to "
+                f"UTF-8 if it is (e.g. `iconv -f UTF-16LE -t UTF-8 {source} > converted.csv`)")
+    return InputError(f"{source}: {where} holds a NUL byte; {what}")
+
+
+def _utf8_error(source: str, row: int, bad: bytes | None, column: str | None = None) -> InputError:
+    where = f"row {row}" + (" (the header)" if row == 1 else "") + (f", column {column!r}," if column else "")
+    shown = f" (bytes {bad!r})" if bad is not None else ""
+    return InputError(
+        f"{source}: {where} is not UTF-8 text{shown}; the file is in another encoding "
+        f"or is not a CSV file: convert it to UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8 {source} > "
+        "converted.csv`, naming its real encoding) and read that"
+    )
+
+
+def _parse_header(data: bytes, eof: bool, source: str, delimiter: str):
+    """``(names, size)`` of the header at the start of ``data`` (``eof``: all of the
+    file); ``"more"`` when the header may go on past ``data``; None when the file
+    holds no header (it is blank)."""
+    bom = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    body = data[bom:]
+    bad_at = None
+    try:
+        text = codecs.getincrementaldecoder("utf-8")("strict").decode(body, final=eof)
+    except UnicodeDecodeError as e:
+        bad_at = e.start
+        text = body[:bad_at].decode("utf-8")
+    more_to_come = bad_at is None and not eof
+    consumed = 0
+
+    def lines():
+        nonlocal consumed
+        for line in io.StringIO(text, newline=""):
+            consumed += len(line)
+            yield line
+
+    try:
+        record = next((f for f in csv.reader(lines(), delimiter=delimiter, strict=False) if f), None)
+    except csv.Error as e:
+        if "\x00" in text:
+            raise _nul_error(source, 1, data) from e
+        if more_to_come:
+            return "more"
+        raise InputError(f"{source}: cannot parse row 1 (the header): {e}") from e
+    if more_to_come and consumed >= len(text):
+        return "more"  # the header, or the blank lines before it, may go on
+    whole = text[:consumed]
+    if bad_at is not None and (record is None or not whole.endswith(("\n", "\r"))):
+        raise _utf8_error(source, 1, body[bad_at : bad_at + 8])
+    if "\x00" in whole:
+        raise _nul_error(source, 1, data)
+    if record is None or not text.strip():
+        return None
+    return [n.strip() for n in record], bom + len(whole.encode("utf-8"))
+
+
+def _read_header(f, data: bytes, source: str, delimiter: str):
+    """:func:`_parse_header` of the stream, reading on from ``data`` (its first bytes)."""
+    size = 1 << 16
+    while True:
+        chunk = _read(f, size, source, "in its header row")
+        data += chunk
+        eof = not chunk  # (a stream may return fewer bytes than asked before its end)
+        parsed = _parse_header(data, eof, source, delimiter)
+        if parsed != "more":
+            return parsed
+        if len(data) >= _MAX_HEADER_BYTES:
+            raise InputError(f"{source}: no end of the header row in its first "
+                             f"{_MAX_HEADER_BYTES >> 20} MiB; is this a CSV file?")
+        size = min(size * 4, _MAX_HEADER_BYTES)
+
+
+def parse_header(open_stream: Opener, source: str, delimiter: str = ",") -> CsvHeader | None:
+    """The file's header (see :class:`CsvHeader`), or None when the file is empty.
+
+    A file is empty when it holds no bytes, or only a byte order mark, blank
+    lines and spaces. Raises :class:`InputError` naming the file when the header
+    is not UTF-8 text, holds a NUL byte, repeats a name or has an empty one.
+    """
+    opener, encoding = open_stream, "UTF-8"
+    with open_stream() as f:  # opened once for a UTF-8 file
+        first = _read(f, 1 << 16, source, "in its header row")
+        found = _bom_codec(first)
+        if found is None:
+            parsed = _read_header(f, first, source, delimiter)
+    if found is not None:
+        opener, encoding = _decoding_opener(open_stream, found[0]), found[1]
+        with opener() as f:
+            parsed = _read_header(f, b"", source, delimiter)
+    if parsed is None:
+        return None
+    names, header_size = parsed
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise InputError(f"{source}: header repeats column names {dup}")
     if any(not n for n in names):
         raise InputError(f"{source}: header has an empty column name: {names}")
-    return names
+    return CsvHeader(names, header_size, encoding, opener)
+
+
+def read_header(open_stream: Opener, source: str, delimiter: str = ",") -> list[str]:
+    """The column names from the first row of the file (InputError if it has none)."""
+    header = parse_header(open_stream, source, delimiter)
+    if header is None:
+        raise InputError(f"{source}: empty CSV file (no header row)")
+    return header.names
+
+
+# ---------------------------------------------------------------- text batches
+
+
+class _InvalidRows:
+    """pyarrow's invalid-row handler: keeps the rows with a wrong field count, skips them."""
+
+    def __init__(self):
+        self.rows: list = []
+
+    def __call__(self, row):
+        self.rows.append(row)
+        return "skip"
+
+    def take(self) -> list:
+        rows, self.rows = self.rows, []
+        return rows
+
+
+def _quiet_unraisable(unraisable, previous=None) -> None:
+    if isinstance(unraisable.object, _InvalidRows) and isinstance(unraisable.exc_value, UnicodeDecodeError):
+        return
+    (previous or sys.__unraisablehook__)(unraisable)
+
+
+def _hush_invalid_row_decoding() -> None:
+    """pyarrow decodes an invalid row's text before calling the handler; when it is not
+    UTF-8 the UnicodeDecodeError is printed as "Exception ignored" and the read fails
+    (reported by :func:`_iter_text` as an InputError naming the row). That print is
+    dropped; every other unraisable exception goes to the hook in place before."""
+    hook = sys.unraisablehook
+    if getattr(hook, "func", None) is _quiet_unraisable:
+        return
+    sys.unraisablehook = functools.partial(_quiet_unraisable, previous=hook)
+
+
+def _text_reader(fileobj, names, options: CsvOptions, invalid: _InvalidRows,
+                 include_columns: Sequence[str] | None = None):
+    _hush_invalid_row_decoding()
+    return pacsv.open_csv(
+        fileobj,
+        read_options=pacsv.ReadOptions(
+            block_size=options.block_size, use_threads=False, column_names=list(names)
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=options.delimiter, newlines_in_values=True, invalid_row_handler=invalid
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            include_columns=list(include_columns) if include_columns is not None else None,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            null_values=list(options.missing_values),
+            check_utf8=False,
+        ),
+    )
+
+
+def _first_bad_text(col: pa.Array) -> tuple[int, str, bytes] | None:
+    """``(index, "nul"|"utf8", bytes)`` of the first value of a string column that
+    holds a NUL byte or is not UTF-8, or None. The check runs on the column's
+    value bytes at once (a few ms per 30 MB); values are looked at one by one
+    only when it finds something."""
+    if not len(col) or col.null_count == len(col):
+        return None
+    _, offsets, values = col.buffers()[:3]
+    if values is None:
+        return None
+    ends = np.frombuffer(offsets, dtype=np.int32)[col.offset : col.offset + len(col) + 1]
+    data = memoryview(values)[int(ends[0]) : int(ends[-1])].tobytes()
+    nul = b"\x00" in data
+    try:
+        data.decode("utf-8")
+        if not nul:
+            return None
+    except UnicodeDecodeError:
+        pass
+    for i, value in enumerate(col.cast(pa.binary()).to_pylist()):
+        if value is None:
+            continue
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return i, "utf8", value[max(e.start - 8, 0) : e.end + 8]
+        if b"\x00" in value:
+            return i, "nul", value
+    return None
+
+
+def _check_text(text: pa.RecordBatch, row_numbers: np.ndarray, source: str) -> None:
+    """Raises InputError at the first row of the batch that holds a NUL byte or non-UTF-8 bytes."""
+    worst = None
+    for name, col in zip(text.schema.names, text.columns):
+        found = _first_bad_text(col)
+        if found is not None and (worst is None or found[0] < worst[0]):
+            worst = (*found, name)
+    if worst is None:
+        return
+    i, kind, value, name = worst
+    row = int(row_numbers[i])
+    if kind == "nul":
+        raise _nul_error(source, row, value, name)
+    raise _utf8_error(source, row, value, name)
+
+
+_ROW_IN_ERROR = re.compile(r"Row #(\d+): Expected \d+ columns, got \d+")
+
+
+@dataclass
+class _TextBlock:
+    text: pa.RecordBatch | None  # None once the input is done
+    row_numbers: np.ndarray  # CSV row number of each row of text
+    skipped: list  # pyarrow's rows with a wrong field count (numbered in the file)
+
+
+def _iter_text(fileobj, names: Sequence[str], source: str, options: CsvOptions, first_row: int,
+               include_columns: Sequence[str] | None = None) -> Iterator[_TextBlock]:
+    """Text blocks of a stream of data rows (no header) whose first record is
+    CSV row ``first_row``; every block checked for NUL bytes and UTF-8, and every
+    read error turned into an InputError naming the file and row."""
+    invalid = _InvalidRows()
+    # The reader numbers rows from 1 at the stream's first record.
+    offset = first_row - 1
+    next_row = first_row  # CSV row number of the next row returned
+    skipped_numbers: set[int] = set()  # rows the reader skipped at or after next_row
+    reader = None
+
+    def failure(e: BaseException) -> InputError:
+        if isinstance(e, pa.ArrowInvalid):
+            m = _ROW_IN_ERROR.search(str(e))
+            if m:
+                # A row with the wrong field count whose text pyarrow could not decode
+                # to hand it to the invalid-row handler: it is not UTF-8.
+                return _utf8_error(source, int(m.group(1)) + offset, None)
+            return InputError(f"{source}: cannot parse CSV near row {next_row}: {e}")
+        done = next_row - first_row
+        where = (f"after row {next_row - 1} ({done:,} data rows read)" if done
+                 else f"before row {next_row} (no data row read)")
+        return _stream_error(source, e, where)
+
+    try:
+        try:
+            reader = _text_reader(fileobj, names, options, invalid, include_columns)
+        except pa.ArrowInvalid as e:
+            if "Empty CSV file" in str(e):
+                return  # nothing after the header
+            raise failure(e) from e
+        except (OSError, pa.ArrowException, UnicodeDecodeError) as e:
+            raise failure(e) from e
+        while True:
+            try:
+                text = reader.read_next_batch()
+            except StopIteration:
+                text = None
+            except (OSError, pa.ArrowException, UnicodeDecodeError) as e:
+                raise failure(e) from e
+            # Rows skipped (wrong field count) since the last batch; the reader may
+            # have parsed ahead, so they can lie past this batch too.
+            skipped = invalid.take()
+            for r in skipped:
+                if "\x00" in (r.text or ""):
+                    raise _nul_error(source, int(r.number) + offset if r.number is not None else next_row,
+                                     r.text.encode("utf-8"))
+            skipped_numbers.update(r.number + offset for r in skipped if r.number is not None)
+            if text is None:
+                yield _TextBlock(None, np.zeros(0, dtype=np.int64), skipped)
+                return
+            row_numbers, next_row = _row_numbers(next_row, text.num_rows, skipped_numbers)
+            _check_text(text, row_numbers, source)
+            yield _TextBlock(text, row_numbers, skipped)
+    finally:
+        del reader
+
+
+def _row_numbers(first: int, n: int, skipped: set[int]) -> tuple[np.ndarray, int]:
+    """CSV row numbers of ``n`` rows returned from ``first`` on, and the next row number.
+
+    Rows in ``skipped`` were not returned; those passed are removed from the set.
+    """
+    ahead = sorted(s for s in skipped if s >= first)
+    candidates = np.arange(first, first + n + len(ahead), dtype=np.int64)
+    if ahead:
+        candidates = candidates[~np.isin(candidates, np.array(ahead, dtype=np.int64))]
+    numbers = candidates[:n]
+    following = int(numbers[-1]) + 1 if n else first
+    skipped.difference_update([s for s in ahead if s < following])
+    return numbers, following
+
+
+def _iter_file_text(header: CsvHeader, source: str, options: CsvOptions,
+                    include_columns: Sequence[str] | None = None) -> Iterator[_TextBlock]:
+    with header.open_text() as f:
+        _skip(f, header.size, source)
+        yield from _iter_text(f, header.names, source, options, 2, include_columns)
+
+
+# ---------------------------------------------------------------- feature types
 
 
 def infer_feature_types(text_batch: pa.RecordBatch) -> dict[str, str]:
@@ -99,40 +536,17 @@ def infer_feature_types(text_batch: pa.RecordBatch) -> dict[str, str]:
     return types
 
 
-def _text_reader(fileobj, names, options: CsvOptions, invalid_rows: list, header_in_stream: bool = True):
-    def on_invalid(row):
-        invalid_rows.append(row)
-        return "skip"
-
-    return pacsv.open_csv(
-        fileobj,
-        read_options=pacsv.ReadOptions(
-            block_size=options.block_size,
-            use_threads=False,
-            column_names=None if header_in_stream else list(names),
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=options.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-            null_values=list(options.missing_values),
-            check_utf8=False,
-        ),
-    )
-
-
 def sample_text(open_stream: Opener, source: str, options: CsvOptions) -> pa.RecordBatch:
     """The first block of a CSV file as text columns (for schema inference)."""
-    names = read_header(open_stream, source, options.delimiter)
-    with open_stream() as f:
-        reader = _text_reader(f, names, options, [])
-        try:
-            return reader.read_next_batch()
-        except StopIteration:
-            return pa.RecordBatch.from_arrays([pa.array([], pa.string()) for _ in names], names=names)
+    header = parse_header(open_stream, source, options.delimiter)
+    if header is None:
+        raise InputError(f"{source}: empty CSV file (no header row)")
+    for block in _iter_file_text(header, source, options):
+        if block.text is not None:
+            return block.text
+        break
+    names = header.names
+    return pa.RecordBatch.from_arrays([pa.array([], pa.string()) for _ in names], names=names)
 
 
 def _out_of_int64_range(col: pa.Array) -> np.ndarray:
@@ -170,13 +584,13 @@ class CsvDecoder:
         stream). ``rows_read`` counts every data row of the block, accepted or
         rejected, so ``rows_read == batch.num_rows + len(rejected_rows)``.
         """
-        with open_stream() as f:
-            if not f.read(1):
-                return  # a file of zero bytes holds no rows; the caller counts it
-        names = read_header(open_stream, source, self.options.delimiter)
-        self._check_columns(names, source)
-        with open_stream() as f:
-            yield from self._iter_blocks(f, names, source)
+        header = parse_header(open_stream, source, self.options.delimiter)
+        if header is None:
+            return  # an empty file holds no rows; the caller counts it
+        self._check_columns(header.names, source)
+        with header.open_text() as f:
+            _skip(f, header.size, source)
+            yield from self._iter_blocks(f, header.names, source, 2)
 
     def iter_range(
         self, data: pa.Buffer, source: str, names: Sequence[str], first_row: int
@@ -195,49 +609,15 @@ class CsvDecoder:
         if missing:
             raise InputError(f"{source}: header lacks column(s) {missing}; header is {list(names)}")
 
-    def _iter_blocks(self, fileobj, names: list[str], source: str, first_row: int | None = None):
-        invalid: list = []
-        reader = _text_reader(fileobj, names, self.options, invalid, header_in_stream=first_row is None)
-        # The reader numbers rows from 1 at the stream's first line: the header
-        # of a whole file, or the first record of a range.
-        offset = 0 if first_row is None else first_row - 1
-        next_row = 2 if first_row is None else first_row  # CSV row number of the next row returned
-        skipped_numbers: set[int] = set()  # rows the reader skipped at or after next_row
-        while True:
-            try:
-                text = reader.read_next_batch()
-            except StopIteration:
-                text = None
-            except pa.ArrowInvalid as e:
-                raise InputError(f"{source}: cannot parse CSV near row {next_row}: {e}") from e
-            # Rows skipped (wrong field count) since the last batch; the reader may
-            # have parsed ahead, so they can lie past this batch too.
-            skipped = list(invalid)
-            invalid.clear()
-            skipped_numbers.update(r.number + offset for r in skipped if r.number is not None)
-            rejected = [self._invalid_row(source, r, offset) for r in skipped]
-            if text is None:
+    def _iter_blocks(self, fileobj, names: list[str], source: str, first_row: int):
+        for block in _iter_text(fileobj, names, source, self.options, first_row):
+            rejected = [self._invalid_row(source, r, first_row - 1) for r in block.skipped]
+            if block.text is None:
                 if rejected:
                     yield self._empty(), rejected, len(rejected)
                 return
-            row_numbers, next_row = self._row_numbers(next_row, text.num_rows, skipped_numbers)
-            batch, bad_values = self.decode(text, row_numbers, source)
-            yield batch, rejected + bad_values, text.num_rows + len(rejected)
-
-    @staticmethod
-    def _row_numbers(first: int, n: int, skipped: set[int]) -> tuple[np.ndarray, int]:
-        """CSV row numbers of ``n`` rows returned from ``first`` on, and the next row number.
-
-        Rows in ``skipped`` were not returned; those passed are removed from the set.
-        """
-        ahead = sorted(s for s in skipped if s >= first)
-        candidates = np.arange(first, first + n + len(ahead), dtype=np.int64)
-        if ahead:
-            candidates = candidates[~np.isin(candidates, np.array(ahead, dtype=np.int64))]
-        numbers = candidates[:n]
-        following = int(numbers[-1]) + 1 if n else first
-        skipped.difference_update([s for s in ahead if s < following])
-        return numbers, following
+            batch, bad_values = self.decode(block.text, block.row_numbers, source)
+            yield batch, rejected + bad_values, block.text.num_rows + len(rejected)
 
     def _invalid_row(self, source: str, row, offset: int = 0) -> RejectedRow:
         return RejectedRow(

