@@ -66,6 +66,8 @@ _BOMS = (
     (b"\xff\xfe", "utf-16", "UTF-16LE"),
     (b"\xfe\xff", "utf-16", "UTF-16BE"),
 )
+#: Delimiters a one-column header is checked for (a file read with the wrong one).
+_OTHER_DELIMITERS = (",", ";", "\t", "|")
 #: The longest header row read.
 _MAX_HEADER_BYTES = 64 << 20
 
@@ -265,6 +267,25 @@ def _parse_header(data: bytes, eof: bool, source: str, delimiter: str):
     return [n.strip() for n in record], bom + len(whole.encode("utf-8"))
 
 
+_WARNED_DELIMITER: set[tuple[str, str]] = set()
+
+
+def _warn_if_other_delimiter(names: list[str], source: str, delimiter: str) -> None:
+    """Warns (once per file and process) when the header is one column holding another delimiter."""
+    if len(names) != 1 or (source, delimiter) in _WARNED_DELIMITER:
+        return
+    counts = {d: names[0].count(d) for d in _OTHER_DELIMITERS if d != delimiter}
+    seen = max(counts, key=counts.get)
+    if counts[seen]:
+        _WARNED_DELIMITER.add((source, delimiter))
+        _LOG.warning(
+            "%s: the header is one column, %r, which holds %r %d time(s): is the file %r-separated? "
+            "It is being read with delimiter %r; read it with delimiter %r (ReadExamples(delimiter=...)) "
+            "to get its columns.",
+            source, names[0][:200], seen, counts[seen], seen, delimiter, seen,
+        )
+
+
 def _read_header(f, data: bytes, source: str, delimiter: str):
     """:func:`_parse_header` of the stream, reading on from ``data`` (its first bytes)."""
     size = 1 << 16
@@ -306,6 +327,7 @@ def parse_header(open_stream: Opener, source: str, delimiter: str = ",") -> CsvH
         raise InputError(f"{source}: header repeats column names {dup}")
     if any(not n for n in names):
         raise InputError(f"{source}: header has an empty column name: {names}")
+    _warn_if_other_delimiter(names, source, delimiter)
     return CsvHeader(names, header_size, encoding, opener)
 
 

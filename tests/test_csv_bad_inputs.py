@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import logging
 import random
 
 import pytest
@@ -204,6 +205,35 @@ def test_input_error_in_the_pipeline_exits_2_through_the_command_line(tmp_path, 
     err = capsys.readouterr().err
     assert status == 2, err[-2000:]
     assert "late.csv: row 20000, column 'name', is not UTF-8" in err
+
+
+# ------------------------------------------------------------ the wrong delimiter
+
+
+def test_one_column_header_holding_another_delimiter_warns(tmp_path, caplog):
+    path = tmp_path / "semi.csv"
+    path.write_bytes(_csv_bytes([r.replace(",", ";") for r in _rows(20)], HEADER.replace(",", ";")))
+    with caplog.at_level(logging.WARNING, logger="conveyor.beam_utils.csv_io"):
+        types = arrow.feature_types(ReadExamples(str(path)).arrow_schema)
+    assert types == {"id;x;name": "BYTES"}
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1, warned
+    assert "semi.csv" in warned[0] and "';'" in warned[0] and "delimiter ','" in warned[0]
+    caplog.clear()
+    tabs = tmp_path / "tabs.tsv"
+    tabs.write_bytes(_csv_bytes([r.replace(",", "\t") for r in _rows(20)], HEADER.replace(",", "\t")))
+    with caplog.at_level(logging.WARNING, logger="conveyor.beam_utils.csv_io"):
+        ReadExamples(str(tabs), format="csv").arrow_schema
+    assert any("'\\t'" in r.getMessage() for r in caplog.records), caplog.records
+
+
+def test_genuine_one_column_file_does_not_warn(tmp_path, caplog):
+    path = tmp_path / "one.csv"
+    path.write_text("name\nsmith; jones\nx\n")
+    with caplog.at_level(logging.WARNING, logger="conveyor.beam_utils.csv_io"):
+        ReadExamples(str(path)).arrow_schema
+        ReadExamples(str(path), delimiter=";").arrow_schema  # the header has no ';'
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # ------------------------------------------------------------ empty, blank, BOM, line ends
