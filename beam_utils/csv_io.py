@@ -537,6 +537,35 @@ def _iter_file_text(header: CsvHeader, source: str, options: CsvOptions,
 # ---------------------------------------------------------------- feature types
 
 
+class _TypeTally:
+    """What the values of one text column seen so far allow: INT, FLOAT or BYTES."""
+
+    __slots__ = ("present", "int_ok", "float_ok")
+
+    def __init__(self):
+        self.present = False
+        self.int_ok = True
+        self.float_ok = True
+
+    def add(self, col) -> None:
+        present = col.drop_null()
+        if len(present) == 0:
+            return
+        self.present = True
+        if self.int_ok and not pc.all(pc.match_substring_regex(present, _INT_RE)).as_py():
+            self.int_ok = False
+        if not self.int_ok and self.float_ok and not pc.all(pc.match_substring_regex(present, _FLOAT_RE)).as_py():
+            self.float_ok = False
+
+    @property
+    def type(self) -> str:
+        if self.present and self.int_ok:
+            return arrow.INT
+        if self.present and self.float_ok:
+            return arrow.FLOAT
+        return arrow.BYTES
+
+
 def infer_feature_types(text_batch: pa.RecordBatch) -> dict[str, str]:
     """Feature types from a sample of text columns: INT, else FLOAT, else BYTES.
 
@@ -546,29 +575,135 @@ def infer_feature_types(text_batch: pa.RecordBatch) -> dict[str, str]:
     """
     types = {}
     for name, col in zip(text_batch.schema.names, text_batch.columns):
-        present = col.drop_null()
-        if len(present) == 0:
-            types[name] = arrow.BYTES
-        elif pc.all(pc.match_substring_regex(present, _INT_RE)).as_py():
-            types[name] = arrow.INT
-        elif pc.all(pc.match_substring_regex(present, _FLOAT_RE)).as_py():
-            types[name] = arrow.FLOAT
-        else:
-            types[name] = arrow.BYTES
+        tally = _TypeTally()
+        tally.add(col)
+        types[name] = tally.type
     return types
 
 
-def sample_text(open_stream: Opener, source: str, options: CsvOptions) -> pa.RecordBatch:
-    """The first block of a CSV file as text columns (for schema inference)."""
-    header = parse_header(open_stream, source, options.delimiter)
-    if header is None:
-        raise InputError(f"{source}: empty CSV file (no header row)")
-    for block in _iter_file_text(header, source, options):
-        if block.text is not None:
-            return block.text
-        break
-    names = header.names
-    return pa.RecordBatch.from_arrays([pa.array([], pa.string()) for _ in names], names=names)
+class _Inference:
+    """The state of typing columns from the sample and, for columns it leaves
+    without a value, from the rows after it (see :func:`infer_types`)."""
+
+    def __init__(self, sample_size: int):
+        self.to_sample = sample_size
+        self.sample_size = sample_size
+        self.names: list[str] | None = None
+        self.tallies: dict[str, _TypeTally] = {}
+        self.pending: list[str] | None = None  # no value in the sample (once it is read), nor since
+        self.extended: list[str] = []  # every column with no value in the sample
+        self.last = ("", 0)  # file and CSV row number of the last row looked at
+
+    def columns_to_read(self, header: CsvHeader) -> list[str]:
+        if self.names is None:
+            self.names = list(header.names)
+            self.tallies = {n: _TypeTally() for n in self.names}
+        # After the sample: only the columns it left without a value (all of them:
+        # each is typed from every row up to where the last one gets a value).
+        wanted = self.names if self.pending is None else self.extended
+        return [n for n in wanted if n in header.names]
+
+    def add(self, text: pa.RecordBatch, rows: np.ndarray, source: str) -> bool:
+        """Takes one block of text; True once every column is typed."""
+        if self.pending is None:
+            take = text.slice(0, max(self.to_sample, 0))
+            for n in self.names:
+                if n in take.schema.names:
+                    self.tallies[n].add(take.column(n))
+            self.to_sample -= take.num_rows
+            if take.num_rows:
+                self.last = (source, int(rows[take.num_rows - 1]))
+            if self.to_sample > 0:
+                return False
+            self.pending = [n for n in self.names if not self.tallies[n].present]
+            self.extended = list(self.pending)
+            if not self.pending:
+                return True
+            _LOG.info("%s: column(s) %s have no value in the first %d rows; reading on to type them",
+                      source, self.pending, self.sample_size)
+            text, rows = text.slice(take.num_rows), rows[take.num_rows :]
+        if not text.num_rows:
+            return False
+        found = {}
+        for n in self.pending:
+            if n in text.schema.names:
+                valid = np.asarray(text.column(n).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+                if valid.any():
+                    found[n] = int(np.argmax(valid))
+        cut = max(found.values()) + 1 if len(found) == len(self.pending) else text.num_rows
+        for n in self.extended:
+            if n in text.schema.names:
+                self.tallies[n].add(text.column(n).slice(0, cut))
+        self.last = (source, int(rows[cut - 1]))
+        self.pending = [n for n in self.pending if n not in found]
+        if self.pending:
+            return False
+        _LOG.info("column(s) %s typed %s from the rows after the sample, up to row %d of %s",
+                  self.extended, {n: self.tallies[n].type for n in self.extended}, self.last[1], self.last[0])
+        return True
+
+    def types(self) -> dict[str, str]:
+        return {n: self.tallies[n].type for n in self.names}
+
+
+def infer_types(
+    files: Sequence[tuple[str, Opener]], options: CsvOptions, sample_size: int
+) -> dict[str, str]:
+    """Feature types of the columns of CSV files, in the order of the first file's header.
+
+    The types come from the first ``sample_size`` data rows of the files, in
+    order (INT, else FLOAT, else BYTES, as :func:`infer_feature_types`). A
+    column with no value in those rows is typed from the rows that follow, read
+    on (into later files too) only up to the row where the last such column
+    gets its first value; a column with no value in the whole input is BYTES.
+    Empty files are passed over; the names come from the first file with a
+    header.
+
+    Args:
+      files: ``(source, opener)`` per file, in reading order.
+      options: delimiter, missing values and the block size to read with.
+      sample_size: data rows that type every column that has a value in them.
+
+    Raises:
+      InputError: no file has a header row, or a file cannot be read (named).
+    """
+    state = _Inference(sample_size)
+    for source, opener in files:
+        header = parse_header(opener, source, options.delimiter)
+        if header is None:
+            continue
+        columns = state.columns_to_read(header)
+        after = 0  # rows up to this CSV row number were looked at already
+        while columns:
+            sampling = state.pending is None
+            for block in _iter_file_text(header, source, options, columns):
+                text, rows = block.text, block.row_numbers
+                if text is None:
+                    columns = []
+                    break
+                if rows.size and rows[0] <= after:
+                    keep = rows > after
+                    text, rows = text.filter(pa.array(keep)), rows[keep]
+                if state.add(text, rows, source):
+                    return state.types()
+                if sampling and state.pending is not None:
+                    # The sample ended in this file: read the rest of it again with
+                    # only the columns still to type (half the time on the flights).
+                    narrower = state.columns_to_read(header)
+                    if len(narrower) < len(columns):
+                        columns, after = narrower, state.last[1]
+                        break
+                    sampling = False
+            else:
+                columns = []
+    if state.names is None:
+        first = files[0][0] if files else "(no files)"
+        what = "empty CSV file (no header row)" if len(files) == 1 else "every file is empty (no header row)"
+        raise InputError(f"{first}: {what}")
+    if state.pending:
+        _LOG.info("column(s) %s have no value in the input (read to row %d of %s): typed BYTES",
+                  state.pending, state.last[1], state.last[0])
+    return state.types()
 
 
 def _out_of_int64_range(col: pa.Array) -> np.ndarray:

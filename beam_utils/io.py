@@ -112,7 +112,8 @@ class ReadExamples(beam.PTransform):
 
     The Arrow schema is the one given (a ``pyarrow.Schema``, a tensorflow-metadata
     ``Schema`` or ``{column: 'INT'|'FLOAT'|'BYTES'}``) or is inferred once, when
-    the pipeline is built, from the first ``sample_size`` rows of the first file.
+    the pipeline is built, from the first ``sample_size`` rows of the first file
+    (CSV: of the files in order).
     Every batch has that schema. A row whose value does not parse as its column's
     type, or whose field count is wrong, goes to ``rejected`` with the reason; a
     missing input or a corrupt TFRecord stops the run with an error naming the file.
@@ -121,7 +122,9 @@ class ReadExamples(beam.PTransform):
     :func:`~conveyor.beam_utils.example_parsing.settle_feature_types`), so a
     feature first seen later keeps its values; Parquet types come from every
     file's footer (:func:`~conveyor.beam_utils.parquet_io.infer_feature_types`).
-    A CSV file that is not
+    CSV inference reads on past the sample only for a column the sample leaves
+    without a value, and only up to the row where the last such column gets one
+    (:func:`~conveyor.beam_utils.csv_io.infer_types`); a CSV file that is not
     UTF-8 text (a UTF-16/UTF-32 file with a byte order mark is decoded) stops
     the run with an error naming the file and row.
 
@@ -225,9 +228,10 @@ class ReadExamples(beam.PTransform):
     def _infer_schema(self) -> pa.Schema:
         first = self.files[0]
         if self.format == "csv":
+            # The sample, and for a column it leaves without a value the rows after it.
+            sources = [(path, functools.partial(_open_text, path)) for path in self.files]
             options = self._sample_csv_options(first)
-            sample = csv_io.sample_text(lambda: _open_text(first), first, options).slice(0, self.sample_size)
-            return arrow.make_schema(csv_io.infer_feature_types(sample))
+            return arrow.make_schema(csv_io.infer_types(sources, options, self.sample_size))
         if self.format == "parquet":
             from conveyor.beam_utils import parquet_io
 

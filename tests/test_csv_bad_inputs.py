@@ -248,11 +248,12 @@ def test_empty_files_hold_no_rows(tmp_path, data):
         ReadExamples(str(path)).arrow_schema
     decoder = csv_io.CsvDecoder(arrow.make_schema({"a": "INT"}))
     assert list(decoder.iter_file(lambda: open(path, "rb"), str(path))) == []
-    # Among other files: counted as no rows.
+    # Among other files: counted as no rows, and the schema comes from the others.
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "a.csv").write_text("v\n1\n2\n")
-    (tmp_path / "in" / "b.csv").write_bytes(data)
+    (tmp_path / "in" / "a.csv").write_bytes(data)  # first in the pattern
+    (tmp_path / "in" / "b.csv").write_text("v\n1\n2\n")
     read = ReadExamples(str(tmp_path / "in" / "*.csv"))
+    assert arrow.feature_types(read.arrow_schema) == {"v": "INT"}
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert (table.num_rows, rejected, rows) == (2, [], 2)
 

@@ -257,3 +257,88 @@ def test_plan_splits_large_csv_and_parquet_and_keeps_compressed_whole(tmp_path):
         run_read(ReadExamples(str(path), schema={"id": "INT", "extra": "FLOAT"}, split_bytes=4096),
                  tmp_path / "lacks", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
 
+
+
+# ------------------------------------------------------------ types of columns empty in the sample
+
+
+def _sparse_csv(path, rows: int, values: dict[int, str], extra: dict[int, str] | None = None):
+    """``a,b,late[,other]``: ``late`` is empty except at the given CSV rows (header = 1)."""
+    extra_col = extra is not None
+    lines = ["a,b,late" + (",other" if extra_col else "")]
+    for row in range(2, rows + 2):
+        line = f"{row},{row * 0.5},{values.get(row, '')}"
+        if extra_col:
+            line += "," + extra.get(row, "")
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_column_with_its_only_value_after_the_sample_is_typed_from_it(tmp_path):
+    path = _sparse_csv(tmp_path / "late.csv", 15_000, {12_000: "7"})
+    read = ReadExamples(str(path))
+    assert arrow.feature_types(read.arrow_schema) == {"a": "INT", "b": "FLOAT", "late": "INT"}
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 15_000 == table.num_rows and rejected == []
+    assert [v for v in table.column("late").to_pylist() if v is not None] == [[7]]
+
+
+def test_later_value_not_of_the_settled_type_is_a_rejected_row(tmp_path):
+    path = _sparse_csv(tmp_path / "late.csv", 15_000, {12_000: "7", 12_500: "abc", 13_000: "8"})
+    read = ReadExamples(str(path))
+    assert arrow.feature_types(read.arrow_schema)["late"] == "INT"
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 15_000 == table.num_rows + len(rejected)
+    assert [r["row"] for r in rejected] == [12_500] and "'abc' is not an integer" in rejected[0]["reason"]
+
+
+def test_columns_empty_in_the_sample_are_typed_from_the_rows_up_to_the_last_first_value(tmp_path):
+    # late: 1 then 2.5 before other gets its first value (row 10,040): FLOAT.
+    # other: its first value x (row 10,040) makes it BYTES; late's "oops" after that row
+    # is not looked at, so it is a rejected row, not a reason to make late BYTES.
+    path = _sparse_csv(tmp_path / "two.csv", 10_100, {10_010: "1", 10_020: "2.5", 10_050: "oops"},
+                       extra={10_040: "x", 10_060: "3"})
+    read = ReadExamples(str(path))
+    assert arrow.feature_types(read.arrow_schema) == {
+        "a": "INT", "b": "FLOAT", "late": "FLOAT", "other": "BYTES"}
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert [r["row"] for r in rejected] == [10_050] and rows == 10_100
+
+
+def test_column_empty_in_the_first_file_is_typed_from_a_later_file(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _sparse_csv(folder / "a.csv", 3000, {})
+    _sparse_csv(folder / "b.csv", 3000, {})
+    _sparse_csv(folder / "c.csv", 3000, {2500: "0.25"})
+    read = ReadExamples(str(folder / "*.csv"), sample_size=1000)
+    assert arrow.feature_types(read.arrow_schema)["late"] == "FLOAT"
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 9000 == table.num_rows and not rejected
+
+
+def test_column_with_no_value_anywhere_is_bytes_and_a_schema_still_wins(tmp_path):
+    path = _sparse_csv(tmp_path / "none.csv", 12_000, {})
+    read = ReadExamples(str(path))
+    assert arrow.feature_types(read.arrow_schema)["late"] == "BYTES"
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 12_000 == table.num_rows and table.column("late").null_count == 12_000
+    given = ReadExamples(str(_sparse_csv(tmp_path / "late.csv", 12_000, {11_000: "5"})),
+                         schema={"a": "INT", "b": "FLOAT", "late": "BYTES"})
+    assert arrow.feature_types(given.arrow_schema)["late"] == "BYTES"
+    table, _, _ = run_read(given, tmp_path / "w2")
+    assert [v for v in table.column("late").to_pylist() if v is not None] == [[b"5"]]
+
+
+def test_sample_runs_across_files_of_the_pattern(tmp_path):
+    # 100 rows per file: the first 10,000 rows of the input span the files, so b.csv's
+    # 1.5 makes n FLOAT (reading the first file alone made it INT, and b's rows rejected).
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text("n\n" + "".join(f"{i}\n" for i in range(100)))
+    (folder / "b.csv").write_text("n\n" + "".join(f"{i + 0.5}\n" for i in range(100)))
+    read = ReadExamples(str(folder / "*.csv"))
+    assert arrow.feature_types(read.arrow_schema) == {"n": "FLOAT"}
+    table, rejected, rows = run_read(read, tmp_path / "w")
+    assert rows == 200 == table.num_rows and not rejected
