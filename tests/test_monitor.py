@@ -699,3 +699,36 @@ def test_read_parquet_batches_names_file_rows_and_column(tmp_path):
     with pytest.raises(InputError, match="bad.txt: not a Parquet file"):
         (tmp_path / "bad.txt").write_bytes(b"nope")
         list(read_parquet_batches(str(tmp_path / "bad.txt"), "bad.txt", schema, 10))
+
+
+def test_cli_rerun_replaces_the_previous_output(tmp_path, capsys):
+    from conveyor.orchestration.cli import main
+
+    rng = np.random.default_rng(37)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    _write_csv(incoming / "b.csv", *_window_rows(0, rng, rows=20))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "window-stale").mkdir()
+    (out / "window-stale" / "result.json").write_text("{}")
+    rc = main(_watch_args(incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", "0"))
+    assert rc == 0, capsys.readouterr()
+    assert not (out / "window-stale").exists()
+    assert [json.loads((out / f / "result.json").read_text())["num_examples"]
+            for f in _window_folders(out)] == [20]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_cli_output_that_is_a_file_exits_2_before_reading(tmp_path, capsys):
+    from conveyor.orchestration.cli import main
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    _write_csv(incoming / "b.csv", *_window_rows(0, np.random.default_rng(41), rows=5))
+    out = tmp_path / "out"
+    out.write_text("not a folder")
+    rc = main(_watch_args(incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", "0"))
+    assert rc == 2
+    assert str(out) in capsys.readouterr().err
+    assert out.read_text() == "not a folder"

@@ -75,4 +75,5 @@ def test_flights_template_runs_end_to_end(tmp_path):
     assert producer == "Trainer" and params["module_file"].endswith("flights_utils.py")
 
     status = _run(env, "run", "status", "--pipeline-name", "flights")
-    assert status.count("COMPLETE") == 8
+    assert status.splitlines()[0].endswith(": COMPLETE"), status
+    assert status.count(" COMPLETE ") == 8, status

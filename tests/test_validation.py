@@ -251,13 +251,13 @@ def test_cli_input_and_usage_errors_exit_2(tmp_path, capsys):
     (tmp_path / "stats.pb").write_bytes(_stats(_batch()).SerializeToString())
     cases = [
         (["validate", "--statistics", str(tmp_path / "schema.pbtxt"), "--schema",
-          str(tmp_path / "schema.pbtxt"), "--output", str(tmp_path)], "schema.pbtxt"),
+          str(tmp_path / "schema.pbtxt"), "--output", str(tmp_path / "out")], "schema.pbtxt"),
         (["validate", "--statistics", str(tmp_path / "stats.pb"), "--schema",
-          str(tmp_path / "broken.pbtxt"), "--output", str(tmp_path)], "broken.pbtxt"),
+          str(tmp_path / "broken.pbtxt"), "--output", str(tmp_path / "out")], "broken.pbtxt"),
         (["schema", "--statistics", str(tmp_path / "nothing.pb"), "--output", str(tmp_path / "s")],
          "nothing.pb"),
         (["validate", "--statistics", str(tmp_path / "stats.pb"), "--schema", str(tmp_path / "schema.pbtxt"),
-          "--warn", "NOT_A_TYPE", "--output", str(tmp_path)], "NOT_A_TYPE"),
+          "--warn", "NOT_A_TYPE", "--output", str(tmp_path / "out")], "NOT_A_TYPE"),
     ]
     for argv, named in cases:
         assert main(argv) == 2, argv

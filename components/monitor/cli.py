@@ -193,6 +193,7 @@ def run(args, beam_args) -> int:
     from conveyor.beam_utils.csv_io import CsvOptions
     from conveyor.beam_utils.errors import InputError, UsageError
     from conveyor.beam_utils.options import pipeline_options
+    from conveyor.beam_utils.outputs import check_output, live_output
     from conveyor.components.monitor.sources import ReadPubSubExamples, WatchFiles
     from conveyor.components.monitor.transform import (
         SUMMARY_FILE,
@@ -207,6 +208,8 @@ def run(args, beam_args) -> int:
     _check(args)
     if args.input:
         _check_pattern(args.input)
+    inputs = [args.input, args.schema, args.baseline_statistics, args.model]
+    check_output(args.output, inputs=inputs)
     try:
         validation = ValidationOptions(environment=args.environment,
                                        severity_overrides={t: "WARNING" for t in args.warn})
@@ -239,29 +242,31 @@ def run(args, beam_args) -> int:
                                         timestamp_attribute=args.timestamp_attribute, reports=True)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    try:
-        monitor = MonitorWindows(schema, baseline, args.window_seconds, args.timestamp_column,
-                                 output_dir=args.output, validation_options=validation, eval_settings=settings,
-                                 model=args.model, input_schema=read_schema_ if args.model else None,
-                                 signature=args.signature, allowed_lateness=args.allowed_lateness)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    # The windows appear as they fire, so the output is replaced when the run starts, not staged.
+    with live_output(args.output, inputs=inputs) as output:
+        try:
+            monitor = MonitorWindows(schema, baseline, args.window_seconds, args.timestamp_column,
+                                     output_dir=output, validation_options=validation, eval_settings=settings,
+                                     model=args.model, input_schema=read_schema_ if args.model else None,
+                                     signature=args.signature, allowed_lateness=args.allowed_lateness)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
-    options = pipeline_options(beam_args)
-    options.view_as(StandardOptions).streaming = True
-    pipeline = beam.Pipeline(options=options)
-    batches, reports = pipeline | "Source" >> source
-    results = batches | "Monitor" >> monitor
-    # The totals travel through the pipeline and a file, not the runner's metrics:
-    # the local runner's metrics of a long stream overflow the stack when read.
-    run_id = uuid.uuid4().hex
-    summary_path = FileSystems.join(args.output, SUMMARY_FILE)
-    _ = (results, reports) | "Summary" >> SummarizeRun(summary_path, run_id)
-    with _WindowLog():
-        result = pipeline.run()
-        result.wait_until_finish()
+        options = pipeline_options(beam_args)
+        options.view_as(StandardOptions).streaming = True
+        pipeline = beam.Pipeline(options=options)
+        batches, reports = pipeline | "Source" >> source
+        results = batches | "Monitor" >> monitor
+        # The totals travel through the pipeline and a file, not the runner's metrics:
+        # the local runner's metrics of a long stream overflow the stack when read.
+        run_id = uuid.uuid4().hex
+        summary_path = FileSystems.join(output, SUMMARY_FILE)
+        _ = (results, reports) | "Summary" >> SummarizeRun(summary_path, run_id)
+        with _WindowLog():
+            result = pipeline.run()
+            result.wait_until_finish()
 
-    summary = read_summary(summary_path, run_id)
+    summary = read_summary(FileSystems.join(args.output, SUMMARY_FILE), run_id)
     if summary is None and args.pubsub_subscription:
         print(f"the stream was stopped before its end (cancelled?): no totals; see the windows in {args.output}")
         return 0
