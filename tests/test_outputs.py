@@ -701,3 +701,20 @@ def test_a_failed_gate_is_a_complete_output_and_replaces_the_old_one(work, tmp_p
     assert rc == 1 and "not_in_the_data" in capsys.readouterr().out
     assert sorted(tree(out)) == ["SchemaDiff.pb"] and tree(out)["SchemaDiff.pb"] != b"from an earlier run"
     assert hidden(tmp_path) == []
+
+
+def test_library_writers_take_bare_file_names(tmp_path, monkeypatch):
+    """Every writer of a single file takes a bare name, relative to the working directory."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+    from conveyor.components.monitor.transform import _write
+    from conveyor.components.statistics.component import _write_proto
+    from conveyor.components.validation.files import write_anomalies, write_schema
+
+    monkeypatch.chdir(tmp_path)
+    write_schema(schema_pb2.Schema(), "schema.pbtxt")
+    write_anomalies(anomalies_pb2.Anomalies(), "anomalies.pb")
+    _write_proto(statistics_pb2.DatasetFeatureStatisticsList(), "FeatureStats.pb")
+    _write("report.txt", b"ok\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "FeatureStats.pb", "anomalies.pb", "report.txt", "schema.pbtxt"]

@@ -449,12 +449,9 @@ def window_dir_name(start: Timestamp, end: Timestamp) -> str:
 
 
 def _write(path: str, data: bytes) -> None:
-    from apache_beam.io.filesystems import FileSystems
+    from conveyor.beam_utils.files import create_file
 
-    folder = posixpath.dirname(path)
-    if folder and not FileSystems.exists(folder):
-        FileSystems.mkdirs(folder)
-    with FileSystems.create(path) as f:
+    with create_file(path) as f:
         f.write(data)
 
 

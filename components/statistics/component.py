@@ -21,9 +21,9 @@ def read_stats(path: str):
 
 
 def _write_proto(stats, path: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
+    from conveyor.beam_utils.files import create_file
 
-    with FileSystems.create(path) as f:
+    with create_file(path) as f:
         f.write(stats.SerializeToString())
 
 

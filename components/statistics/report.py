@@ -25,9 +25,9 @@ def html(stats: statistics_pb2.DatasetFeatureStatisticsList) -> str:
 
 def write_html(stats: statistics_pb2.DatasetFeatureStatisticsList, path: str) -> None:
     """Writes :func:`html` to ``path`` (any Beam filesystem)."""
-    from apache_beam.io.filesystems import FileSystems
+    from conveyor.beam_utils.files import create_file
 
-    with FileSystems.create(path) as f:
+    with create_file(path) as f:
         f.write(html(stats).encode("utf-8"))
 
 

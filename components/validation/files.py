@@ -15,9 +15,8 @@ on any Beam filesystem (local, ``gs://``, ...).
 
 from __future__ import annotations
 
-import posixpath
-
 from conveyor.beam_utils.errors import InputError
+from conveyor.beam_utils.files import create_file
 
 SCHEMA_FILE = "schema.pbtxt"
 ANOMALIES_FILE = "SchemaDiff.pb"
@@ -111,24 +110,19 @@ def schema_text(schema) -> str:
 
 def write_schema(schema, path: str) -> None:
     """Writes ``schema`` to ``path`` in text format (binary if the name ends in .pb)."""
-    from apache_beam.io.filesystems import FileSystems
-
     payload = (schema.SerializeToString() if path.lower().endswith(".pb")
                else schema_text(schema).encode("utf-8"))
-    _mkdirs(posixpath.dirname(path))
-    with FileSystems.create(path) as f:
+    with create_file(path) as f:
         f.write(payload)
 
 
 def write_anomalies(anomalies, path: str) -> None:
     """Writes an ``Anomalies`` proto: binary, or text format if the name ends in .pbtxt."""
-    from apache_beam.io.filesystems import FileSystems
     from google.protobuf import text_format
 
     payload = (text_format.MessageToString(anomalies).encode("utf-8") if _is_text(path)
                else anomalies.SerializeToString())
-    _mkdirs(posixpath.dirname(path))
-    with FileSystems.create(path) as f:
+    with create_file(path) as f:
         f.write(payload)
 
 
@@ -140,8 +134,3 @@ def read_anomalies(path: str):
     return _parse(data, anomalies_pb2.Anomalies(), path, "Anomalies", _is_text(path))
 
 
-def _mkdirs(folder: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
-    if folder and not FileSystems.exists(folder):
-        FileSystems.mkdirs(folder)
