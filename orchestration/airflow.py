@@ -82,10 +82,10 @@ class AirflowDagRunner:
         os.makedirs(os.path.dirname(output), exist_ok=True)
         pickle_path = save_pipeline(pipeline, output[: -len(".py")] + ".pipeline.pkl")
         text = render_dag(pipeline, cfg, pickle_path, task_ids)
-        tmp = f"{output}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
+        from conveyor.beam_utils.outputs import staged_output
+
+        with staged_output(output, is_file=True) as staged, open(staged, "w") as f:
             f.write(text)
-        os.replace(tmp, output)
         return output
 
 

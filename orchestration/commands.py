@@ -120,7 +120,9 @@ def _default_output(name: str, engine: str) -> str:
 def _export(pipeline, args, beam_args, output: str) -> str:
     """Writes the Airflow DAG or the Kubeflow spec of ``pipeline``; returns its path."""
     from conveyor.beam_utils.errors import UsageError
+    from conveyor.beam_utils.outputs import check_output
 
+    check_output(output, is_file=True)
     try:
         if args.engine == "airflow":
             from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner
@@ -321,11 +323,15 @@ def run_template(args, beam_args) -> int:
         raise UsageError(f"unknown template {args.model!r}; templates: {', '.join(TEMPLATES)}")
     if not args.destination:
         raise UsageError("template copy needs --destination DIR")
+    from conveyor.beam_utils.outputs import check_output, staged_output
+
     src = _template_dir(args.model)
-    if os.path.exists(args.destination) and os.listdir(args.destination):
+    check_output(args.destination)
+    if os.path.isdir(args.destination) and os.listdir(args.destination):
         raise UsageError(f"{args.destination} exists and is not empty")
-    shutil.copytree(src, args.destination, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    with staged_output(args.destination) as staged:
+        shutil.copytree(src, staged, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     print(f"copied template {args.model!r} to {args.destination}; run it with:\n"
           f"  conveyor pipeline create --pipeline-path {args.destination}/pipeline.py\n"
           f"  conveyor run create --pipeline-name {args.model}")

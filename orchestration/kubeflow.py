@@ -105,10 +105,10 @@ class KubeflowDagRunner:
         kfp_pipeline = dsl.pipeline(name=_kfp_pipeline_name(pipeline.name), description=description)(
             conveyor_pipeline)
         output = os.path.abspath(cfg.output)
-        os.makedirs(os.path.dirname(output), exist_ok=True)
-        tmp = f"{output}.tmp{os.getpid()}.yaml"
-        compiler.Compiler().compile(kfp_pipeline, tmp)
-        os.replace(tmp, output)
+        from conveyor.beam_utils.outputs import staged_output
+
+        with staged_output(output, is_file=True) as staged:
+            compiler.Compiler().compile(kfp_pipeline, staged)
         return output
 
     def _container_component(self, dsl, component_id: str):

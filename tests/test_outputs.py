@@ -718,3 +718,55 @@ def test_library_writers_take_bare_file_names(tmp_path, monkeypatch):
     _write("report.txt", b"ok\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "FeatureStats.pb", "anomalies.pb", "report.txt", "schema.pbtxt"]
+
+
+@pytest.fixture
+def pipeline_file(tmp_path):
+    from conveyor.orchestration.cli import main
+
+    assert main(["template", "copy", "--model", "flights", "--destination", str(tmp_path / "tpl")]) == 0
+    return str(tmp_path / "tpl" / "pipeline.py")
+
+
+@pytest.mark.parametrize("engine, name", [("airflow", "dag.py"), ("kubeflow", "spec.yaml")])
+@pytest.mark.parametrize("where", ["a directory", "under a file"])
+def test_pipeline_compile_output_problems_exit_2(tmp_path, capsys, pipeline_file, engine, name, where):
+    from conveyor.orchestration.cli import main
+
+    if where == "a directory":
+        output = tmp_path / name
+        output.mkdir()
+    else:
+        (tmp_path / "plain").write_text("x")
+        output = tmp_path / "plain" / name
+    capsys.readouterr()
+    status = main(["pipeline", "compile", "--pipeline-path", pipeline_file, "--engine", engine,
+                   "--output", str(output)])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert str(output) in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tpl", name if where == "a directory" else "plain"])
+
+
+@pytest.mark.parametrize("engine, name", [("airflow", "dag.py"), ("kubeflow", "spec.yaml")])
+def test_pipeline_compile_bare_name_and_rerun(tmp_path, monkeypatch, capsys, pipeline_file, engine, name):
+    from conveyor.orchestration.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert main(["pipeline", "compile", "--pipeline-path", pipeline_file, "--engine", engine,
+                     "--output", name]) == 0, capsys.readouterr().err
+    assert (tmp_path / name).stat().st_size > 0
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_template_copy_destination_problems_exit_2(tmp_path, capsys):
+    from conveyor.orchestration.cli import main
+
+    (tmp_path / "file").write_text("x")
+    for dest in (tmp_path / "file", tmp_path / "file" / "under"):
+        assert main(["template", "copy", "--model", "flights", "--destination", str(dest)]) == 2
+        err = capsys.readouterr().err
+        assert str(dest) in err and "Traceback" not in err
+    assert (tmp_path / "file").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
