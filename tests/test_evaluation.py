@@ -430,3 +430,20 @@ def test_saved_model_path(tmp_path, flights_parquet):
     blessed = metrics["metrics"]["auc"] >= metrics["baseline_metrics"]["auc"] - 1e-10
     assert rc == (0 if blessed else 1)
     assert (out / "blessing" / ("BLESSED" if blessed else "NOT_BLESSED")).exists()
+
+
+def test_cli_evaluate_with_a_model_exits_without_tensorflow_noise(tmp_path):
+    """A model holding TensorFlow functions in cycles (a tf.Transform layer) is freed before exit."""
+    import subprocess
+    import sys
+
+    from test_inference import EXIT_NOISE, build_tft_layer_model
+
+    made = build_tft_layer_model(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "conveyor.orchestration.cli", "evaluate", "--examples", made["examples"],
+         "--model", made["model"], "--label-key", "heavy", "--no-images", "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "BLESSED" in proc.stdout
+    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[-3000:]

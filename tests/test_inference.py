@@ -770,3 +770,128 @@ def test_bulk_inferrer_blessing_model_dir_and_splits(tmp_path):
     )
     with pytest.raises(InputError, match=r"no split\(s\) test \(it has train\)"):
         node.execute(ctx)
+
+
+# --- a clean exit: the loaded model is freed while TensorFlow is up -------------
+
+#: What Python prints when a TensorFlow function is garbage-collected after
+#: TensorFlow's modules are torn down (a loaded model freed at interpreter exit).
+EXIT_NOISE = "Exception ignored"
+
+TFT_LAYER_PREPROCESSING = '''
+import tensorflow as tf
+import tensorflow_transform as tft
+
+
+def preprocessing_fn(inputs):
+    mass = tf.cast(tf.sparse.to_dense(inputs["body_mass_g"])[:, 0], tf.float32)
+    island = tf.sparse.to_dense(inputs["island"], default_value=b"")[:, 0]
+    return {"mass_z": tft.scale_to_z_score(mass), "island_id": tft.compute_and_apply_vocabulary(island)}
+'''
+
+
+def build_tft_layer_model(root: Path) -> dict:
+    """Examples with a 0/1 ``heavy`` label and a SavedModel that embeds a tf.Transform layer.
+
+    Such a model (what the flights template's Trainer exports) holds loaded
+    TensorFlow functions in reference cycles: if the process still holds it at
+    exit, each of them prints "Exception ignored in: AtomicFunction.__del__".
+    Returns ``{"csv", "examples", "model", "schema"}`` (paths).
+    """
+    import pyarrow.csv as pcsv
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    from google.protobuf import text_format
+
+    from conveyor.beam_utils.files import read_summary
+    from conveyor.beam_utils.io import read_examples_dir
+    from conveyor.components.example_gen import run_example_gen
+    from conveyor.components.transform import load_preprocessing_fn, run_transform
+
+    table = pcsv.read_csv(_penguins_csv(), convert_options=pcsv.ConvertOptions(null_values=["NA"]))
+    table = table.filter(pa.array(np.asarray(table.column("body_mass_g").is_valid())))
+    heavy = (table.column("body_mass_g").to_numpy() > 4000).astype(np.int64)
+    table = table.append_column("heavy", pa.array(heavy))
+    csv = root / "penguins.csv"
+    pcsv.write_csv(table, csv)
+    examples = root / "examples"
+    run_example_gen(str(csv), str(examples))
+    schema = arrow.to_metadata_schema(arrow.make_schema(read_summary(str(examples))["features"]))
+    (root / "schema.pbtxt").write_text(text_format.MessageToString(schema))
+
+    module = root / "prep.py"
+    module.write_text(TFT_LAYER_PREPROCESSING)
+    reads = {s: read_examples_dir(str(examples), s) for s in ("train", "eval")}
+    run_transform(reads, str(root / "transform"), load_preprocessing_fn(str(module)))
+    output = tft.TFTransformOutput(str(root / "transform" / "transform_graph"))
+    layer = output.transform_features_layer()
+    raw_spec = output.raw_feature_spec()
+
+    class Model(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, serialized):
+            features = self.layer(tf.io.parse_example(serialized, raw_spec))
+            return {"p": tf.sigmoid(features["mass_z"])}
+
+    model = Model()
+    tf.saved_model.save(model, str(root / "model"), signatures={"serving_default": model.serve})
+    return {"csv": str(csv), "examples": str(examples), "model": str(root / "model"),
+            "schema": str(root / "schema.pbtxt")}
+
+
+@pytest.fixture(scope="module")
+def tft_layer_model(tmp_path_factory):
+    return build_tft_layer_model(tmp_path_factory.mktemp("tft_layer_model"))
+
+
+def conveyor_cli(*argv) -> subprocess.CompletedProcess:
+    """``conveyor ARGV`` in a fresh process (what happens at its exit is the point)."""
+    return subprocess.run([PYTHON, "-m", "conveyor.orchestration.cli", *map(str, argv)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_infer_exits_without_tensorflow_noise(tmp_path, tft_layer_model):
+    proc = conveyor_cli("infer", "--examples", tft_layer_model["examples"], "--model", tft_layer_model["model"],
+                        "--output", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "342 examples in, 342 predicted, 0 dead-lettered" in proc.stdout
+    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[-3000:]
+
+
+def test_cli_monitor_with_a_model_exits_without_tensorflow_noise(tmp_path, tft_layer_model):
+    import shutil
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    shutil.copy(tft_layer_model["csv"], incoming / "part-0.csv")
+    proc = conveyor_cli("monitor", "--input", incoming / "*.csv", "--schema", tft_layer_model["schema"],
+                        "--output", tmp_path / "out", "--window-seconds", "60", "--model", tft_layer_model["model"],
+                        "--poll-interval", "1", "--stop-after", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "model: 342 examples predicted, 0 dead-lettered" in proc.stdout
+    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[-3000:]
+
+
+def test_bulk_inferrer_and_evaluator_nodes_exit_without_tensorflow_noise(tmp_path, tft_layer_model):
+    """Each component runs in its own process; its log is where the noise would go."""
+    from orchestration_components import CopyModel, CsvExamples
+
+    from conveyor.components import Evaluator
+    from conveyor.components.inference import BulkInferrer
+    from conveyor.orchestration import LocalDagRunner, Pipeline
+
+    gen = CsvExamples(csv=tft_layer_model["csv"])
+    model = CopyModel(saved_model=tft_layer_model["model"])
+    infer = BulkInferrer(examples=gen.outputs["examples"], model=model.outputs["model"])
+    evaluate = Evaluator(examples=gen.outputs["examples"], model=model.outputs["model"], label_key="heavy")
+    pipeline = Pipeline("quiet_exit", root=str(tmp_path / "root"), components=[gen, model, infer, evaluate])
+    result = LocalDagRunner(quiet=True).run(pipeline)
+    logs = tmp_path / "root" / ".conveyor" / "runs" / result["run_id"]
+    for cid in ("BulkInferrer", "Evaluator"):
+        text = (logs / f"{cid}.log").read_text()
+        assert "STATUS " in text
+        assert EXIT_NOISE not in text and "AtomicFunction" not in text, (cid, text[-3000:])

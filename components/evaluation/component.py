@@ -52,15 +52,21 @@ def run_evaluation(
         hot_key_fanout=hot_key_fanout,
     )
     rejected_dir = FileSystems.join(output_dir, "rejected_rows_count.json")
-    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
-        result = pipeline | "Read" >> read
-        evaluation = result.examples | "Evaluate" >> evaluate
-        evaluation.report | "Write" >> WriteEvaluation(output_dir, images=images)
-        (
-            result.rejected
-            | "CountRejected" >> beam.combiners.Count.Globally()
-            | "WriteRejected" >> beam.Map(_write_count, rejected_dir)
-        )
+    try:
+        with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+            result = pipeline | "Read" >> read
+            evaluation = result.examples | "Evaluate" >> evaluate
+            evaluation.report | "Write" >> WriteEvaluation(output_dir, images=images)
+            (
+                result.rejected
+                | "CountRejected" >> beam.combiners.Count.Globally()
+                | "WriteRejected" >> beam.Map(_write_count, rejected_dir)
+            )
+    finally:
+        if model_path:
+            from conveyor.components.inference.handler import release_models
+
+            release_models()  # the models, while TensorFlow is up (not at exit)
     validation = _read_json(FileSystems.join(output_dir, "validation.json"))
     return {
         "metrics": _read_json(FileSystems.join(output_dir, "metrics.json")),

@@ -180,7 +180,12 @@ def run_bulk_inference(
     path = FileSystems.join(output_dir, SUMMARY_FILE)
     if FileSystems.exists(path):  # an earlier run's: it must not pass for this one's
         FileSystems.delete([path])
-    pipeline.run().wait_until_finish()
+    try:
+        pipeline.run().wait_until_finish()
+    finally:
+        from conveyor.components.inference.handler import release_models
+
+        release_models()  # while TensorFlow is up, not at exit (see release_models)
 
     if not FileSystems.exists(path):
         raise RuntimeError(f"bulk inference finished without writing {path}")

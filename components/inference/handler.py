@@ -15,8 +15,11 @@ record batch, so nothing downstream loops over rows to split results.
 
 from __future__ import annotations
 
+import atexit
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -39,11 +42,69 @@ class BatchPrediction(NamedTuple):
 
 
 class _LoadedSignature:
-    """A loaded SavedModel (kept alive) and the signature function to call."""
+    """A loaded SavedModel (kept alive) and the signature function to call.
 
-    def __init__(self, model: Any, fn: Any):
-        self.model = model
-        self.fn = fn
+    Beam's RunInference keeps what ``load_model`` returns in its ``Shared``
+    cache, which outlives the pipeline; :func:`release_models` empties every
+    instance, so the model's TensorFlow functions are freed while TensorFlow is
+    still up (not at interpreter exit, where each prints "Exception ignored in
+    AtomicFunction.__del__"). A released instance that is called again loads the
+    model again.
+    """
+
+    def __init__(self, model_path: str, signature_name: str):
+        self.model_path = model_path
+        self.signature_name = signature_name
+        self._lock = threading.Lock()
+        self.model = None
+        self._fn = None
+        self._load()
+        _LOADED.add(self)
+        _release_at_exit()
+
+    def _load(self) -> None:
+        import tensorflow as tf
+
+        model = tf.saved_model.load(self.model_path)
+        self.model, self._fn = model, model.signatures[self.signature_name]
+
+    @property
+    def fn(self):
+        fn = self._fn
+        if fn is None:
+            with self._lock:
+                if self._fn is None:
+                    self._load()
+                fn = self._fn
+        return fn
+
+    def release(self) -> None:
+        with self._lock:
+            self.model = self._fn = None
+
+
+_LOADED: weakref.WeakSet = weakref.WeakSet()
+_EXIT_HOOK = []
+
+
+def release_models() -> None:
+    """Frees every SavedModel this process loaded for inference, now.
+
+    Called when a pipeline that ran them ends, and at interpreter exit (an
+    ``atexit`` hook, which runs before modules are torn down), so that the
+    models' TensorFlow functions are not garbage-collected after TensorFlow's
+    own state is gone. A pipeline that runs afterwards loads its model again.
+    """
+    from conveyor.beam_utils.user_modules import release_shared_objects
+
+    for loaded in list(_LOADED):
+        loaded.release()
+    release_shared_objects()
+
+
+def _release_at_exit() -> None:
+    if not _EXIT_HOOK:
+        _EXIT_HOOK.append(atexit.register(release_models))
 
 
 def column_tensor(column: pa.Array, name: str, dtype: str, shape: tuple) -> np.ndarray:
@@ -129,10 +190,7 @@ class SavedModelHandler(ModelHandler[pa.RecordBatch, BatchPrediction, _LoadedSig
         return self._plan
 
     def load_model(self) -> _LoadedSignature:
-        import tensorflow as tf
-
-        model = tf.saved_model.load(self._signature.model_path)
-        return _LoadedSignature(model, model.signatures[self._signature.name])
+        return _LoadedSignature(self._signature.model_path, self._signature.name)
 
     def batch_elements_kwargs(self):
         return {
