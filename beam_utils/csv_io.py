@@ -116,15 +116,16 @@ class CsvHeader:
 # ---------------------------------------------------------------- reading safely
 
 
+_CHECKS = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bzip2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
+
+
 def _how_to_fix_stream(source: str) -> str:
     name = source.lower()
-    if name.endswith((".gz", ".gzip")):
-        check = f"`gzip -t {source}` "
-    elif name.endswith(".bz2"):
-        check = f"`bzip2 -t {source}` "
-    else:
-        check = ""
-    return f"the file is truncated or damaged: {check}checks it; copy or download it again"
+    tool = next((t for suffix, t in _CHECKS.items() if name.endswith(suffix)), None)
+    if tool is None:
+        return "the file is truncated or damaged; copy or download it again"
+    return (f"the file is truncated, damaged or not {tool}-compressed (`{tool} -t {source}` checks it); "
+            "copy or download it again, or name it without the compression suffix if it is plain text")
 
 
 def _stream_error(source: str, e: BaseException, where: str) -> InputError:

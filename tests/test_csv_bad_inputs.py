@@ -178,7 +178,7 @@ def test_truncated_compressed_csv_in_the_sample_is_refused_at_inference(tmp_path
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match=rf"cut\.csv\{suffix}: cannot read the file") as e:
         ReadExamples(str(path)).arrow_schema
-    assert "truncated or damaged" in str(e.value)
+    assert "truncated, damaged" in str(e.value) and f"-t {path}" in str(e.value)
 
 
 @pytest.mark.parametrize("suffix,compress", [(".gz", gzip.compress), (".bz2", bz2.compress)])
@@ -193,7 +193,24 @@ def test_truncated_compressed_csv_after_the_sample_fails_the_pipeline_naming_it(
         run_read(read, tmp_path / "w")
     message = _message(e)
     assert f"cut.csv{suffix}: cannot read the file after row " in message
-    assert "data rows read" in message and "truncated or damaged" in message
+    assert "data rows read" in message and "truncated, damaged" in message
+
+
+def test_plain_text_named_gz_and_a_cut_zstd_file_are_refused_naming_them(tmp_path):
+    plain = tmp_path / "plain.csv.gz"
+    plain.write_bytes(_csv_bytes(_rows(10)))
+    with pytest.raises(InputError, match=r"plain\.csv\.gz: cannot read the file") as e:
+        ReadExamples(str(plain)).arrow_schema
+    assert "not gzip-compressed" in str(e.value)
+    import pyarrow as pa
+
+    zst = tmp_path / "cut.csv.zst"
+    with pa.output_stream(str(zst), compression="zstd") as f:
+        f.write(_csv_bytes(_rows(5000)))
+    zst.write_bytes(zst.read_bytes()[:-100])
+    with pytest.raises(InputError, match=r"cut\.csv\.zst: cannot read the file") as e:
+        ReadExamples(str(zst)).arrow_schema
+    assert f"zstd -t {zst}" in str(e.value)
 
 
 def test_input_error_in_the_pipeline_exits_2_through_the_command_line(tmp_path, capsys):
