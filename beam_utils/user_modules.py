@@ -127,6 +127,8 @@ def is_user_file(filename: str, path: str | None) -> bool:
         return False
     if _same_file(filename, path):
         return True
+    if not os.path.isabs(filename) or not os.path.isfile(filename):
+        return False  # compiled code names its file relative to its package ("apache_beam/...")
     real = os.path.realpath(filename)
     folder = os.path.dirname(os.path.realpath(path))
     if not real.startswith(folder + os.sep):
@@ -264,3 +266,18 @@ def release_shared_objects() -> None:
         placeholder = _Placeholder()
         shared.Shared().acquire(lambda: placeholder)
     gc.collect()
+
+
+_AT_EXIT: list = []
+
+
+def release_shared_objects_at_exit() -> None:
+    """Runs :func:`release_shared_objects` when this process exits (once, however often called).
+
+    ``atexit`` hooks run before the interpreter tears modules down, so this
+    covers a Beam worker process too, where no pipeline-level code runs at the end.
+    """
+    if not _AT_EXIT:
+        import atexit
+
+        _AT_EXIT.append(atexit.register(release_shared_objects))

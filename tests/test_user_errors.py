@@ -78,6 +78,7 @@ def test_cli_op_that_fails_on_the_data_is_one_error_at_the_users_line(tmp_path, 
     assert f'  File "{module}", line {line}, in preprocessing_fn\n' \
            '    return {"mass": tf.reshape(mass, [-1, 7, 3])}' in err
     assert "Traceback" not in err and "apache_beam" not in err and "site-packages" not in err
+    assert "Exception ignored" not in err  # tf.Transform's loaded graph freed before exit
     assert err.count("Input to reshape") == 1, err[-3000:]
     # Nothing left behind: no output folder, no .transform_tmp, no staging folder.
     assert not out.exists()
@@ -221,6 +222,34 @@ def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples)
     assert '    raise ValueError(f"too many rows: {x.shape[0]}")' in lines
     assert "script_ops" not in str(info.value)
     assert not (tmp_path / "o2").exists()
+
+
+def test_op_error_in_a_worker_process_names_the_users_line(tmp_path, examples):
+    """Workers in other processes hand back only the text of the error; it still leads to the line."""
+    from conveyor.components.transform import (
+        PreprocessingFnError,
+        load_preprocessing_fn,
+        run_transform,
+    )
+
+    module = _write(tmp_path / "prep.py", """
+        import tensorflow as tf
+
+
+        def preprocessing_fn(inputs):
+            mass = tf.sparse.to_dense(inputs["body_mass_g"])
+            return {"mass": tf.reshape(mass, [-1, 7, 3])}
+        """)
+    with pytest.raises(PreprocessingFnError) as info:
+        run_transform(_reads(examples), str(tmp_path / "o"), load_preprocessing_fn(module),
+                      beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(f"preprocessing_fn ({module}) failed on the examples of Split-")
+    assert ": InvalidArgumentError: Input to reshape is a tensor with " in lines[0]
+    assert lines[0].endswith(f"[at {module}:6 in preprocessing_fn]")
+    assert lines[1:] == [f'  File "{module}", line 6, in preprocessing_fn',
+                         '    return {"mass": tf.reshape(mass, [-1, 7, 3])}']
+    assert not (tmp_path / "o").exists()
 
 
 def test_output_without_a_known_shape_is_refused_at_its_line(tmp_path, examples):

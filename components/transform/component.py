@@ -36,7 +36,11 @@ from apache_beam.io.filesystems import FileSystems
 from conveyor.beam_utils import arrow, files
 from conveyor.beam_utils.errors import UsageError
 from conveyor.beam_utils.io import ReadExamples, WriteExamples
-from conveyor.beam_utils.user_modules import exception_chain, release_shared_objects
+from conveyor.beam_utils.user_modules import (
+    exception_chain,
+    release_shared_objects,
+    release_shared_objects_at_exit,
+)
 from conveyor.components.transform import schema as schema_lib
 from conveyor.components.transform.user_fn import (
     MissingFeatureError,
@@ -55,6 +59,10 @@ TEMP_DIR = ".transform_tmp"
 DEFAULT_TRAIN_SPLIT = "train"
 
 _LOG = logging.getLogger(__name__)
+
+# tf.Transform keeps its loaded graphs in Beam's Shared cache: free them before
+# interpreter exit, here and in every worker process that imports this module.
+release_shared_objects_at_exit()
 
 
 class TransformPlan(NamedTuple):
@@ -431,27 +439,42 @@ def _run_pipeline(reads, transform, fn, plan, graph_dir, examples_dir, output_di
 
 
 class _DropStepErrorLogs(logging.Filter):
-    """Drops Beam's log of an exception it is about to re-raise with the step's name.
+    """Drops Beam's log of an exception that a step raised and that the pipeline re-raises.
 
     Beam logs (with its traceback) each exception a DoFn raises, then raises it
     to whoever runs the pipeline; :func:`run_transform` reports that exception
     itself, once, so the log would only repeat it, tracebacks and all, ahead of
-    the message that matters.
+    the message that matters. Worker processes of the multi-process DirectRunner
+    send the same log through the job service, as text.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.ERROR and isinstance(record.msg, BaseException))
+        if record.levelno < logging.ERROR:
+            return True
+        if isinstance(record.msg, BaseException):
+            return False
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        return not (text.startswith("Worker: severity: ERROR")
+                    and ("[while running " in text or "Error processing instruction" in text))
+
+
+#: The loggers through which Beam reports a step's exception before re-raising it.
+_STEP_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.portability.local_job_service")
 
 
 @contextlib.contextmanager
 def _step_errors_reported_once():
-    log = logging.getLogger("apache_beam.runners.common")
     drop = _DropStepErrorLogs()
-    log.addFilter(drop)
+    for name in _STEP_ERROR_LOGGERS:
+        logging.getLogger(name).addFilter(drop)
     try:
         yield
     finally:
-        log.removeFilter(drop)
+        for name in _STEP_ERROR_LOGGERS:
+            logging.getLogger(name).removeFilter(drop)
 
 
 def _remove_if_empty(path: str) -> None:

@@ -327,14 +327,23 @@ def _op_error(exc: BaseException):
     op_error = getattr(getattr(tf, "errors", None), "OpError", None) if tf is not None else None
     for e in exception_chain(exc):
         if op_error is not None and isinstance(e, op_error):
-            return type(e).__name__, getattr(e, "message", None) or str(e)
-    for e in exception_chain(exc):  # from a remote worker: only the text is left
+            return type(e).__name__, _first_op_message(getattr(e, "message", None) or str(e))
+    for e in exception_chain(exc):  # from another process: only the text is left
         text = str(e)
         if "Graph execution error" in text or "Detected at node" in text:
             m = _TYPE.search(text)
             start = text.find("Graph execution error")
-            return (m.group(1) if m else "TensorFlow error"), text[start if start >= 0 else 0:]
+            return (m.group(1) if m else "TensorFlow error"), _first_op_message(text[max(start, 0):])
     return None
+
+
+def _first_op_message(text: str) -> str:
+    """TensorFlow's error text up to its ``[[{{node ...}}]]`` line (what wrappers add is cut)."""
+    end = text.find("[[")
+    if end < 0:
+        return text
+    line_end = text.find("\n", end)
+    return text if line_end < 0 else text[:line_end]
 
 
 def _op_message(text: str) -> str:
