@@ -16,7 +16,7 @@ DEFAULT_MISSING = "NA,N/A,#N/A,NULL,null,None"
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, examples: bool = True) -> None:
-    """Adds ``--input``/``--examples``, ``--format``, ``--batch-size``, ``--missing-values``."""
+    """Adds ``--input``/``--examples``, ``--format``, ``--batch-size``, ``--missing-values``, ``--delimiter``."""
     group = parser.add_argument_group("input")
     group.add_argument("--input", metavar="PATTERN", help="input files (a path or glob)")
     if examples:
@@ -36,6 +36,16 @@ def add_input_arguments(parser: argparse.ArgumentParser, examples: bool = True) 
         help="comma-separated CSV texts read as missing, besides the empty field "
         f"(default: {DEFAULT_MISSING}; pass '' for empty fields only)",
     )
+    group.add_argument(
+        "--delimiter", default=",", type=_one_character, metavar="CHAR",
+        help="CSV field delimiter (default: ','; a tab as $'\\t')",
+    )
+
+
+def _one_character(text: str) -> str:
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"a delimiter is one character, not {text!r}")
+    return text
 
 
 def check_input_arguments(args: argparse.Namespace) -> None:
@@ -64,7 +74,8 @@ def read_transforms(args: argparse.Namespace, **kwargs) -> dict:
     check_input_arguments(args)
     kwargs.setdefault("batch_size", args.batch_size or DEFAULT_BATCH_SIZE)
     if args.input:
-        return {None: ReadExamples(args.input, format=args.format, missing_values=missing_values(args), **kwargs)}
+        return {None: ReadExamples(args.input, format=args.format, missing_values=missing_values(args),
+                                   delimiter=args.delimiter, **kwargs)}
     from conveyor.beam_utils.files import examples_splits
 
     return {s: read_examples_dir(args.examples, s, **kwargs) for s in examples_splits(args.examples)}

@@ -281,7 +281,7 @@ def _warn_if_other_delimiter(names: list[str], source: str, delimiter: str) -> N
         _WARNED_DELIMITER.add((source, delimiter))
         _LOG.warning(
             "%s: the header is one column, %r, which holds %r %d time(s): is the file %r-separated? "
-            "It is being read with delimiter %r; read it with delimiter %r (ReadExamples(delimiter=...)) "
+            "It is being read with delimiter %r; read it with delimiter %r (--delimiter, ReadExamples(delimiter=...)) "
             "to get its columns.",
             source, names[0][:200], seen, counts[seen], seen, delimiter, seen,
         )

@@ -345,3 +345,22 @@ def test_header_not_utf8_or_too_long_is_refused(tmp_path):
     names = [f"column_{'x' * 40}_{i}" for i in range(3000)]
     long.write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n")
     assert list(ReadExamples(str(long)).arrow_schema.names) == names
+
+
+def test_cli_warns_of_another_delimiter_and_delimiter_flag_reads_it(tmp_path, capsys, caplog):
+    import json
+
+    from conveyor.orchestration.cli import main
+
+    src = tmp_path / "semi.csv"
+    src.write_text("a;b;c\n1;2;x\n3;4;y\n")
+    with caplog.at_level("WARNING"):
+        assert main(["examples", "--input", str(src), "--output", str(tmp_path / "one")]) == 0
+    assert "';'-separated" in caplog.text and "--delimiter" in caplog.text
+    assert main(["examples", "--input", str(src), "--output", str(tmp_path / "three"),
+                 "--delimiter", ";"]) == 0
+    summary = json.loads((tmp_path / "three" / "summary.json").read_text())
+    assert summary["features"] == {"a": "INT", "b": "INT", "c": "BYTES"}
+    assert main(["statistics", "--input", str(src), "--output", str(tmp_path / "stats"),
+                 "--delimiter", ";"]) == 0
+    capsys.readouterr()

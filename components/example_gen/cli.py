@@ -49,6 +49,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             hash_columns=hash_columns,
             batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
             missing_values=missing_values(args),
+            delimiter=args.delimiter,
             beam_args=beam_args,
         )
     print(format_summary(summary, args.output))

@@ -119,6 +119,7 @@ def run_example_gen(
     batch_size: int = DEFAULT_BATCH_SIZE,
     missing_values: Sequence[str] | None = None,
     beam_args: Sequence[str] | None = None,
+    delimiter: str = ",",
 ) -> dict:
     """Runs ExampleGen as a Beam pipeline and returns its summary (see :class:`GenerateExamples`)."""
     from conveyor.beam_utils.csv_io import DEFAULT_MISSING_VALUES
@@ -130,6 +131,7 @@ def run_example_gen(
         schema=schema,
         batch_size=batch_size,
         missing_values=DEFAULT_MISSING_VALUES if missing_values is None else missing_values,
+        delimiter=delimiter,
     )
     read.arrow_schema  # infer now: a bad input fails before the pipeline starts
     with beam.Pipeline(options=pipeline_options(beam_args)) as p:
