@@ -85,6 +85,21 @@ def _is_user_error(e) -> bool:
     return isinstance(e, (InputError, UsageError))
 
 
+def _inner_user_error(e: BaseException) -> BaseException | None:
+    """The user error ``e`` was raised from or while handling, if it should be reported instead.
+
+    An error that describes the user's own code (it carries the user's
+    ``frames``, as ``UserCodeError`` does) is the report itself; and an error
+    raised ``from None`` has said its context is not the point.
+    """
+    if getattr(e, "frames", None) is not None:
+        return None
+    nxt = e.__cause__
+    if nxt is None and not e.__suppress_context__:
+        nxt = e.__context__
+    return nxt if _is_user_error(nxt) else None
+
+
 def user_error(exc: BaseException) -> InputError | UsageError | None:
     """The :class:`InputError` or :class:`UsageError` that ``exc`` reports, or None.
 
@@ -106,8 +121,8 @@ def user_error(exc: BaseException) -> InputError | UsageError | None:
         if _is_user_error(e):
             inner = e
             while True:
-                nxt = inner.__cause__ if inner.__cause__ is not None else inner.__context__
-                if not _is_user_error(nxt) or id(nxt) in seen:
+                nxt = _inner_user_error(inner)
+                if nxt is None or id(nxt) in seen:
                     return _clean(inner)
                 seen.add(id(nxt))
                 inner = nxt

@@ -165,11 +165,31 @@ def resolve_inputs(md: Metadata, pipeline: Pipeline, component: Component, run_i
 
 
 def user_error_summary(exc: BaseException) -> str:
-    """The exception's message and the innermost frame outside Conveyor and Beam, first."""
+    """The exception's message and the innermost frame outside Conveyor and Beam, first.
+
+    An error that names the user's frames itself (``UserCodeError``) is its own summary.
+    """
+    if getattr(exc, "frames", None) is not None:
+        return f"{type(exc).__name__}: {exc}"
     frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if "/apache_beam/" not in f.filename and "/site-packages/" not in f.filename]
+    own = [f for f in frames if "/apache_beam/" not in f.filename and "/site-packages/" not in f.filename
+           and not f.filename.startswith(_CONVEYOR_FOLDERS)]
     where = f" (at {own[-1].filename}:{own[-1].lineno} in {own[-1].name})" if own else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _conveyor_folders() -> tuple[str, ...]:
+    import conveyor.beam_utils
+    import conveyor.components
+    import conveyor.orchestration
+
+    return tuple(os.path.join(os.path.abspath(p), "")
+                 for pkg in (conveyor.beam_utils, conveyor.components, conveyor.orchestration)
+                 for p in pkg.__path__)
+
+
+#: Where Conveyor's own code lives: its frames are not the user's.
+_CONVEYOR_FOLDERS = _conveyor_folders()
 
 
 def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cache: bool | None = None,

@@ -770,3 +770,29 @@ def test_template_copy_destination_problems_exit_2(tmp_path, capsys):
         assert str(dest) in err and "Traceback" not in err
     assert (tmp_path / "file").read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_user_error_keeps_the_users_code_error_and_respects_from_none():
+    from conveyor.beam_utils.user_modules import UserCodeError
+
+    try:
+        try:
+            raise InputError("deep: not the point")
+        except InputError as inner:
+            raise UserCodeError("run_fn (trainer.py)", "ValueError", "bad", path="trainer.py") from inner
+    except UserCodeError as e:
+        assert user_error(e) is e
+    try:
+        try:
+            raise InputError("context: not the point")
+        except InputError:
+            raise InputError("the report") from None
+    except InputError as e:
+        assert str(user_error(e)) == "the report"
+    try:
+        try:
+            raise InputError("the original")
+        except InputError as inner:
+            raise RuntimeError("wrapped by a runner") from inner
+    except RuntimeError as e:
+        assert str(user_error(e)) == "the original"

@@ -10,7 +10,8 @@ transforms every split and writes, under ``--output``:
 * ``transform_summary.json``.
 
 A missing feature, a module file that is absent or lacks the function, and an
-error in the function while it is traced are input errors (exit status 2).
+error in the function while it is traced, or when its ops fail on the examples,
+are input errors (exit status 2).
 """
 
 from __future__ import annotations
