@@ -362,11 +362,12 @@ bad:
 
 /* The next field 1 of wire type 2 (an embedded message) in s, skipping every
  * other field: 1 with *out set, 0 at the end of s, -1 if s is malformed. */
-static int next_message(Span *s, Span *out) {
+static int next_message(Span *s, Span *out, int *skipped) {
     uint64_t tag;
     while (s->p < s->end) {
         if (!read_tag(s, &tag)) return -1;
         if (tag == ((1 << 3) | 2)) return read_span(s, out) ? 1 : -1;
+        if (skipped) *skipped = 1;
         if (!skip_field(s, tag & 7)) return -1;
     }
     return 0;
@@ -376,8 +377,8 @@ static int next_message(Span *s, Span *out) {
 static int read_record(Span s, const Names *names, Py_ssize_t row, const char **what) {
     Span features, entry;
     int found, more;
-    while ((found = next_message(&s, &features)) == 1) {
-        while ((more = next_message(&features, &entry)) == 1)
+    while ((found = next_message(&s, &features, NULL)) == 1) {
+        while ((more = next_message(&features, &entry, NULL)) == 1)
             if (!read_entry(entry, names, row, what)) return 0;
         if (more < 0) break;
     }
@@ -662,30 +663,16 @@ bad:
 /* What one record is: a tf.Example, a message protobuf parses as one but with
  * fields a tf.Example does not have (another kind of message), or malformed. */
 static int scan_record(Span s, SeenTable *t, Py_ssize_t row, const char **what) {
-    int foreign = 0;
-    uint64_t tag;
-    while (s.p < s.end) {
-        if (!read_tag(&s, &tag)) goto bad;
-        if (tag != ((1 << 3) | 2)) {
-            foreign = 1;
-            if (!skip_field(&s, (int)(tag & 7))) goto bad;
-            continue;
-        }
-        Span features;
-        if (!read_span(&s, &features)) goto bad;
-        while (features.p < features.end) {
-            if (!read_tag(&features, &tag)) goto bad;
-            if (tag != ((1 << 3) | 2)) {
-                foreign = 1;
-                if (!skip_field(&features, (int)(tag & 7))) goto bad;
-                continue;
-            }
-            Span entry;
-            if (!read_span(&features, &entry)) goto bad;
+    int foreign = 0, found, more;
+    Span features, entry;
+    while ((found = next_message(&s, &features, &foreign)) == 1) {
+        while ((more = next_message(&features, &entry, &foreign)) == 1) {
             int status = scan_entry(entry, t, row, what, &foreign);
             if (status != SCAN_EXAMPLE) return status;
         }
+        if (more < 0) goto bad;
     }
+    if (found < 0) goto bad;
     if (foreign) *what = "fields a tf.Example does not have";
     return foreign ? SCAN_FOREIGN : SCAN_EXAMPLE;
 bad:
