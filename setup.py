@@ -1,8 +1,8 @@
 """Maps the top-level folders onto the `conveyor` namespace package.
 
 `conveyor` itself has no ``__init__``: ``conveyor.components`` is ``components/``,
-``conveyor.beam_utils`` is ``beam_utils/`` and ``conveyor.orchestration`` is
-``orchestration/``. Subpackages are found here so that a new component folder
+``conveyor.dsl`` is ``dsl/``, ``conveyor.beam_utils`` is ``beam_utils/`` and
+``conveyor.orchestration`` is ``orchestration/``. Subpackages are found here so that a new component folder
 needs no packaging edit.
 """
 
@@ -12,6 +12,7 @@ FOLDERS = {
     "components": "conveyor.components",
     "beam_utils": "conveyor.beam_utils",
     "orchestration": "conveyor.orchestration",
+    "dsl": "conveyor.dsl",
 }
 
 packages = []

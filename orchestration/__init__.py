@@ -1,4 +1,7 @@
-"""Pipelines of Conveyor components: DSL, artifacts, ML Metadata, runners and the CLI.
+"""Running pipelines of Conveyor components: ML Metadata, runners, exporters and the CLI.
+
+The pipeline definitions themselves live in :mod:`conveyor.dsl`; their names
+are re-exported here, so ``from conveyor.orchestration import Pipeline`` works.
 
 Example::
 
@@ -12,11 +15,15 @@ Names are imported on first use so that the command line starts fast.
 from conveyor.beam_utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "Pipeline": "conveyor.orchestration.dsl",
-    "Component": "conveyor.orchestration.dsl",
-    "InputSpec": "conveyor.orchestration.dsl",
-    "PipelineDefinitionError": "conveyor.orchestration.dsl",
-    "Artifact": "conveyor.orchestration.artifacts",
+    "Pipeline": "conveyor.dsl",
+    "Component": "conveyor.dsl",
+    "Channel": "conveyor.dsl",
+    "ExecutionContext": "conveyor.dsl",
+    "InputSpec": "conveyor.dsl",
+    "PipelineDefinitionError": "conveyor.dsl",
+    "Artifact": "conveyor.dsl",
+    "PipelineRootError": "conveyor.orchestration.launcher",
+    "RunCanceled": "conveyor.orchestration.local_runner",
     "Metadata": "conveyor.orchestration.metadata",
     "LocalDagRunner": "conveyor.orchestration.local_runner",
     "BeamDagRunner": "conveyor.orchestration.beam_runner",

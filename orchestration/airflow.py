@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from conveyor.orchestration.dsl import Pipeline
+from conveyor.dsl import Pipeline
 from conveyor.orchestration.loader import save_pipeline
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -45,7 +45,7 @@ import time
 
 import apache_beam as beam
 
-from conveyor.orchestration.dsl import Pipeline
+from conveyor.dsl import Pipeline
 from conveyor.orchestration.launcher import ComponentError, metadata_for, run_component
 from conveyor.orchestration.loader import save_pipeline
 from conveyor.orchestration.local_runner import (

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(own[1:])
     from conveyor.beam_utils.errors import InputError, UsageError, user_error
-    from conveyor.orchestration.dsl import PipelineDefinitionError
+    from conveyor.dsl import PipelineDefinitionError
 
     message = None
     # Worker processes exist only with Beam flags (the default runs in memory).

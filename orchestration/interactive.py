@@ -30,8 +30,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from conveyor.orchestration.artifacts import Artifact
-from conveyor.orchestration.dsl import Channel, Component, Pipeline
+from conveyor.beam_utils.errors import InputError
+from conveyor.dsl import Channel, Component, Pipeline, layout
+from conveyor.dsl.artifacts import Artifact
 
 
 @dataclass
@@ -205,12 +206,10 @@ def render_html(artifact: Artifact) -> str:
 
 
 def _splits(uri: str, file_name: str) -> dict[str, str]:
-    out = {}
-    for name in sorted(os.listdir(uri)):
-        path = os.path.join(uri, name, file_name)
-        if name.startswith("Split-") and os.path.isfile(path):
-            out[name[len("Split-"):]] = path
-    return out
+    try:
+        return layout.split_files(uri, file_name)
+    except InputError:
+        return {}
 
 
 def statistics_html(uri: str) -> str:
@@ -219,9 +218,7 @@ def statistics_html(uri: str) -> str:
 
     from conveyor.components.validation import read_statistics
 
-    paths = _splits(uri, "FeatureStats.pb")
-    if not paths:
-        raise FileNotFoundError(f"{uri}: no Split-<name>/FeatureStats.pb")
+    paths = layout.split_files(uri, layout.STATS_FILE)
     names = sorted(paths, key=lambda s: (s != "train", s))
     stats = {split: read_statistics(paths[split]) for split in names}
     if len(names) == 2:
@@ -239,7 +236,7 @@ def schema_frame(uri: str):
 
     from conveyor.components.validation import read_schema
 
-    schema = read_schema(os.path.join(uri, "schema.pbtxt"))
+    schema = read_schema(layout.schema_path(uri))
     domains = {d.name: list(d.value) for d in schema.string_domain}
     rows = []
     for f in schema.feature:
@@ -278,7 +275,7 @@ def anomalies_frame(uri: str):
 
     info_t = anomalies_pb2.AnomalyInfo
     rows = []
-    for split, path in _splits(uri, "SchemaDiff.pb").items():
+    for split, path in _splits(uri, layout.ANOMALIES_FILE).items():
         anomalies = read_anomalies(path)
         items = sorted(anomalies.anomaly_info.items())
         if anomalies.dataset_anomaly_info.reason:
@@ -293,7 +290,7 @@ def anomalies_frame(uri: str):
 
 def anomalies_html(uri: str) -> str:
     frame = anomalies_frame(uri)
-    splits = ", ".join(_splits(uri, "SchemaDiff.pb"))
+    splits = ", ".join(_splits(uri, layout.ANOMALIES_FILE))
     if frame.empty:
         return f"<h4>Anomalies ({html.escape(splits)}): none</h4>"
     return f"<h4>Anomalies ({html.escape(splits)}): {len(frame)}</h4>" + frame.to_html(index=False)

@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from conveyor.orchestration.dsl import Pipeline
+from conveyor.dsl import Pipeline
 
 #: The name of the Kubeflow pipeline's parameter that sets the pipeline root.
 ROOT_PARAMETER = "pipeline_root"

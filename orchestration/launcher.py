@@ -35,8 +35,8 @@ import time
 import traceback
 
 from conveyor.beam_utils.errors import InputError
-from conveyor.orchestration.artifacts import Artifact
-from conveyor.orchestration.dsl import Component, ExecutionContext, Pipeline
+from conveyor.dsl import Component, ExecutionContext, Pipeline
+from conveyor.dsl.artifacts import Artifact
 from conveyor.orchestration.metadata import (
     CACHED,
     CANCELED,

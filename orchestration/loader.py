@@ -6,7 +6,7 @@ import os
 import sys
 
 from conveyor.beam_utils.user_modules import import_file
-from conveyor.orchestration.dsl import Pipeline
+from conveyor.dsl import Pipeline
 
 
 def load_pipeline(path: str) -> Pipeline:

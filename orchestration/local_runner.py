@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 
-from conveyor.orchestration.dsl import Pipeline
+from conveyor.dsl import Pipeline
 from conveyor.orchestration.launcher import PARENT_PID_ENV, PipelineRootError, check_root
 from conveyor.orchestration.loader import save_pipeline
 

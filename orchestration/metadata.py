@@ -31,7 +31,7 @@ import socket
 import time
 from collections.abc import Iterable
 
-from conveyor.orchestration.artifacts import ARTIFACT_TYPES, Artifact
+from conveyor.dsl.artifacts import ARTIFACT_TYPES, Artifact
 
 PIPELINE_CONTEXT = "conveyor.Pipeline"
 RUN_CONTEXT = "conveyor.PipelineRun"

@@ -197,7 +197,7 @@ def export_notebook(notebook_path: str, export_path: str, runner: str = "local",
     ]
     if needs_namespace:
         header.append("from types import SimpleNamespace")
-    header += ["", "from conveyor.orchestration.dsl import Pipeline", ""]
+    header += ["", "from conveyor.dsl import Pipeline", ""]
     pipeline_args = "PIPELINE_NAME, PIPELINE_ROOT, components=[" + ", ".join(dict.fromkeys(components)) + "]"
     if "beam_pipeline_args" in context_kwargs:
         pipeline_args += ", beam_pipeline_args=BEAM_PIPELINE_ARGS"

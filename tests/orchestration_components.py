@@ -5,7 +5,7 @@ import os
 import shutil
 import time
 
-from conveyor.orchestration.dsl import REQUIRED, Component, InputSpec
+from conveyor.dsl import REQUIRED, Component, InputSpec
 
 
 class Produce(Component):

@@ -22,7 +22,7 @@ CONVEYOR = os.path.join(os.path.dirname(sys.executable), "conveyor")
 PIPELINE = '''
 import json, os, time
 from conveyor.orchestration import Pipeline
-from conveyor.orchestration.dsl import Component, InputSpec
+from conveyor.dsl import Component, InputSpec
 
 MARKS = {marks!r}
 

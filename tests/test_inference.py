@@ -734,8 +734,8 @@ def test_bulk_inferrer_blessing_model_dir_and_splits(tmp_path):
 
     from conveyor.components.inference import BulkInferrer
     from conveyor.components.inference.node import is_blessed, serving_model_dir
-    from conveyor.orchestration.artifacts import Artifact
-    from conveyor.orchestration.dsl import ExecutionContext
+    from conveyor.dsl import ExecutionContext
+    from conveyor.dsl.artifacts import Artifact
 
     blessing = tmp_path / "blessing"
     blessing.mkdir()

@@ -6,7 +6,8 @@ import json
 import os
 import shutil
 
-from conveyor.orchestration.dsl import Component, InputSpec
+from conveyor.dsl import Component, InputSpec
+from conveyor.dsl.layout import BLESSED, NOT_BLESSED, serving_model_dir
 
 
 class Evaluator(Component):
@@ -49,7 +50,6 @@ class Evaluator(Component):
             make_settings,
             settings_from_eval_config,
         )
-        from conveyor.components.inference.node import serving_model_dir
 
         p = ctx.parameters
         extra = [SliceSpec((c,)) for c in p["slice_by"]]
@@ -81,7 +81,7 @@ class Evaluator(Component):
             signature=p["signature"],
             beam_args=ctx.beam_args,
         )
-        verdict = "BLESSED" if report["blessed"] else "NOT_BLESSED"
+        verdict = BLESSED if report["blessed"] else NOT_BLESSED
         shutil.copyfile(os.path.join(out, "blessing", verdict), os.path.join(ctx.outputs["blessing"].uri, verdict))
         overall = report["metrics"][0]["metrics"]
         summary = {k: overall[k] for k in ("example_count", "auc", "binary_accuracy") if k in overall}

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 
-from conveyor.orchestration.dsl import REQUIRED, Component
+from conveyor.dsl import REQUIRED, Component
 
 
 class ExampleGen(Component):

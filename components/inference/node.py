@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conveyor.components.trainer.component import SERVING_DIR
-from conveyor.orchestration.dsl import Component, InputSpec, PipelineDefinitionError
+from conveyor.dsl import Component, InputSpec, PipelineDefinitionError
+from conveyor.dsl.layout import NOT_BLESSED, is_blessed, serving_model_dir
 
-#: Where TFX's Trainer puts the serving SavedModel inside a Model artifact.
-#: The marker files of a ModelBlessing artifact (TFX Evaluator's layout).
-BLESSED = "BLESSED"
-NOT_BLESSED = "NOT_BLESSED"
 #: What a skipped BulkInferrer writes instead of predictions.
 SKIPPED_MARKER = "SKIPPED_NOT_BLESSED"
 
@@ -95,9 +91,10 @@ class BulkInferrer(Component):
 
         from conveyor.beam_utils.errors import InputError
         from conveyor.components.inference.component import run_bulk_inference
+        from conveyor.dsl import layout
 
         examples_uri = ctx.inputs["examples"].uri
-        available = files.examples_splits(examples_uri)
+        available = layout.examples_splits(examples_uri)
         wanted = split_names(p["splits"])
         if wanted is None:
             splits = available
@@ -137,36 +134,6 @@ class BulkInferrer(Component):
                 "model_dir": model_dir,
             }
         }
-
-
-def serving_model_dir(model_uri: str) -> str:
-    """``<model_uri>/Format-Serving`` if the Model artifact has one, else ``model_uri``."""
-    from apache_beam.io.filesystems import FileSystems
-
-    serving = FileSystems.join(model_uri, SERVING_DIR)
-    # Object stores have no directories: look for the SavedModel file too.
-    if FileSystems.exists(serving) or FileSystems.exists(
-        FileSystems.join(serving, "saved_model.pb")
-    ):
-        return serving
-    return model_uri
-
-
-def is_blessed(blessing_uri: str) -> bool:
-    """Whether a ModelBlessing directory says BLESSED (False for NOT_BLESSED).
-
-    Raises:
-      InputError: if it holds neither marker.
-    """
-    from apache_beam.io.filesystems import FileSystems
-
-    from conveyor.beam_utils.errors import InputError
-
-    if FileSystems.exists(FileSystems.join(blessing_uri, NOT_BLESSED)):
-        return False
-    if FileSystems.exists(FileSystems.join(blessing_uri, BLESSED)):
-        return True
-    raise InputError(f"{blessing_uri}: a ModelBlessing without a {BLESSED} or {NOT_BLESSED} file")
 
 
 def batch_bounds(value) -> tuple[int, int]:

@@ -41,7 +41,6 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from conveyor.components.evaluation.transform import MetricsCombineFn
 from conveyor.components.statistics.combiners import CollectDatasetsFn
-from conveyor.components.statistics.component import STATS_FILE
 from conveyor.components.statistics.options import ALL_EXAMPLES, StatsOptions
 from conveyor.components.statistics.slicing import slice_batch
 from conveyor.components.validation.validate import (
@@ -50,9 +49,9 @@ from conveyor.components.validation.validate import (
     has_errors,
     validate_statistics,
 )
+from conveyor.dsl.layout import ANOMALIES_FILE, STATS_FILE, serving_model_dir
 
 METRICS_NAMESPACE = "conveyor.monitor"
-ANOMALIES_FILE = "SchemaDiff.pb"
 REPORT_FILE = "report.txt"
 METRICS_FILE = "metrics.json"
 RESULT_FILE = "result.json"
@@ -403,7 +402,6 @@ def _model_inference(model, input_schema: pa.Schema, signature: str, prediction_
                               input_mode=model.plan.mode, prediction_prefix=PREDICTION_PREFIX)
         infer.handler = model  # its batch sizes
     elif isinstance(model, str):
-        from conveyor.components.inference.node import serving_model_dir
 
         infer = BulkInference(serving_model_dir(model), input_schema, signature,
                               prediction_prefix=PREDICTION_PREFIX)

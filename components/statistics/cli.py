@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import posixpath
 
-from conveyor.components.statistics.component import HTML_FILE, STATS_FILE
+from conveyor.components.statistics.component import HTML_FILE
+from conveyor.dsl import layout
+from conveyor.dsl.layout import STATS_FILE
 
 HELP = "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report)."
 
@@ -64,7 +66,7 @@ def run(args, beam_args) -> int:
         stats = run_statistics(reads, output, options, beam_args)
         counts = read_summary(output)
     for split, result in stats.items():
-        out = posixpath.join(args.output, f"Split-{split}") if split else args.output
+        out = layout.split_uri(args.output, split) if split else args.output
         if split:
             print(f"== Split-{split} ==")
         print(report.summary(result))

@@ -6,7 +6,9 @@ import json
 import posixpath
 from collections.abc import Mapping, Sequence
 
-STATS_FILE = "FeatureStats.pb"
+from conveyor.dsl import layout
+from conveyor.dsl.layout import STATS_FILE
+
 HTML_FILE = "statistics.html"
 SUMMARY_FILE = "statistics_summary.json"
 
@@ -53,7 +55,7 @@ def run_statistics(
     options = options or StatsOptions()
     outs = {}
     for split in reads:
-        out = posixpath.join(output_dir, f"Split-{split}") if split is not None else output_dir
+        out = layout.split_uri(output_dir, split) if split is not None else output_dir
         if not FileSystems.exists(out):
             FileSystems.mkdirs(out)
         outs[split] = out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conveyor.orchestration.dsl import Component, InputSpec
+from conveyor.dsl import Component, InputSpec, layout
 
 
 class StatisticsGen(Component):
@@ -22,14 +22,13 @@ class StatisticsGen(Component):
     PARAMETERS = {"slice_by": (), "weight_feature": None, "bytes_features": ()}
 
     def execute(self, ctx):
-        from conveyor.beam_utils import files
         from conveyor.beam_utils.io import read_examples_dir
         from conveyor.components.statistics.component import run_statistics
         from conveyor.components.statistics.options import StatsOptions
 
         p = ctx.parameters
         examples = ctx.inputs["examples"].uri
-        reads = {s: read_examples_dir(examples, s) for s in files.examples_splits(examples)}
+        reads = {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)}
         options = StatsOptions(
             weight_feature=p["weight_feature"],
             slice_by=list(p["slice_by"]),

@@ -7,8 +7,7 @@ import os
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.user_modules import import_file, user_code_error
 from conveyor.components.trainer.fn_args import FnArgs, split_files
-
-SERVING_DIR = "Format-Serving"
+from conveyor.dsl.layout import SERVING_DIR
 
 
 def load_run_fn(module_file: str, name: str = "run_fn"):

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.dsl import layout
+
 
 @dataclass
 class FnArgs:
@@ -86,8 +88,8 @@ class FnArgs:
 
 def split_files(examples_dir: str, split: str) -> list[str]:
     """The file pattern of one split of an Examples directory."""
-    folder = os.path.join(examples_dir, f"Split-{split}")
+    folder = layout.split_uri(examples_dir, split)
     if not os.path.isdir(folder):
-        have = sorted(n[len("Split-"):] for n in os.listdir(examples_dir) if n.startswith("Split-"))
+        have = sorted(filter(None, map(layout.split_name, os.listdir(examples_dir))))
         raise FileNotFoundError(f"{examples_dir}: no split {split!r} (splits: {have})")
     return [os.path.join(folder, "*")]

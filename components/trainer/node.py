@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from conveyor.orchestration.dsl import REQUIRED, Component, InputSpec
+from conveyor.dsl import REQUIRED, Component, InputSpec, layout
 
 
 class Trainer(Component):
@@ -48,7 +48,7 @@ class Trainer(Component):
         schema = ctx.inputs.get("schema")
         schema_path = None
         if schema is not None:
-            schema_path = os.path.join(schema.uri, "schema.pbtxt")
+            schema_path = layout.schema_path(schema.uri)
         graph = ctx.inputs.get("transform_graph")
         summary = run_trainer(
             p["module_file"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from conveyor.orchestration.dsl import REQUIRED, Component, InputSpec
+from conveyor.dsl import REQUIRED, Component, InputSpec, layout
 
 
 class Transform(Component):
@@ -34,7 +34,6 @@ class Transform(Component):
     def execute(self, ctx):
         import shutil
 
-        from conveyor.beam_utils import files
         from conveyor.beam_utils.io import read_examples_dir
         from conveyor.components.transform.component import run_transform
         from conveyor.components.transform.user_fn import load_preprocessing_fn
@@ -42,10 +41,10 @@ class Transform(Component):
 
         p = ctx.parameters
         examples = ctx.inputs["examples"].uri
-        reads = {s: read_examples_dir(examples, s) for s in files.examples_splits(examples)}
+        reads = {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)}
         schema = None
         if "schema" in ctx.inputs:
-            schema = read_schema(os.path.join(ctx.inputs["schema"].uri, "schema.pbtxt"))
+            schema = read_schema(layout.schema_path(ctx.inputs["schema"].uri))
         fn = load_preprocessing_fn(p["module_file"], p["preprocessing_fn"])
         cache = ctx.outputs["updated_analyzer_cache"].uri
         previous = _previous_cache(ctx)
@@ -64,7 +63,7 @@ class Transform(Component):
         if os.path.exists(summary_path):
             os.replace(summary_path, os.path.join(graph, "transform_summary.json"))
         shutil.rmtree(work, ignore_errors=True)
-        splits = sorted(files.examples_splits(examples_out))
+        splits = sorted(layout.examples_splits(examples_out))
         return {"transformed_examples": {"split_names": json.dumps(splits)},
                 "transform_graph": {"analysis": str(summary.get("analysis", ""))}}
 

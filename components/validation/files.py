@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.files import create_file
+from conveyor.dsl.layout import ANOMALIES_FILE, SCHEMA_FILE, STATS_FILE  # noqa: F401 (this module's names)
 
-SCHEMA_FILE = "schema.pbtxt"
-ANOMALIES_FILE = "SchemaDiff.pb"
-STATS_FILE = "FeatureStats.pb"
 _TEXT_SUFFIXES = (".pbtxt", ".txt", ".textproto")
 
 

@@ -10,23 +10,8 @@ import json
 import os
 import shutil
 
-from conveyor.orchestration.dsl import REQUIRED, Component, InputSpec
-
-SCHEMA_FILE = "schema.pbtxt"
-STATS_FILE = "FeatureStats.pb"
-ANOMALIES_FILE = "SchemaDiff.pb"
-
-
-def split_stats_paths(statistics_uri: str) -> dict[str, str]:
-    """``{split: FeatureStats.pb path}`` of an ExampleStatistics artifact."""
-    out = {}
-    for name in sorted(os.listdir(statistics_uri)):
-        path = os.path.join(statistics_uri, name, STATS_FILE)
-        if name.startswith("Split-") and os.path.isfile(path):
-            out[name[len("Split-"):]] = path
-    if not out:
-        raise FileNotFoundError(f"{statistics_uri}: no Split-<name>/{STATS_FILE}")
-    return out
+from conveyor.dsl import REQUIRED, Component, InputSpec, layout
+from conveyor.dsl.layout import ANOMALIES_FILE, ANOMALIES_REPORT_FILE, STATS_FILE
 
 
 class SchemaGen(Component):
@@ -49,7 +34,7 @@ class SchemaGen(Component):
             write_schema,
         )
 
-        paths = split_stats_paths(ctx.inputs["statistics"].uri)
+        paths = layout.split_files(ctx.inputs["statistics"].uri, STATS_FILE)
         split = ctx.parameters["split"]
         if split not in paths:
             raise ValueError(f"SchemaGen: no statistics for split {split!r} (splits: {sorted(paths)})")
@@ -57,7 +42,7 @@ class SchemaGen(Component):
         if ctx.parameters["max_string_domain_size"] is not None:
             kwargs["max_string_domain_size"] = ctx.parameters["max_string_domain_size"]
         schema = infer_schema(read_statistics(paths[split]), InferOptions(**kwargs))
-        write_schema(schema, os.path.join(ctx.outputs["schema"].uri, SCHEMA_FILE))
+        write_schema(schema, layout.schema_path(ctx.outputs["schema"].uri))
         return {"schema": {"features": len(schema.feature)}}
 
 
@@ -73,7 +58,7 @@ class ImportSchemaGen(Component):
 
         path = ctx.parameters["schema_file"]
         read_schema(path)  # fails here, naming the file, if it does not parse
-        shutil.copyfile(path, os.path.join(ctx.outputs["schema"].uri, SCHEMA_FILE))
+        shutil.copyfile(path, layout.schema_path(ctx.outputs["schema"].uri))
 
 
 class ExampleValidator(Component):
@@ -98,8 +83,8 @@ class ExampleValidator(Component):
             write_anomalies,
         )
 
-        schema = read_schema(os.path.join(ctx.inputs["schema"].uri, SCHEMA_FILE))
-        paths = split_stats_paths(ctx.inputs["statistics"].uri)
+        schema = read_schema(layout.schema_path(ctx.inputs["schema"].uri))
+        paths = layout.split_files(ctx.inputs["statistics"].uri, STATS_FILE)
         p = ctx.parameters
         baseline = read_statistics(paths[p["drift_baseline_split"]]) if p["drift_baseline_split"] else None
         summary = {}
@@ -107,11 +92,11 @@ class ExampleValidator(Component):
             previous = baseline if split != p["drift_baseline_split"] else None
             anomalies = validate_statistics(read_statistics(path), schema, environment=p["environment"],
                                             previous_statistics=previous)
-            out = os.path.join(ctx.outputs["anomalies"].uri, f"Split-{split}")
+            out = layout.split_uri(ctx.outputs["anomalies"].uri, split)
             os.makedirs(out, exist_ok=True)
             write_anomalies(anomalies, os.path.join(out, ANOMALIES_FILE))
             report = anomalies_report(anomalies)
-            with open(os.path.join(out, "report.txt"), "w") as f:
+            with open(os.path.join(out, ANOMALIES_REPORT_FILE), "w") as f:
                 f.write(report)
             summary[split] = {"errors": has_errors(anomalies), "features": sorted(anomalies.anomaly_info)}
         if p["fail_on_error"] and any(s["errors"] for s in summary.values()):

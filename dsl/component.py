@@ -1,20 +1,21 @@
-"""Defining pipelines: components wired by the artifacts they pass.
+"""Pipeline nodes: a component's typed inputs, outputs and parameters, and its channels.
 
 A component declares typed inputs, typed outputs and parameters. Passing one
 component's output to another's input (``StatisticsGen(examples=gen.outputs["examples"])``)
-is what makes the edge of the DAG. :class:`Pipeline` checks the wiring when it is
-built: a cycle, an input whose producer is not in the pipeline, a type mismatch
-or a duplicate id is an error then, not at run time.
+is what makes an edge of the DAG; :class:`~conveyor.dsl.pipeline.Pipeline` checks
+the wiring when it is built.
 
 Example::
 
-    from conveyor.orchestration import Pipeline, LocalDagRunner
-    from conveyor.components import ExampleGen, StatisticsGen
+    from conveyor.dsl import Component, InputSpec
 
-    gen = ExampleGen(input_base="data/flights.csv")
-    stats = StatisticsGen(examples=gen.outputs["examples"])
-    pipeline = Pipeline("flights", root="out/pipeline", components=[gen, stats])
-    LocalDagRunner().run(pipeline)
+    class CountRows(Component):
+        INPUTS = {"examples": InputSpec("Examples")}
+        OUTPUTS = {"statistics": "ExampleStatistics"}
+        PARAMETERS = {"limit": None}
+
+        def execute(self, ctx):
+            ...
 """
 
 from __future__ import annotations
@@ -25,7 +26,17 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from conveyor.orchestration.artifacts import Artifact, check_type
+from conveyor.dsl.artifacts import Artifact, check_type
+
+__all__ = [
+    "REQUIRED",
+    "Channel",
+    "Component",
+    "ExecutionContext",
+    "InputSpec",
+    "PipelineDefinitionError",
+    "file_digest",
+]
 
 
 class PipelineDefinitionError(ValueError):
@@ -162,7 +173,7 @@ class Component:
             path = self.parameters.get(name)
             if path:
                 h.update(name.encode())
-                h.update(_file_digest(path).encode())
+                h.update(file_digest(path).encode())
         return h.hexdigest()
 
     def __repr__(self) -> str:
@@ -173,8 +184,8 @@ class Component:
 REQUIRED = object()
 
 
-def _file_digest(path: str) -> str:
-    """sha256 of a file, or of every file under a directory (names and contents)."""
+def file_digest(path: str) -> str:
+    """The sha256 of a file, or of every file under a directory (names and contents)."""
     h = hashlib.sha256()
     if os.path.isdir(path):
         for root, dirs, files in os.walk(path):
@@ -190,82 +201,3 @@ def _file_digest(path: str) -> str:
     else:
         h.update(b"<missing>")
     return h.hexdigest()
-
-
-class Pipeline:
-    """A named DAG of components with a root directory and an ML Metadata store.
-
-    Args:
-      name: the pipeline's name (its ML Metadata context).
-      root: where artifacts go: ``<root>/<component_id>/<output_key>/<execution_id>/``.
-      components: the components; every producer of an input must be among them.
-      beam_pipeline_args: Beam flags for every component.
-      enable_cache: reuse outputs of an identical earlier execution.
-      metadata_connection_config: an ML Metadata ``ConnectionConfig`` (default:
-        SQLite at ``<root>/metadata.sqlite``).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        root: str,
-        components: list[Component],
-        beam_pipeline_args: list[str] | None = None,
-        enable_cache: bool = True,
-        metadata_connection_config=None,
-    ):
-        if not name or any(c in name for c in "/\\ "):
-            raise PipelineDefinitionError(f"pipeline name {name!r} must be non-empty, without '/' or spaces")
-        self.name = name
-        self.root = os.path.abspath(root) if "://" not in root else root
-        self.beam_pipeline_args = list(beam_pipeline_args or [])
-        self.enable_cache = enable_cache
-        self.metadata_connection_config = metadata_connection_config
-        self.components = self._ordered(components)
-
-    @property
-    def metadata_path(self) -> str:
-        return os.path.join(self.root, "metadata.sqlite")
-
-    def component(self, component_id: str) -> Component:
-        for c in self.components:
-            if c.id == component_id:
-                return c
-        raise KeyError(f"pipeline {self.name!r} has no component {component_id!r}; "
-                       f"components: {[c.id for c in self.components]}")
-
-    @staticmethod
-    def _ordered(components: list[Component]) -> list[Component]:
-        ids = [c.id for c in components]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
-            raise PipelineDefinitionError(f"duplicate component id(s) {dup}: pass id=... to tell them apart")
-        members = {id(c) for c in components}
-        for c in components:
-            for up in c.upstream:
-                if id(up) not in members:
-                    keys = [k for k, ch in c.inputs.items() if ch.producer is up]
-                    what = f"input {keys[0]!r}" if keys else "upstream dependency"
-                    raise PipelineDefinitionError(
-                        f"{c.id}: {what} comes from {up.id!r}, which is not in the pipeline's components"
-                    )
-        # Kahn's algorithm, keeping the given order among ready components.
-        remaining = list(components)
-        done: set[int] = set()
-        order = []
-        while remaining:
-            ready = [c for c in remaining if all(id(u) in done for u in c.upstream)]
-            if not ready:
-                cycle = " -> ".join(c.id for c in remaining)
-                raise PipelineDefinitionError(f"the pipeline has a cycle among: {cycle}")
-            for c in ready:
-                order.append(c)
-                done.add(id(c))
-                remaining.remove(c)
-        return order
-
-    def downstream_of(self, component: Component) -> list[Component]:
-        return [c for c in self.components if any(u is component for u in c.upstream)]
-
-    def __repr__(self) -> str:
-        return f"Pipeline({self.name!r}, components={[c.id for c in self.components]})"
