@@ -408,6 +408,7 @@ def main(argv=None) -> int:
     args.rows_1x = 20_000 if args.quick else FLIGHTS_ROWS
     work = os.path.join(args.workdir, "quick" if args.quick else "full")
     os.makedirs(work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
     md_path, png_path = os.path.join(args.out, "RESULTS.md"), os.path.join(args.out, "results.png")
 
     # A SIGTERM ends the run like Ctrl-C: the current side is stopped, partial results are written.
