@@ -447,3 +447,205 @@ def test_cli_evaluate_with_a_model_exits_without_tensorflow_noise(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "BLESSED" in proc.stdout
     assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[-3000:]
+
+
+# --- every branch of the config reader ------------------------------------------
+
+_MODEL = 'model_specs { label_key: "l" prediction_key: "p" } '
+
+
+def _metric(class_name: str, config: str = "", extra: str = "") -> str:
+    cfg = f" config: '{config}'" if config else ""
+    return _MODEL + f'metrics_specs {{ metrics {{ class_name: "{class_name}"{cfg} {extra} }} }}'
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        (_metric("AUC", '{"curve": "XY"}'), "AUC curve must be ROC or PR"),
+        (_metric("AUC", '{"summation_method": "minoring"}'), "only summation_method 'interpolation'"),
+        (_metric("Precision", '{"thresholds": [0.3, 0.6]}'), "give one threshold"),
+        (_metric("Recall", '{"threshold": 1.5}'), r"recall threshold must be in \[0, 1\]"),
+        (_metric("ConfusionMatrixAtThresholds", '{"thresholds": []}'), "thresholds is empty"),
+        (_metric("CalibrationPlot", '{"num_buckets": 0}'), "num_buckets must be positive"),
+        (_metric("CalibrationPlot", '{"left": -1}'), r"only the range \[0, 1\]"),
+        (_metric("TopKAccuracy", '{"k": 0}'), "k must be positive"),
+        (_metric("LogLoss", '{"from_logits": true}'), "from_logits is not supported"),
+        (_metric("BinaryCrossentropy", '{"label_smoothing": 0.1}'), "label_smoothing is not supported"),
+        (_metric("MeanLabel", '{"bins": 3}'), r"unsupported config keys \['bins'\]"),
+        (_metric("AUC", "{not json"), "config is not JSON"),
+        (_metric("AUC", extra='module: "my.metrics"'), "custom metric module 'my.metrics'"),
+        (
+            _metric("AUC", extra="cross_slice_thresholds { threshold { value_threshold { lower_bound { value: 0 } } } }"),
+            "auc: cross_slice_thresholds are not supported",
+        ),
+        (
+            _metric("AUC", extra="threshold { change_threshold { absolute { value: 0 } } }"),
+            "needs direction HIGHER_IS_BETTER or LOWER_IS_BETTER",
+        ),
+        (
+            _metric("AUC", extra="threshold { change_threshold { direction: LOWER_IS_BETTER } }"),
+            "needs an absolute or a relative bound",
+        ),
+        (
+            _MODEL + 'metrics_specs { metrics { class_name: "AUC" } metrics { class_name: "AUC" config: \'{"curve": "PR"}\' } }',
+            "metric name 'auc' is configured twice with different settings",
+        ),
+        (_MODEL + 'cross_slicing_specs { baseline_spec { feature_keys: "a" } }', "cross_slicing_specs are not supported"),
+        ('metrics_specs { metrics { class_name: "AUC" } }', "has no model_specs"),
+        ('model_specs { label_keys { key: "a" value: "l" } }', r"model_specs\[0\].label_keys \(multi-output"),
+        (_MODEL + 'slicing_specs { slice_keys_sql: "SELECT 1" }', "slice_keys_sql are not supported"),
+        (
+            _MODEL + 'slicing_specs { feature_keys: "a" feature_values { key: "a" value: "x" } }',
+            r"names \['a'\] in both feature_keys and feature_values",
+        ),
+        (_MODEL + "metrics_specs { binarize { class_ids { values: 1 } } }", r"metrics_specs\[0\].binarize is not supported"),
+        (_MODEL + "metrics_specs { aggregate { macro_average: true } }", r"metrics_specs\[0\].aggregate is not supported"),
+        (
+            _MODEL + 'metrics_specs { cross_slice_thresholds { key: "auc" value {} } }',
+            r"metrics_specs\[0\].cross_slice_thresholds are not supported",
+        ),
+        (_MODEL + 'metrics_specs { output_names: "head" }', "output_names and query_key are not supported"),
+        (_MODEL + 'metrics_specs { query_key: "q" }', "output_names and query_key are not supported"),
+        (
+            'model_specs { label_key: "l" prediction_key: "p" example_weight_key: "w" } '
+            "metrics_specs { example_weights { unweighted: true } }",
+            "asks for unweighted metrics only",
+        ),
+        (
+            _MODEL + 'metrics_specs { metrics { class_name: "AUC" } '
+            'thresholds { key: "nope" value { value_threshold { lower_bound { value: 0 } } } } }',
+            "a threshold names metric 'nope', which is not computed",
+        ),
+        (
+            _MODEL + 'metrics_specs { metrics { class_name: "CalibrationPlot" } '
+            'thresholds { key: "calibration_plot" value { value_threshold { lower_bound { value: 0 } } } } }',
+            "is a plot; thresholds apply to scalar metrics",
+        ),
+        (
+            _MODEL + 'metrics_specs { metrics { class_name: "AUC" } metrics { class_name: "Accuracy" } }',
+            "multiclass metrics .* cannot be mixed",
+        ),
+        (
+            _MODEL + 'model_specs { name: "b" label_key: "l" } metrics_specs { metrics { class_name: "AUC" } }',
+            "exactly one candidate model spec, got 2",
+        ),
+        (
+            _MODEL + 'model_specs { name: "b1" label_key: "l" is_baseline: true } '
+            'model_specs { name: "b2" label_key: "l" is_baseline: true }',
+            "at most one baseline model spec, got 2",
+        ),
+        (
+            'model_specs { name: "m" label_key: "l" } model_specs { name: "m" label_key: "l" is_baseline: true }',
+            r"model spec names must differ, got \['m', 'm'\]",
+        ),
+        ('model_specs { prediction_key: "p" }', "model spec 'candidate' has no label_key"),
+    ],
+)
+def test_config_refusals_name_what_is_refused(config, match):
+    with pytest.raises(UsageError, match=match):
+        settings_from_eval_config(config)
+
+
+def test_config_refusals_outside_the_text():
+    from conveyor.components.evaluation.config import (
+        EvalSettings,
+        ModelSettings,
+        config_pb2,
+        default_metrics,
+    )
+
+    with pytest.raises(UsageError, match="expected a tfma.EvalConfig, got a tensorflow_model_analysis.ModelSpec"):
+        load_eval_config(config_pb2().ModelSpec(label_key="l"))
+    with pytest.raises(UsageError, match="task must be one of binary, multiclass, regression, not 'ranking'"):
+        settings_from_eval_config(_MODEL, task="ranking")
+    models = (ModelSettings("candidate", "l", "p"),)
+    metrics = default_metrics("binary")
+    with pytest.raises(UsageError, match="no metrics to compute"):
+        EvalSettings(models)
+    with pytest.raises(UsageError, match="metric name 'auc' is configured twice"):
+        EvalSettings(models, metrics=metrics + metrics[1:2])
+    for field, value, match in [
+        ("min_slice_size", 0, "min_slice_size must be at least 1, got 0"),
+        ("bootstrap_samples", 1, "bootstrap_samples must be at least 2, got 1"),
+        ("num_buckets", 1, "num_buckets must be at least 2, got 1"),
+    ]:
+        with pytest.raises(UsageError, match=match):
+            EvalSettings(models, metrics=metrics, **{field: value})
+
+
+def test_config_variants_that_are_read():
+    from conveyor.components.evaluation.config import (
+        DEFAULT_MATRIX_THRESHOLDS,
+        MetricSpec,
+        ThresholdRule,
+        metric_spec,
+    )
+
+    assert metric_spec("AUC", {"curve": "pr", "num_thresholds": 200}) == MetricSpec("auc", "auc_precision_recall")
+    assert metric_spec("AUC", {"name": "roc", "summation_method": "Interpolation"}) == MetricSpec("roc", "auc")
+    assert metric_spec("Precision", {"thresholds": [0.25]}).threshold == 0.25
+    assert metric_spec("F1Score", {"threshold": 0}).threshold == 0.0
+    assert metric_spec("BinaryAccuracy", {"dtype": "float32"}) == MetricSpec("binary_accuracy", "binary_accuracy")
+    assert metric_spec("ConfusionMatrixAtThresholds").thresholds == DEFAULT_MATRIX_THRESHOLDS
+    assert metric_spec("ConfusionMatrixAtThresholds", {"thresholds": 0.7}).thresholds == (0.7,)
+    assert metric_spec("ConfusionMatrixAtThresholds", {"thresholds": [0.6, 0.2, 0.6]}).thresholds == (0.2, 0.6)
+    assert metric_spec("CalibrationPlot").num_buckets == 1000
+    assert metric_spec("CalibrationPlot", {"num_buckets": 20, "left": 0, "right": 1.0}).num_buckets == 20
+    assert metric_spec("Accuracy").k == 1
+    assert metric_spec("SparseCategoricalAccuracy") == MetricSpec("sparse_categorical_accuracy", "accuracy", k=1)
+    assert metric_spec("TopKAccuracy").k == 3
+    assert metric_spec("SparseTopKCategoricalAccuracy").k == 5
+    assert metric_spec("TopKAccuracy", {"top_k": 2}).k == metric_spec("TopKAccuracy", {"k": 2}).k == 2
+    assert metric_spec("BinaryCrossEntropy", {"from_logits": False, "label_smoothing": 0}) == MetricSpec(
+        "binary_crossentropy", "log_loss"
+    )
+    assert metric_spec("R2Score") == MetricSpec("r2_score", "r_squared")
+
+    s = settings_from_eval_config(
+        'model_specs { label_key: "l" prediction_key: "p" example_weight_key: "w" } '
+        'model_specs { label_key: "l" prediction_key: "q" is_baseline: true } '
+        'slicing_specs { feature_keys: "a" } '
+        'metrics_specs { example_weights { weighted: true } metrics { class_name: "AUC" '
+        "  threshold { value_threshold { upper_bound { value: 0.99 } } "
+        "    change_threshold { direction: LOWER_IS_BETTER relative { value: 0.1 } } } } "
+        '  metrics { class_name: "AUC" } '
+        '  per_slice_thresholds { key: "auc" value { thresholds { '
+        '    slicing_specs { feature_keys: "a" } threshold { value_threshold { lower_bound { value: 0.4 } } } } } } } '
+        'metrics_specs { model_names: "other" metrics { class_name: "MeanLabel" } } '
+        "options { min_slice_size { value: 0 } }",
+        extra_slices=[SliceSpec(("b",)), SliceSpec(("a",))],
+    )
+    assert [(m.name, m.is_baseline) for m in s.models] == [("candidate", False), ("baseline", True)]
+    assert s.slices == (SliceSpec(), SliceSpec(("a",)), SliceSpec(("b",)))
+    assert [m.name for m in s.metrics] == ["example_count", "auc"]  # MeanLabel was for another model
+    assert s.thresholds == (
+        ThresholdRule("auc", Threshold(upper=0.99, direction="LOWER_IS_BETTER", relative=0.1)),
+        ThresholdRule("auc", Threshold(lower=0.4), (SliceSpec(("a",)),)),
+    )
+    assert s.min_slice_size == 1 and not s.compute_confidence_intervals
+
+    defaults = {
+        task: [m.name for m in settings_from_eval_config(config, task=task).metrics]
+        for task, config in [
+            ("binary", _MODEL),
+            ("regression", 'model_specs { label_key: "l" prediction_key: "p" example_weight_key: "w" }'),
+            ("multiclass", _MODEL),
+        ]
+    }
+    assert defaults == {
+        "binary": ["example_count", "auc", "auc_precision_recall", "binary_accuracy", "precision", "recall",
+                   "f1_score", "log_loss", "calibration", "mean_label", "mean_prediction",
+                   "confusion_matrix_at_thresholds", "calibration_plot"],
+        "regression": ["example_count", "weighted_example_count", "mean_squared_error", "root_mean_squared_error",
+                       "mean_absolute_error", "r_squared", "mean_label", "mean_prediction"],
+        "multiclass": ["example_count", "accuracy", "top_k_accuracy"],
+    }
+    multi = settings_from_eval_config(_MODEL, task="multiclass")
+    assert multi.needs_classes and not multi.needs_probabilities and multi.top_ks == (1, 3)
+    binary = settings_from_eval_config(_MODEL)
+    assert binary.needs_probabilities and not binary.needs_classes
+    assert binary.decision_thresholds == DEFAULT_MATRIX_THRESHOLDS
+    regression = settings_from_eval_config(_MODEL, task="regression")
+    assert not regression.needs_probabilities and not regression.needs_classes
+    assert regression.decision_thresholds == () and regression.top_ks == ()
