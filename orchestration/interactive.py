@@ -216,7 +216,7 @@ def statistics_html(uri: str) -> str:
     """Facets Overview of the splits' ``FeatureStats.pb``: two splits side by side, else one view each."""
     from tensorflow_data_validation.utils.display_util import get_statistics_html
 
-    from conveyor.components.validation import read_statistics
+    from conveyor.beam_utils.proto_io import read_statistics
 
     paths = layout.split_files(uri, layout.STATS_FILE)
     names = sorted(paths, key=lambda s: (s != "train", s))
@@ -234,7 +234,7 @@ def schema_frame(uri: str):
     import pandas as pd
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    from conveyor.components.validation import read_schema
+    from conveyor.beam_utils.proto_io import read_schema
 
     schema = read_schema(layout.schema_path(uri))
     domains = {d.name: list(d.value) for d in schema.string_domain}
@@ -271,7 +271,7 @@ def anomalies_frame(uri: str):
     import pandas as pd
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-    from conveyor.components.validation.files import read_anomalies
+    from conveyor.beam_utils.proto_io import read_anomalies
 
     info_t = anomalies_pb2.AnomalyInfo
     rows = []

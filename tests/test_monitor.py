@@ -108,8 +108,8 @@ def _drift_types(result):
 
 
 def test_drift_in_third_window_with_timestamp_column(tmp_path):
+    from conveyor.beam_utils.proto_io import read_anomalies, read_statistics
     from conveyor.components.monitor import MonitorWindows
-    from conveyor.components.validation.files import read_anomalies, read_statistics
 
     rng = np.random.default_rng(1)
     windows = [_window_rows(k, rng) for k in range(4)]
@@ -218,7 +218,7 @@ def _write_csv(path, x, c, ts):
 def test_cli_watches_files_until_stop_after(tmp_path, capsys):
     from google.protobuf import text_format
 
-    from conveyor.components.validation.files import read_anomalies
+    from conveyor.beam_utils.proto_io import read_anomalies
     from conveyor.orchestration.cli import main
 
     rng = np.random.default_rng(5)
@@ -637,7 +637,7 @@ def test_allowed_lateness_refires_window_and_drops_later_data(tmp_path, caplog):
     folder = out / results[1]["output"].rsplit("/", 1)[1]
     written = json.loads((folder / "result.json").read_text())
     assert (written["num_examples"], written["firing"], written["pane_index"]) == (120, "late", 1)
-    from conveyor.components.validation.files import read_statistics
+    from conveyor.beam_utils.proto_io import read_statistics
 
     assert read_statistics(str(folder / "FeatureStats.pb")).datasets[0].num_examples == 120
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("window ")]

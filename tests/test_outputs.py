@@ -707,9 +707,9 @@ def test_library_writers_take_bare_file_names(tmp_path, monkeypatch):
     """Every writer of a single file takes a bare name, relative to the working directory."""
     from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
+    from conveyor.beam_utils.proto_io import write_anomalies, write_schema
     from conveyor.components.monitor.transform import _write
     from conveyor.components.statistics.component import _write_proto
-    from conveyor.components.validation.files import write_anomalies, write_schema
 
     monkeypatch.chdir(tmp_path)
     write_schema(schema_pb2.Schema(), "schema.pbtxt")

@@ -194,6 +194,7 @@ def run(args, beam_args) -> int:
     from conveyor.beam_utils.errors import InputError, UsageError
     from conveyor.beam_utils.options import pipeline_options
     from conveyor.beam_utils.outputs import check_output, live_output
+    from conveyor.beam_utils.proto_io import read_schema, read_statistics
     from conveyor.components.monitor.sources import ReadPubSubExamples, WatchFiles
     from conveyor.components.monitor.transform import (
         SUMMARY_FILE,
@@ -202,7 +203,6 @@ def run(args, beam_args) -> int:
         SummarizeRun,
         read_summary,
     )
-    from conveyor.components.validation.files import read_schema, read_statistics
     from conveyor.components.validation.validate import ValidationOptions
 
     _check(args)

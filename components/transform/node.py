@@ -35,9 +35,9 @@ class Transform(Component):
         import shutil
 
         from conveyor.beam_utils.io import read_examples_dir
+        from conveyor.beam_utils.proto_io import read_schema
         from conveyor.components.transform.component import run_transform
         from conveyor.components.transform.user_fn import load_preprocessing_fn
-        from conveyor.components.validation import read_schema
 
         p = ctx.parameters
         examples = ctx.inputs["examples"].uri

@@ -32,10 +32,10 @@ _EXPORTS = {
     "ValidateExamples": "examples",
     "ValidateExamplesResult": "examples",
     "anomalies_report": "report",
-    "read_statistics": "files",
-    "read_schema": "files",
-    "write_schema": "files",
-    "write_anomalies": "files",
+    "read_statistics": "conveyor.beam_utils.proto_io",
+    "read_schema": "conveyor.beam_utils.proto_io",
+    "write_schema": "conveyor.beam_utils.proto_io",
+    "write_anomalies": "conveyor.beam_utils.proto_io",
 }
 
 __all__ = sorted(_EXPORTS)

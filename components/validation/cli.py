@@ -36,18 +36,14 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import check_output, staged_output
-    from conveyor.components.validation.files import (
-        ANOMALIES_FILE,
-        read_schema,
-        read_statistics,
-        write_anomalies,
-    )
+    from conveyor.beam_utils.proto_io import read_schema, read_statistics, write_anomalies
     from conveyor.components.validation.report import anomalies_report
     from conveyor.components.validation.validate import (
         ValidationOptions,
         has_errors,
         validate_statistics,
     )
+    from conveyor.dsl.layout import ANOMALIES_FILE
 
     if beam_args:
         raise UsageError("conveyor validate runs no pipeline; it takes no Beam flags after '--'")

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import check_output, staged_output
-    from conveyor.components.validation.files import read_statistics, schema_text, write_schema
+    from conveyor.beam_utils.proto_io import read_statistics, schema_text, write_schema
     from conveyor.components.validation.schema_inference import InferOptions, infer_schema
 
     if beam_args:

@@ -1,4 +1,6 @@
-"""Reading and writing the protos of the validation component.
+"""Reading and writing tensorflow-metadata protos: statistics, schemas, anomalies.
+
+Every component that hands these protos on reads and writes them here:
 
 * statistics: a ``DatasetFeatureStatisticsList``, binary (``FeatureStats.pb``,
   as TFX's StatisticsGen and ``conveyor statistics`` write it) or text format
@@ -10,14 +12,31 @@
 
 Every reading failure raises :class:`~conveyor.beam_utils.errors.InputError`
 naming the file, which the command line prints with exit status 2. Paths may be
-on any Beam filesystem (local, ``gs://``, ...).
+on any Beam filesystem (local, ``gs://``, ...). The file names of an artifact
+(``FeatureStats.pb``, ``schema.pbtxt``, ``SchemaDiff.pb``) are in
+:mod:`conveyor.dsl.layout`.
+
+Example::
+
+    from conveyor.beam_utils.proto_io import read_schema, read_statistics, write_anomalies
+
+    stats = read_statistics("out/Split-train/FeatureStats.pb")
+    schema = read_schema("schema.pbtxt")
 """
 
 from __future__ import annotations
 
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.files import create_file
-from conveyor.dsl.layout import ANOMALIES_FILE, SCHEMA_FILE, STATS_FILE  # noqa: F401 (this module's names)
+
+__all__ = [
+    "read_anomalies",
+    "read_schema",
+    "read_statistics",
+    "schema_text",
+    "write_anomalies",
+    "write_schema",
+]
 
 _TEXT_SUFFIXES = (".pbtxt", ".txt", ".textproto")
 
