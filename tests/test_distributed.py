@@ -238,7 +238,7 @@ def test_transform_external_equal_in_memory(work, ext):
     from conveyor.components.example_gen import run_example_gen
 
     examples = str(work / "penguins_examples")
-    run_example_gen(datasets.penguins_csv(), examples, splits={"train": 2, "eval": 1})
+    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, examples, splits={"train": 2, "eval": 1})
     module_file = work / "prep.py"
     module_file.write_text(MODULE)
     local = _transform(examples, str(module_file), work / "tf_local", None)
@@ -453,7 +453,7 @@ def test_files_are_read_in_pieces_only_when_there_are_several_workers(args, one_
     from conveyor.beam_utils.io import WHOLE_FILES
 
     read = ReadExamples(datasets.flights_sample_csv(2_000))
-    pieces = read._piece_bytes(beam.Pipeline(options=pipeline_options(args)))
+    pieces = read.piece_bytes(beam.Pipeline(options=pipeline_options(args)))
     assert (pieces == WHOLE_FILES) is one_worker
-    assert ReadExamples(read.file_pattern, split_bytes=4096)._piece_bytes(
+    assert ReadExamples(read.file_pattern, split_bytes=4096).piece_bytes(
         beam.Pipeline(options=pipeline_options(args))) == 4096

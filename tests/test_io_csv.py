@@ -225,21 +225,21 @@ def test_plan_splits_large_csv_and_parquet_and_keeps_compressed_whole(tmp_path):
 
     import pyarrow.parquet as pq
 
-    from conveyor.beam_utils.io import _PlanReadsFn
+    from conveyor.beam_utils.read_plan import PlanReadsFn
 
     path = _mixed_csv(tmp_path / "m.csv")
     schema = arrow.make_schema({"id": "INT", "name": "BYTES", "score": "FLOAT"})
-    tasks = list(_PlanReadsFn("csv", ",", 4096).process(str(path)))
+    tasks = list(PlanReadsFn("csv", ",", 4096).process(str(path)))
     assert len(tasks) > 5 and [t.piece for t in tasks] == list(range(len(tasks)))
     assert tasks[0].first_row == 2 and tasks[-1].end == path.stat().st_size
     assert all(a.end == b.start for a, b in zip(tasks, tasks[1:]))
     gz = tmp_path / "m.csv.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
-    assert [t.whole for t in _PlanReadsFn("csv", ",", 4096).process(str(gz))] == [True]
+    assert [t.whole for t in PlanReadsFn("csv", ",", 4096).process(str(gz))] == [True]
     # A stray quote inside an unquoted field: quote parity cannot be trusted; read whole.
     odd = tmp_path / "odd.csv"
     odd.write_text("id,name,score\n" + "".join(f'{i},5\'11" tall,1\n' for i in range(2000)))
-    assert [t.whole for t in _PlanReadsFn("csv", ",", 4096).process(str(odd))] == [True]
+    assert [t.whole for t in PlanReadsFn("csv", ",", 4096).process(str(odd))] == [True]
     table, rejected, n = run_read(ReadExamples(str(odd), schema=dict(arrow.feature_types(schema)),
                                                split_bytes=4096), tmp_path / "odd")
     assert n == 2000 == table.num_rows and not rejected
@@ -247,7 +247,7 @@ def test_plan_splits_large_csv_and_parquet_and_keeps_compressed_whole(tmp_path):
     pq_path = tmp_path / "m.parquet"
     t = pa.table({"id": list(range(5000)), "score": [float(i) for i in range(5000)]})
     pq.write_table(t, pq_path, row_group_size=500)
-    tasks = list(_PlanReadsFn("parquet", ",", 4096).process(str(pq_path)))
+    tasks = list(PlanReadsFn("parquet", ",", 4096).process(str(pq_path)))
     assert len(tasks) > 1
     assert sorted(g for task in tasks for g in task.row_groups) == list(range(10))
     table, rejected, n = run_read(ReadExamples(str(pq_path), split_bytes=4096), tmp_path / "pq")

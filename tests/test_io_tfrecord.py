@@ -395,10 +395,10 @@ def test_decoder_never_accepts_what_tfx_bsl_refuses_fuzzed():
 
 
 def _read_fn_batches(path, schema, batch_size):
-    """Runs _ReadTFRecordFn on one file; returns (batches, rejected rows, sizes of the batches decoded in C)."""
-    from conveyor.beam_utils.io import ReadTask, _ReadTFRecordFn
+    """Runs ReadTFRecordFn on one file; returns (batches, rejected rows, sizes of the batches decoded in C)."""
+    from conveyor.beam_utils.file_readers import ReadTask, ReadTFRecordFn
 
-    fn = _ReadTFRecordFn(schema, batch_size)
+    fn = ReadTFRecordFn(schema, batch_size)
     fn.setup()
     fast = []
     decode_framed = fn._example_decoder.decode_framed
@@ -454,7 +454,7 @@ def test_records_split_across_chunks_read_the_same(tmp_path, compress):
     # chunks smaller than one record, must give what one chunk gives.
     import tensorflow as tf
 
-    from conveyor.beam_utils.io import ReadTask, _ReadTFRecordFn
+    from conveyor.beam_utils.file_readers import ReadTask, ReadTFRecordFn
 
     ex = tf.train.Example()
     ex.features.feature["i"].float_list.value.append(1.5)  # INT feature with floats: rejected
@@ -464,7 +464,7 @@ def test_records_split_across_chunks_read_the_same(tmp_path, compress):
     tfrecord_io.write_records(str(path), records, compress=compress)
     results = []
     for chunk_bytes in (8 << 20, 1000, 7):
-        fn = _ReadTFRecordFn(WIDE, 16)
+        fn = ReadTFRecordFn(WIDE, 16)
         fn.CHUNK_BYTES = chunk_bytes
         fn.setup()
         batches, rejected, counts = [], [], []

@@ -6,7 +6,7 @@ import pytest
 
 from conveyor.beam_utils import arrow
 from conveyor.beam_utils.hashing import column_hashes, row_hashes
-from conveyor.beam_utils.io import _SplitFn, parse_splits
+from conveyor.beam_utils.split import HashSplitFn, parse_splits
 
 
 def _batch(n, seed=0):
@@ -23,7 +23,7 @@ def _batch(n, seed=0):
 
 def _split(batch, ratios, cols=None):
     out = {}
-    for tagged in _SplitFn(ratios, cols).process(batch):
+    for tagged in HashSplitFn(ratios, cols).process(batch):
         out.setdefault(tagged.tag, []).append(tagged.value)
     return {k: pa.Table.from_batches(v) for k, v in out.items()}
 
