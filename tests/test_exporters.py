@@ -247,3 +247,170 @@ def test_run_create_for_kubeflow_prints_how_to_submit(tmp_path, env):
     res = _run(env, "run", "create", "--pipeline-name", "toy")
     assert spec in res.stdout
     assert f"kfp --endpoint URL run create --experiment-name toy --package-file {spec}" in res.stdout
+
+
+# -- notebook export: the whole file it writes ---------------------------------
+
+_RICH_NOTEBOOK = [
+    ("markdown", "# A title"),
+    ("code", ["%matplotlib inline\n", "import os\n",
+              "from conveyor.orchestration.interactive import InteractiveContext as IC, render_html\n",
+              "from orchestration_components import Produce, Sum\n"]),
+    ("code", "   "),
+    ("code", "# conveyor: skip\nprint('scratch')"),
+    ("code", "%%bash\necho hi"),
+    ("code", "x = 1\n%%skip\n"),
+    ("code", "ctx = IC('nb_name', '/data/root', None,\n         ['--direct_num_workers=2'])"),
+    ("code", "!pip list\nproduce = Produce(n=3)\nctx.run(produce)"),
+    ("code", "ctx.show(produce.outputs['examples'])"),
+    ("code", "display(render_html)"),
+    ("code", "result = ctx.run(Sum(examples=produce.outputs['examples']))\nprint(result.component)"),
+    ("code", "again = other = ctx.run(produce)"),
+]
+
+_RICH_BODY = '''\
+import os
+from types import SimpleNamespace
+
+from conveyor.dsl import Pipeline
+
+# -- code cell 1 -------------------------------------------------------
+import os
+from conveyor.orchestration.interactive import render_html
+from orchestration_components import Produce, Sum
+
+# -- code cell 6 -------------------------------------------------------
+PIPELINE_NAME = 'nb_name'
+PIPELINE_ROOT = {root}
+BEAM_PIPELINE_ARGS = ['--direct_num_workers=2']
+
+# -- code cell 7 -------------------------------------------------------
+produce = Produce(n=3)
+
+# -- code cell 10 -------------------------------------------------------
+_component_1 = Sum(examples=produce.outputs['examples'])
+result = SimpleNamespace(component=_component_1)
+print(result.component)
+
+# -- code cell 11 -------------------------------------------------------
+again = other = SimpleNamespace(component=produce)
+
+
+# -- the pipeline ------------------------------------------------------------
+pipeline = Pipeline(PIPELINE_NAME, PIPELINE_ROOT, components=[produce, _component_1], beam_pipeline_args=BEAM_PIPELINE_ARGS)
+
+
+if __name__ == "__main__":
+'''
+
+_AIRFLOW_MAIN = '''\
+    from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner
+
+    import sys
+
+    # The DAG file to write (default: beside this file); put it in Airflow's DAG folder.
+    output = sys.argv[1] if len(sys.argv) > 1 else os.path.splitext(os.path.abspath(__file__))[0] + "_dag.py"
+    print(AirflowDagRunner(AirflowDagConfig(output=output)).run(pipeline))
+'''
+
+_PLAIN_NOTEBOOK = [
+    ("code", "import conveyor.orchestration.interactive\n"
+             "from conveyor.orchestration.interactive import InteractiveContext"),
+    ("code", "context = InteractiveContext(pipeline_root=None)\nfrom orchestration_components import Produce"),
+    ("code", "context.run(Produce(n=2))\ncontext.run(Produce(id='b'))"),
+]
+
+_PLAIN_EXPORT = '''\
+"""Pipeline exported from my nb!.ipynb on DATE.
+
+Run it with ``python my nb!.py`` (local runner), or register it with
+``conveyor pipeline create --pipeline-path my nb!.py``.
+"""
+
+import os
+
+from conveyor.dsl import Pipeline
+
+# -- code cell 1 -------------------------------------------------------
+import conveyor.orchestration.interactive
+
+# -- code cell 2 -------------------------------------------------------
+PIPELINE_NAME = 'my_nb'
+PIPELINE_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), PIPELINE_NAME + "_root")
+from orchestration_components import Produce
+
+# -- code cell 3 -------------------------------------------------------
+_component_1 = Produce(n=2)
+_component_2 = Produce(id='b')
+
+
+# -- the pipeline ------------------------------------------------------------
+pipeline = Pipeline(PIPELINE_NAME, PIPELINE_ROOT, components=[_component_1, _component_2])
+
+
+if __name__ == "__main__":
+    from conveyor.orchestration.local_runner import LocalDagRunner
+
+    LocalDagRunner().run(pipeline)
+'''
+
+
+def _write_notebook(path, cells) -> str:
+    """A .ipynb file of ``(cell type, source)`` cells (a source may be a list of lines, as Jupyter saves it)."""
+    code = {"outputs": [], "execution_count": None}
+    nb = {"cells": [{"cell_type": kind, "source": source, "metadata": {}, **(code if kind == "code" else {})}
+                    for kind, source in cells],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+    return str(path)
+
+
+def _export(tmp_path, cells, name, **kwargs) -> str:
+    """The exported file's text, its date and the temporary folder replaced by DATE and TMP."""
+    import re
+
+    from conveyor.orchestration.notebook_export import export_notebook
+
+    notebook = _write_notebook(tmp_path / f"{name}.ipynb", cells)
+    path = export_notebook(notebook, str(tmp_path / "out" / f"{name}.py"), **kwargs)
+    assert path == str(tmp_path / "out" / f"{name}.py")
+    text = open(path, encoding="utf-8").read()
+    return re.sub(r"on \d{4}-\d\d-\d\d \d\d:\d\d\.", "on DATE.", text).replace(str(tmp_path), "TMP")
+
+
+def _header(name: str, runner: str) -> str:
+    return (f'"""Pipeline exported from {name}.ipynb on DATE.\n\n'
+            f"Run it with ``python {name}.py`` ({runner} runner), or register it with\n"
+            f"``conveyor pipeline create --pipeline-path {name}.py``.\n"
+            '"""\n\n')
+
+
+def test_notebook_export_writes_exactly_this_file(tmp_path):
+    """Every rule of the export, on the whole file: skipped cells and magics, the context's
+    import (aliased, beside other names) and construction (positional arguments, Beam flags),
+    show/display cells, runs of a name, of an expression and assigned, each runner's ending."""
+    assert _export(tmp_path, _RICH_NOTEBOOK, "rich", runner="airflow") == (
+        _header("rich", "airflow") + _RICH_BODY.format(root="'/data/root'") + _AIRFLOW_MAIN)
+    # A pipeline_root given to the export wins over the notebook's, as an absolute path.
+    assert _export(tmp_path, _RICH_NOTEBOOK, "rich2", runner="beam", pipeline_root=str(tmp_path / "given")) == (
+        _header("rich2", "beam") + _RICH_BODY.format(root="'TMP/given'")
+        + "    from conveyor.orchestration.beam_runner import BeamDagRunner\n\n"
+        "    BeamDagRunner().run(pipeline)\n")
+    # No name or root in the notebook: the name from the file's, the root beside the export.
+    assert _export(tmp_path, _PLAIN_NOTEBOOK, "my nb!") == _PLAIN_EXPORT
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([("code", "context = (")], "cell 1 does not parse"),
+    ([("code", "from conveyor.orchestration.interactive import InteractiveContext\n"
+               "a = b = InteractiveContext()")], "assign the InteractiveContext to one name"),
+    ([("code", "from conveyor.orchestration.interactive import InteractiveContext\n"
+               "context = InteractiveContext()\ncontext.run()")], r"cell 1: context.run\(\) without a component"),
+    ([("code", "print(1)")], "no 'context = InteractiveContext"),
+])
+def test_notebook_export_refuses_with_the_cell(tmp_path, cells, message):
+    from conveyor.orchestration.notebook_export import NotebookExportError, export_notebook
+
+    with pytest.raises(NotebookExportError, match=message):
+        export_notebook(_write_notebook(tmp_path / "nb.ipynb", cells), str(tmp_path / "out.py"))
+    assert not (tmp_path / "out.py").exists()
