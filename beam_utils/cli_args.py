@@ -10,13 +10,21 @@ from __future__ import annotations
 import argparse
 
 from conveyor.beam_utils.errors import UsageError
+from conveyor.beam_utils.files import DEFAULT_MISSING_VALUES
 
 FORMATS = ("csv", "tfrecord", "parquet")
-DEFAULT_MISSING = "NA,N/A,#N/A,NULL,null,None"
+#: ``--missing-values``' default: the readers' markers besides the empty field, which is always one.
+DEFAULT_MISSING = ",".join(v for v in DEFAULT_MISSING_VALUES if v)
 
 
-def add_input_arguments(parser: argparse.ArgumentParser, examples: bool = True) -> None:
-    """Adds ``--input``/``--examples``, ``--format``, ``--batch-size``, ``--missing-values``, ``--delimiter``."""
+def add_input_arguments(
+    parser: argparse.ArgumentParser, examples: bool = True, batch_size: bool = True
+) -> None:
+    """Adds ``--input``/``--examples``, ``--format``, ``--batch-size``, ``--missing-values``, ``--delimiter``.
+
+    ``batch_size=False`` leaves out ``--batch-size`` (rows per RecordBatch read)
+    for a command whose own ``--batch-size`` means something else (``infer``).
+    """
     group = parser.add_argument_group("input")
     group.add_argument("--input", metavar="PATTERN", help="input files (a path or glob)")
     if examples:
@@ -26,9 +34,10 @@ def add_input_arguments(parser: argparse.ArgumentParser, examples: bool = True) 
     group.add_argument(
         "--format", choices=FORMATS, help="input format (default: from the file names)"
     )
-    group.add_argument(
-        "--batch-size", type=int, default=None, metavar="ROWS", help="rows per RecordBatch"
-    )
+    if batch_size:
+        group.add_argument(
+            "--batch-size", type=int, default=None, metavar="ROWS", help="rows per RecordBatch"
+        )
     group.add_argument(
         "--missing-values",
         default=DEFAULT_MISSING,
@@ -55,8 +64,9 @@ def check_input_arguments(args: argparse.Namespace) -> None:
         raise UsageError("give exactly one of --input PATTERN or --examples DIR")
     if getattr(args, "examples", None) and args.format:
         raise UsageError("--format applies to --input, not to --examples (always TFRecord)")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UsageError(f"--batch-size must be positive, not {args.batch_size}")
+    rows = getattr(args, "batch_size", None)
+    if rows is not None and rows < 1:
+        raise UsageError(f"--batch-size must be positive, not {rows}")
 
 
 def missing_values(args: argparse.Namespace) -> tuple[str, ...]:
@@ -72,7 +82,7 @@ def read_transforms(args: argparse.Namespace, **kwargs) -> dict:
     from conveyor.beam_utils.io import DEFAULT_BATCH_SIZE, ReadExamples, read_examples_dir
 
     check_input_arguments(args)
-    kwargs.setdefault("batch_size", args.batch_size or DEFAULT_BATCH_SIZE)
+    kwargs.setdefault("batch_size", getattr(args, "batch_size", None) or DEFAULT_BATCH_SIZE)
     if args.input:
         return {None: ReadExamples(args.input, format=args.format, missing_values=missing_values(args),
                                    delimiter=args.delimiter, **kwargs)}

@@ -41,12 +41,10 @@ import pyarrow.csv as pacsv
 
 from conveyor.beam_utils import arrow
 from conveyor.beam_utils.errors import InputError
+from conveyor.beam_utils.files import DEFAULT_MISSING_VALUES
 
 _LOG = logging.getLogger(__name__)
-
-#: Field texts read as "missing" unless told otherwise. "NaN" is not among them:
-#: in a FLOAT column it is the value NaN.
-DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "#N/A", "NULL", "null", "None")
+# DEFAULT_MISSING_VALUES: the field texts read as missing by default (defined in files).
 
 #: A function that opens the file afresh: ``with open_stream() as f: f.read(n)``.
 Opener = Callable[[], AbstractContextManager]

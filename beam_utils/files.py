@@ -15,6 +15,11 @@ from conveyor.beam_utils.errors import InputError, UsageError
 FORMATS = ("csv", "tfrecord", "parquet")
 SUMMARY_FILE = "summary.json"
 SPLIT_PREFIX = "Split-"
+#: CSV field texts read as "missing" unless told otherwise, the one definition of them
+#: (the readers' default and the commands' ``--missing-values``). "NaN" is not among
+#: them: in a FLOAT column it is the value NaN. Here, not in ``csv_io``, so the command
+#: line's help can show them without importing pyarrow.
+DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "#N/A", "NULL", "null", "None")
 
 
 def detect_format(pattern: str) -> str:

@@ -62,13 +62,13 @@ class CsvExamples(Component):
     PARAMETERS = {"csv": REQUIRED, "splits": None, "schema": None}
 
     def execute(self, ctx):
+        from conveyor.beam_utils.io import ReadExamples
         from conveyor.components.example_gen.component import run_example_gen
 
         summary = run_example_gen(
-            ctx.parameters["csv"],
+            {None: ReadExamples(ctx.parameters["csv"], schema=ctx.parameters["schema"])},
             ctx.outputs["examples"].uri,
             splits=ctx.parameters["splits"],
-            schema=ctx.parameters["schema"],
             beam_args=ctx.beam_args,
         )
         return {"examples": {"split_names": json.dumps(list(summary["splits"]))}}

@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from apache_beam.io.filesystem import FileMetadata, FileSystem
 
 from conveyor.beam_utils import datasets
+from conveyor.beam_utils.io import ReadExamples
 from conveyor.components.example_gen import run_example_gen
 
 CONVEYOR = [sys.executable, "-m", "conveyor.orchestration.cli"]
@@ -39,7 +41,8 @@ def test_rejected_rows_written_and_reconciled(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("a,b\n1,x\n2\nthree,y\n4,z\n")
     summary = run_example_gen(
-        str(src), str(tmp_path / "ex"), splits={"train": 1}, schema={"a": "INT", "b": "BYTES"}
+        {None: ReadExamples(str(src), schema={"a": "INT", "b": "BYTES"})}, str(tmp_path / "ex"),
+        splits={"train": 1},
     )
     assert (summary["rows_read"], summary["rows_accepted"], summary["rows_rejected"]) == (4, 2, 2)
     lines = (tmp_path / "ex" / "rejected" / "rejected-00000-of-00001.jsonl").read_text().splitlines()
@@ -51,8 +54,8 @@ def test_rejected_rows_written_and_reconciled(tmp_path):
 
 def test_tfrecord_examples_reingest_with_same_split_sizes(tmp_path):
     src = datasets.penguins_csv()
-    first = run_example_gen(src, str(tmp_path / "a"))
-    again = run_example_gen(str(tmp_path / "a" / "Split-*" / "*"), str(tmp_path / "b"))
+    first = run_example_gen({None: ReadExamples(src)}, str(tmp_path / "a"))
+    again = run_example_gen({None: ReadExamples(str(tmp_path / "a" / "Split-*" / "*"))}, str(tmp_path / "b"))
     assert again["rows_read"] == first["rows_accepted"] == 344
     # Splitting hashes values, so the same rows land in the same splits.
     assert again["splits"] == first["splits"]
@@ -60,7 +63,7 @@ def test_tfrecord_examples_reingest_with_same_split_sizes(tmp_path):
 
 def test_hash_columns_unknown_column_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"hash column\(s\) \['nope'\]"):
-        run_example_gen(datasets.penguins_csv(), str(tmp_path / "x"), hash_columns=["nope"])
+        run_example_gen({None: ReadExamples(datasets.penguins_csv())}, str(tmp_path / "x"), hash_columns=["nope"])
 
 
 @pytest.mark.parametrize(
@@ -86,3 +89,107 @@ def test_cli_input_errors_exit_2_naming_the_file(tmp_path, args, message):
 def test_cli_usage_error_exit_2():
     proc = _run("examples")
     assert proc.returncode == 2 and "--output" in proc.stderr
+
+
+def test_presplit_inputs_are_written_as_their_splits(tmp_path):
+    (tmp_path / "train.csv").write_text("a,b\n1,x\n2,y\n3,z\n")
+    (tmp_path / "eval.csv").write_text("a,b\n4,w\nfive,v\n")
+    schema = {"a": "INT", "b": "BYTES"}
+    reads = {s: ReadExamples(str(tmp_path / f"{s}.csv"), schema=schema) for s in ("train", "eval")}
+    out = tmp_path / "ex"
+    summary = run_example_gen(reads, str(out))
+    assert summary["splits"] == {"train": 3, "eval": 1}
+    assert (summary["rows_read"], summary["rows_accepted"], summary["rows_rejected"]) == (5, 4, 1)
+    assert summary["input"] == {s: str(tmp_path / f"{s}.csv") for s in ("train", "eval")}
+    assert summary["format"] == {"train": "csv", "eval": "csv"} and summary["features"] == schema
+    assert json.loads((out / "summary.json").read_text()) == summary
+    # Unchanged: each split holds its own input's rows.
+    again = run_example_gen({None: ReadExamples(str(out / "Split-train" / "*"))}, str(tmp_path / "b"),
+                            splits={"all": 1})
+    assert again["splits"] == {"all": 3}
+    rejected = (out / "rejected" / "rejected-00000-of-00001.jsonl").read_text().splitlines()
+    assert [json.loads(r)["source"] for r in rejected] == [str(tmp_path / "eval.csv")]
+
+
+def test_presplit_inputs_refuse_splits_and_differing_types(tmp_path):
+    from conveyor.beam_utils.errors import InputError, UsageError
+
+    (tmp_path / "train.csv").write_text("a,b\n1,x\n")
+    (tmp_path / "eval.csv").write_text("a,b\n1.5,x\n")
+    reads = {s: ReadExamples(str(tmp_path / f"{s}.csv")) for s in ("train", "eval")}
+    with pytest.raises(UsageError, match=r"splits \{'train': 1\} and pre-split examples \['eval', 'train'\]"):
+        run_example_gen(reads, str(tmp_path / "x"), splits={"train": 1})
+    with pytest.raises(InputError, match=r"eval.csv \(split 'eval'\): feature types differ .*train.csv.* \['a'\]"):
+        run_example_gen(reads, str(tmp_path / "x"))
+    assert not (tmp_path / "x").exists()
+
+
+class MemoryFileSystem(FileSystem):
+    """A Beam FileSystem for the scheme ``conveyortestmem://``, holding :attr:`files` in memory.
+
+    Beam finds FileSystem subclasses by their scheme, so defining it registers it.
+    Only what matching needs is there.
+    """
+
+    #: ``{path: (bytes, last updated in seconds)}``.
+    files: dict = {}
+
+    @classmethod
+    def scheme(cls):
+        return "conveyortestmem"
+
+    def join(self, basepath, *paths):
+        return "/".join([basepath.rstrip("/"), *paths])
+
+    def split(self, path):
+        head, _, tail = path.rpartition("/")
+        return head, tail
+
+    def has_dirs(self):
+        return False
+
+    def _list(self, dir_or_prefix):
+        for path in sorted(self.files):
+            if path.startswith(dir_or_prefix):
+                yield self.metadata(path)
+
+    def exists(self, path):
+        return path in self.files
+
+    def metadata(self, path):
+        data, updated = self.files[path]
+        return FileMetadata(path, len(data), updated)
+
+    def size(self, path):
+        return self.metadata(path).size_in_bytes
+
+    def last_updated(self, path):
+        return self.metadata(path).last_updated_in_seconds
+
+    def checksum(self, path):
+        return str(self.size(path))
+
+    def _unsupported(self, *args, **kwargs):
+        raise NotImplementedError("a test filesystem for matching only")
+
+    mkdirs = create = open = copy = rename = delete = _unsupported
+
+
+def test_fingerprint_follows_remote_input_files(monkeypatch):
+    """A changed file on any Beam filesystem changes ExampleGen's cache key; an unchanged one does not."""
+    from conveyor.components.example_gen.node import ExampleGen
+
+    monkeypatch.setattr(MemoryFileSystem, "files", {
+        "conveyortestmem://bucket/data/a.csv": (b"x,y\n1,2\n", 1000.0),
+        "conveyortestmem://bucket/data/b.csv": (b"x,y\n3,4\n", 1000.0),
+    })
+    gen = ExampleGen(input_base="conveyortestmem://bucket/data/*.csv")
+    first = gen.fingerprint()
+    assert gen.fingerprint() == first  # nothing changed
+    MemoryFileSystem.files["conveyortestmem://bucket/data/b.csv"] = (b"x,y\n3,4\n5,6\n", 2000.0)
+    changed = gen.fingerprint()
+    assert changed != first
+    MemoryFileSystem.files["conveyortestmem://bucket/data/b.csv"] = (b"x,y\n3,4\n5,7\n", 3000.0)  # same size
+    assert gen.fingerprint() not in (first, changed)
+    MemoryFileSystem.files["conveyortestmem://bucket/data/c.csv"] = (b"x,y\n", 3000.0)  # a new file
+    assert gen.fingerprint() != changed

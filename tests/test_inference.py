@@ -804,7 +804,7 @@ def build_tft_layer_model(root: Path) -> dict:
     from google.protobuf import text_format
 
     from conveyor.beam_utils.files import read_summary
-    from conveyor.beam_utils.io import read_examples_dir
+    from conveyor.beam_utils.io import ReadExamples, read_examples_dir
     from conveyor.components.example_gen import run_example_gen
     from conveyor.components.transform import load_preprocessing_fn, run_transform
 
@@ -815,7 +815,7 @@ def build_tft_layer_model(root: Path) -> dict:
     csv = root / "penguins.csv"
     pcsv.write_csv(table, csv)
     examples = root / "examples"
-    run_example_gen(str(csv), str(examples))
+    run_example_gen({None: ReadExamples(str(csv))}, str(examples))
     schema = arrow.to_metadata_schema(arrow.make_schema(read_summary(str(examples))["features"]))
     (root / "schema.pbtxt").write_text(text_format.MessageToString(schema))
 

@@ -4,6 +4,7 @@ import pytest
 
 from conveyor.beam_utils import arrow, datasets
 from conveyor.beam_utils.errors import InputError
+from conveyor.beam_utils.io import ReadExamples
 from conveyor.components.example_gen.component import run_example_gen
 from conveyor.components.trainer.component import load_run_fn, run_trainer
 
@@ -36,7 +37,7 @@ def run_fn(fn_args):
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
     out = tmp_path_factory.mktemp("ex") / "examples"
-    run_example_gen(datasets.penguins_csv(), str(out))
+    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, str(out))
     return str(out)
 
 

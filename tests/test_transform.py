@@ -125,7 +125,7 @@ def module_file(work):
 @pytest.fixture(scope="module")
 def examples(work):
     out = str(work / "examples")
-    run_example_gen(datasets.penguins_csv(), out, splits={"train": 2, "eval": 1})
+    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, out, splits={"train": 2, "eval": 1})
     return out
 
 

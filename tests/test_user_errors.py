@@ -37,10 +37,11 @@ def _line_of(path: str, text: str) -> int:
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
+    from conveyor.beam_utils.io import ReadExamples
     from conveyor.components.example_gen import run_example_gen
 
     out = str(tmp_path_factory.mktemp("examples") / "examples")
-    run_example_gen(datasets.penguins_csv(), out, splits={"train": 2, "eval": 1})
+    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, out, splits={"train": 2, "eval": 1})
     return out
 
 
@@ -278,11 +279,12 @@ def test_output_without_a_known_shape_is_refused_at_its_line(tmp_path, examples)
 
 
 def test_run_fn_errors_show_the_users_lines(tmp_path):
+    from conveyor.beam_utils.io import ReadExamples
     from conveyor.components.example_gen import run_example_gen
     from conveyor.components.trainer.component import load_run_fn, run_trainer
 
     examples = str(tmp_path / "examples")
-    run_example_gen(datasets.penguins_csv(), examples)
+    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, examples)
     _write(tmp_path / "helpers.py", """
         def rate(steps):
             return 100 / steps

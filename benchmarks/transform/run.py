@@ -53,6 +53,7 @@ def _log(msg: str) -> None:
 def build_examples(workdir: str, rows: int | None, scale: int = 1) -> tuple[str, int]:
     """ExampleGen over the flights CSV (``scale`` copies, first ``rows`` rows), one split; reused if present."""
     from conveyor.beam_utils import datasets
+    from conveyor.beam_utils.io import ReadExamples
     from conveyor.components.example_gen import run_example_gen
 
     tag = "" if scale == 1 else f"-x{scale}"
@@ -66,7 +67,7 @@ def build_examples(workdir: str, rows: int | None, scale: int = 1) -> tuple[str,
             src = flights_data.flights_csv(scale)
             if rows:
                 src = _head(src, rows, os.path.join(workdir, f"flights-{rows}{tag}.csv"))
-        run_example_gen(src, folder, splits={"train": 1})
+        run_example_gen({None: ReadExamples(src)}, folder, splits={"train": 1})
     with open(summary_path) as f:
         return folder, json.load(f)["splits"]["train"]
 

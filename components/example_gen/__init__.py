@@ -1,9 +1,15 @@
-"""ExampleGen: ingest CSV, TFRecord or Parquet into hash-split gzip TFRecord Examples.
+"""ExampleGen: ingest CSV, TFRecord or Parquet into split gzip TFRecord Examples.
+
+One input is hash-split (``{"train": 2, "eval": 1}`` by default); several
+inputs, keyed by split name, are written as the splits they are.
 
 Example::
 
+    from conveyor.beam_utils.io import ReadExamples
     from conveyor.components.example_gen import run_example_gen
-    summary = run_example_gen("flights.csv", "out/examples", splits={"train": 2, "eval": 1})
+
+    summary = run_example_gen({None: ReadExamples("flights.csv")}, "out/examples",
+                              splits={"train": 2, "eval": 1})
     print(summary["splits"])   # {'train': 224718, 'eval': 112058}
 
 Names are imported on first use, so the CLI can load ``example_gen.cli`` without Beam.
@@ -11,6 +17,13 @@ Names are imported on first use, so the CLI can load ``example_gen.cli`` without
 
 from conveyor.beam_utils.lazy import lazy_exports
 
-_EXPORTS = {"GenerateExamples": "component", "run_example_gen": "component", "DEFAULT_SPLITS": "component"}
+_EXPORTS = {
+    "DEFAULT_SPLITS": "transform",
+    "GenerateExamples": "transform",
+    "ExampleGen": "node",
+    "run_example_gen": "component",
+}
+
+__all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

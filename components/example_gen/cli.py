@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from conveyor.dsl.layout import SPLIT_PREFIX, SUMMARY_FILE
+
 HELP = "Ingest CSV, TFRecord or Parquet into train/eval TFRecord splits (ExampleGen)."
 
 
@@ -28,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from conveyor.beam_utils.cli_args import check_input_arguments, missing_values
+    from conveyor.beam_utils.cli_args import check_input_arguments, read_transforms
     from conveyor.beam_utils.errors import UsageError
-    from conveyor.beam_utils.io import DEFAULT_BATCH_SIZE, parse_splits
+    from conveyor.beam_utils.io import parse_splits
     from conveyor.beam_utils.outputs import staged_output
     from conveyor.components.example_gen.component import run_example_gen
 
@@ -42,14 +44,10 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     hash_columns = [c for c in args.hash_columns.split(",") if c] or None
     with staged_output(args.output, inputs=[args.input]) as output:
         summary = run_example_gen(
-            args.input,
+            read_transforms(args),  # {None: ReadExamples(--input ...)}: one input, split here
             output,
-            format=args.format,
             splits=splits,
             hash_columns=hash_columns,
-            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
-            missing_values=missing_values(args),
-            delimiter=args.delimiter,
             beam_args=beam_args,
         )
     print(format_summary(summary, args.output))
@@ -65,7 +63,7 @@ def format_summary(summary: dict, output: str) -> str:
     ]
     for name, n in summary["splits"].items():
         share = n / summary["rows_accepted"] if summary["rows_accepted"] else 0.0
-        lines.append(f"  Split-{name}: {n:,} rows ({share:.1%})")
+        lines.append(f"  {SPLIT_PREFIX}{name}: {n:,} rows ({share:.1%})")
     types = {}
     for col, t in summary["features"].items():
         types.setdefault(t, []).append(col)
@@ -73,5 +71,5 @@ def format_summary(summary: dict, output: str) -> str:
         lines.append(f"  {t}: {', '.join(cols)}")
     if summary["rows_rejected"]:
         lines.append(f"  rejected rows with reasons: {output}/rejected/")
-    lines.append(f"  summary: {output}/summary.json")
+    lines.append(f"  summary: {output}/{SUMMARY_FILE}")
     return "\n".join(lines)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
-import os
 
 from conveyor.dsl import REQUIRED, Component
 
@@ -13,11 +11,12 @@ from conveyor.dsl import REQUIRED, Component
 class ExampleGen(Component):
     """Ingests CSV, TFRecord or Parquet files into hash-split TFRecord Examples.
 
-    Parameters mirror ``conveyor examples``: ``input_base`` (a file or glob),
-    ``format``, ``splits`` (``{name: weight}``), ``hash_columns``,
-    ``missing_values`` and ``schema`` (``{column: INT|FLOAT|BYTES}``). The cache
-    key includes each input file's size and modification time, so changed data
-    is read again.
+    Parameters mirror ``conveyor examples``: ``input_base`` (a file or glob, on
+    any Beam filesystem), ``format``, ``splits`` (``{name: weight}``),
+    ``hash_columns``, ``missing_values`` and ``schema``
+    (``{column: INT|FLOAT|BYTES}``). The cache key includes each input file's
+    path, size and modification time (as the filesystem reports them, ``gs://``
+    and the like included), so changed data is read again.
 
     Example::
 
@@ -35,26 +34,24 @@ class ExampleGen(Component):
     }
 
     def fingerprint(self) -> str:
+        """The parameters' fingerprint and every input file's path, size and modification time."""
         h = hashlib.sha256(super().fingerprint().encode())
-        pattern = self.parameters["input_base"]
-        if "://" not in pattern:
-            for path in sorted(glob.glob(pattern)):
-                st = os.stat(path)
-                h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+        for path, size, updated in _input_files(self.parameters["input_base"]):
+            h.update(f"{path}:{size}:{updated!r}\n".encode())
         return h.hexdigest()
 
     def execute(self, ctx):
+        from conveyor.beam_utils.io import ReadExamples
         from conveyor.components.example_gen.component import run_example_gen
 
         p = ctx.parameters
+        # Settings left None take ReadExamples' defaults (the missing values among them).
+        settings = {k: p[k] for k in ("format", "schema", "missing_values") if p[k] is not None}
         summary = run_example_gen(
-            p["input_base"],
+            {None: ReadExamples(p["input_base"], **settings)},
             ctx.outputs["examples"].uri,
-            format=p["format"],
             splits=p["splits"],
             hash_columns=p["hash_columns"],
-            schema=p["schema"],
-            missing_values=p["missing_values"],
             beam_args=ctx.beam_args,
         )
         return {"examples": {
@@ -62,3 +59,19 @@ class ExampleGen(Component):
             "rows_read": summary["rows_read"],
             "rows_rejected": summary["rows_rejected"],
         }}
+
+
+def _input_files(pattern: str) -> list[tuple[str, int, float]]:
+    """``(path, size in bytes, last updated in seconds)`` of each file matching ``pattern``.
+
+    Through Beam's FileSystems, so any scheme it knows (local, ``gs://``, ``s3://``...)
+    is looked at. A pattern that matches nothing gives no files: the run then fails
+    naming it.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        found = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # some filesystems raise for a pattern that matches nothing
+        return []
+    return sorted((m.path, m.size_in_bytes, m.last_updated_in_seconds) for m in found)
