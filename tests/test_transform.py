@@ -318,7 +318,7 @@ def test_cached_analysis_is_not_recomputed(work):
     from pipeline_helpers import CollectBatches, load_table
 
     from conveyor.beam_utils import arrow
-    from conveyor.components.transform import Transform
+    from conveyor.components.transform import TransformExamples
 
     def fn(inputs):
         x = tf_dense(inputs["x"])
@@ -329,8 +329,8 @@ def test_cached_analysis_is_not_recomputed(work):
     def run(values, name):
         batch = pa.RecordBatch.from_arrays(
             [arrow.wrap_scalars(pa.array(values, pa.float32()), pa.float32())], schema=schema)
-        t = Transform(fn, schema, temp_dir=str(work / f"tmp_{name}"), cache_dir=str(work / "xcache"),
-                      dataset_key="span-0")
+        t = TransformExamples(fn, schema, temp_dir=str(work / f"tmp_{name}"),
+                              cache_dir=str(work / "xcache"), dataset_key="span-0")
         with beam.Pipeline() as p:
             result = {"train": p | beam.Create([batch])} | t
             result.transformed["train"] | CollectBatches(work / f"x_{name}")

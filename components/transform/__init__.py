@@ -5,9 +5,13 @@ Example::
     from conveyor.components.transform import load_preprocessing_fn, run_transform
     from conveyor.beam_utils.io import read_examples_dir
 
-    reads = {s: read_examples_dir("out/examples", s) for s in ("train", "eval")}
-    summary = run_transform(reads, "out/transform", load_preprocessing_fn("prep.py"))
+    examples = {s: read_examples_dir("out/examples", s) for s in ("train", "eval")}
+    summary = run_transform(examples, "out/transform", load_preprocessing_fn("prep.py"))
     # out/transform/transform_graph (tft.TFTransformOutput), out/transform/transformed_examples
+
+In a pipeline of your own, :class:`TransformExamples` is the PTransform:
+``{split: PCollection of RecordBatch} | TransformExamples(fn, data_schema, temp_dir=...)``.
+The pipeline node is ``conveyor.components.Transform``.
 
 Names are imported on first use, so ``conveyor.components.transform.cli`` loads
 without Beam or TensorFlow.
@@ -18,11 +22,11 @@ from __future__ import annotations
 from conveyor.beam_utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "DEFAULT_TRAIN_SPLIT": "component",
-    "Transform": "component",
-    "TransformPlan": "component",
-    "TransformResult": "component",
-    "plan_transform": "component",
+    "DEFAULT_TRAIN_SPLIT": "transform",
+    "TransformExamples": "transform",
+    "TransformPlan": "transform",
+    "TransformResult": "transform",
+    "plan_transform": "transform",
     "run_transform": "component",
     "MissingFeatureError": "user_fn",
     "PreprocessingFn": "user_fn",

@@ -58,22 +58,22 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     check_output(args.output, inputs=inputs)
     fn = load_preprocessing_fn(args.module_file, args.preprocessing_fn)
     schema = load_schema(args.schema) if args.schema else None
-    reads = read_transforms(args)
-    if None in reads:
-        reads = {args.train_split: reads[None]}
+    examples = read_transforms(args)
+    if None in examples:
+        examples = {args.train_split: examples[None]}
     if args.splits:
         wanted = [s for s in args.splits.split(",") if s]
-        unknown = sorted(set(wanted) - set(reads))
+        unknown = sorted(set(wanted) - set(examples))
         if unknown:
-            raise UsageError(f"no split(s) {unknown} in the input (splits: {sorted(reads)})")
+            raise UsageError(f"no split(s) {unknown} in the input (splits: {sorted(examples)})")
         if args.train_split not in wanted:
             wanted.append(args.train_split)
-        reads = {s: reads[s] for s in wanted}
+        examples = {s: examples[s] for s in wanted}
     if args.num_shards < 0:
         raise UsageError("--num-shards must be 0 or positive")
     with staged_output(args.output, inputs=inputs) as output:
         summary = run_transform(
-            reads,
+            examples,
             output,
             fn,
             schema=schema,

@@ -41,7 +41,7 @@ class Transform(Component):
 
         p = ctx.parameters
         examples = ctx.inputs["examples"].uri
-        reads = {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)}
+        splits = {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)}
         schema = None
         if "schema" in ctx.inputs:
             schema = read_schema(layout.schema_path(ctx.inputs["schema"].uri))
@@ -51,7 +51,7 @@ class Transform(Component):
         if previous:
             shutil.copytree(previous, cache, dirs_exist_ok=True)
         work = os.path.join(ctx.outputs["transform_graph"].uri, ".work")
-        summary = run_transform(reads, work, fn, schema=schema, train_split=p["train_split"],
+        summary = run_transform(splits, work, fn, schema=schema, train_split=p["train_split"],
                                 cache_dir=cache, beam_args=ctx.beam_args)
         # run_transform writes TFX's two folders; each becomes its own artifact.
         graph, examples_out = ctx.outputs["transform_graph"].uri, ctx.outputs["transformed_examples"].uri
