@@ -14,8 +14,8 @@ from conveyor.beam_utils.lazy import lazy_exports
 _NODES = {
     "ExampleGen": "conveyor.components.example_gen.node",
     "StatisticsGen": "conveyor.components.statistics.node",
-    "SchemaGen": "conveyor.components.validation.node",
-    "ImportSchemaGen": "conveyor.components.validation.node",
+    "SchemaGen": "conveyor.components.schema_gen.node",
+    "ImportSchemaGen": "conveyor.components.schema_gen.node",
     "ExampleValidator": "conveyor.components.validation.node",
     "Transform": "conveyor.components.transform.node",
     "Trainer": "conveyor.components.trainer.node",

@@ -59,7 +59,7 @@ COMMANDS = {
         "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report).",
     ),
     "schema": (
-        "conveyor.components.validation.schema_cli",
+        "conveyor.components.schema_gen.cli",
         "Infer a schema (schema.pbtxt) from statistics, for a person to curate.",
     ),
     "validate": (

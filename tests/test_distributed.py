@@ -34,8 +34,9 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_p
 from conveyor.beam_utils import datasets
 from conveyor.beam_utils.io import ReadExamples, read_examples_dir
 from conveyor.beam_utils.options import pipeline_options
+from conveyor.components.schema_gen import infer_schema
 from conveyor.components.statistics import GenerateStatistics, StatsOptions, run_statistics
-from conveyor.components.validation import ValidateExamples, ValidateStatistics, infer_schema
+from conveyor.components.validation import ValidateExamples, ValidateStatistics
 
 FLIGHTS_ROWS = 3000
 BATCH = 500  # several batches per input, so merges and worker hand-offs happen

@@ -14,15 +14,13 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_p
 
 from conveyor.beam_utils.arrow import column_type, make_schema, to_column
 from conveyor.beam_utils.options import pipeline_options
+from conveyor.components.schema_gen import InferOptions, InferSchema, infer_schema
 from conveyor.components.statistics import GenerateStatistics, StatsCombineFn, StatsOptions
 from conveyor.components.validation import (
-    InferOptions,
-    InferSchema,
     ValidateExamples,
     ValidateStatistics,
     anomalies_report,
     anomaly_pairs,
-    infer_schema,
     read_schema,
     read_statistics,
     validate_statistics,

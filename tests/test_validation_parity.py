@@ -20,9 +20,9 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
 from conveyor.beam_utils.arrow import column_type, to_column
+from conveyor.components.schema_gen import infer_schema
 from conveyor.components.statistics import StatsCombineFn, StatsOptions
-from conveyor.components.validation import infer_schema, validate_statistics
-from conveyor.components.validation.validate import anomaly_pairs
+from conveyor.components.validation import anomaly_pairs, validate_statistics
 
 warnings.filterwarnings("ignore")
 tfdv = pytest.importorskip("tensorflow_data_validation")

@@ -1,7 +1,8 @@
-"""Validation: infer a schema from statistics, check statistics and examples against it.
+"""Validation: check statistics and examples against a schema.
 
-* :func:`infer_schema` (and the :class:`InferSchema` PTransform): statistics ->
-  a tensorflow-metadata ``Schema`` a person curates (``conveyor schema``).
+The schema comes from :mod:`conveyor.components.schema_gen` (``conveyor schema``),
+curated by a person.
+
 * :func:`validate_statistics` (and :class:`ValidateStatistics`): statistics +
   schema (+ baseline statistics for drift, serving statistics for skew, an
   environment) -> an ``Anomalies`` proto in TFDV's format (``conveyor validate``).
@@ -11,7 +12,9 @@
 
 Example::
 
-    from conveyor.components.validation import infer_schema, validate_statistics
+    from conveyor.components.schema_gen import infer_schema
+    from conveyor.components.validation import validate_statistics
+
     schema = infer_schema(train_stats)
     anomalies = validate_statistics(eval_stats, schema, previous_statistics=train_stats)
 
@@ -21,13 +24,12 @@ Names are imported on first use, so the CLI can load its modules without Beam.
 from conveyor.beam_utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "InferOptions": "schema_inference",
-    "infer_schema": "schema_inference",
+    "DatasetView": "stats_view",
+    "select_dataset": "stats_view",
     "ValidationOptions": "validate",
     "validate_statistics": "validate",
     "has_errors": "validate",
     "anomaly_pairs": "validate",
-    "InferSchema": "transforms",
     "ValidateStatistics": "transforms",
     "ValidateExamples": "examples",
     "ValidateExamplesResult": "examples",

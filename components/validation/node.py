@@ -1,4 +1,4 @@
-"""SchemaGen, ImportSchemaGen and ExampleValidator as pipeline components.
+"""ExampleValidator as a pipeline component.
 
 Artifacts follow TFX's layout: statistics are ``<uri>/Split-<name>/FeatureStats.pb``,
 a schema is ``<uri>/schema.pbtxt``, anomalies are ``<uri>/Split-<name>/SchemaDiff.pb``.
@@ -8,57 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
-from conveyor.dsl import REQUIRED, Component, InputSpec, layout
+from conveyor.dsl import Component, InputSpec, layout
 from conveyor.dsl.layout import ANOMALIES_FILE, ANOMALIES_REPORT_FILE, STATS_FILE
-
-
-class SchemaGen(Component):
-    """Infers a schema from the statistics of one split (``train`` by default).
-
-    Example::
-
-        schema_gen = SchemaGen(statistics=stats_gen.outputs["statistics"])
-    """
-
-    INPUTS = {"statistics": InputSpec("ExampleStatistics")}
-    OUTPUTS = {"schema": "Schema"}
-    PARAMETERS = {"split": "train", "infer_feature_shape": True, "max_string_domain_size": None}
-
-    def execute(self, ctx):
-        from conveyor.components.validation import (
-            InferOptions,
-            infer_schema,
-            read_statistics,
-            write_schema,
-        )
-
-        paths = layout.split_files(ctx.inputs["statistics"].uri, STATS_FILE)
-        split = ctx.parameters["split"]
-        if split not in paths:
-            raise ValueError(f"SchemaGen: no statistics for split {split!r} (splits: {sorted(paths)})")
-        kwargs = {"infer_feature_shape": ctx.parameters["infer_feature_shape"]}
-        if ctx.parameters["max_string_domain_size"] is not None:
-            kwargs["max_string_domain_size"] = ctx.parameters["max_string_domain_size"]
-        schema = infer_schema(read_statistics(paths[split]), InferOptions(**kwargs))
-        write_schema(schema, layout.schema_path(ctx.outputs["schema"].uri))
-        return {"schema": {"features": len(schema.feature)}}
-
-
-class ImportSchemaGen(Component):
-    """Brings a curated ``schema.pbtxt`` into the pipeline (its contents are in the cache key)."""
-
-    OUTPUTS = {"schema": "Schema"}
-    PARAMETERS = {"schema_file": REQUIRED}
-    FILE_PARAMETERS = ("schema_file",)
-
-    def execute(self, ctx):
-        from conveyor.components.validation import read_schema
-
-        path = ctx.parameters["schema_file"]
-        read_schema(path)  # fails here, naming the file, if it does not parse
-        shutil.copyfile(path, layout.schema_path(ctx.outputs["schema"].uri))
 
 
 class ExampleValidator(Component):

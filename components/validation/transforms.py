@@ -15,19 +15,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from conveyor.components.validation.schema_inference import InferOptions, infer_schema
 from conveyor.components.validation.validate import ValidationOptions, validate_statistics
-
-
-class InferSchema(beam.PTransform):
-    """PCollection of ``DatasetFeatureStatisticsList`` -> PCollection of ``Schema``."""
-
-    def __init__(self, options: InferOptions | None = None):
-        super().__init__()
-        self._options = options or InferOptions()
-
-    def expand(self, statistics):
-        return statistics | "InferSchema" >> beam.Map(infer_schema, self._options)
 
 
 def _validate(stats, schema, previous, serving, options):

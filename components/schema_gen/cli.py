@@ -1,13 +1,22 @@
-"""``conveyor schema``: infer a schema from statistics and write ``schema.pbtxt``."""
+"""``conveyor schema``: infer a schema from statistics and write ``schema.pbtxt``.
+
+Reads one ``FeatureStats.pb`` (``--statistics``), runs :func:`run_schema_gen`
+and writes the schema to ``--output`` (text format; binary if the name ends in
+``.pb``), then prints how many features it has and, when short, the schema.
+Exit status 2 for usage or input errors.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "Infer a schema (schema.pbtxt) from statistics (FeatureStats.pb) for a person to curate."
+from conveyor.dsl.layout import SCHEMA_FILE
+
+HELP = f"Infer a schema ({SCHEMA_FILE}) from statistics, for a person to curate."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``conveyor schema``."""
     parser.add_argument("--statistics", required=True, metavar="FILE",
                         help="statistics: binary FeatureStats.pb, or text format if the name ends in .pbtxt")
     parser.add_argument("--output", required=True, metavar="FILE",
@@ -24,10 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Infers and writes the schema; returns the exit status (0)."""
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import check_output, staged_output
-    from conveyor.beam_utils.proto_io import read_statistics, schema_text, write_schema
-    from conveyor.components.validation.schema_inference import InferOptions, infer_schema
+    from conveyor.beam_utils.proto_io import schema_text
+    from conveyor.components.schema_gen.component import run_schema_gen
+    from conveyor.components.schema_gen.schema_inference import InferOptions
 
     if beam_args:
         raise UsageError("conveyor schema runs no pipeline; it takes no Beam flags after '--'")
@@ -36,20 +47,18 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         options = InferOptions(max_string_domain_size=args.max_string_domain_size,
                                infer_feature_shape=not args.no_infer_shape,
                                infer_int_ranges=args.int_ranges, dataset=args.dataset)
-        stats = read_statistics(args.statistics)
-        schema = infer_schema(stats, options)
+        # Written beside the output and moved into place once complete.
+        with staged_output(args.output, is_file=True, inputs=[args.statistics]) as output:
+            summary = run_schema_gen(args.statistics, None, options, schema_file=output)
     except ValueError as e:
         if type(e) is not ValueError:
             raise
         raise UsageError(f"{args.statistics}: {e}") from None
-    with staged_output(args.output, is_file=True, inputs=[args.statistics]) as output:
-        write_schema(schema, output)
-    domains = sum(1 for f in schema.feature if f.WhichOneof("domain_info"))
-    required = sum(1 for f in schema.feature if f.presence.min_fraction >= 1)
-    print(f"schema: {len(schema.feature)} features ({required} always present, "
-          f"{domains} with a domain) -> {args.output}")
+    print(f"schema: {summary['features']} features ({summary['always_present']} always present, "
+          f"{summary['with_domain']} with a domain) -> {args.output}")
     if args.output.endswith(".pb"):
         return 0
-    if len(schema_text(schema)) < 4000:
-        print(schema_text(schema), end="")
+    text = schema_text(summary["schema"])
+    if len(text) < 4000:
+        print(text, end="")
     return 0

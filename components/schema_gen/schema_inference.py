@@ -31,9 +31,12 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from conveyor.components.validation.stats_view import FNS, DatasetView, select_dataset
+# Statistics read as validation reads them (TFDV's reading), so both see the same figures.
+from conveyor.components.validation import DatasetView, select_dataset
+
+FNS = statistics_pb2.FeatureNameStatistics
 
 DEFAULT_MAX_STRING_DOMAIN_SIZE = 100
 _TRUE_SPELLINGS = ("true", "TRUE", "1")
