@@ -41,6 +41,8 @@ _EXPORTS = {
     "CollectDatasetsFn": "combiners",
     "StatsCombineFn": "combiners",
     "GenerateStatistics": "transform",
+    "slice_batch": "slicing",
+    "StatisticsGen": "node",
     "run_statistics": "component",
 }
 

@@ -16,10 +16,11 @@ from conveyor.components.statistics.component import HTML_FILE
 from conveyor.dsl import layout
 from conveyor.dsl.layout import STATS_FILE
 
-HELP = "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report)."
+HELP = f"Compute dataset statistics (TFDV-compatible {STATS_FILE} + HTML report)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input flags (``conveyor.beam_utils.cli_args``), ``--output`` and the statistics options."""
     from conveyor.beam_utils.cli_args import add_input_arguments
 
     add_input_arguments(parser)
@@ -46,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args, beam_args) -> int:
-
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Runs ``conveyor statistics``: reads the input, writes the statistics, prints a summary."""
     from conveyor.beam_utils.cli_args import read_transforms
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import staged_output
@@ -68,7 +69,7 @@ def run(args, beam_args) -> int:
     for split, result in stats.items():
         out = layout.split_uri(args.output, split) if split else args.output
         if split:
-            print(f"== Split-{split} ==")
+            print(f"== {layout.SPLIT_PREFIX}{split} ==")
         print(report.summary(result))
         c = counts[split or "input"]
         print(f"rows read {c['read']:,}, accepted {c['accepted']:,}, rejected by the reader {c['rejected']:,}")

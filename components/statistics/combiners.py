@@ -19,8 +19,19 @@ from conveyor.components.statistics.accumulators import DatasetStats
 from conveyor.components.statistics.options import ALL_EXAMPLES, StatsOptions
 
 
+@beam.typehints.with_input_types(pa.RecordBatch)
+@beam.typehints.with_output_types(statistics_pb2.DatasetFeatureStatistics)
 class StatsCombineFn(beam.CombineFn):
-    """RecordBatches -> ``DatasetFeatureStatistics`` (unnamed: the key names it)."""
+    """RecordBatches -> ``DatasetFeatureStatistics`` (unnamed: the key names it).
+
+    Used with ``CombinePerKey`` over ``(slice name, batch)`` pairs, as
+    :class:`~conveyor.components.statistics.transform.GenerateStatistics` does,
+    or directly through its methods (the monitor folds a window's batches with it).
+
+    Example::
+
+        stats = batches | beam.CombineGlobally(StatsCombineFn(StatsOptions()))
+    """
 
     def __init__(self, options: StatsOptions | None = None):
         self._options = options or StatsOptions()
@@ -45,6 +56,8 @@ class StatsCombineFn(beam.CombineFn):
         return proto.dataset_proto("", acc)
 
 
+@beam.typehints.with_input_types(statistics_pb2.DatasetFeatureStatistics)
+@beam.typehints.with_output_types(statistics_pb2.DatasetFeatureStatisticsList)
 class CollectDatasetsFn(beam.CombineFn):
     """Named ``DatasetFeatureStatistics`` -> one ``DatasetFeatureStatisticsList``.
 

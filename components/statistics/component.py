@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from conveyor.dsl import layout
 from conveyor.dsl.layout import STATS_FILE
+
+if TYPE_CHECKING:
+    from conveyor.beam_utils.io import ReadExamples
+    from conveyor.components.statistics.options import StatsOptions
 
 HTML_FILE = "statistics.html"
 SUMMARY_FILE = "statistics_summary.json"
@@ -30,39 +35,46 @@ def _write_proto(stats, path: str) -> None:
 
 
 def run_statistics(
-    reads: Mapping,
+    examples: Mapping[str | None, ReadExamples],
     output_dir: str,
-    options=None,
+    options: StatsOptions | None = None,
     beam_args: Sequence[str] | None = None,
     html: bool = True,
 ) -> dict:
     """Computes statistics for each ``{split or None: ReadExamples}`` in one Beam pipeline.
 
     Writes ``FeatureStats.pb`` (and ``statistics.html``) to ``output_dir``, or to
-    ``output_dir/Split-<name>/`` for named splits, plus
+    ``output_dir/Split-<name>/`` for named splits (a key of None is an input
+    with no split: its files go to ``output_dir`` itself), plus
     ``statistics_summary.json`` with the rows read, accepted and rejected per
-    split (rows the reader rejected are counted, never silently dropped).
+    split (``"input"`` for the None key; rows the reader rejected are counted,
+    never silently dropped, and read = accepted + rejected is checked).
     Returns ``{split or "": DatasetFeatureStatisticsList}``.
+
+    Example::
+
+        stats = run_statistics({"train": read_examples_dir("out/examples", "train")}, "out/stats")
     """
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
     from conveyor.beam_utils.options import pipeline_options
+    from conveyor.beam_utils.summary import SumCounts, count_rows, count_value
     from conveyor.components.statistics import report
     from conveyor.components.statistics.options import StatsOptions
     from conveyor.components.statistics.transform import GenerateStatistics
 
     options = options or StatsOptions()
     outs = {}
-    for split in reads:
+    for split in examples:
         out = layout.split_uri(output_dir, split) if split is not None else output_dir
         if not FileSystems.exists(out):
             FileSystems.mkdirs(out)
         outs[split] = out
     with beam.Pipeline(options=pipeline_options(beam_args)) as p:
-        counts = []
-        for split, read in reads.items():
-            step = split or "input"
+        counts, how = {}, {}
+        for split, read in examples.items():
+            step = _step(split)
             result = p | f"Read[{step}]" >> read
             (
                 result.examples
@@ -70,25 +82,14 @@ def run_statistics(
                 | f"Write[{step}]"
                 >> beam.Map(_write_proto, posixpath.join(outs[split], STATS_FILE))
             )
-            counts += [
-                result.rows_read
-                | f"KeyRead[{step}]" >> beam.Map(lambda n, s=step: (f"{s}:read", n)),
-                result.rejected
-                | f"KeyRejected[{step}]" >> beam.Map(lambda _, s=step: (f"{s}:rejected", 1)),
-                result.examples
-                | f"KeyRows[{step}]" >> beam.Map(lambda b, s=step: (f"{s}:accepted", b.num_rows)),
-            ]
-        (
-            counts
-            | "AllCounts" >> beam.Flatten()
-            | "Sum" >> beam.CombinePerKey(sum)
-            | "ToDict" >> beam.combiners.ToDict()
-            | "Summary"
-            >> beam.Map(
-                _write_summary,
-                [s or "input" for s in reads],
-                posixpath.join(output_dir, SUMMARY_FILE),
-            )
+            counts.update({
+                f"{step}:read": result.rows_read,
+                f"{step}:rejected": result.rejected,
+                f"{step}:accepted": result.examples,
+            })
+            how.update({f"{step}:read": count_value, f"{step}:accepted": count_rows})
+        _ = counts | "Summary" >> SumCounts(
+            how, _write_summary, [_step(s) for s in examples], posixpath.join(output_dir, SUMMARY_FILE)
         )
     stats = {}
     for split, out in outs.items():
@@ -98,14 +99,20 @@ def run_statistics(
     return stats
 
 
-def _write_summary(counts: dict, splits: list[str], path: str) -> dict:
+def _step(split: str | None) -> str:
+    """A split's name in step labels and in the summary: ``"input"`` for no split."""
+    return split or "input"
+
+
+def _write_summary(totals: dict[str, int], splits: list[str], path: str) -> dict:
+    """Checks read = accepted + rejected per split and writes ``statistics_summary.json``."""
     from conveyor.beam_utils import files
+    from conveyor.beam_utils.summary import reconcile
 
     summary = {}
     for s in splits:
-        row = {k: int(counts.get(f"{s}:{k}", 0)) for k in ("read", "accepted", "rejected")}
-        if row["read"] != row["accepted"] + row["rejected"]:
-            raise RuntimeError(f"statistics of {s}: row counts do not reconcile: {row}")
+        row = {k: totals[f"{s}:{k}"] for k in ("read", "accepted", "rejected")}
+        reconcile(row["read"], row["accepted"], row["rejected"], f"statistics of {s}")
         summary[s] = row
     files.write_text(path, json.dumps(summary, indent=2) + "\n")
     return summary

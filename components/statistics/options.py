@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from conveyor.components.statistics import sketches
 
+#: The name of the dataset of all examples (unsliced), TFDV's name; slices are named by value.
 ALL_EXAMPLES = "All Examples"
 
 

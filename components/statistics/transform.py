@@ -5,6 +5,7 @@ from __future__ import annotations
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.transforms.window import GlobalWindows
+from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from conveyor.components.statistics.combiners import CollectDatasetsFn, StatsCombineFn
 from conveyor.components.statistics.options import ALL_EXAMPLES, StatsOptions
@@ -28,6 +29,8 @@ def _named(name, dataset):
     return dataset
 
 
+@beam.typehints.with_input_types(pa.RecordBatch)
+@beam.typehints.with_output_types(statistics_pb2.DatasetFeatureStatisticsList)
 class GenerateStatistics(beam.PTransform):
     """Computes TFDV-compatible statistics of a PCollection of ``pyarrow.RecordBatch``.
 
