@@ -311,6 +311,36 @@ def test_rerun_with_cache_skips_analysis(run1, work, examples, module_file, tran
         assert _rows(again) == _rows(transformed[split])
 
 
+def test_node_records_whether_analysis_ran(tmp_path, examples, module_file):
+    """The node's TransformGraph ``analysis`` property: computed on a first run, cached on a rerun.
+
+    Two executions as the launcher runs them (staging folders published as
+    ``<key>/<execution id>``): the second finds the first's analyzer cache.
+    """
+    from orchestration_components import CsvExamples
+
+    from conveyor.components import Transform
+    from conveyor.dsl import ExecutionContext
+    from conveyor.dsl.artifacts import Artifact
+
+    node = Transform(examples=CsvExamples(csv="x.csv").outputs["examples"], module_file=module_file)
+
+    def execute(ex_id):
+        staging = {k: Artifact(t, str(tmp_path / k / f".{ex_id}.tmp")) for k, t in node.OUTPUTS.items()}
+        for a in staging.values():
+            os.makedirs(a.uri)
+        ctx = ExecutionContext({"examples": Artifact("Examples", examples)}, staging, dict(node.parameters),
+                               [], f"r{ex_id}", str(tmp_path))
+        props = node.execute(ctx)
+        for key, a in staging.items():
+            os.replace(a.uri, str(tmp_path / key / str(ex_id)))
+        summary = json.loads((tmp_path / "transform_graph" / str(ex_id) / "transform_summary.json").read_text())
+        return props["transform_graph"]["analysis"], summary["analyzed"]
+
+    assert execute(1) == ("computed", True)
+    assert execute(2) == ("cached", False)
+
+
 def test_cached_analysis_is_not_recomputed(work):
     """Same dataset key, different data: the cached statistics win, so analysis did not run."""
     import apache_beam as beam

@@ -15,6 +15,9 @@ class Transform(Component):
     readable with ``tft.TFTransformOutput``), ``transformed_examples``
     (``Split-<name>/transformed_examples-*.gz``) and ``updated_analyzer_cache``,
     which a later execution reuses so unchanged train data is not analyzed again.
+    The ``transform_graph`` artifact's ``analysis`` property says how its
+    analyzers were found: ``"computed"`` (the train split was analyzed) or
+    ``"cached"`` (every analyzer came from the previous execution's cache).
 
     Example::
 
@@ -32,6 +35,7 @@ class Transform(Component):
     FILE_PARAMETERS = ("module_file",)
 
     def execute(self, ctx):
+        """Runs :func:`~conveyor.components.transform.component.run_transform` into the outputs."""
         import shutil
 
         from conveyor.beam_utils.io import read_examples_dir
@@ -65,7 +69,7 @@ class Transform(Component):
         shutil.rmtree(work, ignore_errors=True)
         splits = sorted(layout.examples_splits(examples_out))
         return {"transformed_examples": {"split_names": json.dumps(splits)},
-                "transform_graph": {"analysis": str(summary.get("analysis", ""))}}
+                "transform_graph": {"analysis": "computed" if summary["analyzed"] else "cached"}}
 
 
 def _previous_cache(ctx) -> str | None:
