@@ -628,7 +628,10 @@ def test_summary_counts_must_reconcile():
     assert summary["split_counts"]["b"]["examples_dead_lettered"] == 0
     with pytest.raises(RuntimeError, match=r"split 'a': examples in \(9\) != predicted"):
         summarize({**counts, ("a", "examples_predicted"): 6}, info)
-    with pytest.raises(RuntimeError, match=r"split 'b': rows read \(5\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"split 'b': row counts do not reconcile: read 5 != accepted 4 \+ rejected 0",
+    ):
         summarize({**counts, ("b", "rows_read"): 5}, info)
 
 

@@ -6,7 +6,21 @@ worker process. :class:`WritePredictionLogs` writes ``PredictionLog`` protos in
 TFX BulkInferrer's layout and :class:`AppendPredictions` adds prediction
 columns to the examples. :func:`run_bulk_inference` wires them into a pipeline;
 the ``conveyor infer`` command and the :class:`BulkInferrer` pipeline component
-call it.
+call it. Other steps that run a model (evaluation, the monitor, the trainer's
+checks) use these names: :class:`SavedModelHandler` for Beam's
+``RunInference``, :func:`read_signature` to read what a signature takes
+without loading the model, and :func:`release_models` to free loaded models
+when their pipeline ends.
+
+Example::
+
+    from conveyor.beam_utils.io import ReadExamples
+    from conveyor.components.inference import run_bulk_inference
+
+    summary = run_bulk_inference(
+        {"eval": ReadExamples("data/Split-eval/*.gz")}, "model/", "out/infer",
+        output_examples=True)
+    print(summary["examples_predicted"], summary["examples_dead_lettered"])
 
 Names are imported on first use, so ``conveyor.components.inference.cli``
 loads without Beam or TensorFlow.
@@ -19,6 +33,7 @@ from conveyor.beam_utils.lazy import lazy_exports
 _EXPORTS = {
     "BatchPrediction": "handler",
     "SavedModelHandler": "handler",
+    "release_models": "handler",
     "InputPlan": "model",
     "SignatureInfo": "model",
     "plan_inputs": "model",
@@ -47,6 +62,7 @@ __all__ = [
     "dead_letter_examples",
     "plan_inputs",
     "read_signature",
+    "release_models",
     "run_bulk_inference",
 ]
 

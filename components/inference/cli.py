@@ -11,7 +11,8 @@ Writes, under ``--output``:
 * ``inference_summary.json``: the counts, which reconcile
   (examples in = predicted + dead-lettered).
 
-The pipeline is :func:`conveyor.components.inference.component.run_bulk_inference`.
+The pipeline is :func:`conveyor.components.inference.run_bulk_inference`; the
+input flags are the shared ones of :mod:`conveyor.beam_utils.cli_args`.
 
 The model, signature and input features are checked before the pipeline
 starts; a mismatch is an input error (exit status 2).
@@ -21,25 +22,21 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Run a TensorFlow SavedModel over examples (PredictionLogs, optional examples with predictions)."
+HELP = "Run a TensorFlow SavedModel over examples: PredictionLogs, optionally examples with predictions."
 
 #: Split name used for ``--input`` (a plain file pattern has no splits).
 INPUT_SPLIT = "all"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", metavar="PATTERN", help="CSV, TFRecord or Parquet file(s) (glob)")
-    src.add_argument(
-        "--examples", metavar="DIR", help="an Examples directory (DIR/Split-<name>/*.gz)"
-    )
+    """The shared input flags (``--input`` or ``--examples``, ``--format``, CSV
+    ``--missing-values`` and ``--delimiter``) and the model's."""
+    from conveyor.beam_utils.cli_args import add_input_arguments
+
+    # --batch-size is the inference batches' bounds here, not the reader's batch rows.
+    add_input_arguments(parser, batch_size=False)
     parser.add_argument(
         "--splits", metavar="NAMES", help="comma-separated splits of --examples (default: all)"
-    )
-    parser.add_argument(
-        "--format",
-        choices=("csv", "tfrecord", "parquet"),
-        help="format of --input (default: from the names)",
     )
     parser.add_argument(
         "--model", required=True, metavar="DIR", help="a TensorFlow SavedModel directory"
@@ -52,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-size",
+        dest="inference_batch_size",
         default="256:4096",
         metavar="MIN:MAX",
         help="bounds of inference batches, in rows (default 256:4096); one number sets both",
@@ -87,38 +85,43 @@ def parse_batch_size(text: str) -> tuple[int, int]:
     return lo_n, hi_n
 
 
-def run(args, beam_args) -> int:
-    from conveyor.beam_utils import files
+def _examples(args) -> dict:
+    """``{split: ReadExamples}``: ``--input`` as the split ``all``, or ``--examples``' ``--splits``."""
+    from conveyor.beam_utils.cli_args import check_input_arguments, read_transforms
     from conveyor.beam_utils.errors import UsageError
+
+    check_input_arguments(args)
+    if args.input and args.splits:
+        raise UsageError("--splits goes with --examples")
+    reads = read_transforms(args)
+    if None in reads:
+        return {INPUT_SPLIT: reads[None]}
+    if not args.splits:
+        return reads
+    wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in reads]
+    if unknown:
+        raise UsageError(
+            f"{args.examples} has no split(s) {', '.join(unknown)} (it has {', '.join(reads)})"
+        )
+    return {s: reads[s] for s in wanted}
+
+
+def run(args, beam_args) -> int:
+    """Checks the flags, the model and the input, runs the pipeline and prints the counts."""
     from conveyor.beam_utils.outputs import check_output, staged_output
     from conveyor.components.inference.component import run_bulk_inference, summary_line
 
-    min_batch, max_batch = parse_batch_size(args.batch_size)
+    min_batch, max_batch = parse_batch_size(args.inference_batch_size)
     inputs = [args.input, args.examples, args.model]
     check_output(args.output, inputs=inputs)
-    if args.examples:
-        splits = files.examples_splits(args.examples)
-        if args.splits:
-            wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
-            unknown = [s for s in wanted if s not in splits]
-            if unknown:
-                raise UsageError(
-                    f"{args.examples} has no split(s) {', '.join(unknown)} (it has {', '.join(splits)})"
-                )
-            splits = {s: splits[s] for s in wanted}
-        fmt = "tfrecord"
-    else:
-        if args.splits:
-            raise UsageError("--splits goes with --examples")
-        splits = {INPUT_SPLIT: args.input}
-        fmt = args.format
+    examples = _examples(args)
 
     with staged_output(args.output, inputs=inputs) as output:
         summary = run_bulk_inference(
-            splits,
+            examples,
             args.model,
             output,
-            format=fmt,
             signature=args.signature,
             min_batch_size=min_batch,
             max_batch_size=max_batch,

@@ -27,6 +27,8 @@ from apache_beam.io.filesystems import FileSystems
 from conveyor.beam_utils import files
 from conveyor.beam_utils.errors import UsageError
 from conveyor.beam_utils.io import ReadExamples, WriteExamples
+from conveyor.beam_utils.summary import SumCounts, count_one, count_rows, count_value, reconcile
+from conveyor.components.inference.handler import release_models
 from conveyor.components.inference.transform import (
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MIN_BATCH_SIZE,
@@ -51,38 +53,53 @@ COUNTS = (
 )
 
 
+def _prediction_rows(result) -> int:
+    """A BatchPrediction or a DeadLetter counts the rows of its examples."""
+    return result.examples.num_rows
+
+
+#: How an element of each count's PCollection counts.
+_HOW = {
+    "rows_read": count_value,  # the reader's rows-read figures
+    "rows_rejected_on_read": count_one,  # one element per rejected row
+    "examples_in": count_rows,  # RecordBatches
+    "examples_predicted": _prediction_rows,
+    "examples_dead_lettered": _prediction_rows,
+}
+
+
+def _count_key(split: str, count: str) -> str:
+    return f"{count}[{split}]"
+
+
 def run_bulk_inference(
-    splits: Mapping[str, str],
+    examples: Mapping[str, ReadExamples],
     model_dir: str,
     output_dir: str,
     *,
-    format: str | None = None,
     signature: str = "serving_default",
     min_batch_size: int = DEFAULT_MIN_BATCH_SIZE,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     input_mode: str | None = None,
     prediction_prefix: str = "",
     output_examples: bool = False,
-    schema=None,
     beam_args: Sequence[str] | None = None,
 ) -> dict:
     """Runs a SavedModel signature over examples as a Beam pipeline; returns the summary.
 
     Args:
-      splits: ``{split name: file pattern}``; each split is read, inferred and
+      examples: ``{split name: ReadExamples}``; each split is read, inferred and
         written (output examples, dead letters) on its own; the prediction logs
-        of all splits go to one ``inference_result`` directory.
+        of all splits go to one ``inference_result`` directory. Every split is
+        read with the first split's schema (its reader's, given or inferred),
+        so the model sees one set of feature types.
       model_dir: a TensorFlow SavedModel directory.
       output_dir: where the outputs go (see the module docstring).
-      format: ``csv``, ``tfrecord`` or ``parquet``; None tells it from the names.
       signature: the signature to run.
       min_batch_size, max_batch_size: bounds, in rows, of inference batches.
       input_mode: ``examples`` or ``tensors``; None decides from the signature.
       prediction_prefix: prefix of prediction column names (``output_examples``).
       output_examples: also write the examples with prediction columns.
-      schema: the input schema (a ``pyarrow.Schema``, a tensorflow-metadata
-        ``Schema`` or ``{column: INT|FLOAT|BYTES}``); None infers it from the
-        first split and reads every split with it.
       beam_args: Beam flags.
 
     Returns:
@@ -101,13 +118,11 @@ def run_bulk_inference(
     """
     from conveyor.beam_utils.options import pipeline_options
 
-    if not splits:
+    if not examples:
         raise UsageError("no splits to run inference on")
     # Everything is checked here, before the pipeline runs.
-    reads = {}
-    for name, pattern in splits.items():
-        reads[name] = ReadExamples(pattern, format=format, schema=schema)
-        schema = reads[name].arrow_schema
+    reads = _one_schema(examples)
+    schema = next(iter(reads.values())).arrow_schema
     infer = {
         name: BulkInference(
             model_dir,
@@ -118,12 +133,12 @@ def run_bulk_inference(
             input_mode=input_mode,
             prediction_prefix=prediction_prefix,
         )
-        for name in splits
+        for name in reads
     }
 
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     all_predictions = []
-    counts = []
+    counts, how = {}, {}
     encoder = None
     for name, read_transform in reads.items():
         read = pipeline | f"Read[{name}]" >> read_transform
@@ -148,49 +163,43 @@ def run_bulk_inference(
                 file_prefix="dead_letters",
             )
         )
-        counts += [
-            read.rows_read
-            | f"CountRead[{name}]" >> beam.Map(lambda n, s=name: ((s, "rows_read"), int(n))),
-            read.rejected
-            | f"CountRejected[{name}]"
-            >> beam.Map(lambda _, s=name: ((s, "rows_rejected_on_read"), 1)),
-            read.examples
-            | f"CountIn[{name}]" >> beam.Map(lambda b, s=name: ((s, "examples_in"), b.num_rows)),
-            result.predictions
-            | f"CountPredicted[{name}]"
-            >> beam.Map(lambda p, s=name: ((s, "examples_predicted"), p.examples.num_rows)),
-            result.dead_letters
-            | f"CountDeadLettered[{name}]"
-            >> beam.Map(lambda d, s=name: ((s, "examples_dead_lettered"), d.examples.num_rows)),
-        ]
+        for count, pcoll in zip(
+            COUNTS,
+            (read.rows_read, read.rejected, read.examples, result.predictions, result.dead_letters),
+            strict=True,
+        ):
+            counts[_count_key(name, count)] = pcoll
+            how[_count_key(name, count)] = _HOW[count]
     (
         all_predictions
         | "AllPredictions" >> beam.Flatten()
         | "WritePredictionLogs"
         >> WritePredictionLogs(FileSystems.join(output_dir, INFERENCE_RESULT_DIR), encoder)
     )
-    info = {"model": model_dir, "signature": signature, "splits": list(splits)}
-    (
-        counts
-        | "AllCounts" >> beam.Flatten()
-        | "Sum" >> beam.CombinePerKey(sum)
-        | "ToDict" >> beam.combiners.ToDict()
-        | "WriteSummary" >> beam.ParDo(_WriteSummaryFn(info, output_dir))
-    )
+    info = {"model": model_dir, "signature": signature, "splits": list(reads)}
+    counts | "Summary" >> SumCounts(how, _write_summary, info, output_dir)
     path = FileSystems.join(output_dir, SUMMARY_FILE)
     if FileSystems.exists(path):  # an earlier run's: it must not pass for this one's
         FileSystems.delete([path])
     try:
         pipeline.run().wait_until_finish()
     finally:
-        from conveyor.components.inference.handler import release_models
-
         release_models()  # while TensorFlow is up, not at exit (see release_models)
 
     if not FileSystems.exists(path):
         raise RuntimeError(f"bulk inference finished without writing {path}")
     with FileSystems.open(path) as f:
         return json.loads(f.read().decode("utf-8"))
+
+
+def _one_schema(examples: Mapping[str, ReadExamples]) -> dict[str, ReadExamples]:
+    """The readers, every one after the first reading with the first one's schema."""
+    reads = dict(examples)
+    first, *rest = reads
+    schema = reads[first].arrow_schema
+    for name in rest:
+        reads[name] = reads[name].with_schema(schema)
+    return reads
 
 
 def summarize(counts: Mapping[tuple[str, str], int], info: Mapping) -> dict:
@@ -211,27 +220,22 @@ def summarize(counts: Mapping[tuple[str, str], int], info: Mapping) -> dict:
                 f"split {name!r}: examples in ({s['examples_in']}) != predicted "
                 f"({s['examples_predicted']}) + dead-lettered ({s['examples_dead_lettered']})"
             )
-        if s["rows_read"] != s["examples_in"] + s["rows_rejected_on_read"]:
-            raise RuntimeError(
-                f"split {name!r}: rows read ({s['rows_read']}) != examples in "
-                f"({s['examples_in']}) + rows rejected on read ({s['rows_rejected_on_read']})"
-            )
+        reconcile(s["rows_read"], s["examples_in"], s["rows_rejected_on_read"], f"split {name!r}")
     return summary
 
 
-class _WriteSummaryFn(beam.DoFn):
-    """Writes ``inference_summary.json`` once the counts reconcile."""
-
-    def __init__(self, info: Mapping, output_dir: str):
-        self._info = dict(info)
-        self._output_dir = output_dir
-
-    def process(self, counts: dict):
-        summary = summarize(counts, self._info)
-        files.write_text(
-            FileSystems.join(self._output_dir, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n"
-        )
-        yield summary
+def _write_summary(totals: Mapping[str, int], info: Mapping, output_dir: str) -> dict:
+    """Writes ``inference_summary.json`` once the counts reconcile; returns the summary."""
+    counts = {
+        (split, count): totals.get(_count_key(split, count), 0)
+        for split in info["splits"]
+        for count in COUNTS
+    }
+    summary = summarize(counts, info)
+    files.write_text(
+        FileSystems.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n"
+    )
+    return summary
 
 
 def summary_line(summary: Mapping, output_dir: str) -> str:

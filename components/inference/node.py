@@ -90,6 +90,7 @@ class BulkInferrer(Component):
             }
 
         from conveyor.beam_utils.errors import InputError
+        from conveyor.beam_utils.io import read_examples_dir
         from conveyor.components.inference.component import run_bulk_inference
         from conveyor.dsl import layout
 
@@ -97,7 +98,7 @@ class BulkInferrer(Component):
         available = layout.examples_splits(examples_uri)
         wanted = split_names(p["splits"])
         if wanted is None:
-            splits = available
+            wanted = list(available)
         else:
             unknown = [s for s in wanted if s not in available]
             if unknown:
@@ -105,22 +106,20 @@ class BulkInferrer(Component):
                     f"{examples_uri} has no split(s) {', '.join(unknown)} "
                     f"(it has {', '.join(available)})"
                 )
-            splits = {s: available[s] for s in wanted}
-        summary_json = files.read_summary(examples_uri) or {}
+        # Each reader takes the feature types ExampleGen recorded (summary.json), if any.
+        examples = {s: read_examples_dir(examples_uri, s) for s in wanted}
         model_dir = serving_model_dir(ctx.inputs["model"].uri)
         min_batch, max_batch = batch_bounds(p["batch_size"])
         summary = run_bulk_inference(
-            splits,
+            examples,
             model_dir,
             out,
-            format="tfrecord",
             signature=p["signature"],
             min_batch_size=min_batch,
             max_batch_size=max_batch,
             input_mode=p["input_mode"],
             prediction_prefix=p["prediction_prefix"],
             output_examples=p["output_examples"],
-            schema=summary_json.get("features") or None,
             beam_args=ctx.beam_args,
         )
         return {

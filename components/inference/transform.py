@@ -83,8 +83,13 @@ class InferenceResult(NamedTuple):
     prediction_columns: dict
 
 
+@beam.typehints.with_input_types(pa.RecordBatch)
 class BulkInference(beam.PTransform):
     """Runs a SavedModel signature on RecordBatches with Beam's ``RunInference``.
+
+    RecordBatches in; an :class:`InferenceResult` out, whose ``predictions``
+    are :class:`BatchPrediction` and ``dead_letters`` :class:`DeadLetter`
+    (a struct of PCollections, so the output types are set on each of them).
 
     Args:
       model_path: a SavedModel directory (Keras 3 export, tf_keras or TF1).
@@ -142,8 +147,12 @@ class BulkInference(beam.PTransform):
                 self.handler, metrics_namespace=METRICS_NAMESPACE
             ).with_exception_handling()
         )
-        predictions = predictions | "CountPredicted" >> beam.ParDo(_CountFn("examples_predicted"))
-        dead_letters = failures.failed_inferences | "DeadLetters" >> beam.ParDo(_DeadLetterFn())
+        predictions = predictions | "CountPredicted" >> beam.ParDo(
+            _CountFn("examples_predicted")
+        ).with_output_types(BatchPrediction)
+        dead_letters = failures.failed_inferences | "DeadLetters" >> beam.ParDo(
+            _DeadLetterFn()
+        ).with_output_types(DeadLetter)
         return InferenceResult(
             predictions,
             dead_letters,
@@ -216,11 +225,15 @@ class _EncodeLogsFn(beam.DoFn):
             yield self._encoder.encode(prediction)
 
 
+@beam.typehints.with_input_types(BatchPrediction)
+@beam.typehints.with_output_types(str)
 class WritePredictionLogs(beam.PTransform):
     """Writes predictions as gzip TFRecords of serialized ``PredictionLog``.
 
     Files are ``<output_dir>/prediction_logs-SSSSS-of-NNNNN.gz`` (TFX
-    BulkInferrer's ``inference_result`` layout).
+    BulkInferrer's ``inference_result`` layout). BatchPredictions in (from
+    :class:`BulkInference`, logged with its ``log_encoder``); the names of the
+    files written out.
     """
 
     def __init__(self, output_dir: str, encoder: logs.PredictionLogEncoder, num_shards: int = 0):
@@ -242,8 +255,15 @@ class WritePredictionLogs(beam.PTransform):
         )
 
 
+@beam.typehints.with_input_types(BatchPrediction)
+@beam.typehints.with_output_types(pa.RecordBatch)
 class AppendPredictions(beam.PTransform):
-    """BatchPredictions -> the examples with one prediction column per output."""
+    """BatchPredictions -> the examples with one prediction column per output.
+
+    Args:
+      schema: the output batches' schema, :attr:`InferenceResult.prediction_schema`.
+      columns: ``{output key: column name}``, :attr:`InferenceResult.prediction_columns`.
+    """
 
     def __init__(self, schema: pa.Schema, columns: dict):
         super().__init__()
@@ -254,7 +274,7 @@ class AppendPredictions(beam.PTransform):
         schema, columns = self.schema, self.columns
         return predictions | "Append" >> beam.Map(
             lambda p: logs.append_predictions(p, schema, columns)
-        )
+        ).with_output_types(pa.RecordBatch)
 
 
 def dead_letter_examples(letter: DeadLetter) -> pa.RecordBatch:
