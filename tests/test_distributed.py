@@ -343,7 +343,7 @@ def _infer(src, model, out, beam_args):
 
     from conveyor.components.inference import run_bulk_inference
 
-    summary = run_bulk_inference({"eval": src}, model, str(out), output_examples=True,
+    summary = run_bulk_inference({"eval": ReadExamples(src)}, model, str(out), output_examples=True,
                                  min_batch_size=50, max_batch_size=400, beam_args=beam_args)
     logs = []
     for path in sorted(glob.glob(str(out / "inference_result" / "*.gz"))):
