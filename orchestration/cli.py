@@ -41,6 +41,7 @@ COMMANDS = {
     "validate": "conveyor.components.validation.cli",
     "monitor": "conveyor.components.monitor.cli",
     "transform": "conveyor.components.transform.cli",
+    "train": "conveyor.components.trainer.cli",
 }
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from conveyor.beam_utils import arrow, datasets
 from conveyor.beam_utils.errors import InputError
-from conveyor.beam_utils.io import ReadExamples
+from conveyor.beam_utils.io import ReadExamples, read_examples_dir
 from conveyor.components.example_gen.component import run_example_gen
 from conveyor.components.trainer.component import load_run_fn, run_trainer
 
@@ -41,6 +41,10 @@ def examples(tmp_path_factory):
     return str(out)
 
 
+def _reads(examples_dir):
+    return {s: read_examples_dir(examples_dir, s) for s in ("train", "eval")}
+
+
 @pytest.fixture(scope="module")
 def schema_path(examples, tmp_path_factory):
     from google.protobuf import text_format
@@ -56,8 +60,9 @@ def schema_path(examples, tmp_path_factory):
 def test_run_fn_trains_and_model_is_checked(tmp_path, examples, schema_path):
     module = tmp_path / "trainer_module.py"
     module.write_text(RUN_FN)
-    summary = run_trainer(str(module), examples, str(tmp_path / "model"), str(tmp_path / "run"),
-                          schema_path=schema_path, custom_config={"epochs": 3})
+    summary = run_trainer(_reads(examples), str(tmp_path / "model"), str(module),
+                          model_run_dir=str(tmp_path / "run"), schema_path=schema_path,
+                          custom_config={"epochs": 3})
     assert summary["serving_model_dir"].endswith("model/Format-Serving")
     assert summary["signature"] == "serving_default(examples) -> score"
     assert summary["run_fn_result"]["epochs"] == 3
@@ -68,8 +73,8 @@ def test_run_fn_that_saves_nothing_is_an_error(tmp_path, examples, schema_path):
     module = tmp_path / "lazy.py"
     module.write_text("def run_fn(fn_args):\n    return None\n")
     with pytest.raises(InputError, match="run_fn saved no SavedModel in .*Format-Serving"):
-        run_trainer(str(module), examples, str(tmp_path / "model"), str(tmp_path / "run"),
-                    schema_path=schema_path)
+        run_trainer(_reads(examples), str(tmp_path / "model"), str(module),
+                    model_run_dir=str(tmp_path / "run"), schema_path=schema_path)
 
 
 def test_module_file_errors_name_the_file(tmp_path, examples):
@@ -81,5 +86,75 @@ def test_module_file_errors_name_the_file(tmp_path, examples):
         load_run_fn(str(empty))
     ok = tmp_path / "ok.py"
     ok.write_text("def run_fn(fn_args):\n    pass\n")
-    with pytest.raises(FileNotFoundError, match="no split 'test'"):
-        run_trainer(str(ok), examples, str(tmp_path / "m"), str(tmp_path / "r"), eval_split="test")
+    with pytest.raises(InputError, match="no split 'test'"):
+        run_trainer(_reads(examples), str(tmp_path / "m"), str(ok), model_run_dir=str(tmp_path / "r"),
+                    eval_split="test")
+
+
+def test_summary_is_written_in_the_run_folder(tmp_path, examples, schema_path):
+    import json
+
+    module = tmp_path / "trainer_module.py"
+    module.write_text(RUN_FN)
+    summary = run_trainer(_reads(examples), str(tmp_path / "model"), str(module), schema_path=schema_path)
+    # Without model_run_dir, the run folder is inside the model folder.
+    assert json.loads((tmp_path / "model" / "model_run" / "trainer_summary.json").read_text()) == summary
+    assert summary["run_fn_result"] == {"rows_seen": summary["run_fn_result"]["rows_seen"]}  # epochs None
+
+
+# ------------------------------------------------------------------ conveyor train
+
+
+def _train(*args):
+    from conveyor.orchestration.cli import main
+
+    return main(["train", *args])
+
+
+def test_cli_trains_into_output(tmp_path, examples, schema_path, capsys):
+    import json
+
+    module = tmp_path / "trainer_module.py"
+    module.write_text(RUN_FN)
+    out = tmp_path / "out"
+    (out / "old").mkdir(parents=True)  # a previous output is replaced as a whole
+    status = _train("--examples", examples, "--module-file", str(module), "--output", str(out),
+                    "--schema", schema_path, "--custom-config", '{"epochs": 2}')
+    assert status == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["model", "model_run"]
+    assert (out / "model" / "Format-Serving" / "saved_model.pb").is_file()
+    summary = json.loads((out / "model_run" / "trainer_summary.json").read_text())
+    assert summary["signature"] == "serving_default(examples) -> score"
+    assert summary["run_fn_result"]["epochs"] == 2
+    stdout = capsys.readouterr().out
+    assert f"model: {out}/model/Format-Serving  serving_default(examples) -> score" in stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+@pytest.mark.parametrize("case", ["missing_split", "run_fn_raises", "no_module_file", "bad_config"])
+def test_cli_bad_inputs_exit_2_naming_the_file(tmp_path, examples, capsys, case):
+    raising = tmp_path / "raising.py"
+    raising.write_text("def run_fn(fn_args):\n    raise ValueError('no ' + 'labels')\n")
+    args = {"missing_split": ["--module-file", str(raising), "--eval-split", "test"],
+            "run_fn_raises": ["--module-file", str(raising)],
+            "no_module_file": ["--module-file", str(tmp_path / "nope.py")],
+            "bad_config": ["--module-file", str(raising), "--custom-config", "[1]"]}[case]
+    out = tmp_path / "out"
+    assert _train("--examples", examples, "--output", str(out), *args) == 2
+    err = capsys.readouterr().err
+    expected = {"missing_split": f"{examples}: no split 'test' (splits: ['eval', 'train'])",
+                "run_fn_raises": f"run_fn ({raising}) raised ValueError: no labels [at {raising}:2 in run_fn]",
+                "no_module_file": f"{tmp_path / 'nope.py'}: no such module file",
+                "bad_config": "--custom-config must be a JSON object"}[case]
+    assert expected in err and "Traceback" not in err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_refuses_an_output_that_is_a_file_before_training(tmp_path, examples, capsys):
+    module = tmp_path / "trainer_module.py"
+    module.write_text("raise SystemExit('imported')\n")  # never imported: the output is checked first
+    out = tmp_path / "out"
+    out.write_text("a file")
+    assert _train("--examples", examples, "--module-file", str(module), "--output", str(out)) == 2
+    assert f"{out}: exists and is not a directory" in capsys.readouterr().err
+    assert out.read_text() == "a file"

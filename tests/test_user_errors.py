@@ -279,12 +279,13 @@ def test_output_without_a_known_shape_is_refused_at_its_line(tmp_path, examples)
 
 
 def test_run_fn_errors_show_the_users_lines(tmp_path):
-    from conveyor.beam_utils.io import ReadExamples
+    from conveyor.beam_utils.io import ReadExamples, read_examples_dir
     from conveyor.components.example_gen import run_example_gen
     from conveyor.components.trainer.component import load_run_fn, run_trainer
 
-    examples = str(tmp_path / "examples")
-    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, examples)
+    examples_dir = str(tmp_path / "examples")
+    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, examples_dir)
+    examples = {s: read_examples_dir(examples_dir, s) for s in ("train", "eval")}
     _write(tmp_path / "helpers.py", """
         def rate(steps):
             return 100 / steps
@@ -298,7 +299,7 @@ def test_run_fn_errors_show_the_users_lines(tmp_path):
             return helpers.rate(steps)
         """)
     with pytest.raises(UserCodeError) as info:
-        run_trainer(module, examples, str(tmp_path / "model"), str(tmp_path / "run"))
+        run_trainer(examples, str(tmp_path / "model"), module, model_run_dir=str(tmp_path / "run"))
     helpers = str(tmp_path / "helpers.py")
     assert str(info.value).splitlines() == [
         f"run_fn ({module}) raised ZeroDivisionError: division by zero [at {helpers}:2 in rate]",
@@ -317,7 +318,7 @@ def test_run_fn_errors_show_the_users_lines(tmp_path):
             return tf.reshape(tf.constant([1, 2, 3]), [2])
         """)
     with pytest.raises(UserCodeError) as info:
-        run_trainer(tf_error, examples, str(tmp_path / "model2"), str(tmp_path / "run2"))
+        run_trainer(examples, str(tmp_path / "model2"), tf_error, model_run_dir=str(tmp_path / "run2"))
     first = str(info.value).splitlines()[0]
     assert first.startswith(f"run_fn ({tf_error}) raised InvalidArgumentError: ")
     assert first.endswith(f"[at {tf_error}:5 in run_fn]")

@@ -4,12 +4,31 @@ The user's ``run_fn`` trains (Keras or anything TensorFlow) on the examples,
 with the transform graph and schema at hand, and saves a SavedModel with a
 tf.Example serving signature in ``fn_args.serving_model_dir``
 (``<model>/Format-Serving``, TFX's layout) so Evaluator and BulkInferrer can use it.
+Training is the user's TensorFlow code, not a Beam pipeline: this folder has no
+PTransform.
+
+Example::
+
+    from conveyor.beam_utils.io import read_examples_dir
+    from conveyor.components.trainer import run_trainer
+
+    reads = {s: read_examples_dir("out/examples", s) for s in ("train", "eval")}
+    summary = run_trainer(reads, "out/model", "trainer_module.py",
+                          schema_path="out/schema.pbtxt", custom_config={"epochs": 2})
+    print(summary["signature"])   # serving_default(examples) -> score
 
 Names are imported on first use.
 """
 
 from conveyor.beam_utils.lazy import lazy_exports
 
-_EXPORTS = {"FnArgs": "fn_args", "run_trainer": "component", "load_run_fn": "component"}
+_EXPORTS = {
+    "FnArgs": "fn_args",
+    "Trainer": "node",
+    "load_run_fn": "component",
+    "run_trainer": "component",
+}
+
+__all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

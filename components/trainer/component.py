@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.user_modules import import_file, user_code_error
-from conveyor.components.trainer.fn_args import FnArgs, split_files
+from conveyor.components.trainer.fn_args import FnArgs
 from conveyor.dsl.layout import SERVING_DIR
+
+if TYPE_CHECKING:
+    from conveyor.beam_utils.io import ReadExamples
+
+#: The summary :func:`run_trainer` writes in the model run folder.
+SUMMARY_FILE = "trainer_summary.json"
+#: The run folder inside the model folder when none is given.
+MODEL_RUN_DIR = "model_run"
 
 
 def load_run_fn(module_file: str, name: str = "run_fn"):
@@ -33,30 +44,70 @@ def check_serving_model(path: str) -> str:
     """Checks ``path`` holds a SavedModel with a serving_default that takes serialized examples."""
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise InputError(f"run_fn saved no SavedModel in {path} (expected saved_model.pb there)")
-    from conveyor.components.inference.model import read_signature
+    from conveyor.components.inference import read_signature
 
     sig = read_signature(path, "serving_default")
     return f"serving_default({', '.join(sig.inputs)}) -> {', '.join(sig.outputs)}"
 
 
-def run_trainer(module_file: str, examples_dir: str, model_dir: str, model_run_dir: str,
-                transform_graph_dir: str | None = None, schema_path: str | None = None,
-                train_split: str = "train", eval_split: str = "eval", train_steps: int | None = None,
-                eval_steps: int | None = None, custom_config: dict | None = None,
-                run_fn_name: str = "run_fn") -> dict:
-    """Runs ``run_fn(FnArgs)`` and checks the model; returns a summary.
+def _split_files(examples: Mapping[str, ReadExamples], split: str) -> list[str]:
+    """The file pattern of one split, as ``run_fn`` gets it (``fn_args.train_files``)."""
+    if split not in examples:
+        have = sorted(str(s) for s in examples)
+        raise InputError(f"the examples have no split {split!r} (splits: {have})")
+    return [examples[split].file_pattern]
+
+
+def run_trainer(
+    examples: Mapping[str, ReadExamples],
+    model_dir: str,
+    module_file: str,
+    *,
+    model_run_dir: str | None = None,
+    transform_graph_dir: str | None = None,
+    schema_path: str | None = None,
+    train_split: str = "train",
+    eval_split: str = "eval",
+    train_steps: int | None = None,
+    eval_steps: int | None = None,
+    custom_config: dict | None = None,
+    run_fn_name: str = "run_fn",
+) -> dict:
+    """Runs ``run_fn(FnArgs)`` from ``module_file`` and checks the model; returns a summary.
+
+    ``run_fn`` gets the file patterns of ``examples[train_split]`` and
+    ``examples[eval_split]`` (gzip TFRecords of ``tf.Example``, as
+    :func:`~conveyor.beam_utils.io.read_examples_dir` reads an Examples
+    directory) and saves a SavedModel in ``<model_dir>/Format-Serving`` (TFX's
+    layout); logs and checkpoints go to ``model_run_dir`` (default
+    ``<model_dir>/model_run``), and so does the summary (``trainer_summary.json``):
+    ``{"serving_model_dir", "signature", "run_fn_result"}`` (the last when
+    ``run_fn`` returns a dict: its numbers and strings).
+
+    Training is the user's TensorFlow code, not a Beam pipeline, so there are no
+    ``beam_args``.
 
     Raises:
-      UserCodeError: the module does not import, or ``run_fn`` raised: the
-        message is the user's error, with the lines of the module it came from.
-      InputError: ``run_fn`` saved no usable SavedModel.
+      InputError: a split is not in ``examples``; the module file does not exist
+        or lacks ``run_fn_name``; ``run_fn`` saved no usable SavedModel.
+      UserCodeError: (an InputError) the module does not import, or ``run_fn``
+        raised: the message is the user's error, with the lines of the module it
+        came from.
+
+    Example::
+
+        reads = {s: read_examples_dir("out/examples", s) for s in ("train", "eval")}
+        summary = run_trainer(reads, "out/model", "trainer_module.py", schema_path="schema.pbtxt")
     """
+    train_files = _split_files(examples, train_split)
+    eval_files = _split_files(examples, eval_split)
     run_fn = load_run_fn(module_file, run_fn_name)
     serving = os.path.join(model_dir, SERVING_DIR)
+    model_run_dir = model_run_dir or os.path.join(model_dir, MODEL_RUN_DIR)
     os.makedirs(model_run_dir, exist_ok=True)
     args = FnArgs(
-        train_files=split_files(examples_dir, train_split),
-        eval_files=split_files(examples_dir, eval_split),
+        train_files=train_files,
+        eval_files=eval_files,
         serving_model_dir=serving,
         model_run_dir=model_run_dir,
         transform_graph_path=transform_graph_dir,
@@ -74,4 +125,6 @@ def run_trainer(module_file: str, examples_dir: str, model_dir: str, model_run_d
     summary = {"serving_model_dir": serving, "signature": signature}
     if isinstance(result, dict):
         summary["run_fn_result"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+    with open(os.path.join(model_run_dir, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
     return summary

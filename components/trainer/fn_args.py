@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import glob
-import os
 from dataclasses import dataclass, field
 from typing import Any
-
-from conveyor.dsl import layout
 
 
 @dataclass
@@ -38,10 +35,12 @@ class FnArgs:
     # TFX's names, so run_fns written for TFX read the same.
     @property
     def transform_output(self) -> str | None:
+        """TFX's name of :attr:`transform_graph_path`."""
         return self.transform_graph_path
 
     @property
     def serving_model_dir_path(self) -> str:
+        """The same as :attr:`serving_model_dir`, by another of TFX's names."""
         return self.serving_model_dir
 
     def tf_transform_output(self):
@@ -85,11 +84,3 @@ class FnArgs:
             ds = ds.map(lambda f: (f, f.pop(label_key)))
         return ds.prefetch(tf.data.AUTOTUNE)
 
-
-def split_files(examples_dir: str, split: str) -> list[str]:
-    """The file pattern of one split of an Examples directory."""
-    folder = layout.split_uri(examples_dir, split)
-    if not os.path.isdir(folder):
-        have = sorted(filter(None, map(layout.split_name, os.listdir(examples_dir))))
-        raise FileNotFoundError(f"{examples_dir}: no split {split!r} (splits: {have})")
-    return [os.path.join(folder, "*")]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 from conveyor.dsl import REQUIRED, Component, InputSpec, layout
 
 
@@ -42,6 +39,7 @@ class Trainer(Component):
     FILE_PARAMETERS = ("module_file",)
 
     def execute(self, ctx):
+        from conveyor.beam_utils.io import read_examples_dir
         from conveyor.components.trainer.component import run_trainer
 
         p = ctx.parameters
@@ -50,11 +48,12 @@ class Trainer(Component):
         if schema is not None:
             schema_path = layout.schema_path(schema.uri)
         graph = ctx.inputs.get("transform_graph")
+        examples = ctx.inputs["examples"].uri
         summary = run_trainer(
-            p["module_file"],
-            ctx.inputs["examples"].uri,
+            {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)},
             ctx.outputs["model"].uri,
-            ctx.outputs["model_run"].uri,
+            p["module_file"],
+            model_run_dir=ctx.outputs["model_run"].uri,
             transform_graph_dir=graph.uri if graph is not None else None,
             schema_path=schema_path,
             train_split=p["train_split"],
@@ -63,7 +62,5 @@ class Trainer(Component):
             eval_steps=p["eval_steps"],
             custom_config=p["custom_config"],
             run_fn_name=p["run_fn"],
-        )
-        with open(os.path.join(ctx.outputs["model_run"].uri, "trainer_summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        )  # writes the summary (trainer_summary.json) in model_run
         return {"model": {"signature": summary["signature"]}}
