@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Evaluate a model or a prediction column: metrics per slice, thresholds, blessing."
+HELP = "Evaluate a model or prediction column: metrics per slice, thresholds, blessing (Evaluator)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
