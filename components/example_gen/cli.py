@@ -10,6 +10,7 @@ HELP = "Ingest CSV, TFRecord or Parquet into train/eval TFRecord splits (Example
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input flags (``conveyor.beam_utils.cli_args``, ``--input`` only), ``--output``, the splits."""
     from conveyor.beam_utils.cli_args import add_input_arguments
 
     add_input_arguments(parser, examples=False)
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Runs ``conveyor examples``: reads ``--input``, writes the split Examples, prints a summary."""
     from conveyor.beam_utils.cli_args import check_input_arguments, read_transforms
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.io import parse_splits

@@ -35,6 +35,7 @@ class Moments:
         self.weight, self.mean, self.m2 = state
 
     def add(self, x: np.ndarray, w: np.ndarray | None = None) -> None:
+        """Adds values ``x`` (with weights ``w``, else weight 1 each)."""
         if x.size == 0:
             return
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf -> NaN, as TFDV
@@ -70,10 +71,12 @@ class Moments:
         self.weight = total
 
     def merge(self, other: Moments) -> None:
+        """Merges ``other``'s moments into these (in place)."""
         self._combine(other.weight, other.mean, other.m2)
 
     @property
     def variance(self) -> float:
+        """The (population) variance: ``m2 / weight``; 0 without values."""
         return self.m2 / self.weight if self.weight else 0.0
 
 
@@ -256,6 +259,7 @@ class FeatureStats:
     # ------------------------------------------------------------------ merge
 
     def merge(self, o: FeatureStats) -> None:
+        """Merges ``o``, the same feature's partial statistics, into these (in place)."""
         self.num_non_missing += o.num_non_missing
         self.w_non_missing += o.w_non_missing
         self.tot_num_values += o.tot_num_values
@@ -319,6 +323,7 @@ class DatasetStats:
                 )
 
     def merge(self, other: DatasetStats) -> DatasetStats:
+        """Merges ``other`` into these statistics (in place) and returns them."""
         self.num_examples += other.num_examples
         self.weighted_num_examples += other.weighted_num_examples
         for name, fs in other.features.items():

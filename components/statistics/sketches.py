@@ -65,10 +65,12 @@ class QuantileSketch:
 
     @property
     def total_weight(self) -> float:
+        """The weight of every value added."""
         return float(sum(w.sum() for w in self.weights))
 
     @property
     def num_levels(self) -> int:
+        """The number of levels the sketch holds (a compaction moves items a level up)."""
         return len(self.values)
 
     def is_exact(self) -> bool:
@@ -250,6 +252,7 @@ class HyperLogLog:
         self.p, self.registers = state
 
     def add_hashes(self, hashes: np.ndarray) -> None:
+        """Adds 64-bit hashes (``uint64``) of values."""
         if hashes.size == 0:
             return
         p = np.uint64(self.p)
@@ -266,10 +269,12 @@ class HyperLogLog:
         np.maximum.at(self.registers, idx, rank)
 
     def merge(self, other: HyperLogLog) -> HyperLogLog:
+        """Merges ``other`` (of the same precision) into this sketch (in place) and returns it."""
         np.maximum(self.registers, other.registers, out=self.registers)
         return self
 
     def estimate(self) -> float:
+        """The estimated number of distinct values added."""
         m = float(self.registers.size)
         alpha = 0.7213 / (1 + 1.079 / m)
         est = alpha * m * m / np.sum(np.ldexp(1.0, -self.registers.astype(np.int64)))
@@ -324,6 +329,7 @@ class FrequencyTable:
 
     @property
     def exact(self) -> bool:
+        """True while every distinct value is counted exactly (no sketch yet)."""
         self.flush()
         return self.hll is None
 
@@ -367,6 +373,7 @@ class FrequencyTable:
         self._prune()
 
     def merge(self, other: FrequencyTable) -> FrequencyTable:
+        """Merges ``other`` into this table (in place) and returns it."""
         other.flush()
         self.flush()
         if other.hll is not None:
@@ -399,6 +406,7 @@ class FrequencyTable:
         self.max_error += threshold
 
     def num_unique(self) -> int:
+        """The number of distinct values: exact, or the HyperLogLog estimate past the limit."""
         self.flush()
         if self.hll is None:
             return len(self.values)
