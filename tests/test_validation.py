@@ -1,4 +1,4 @@
-"""Validation component: schema inference options, file IO, reports, CLI, Beam transforms."""
+"""Validation and schema generation: schema inference options, file IO, reports, CLIs, Beam transforms."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from conveyor.components.validation import (
     validate_statistics,
     write_schema,
 )
-from conveyor.components.validation.examples import check_batch
+from conveyor.components.validation.row_checks import check_batch
 from conveyor.orchestration.cli import main
 
 warnings.filterwarnings("ignore")

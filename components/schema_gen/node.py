@@ -25,6 +25,7 @@ class SchemaGen(Component):
     PARAMETERS = {"split": "train", "infer_feature_shape": True, "max_string_domain_size": None}
 
     def execute(self, ctx):
+        """Runs :func:`run_schema_gen` on the statistics' ``split``."""
         from conveyor.components.schema_gen.component import run_schema_gen
         from conveyor.components.schema_gen.schema_inference import InferOptions
 
@@ -50,6 +51,7 @@ class ImportSchemaGen(Component):
     FILE_PARAMETERS = ("schema_file",)
 
     def execute(self, ctx):
+        """Checks that the file parses, then copies it into the Schema artifact."""
         from conveyor.beam_utils.proto_io import read_schema
 
         path = ctx.parameters["schema_file"]

@@ -35,4 +35,5 @@ class InferSchema(beam.PTransform):
         self._options = options or InferOptions()
 
     def expand(self, statistics):
+        """One ``Schema`` per statistics element."""
         return statistics | "InferSchema" >> beam.Map(infer_schema, self._options)

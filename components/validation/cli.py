@@ -1,18 +1,22 @@
 """``conveyor validate``: check statistics against a schema; a gate for CI and pipelines.
 
-Writes ``OUTPUT/SchemaDiff.pb`` (a binary ``Anomalies``, as TFX's
-ExampleValidator writes it) and prints a report. Exit status 0 when no anomaly
-has severity ERROR, 1 when one does, 2 for usage or input errors.
+Runs :func:`run_validation` on one ``FeatureStats.pb``: writes
+``OUTPUT/SchemaDiff.pb`` (a binary ``Anomalies``, as TFX's ExampleValidator
+writes it) and prints a report. Exit status 0 when no anomaly has severity
+ERROR, 1 when one does, 2 for usage or input errors.
 """
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "Validate statistics against a schema (drift, skew, environments): SchemaDiff.pb + report; exit 1 on errors."
+from conveyor.dsl.layout import ANOMALIES_FILE
+
+HELP = f"Validate statistics against a schema (drift, skew): {ANOMALIES_FILE} + report; exit 1 on errors."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``conveyor validate``."""
     parser.add_argument("--statistics", required=True, metavar="FILE",
                         help="statistics to check: FeatureStats.pb (text format if the name ends in .pbtxt)")
     parser.add_argument("--schema", required=True, metavar="FILE",
@@ -32,18 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Validates and writes the anomalies; returns the exit status (1 with an ERROR anomaly)."""
     import posixpath
 
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import check_output, staged_output
-    from conveyor.beam_utils.proto_io import read_schema, read_statistics, write_anomalies
+    from conveyor.beam_utils.proto_io import read_schema, read_statistics
+    from conveyor.components.validation.component import run_validation
     from conveyor.components.validation.report import anomalies_report
-    from conveyor.components.validation.validate import (
-        ValidationOptions,
-        has_errors,
-        validate_statistics,
-    )
-    from conveyor.dsl.layout import ANOMALIES_FILE
+    from conveyor.components.validation.validate import ValidationOptions
 
     if beam_args:
         raise UsageError("conveyor validate runs no pipeline; it takes no Beam flags after '--'")
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         raise UsageError(str(e)) from None
     inputs = [args.statistics, args.schema, args.baseline_statistics, args.serving_statistics]
     check_output(args.output, inputs=inputs)
+    # Read here, in this order, so a bad file is named before any note is printed.
     stats = read_statistics(args.statistics)
     schema = read_schema(args.schema)
     previous = read_statistics(args.baseline_statistics) if args.baseline_statistics else None
@@ -64,15 +66,14 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         print(f"note: the schema does not name environment {args.environment!r} "
               "(default_environment or in_environment): no feature is expected in it")
     try:
-        anomalies = validate_statistics(stats, schema, previous_statistics=previous,
-                                        serving_statistics=serving, options=options)
+        # A failed check (exit status 1) is a complete output too: it replaces the old one.
+        with staged_output(args.output, inputs=inputs) as output:
+            result = run_validation(stats, schema, output, options, previous_statistics=previous,
+                                    serving_statistics=serving, report_file=False)
     except ValueError as e:
         if type(e) is not ValueError:
             raise
         raise UsageError(str(e)) from None
-    # A failed check (exit status 1) is a complete output too: it replaces the old one.
-    with staged_output(args.output, inputs=inputs) as output:
-        write_anomalies(anomalies, posixpath.join(output, ANOMALIES_FILE))
-    print(anomalies_report(anomalies))
+    print(anomalies_report(result["splits"][""]["anomalies"]))
     print(f"wrote {posixpath.join(args.output, ANOMALIES_FILE)}")
-    return 1 if has_errors(anomalies) else 0
+    return 1 if result["errors"] else 0

@@ -66,18 +66,22 @@ class FeatureView:
 
     @property
     def stats_type(self) -> int:
+        """The statistics type (``FeatureNameStatistics.Type``)."""
         return self.proto.type
 
     @property
     def stats_type_name(self) -> str:
+        """The statistics type's name (``INT``, ``STRING``...)."""
         return FNS.Type.Name(self.proto.type)
 
     @property
     def schema_type(self) -> int:
+        """The schema's type for it: ``STRING`` and ``BYTES`` are both ``BYTES``."""
         return _SCHEMA_TYPE.get(self.proto.type, schema_pb2.TYPE_UNKNOWN)
 
     @cached_property
     def common(self) -> statistics_pb2.CommonStatistics:
+        """The ``CommonStatistics`` of whichever statistics are set (empty if none)."""
         which = self.proto.WhichOneof("stats")
         if which in ("num_stats", "string_stats", "bytes_stats", "struct_stats"):
             return getattr(self.proto, which).common_stats
@@ -85,14 +89,17 @@ class FeatureView:
 
     @property
     def num_present(self) -> float:
+        """Examples holding the feature."""
         return float(self.common.num_non_missing)
 
     @property
     def num_missing(self) -> float:
+        """Examples without the feature."""
         return float(self.common.num_missing)
 
     @property
     def fraction_present(self) -> float | None:
+        """The fraction of examples holding it: exactly 1 when none miss it; None without examples."""
         if self.num_missing == 0:
             return 1.0
         if self.num_examples > 0:
@@ -101,14 +108,17 @@ class FeatureView:
 
     @property
     def min_num_values(self) -> int:
+        """The fewest values an example holding it has."""
         return int(self.common.min_num_values)
 
     @property
     def max_num_values(self) -> int:
+        """The most values an example holding it has."""
         return int(self.common.max_num_values)
 
     @property
     def total_values(self) -> float:
+        """Values over all examples (from the average where the total is not recorded)."""
         c = self.common
         if c.tot_num_values:
             return float(c.tot_num_values)
@@ -124,10 +134,12 @@ class FeatureView:
 
     @property
     def has_num_stats(self) -> bool:
+        """Whether the feature has numeric statistics."""
         return self.proto.HasField("num_stats")
 
     @property
     def num_stats(self) -> statistics_pb2.NumericStatistics:
+        """Its ``NumericStatistics``."""
         return self.proto.num_stats
 
     def histogram(self, kind: int = statistics_pb2.Histogram.STANDARD):
@@ -147,6 +159,7 @@ class FeatureView:
 
     @property
     def unique(self) -> int | None:
+        """Distinct values of string statistics, else None."""
         if self.proto.HasField("string_stats"):
             return int(self.proto.string_stats.unique)
         return None
@@ -166,7 +179,9 @@ class DatasetView:
             self.features.setdefault(name, FeatureView(name, f, self.num_examples))
 
     def get(self, name: str) -> FeatureView | None:
+        """The feature called ``name``, or None if the statistics lack it."""
         return self.features.get(name)
 
     def __iter__(self):
+        """The features, in the statistics' order."""
         return iter(self.features.values())

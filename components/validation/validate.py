@@ -1,7 +1,7 @@
 """``validate_statistics``: statistics + schema -> a tensorflow-metadata ``Anomalies``.
 
 Pure Python over the per-feature statistics (a few thousand numbers at most),
-so it needs no Beam; :mod:`conveyor.components.validation.transforms` wraps it
+so it needs no Beam; :mod:`conveyor.components.validation.transform` wraps it
 for pipelines. The output has TFDV's shape, so TFDV's and TFX's tools read it:
 ``anomaly_info`` keyed by feature name, each with a ``path``, a ``severity``,
 ``reason`` entries whose ``type`` is an ``AnomalyInfo.Type`` name, and a short

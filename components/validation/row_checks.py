@@ -1,8 +1,8 @@
-"""``ValidateExamples``: row-level checks of RecordBatches against a schema.
+"""The row-level checks of RecordBatches against a schema, behind ``ValidateExamples``.
 
 TFDV validates statistics; a pipeline often also needs to keep bad rows out of
-training. ``ValidateExamples(schema)`` checks every row of every batch and
-splits the data into:
+training. ``ValidateExamples(schema)`` (in ``transform.py``) runs
+:class:`ValidateBatchFn` over every batch and splits the data into:
 
 * ``valid``: RecordBatches (the input schema) of the rows that pass;
 * ``quarantine``: one dict per rejected row, ``{"row": {feature: values},
@@ -33,8 +33,6 @@ value rejects its row.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
@@ -46,14 +44,6 @@ from conveyor.components.validation.validate import in_environment, is_deprecate
 
 METRICS_NAMESPACE = "conveyor.validation"
 _ARROW_TYPE = {schema_pb2.INT: carrow.INT, schema_pb2.FLOAT: carrow.FLOAT, schema_pb2.BYTES: carrow.BYTES}
-
-
-class ValidateExamplesResult(NamedTuple):
-    """The outputs of :class:`ValidateExamples`."""
-
-    valid: beam.PCollection
-    quarantine: beam.PCollection
-    counts: beam.PCollection
 
 
 def _show(value):
@@ -215,7 +205,9 @@ class _RowChecker:
                 report(arr > hi, big, lambda v: f"{name}: {_show(v)} is above the maximum {hi:g}")
 
 
-class _ValidateBatchFn(beam.DoFn):
+class ValidateBatchFn(beam.DoFn):
+    """Checks each RecordBatch: valid rows out, rejected rows and per-batch counts tagged."""
+
     def __init__(self, schema_bytes: bytes, environment: str | None):
         self._schema_bytes = schema_bytes
         self._environment = environment
@@ -225,10 +217,12 @@ class _ValidateBatchFn(beam.DoFn):
         self._quarantined = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "quarantined_rows")
 
     def setup(self):
+        """Parses the schema once per worker."""
         schema = schema_pb2.Schema.FromString(self._schema_bytes)
         self._checker = _RowChecker(schema, self._environment)
 
     def process(self, batch: pa.RecordBatch):
+        """Valid rows (main output), rejected rows (``quarantine``) and the batch's ``counts``."""
         fails = self._checker.check(batch)
         n = batch.num_rows
         bad = int(fails.bad.sum())
@@ -251,29 +245,6 @@ class _ValidateBatchFn(beam.DoFn):
                     "anomaly_types": sorted({t for t, _ in reasons}),
                 })
         yield beam.pvalue.TaggedOutput("counts", {"rows": n, "valid": n - bad, "quarantined": bad})
-
-
-class ValidateExamples(beam.PTransform):
-    """Splits RecordBatches into rows that satisfy ``schema`` and a quarantine.
-
-    Args:
-      schema: the curated tensorflow-metadata ``Schema``.
-      environment: the environment of the data (e.g. ``SERVING``): features the
-        schema keeps out of it are not checked.
-
-    Returns a :class:`ValidateExamplesResult` ``(valid, quarantine, counts)``.
-    """
-
-    def __init__(self, schema: schema_pb2.Schema, environment: str | None = None):
-        super().__init__()
-        self._schema_bytes = schema.SerializeToString()
-        self._environment = environment
-
-    def expand(self, batches):
-        out = batches | "CheckRows" >> beam.ParDo(
-            _ValidateBatchFn(self._schema_bytes, self._environment)
-        ).with_outputs("quarantine", "counts", main="valid")
-        return ValidateExamplesResult(out.valid, out.quarantine, out.counts)
 
 
 def check_batch(batch: pa.RecordBatch, schema: schema_pb2.Schema, environment: str | None = None):
