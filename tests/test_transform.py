@@ -341,6 +341,23 @@ def test_node_records_whether_analysis_ran(tmp_path, examples, module_file):
     assert execute(2) == ("cached", False)
 
 
+def test_summary_written_only_when_counts_reconcile(tmp_path):
+    """Per split, rows read = accepted + rejected, or the run fails and writes no summary."""
+    from conveyor.components.transform.component import SUMMARY_FILE, _write_summary
+
+    info = {"splits": ["eval", "train"]}
+    counts = {"read:train": 5, "accepted:train": 4, "rejected:train": 1, "out:train": 4,
+              "read:eval": 3, "accepted:eval": 3, "rejected:eval": 0, "out:eval": 3}
+    summary = _write_summary(counts, info, str(tmp_path))
+    assert summary == {"splits": ["eval", "train"], "rows": {"eval": 3, "train": 4},
+                       "rows_rejected": {"eval": 0, "train": 1}}
+    assert json.loads((tmp_path / SUMMARY_FILE).read_text()) == summary
+    (tmp_path / SUMMARY_FILE).unlink()
+    with pytest.raises(RuntimeError, match=r"'eval'.*read 3 != accepted 2 \+ rejected 0"):
+        _write_summary({**counts, "accepted:eval": 2}, info, str(tmp_path))
+    assert not (tmp_path / SUMMARY_FILE).exists()
+
+
 def test_cached_analysis_is_not_recomputed(work):
     """Same dataset key, different data: the cached statistics win, so analysis did not run."""
     import apache_beam as beam

@@ -30,6 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 from conveyor.beam_utils import files
 from conveyor.beam_utils.errors import UsageError
 from conveyor.beam_utils.io import ReadExamples, WriteExamples
+from conveyor.beam_utils.summary import SumCounts, count_rows, count_value, reconcile
 from conveyor.beam_utils.user_modules import exception_chain, release_shared_objects
 from conveyor.components.transform import schema as schema_lib
 from conveyor.components.transform.transform import (
@@ -169,14 +170,17 @@ def _run_pipeline(examples, transform, fn, plan, graph_dir, examples_dir, output
         read_results = {name: p | f"Read[{name}]" >> r for name, r in examples.items()}
         result = {name: rr.examples for name, rr in read_results.items()} | "Transform" >> transform
         _ = result.transform_fn | "WriteTransformGraph" >> tft_beam.WriteTransformFn(graph_dir)
-        counts = []
+        # Per split: rows the reader saw, accepted and rejected (which must reconcile), and
+        # rows transformed (the summary's "rows").
+        counted, how = {}, {}
         for name, batches in result.transformed.items():
             _ = batches | f"Write[{name}]" >> WriteExamples(
                 examples_dir, split=name, num_shards=num_shards, file_prefix=TRANSFORMED_EXAMPLES_PREFIX
             )
-            counts.append(batches | f"CountOut[{name}]" >> beam.Map(lambda b, k=name: ("out:" + k, b.num_rows)))
-            counts.append(read_results[name].rejected | f"CountRejected[{name}]" >> beam.Map(
-                lambda _, k=name: ("rejected:" + k, 1)))
+            read = read_results[name]
+            counted.update({f"read:{name}": read.rows_read, f"accepted:{name}": read.examples,
+                            f"rejected:{name}": read.rejected, f"out:{name}": batches})
+            how.update({f"read:{name}": count_value, f"accepted:{name}": count_rows, f"out:{name}": count_rows})
         info = {
             "train_split": train_split,
             "splits": sorted(result.transformed),
@@ -187,13 +191,7 @@ def _run_pipeline(examples, transform, fn, plan, graph_dir, examples_dir, output
             "analyze_columns": plan.analyze_columns,
             "transform_columns": plan.transform_columns,
         }
-        _ = (
-            counts
-            | "AllCounts" >> beam.Flatten()
-            | "Sum" >> beam.CombinePerKey(sum)
-            | "ToDict" >> beam.combiners.ToDict()
-            | "Summary" >> beam.Map(_write_summary, info, output_dir)
-        )
+        _ = counted | "Summary" >> SumCounts(how, _write_summary, info, output_dir)
 
 
 class _DropStepErrorLogs(logging.Filter):
@@ -241,9 +239,12 @@ def _remove_if_empty(path: str) -> None:
 
 
 def _write_summary(counts: dict, info: dict, output_dir: str) -> dict:
+    """Writes ``transform_summary.json`` once every split's read = accepted + rejected."""
+    for s in info["splits"]:
+        reconcile(counts[f"read:{s}"], counts[f"accepted:{s}"], counts[f"rejected:{s}"], f"transform input {s!r}")
     summary = dict(info)
-    summary["rows"] = {s: int(counts.get("out:" + s, 0)) for s in info["splits"]}
-    summary["rows_rejected"] = {s: int(counts.get("rejected:" + s, 0)) for s in info["splits"]}
+    summary["rows"] = {s: counts[f"out:{s}"] for s in info["splits"]}
+    summary["rows_rejected"] = {s: counts[f"rejected:{s}"] for s in info["splits"]}
     files.write_text(FileSystems.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
     return summary
 
