@@ -203,7 +203,7 @@ def run(args, beam_args) -> int:
         SummarizeRun,
         read_summary,
     )
-    from conveyor.components.validation.validate import ValidationOptions
+    from conveyor.components.validation import ValidationOptions
 
     _check(args)
     if args.input:

@@ -43,7 +43,7 @@ from conveyor.components.evaluation.transform import MetricsCombineFn
 from conveyor.components.statistics.combiners import CollectDatasetsFn
 from conveyor.components.statistics.options import ALL_EXAMPLES, StatsOptions
 from conveyor.components.statistics.slicing import slice_batch
-from conveyor.components.validation.validate import (
+from conveyor.components.validation import (
     ValidationOptions,
     anomaly_pairs,
     has_errors,
@@ -503,7 +503,7 @@ class _ValidateWindowFn(beam.DoFn):
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         _, (stats, evaluation, counts) = element
-        from conveyor.components.validation.report import anomalies_report
+        from conveyor.components.validation import anomalies_report
 
         anomalies = validate_statistics(stats, self._schema, previous_statistics=self._baseline,
                                         options=self._options)
