@@ -216,6 +216,66 @@ def test_validate_examples_portable_runner(tmp_path, job_endpoint):
     _check_outputs(*_run_validate_examples(tmp_path, batches, portable_args(job_endpoint)), batches)
 
 
+# --- run_schema_gen / run_validation ----------------------------------------------------
+
+def _split_stats(tmp_path, splits):
+    """``{split: path}`` of a StatisticsGen-like artifact under ``tmp_path/stats``."""
+    from conveyor.dsl import layout
+
+    for split, stats in splits.items():
+        folder = tmp_path / "stats" / f"{layout.SPLIT_PREFIX}{split}"
+        folder.mkdir(parents=True)
+        (folder / layout.STATS_FILE).write_bytes(stats.SerializeToString())
+    return layout.split_files(str(tmp_path / "stats"), layout.STATS_FILE)
+
+
+def test_run_schema_gen_reads_one_split_and_writes_the_artifact(tmp_path):
+    from conveyor.components.schema_gen import run_schema_gen
+    from conveyor.dsl import layout
+
+    paths = _split_stats(tmp_path, {"train": _stats(_batch(seed=1)), "eval": _stats(_batch(seed=2))})
+    summary = run_schema_gen(paths, str(tmp_path / "schema"))
+    assert summary["split"] == "train" and summary["features"] == 4
+    assert summary["schema_file"] == layout.schema_path(str(tmp_path / "schema"))
+    assert read_schema(summary["schema_file"]) == summary["schema"] == infer_schema(_stats(_batch(seed=1)))
+    assert summary["always_present"] == 4 and summary["with_domain"] == 2
+    one = run_schema_gen(paths["eval"], None, InferOptions(infer_feature_shape=False),
+                         schema_file=str(tmp_path / "s.pb"))
+    assert one["split"] is None
+    assert schema_pb2.Schema.FromString((tmp_path / "s.pb").read_bytes()) == one["schema"]
+    with pytest.raises(ValueError, match="no statistics for split 'test'.*'eval', 'train'"):
+        run_schema_gen(paths, str(tmp_path / "schema"), split="test")
+
+
+def test_run_validation_writes_every_split_and_compares_with_the_baseline(tmp_path):
+    from conveyor.beam_utils.proto_io import read_anomalies
+    from conveyor.components.validation import run_validation
+    from conveyor.dsl import layout
+
+    schema = infer_schema(_stats(_batch(seed=1)))
+    for f in schema.feature:
+        if f.name == "score":
+            f.drift_comparator.jensen_shannon_divergence.threshold = 0.2
+    paths = _split_stats(tmp_path, {"train": _stats(_batch(seed=1)), "drift": _stats(_batch(seed=2, shift=3.0))})
+    write_schema(schema, str(tmp_path / "schema.pbtxt"))
+    out = tmp_path / "anomalies"
+    result = run_validation(paths, str(tmp_path / "schema.pbtxt"), str(out), baseline_split="train")
+    assert result["errors"] is True
+    assert result["splits"]["train"]["errors"] is False and result["splits"]["train"]["features"] == []
+    assert result["splits"]["drift"]["features"] == ["score"]
+    for split in ("train", "drift"):
+        folder = out / f"{layout.SPLIT_PREFIX}{split}"
+        assert read_anomalies(str(folder / layout.ANOMALIES_FILE)) == result["splits"][split]["anomalies"]
+        assert (folder / layout.ANOMALIES_REPORT_FILE).read_text() == anomalies_report(
+            result["splits"][split]["anomalies"])
+    # Without the baseline the drifted split passes; one statistics input goes to output_dir itself.
+    single = run_validation(_stats(_batch(seed=2, shift=3.0)), schema, str(tmp_path / "one"), report_file=False)
+    assert single["errors"] is False and list(single["splits"]) == [""]
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [layout.ANOMALIES_FILE]
+    with pytest.raises(ValueError, match="drift baseline split 'test'"):
+        run_validation(paths, schema, str(out), baseline_split="test")
+
+
 # --- command line -----------------------------------------------------------------------
 
 def test_cli_schema_then_validate_gate(tmp_path, capsys):
