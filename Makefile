@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.conveyor-installed
 
-.PHONY: install airflow-env demo test lint bench clean
+.PHONY: install airflow-env demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -33,11 +33,20 @@ $(AIRFLOW_STAMP): airflow-constraints.txt
 demo: install
 	$(BIN)/conveyor demo --output out/demo
 
-test: install
+# The whole suite, as CI runs it: the Airflow venv too, for the DAG export tests.
+test: install airflow-env
 	$(BIN)/pytest -q --durations=10 tests
 
+# Without the tests marked slow (job services, worker processes, training, whole pipelines;
+# the list is in tests/conftest.py): a quick check while working.
+test-fast: install
+	$(BIN)/pytest -q --durations=10 -m "not slow" tests
+
+LINT_PATHS := components beam_utils dsl orchestration tests benchmarks
+
 lint: install
-	$(BIN)/ruff check components beam_utils orchestration tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 bench: install
 	$(BIN)/python benchmarks/io_readers.py

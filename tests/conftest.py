@@ -1,6 +1,17 @@
-"""Test setup: quiet third-party warnings, tests/ helpers importable, shared fixtures."""
+"""Test setup: quiet third-party warnings, tests/ helpers importable, shared fixtures and helpers.
 
+Helpers that tests import (``from conftest import ...``): :func:`run_conveyor` and
+:func:`run_conveyor_in_process` (the command line), :func:`job_service`,
+:func:`portable_args` and :func:`external_args` (the PortableRunner). Fixtures:
+``conveyor`` and ``conveyor_env`` (the command line in a test's own
+CONVEYOR_HOME), ``job_endpoint``, ``parallel_job_endpoint``, ``worker_pool``.
+Tests that take long are marked ``slow`` here (:data:`SLOW`), not in their files.
+"""
+
+import contextlib
 import os
+import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +36,76 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# -- services on a local port: Beam's job service, its worker pool --------------
+
+
+@contextlib.contextmanager
+def local_service(argv: list[str], log_path, *, env=None, own_group: bool = False, wait: float = 90):
+    """Starts a server process on a free local port and yields ``localhost:PORT`` once it listens.
+
+    ``argv`` is the command, where ``{port}`` stands for the port; its output goes
+    to ``log_path``, whose end is in the error if the process exits or never
+    listens within ``wait`` seconds. ``own_group`` starts it in a process group of
+    its own, ended together (a worker pool and the workers it spawned). It is
+    stopped (SIGTERM, then SIGKILL after 20 s) when the block ends.
+    """
+    port = _free_port()
+    log_path = pathlib.Path(log_path)
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen([a.format(port=port) for a in argv], stdout=out, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=own_group)
+
+    def signal_all(sig):
+        try:
+            if own_group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    name = os.path.basename(argv[2] if argv[1:2] == ["-m"] else argv[0])
+    deadline = time.time() + wait
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log_path.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("localhost", port), timeout=1):
+                break
+        except OSError:
+            if time.time() > deadline:
+                signal_all(signal.SIGKILL)
+                proc.wait()
+                raise RuntimeError(f"{name} did not listen on {port}: {log_path.read_text()[-2000:]}") from None
+            time.sleep(0.3)
+    try:
+        yield f"localhost:{port}"
+    finally:
+        signal_all(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            signal_all(signal.SIGKILL)
+            proc.wait()
+
+
+#: Beam's Python job service, and Conveyor's (giving each job ``--sdk_worker_parallelism`` workers).
+BEAM_JOB_SERVICE = "apache_beam.runners.portability.local_job_service_main"
+CONVEYOR_JOB_SERVICE = "conveyor.beam_utils.job_service"
+
+
+def job_service(log_dir, module: str = BEAM_JOB_SERVICE):
+    """A job service (Beam's unless told otherwise) on a free local port, as a context manager
+    yielding its endpoint ``localhost:PORT``; its log goes to ``log_dir/job_service.log``.
+
+    Use with :func:`portable_args` (LOOPBACK workers) or :func:`external_args`.
+    In a test, the session fixtures ``job_endpoint`` and ``parallel_job_endpoint``
+    share one service between tests.
+    """
+    return local_service([sys.executable, "-m", module, "--port", "{port}"],
+                         pathlib.Path(log_dir) / "job_service.log")
+
+
 @pytest.fixture(scope="session")
 def job_endpoint(tmp_path_factory):
     """Beam's Python job service on a free local port, for PortableRunner tests.
@@ -32,41 +113,15 @@ def job_endpoint(tmp_path_factory):
     Use with ``--runner=PortableRunner --job_endpoint=<this>
     --environment_type=LOOPBACK``.
     """
-    yield from _job_service(tmp_path_factory, "apache_beam.runners.portability.local_job_service_main")
+    with job_service(tmp_path_factory.mktemp("job_service")) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")
 def parallel_job_endpoint(tmp_path_factory):
     """Conveyor's job service (Beam's, giving each job ``--sdk_worker_parallelism`` workers)."""
-    yield from _job_service(tmp_path_factory, "conveyor.beam_utils.job_service")
-
-
-def _job_service(tmp_path_factory, module: str):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("job_service") / "log.txt"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    deadline = time.time() + 90
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"job service exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("localhost", port), timeout=1):
-                break
-        except OSError:
-            if time.time() > deadline:
-                proc.kill()
-                raise RuntimeError(f"job service did not listen on {port}: {log.read_text()[-2000:]}") from None
-            time.sleep(0.3)
-    yield f"localhost:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with job_service(tmp_path_factory.mktemp("job_service"), CONVEYOR_JOB_SERVICE) as endpoint:
+        yield endpoint
 
 
 def portable_args(endpoint: str) -> list[str]:
@@ -85,42 +140,15 @@ def worker_pool(tmp_path_factory):
     The pool starts each SDK worker as ``python -c ...`` found on the PATH, so
     this interpreter's bin directory goes first on it; ``tests/`` is on the
     PYTHONPATH (set above) so workers import the test helpers. Yields
-    ``localhost:PORT``; use with :func:`external_args`.
+    ``localhost:PORT``; use with :func:`external_args`. The pool runs in a
+    process group of its own, so the workers it spawned go when it goes.
     """
-    import signal
-
-    port = _free_port()
-    log = tmp_path_factory.mktemp("worker_pool") / "log.txt"
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH")) if p)
-    with open(log, "wb") as out:
-        # Its own process group, so the workers it spawned go when it goes.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-             f"--service_port={port}"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-    deadline = time.time() + 90
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker pool exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("localhost", port), timeout=1):
-                break
-        except OSError:
-            if time.time() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                raise RuntimeError(f"worker pool did not listen on {port}: {log.read_text()[-2000:]}") from None
-            time.sleep(0.3)
-    yield f"localhost:{port}"
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    argv = [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port={port}"]
+    log = tmp_path_factory.mktemp("worker_pool") / "log.txt"
+    with local_service(argv, log, env=env, own_group=True) as endpoint:
+        yield endpoint
 
 
 def external_args(endpoint: str, pool: str) -> list[str]:
@@ -139,3 +167,93 @@ def external_args(endpoint: str, pool: str) -> list[str]:
         f"--environment_config={pool}",
         "--sdk_worker_parallelism=2",
     ]
+
+
+# -- the conveyor command line ---------------------------------------------------
+
+#: The console script of this venv, as users, orchestrators and workers run it.
+CONVEYOR = os.path.join(os.path.dirname(sys.executable), "conveyor")
+
+
+def run_conveyor(*args, env=None, cwd=None, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs ``conveyor ARGS...`` (the console script) in a process of its own; output captured as text.
+
+    ``check`` asserts that it exited 0, the failure showing the arguments and the
+    ends of stdout and stderr.
+    """
+    proc = subprocess.run([CONVEYOR, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+    if check:
+        assert proc.returncode == 0, (args, proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc
+
+
+def run_conveyor_in_process(*argv) -> int:
+    """Runs a ``conveyor`` command in this process (its ``main``, so ``capsys`` and
+    ``monkeypatch`` reach it) and returns its exit status."""
+    from conveyor.orchestration.cli import main
+
+    return main([str(a) for a in argv])
+
+
+@pytest.fixture()
+def conveyor_env(tmp_path):
+    """This process's environment with ``CONVEYOR_HOME`` (the pipeline registry) in the test's folder."""
+    return dict(os.environ, CONVEYOR_HOME=str(tmp_path / "home"))
+
+
+@pytest.fixture()
+def conveyor(conveyor_env):
+    """:func:`run_conveyor` in ``conveyor_env`` (unless given ``env=``) that checks the exit
+    status unless given ``check=False``."""
+
+    def run(*args, env=None, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        return run_conveyor(*args, env=conveyor_env if env is None else env, check=check, **kwargs)
+
+    return run
+
+
+# -- slow tests ------------------------------------------------------------------
+
+#: What makes a test ``slow`` (``make test-fast`` runs ``pytest -m "not slow"``): its module,
+#: a fixture it uses, or its own name (``module::test``, without parameters).
+SLOW = {
+    "modules": {
+        "test_distributed",  # job services, worker pools, several runners
+        "test_template",  # the flights pipeline end to end, training included
+        "test_statistics_parity",  # TFDV and Conveyor over the same data
+        "test_evaluation_parity",  # TFMA and Conveyor
+        "test_validation_parity",
+        "test_trainer",  # trains models
+        "test_crash",  # starts, kills and waits for runner and component processes
+    },
+    "fixtures": {"job_endpoint", "parallel_job_endpoint", "worker_pool"},
+    "tests": {
+        "test_inference::test_portable_runner_gives_same_predictions",  # its own job service
+        "test_interactive::test_notebook_runs_and_exports_to_pipelines_that_run",  # a kernel, three runners
+        "test_exporters::test_airflow_loads_the_dag_and_runs_its_tasks",  # Airflow's own processes
+        "test_exporters::test_run_create_triggers_airflow",
+        "test_user_errors::test_run_fn_errors_show_the_users_lines",  # trains
+        "test_user_errors::test_trainer_node_failure_leads_with_the_users_error",
+        "test_user_errors::test_op_error_in_a_worker_process_names_the_users_line",
+    },
+}
+
+
+def _is_slow(item) -> bool:
+    module = item.path.stem
+    if module in SLOW["modules"] or f"{module}::{item.originalname}" in SLOW["tests"]:
+        return True
+    if SLOW["fixtures"] & set(getattr(item, "fixturenames", ())):
+        return True
+    # Beam's multi-process DirectRunner: worker processes, each importing Beam and TensorFlow.
+    if "multi_processing" in item.name:
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any("multi_processing" in str(value) for value in params.values())
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)

@@ -18,20 +18,12 @@ import yaml
 from conveyor.orchestration.metadata import Metadata
 
 BIN = os.path.dirname(sys.executable)
-CONVEYOR = os.path.join(BIN, "conveyor")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRFLOW_BIN = os.path.join(REPO, ".venv-airflow", "bin")
 needs_airflow = pytest.mark.skipif(
     not os.path.exists(os.path.join(AIRFLOW_BIN, "airflow")),
     reason=f"Apache Airflow is not installed in {os.path.dirname(AIRFLOW_BIN)} (run 'make airflow-env')",
 )
-
-
-def _run(env, *args, check=True):
-    proc = subprocess.run([CONVEYOR, *args], capture_output=True, text=True, env=env, timeout=300)
-    if check:
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-    return proc
 
 
 def _pipeline_file(tmp_path, name="toy"):
@@ -51,22 +43,15 @@ def _pipeline_file(tmp_path, name="toy"):
 EDGES = {"Produce": [], "Sum": ["Produce"], "Join": ["Produce", "Sum"]}
 
 
-@pytest.fixture()
-def env(tmp_path):
-    e = dict(os.environ)
-    e["CONVEYOR_HOME"] = str(tmp_path / "home")
-    return e
-
-
 # -- Airflow --------------------------------------------------------------------
 
 
-def test_airflow_dag_file_is_plain_python_without_conveyor_imports(tmp_path, env):
+def test_airflow_dag_file_is_plain_python_without_conveyor_imports(tmp_path, conveyor):
     path = _pipeline_file(tmp_path)
     out = tmp_path / "dags" / "toy.py"
-    missing = _run(env, "pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, check=False)
+    missing = conveyor("pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, check=False)
     assert missing.returncode == 2 and "needs --output" in missing.stderr
-    res = _run(env, "pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, "--output", str(out))
+    res = conveyor("pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, "--output", str(out))
     assert str(out) in res.stdout
     assert (tmp_path / "dags" / "toy.pipeline.pkl").exists()
     tree = ast.parse(out.read_text())
@@ -120,11 +105,11 @@ print("RESULT " + json.dumps({"errors": {k: str(v) for k, v in bag.import_errors
 
 
 @needs_airflow
-def test_airflow_loads_the_dag_and_runs_its_tasks(tmp_path, env, airflow_home):
+def test_airflow_loads_the_dag_and_runs_its_tasks(tmp_path, conveyor, airflow_home):
     dags = tmp_path / "dags"
     path = _pipeline_file(tmp_path)
-    _run(env, "pipeline", "compile", "--engine", "airflow", "--pipeline-path", path,
-         "--output", str(dags / "toy.py"))
+    conveyor("pipeline", "compile", "--engine", "airflow", "--pipeline-path", path,
+             "--output", str(dags / "toy.py"))
     aenv = _airflow_env(airflow_home, dags)
 
     proc = subprocess.run([os.path.join(AIRFLOW_BIN, "python"), "-c", DAGBAG_SCRIPT, str(dags)],
@@ -155,28 +140,28 @@ def test_airflow_loads_the_dag_and_runs_its_tasks(tmp_path, env, airflow_home):
 
 
 @needs_airflow
-def test_run_create_triggers_airflow(tmp_path, env, airflow_home):
+def test_run_create_triggers_airflow(tmp_path, conveyor, conveyor_env, airflow_home):
     dags = tmp_path / "dags"
     aenv = _airflow_env(airflow_home, dags, conveyor_home=tmp_path / "home")
     path = _pipeline_file(tmp_path, name="trig")
     # The pipeline file imports the tests' components: only compiling needs them on the path.
-    created = _run(dict(aenv, PYTHONPATH=env["PYTHONPATH"]), "pipeline", "create", "--engine", "airflow",
-                   "--pipeline-path", path)
+    created = conveyor("pipeline", "create", "--engine", "airflow", "--pipeline-path", path,
+                       env=dict(aenv, PYTHONPATH=conveyor_env["PYTHONPATH"]))
     assert str(dags / "trig.py") in created.stdout  # the DAG folder (AIRFLOW__CORE__DAGS_FOLDER)
     _airflow(aenv, "dags", "reserialize")
-    res = _run(aenv, "run", "create", "--pipeline-name", "trig")
+    res = conveyor("run", "create", "--pipeline-name", "trig", env=aenv)
     assert "trig" in res.stdout + res.stderr
     runs = _airflow(aenv, "dags", "list-runs", "-d", "trig", "-o", "json")
     assert "manual__" in runs
 
 
-def test_run_create_without_airflow_says_how_to_install(tmp_path, env):
-    env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
+def test_run_create_without_airflow_says_how_to_install(tmp_path, conveyor, conveyor_env):
+    conveyor_env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
     path = _pipeline_file(tmp_path)
-    _run(env, "pipeline", "create", "--engine", "airflow", "--pipeline-path", path)
+    conveyor("pipeline", "create", "--engine", "airflow", "--pipeline-path", path)
     assert (tmp_path / "airflow" / "dags" / "toy.py").exists()
-    env["PATH"] = "/usr/bin:/bin"
-    res = _run(env, "run", "create", "--pipeline-name", "toy", check=False)
+    conveyor_env["PATH"] = "/usr/bin:/bin"
+    res = conveyor("run", "create", "--pipeline-name", "toy", check=False)
     assert res.returncode == 2
     assert "airflow command is not on PATH" in res.stderr and "make airflow-env" in res.stderr
 
@@ -184,12 +169,12 @@ def test_run_create_without_airflow_says_how_to_install(tmp_path, env):
 # -- Kubeflow -------------------------------------------------------------------
 
 
-def test_kubeflow_spec_has_a_container_task_per_component(tmp_path, env):
+def test_kubeflow_spec_has_a_container_task_per_component(tmp_path, conveyor):
     path = _pipeline_file(tmp_path)
     spec_path = tmp_path / "toy.yaml"
-    _run(env, "pipeline", "compile", "--engine", "kubeflow", "--pipeline-path", path,
-         "--output", str(spec_path), "--image", "registry.test/conveyor:1", "--image-pipeline-path",
-         "pipelines/toy_pipeline.py")
+    conveyor("pipeline", "compile", "--engine", "kubeflow", "--pipeline-path", path,
+             "--output", str(spec_path), "--image", "registry.test/conveyor:1", "--image-pipeline-path",
+             "pipelines/toy_pipeline.py")
     spec = yaml.safe_load(spec_path.read_text())
     assert spec["pipelineInfo"]["name"] == "toy"
     root_param = spec["root"]["inputDefinitions"]["parameters"]["pipeline_root"]
@@ -218,12 +203,12 @@ def test_kubeflow_spec_has_a_container_task_per_component(tmp_path, env):
     assert "pipeline_root" in loaded.component_spec.inputs
 
 
-def test_kubeflow_container_commands_run_the_components(tmp_path, env):
+def test_kubeflow_container_commands_run_the_components(tmp_path, conveyor):
     """Each task's command line, placeholders filled as Kubeflow would, runs its component."""
     path = _pipeline_file(tmp_path)
     spec_path = tmp_path / "toy.yaml"
-    _run(env, "pipeline", "compile", "--engine", "kubeflow", "--pipeline-path", path,
-         "--output", str(spec_path))
+    conveyor("pipeline", "compile", "--engine", "kubeflow", "--pipeline-path", path,
+             "--output", str(spec_path))
     spec = yaml.safe_load(spec_path.read_text())
     other_root = tmp_path / "kfp_root"
     values = {"{{$.inputs.parameters['run_id']}}": "job-1234",
@@ -233,18 +218,18 @@ def test_kubeflow_container_commands_run_the_components(tmp_path, env):
         task = next(t for t in tasks.values() if t["taskInfo"]["name"] == component)
         executor = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         args = [values.get(a, a) for a in spec["deploymentSpec"]["executors"][executor]["container"]["args"]]
-        _run(env, *args)
+        conveyor(*args)
     rows = Metadata(str(other_root / "metadata.sqlite")).run_status("toy", "job-1234")
     assert sorted(r["component_id"] for r in rows if r["state"] == "COMPLETE") == sorted(EDGES)
     assert not (tmp_path / "root").exists()
 
 
-def test_run_create_for_kubeflow_prints_how_to_submit(tmp_path, env):
+def test_run_create_for_kubeflow_prints_how_to_submit(tmp_path, conveyor, conveyor_env):
     path = _pipeline_file(tmp_path)
-    created = _run(env, "pipeline", "create", "--engine", "kubeflow", "--pipeline-path", path)
-    spec = os.path.join(env["CONVEYOR_HOME"], "pipelines", "toy.kubeflow.yaml")
+    created = conveyor("pipeline", "create", "--engine", "kubeflow", "--pipeline-path", path)
+    spec = os.path.join(conveyor_env["CONVEYOR_HOME"], "pipelines", "toy.kubeflow.yaml")
     assert spec in created.stdout and os.path.exists(spec)
-    res = _run(env, "run", "create", "--pipeline-name", "toy")
+    res = conveyor("run", "create", "--pipeline-name", "toy")
     assert spec in res.stdout
     assert f"kfp --endpoint URL run create --experiment-name toy --package-file {spec}" in res.stdout
 

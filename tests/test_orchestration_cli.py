@@ -2,25 +2,9 @@
 
 import os
 import subprocess
-import sys
 
 import pytest
-
-CONVEYOR = os.path.join(os.path.dirname(sys.executable), "conveyor")
-
-
-@pytest.fixture()
-def env(tmp_path):
-    e = dict(os.environ)
-    e["CONVEYOR_HOME"] = str(tmp_path / "home")
-    return e
-
-
-def _run(env, *args, check=True):
-    proc = subprocess.run([CONVEYOR, *args], capture_output=True, text=True, env=env, timeout=300)
-    if check:
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-    return proc
+from conftest import CONVEYOR
 
 
 def _pipeline_file(tmp_path, n=4):
@@ -35,49 +19,49 @@ def _pipeline_file(tmp_path, n=4):
     return str(path)
 
 
-def test_pipeline_and_run_commands(tmp_path, env):
+def test_pipeline_and_run_commands(tmp_path, conveyor):
     path = _pipeline_file(tmp_path)
-    assert "created pipeline 'toy'" in _run(env, "pipeline", "create", "--pipeline-path", path).stdout
-    again = _run(env, "pipeline", "create", "--pipeline-path", path, check=False)
+    assert "created pipeline 'toy'" in conveyor("pipeline", "create", "--pipeline-path", path).stdout
+    again = conveyor("pipeline", "create", "--pipeline-path", path, check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
-    assert "updated pipeline 'toy'" in _run(env, "pipeline", "update", "--pipeline-path", path).stdout
-    assert "toy" in _run(env, "pipeline", "list").stdout
-    compiled = _run(env, "pipeline", "compile", "--pipeline-path", path).stdout
+    assert "updated pipeline 'toy'" in conveyor("pipeline", "update", "--pipeline-path", path).stdout
+    assert "toy" in conveyor("pipeline", "list").stdout
+    compiled = conveyor("pipeline", "compile", "--pipeline-path", path).stdout
     assert "Sum" in compiled and "after: Produce" in compiled
 
-    first = _run(env, "run", "create", "--pipeline-name", "toy").stdout
+    first = conveyor("run", "create", "--pipeline-name", "toy").stdout
     assert "Produce: DONE" in first and "Sum: DONE" in first
-    second = _run(env, "run", "create", "--pipeline-name", "toy").stdout
+    second = conveyor("run", "create", "--pipeline-name", "toy").stdout
     assert "(cached)" in second
-    listing = _run(env, "run", "list", "--pipeline-name", "toy").stdout.splitlines()
+    listing = conveyor("run", "list", "--pipeline-name", "toy").stdout.splitlines()
     assert len(listing) == 2
     run_id = listing[-1].split()[0]  # the older run: complete, not cached
-    status = _run(env, "run", "status", "--pipeline-name", "toy", "--run-id", run_id).stdout
+    status = conveyor("run", "status", "--pipeline-name", "toy", "--run-id", run_id).stdout
     assert "Produce" in status and "COMPLETE" in status
-    latest = _run(env, "run", "status", "--pipeline-name", "toy").stdout
+    latest = conveyor("run", "status", "--pipeline-name", "toy").stdout
     assert "CACHED" in latest
 
-    _run(env, "pipeline", "delete", "--pipeline-name", "toy")
-    missing = _run(env, "run", "list", "--pipeline-name", "toy", check=False)
+    conveyor("pipeline", "delete", "--pipeline-name", "toy")
+    missing = conveyor("run", "list", "--pipeline-name", "toy", check=False)
     assert missing.returncode == 2 and "no registered pipeline 'toy'" in missing.stderr
 
 
-def test_component_run_is_the_unit_for_orchestrators(tmp_path, env):
+def test_component_run_is_the_unit_for_orchestrators(tmp_path, conveyor):
     path = _pipeline_file(tmp_path, n=5)
-    out = _run(env, "component", "run", "--pipeline-path", path, "--component", "Produce", "--run-id", "r1")
+    out = conveyor("component", "run", "--pipeline-path", path, "--component", "Produce", "--run-id", "r1")
     assert '"state": "COMPLETE"' in out.stdout
-    early = _run(env, "component", "run", "--pipeline-path", path, "--component", "Sum", "--run-id", "r2",
-                 check=False)
+    early = conveyor("component", "run", "--pipeline-path", path, "--component", "Sum", "--run-id", "r2",
+                     check=False)
     assert early.returncode == 1 and "has not produced" in early.stderr
-    out = _run(env, "component", "run", "--pipeline-path", path, "--component", "Sum", "--run-id", "r1")
+    out = conveyor("component", "run", "--pipeline-path", path, "--component", "Sum", "--run-id", "r1")
     assert '"state": "COMPLETE"' in out.stdout
-    bad = _run(env, "component", "run", "--pipeline-path", path, "--component", "Nope", "--run-id", "r1",
-               check=False)
+    bad = conveyor("component", "run", "--pipeline-path", path, "--component", "Nope", "--run-id", "r1",
+                   check=False)
     assert bad.returncode == 2 and "no component 'Nope'" in bad.stderr
 
 
-def test_template_list(env):
-    assert "flights" in _run(env, "template", "list").stdout
+def test_template_list(conveyor):
+    assert "flights" in conveyor("template", "list").stdout
 
 
 def _read_only(cmd, folder):
@@ -94,7 +78,7 @@ def _read_only(cmd, folder):
 
 
 @pytest.mark.parametrize("kind", ["file", "under a file", "read-only"])
-def test_unusable_pipeline_root_is_a_usage_error_naming_it(tmp_path, env, kind):
+def test_unusable_pipeline_root_is_a_usage_error_naming_it(tmp_path, conveyor, conveyor_env, kind):
     root = {"file": tmp_path / "root", "under a file": tmp_path / "root" / "inner",
             "read-only": tmp_path / "root"}[kind]
     path = tmp_path / "toy_pipeline.py"
@@ -107,7 +91,7 @@ def test_unusable_pipeline_root_is_a_usage_error_naming_it(tmp_path, env, kind):
         root.mkdir()
     else:
         (tmp_path / "root").write_text("not a folder")
-    _run(env, "pipeline", "create", "--pipeline-path", str(path))
+    conveyor("pipeline", "create", "--pipeline-path", str(path))
     why = {"file": "is a file, not a directory", "under a file": "cannot be created: Not a directory",
            "read-only": "is not writable: Read-only file system" if os.geteuid() == 0
            else "is not writable: Permission denied"}[kind]
@@ -116,7 +100,7 @@ def test_unusable_pipeline_root_is_a_usage_error_naming_it(tmp_path, env, kind):
         cmd = [CONVEYOR, *args]
         if kind == "read-only":
             cmd = _read_only(cmd, root)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=conveyor_env, timeout=120)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert f"error: pipeline root {root} {why}" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr

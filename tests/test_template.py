@@ -4,18 +4,8 @@ import glob
 import gzip
 import json
 import os
-import subprocess
-import sys
 
 from conveyor.orchestration import Metadata
-
-CONVEYOR = os.path.join(os.path.dirname(sys.executable), "conveyor")
-
-
-def _run(env, *args):
-    proc = subprocess.run([CONVEYOR, *args], capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, (args, proc.stdout[-3000:], proc.stderr[-3000:])
-    return proc.stdout
 
 
 def _one(pattern):
@@ -24,14 +14,14 @@ def _one(pattern):
     return found[0]
 
 
-def test_flights_template_runs_end_to_end(tmp_path):
-    env = dict(os.environ, CONVEYOR_HOME=str(tmp_path / "home"), FLIGHTS_ROOT=str(tmp_path / "root"),
-               FLIGHTS_ROWS="4000", FLIGHTS_EPOCHS="1")
+def test_flights_template_runs_end_to_end(tmp_path, conveyor, conveyor_env):
+    conveyor_env.update(FLIGHTS_ROOT=str(tmp_path / "root"), FLIGHTS_ROWS="4000", FLIGHTS_EPOCHS="1")
     dest = tmp_path / "flights"
-    _run(env, "template", "copy", "--model", "flights", "--destination", str(dest))
+    conveyor("template", "copy", "--model", "flights", "--destination", str(dest))
     assert sorted(os.listdir(dest)) == ["flights_utils.py", "pipeline.py"]
-    _run(env, "pipeline", "create", "--pipeline-path", str(dest / "pipeline.py"))
-    out = _run(env, "run", "create", "--pipeline-name", "flights")
+    conveyor("pipeline", "create", "--pipeline-path", str(dest / "pipeline.py"))
+    # The whole pipeline, training included, in one command.
+    out = conveyor("run", "create", "--pipeline-name", "flights", timeout=900).stdout
     for component in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
                       "Trainer", "Evaluator", "BulkInferrer"):
         assert f"{component}: DONE" in out, out
@@ -74,6 +64,6 @@ def test_flights_template_runs_end_to_end(tmp_path):
     producer, params = md.producing_execution(model.id)
     assert producer == "Trainer" and params["module_file"].endswith("flights_utils.py")
 
-    status = _run(env, "run", "status", "--pipeline-name", "flights")
+    status = conveyor("run", "status", "--pipeline-name", "flights").stdout
     assert status.splitlines()[0].endswith(": COMPLETE"), status
     assert status.count(" COMPLETE ") == 8, status
