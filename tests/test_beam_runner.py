@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from orchestration_components import CsvExamples, Join, Produce, Sum
@@ -105,9 +103,7 @@ def test_in_process_steps_run_components_with_their_own_beam_pipelines(tmp_path)
     assert os.path.getsize(os.path.join(uri, "Split-train", "FeatureStats.pb")) > 0
 
 
-def test_cli_pipeline_create_engine_beam_and_run_create(tmp_path):
-    conveyor = os.path.join(os.path.dirname(sys.executable), "conveyor")
-    env = dict(os.environ, CONVEYOR_HOME=str(tmp_path / "home"))
+def test_cli_pipeline_create_engine_beam_and_run_create(tmp_path, conveyor):
     path = tmp_path / "toy_pipeline.py"
     path.write_text(
         "from orchestration_components import Produce, Sum\n"
@@ -116,19 +112,15 @@ def test_cli_pipeline_create_engine_beam_and_run_create(tmp_path):
         "s = Sum(examples=p.outputs['examples'])\n"
         f"pipeline = Pipeline('toy', {str(tmp_path / 'root')!r}, [p, s])\n"
     )
-
-    def run(*args):
-        proc = subprocess.run([conveyor, *args], capture_output=True, text=True, env=env, timeout=300)
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-        return proc.stdout
-
-    assert "created pipeline 'toy'" in run("pipeline", "create", "--engine", "beam", "--pipeline-path", str(path))
-    assert "beam" in run("pipeline", "list")
-    first = run("run", "create", "--pipeline-name", "toy")
+    created = conveyor("pipeline", "create", "--engine", "beam", "--pipeline-path", str(path)).stdout
+    assert "created pipeline 'toy'" in created
+    assert "beam" in conveyor("pipeline", "list").stdout
+    first = conveyor("run", "create", "--pipeline-name", "toy").stdout
     assert "on Beam" in first and "Sum: DONE" in first and "2 done (0 cached)" in first
-    second = run("run", "create", "--pipeline-name", "toy")
+    second = conveyor("run", "create", "--pipeline-name", "toy").stdout
     assert "2 done (2 cached)" in second
-    assert "updated pipeline 'toy'" in run("pipeline", "update", "--engine", "beam", "--pipeline-path", str(path))
+    updated = conveyor("pipeline", "update", "--engine", "beam", "--pipeline-path", str(path)).stdout
+    assert "updated pipeline 'toy'" in updated
     md = Metadata(str(tmp_path / "root" / "metadata.sqlite"))
     runs = md.runs("toy")
     assert [sorted(r["states"]) for r in runs] == [["CACHED", "CACHED"], ["COMPLETE", "COMPLETE"]]

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_conveyor
 
 
 def _py(code, cwd):
@@ -53,8 +54,7 @@ def test_help_imports_neither_tensorflow_nor_beam(tmp_path):
 
 
 def test_console_script_answers_help():
-    exe = os.path.join(os.path.dirname(sys.executable), "conveyor")
-    proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    proc = run_conveyor("--help", timeout=60)
     assert proc.returncode == 0 and "examples" in proc.stdout
 
 
@@ -85,15 +85,12 @@ def test_help_lists_every_command_with_its_modules_help_without_importing_beam(t
 def test_command_help_is_its_modules_help(name):
     from conveyor.orchestration.cli import load_command
 
-    exe = os.path.join(os.path.dirname(sys.executable), "conveyor")
-    proc = subprocess.run([exe, name, "--help"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_conveyor(name, "--help", check=True, timeout=120)
     assert " ".join(load_command(name).help.split()) in " ".join(proc.stdout.split())
 
 
 def test_unknown_command_exits_2():
-    exe = os.path.join(os.path.dirname(sys.executable), "conveyor")
-    proc = subprocess.run([exe, "nope"], capture_output=True, text=True, timeout=60)
+    proc = run_conveyor("nope", timeout=60)
     assert proc.returncode == 2 and "unknown command 'nope'" in proc.stderr
 
 
