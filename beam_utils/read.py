@@ -118,7 +118,8 @@ class ReadExamples(beam.PTransform):
         runner it holds every batch in the runner's memory.
 
     Returns:
-      a :class:`ReadResult` ``(examples, rejected, rows_read)``.
+      a :class:`ReadResult` ``(examples, rejected, rows_read)``, typed
+      ``pyarrow.RecordBatch``, ``dict`` and ``int`` (Beam type hints).
     """
 
     def __init__(

@@ -342,3 +342,28 @@ def test_sample_runs_across_files_of_the_pattern(tmp_path):
     assert arrow.feature_types(read.arrow_schema) == {"n": "FLOAT"}
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert rows == 200 == table.num_rows and not rejected
+
+
+def test_read_split_and_write_carry_beam_type_hints(tmp_path):
+    """ReadExamples' outputs are typed; WriteExamples and SplitExamples take RecordBatches, and Beam
+    refuses anything else when the pipeline is built."""
+    import apache_beam as beam
+    from apache_beam.typehints.decorators import TypeCheckError
+
+    from conveyor.beam_utils.io import SplitExamples, WriteExamples
+
+    path = tmp_path / "t.csv"
+    path.write_text(TRICKY)
+    p = beam.Pipeline()
+    read = p | ReadExamples(str(path))
+    assert (read.examples.element_type, read.rejected.element_type, read.rows_read.element_type) == (
+        pa.RecordBatch, dict, int)
+    splits = read.examples | SplitExamples({"train": 2, "eval": 1})
+    assert {name: pcoll.element_type for name, pcoll in splits.items()} == {"train": pa.RecordBatch,
+                                                                             "eval": pa.RecordBatch}
+    written = splits["train"] | WriteExamples(str(tmp_path / "out"), split="train")
+    assert written.element_type is str
+    ints = p | "Ints" >> beam.Create([1, 2])
+    for label, transform in (("W", WriteExamples(str(tmp_path / "bad"))), ("S", SplitExamples({"a": 1}))):
+        with pytest.raises(TypeCheckError, match="RecordBatch"):
+            ints | label >> transform
