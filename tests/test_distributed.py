@@ -296,7 +296,7 @@ def _evaluate(src, model, out, beam_args):
     from conveyor.components.evaluation import make_settings, run_evaluation
 
     settings = make_settings("late", "p_late", slice_by=["carrier"])
-    report = run_evaluation(ReadExamples(src, batch_size=BATCH), settings, str(out), model_path=model,
+    report = run_evaluation({"eval": ReadExamples(src, batch_size=BATCH)}, settings, str(out), model_path=model,
                             beam_args=beam_args, images=False)
     return report, json.loads((out / "metrics.json").read_text())
 

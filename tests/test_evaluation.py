@@ -373,12 +373,14 @@ def test_cli_writes_report_and_exit_status(tmp_path, flights_parquet, capsys):
 def test_portable_runner_and_fanout(tmp_path, flights_parquet, job_endpoint):
     from conftest import portable_args
 
+    from conveyor.beam_utils.io import ReadExamples
     from conveyor.components.evaluation import run_evaluation
 
     settings = make_settings("late", "p_late", slice_by=["carrier"])
-    local = run_evaluation(str(flights_parquet), settings, str(tmp_path / "a"), images=False)
-    portable = run_evaluation(str(flights_parquet), settings, str(tmp_path / "b"), images=False,
-                              beam_args=portable_args(job_endpoint), hot_key_fanout=3)
+    local = run_evaluation({"eval": ReadExamples(str(flights_parquet))}, settings, str(tmp_path / "a"),
+                           images=False)
+    portable = run_evaluation({"eval": ReadExamples(str(flights_parquet))}, settings, str(tmp_path / "b"),
+                              images=False, beam_args=portable_args(job_endpoint), hot_key_fanout=3)
     assert len(local["metrics"]) == len(portable["metrics"])
     for x, y in zip(local["metrics"], portable["metrics"]):
         assert x["slice"] == y["slice"]
@@ -388,6 +390,32 @@ def test_portable_runner_and_fanout(tmp_path, flights_parquet, job_endpoint):
                 assert y["metrics"][k] is None
             else:
                 assert y["metrics"][k] == pytest.approx(v, rel=1e-9, abs=1e-12)
+
+
+def test_several_splits_are_evaluated_together(tmp_path, flights_parquet):
+    """{split: reader} with several splits: their rows are one data set (TFX's example_splits)."""
+    from conveyor.beam_utils.io import ReadExamples
+    from conveyor.components.evaluation import run_evaluation
+
+    settings = make_settings("late", "p_late", metrics=["ExampleCount", "AUC", "MeanLabel"])
+    one = run_evaluation({"eval": ReadExamples(str(flights_parquet))}, settings, str(tmp_path / "one"),
+                         images=False)
+    both = run_evaluation(
+        {"train": ReadExamples(str(flights_parquet)), "eval": ReadExamples(str(flights_parquet))},
+        settings, str(tmp_path / "both"), images=False)
+    m1, m2 = one["metrics"][0]["metrics"], both["metrics"][0]["metrics"]
+    assert m2["example_count"] == 2 * m1["example_count"]
+    assert m2["auc"] == pytest.approx(m1["auc"], abs=1e-9)
+    assert m2["mean_label"] == pytest.approx(m1["mean_label"], rel=1e-12)
+    assert one["rows_rejected_on_read"] == both["rows_rejected_on_read"] == 0
+
+    csv = tmp_path / "rows.csv"
+    csv.write_text("late,p_late\n1,0.9\n0,0.2\n1,0.7,extra\n0,0.4\n")
+    report = run_evaluation({"a": ReadExamples(str(csv)), "b": ReadExamples(str(csv))}, settings,
+                            str(tmp_path / "csv"), images=False)
+    assert report["metrics"][0]["metrics"]["example_count"] == 6
+    assert report["rows_rejected_on_read"] == 2  # one bad row in each split
+    assert (tmp_path / "csv" / "rejected_rows_count.json").read_text() == "2\n"
 
 
 def test_saved_model_path(tmp_path, flights_parquet):
@@ -601,6 +629,9 @@ def test_config_variants_that_are_read():
         "binary_crossentropy", "log_loss"
     )
     assert metric_spec("R2Score") == MetricSpec("r2_score", "r_squared")
+    from conveyor.components.evaluation.config import CLASS_NAMES, KINDS
+
+    assert {kind for kind, _ in CLASS_NAMES.values()} == set(KINDS)  # every kind has a class
 
     s = settings_from_eval_config(
         'model_specs { label_key: "l" prediction_key: "p" example_weight_key: "w" } '

@@ -115,7 +115,8 @@ def run_ours(pattern: str, out: str, beam_args) -> float:
 
     settings = settings_from_eval_config(EVAL_CONFIG)
     start = time.perf_counter()
-    report = run_evaluation(ReadExamples(pattern, format="tfrecord"), settings, out, beam_args=beam_args)
+    report = run_evaluation({"eval": ReadExamples(pattern, format="tfrecord")}, settings, out,
+                            beam_args=beam_args)
     elapsed = time.perf_counter() - start
     return elapsed, report
 

@@ -15,6 +15,7 @@ HELP = "Evaluate a model or prediction column: metrics per slice, thresholds, bl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The shared input flags (:mod:`conveyor.beam_utils.cli_args`), the model's and the metrics'."""
     from conveyor.beam_utils.cli_args import add_input_arguments
 
     add_input_arguments(parser)
@@ -101,7 +102,12 @@ def _settings(args):
     return dataclasses.replace(settings, **updates) if updates else settings
 
 
-def _pick_read(args):
+#: The name ``--input`` is read under (a file pattern has no splits).
+INPUT_SPLIT = "input"
+
+
+def _pick_read(args) -> dict:
+    """``{split: ReadExamples}`` of the one split evaluated: ``--input``, or a split of ``--examples``."""
     from conveyor.beam_utils.cli_args import read_transforms
     from conveyor.beam_utils.errors import UsageError
 
@@ -109,21 +115,23 @@ def _pick_read(args):
     if None in reads:
         if args.split:
             raise UsageError("--split goes with --examples")
-        return reads[None]
+        return {INPUT_SPLIT: reads[None]}
     if args.split:
         if args.split not in reads:
             raise UsageError(f"{args.examples} has no split {args.split!r} (it has {', '.join(reads)})")
-        return reads[args.split]
+        return {args.split: reads[args.split]}
     if "eval" in reads:
-        return reads["eval"]
+        return {"eval": reads["eval"]}
     if len(reads) == 1:
-        return next(iter(reads.values()))
+        return reads
     raise UsageError(f"{args.examples} has splits {', '.join(reads)}; choose one with --split")
 
 
 def run(args, beam_args) -> int:
+    """Checks the flags, evaluates and prints the overall metrics; 0 if blessed, else 1."""
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import check_output, staged_output
+    from conveyor.dsl.layout import BLESSED, NOT_BLESSED
 
     inputs = [args.input, args.examples, args.model, args.baseline_model, args.config]
     check_output(args.output, inputs=inputs)
@@ -139,14 +147,14 @@ def run(args, beam_args) -> int:
     settings = _settings(args)
     if not args.model and not settings.candidate.prediction_key:
         raise UsageError("give --model DIR or --prediction-key COL (or prediction_key in the config)")
-    read = _pick_read(args)
+    examples = _pick_read(args)
 
     from conveyor.components.evaluation.component import run_evaluation
 
     # NOT_BLESSED (exit status 1) is a complete output too: it replaces the old one.
     with staged_output(args.output, inputs=inputs) as output:
         report = run_evaluation(
-            read,
+            examples,
             settings,
             output,
             model_path=args.model,
@@ -168,5 +176,5 @@ def run(args, beam_args) -> int:
     v = report["validation"]
     for f in v["failures"]:
         print(f"FAILED {f['metric']} on slice {f['slice'] or 'overall'}: {f['reason']}")
-    print(("BLESSED" if report["blessed"] else "NOT_BLESSED") + f"; output in {args.output}")
+    print((BLESSED if report["blessed"] else NOT_BLESSED) + f"; output in {args.output}")
     return 0 if report["blessed"] else 1

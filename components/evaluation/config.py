@@ -36,7 +36,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from conveyor.beam_utils.errors import UsageError
 
@@ -58,39 +58,159 @@ HIGHER_IS_BETTER = "HIGHER_IS_BETTER"
 LOWER_IS_BETTER = "LOWER_IS_BETTER"
 
 # --- metric kinds ----------------------------------------------------------------
+#
+# Every kind of metric is one row of KINDS: what it is computed from, how its
+# parameters are read from a metric's JSON config, whether it is a plot, and the
+# decision thresholds at which it counts a confusion matrix. The sets of kinds
+# below, the parsing in metric_spec and what EvalSettings needs all read it.
+
+#: What a kind is computed from: probabilities in [0, 1] and labels in [0, 1] ...
+PROBABILITIES = "probabilities"
+#: ... a vector of class scores and an integer class label ...
+CLASSES = "classes"
+#: ... any finite label and prediction ...
+VALUES = "values"
+#: ... or the rows alone (counts).
+COUNTS = "counts"
+
+
+def _probability(value: float, what: str) -> float:
+    if not 0.0 <= value <= 1.0 or math.isnan(value):
+        raise UsageError(f"{what} must be in [0, 1], not {value}")
+    return value
+
+
+def _read_nothing(name: str, config: dict, class_name: str) -> dict:
+    return {}
+
+
+def _read_auc(name: str, config: dict, class_name: str) -> dict:
+    method = str(config.pop("summation_method", "interpolation")).lower()
+    if method != "interpolation":
+        raise UsageError(f"{name}: only summation_method 'interpolation' is supported")
+    config.pop("num_thresholds", None)  # the histogram's bucket count governs
+    return {}
+
+
+def _read_threshold(name: str, config: dict, class_name: str) -> dict:
+    t = config.pop("threshold", config.pop("thresholds", DEFAULT_THRESHOLD))
+    if isinstance(t, (list, tuple)):
+        if len(t) != 1:
+            raise UsageError(f"{name}: give one threshold (one metric per threshold), got {t}")
+        t = t[0]
+    return {"threshold": _probability(float(t), f"{name} threshold")}
+
+
+def _read_thresholds(name: str, config: dict, class_name: str) -> dict:
+    ts = config.pop("thresholds", DEFAULT_MATRIX_THRESHOLDS)
+    ts = [ts] if isinstance(ts, (int, float)) else list(ts)
+    if not ts:
+        raise UsageError(f"{name}: thresholds is empty")
+    return {"thresholds": tuple(sorted({_probability(float(t), f"{name} threshold") for t in ts}))}
+
+
+def _read_calibration_plot(name: str, config: dict, class_name: str) -> dict:
+    n = int(config.pop("num_buckets", DEFAULT_CALIBRATION_BUCKETS))
+    if n < 1:
+        raise UsageError(f"{name}: num_buckets must be positive")
+    for key in ("left", "right"):
+        if key in config and float(config.pop(key)) != (0.0 if key == "left" else 1.0):
+            raise UsageError(f"{name}: only the range [0, 1] is supported")
+    return {"num_buckets": n}
+
+
+def _read_log_loss(name: str, config: dict, class_name: str) -> dict:
+    if config.pop("from_logits", False):
+        raise UsageError(f"{name}: from_logits is not supported; give probabilities")
+    if config.pop("label_smoothing", 0):
+        raise UsageError(f"{name}: label_smoothing is not supported")
+    return {}
+
+
+def _read_top_1(name: str, config: dict, class_name: str) -> dict:
+    return {"k": 1}
+
+
+def _read_top_k(name: str, config: dict, class_name: str) -> dict:
+    # Keras' defaults: 5 for SparseTopKCategoricalAccuracy, 3 for TopKAccuracy.
+    k = int(config.pop("k", config.pop("top_k", 5 if class_name.startswith("Sparse") else 3)))
+    if k < 1:
+        raise UsageError(f"{name}: k must be positive")
+    return {"k": k}
+
+
+def _at_threshold(spec) -> tuple[float, ...]:
+    return (spec.threshold,)
+
+
+def _at_thresholds(spec) -> tuple[float, ...]:
+    return tuple(spec.thresholds)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricKind:
+    """One kind of metric: what it is computed from and how its config is read.
+
+    Attributes:
+      needs: :data:`PROBABILITIES`, :data:`CLASSES`, :data:`VALUES` or :data:`COUNTS`.
+      read: ``read(name, config, class_name) -> {MetricSpec field: value}``
+        reads the kind's parameters from a metric's config dict, popping the
+        keys it understands (the caller refuses any left over), and raises
+        :class:`UsageError` naming the metric for a value it cannot take.
+      plot: its value is a table (a plot), not a number; thresholds do not apply.
+      confusion_at: ``confusion_at(spec) -> thresholds``: where it counts a
+        confusion matrix (None: it counts none).
+    """
+
+    needs: str
+    read: Callable[[str, dict, str], dict] = _read_nothing
+    plot: bool = False
+    confusion_at: Callable[..., tuple[float, ...]] | None = None
+
+
+#: Every kind of metric: kind -> :class:`MetricKind`.
+KINDS = {
+    "example_count": MetricKind(COUNTS),
+    "weighted_example_count": MetricKind(COUNTS),
+    "auc": MetricKind(PROBABILITIES, _read_auc),
+    "auc_precision_recall": MetricKind(PROBABILITIES, _read_auc),
+    "binary_accuracy": MetricKind(PROBABILITIES, _read_threshold, confusion_at=_at_threshold),
+    "precision": MetricKind(PROBABILITIES, _read_threshold, confusion_at=_at_threshold),
+    "recall": MetricKind(PROBABILITIES, _read_threshold, confusion_at=_at_threshold),
+    "f1_score": MetricKind(PROBABILITIES, _read_threshold, confusion_at=_at_threshold),
+    "log_loss": MetricKind(PROBABILITIES, _read_log_loss),
+    "confusion_matrix_at_thresholds": MetricKind(
+        PROBABILITIES, _read_thresholds, plot=True, confusion_at=_at_thresholds
+    ),
+    "calibration_plot": MetricKind(PROBABILITIES, _read_calibration_plot, plot=True),
+    "accuracy": MetricKind(CLASSES, _read_top_1),
+    "top_k_accuracy": MetricKind(CLASSES, _read_top_k),
+    "calibration": MetricKind(VALUES),
+    "mean_label": MetricKind(VALUES),
+    "mean_prediction": MetricKind(VALUES),
+    "mean_squared_error": MetricKind(VALUES),
+    "root_mean_squared_error": MetricKind(VALUES),
+    "mean_absolute_error": MetricKind(VALUES),
+    "r_squared": MetricKind(VALUES),
+}
+
+
+def _kinds(**match) -> frozenset:
+    return frozenset(
+        k for k, v in KINDS.items() if all(getattr(v, f) == want for f, want in match.items())
+    )
+
 
 #: Kinds computed from probabilities in [0, 1] and labels in [0, 1].
-PROBABILITY_KINDS = frozenset(
-    {
-        "auc",
-        "auc_precision_recall",
-        "binary_accuracy",
-        "precision",
-        "recall",
-        "f1_score",
-        "log_loss",
-        "confusion_matrix_at_thresholds",
-        "calibration_plot",
-    }
-)
+PROBABILITY_KINDS = _kinds(needs=PROBABILITIES)
 #: Kinds over a vector of class scores and an integer class label.
-MULTICLASS_KINDS = frozenset({"accuracy", "top_k_accuracy"})
+MULTICLASS_KINDS = _kinds(needs=CLASSES)
 #: Kinds over any finite label and prediction.
-VALUE_KINDS = frozenset(
-    {
-        "calibration",
-        "mean_label",
-        "mean_prediction",
-        "mean_squared_error",
-        "root_mean_squared_error",
-        "mean_absolute_error",
-        "r_squared",
-    }
-)
-COUNT_KINDS = frozenset({"example_count", "weighted_example_count"})
+VALUE_KINDS = _kinds(needs=VALUES)
+COUNT_KINDS = _kinds(needs=COUNTS)
 #: Kinds whose value is a plot (a table), not a number.
-PLOT_KINDS = frozenset({"confusion_matrix_at_thresholds", "calibration_plot"})
-ALL_KINDS = PROBABILITY_KINDS | MULTICLASS_KINDS | VALUE_KINDS | COUNT_KINDS
+PLOT_KINDS = _kinds(plot=True)
+ALL_KINDS = frozenset(KINDS)
 
 #: TFMA / Keras ``class_name`` -> (our kind, default output name).
 CLASS_NAMES = {
@@ -209,6 +329,7 @@ class SliceSpec:
         return out
 
 
+#: The overall slice (every example): the empty spec, always evaluated and listed first.
 OVERALL = SliceSpec()
 
 
@@ -317,11 +438,10 @@ class EvalSettings:
                 raise UsageError(
                     f"metric {rule.metric!r} has a change threshold but no baseline model is configured"
                 )
-            spec = self.metric(rule.metric)
-            if spec.kind in PLOT_KINDS:
+            if KINDS[self.metric(rule.metric).kind].plot:
                 raise UsageError(f"{rule.metric!r} is a plot; thresholds apply to scalar metrics")
-        kinds = {m.kind for m in self.metrics}
-        if kinds & MULTICLASS_KINDS and kinds & (PROBABILITY_KINDS | VALUE_KINDS):
+        needs = {KINDS[m.kind].needs for m in self.metrics}
+        if CLASSES in needs and needs & {PROBABILITIES, VALUES}:
             raise UsageError(
                 "multiclass metrics (over a vector of class scores) cannot be mixed with "
                 "binary or regression metrics (over one prediction) in one evaluation"
@@ -346,33 +466,40 @@ class EvalSettings:
 
     @property
     def needs_probabilities(self) -> bool:
-        return any(m.kind in PROBABILITY_KINDS for m in self.metrics)
+        """Whether a metric is computed from probabilities (a prediction histogram is kept)."""
+        return any(KINDS[m.kind].needs == PROBABILITIES for m in self.metrics)
 
     @property
     def needs_classes(self) -> bool:
-        return any(m.kind in MULTICLASS_KINDS for m in self.metrics)
+        """Whether the metrics are over vectors of class scores."""
+        return any(KINDS[m.kind].needs == CLASSES for m in self.metrics)
 
     @property
     def decision_thresholds(self) -> tuple[float, ...]:
         """Every threshold a metric counts a confusion matrix at, sorted."""
         out = set()
         for m in self.metrics:
-            if m.kind in ("binary_accuracy", "precision", "recall", "f1_score"):
-                out.add(m.threshold)
-            elif m.kind == "confusion_matrix_at_thresholds":
-                out.update(m.thresholds)
+            confusion_at = KINDS[m.kind].confusion_at
+            if confusion_at is not None:
+                out.update(confusion_at(m))
         return tuple(sorted(out))
 
     @property
     def top_ks(self) -> tuple[int, ...]:
-        return tuple(sorted({m.k for m in self.metrics if m.kind in MULTICLASS_KINDS}))
+        """Every ``k`` a class metric counts hits in the top ``k`` scores for, sorted."""
+        return tuple(sorted({m.k for m in self.metrics if KINDS[m.kind].needs == CLASSES}))
 
     def with_slices(self, slices: Iterable[SliceSpec]) -> EvalSettings:
         return dataclasses.replace(self, slices=tuple(slices))
 
 
 def metric_spec(class_name: str, config: Mapping | None = None) -> MetricSpec:
-    """A :class:`MetricSpec` from a TFMA/Keras ``class_name`` and its config dict."""
+    """A :class:`MetricSpec` from a TFMA/Keras ``class_name`` and its config dict.
+
+    The class names its kind (:data:`CLASS_NAMES`; ``AUC`` with ``"curve":
+    "PR"`` is AUC-PR) and the kind reads its parameters (:data:`KINDS`); a key
+    neither reads (besides ``name`` and ``dtype``) is refused.
+    """
     if class_name not in CLASS_NAMES:
         raise UsageError(
             f"metric class {class_name!r} is not supported; supported: {', '.join(sorted(CLASS_NAMES))}"
@@ -380,61 +507,21 @@ def metric_spec(class_name: str, config: Mapping | None = None) -> MetricSpec:
     kind, name = CLASS_NAMES[class_name]
     config = dict(config or {})
     name = config.pop("name", None) or name
-    kwargs: dict = {}
     if class_name == "AUC":
-        curve = str(config.pop("curve", "ROC")).upper()
-        if curve == "PR":
-            kind = "auc_precision_recall"
-        elif curve != "ROC":
-            raise UsageError(f"AUC curve must be ROC or PR, not {curve!r}")
-    if kind in ("auc", "auc_precision_recall"):
-        method = str(config.pop("summation_method", "interpolation")).lower()
-        if method != "interpolation":
-            raise UsageError(f"{name}: only summation_method 'interpolation' is supported")
-        config.pop("num_thresholds", None)  # the histogram's bucket count governs
-    if kind in ("binary_accuracy", "precision", "recall", "f1_score"):
-        t = config.pop("threshold", config.pop("thresholds", DEFAULT_THRESHOLD))
-        if isinstance(t, (list, tuple)):
-            if len(t) != 1:
-                raise UsageError(f"{name}: give one threshold (one metric per threshold), got {t}")
-            t = t[0]
-        kwargs["threshold"] = _probability(float(t), f"{name} threshold")
-    elif kind == "confusion_matrix_at_thresholds":
-        ts = config.pop("thresholds", DEFAULT_MATRIX_THRESHOLDS)
-        ts = [ts] if isinstance(ts, (int, float)) else list(ts)
-        if not ts:
-            raise UsageError(f"{name}: thresholds is empty")
-        kwargs["thresholds"] = tuple(sorted({_probability(float(t), f"{name} threshold") for t in ts}))
-    elif kind == "calibration_plot":
-        n = int(config.pop("num_buckets", DEFAULT_CALIBRATION_BUCKETS))
-        if n < 1:
-            raise UsageError(f"{name}: num_buckets must be positive")
-        kwargs["num_buckets"] = n
-        for key in ("left", "right"):
-            if key in config and float(config.pop(key)) != (0.0 if key == "left" else 1.0):
-                raise UsageError(f"{name}: only the range [0, 1] is supported")
-    elif kind == "accuracy":
-        kwargs["k"] = 1
-    elif kind == "top_k_accuracy":
-        k = int(config.pop("k", config.pop("top_k", 5 if class_name.startswith("Sparse") else 3)))
-        if k < 1:
-            raise UsageError(f"{name}: k must be positive")
-        kwargs["k"] = k
-    if class_name == "LogLoss" or class_name.startswith("BinaryCross"):
-        if config.pop("from_logits", False):
-            raise UsageError(f"{name}: from_logits is not supported; give probabilities")
-        if config.pop("label_smoothing", 0):
-            raise UsageError(f"{name}: label_smoothing is not supported")
+        kind = _auc_curve(config)
+    fields = KINDS[kind].read(name, config, class_name)
     config.pop("dtype", None)
     if config:
         raise UsageError(f"{name}: unsupported config keys {sorted(config)}")
-    return MetricSpec(name=name, kind=kind, **kwargs)
+    return MetricSpec(name=name, kind=kind, **fields)
 
 
-def _probability(value: float, what: str) -> float:
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise UsageError(f"{what} must be in [0, 1], not {value}")
-    return value
+def _auc_curve(config: dict) -> str:
+    """The kind Keras' ``AUC`` computes: its ``curve`` is ROC (``auc``) or PR."""
+    curve = str(config.pop("curve", "ROC")).upper()
+    if curve not in ("ROC", "PR"):
+        raise UsageError(f"AUC curve must be ROC or PR, not {curve!r}")
+    return "auc_precision_recall" if curve == "PR" else "auc"
 
 
 def default_metrics(task: str, weighted: bool = False) -> tuple[MetricSpec, ...]:
@@ -569,6 +656,22 @@ def settings_from_eval_config(
     config = load_eval_config(config)
     if config.cross_slicing_specs:
         raise UsageError("cross_slicing_specs are not supported")
+    models = _model_settings(config)
+    slices = _slices(config, extra_slices)
+    metrics, rules = _metrics_and_rules(config, models)
+    weighted = any(m.example_weight_key for m in models)
+    return EvalSettings(
+        models=models,
+        slices=slices,
+        metrics=_with_example_count(metrics, task, weighted),
+        thresholds=tuple(rules),
+        seed=seed,
+        **_options(config),
+    )
+
+
+def _model_settings(config) -> tuple[ModelSettings, ...]:
+    """The ``model_specs`` (one label, prediction and weight column each)."""
     if not config.model_specs:
         raise UsageError("the EvalConfig has no model_specs")
     models = []
@@ -585,82 +688,108 @@ def settings_from_eval_config(
                 is_baseline=spec.is_baseline,
             )
         )
+    return tuple(models)
+
+
+def _slices(config, extra_slices: Sequence[SliceSpec]) -> tuple[SliceSpec, ...]:
+    """The ``slicing_specs`` (overall when none), then ``extra_slices``; overall always first."""
     slices = [_slice_spec(s) for s in config.slicing_specs] or [OVERALL]
     for s in extra_slices:
         if s not in slices:
             slices.append(s)
     if OVERALL not in slices:
         slices.insert(0, OVERALL)
+    return tuple(slices)
 
+
+def _metrics_and_rules(config, models) -> tuple[list[MetricSpec], list[ThresholdRule]]:
+    """The candidate's metrics and the thresholds on them, from every ``metrics_specs``."""
     metrics: list[MetricSpec] = []
     rules: list[ThresholdRule] = []
-    candidate_name = next((m.name for m in models if not m.is_baseline), None)
+    candidate = next((m.name for m in models if not m.is_baseline), None)
     for i, ms in enumerate(config.metrics_specs):
         where = f"metrics_specs[{i}]"
-        for field in ("binarize", "aggregate"):
-            if ms.HasField(field):
-                raise UsageError(f"{where}.{field} is not supported")
-        if ms.cross_slice_thresholds:
-            raise UsageError(f"{where}.cross_slice_thresholds are not supported")
-        if ms.output_names or ms.query_key:
-            raise UsageError(f"{where}: output_names and query_key are not supported")
-        if ms.HasField("example_weights") and any(m.example_weight_key for m in models):
-            ew = ms.example_weights
-            if ew.unweighted and not ew.weighted:
-                raise UsageError(
-                    f"{where}.example_weights asks for unweighted metrics only; with an "
-                    "example_weight_key metrics are weighted (example_count always counts examples)"
-                )
-        if ms.model_names and candidate_name not in ms.model_names:
+        _check_metrics_spec(ms, where, models)
+        if ms.model_names and candidate not in ms.model_names:
             continue  # metrics for other models only
         for mc in ms.metrics:
-            if mc.module and not mc.module.startswith(("tensorflow_model_analysis", "tfma", "tf.keras", "keras")):
-                raise UsageError(f"{where}: custom metric module {mc.module!r} is not supported")
-            try:
-                # TFMA accepts the object with or without its braces ('"thresholds": [0.5]').
-                text = mc.config.strip()
-                cfg = json.loads(text if text.startswith("{") else "{" + text + "}") if text else {}
-            except json.JSONDecodeError as e:
-                raise UsageError(f"{where} {mc.class_name}: config is not JSON: {e}") from None
-            spec = metric_spec(mc.class_name, cfg)
+            spec = _metric_of(mc, where)
+            if spec in metrics:
+                continue  # the same metric again
             if any(m.name == spec.name for m in metrics):
-                if spec in metrics:
-                    continue
                 raise UsageError(f"metric name {spec.name!r} is configured twice with different settings")
             metrics.append(spec)
-            if mc.cross_slice_thresholds:
-                raise UsageError(f"{spec.name}: cross_slice_thresholds are not supported")
-            if mc.HasField("threshold"):
-                rules.append(ThresholdRule(spec.name, _threshold(mc.threshold)))
-            for ps in mc.per_slice_thresholds:
-                rules.append(
-                    ThresholdRule(spec.name, _threshold(ps.threshold), tuple(_slice_spec(s) for s in ps.slicing_specs))
-                )
-        for name, t in ms.thresholds.items():
-            rules.append(ThresholdRule(name, _threshold(t)))
-        for name, per in ms.per_slice_thresholds.items():
-            for ps in per.thresholds:
-                rules.append(
-                    ThresholdRule(name, _threshold(ps.threshold), tuple(_slice_spec(s) for s in ps.slicing_specs))
-                )
-    weighted = any(m.example_weight_key for m in models)
-    if not metrics:
-        metrics = list(default_metrics(task, weighted))
-    elif not any(m.kind == "example_count" for m in metrics):
-        metrics.insert(0, metric_spec("ExampleCount"))
+            rules += _metric_rules(spec.name, mc)
+        rules += _spec_rules(ms)
+    return metrics, rules
 
+
+def _check_metrics_spec(ms, where: str, models) -> None:
+    """Refuses what a ``metrics_specs`` entry may ask that is not computed as asked."""
+    for field in ("binarize", "aggregate"):
+        if ms.HasField(field):
+            raise UsageError(f"{where}.{field} is not supported")
+    if ms.cross_slice_thresholds:
+        raise UsageError(f"{where}.cross_slice_thresholds are not supported")
+    if ms.output_names or ms.query_key:
+        raise UsageError(f"{where}: output_names and query_key are not supported")
+    if ms.HasField("example_weights") and any(m.example_weight_key for m in models):
+        ew = ms.example_weights
+        if ew.unweighted and not ew.weighted:
+            raise UsageError(
+                f"{where}.example_weights asks for unweighted metrics only; with an "
+                "example_weight_key metrics are weighted (example_count always counts examples)"
+            )
+
+
+def _metric_of(mc, where: str) -> MetricSpec:
+    """The :class:`MetricSpec` of one ``MetricConfig`` (its class name and JSON config)."""
+    if mc.module and not mc.module.startswith(("tensorflow_model_analysis", "tfma", "tf.keras", "keras")):
+        raise UsageError(f"{where}: custom metric module {mc.module!r} is not supported")
+    try:
+        # TFMA accepts the object with or without its braces ('"thresholds": [0.5]').
+        text = mc.config.strip()
+        cfg = json.loads(text if text.startswith("{") else "{" + text + "}") if text else {}
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{where} {mc.class_name}: config is not JSON: {e}") from None
+    return metric_spec(mc.class_name, cfg)
+
+
+def _metric_rules(name: str, mc) -> list[ThresholdRule]:
+    """A ``MetricConfig``'s own ``threshold`` and ``per_slice_thresholds``."""
+    if mc.cross_slice_thresholds:
+        raise UsageError(f"{name}: cross_slice_thresholds are not supported")
+    rules = [ThresholdRule(name, _threshold(mc.threshold))] if mc.HasField("threshold") else []
+    return rules + [_per_slice_rule(name, ps) for ps in mc.per_slice_thresholds]
+
+
+def _spec_rules(ms) -> list[ThresholdRule]:
+    """A ``metrics_specs`` entry's ``thresholds`` and ``per_slice_thresholds`` maps (by metric name)."""
+    rules = [ThresholdRule(name, _threshold(t)) for name, t in ms.thresholds.items()]
+    for name, per in ms.per_slice_thresholds.items():
+        rules += [_per_slice_rule(name, ps) for ps in per.thresholds]
+    return rules
+
+
+def _per_slice_rule(name: str, ps) -> ThresholdRule:
+    return ThresholdRule(name, _threshold(ps.threshold), tuple(_slice_spec(s) for s in ps.slicing_specs))
+
+
+def _with_example_count(metrics: list[MetricSpec], task: str, weighted: bool) -> tuple[MetricSpec, ...]:
+    """The task's default metrics when none is configured, else ``example_count`` first if missing."""
+    if not metrics:
+        return default_metrics(task, weighted)
+    if not any(m.kind == "example_count" for m in metrics):
+        return (metric_spec("ExampleCount"), *metrics)
+    return tuple(metrics)
+
+
+def _options(config) -> dict:
+    """The ``options`` read: ``compute_confidence_intervals`` and ``min_slice_size`` (at least 1)."""
     opts = config.options
     ci = opts.compute_confidence_intervals.value if opts.HasField("compute_confidence_intervals") else False
     min_size = opts.min_slice_size.value if opts.HasField("min_slice_size") else 1
-    return EvalSettings(
-        models=tuple(models),
-        slices=tuple(slices),
-        metrics=tuple(metrics),
-        thresholds=tuple(rules),
-        compute_confidence_intervals=ci,
-        min_slice_size=max(1, min_size),
-        seed=seed,
-    )
+    return {"compute_confidence_intervals": ci, "min_slice_size": max(1, min_size)}
 
 
 def make_settings(

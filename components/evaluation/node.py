@@ -50,6 +50,7 @@ class Evaluator(Component):
             make_settings,
             settings_from_eval_config,
         )
+        from conveyor.components.evaluation.report import BLESSING_DIR
 
         p = ctx.parameters
         extra = [SliceSpec((c,)) for c in p["slice_by"]]
@@ -72,8 +73,9 @@ class Evaluator(Component):
                 dataclasses.replace(m, prediction_key=p["prediction_key"]) if not m.is_baseline else m
                 for m in settings.models))
         out = ctx.outputs["evaluation"].uri
+        split = p["split"]
         report = run_evaluation(
-            read_examples_dir(ctx.inputs["examples"].uri, p["split"]),
+            {split: read_examples_dir(ctx.inputs["examples"].uri, split)},
             settings,
             out,
             model_path=serving_model_dir(model.uri) if model is not None else None,
@@ -82,7 +84,9 @@ class Evaluator(Component):
             beam_args=ctx.beam_args,
         )
         verdict = BLESSED if report["blessed"] else NOT_BLESSED
-        shutil.copyfile(os.path.join(out, "blessing", verdict), os.path.join(ctx.outputs["blessing"].uri, verdict))
+        shutil.copyfile(
+            os.path.join(out, BLESSING_DIR, verdict), os.path.join(ctx.outputs["blessing"].uri, verdict)
+        )
         overall = report["metrics"][0]["metrics"]
         summary = {k: overall[k] for k in ("example_count", "auc", "binary_accuracy") if k in overall}
         return {"evaluation": {"overall": json.dumps(summary)}, "blessing": {"blessed": verdict}}

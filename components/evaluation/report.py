@@ -34,9 +34,10 @@ import re
 
 from conveyor.components.evaluation.config import EvalSettings, ThresholdRule
 from conveyor.components.evaluation.metrics import PREDICTION_PROBLEMS
+from conveyor.dsl.layout import BLESSED, NOT_BLESSED
 
-BLESSED = "BLESSED"
-NOT_BLESSED = "NOT_BLESSED"
+#: The folder of the output that holds the BLESSED or NOT_BLESSED marker.
+BLESSING_DIR = "blessing"
 
 
 def slice_entry(key: tuple, rows: int, outputs: dict) -> dict:
@@ -276,7 +277,7 @@ def write_report(report: dict, output_dir: str, html: bool = True, images: bool 
     _write_bytes(join(output_dir, "metrics.json"), _json(report["metrics"]).encode())
     _write_bytes(join(output_dir, "plots.json"), _json(report["plots"]).encode())
     _write_bytes(join(output_dir, "validation.json"), _json(report["validation"]).encode())
-    blessing_dir = join(output_dir, "blessing")
+    blessing_dir = join(output_dir, BLESSING_DIR)
     stale = join(blessing_dir, NOT_BLESSED if report["blessed"] else BLESSED)
     if FileSystems.exists(stale):
         FileSystems.delete([stale])

@@ -25,15 +25,21 @@ slices, checks the thresholds and decides the blessing.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
 
 from conveyor.beam_utils.errors import InputError, UsageError
 from conveyor.components.evaluation import report as report_lib
-from conveyor.components.evaluation.config import OVERALL, EvalSettings, settings_from_eval_config
-from conveyor.components.evaluation.metrics import MetricsKernel
+from conveyor.components.evaluation.config import (
+    OVERALL,
+    EvalSettings,
+    ModelSettings,
+    settings_from_eval_config,
+)
+from conveyor.components.evaluation.metrics import Chunk, MetricsKernel, SliceAccumulator
 from conveyor.components.evaluation.slicing import BatchSlicer
 
 METRICS_NAMESPACE = "conveyor.evaluation"
@@ -57,8 +63,14 @@ class EvaluationResult(NamedTuple):
     report: beam.PCollection
 
 
+@beam.typehints.with_input_types(Chunk)
+@beam.typehints.with_output_types(SliceAccumulator)
 class MetricsCombineFn(beam.CombineFn):
-    """All metrics of one slice: Chunks in, a SliceAccumulator out (mergeable, works per window)."""
+    """All metrics of one slice: Chunks in, a SliceAccumulator out (mergeable, works per window).
+
+    Combine per slice key (``(slice key, Chunk)`` pairs from :class:`BatchSlicer`)
+    and read the accumulator with :meth:`MetricsKernel.outputs`.
+    """
 
     def __init__(self, settings: EvalSettings):
         self._settings = settings
@@ -66,6 +78,7 @@ class MetricsCombineFn(beam.CombineFn):
 
     @property
     def kernel(self) -> MetricsKernel:
+        """The :class:`MetricsKernel` of the settings (made where the fn runs)."""
         if self._kernel is None:
             self._kernel = MetricsKernel(self._settings)
         return self._kernel
@@ -125,8 +138,13 @@ def _count_rows(letter) -> int:
     return letter.examples.num_rows
 
 
+@beam.typehints.with_input_types(pa.RecordBatch)
+@beam.typehints.with_output_types(dict[str, Any])
 class EvaluateModel(beam.PTransform):
     """RecordBatches (with labels) -> metrics per slice, validation and blessing.
+
+    The output is an :class:`EvaluationResult` of two PCollections of dicts
+    (one per slice, and the one report).
 
     Args:
       settings: an :class:`EvalSettings`, or a ``tfma.EvalConfig`` (proto,
@@ -167,10 +185,6 @@ class EvaluateModel(beam.PTransform):
         if model_path and schema is None:
             raise UsageError("running a model needs the examples' schema")
         if baseline_model_path and settings.baseline is None:
-            import dataclasses
-
-            from conveyor.components.evaluation.config import ModelSettings
-
             cand = settings.candidate
             settings = dataclasses.replace(
                 settings,
@@ -188,7 +202,7 @@ class EvaluateModel(beam.PTransform):
         for model in settings.models:
             path = paths.get(model.name)
             if path:
-                from conveyor.components.inference.transform import BulkInference
+                from conveyor.components.inference import BulkInference
 
                 prefix = BASELINE_PREFIX if model.is_baseline else CANDIDATE_PREFIX
                 infer = BulkInference(path, schema_now, signature, prediction_prefix=prefix)
@@ -221,7 +235,7 @@ class EvaluateModel(beam.PTransform):
         settings = self.settings
         dead_counts = []
         for i, infer in enumerate(self.inference):
-            from conveyor.components.inference.transform import AppendPredictions
+            from conveyor.components.inference import AppendPredictions
 
             result = batches | f"Infer{i}" >> infer
             dead_counts.append(result.dead_letters | f"DeadRows{i}" >> beam.Map(_count_rows))
@@ -266,12 +280,15 @@ class _WriteFn(beam.DoFn):
         yield self._output_dir
 
 
+@beam.typehints.with_input_types(dict[str, Any])
+@beam.typehints.with_output_types(str)
 class WriteEvaluation(beam.PTransform):
     """Writes an evaluation report under ``output_dir``.
 
     ``metrics.json``, ``plots.json``, ``validation.json``,
     ``blessing/BLESSED`` or ``blessing/NOT_BLESSED``, ``index.html`` and
-    ``plots/*.png`` (ROC and calibration per slice; with ``images``).
+    ``plots/*.png`` (ROC and calibration per slice; with ``images``). The
+    report (:attr:`EvaluationResult.report`) in; ``output_dir`` out, once written.
     """
 
     def __init__(self, output_dir: str, html: bool = True, images: bool = True):
