@@ -302,9 +302,11 @@ class SliceSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """The columns the spec slices by, sorted."""
         return tuple(sorted(set(self.feature_keys) | {k for k, _ in self.feature_values}))
 
     def is_overall(self) -> bool:
+        """Whether this is the overall slice (no columns)."""
         return not self.feature_keys and not self.feature_values
 
     def matches(self, slice_key: tuple) -> bool:
@@ -321,6 +323,7 @@ class SliceSpec:
         return tuple(sorted(self.feature_values))
 
     def describe(self) -> dict:
+        """The spec as TFMA writes a slicing spec (``feature_keys``, ``feature_values``)."""
         out = {}
         if self.feature_keys:
             out["feature_keys"] = list(self.feature_keys)
@@ -346,13 +349,16 @@ class Threshold:
 
     @property
     def has_value(self) -> bool:
+        """Whether it bounds the value (``lower`` and/or ``upper``)."""
         return self.lower is not None or self.upper is not None
 
     @property
     def has_change(self) -> bool:
+        """Whether it bounds the change against the baseline."""
         return self.absolute is not None or self.relative is not None
 
     def describe(self) -> dict:
+        """The threshold as TFMA writes it (``value_threshold``, ``change_threshold``)."""
         out = {}
         if self.has_value:
             out["value_threshold"] = {
@@ -378,6 +384,7 @@ class ThresholdRule:
     slices: tuple[SliceSpec, ...] | None = None
 
     def applies_to(self, slice_key: tuple) -> bool:
+        """Whether the rule is checked on the slice with this key."""
         if self.slices is None:
             return True
         return any(s.matches(slice_key) for s in self.slices)
@@ -455,13 +462,16 @@ class EvalSettings:
 
     @property
     def candidate(self) -> ModelSettings:
+        """The model being evaluated."""
         return next(m for m in self.models if not m.is_baseline)
 
     @property
     def baseline(self) -> ModelSettings | None:
+        """The model it is compared with, if any."""
         return next((m for m in self.models if m.is_baseline), None)
 
     def metric(self, name: str) -> MetricSpec:
+        """The metric of that output name."""
         return next(m for m in self.metrics if m.name == name)
 
     @property
@@ -490,6 +500,7 @@ class EvalSettings:
         return tuple(sorted({m.k for m in self.metrics if KINDS[m.kind].needs == CLASSES}))
 
     def with_slices(self, slices: Iterable[SliceSpec]) -> EvalSettings:
+        """The same settings with other slicing specs."""
         return dataclasses.replace(self, slices=tuple(slices))
 
 

@@ -89,6 +89,7 @@ class Chunk:
         return len(self.labels)
 
     def take(self, rows: np.ndarray) -> Chunk:
+        """The chunk of the given rows (an index or a boolean mask)."""
         return Chunk(
             self.labels[rows],
             self.weights[rows],
@@ -118,6 +119,7 @@ class ModelState:
         self.topk = np.zeros((samples, n_ks), np.float64) if n_ks else None
 
     def merge(self, other: ModelState) -> None:
+        """Adds ``other``'s sums into this state."""
         self.problems += other.problems
         self.sums += other.sums
         if self.hist is not None:
@@ -168,6 +170,7 @@ class MetricsKernel:
     # --- accumulate -------------------------------------------------------------
 
     def create(self) -> SliceAccumulator:
+        """An empty accumulator."""
         return SliceAccumulator(
             0,
             [
@@ -177,6 +180,7 @@ class MetricsKernel:
         )
 
     def merge(self, accumulators) -> SliceAccumulator:
+        """The sum of accumulators (the first one, updated)."""
         it = iter(accumulators)
         out = next(it)
         for acc in it:
@@ -186,6 +190,7 @@ class MetricsKernel:
         return out
 
     def add(self, acc: SliceAccumulator, chunk: Chunk) -> SliceAccumulator:
+        """Adds a chunk's rows to ``acc`` (updated and returned)."""
         n = len(chunk)
         if not n:
             return acc

@@ -152,6 +152,7 @@ class BatchSlicer:
         return Chunk(labels, weights, preds, missing)
 
     def split(self, batch: pa.RecordBatch) -> list[tuple[tuple, Chunk]]:
+        """``(slice key, Chunk)`` for every slice the batch has rows in."""
         n = batch.num_rows
         if not n:
             return []

@@ -183,10 +183,12 @@ class SavedModelHandler(ModelHandler[pa.RecordBatch, BatchPrediction, _LoadedSig
 
     @property
     def signature(self) -> SignatureInfo:
+        """The signature it runs."""
         return self._signature
 
     @property
     def plan(self) -> InputPlan:
+        """How columns feed the signature."""
         return self._plan
 
     def load_model(self) -> _LoadedSignature:

@@ -79,6 +79,7 @@ class PredictionLogEncoder:
         return self._predict(prediction)
 
     def decode(self, serialized: bytes):
+        """A serialized PredictionLog as the proto message."""
         from tensorflow_serving.apis import prediction_log_pb2
 
         return prediction_log_pb2.PredictionLog.FromString(serialized)
