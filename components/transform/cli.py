@@ -22,6 +22,7 @@ HELP = "Run a tf.Transform preprocessing_fn: analyze train, transform all splits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``conveyor transform``'s flags (the shared input flags, then its own)."""
     from conveyor.beam_utils.cli_args import add_input_arguments
 
     add_input_arguments(parser)
@@ -46,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Runs :func:`~conveyor.components.transform.component.run_transform` for the parsed flags.
+
+    Writes ``--output`` through a staged folder (replaced only when the run
+    succeeds), prints :func:`format_summary` and returns the exit status 0.
+    """
     from conveyor.beam_utils.cli_args import read_transforms
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import check_output, staged_output
@@ -88,17 +94,19 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def format_summary(summary: dict, output: str) -> str:
     """A few lines a person reads after a run."""
+    from conveyor.dsl.layout import SPLIT_PREFIX
+
     analysis = "computed" if summary["analyzed"] else "all analyzers from the cache"
     lines = [
         f"Transform: {summary['preprocessing_fn']} -> {output}",
-        f"  analyzed Split-{summary['train_split']} ({analysis}); "
+        f"  analyzed {SPLIT_PREFIX}{summary['train_split']} ({analysis}); "
         f"reads {', '.join(sorted(set(summary['analyze_columns']) | set(summary['transform_columns'])))}",
     ]
     for name in summary["splits"]:
-        line = f"  Split-{name}: {summary['rows'][name]:,} rows transformed"
+        line = f"  {SPLIT_PREFIX}{name}: {summary['rows'][name]:,} rows transformed"
         if summary["rows_rejected"].get(name):
             line += f" ({summary['rows_rejected'][name]:,} input rows rejected)"
         lines.append(line)
     lines.append(f"  transform graph: {output}/transform_graph")
-    lines.append(f"  examples: {output}/transformed_examples/Split-<name>/")
+    lines.append(f"  examples: {output}/transformed_examples/{SPLIT_PREFIX}<name>/")
     return "\n".join(lines)

@@ -40,12 +40,17 @@ class Transform(Component):
 
         from conveyor.beam_utils.io import read_examples_dir
         from conveyor.beam_utils.proto_io import read_schema
-        from conveyor.components.transform.component import run_transform
+        from conveyor.components.transform.component import (
+            SUMMARY_FILE,
+            TRANSFORM_GRAPH_DIR,
+            TRANSFORMED_EXAMPLES_DIR,
+            run_transform,
+        )
         from conveyor.components.transform.user_fn import load_preprocessing_fn
 
         p = ctx.parameters
         examples = ctx.inputs["examples"].uri
-        splits = {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)}
+        readers = {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)}
         schema = None
         if "schema" in ctx.inputs:
             schema = read_schema(layout.schema_path(ctx.inputs["schema"].uri))
@@ -55,17 +60,17 @@ class Transform(Component):
         if previous:
             shutil.copytree(previous, cache, dirs_exist_ok=True)
         work = os.path.join(ctx.outputs["transform_graph"].uri, ".work")
-        summary = run_transform(splits, work, fn, schema=schema, train_split=p["train_split"],
+        summary = run_transform(readers, work, fn, schema=schema, train_split=p["train_split"],
                                 cache_dir=cache, beam_args=ctx.beam_args)
         # run_transform writes TFX's two folders; each becomes its own artifact.
         graph, examples_out = ctx.outputs["transform_graph"].uri, ctx.outputs["transformed_examples"].uri
-        for name in os.listdir(os.path.join(work, "transform_graph")):
-            os.replace(os.path.join(work, "transform_graph", name), os.path.join(graph, name))
-        for name in os.listdir(os.path.join(work, "transformed_examples")):
-            os.replace(os.path.join(work, "transformed_examples", name), os.path.join(examples_out, name))
-        summary_path = os.path.join(work, "transform_summary.json")
+        for name in os.listdir(os.path.join(work, TRANSFORM_GRAPH_DIR)):
+            os.replace(os.path.join(work, TRANSFORM_GRAPH_DIR, name), os.path.join(graph, name))
+        for name in os.listdir(os.path.join(work, TRANSFORMED_EXAMPLES_DIR)):
+            os.replace(os.path.join(work, TRANSFORMED_EXAMPLES_DIR, name), os.path.join(examples_out, name))
+        summary_path = os.path.join(work, SUMMARY_FILE)
         if os.path.exists(summary_path):
-            os.replace(summary_path, os.path.join(graph, "transform_summary.json"))
+            os.replace(summary_path, os.path.join(graph, SUMMARY_FILE))
         shutil.rmtree(work, ignore_errors=True)
         splits = sorted(layout.examples_splits(examples_out))
         return {"transformed_examples": {"split_names": json.dumps(splits)},

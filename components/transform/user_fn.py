@@ -38,6 +38,7 @@ from conveyor.beam_utils.user_modules import (
     user_code_error,
     user_frames,
 )
+from conveyor.dsl import layout
 
 DEFAULT_FN_NAME = "preprocessing_fn"
 
@@ -95,6 +96,7 @@ class PreprocessingFn:
 
     @classmethod
     def from_callable(cls, fn: Callable) -> PreprocessingFn:
+        """``fn`` as a PreprocessingFn (itself if it is one); raises TypeError if not callable."""
         if isinstance(fn, PreprocessingFn):
             return fn
         if not callable(fn):
@@ -126,6 +128,12 @@ class PreprocessingFn:
         return self._fn
 
     def __call__(self, inputs: Mapping):
+        """Calls the user's function on ``inputs`` (tensors by feature name) and checks its outputs.
+
+        Raises:
+          PreprocessingFnError: it returned no dict of outputs, or a dense output
+            without a batch dimension or with an unknown dimension.
+        """
         fn = self.function()
         graph, before = _graph_and_op_count()
         try:
@@ -372,7 +380,7 @@ def _split_of(exc: BaseException) -> str:
         step = _STEP.search(str(e))
         if step:
             split = _SPLIT.search(step.group(1))
-            return f" of Split-{split.group(1)}" if split else ""
+            return f" of {layout.SPLIT_PREFIX}{split.group(1)}" if split else ""
     return ""
 
 
