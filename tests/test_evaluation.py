@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import run_conveyor_in_process as run_cli
 
 from conveyor.beam_utils import arrow
 from conveyor.beam_utils.errors import InputError, UsageError
@@ -300,12 +301,6 @@ def test_slicing_crosses_and_multivalent():
         '{"a": "q", "tag": "x"}': 1,
         '{"a": "q", "tag": "y"}': 1,
     }
-
-
-def run_cli(*argv) -> int:
-    from conveyor.orchestration.cli import main
-
-    return main(list(argv))
 
 
 @pytest.fixture(scope="module")

@@ -3,21 +3,14 @@
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from apache_beam.io.filesystem import FileMetadata, FileSystem
+from conftest import run_conveyor as _run
 
 from conveyor.beam_utils import datasets
 from conveyor.beam_utils.io import ReadExamples
 from conveyor.components.example_gen import run_example_gen
-
-CONVEYOR = [sys.executable, "-m", "conveyor.orchestration.cli"]
-
-
-def _run(*args, cwd=None):
-    return subprocess.run([*CONVEYOR, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 def test_cli_ingests_flights_sample_with_summary(tmp_path):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import run_conveyor_in_process as run_cli
 
 from conveyor.beam_utils import arrow
 from conveyor.beam_utils.errors import InputError
@@ -204,12 +205,6 @@ def examples_dir(tmp_path_factory, penguins):
         tmp_path_factory.mktemp("examples"),
         {"train": arrow.take_rows(complete, even), "eval": arrow.take_rows(complete, ~even)},
     )
-
-
-def run_cli(*argv: str) -> int:
-    from conveyor.orchestration.cli import main
-
-    return main([str(a) for a in argv])
 
 
 def assert_predictions_match(out: Path, expected: dict, splits=("eval", "train")):
