@@ -12,15 +12,14 @@ import glob
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import portable_args
 from conftest import run_conveyor_in_process as run_cli
 
 from conveyor.beam_utils import arrow
@@ -550,54 +549,15 @@ def test_multi_processing_gives_same_predictions(tmp_path, model_dir, examples_d
     assert len(read_records(str(out / "inference_result" / "*.gz"))) == len(expected)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def test_portable_runner_gives_same_predictions(tmp_path, model_dir, examples_dir):
+def test_portable_runner_gives_same_predictions(tmp_path, model_dir, examples_dir, job_endpoint):
     path, expected = model_dir
-    port = _free_port()
-    service = subprocess.Popen(
-        [PYTHON, "-m", "apache_beam.runners.portability.local_job_service_main", f"--port={port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    out = tmp_path / "out"
+    rc = run_cli(
+        "infer", "--examples", examples_dir, "--model", path, "--output", out, "--output-examples",
+        "--", *portable_args(job_endpoint),
     )
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("localhost", port), timeout=1).close()
-                break
-            except OSError:
-                assert service.poll() is None, "job service exited"
-                assert time.time() < deadline, "job service did not start"
-                time.sleep(0.2)
-        out = tmp_path / "out"
-        rc = run_cli(
-            "infer",
-            "--examples",
-            examples_dir,
-            "--model",
-            path,
-            "--output",
-            out,
-            "--output-examples",
-            "--",
-            "--runner=PortableRunner",
-            f"--job_endpoint=localhost:{port}",
-            "--environment_type=LOOPBACK",
-        )
-        assert rc == 0
-        assert_predictions_match(out, expected)
-    finally:
-        service.terminate()
-        try:
-            service.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
+    assert rc == 0
+    assert_predictions_match(out, expected)
 
 
 # --- the pipeline component -----------------------------------------------------
