@@ -106,6 +106,19 @@ def job_service(log_dir, module: str = BEAM_JOB_SERVICE):
                          pathlib.Path(log_dir) / "job_service.log")
 
 
+@pytest.fixture
+def object_store():
+    """The ``teststore://`` object store (tests/object_store.py), empty, for a test that writes or
+    reads a Beam filesystem other than the local one; yields its class (``.objects``, ``.updated``)."""
+    from object_store import ObjectStore
+
+    ObjectStore.objects.clear()
+    ObjectStore.updated.clear()
+    yield ObjectStore
+    ObjectStore.objects.clear()
+    ObjectStore.updated.clear()
+
+
 @pytest.fixture(scope="session")
 def job_endpoint(tmp_path_factory):
     """Beam's Python job service on a free local port, for PortableRunner tests.

@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-from apache_beam.io.filesystem import FileMetadata, FileSystem
 from conftest import run_conveyor as _run
 
 from conveyor.beam_utils import datasets
@@ -117,72 +116,23 @@ def test_presplit_inputs_refuse_splits_and_differing_types(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-class MemoryFileSystem(FileSystem):
-    """A Beam FileSystem for the scheme ``conveyortestmem://``, holding :attr:`files` in memory.
-
-    Beam finds FileSystem subclasses by their scheme, so defining it registers it.
-    Only what matching needs is there.
-    """
-
-    #: ``{path: (bytes, last updated in seconds)}``.
-    files: dict = {}
-
-    @classmethod
-    def scheme(cls):
-        return "conveyortestmem"
-
-    def join(self, basepath, *paths):
-        return "/".join([basepath.rstrip("/"), *paths])
-
-    def split(self, path):
-        head, _, tail = path.rpartition("/")
-        return head, tail
-
-    def has_dirs(self):
-        return False
-
-    def _list(self, dir_or_prefix):
-        for path in sorted(self.files):
-            if path.startswith(dir_or_prefix):
-                yield self.metadata(path)
-
-    def exists(self, path):
-        return path in self.files
-
-    def metadata(self, path):
-        data, updated = self.files[path]
-        return FileMetadata(path, len(data), updated)
-
-    def size(self, path):
-        return self.metadata(path).size_in_bytes
-
-    def last_updated(self, path):
-        return self.metadata(path).last_updated_in_seconds
-
-    def checksum(self, path):
-        return str(self.size(path))
-
-    def _unsupported(self, *args, **kwargs):
-        raise NotImplementedError("a test filesystem for matching only")
-
-    mkdirs = create = open = copy = rename = delete = _unsupported
-
-
-def test_fingerprint_follows_remote_input_files(monkeypatch):
+def test_fingerprint_follows_remote_input_files(object_store):
     """A changed file on any Beam filesystem changes ExampleGen's cache key; an unchanged one does not."""
     from conveyor.components.example_gen.node import ExampleGen
 
-    monkeypatch.setattr(MemoryFileSystem, "files", {
-        "conveyortestmem://bucket/data/a.csv": (b"x,y\n1,2\n", 1000.0),
-        "conveyortestmem://bucket/data/b.csv": (b"x,y\n3,4\n", 1000.0),
-    })
-    gen = ExampleGen(input_base="conveyortestmem://bucket/data/*.csv")
+    def put(path, data, updated):
+        object_store.objects[path] = data
+        object_store.updated[path] = updated
+
+    put("teststore://bucket/data/a.csv", b"x,y\n1,2\n", 1000.0)
+    put("teststore://bucket/data/b.csv", b"x,y\n3,4\n", 1000.0)
+    gen = ExampleGen(input_base="teststore://bucket/data/*.csv")
     first = gen.fingerprint()
     assert gen.fingerprint() == first  # nothing changed
-    MemoryFileSystem.files["conveyortestmem://bucket/data/b.csv"] = (b"x,y\n3,4\n5,6\n", 2000.0)
+    put("teststore://bucket/data/b.csv", b"x,y\n3,4\n5,6\n", 2000.0)
     changed = gen.fingerprint()
     assert changed != first
-    MemoryFileSystem.files["conveyortestmem://bucket/data/b.csv"] = (b"x,y\n3,4\n5,7\n", 3000.0)  # same size
+    put("teststore://bucket/data/b.csv", b"x,y\n3,4\n5,7\n", 3000.0)  # same size
     assert gen.fingerprint() not in (first, changed)
-    MemoryFileSystem.files["conveyortestmem://bucket/data/c.csv"] = (b"x,y\n", 3000.0)  # a new file
+    put("teststore://bucket/data/c.csv", b"x,y\n", 3000.0)  # a new file
     assert gen.fingerprint() != changed
