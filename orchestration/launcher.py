@@ -181,10 +181,11 @@ def user_error_summary(exc: BaseException) -> str:
 def _conveyor_folders() -> tuple[str, ...]:
     import conveyor.beam_utils
     import conveyor.components
+    import conveyor.dsl
     import conveyor.orchestration
 
     return tuple(os.path.join(os.path.abspath(p), "")
-                 for pkg in (conveyor.beam_utils, conveyor.components, conveyor.orchestration)
+                 for pkg in (conveyor.beam_utils, conveyor.dsl, conveyor.components, conveyor.orchestration)
                  for p in pkg.__path__)
 
 
