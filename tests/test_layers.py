@@ -105,7 +105,6 @@ def _public(target: str, importer: str) -> bool:
     return target in allowed
 
 
-@pytest.mark.xfail(strict=True, reason="the monitor, evaluation and trainer still import other folders' modules (issue 17, in progress)")
 def test_components_use_each_other_through_public_names_only():
     private = []
     for m, p, t, line in EDGES:

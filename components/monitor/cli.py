@@ -219,7 +219,7 @@ def run(args, beam_args) -> int:
     baseline = read_statistics(args.baseline_statistics) if args.baseline_statistics else None
     settings = None
     if args.label_key:
-        from conveyor.components.evaluation.config import make_settings
+        from conveyor.components.evaluation import make_settings
 
         settings = make_settings(args.label_key, args.prediction_key)
     prediction_column = None if args.model else args.prediction_key

@@ -39,10 +39,14 @@ import pyarrow.compute as pc
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
-from conveyor.components.evaluation.transform import MetricsCombineFn
-from conveyor.components.statistics.combiners import CollectDatasetsFn
-from conveyor.components.statistics.options import ALL_EXAMPLES, StatsOptions
-from conveyor.components.statistics.slicing import slice_batch
+from conveyor.components.evaluation import MetricsCombineFn
+from conveyor.components.statistics import (
+    ALL_EXAMPLES,
+    CollectDatasetsFn,
+    StatsCombineFn,
+    StatsOptions,
+    slice_batch,
+)
 from conveyor.components.validation import (
     ValidationOptions,
     anomaly_pairs,
@@ -263,14 +267,12 @@ class WindowCombineFn(beam.CombineFn):
         self._setup()
 
     def _setup(self):
-        from conveyor.components.statistics.combiners import StatsCombineFn
-
         self._stats = StatsCombineFn(self._stats_options)
         self._metrics = None
         self._slicer = None
         self._checked = None
         if self._settings is not None:
-            from conveyor.components.evaluation.slicing import BatchSlicer
+            from conveyor.components.evaluation import BatchSlicer
 
             self._metrics = MetricsCombineFn(self._settings)
             self._slicer = BatchSlicer(self._settings, list(self._prediction_columns))
@@ -362,8 +364,7 @@ class WindowCombineFn(beam.CombineFn):
 
 
 def _eval_report(metrics: dict, settings, dead_lettered: int) -> dict:
-    from conveyor.components.evaluation.metrics import MetricsKernel
-    from conveyor.components.evaluation.report import build_report, slice_entry
+    from conveyor.components.evaluation import MetricsKernel, build_report, slice_entry
 
     kernel = MetricsKernel(settings)
     entries = [slice_entry(key, acc.rows, kernel.outputs(acc)) for key, acc in metrics.items()]
@@ -371,7 +372,7 @@ def _eval_report(metrics: dict, settings, dead_lettered: int) -> dict:
 
 
 def _eval_settings(settings, with_model: bool):
-    from conveyor.components.evaluation.config import OVERALL, EvalSettings
+    from conveyor.components.evaluation import OVERALL, EvalSettings
 
     if not isinstance(settings, EvalSettings):
         raise TypeError("eval_settings must be an EvalSettings (see evaluation.make_settings)")
@@ -392,8 +393,7 @@ def _model_inference(model, input_schema: pa.Schema, signature: str, prediction_
     """A ``BulkInference`` for ``model`` (a path, a ``BulkInference`` or a
     ``SavedModelHandler``) and the column holding the prediction."""
     from conveyor.beam_utils.errors import InputError, UsageError
-    from conveyor.components.inference.handler import SavedModelHandler
-    from conveyor.components.inference.transform import BulkInference
+    from conveyor.components.inference import BulkInference, SavedModelHandler
 
     if isinstance(model, BulkInference):
         infer = model
@@ -700,7 +700,7 @@ class MonitorWindows(beam.PTransform):
         if self.inference is None:
             parts = windowed | "Tag" >> beam.Map(_tag(ROWS))
         else:
-            from conveyor.components.inference.transform import AppendPredictions
+            from conveyor.components.inference import AppendPredictions
 
             result = windowed | "Infer" >> self.inference
             predicted = (
