@@ -434,6 +434,70 @@ def test_cli_input_errors_exit_2_with_a_message(tmp_path, capsys):
     assert "--poll-interval must be positive" in capsys.readouterr().err
 
 
+# --------------------------------------------------------------- run_monitor and the type hints
+
+
+def test_run_monitor_runs_the_watch_and_returns_the_summary_it_wrote(tmp_path):
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.components.monitor import WatchFiles, run_monitor
+
+    rng = np.random.default_rng(43)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    _write_csv(incoming / "a.csv", *_window_rows(0, rng, rows=200))
+    _write_csv(incoming / "b.csv", *_window_rows(DRIFT_WINDOW, rng, rows=150))
+    columns = make_schema({"x": "FLOAT", "c": "BYTES", "ts": "INT"})
+    out = tmp_path / "out"
+    out.mkdir()
+    source = WatchFiles(str(incoming / "*.csv"), columns, interval=1, stop_after=0, reports=True)
+    summary = run_monitor(source, str(out), _schema(), baseline_statistics=_baseline(),
+                          window_seconds=WINDOW, timestamp_column="ts")
+    assert (summary["windows"], summary["files_read"], summary["rows_read"]) == (2, 2, 350)
+    assert summary["windows_with_errors"] == 1  # the drifting window, against the baseline
+    assert summary == json.loads((out / "summary.json").read_text())
+    results = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
+    assert [(r["num_examples"], bool(_drift_types(r))) for r in results] == [(200, False), (150, True)]
+
+    # MonitorWindows' refusals are usage errors, raised before the pipeline is built
+    with pytest.raises(UsageError, match="window_seconds must be positive"):
+        run_monitor(source, str(out), _schema(), window_seconds=0)
+    with pytest.raises(ValueError, match="reports=True"):
+        run_monitor(WatchFiles(str(incoming / "*.csv"), columns, stop_after=0), str(out), _schema())
+
+
+def test_sources_monitor_and_summary_carry_their_beam_type_hints(tmp_path):
+    from typing import Any
+
+    from apache_beam.typehints import Dict
+    from apache_beam.typehints.decorators import TypeCheckError
+
+    from conveyor.components.monitor import (
+        MonitorWindows,
+        ReadPubSubExamples,
+        SummarizeRun,
+        WatchFiles,
+    )
+
+    columns = make_schema({"x": "FLOAT", "c": "BYTES"})
+    pattern = str(tmp_path / "*.csv")
+    p = beam.Pipeline(options=_streaming_options())
+    batches, reports = p | "Watch" >> WatchFiles(pattern, columns, stop_after=0, reports=True)
+    assert batches.element_type is pa.RecordBatch and reports.element_type == Dict[str, Any]
+    assert (p | "WatchAlone" >> WatchFiles(pattern, columns, stop_after=0)).element_type is pa.RecordBatch
+    messages, rejected = p | "PubSub" >> ReadPubSubExamples("projects/my-project/subscriptions/monitor-in",
+                                                             columns, reports=True)
+    assert messages.element_type is pa.RecordBatch and rejected.element_type == Dict[str, Any]
+    results = batches | MonitorWindows(_schema(), None, WINDOW)
+    assert results.element_type == Dict[str, Any]
+    assert ((results, reports) | SummarizeRun()).element_type == Dict[str, Any]
+
+    ints = p | "Ints" >> beam.Create([1, 2])
+    with pytest.raises(TypeCheckError, match="expected <class 'pyarrow.lib.RecordBatch'>, got <class 'int'>"):
+        ints | "MonitorInts" >> MonitorWindows(_schema(), None, WINDOW)
+    with pytest.raises(TypeCheckError, match="input position 1"):
+        (results, ints) | "SummarizeInts" >> SummarizeRun()
+
+
 def test_example_decoder_csv_lines_and_tf_examples():
     """The decoding behind ReadPubSubExamples (Pub/Sub itself is not available here)."""
     from tensorflow.core.example import example_pb2

@@ -11,8 +11,10 @@ firing (late data within ``allowed_lateness`` fires a window again).
 for every few seconds; unreadable files logged and skipped) and
 :class:`ReadPubSubExamples` (messages of CSV lines or serialized tf.Examples)
 are its streaming sources; :class:`SummarizeRun` totals a run (windows,
-anomalies, files read and skipped) when its stream ends. ``conveyor monitor``
-runs them from the command line.
+anomalies, files read and skipped) when its stream ends. :func:`run_monitor`
+runs them all in one streaming pipeline (window folders and ``summary.json``
+written, the summary returned), and ``conveyor monitor`` runs that from the
+command line.
 
 Example::
 
@@ -21,6 +23,13 @@ Example::
     results = (p | WatchFiles("incoming/*.csv", arrow_schema, interval=30)
                  | MonitorWindows(schema, baseline, 600, timestamp_column="ts",
                                   output_dir="monitor/"))
+
+    # or the whole run, until the watch stops:
+    from conveyor.components.monitor import run_monitor
+
+    source = WatchFiles("incoming/*.csv", arrow_schema, interval=30, stop_after=3600, reports=True)
+    summary = run_monitor(source, "monitor/", schema, baseline_statistics=baseline,
+                          window_seconds=600, timestamp_column="ts")
 
 Names are imported on first use, so the CLI can load ``monitor.cli`` without Beam.
 """
@@ -33,9 +42,10 @@ _EXPORTS = {
     "window_dir_name": "transform",
     "SummarizeRun": "transform",
     "read_summary": "transform",
-    "WatchFiles": "sources",
-    "ReadPubSubExamples": "sources",
+    "WatchFiles": "transform",
+    "ReadPubSubExamples": "transform",
     "ExampleDecoder": "sources",
+    "run_monitor": "component",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -23,24 +23,26 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Monitor a stream: statistics, schema/drift validation and metrics per fixed window."
+from conveyor.dsl.layout import SCHEMA_FILE, SERVING_DIR, STATS_FILE
 
-_FORMATS = ("csv", "tfrecord", "parquet")
-_DEFAULT_MISSING = "NA,N/A,#N/A,NULL,null,None"
+HELP = "Monitor a stream: statistics, schema/drift validation and metrics per fixed window."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_argument_group("source (one of)")
-    src.add_argument("--input", metavar="PATTERN", help="watch this file pattern for new files")
-    src.add_argument("--pubsub-subscription", metavar="SUBSCRIPTION",
-                     help="read messages of projects/<p>/subscriptions/<s> (payload: CSV lines or one "
-                          "serialized tf.Example)")
-    parser.add_argument("--format", choices=_FORMATS,
-                        help="file format (default: from each name: .csv, .parquet/.pq, tfrecord/.gz) or "
-                             "message format (csv or tfrecord; default: csv)")
-    parser.add_argument("--schema", required=True, metavar="FILE", help="the curated schema.pbtxt")
+    """The shared input flags (:mod:`conveyor.beam_utils.cli_args`: ``--input``, ``--format``,
+    ``--batch-size``, ``--missing-values``, ``--delimiter``), ``--pubsub-subscription`` and the
+    monitor's own: windows, schema and drift, metrics and a model."""
+    from conveyor.beam_utils.cli_args import add_input_arguments
+
+    # --input PATTERN is the pattern watched for new files.
+    add_input_arguments(parser, examples=False)
+    pubsub = parser.add_argument_group("Pub/Sub source (instead of --input)")
+    pubsub.add_argument("--pubsub-subscription", metavar="SUBSCRIPTION",
+                        help="read messages of projects/<p>/subscriptions/<s> (payload: CSV lines or one "
+                             "serialized tf.Example, as --format csv or tfrecord says; default: csv)")
+    parser.add_argument("--schema", required=True, metavar="FILE", help=f"the curated {SCHEMA_FILE}")
     parser.add_argument("--baseline-statistics", metavar="FILE",
-                        help="reference statistics (FeatureStats.pb) for the schema's drift comparators")
+                        help=f"reference statistics ({STATS_FILE}) for the schema's drift comparators")
     parser.add_argument("--output", required=True, metavar="DIR", help="directory of the window folders")
     parser.add_argument("--window-seconds", type=float, default=600.0, metavar="S",
                         help="width of the fixed windows (default: 600)")
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prediction-key", metavar="COL",
                         help="prediction column, for metrics per window (with --model: the model output)")
     parser.add_argument("--model", metavar="DIR",
-                        help="a SavedModel (or a Trainer output with Format-Serving) to run on each window")
+                        help=f"a SavedModel (or a Trainer output with {SERVING_DIR}) to run on each window")
     parser.add_argument("--signature", default="serving_default", metavar="NAME",
                         help="signature of --model (default: serving_default)")
     parser.add_argument("--allowed-lateness", type=float, default=0.0, metavar="S",
@@ -67,11 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warn", action="append", default=[], metavar="TYPE",
                         help="report anomalies of this type as WARNING (repeatable)")
     parser.add_argument("--environment", metavar="NAME", help="environment of the examples (e.g. SERVING)")
-    parser.add_argument("--missing-values", default=_DEFAULT_MISSING, metavar="LIST",
-                        help=f"comma-separated CSV texts read as missing, besides '' (default: {_DEFAULT_MISSING})")
-    parser.add_argument("--delimiter", default=",", help="CSV delimiter (default: ',')")
-    parser.add_argument("--batch-size", type=int, default=8192, metavar="ROWS",
-                        help="records per batch of a TFRecord file")
 
 
 def _check(args) -> None:
@@ -85,7 +82,7 @@ def _check(args) -> None:
         raise UsageError("--poll-interval must be positive")
     if args.stop_after is not None and args.stop_after < 0:
         raise UsageError("--stop-after must not be negative")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be positive")
     if args.label_key and not (args.prediction_key or args.model):
         raise UsageError("--label-key needs --prediction-key COL or --model DIR")
@@ -184,25 +181,21 @@ def _print_summary(summary: dict, args) -> None:
 
 
 def run(args, beam_args) -> int:
-    import uuid
+    """Runs ``conveyor monitor``: checks the flags, builds the source, runs
+    :func:`~conveyor.components.monitor.run_monitor`, prints the totals.
 
-    import apache_beam as beam
-    from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import StandardOptions
-
+    Returns 1 if some window (or late firing) had an ERROR anomaly, else 0;
+    raises :class:`UsageError` or :class:`InputError` (exit 2) for bad flags or
+    input, and when no file could be read in the time watched.
+    """
+    from conveyor.beam_utils.cli_args import missing_values
     from conveyor.beam_utils.csv_io import CsvOptions
     from conveyor.beam_utils.errors import InputError, UsageError
-    from conveyor.beam_utils.options import pipeline_options
     from conveyor.beam_utils.outputs import check_output, live_output
     from conveyor.beam_utils.proto_io import read_schema, read_statistics
-    from conveyor.components.monitor.sources import ReadPubSubExamples, WatchFiles
-    from conveyor.components.monitor.transform import (
-        SUMMARY_FILE,
-        MonitorWindows,
-        RunSummaryFn,
-        SummarizeRun,
-        read_summary,
-    )
+    from conveyor.beam_utils.read import DEFAULT_BATCH_SIZE
+    from conveyor.components.monitor.component import run_monitor
+    from conveyor.components.monitor.transform import ReadPubSubExamples, WatchFiles
     from conveyor.components.validation import ValidationOptions
 
     _check(args)
@@ -228,12 +221,11 @@ def run(args, beam_args) -> int:
                                               prediction_column: "FLOAT"})
     except ValueError as e:
         raise UsageError(f"{args.schema}: {e}") from None
-    csv_options = CsvOptions(delimiter=args.delimiter,
-                             missing_values=("",) + tuple(v for v in args.missing_values.split(",") if v))
+    csv_options = CsvOptions(delimiter=args.delimiter, missing_values=missing_values(args))
     if args.input:
         source = WatchFiles(args.input, read_schema_, format=args.format, interval=args.poll_interval,
-                            stop_after=args.stop_after, csv_options=csv_options, batch_size=args.batch_size,
-                            reports=True)
+                            stop_after=args.stop_after, csv_options=csv_options,
+                            batch_size=args.batch_size or DEFAULT_BATCH_SIZE, reports=True)
     else:
         columns = [c.strip() for c in args.csv_columns.split(",")] if args.csv_columns else None
         try:
@@ -243,36 +235,16 @@ def run(args, beam_args) -> int:
         except ValueError as e:
             raise UsageError(str(e)) from None
     # The windows appear as they fire, so the output is replaced when the run starts, not staged.
-    with live_output(args.output, inputs=inputs) as output:
-        try:
-            monitor = MonitorWindows(schema, baseline, args.window_seconds, args.timestamp_column,
-                                     output_dir=output, validation_options=validation, eval_settings=settings,
-                                     model=args.model, input_schema=read_schema_ if args.model else None,
-                                     signature=args.signature, allowed_lateness=args.allowed_lateness)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+    with live_output(args.output, inputs=inputs) as output, _WindowLog():
+        summary = run_monitor(source, output, schema, baseline_statistics=baseline,
+                              window_seconds=args.window_seconds, timestamp_column=args.timestamp_column,
+                              validation_options=validation, eval_settings=settings, model=args.model,
+                              input_schema=read_schema_ if args.model else None, signature=args.signature,
+                              allowed_lateness=args.allowed_lateness, beam_args=beam_args)
 
-        options = pipeline_options(beam_args)
-        options.view_as(StandardOptions).streaming = True
-        pipeline = beam.Pipeline(options=options)
-        batches, reports = pipeline | "Source" >> source
-        results = batches | "Monitor" >> monitor
-        # The totals travel through the pipeline and a file, not the runner's metrics:
-        # the local runner's metrics of a long stream overflow the stack when read.
-        run_id = uuid.uuid4().hex
-        summary_path = FileSystems.join(output, SUMMARY_FILE)
-        _ = (results, reports) | "Summary" >> SummarizeRun(summary_path, run_id)
-        with _WindowLog():
-            result = pipeline.run()
-            result.wait_until_finish()
-
-    summary = read_summary(FileSystems.join(args.output, SUMMARY_FILE), run_id)
-    if summary is None and args.pubsub_subscription:
+    if summary is None:
         print(f"the stream was stopped before its end (cancelled?): no totals; see the windows in {args.output}")
         return 0
-    if summary is None:  # nothing came in: no window, no file
-        fn = RunSummaryFn()
-        summary = fn.extract_output(fn.create_accumulator())
     _print_summary(summary, args)
     if args.input and args.stop_after is not None and not summary["files_read"]:
         if summary["files_unreadable"]:

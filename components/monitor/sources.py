@@ -1,24 +1,23 @@
-"""Unbounded sources of canonical RecordBatches for :class:`MonitorWindows`.
+"""The reading behind :class:`WatchFiles` and :class:`ReadPubSubExamples` (``transform.py``).
 
-* :class:`WatchFiles`: new files of a pattern (CSV with a header row, plain or
-  compressed; TFRecord of tf.Examples, plain or gzip; or Parquet), looked for
-  every ``interval`` seconds; each batch carries the time of the look that
-  found its file as its timestamp. A file is read once, when it is first
-  matched: write files elsewhere and move them in.
-* :class:`ReadPubSubExamples`: Pub/Sub messages whose payload is CSV lines
-  (no header: the columns are given, by default the schema's order) or one
-  serialized tf.Example; each batch carries the publish time (or the
-  ``timestamp_attribute``).
+* Files (:class:`WatchFiles`): :class:`PollFn` matches the pattern every
+  ``interval`` seconds, :class:`FirstSightFn` lets each path through once, and
+  :class:`ReadFileFn` reads the file: CSV with a header row, plain or
+  compressed; TFRecord of tf.Examples, plain or gzip; or Parquet. Each batch carries the time of the look that found its file as
+  its timestamp. A file is read once, when it is first matched: write files
+  elsewhere and move them in.
+* Messages (:class:`ReadPubSubExamples`): :class:`DecodeMessageFn` decodes each
+  payload, CSV lines (no header: the columns are given, by default the
+  schema's order) or one serialized tf.Example.
 
 A row that does not decode is logged and counted (``conveyor.monitor`` metrics
 ``rows_rejected``), and a file that cannot be read at all (not text of the
-schema's columns, binary or UTF-16, empty, a damaged gzip or Parquet file, a
-header without the schema's columns) is logged with its name and the reason,
-counted (``files_unreadable``) and skipped whole, none of its rows used: a
-monitor keeps running over bad input. With ``reports=True`` a source also
-returns a PCollection of reports (one per file read or skipped, one per
-message with rejected rows), which ``conveyor monitor`` sums up at the end of
-a run.
+schema's columns, binary, empty, a damaged gzip or Parquet file, a header
+without the schema's columns) is logged with its name and the reason, counted
+(``files_unreadable``) and skipped whole, none of its rows used: a monitor
+keeps running over bad input. Every file read or skipped, and every message
+with rejected rows, also gives a report (tag ``REPORTS``), which
+:class:`SummarizeRun` totals at the end of a run.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import io
 import logging
 import math
 import time
-import typing
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -39,10 +37,9 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from conveyor.beam_utils import arrow, csv_io, parquet_io, tfrecord_io
 from conveyor.beam_utils.errors import InputError, UsageError
+from conveyor.beam_utils.files import FORMATS
 
 METRICS_NAMESPACE = "conveyor.monitor"
-DEFAULT_BATCH_SIZE = 8192
-FORMATS = ("csv", "tfrecord", "parquet")
 #: What a Pub/Sub message may hold.
 MESSAGE_FORMATS = ("csv", "tfrecord")
 #: Tag of a source's reports: ``{"file", "rows", "rejected", "error"}`` per file
@@ -120,6 +117,8 @@ class ExampleDecoder:
 
 
 class _Counting(beam.DoFn):
+    """Emits a decoded batch and logs and counts its rejected rows (the ``conveyor.monitor`` metrics)."""
+
     def __init__(self, decoder: ExampleDecoder):
         self._decoder = decoder
         self._accepted = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_accepted")
@@ -201,7 +200,7 @@ def _local_copy(path: str):
         os.unlink(tmp)
 
 
-class _ReadFileFn(_Counting):
+class ReadFileFn(_Counting):
     """FileMetadata -> the file's batches, and a report; a file that cannot be read
     is skipped whole (nothing of it emitted), logged with the reason and reported."""
 
@@ -318,7 +317,7 @@ _LOOKS = beam.DoFn.RestrictionParam(_PollRestrictions())
 _WATERMARK = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())
 
 
-class _PollFn(beam.DoFn):
+class PollFn(beam.DoFn):
     """``(start, stop, interval)`` -> FileMetadata of every file matching the pattern at
     each look, timestamped with the look's due time; one look per bundle, the rest
     deferred to the next look's due time.
@@ -382,7 +381,7 @@ _SEEN = ReadModifyWriteStateSpec("seen", beam.coders.BooleanCoder())
 _SEEN_STATE = beam.DoFn.StateParam(_SEEN)
 
 
-class _FirstSightFn(beam.DoFn):
+class FirstSightFn(beam.DoFn):
     """``(path, FileMetadata)`` -> the metadata the first time its path is seen."""
 
     def process(self, element, seen=_SEEN_STATE):
@@ -391,66 +390,11 @@ class _FirstSightFn(beam.DoFn):
             yield element[1]
 
 
-class WatchFiles(beam.PTransform):
-    """New files of ``file_pattern`` -> canonical RecordBatches, as they appear.
+class DecodeMessageFn(_Counting):
+    """A Pub/Sub payload (CSV lines or one serialized tf.Example) -> its batch, and a
+    report when some of its rows were rejected; a payload that does not decode at
+    all is one rejected row, logged and reported."""
 
-    The pattern is matched every ``interval`` seconds (from when the pipeline
-    is built), and a last time at ``stop_after``; each file is read once, when
-    first matched (a file that changes later is not read again). A file that
-    cannot be read is logged, counted and skipped (see the module's notes).
-
-    Args:
-      file_pattern: a glob on any Beam filesystem.
-      schema: the canonical Arrow schema to read (CSV files need its columns in their header).
-      format: ``csv``, ``tfrecord`` or ``parquet``; from each file's name when None
-        (``.csv``/``.tsv``/``.txt``, also compressed, ``.parquet``/``.pq``,
-        ``tfrecord`` or ``.gz``).
-      interval: seconds between matches.
-      stop_after: stop watching after this many seconds (the pipeline then
-        finishes); None watches until the pipeline is cancelled.
-      csv_options: delimiter and missing-value markers.
-      batch_size: records (rows) per batch of a TFRecord (Parquet) file; CSV
-        files come in blocks.
-      reports: also return a PCollection of one report per file (see
-        ``REPORTS``): the transform then gives ``(batches, reports)``.
-    """
-
-    def __init__(self, file_pattern: str, schema: pa.Schema, format: str | None = None,
-                 interval: float = 10.0, stop_after: float | None = None,
-                 csv_options: csv_io.CsvOptions | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 reports: bool = False):
-        super().__init__()
-        if format is not None and format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
-        if interval <= 0:
-            raise ValueError(f"interval must be positive, not {interval}")
-        if stop_after is not None and stop_after < 0:
-            raise ValueError(f"stop_after must not be negative, not {stop_after}")
-        self.file_pattern = file_pattern
-        self.format = format
-        self.interval = interval
-        self.stop_after = stop_after
-        self.batch_size = batch_size
-        self.reports = reports
-        self.decoder = ExampleDecoder(schema, csv_options)
-
-    def expand(self, pbegin):
-        start = time.time()
-        stop = None if self.stop_after is None else start + self.stop_after
-        read = (
-            pbegin
-            | "Plan" >> beam.Create([(start, stop, float(self.interval))])
-            | "Poll" >> beam.ParDo(_PollFn(self.file_pattern))
-            | "KeyByPath" >> beam.Map(lambda metadata: (metadata.path, metadata))
-            .with_output_types(beam.typehints.KV[str, typing.Any])
-            | "FirstSight" >> beam.ParDo(_FirstSightFn())
-            | "Read" >> beam.ParDo(_ReadFileFn(self.decoder, self.format, self.batch_size))
-            .with_outputs(REPORTS, main="batches")
-        )
-        return (read.batches, read[REPORTS]) if self.reports else read.batches
-
-
-class _DecodeMessageFn(_Counting):
     def __init__(self, decoder: ExampleDecoder, format: str):
         super().__init__(decoder)
         self._format = format
@@ -474,45 +418,3 @@ class _DecodeMessageFn(_Counting):
             yield from self._emit(batch, bad)
         if rejected:
             yield beam.pvalue.TaggedOutput(REPORTS, {"message": None, "rows": rows, "rejected": rejected})
-
-
-class ReadPubSubExamples(beam.PTransform):
-    """Pub/Sub messages -> canonical RecordBatches (one per message).
-
-    Args:
-      subscription: ``projects/<project>/subscriptions/<name>``.
-      schema: the canonical Arrow schema to read.
-      format: ``csv`` (payload: CSV lines, no header) or ``tfrecord`` (payload:
-        one serialized tf.Example).
-      csv_columns: the column order of the CSV lines (default: the schema's).
-      csv_options: delimiter and missing-value markers.
-      timestamp_attribute: a message attribute holding the event time
-        (Beam's ``ReadFromPubSub`` option); default: the publish time.
-      reports: also return a PCollection of reports (one per message with
-        rejected rows, see ``REPORTS``): the transform then gives ``(batches, reports)``.
-    """
-
-    def __init__(self, subscription: str, schema: pa.Schema, format: str = "csv",
-                 csv_columns: Sequence[str] | None = None,
-                 csv_options: csv_io.CsvOptions | None = None,
-                 timestamp_attribute: str | None = None, reports: bool = False):
-        super().__init__()
-        if format not in MESSAGE_FORMATS:
-            raise ValueError(f"format must be one of {MESSAGE_FORMATS}, not {format!r}")
-        self.subscription = subscription
-        self.format = format
-        self.timestamp_attribute = timestamp_attribute
-        self.reports = reports
-        self.decoder = ExampleDecoder(schema, csv_options, csv_columns)
-
-    def expand(self, pbegin):
-        from apache_beam.io.gcp.pubsub import ReadFromPubSub
-
-        decoded = (
-            pbegin
-            | "ReadPubSub" >> ReadFromPubSub(subscription=self.subscription,
-                                             timestamp_attribute=self.timestamp_attribute)
-            | "Decode" >> beam.ParDo(_DecodeMessageFn(self.decoder, self.format))
-            .with_outputs(REPORTS, main="batches")
-        )
-        return (decoded.batches, decoded[REPORTS]) if self.reports else decoded.batches

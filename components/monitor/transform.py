@@ -1,4 +1,9 @@
-"""``MonitorWindows``: statistics, validation and (optionally) metrics per fixed window.
+"""The monitor's PTransforms: its sources, ``MonitorWindows`` and ``SummarizeRun``.
+
+:class:`WatchFiles` (new files of a pattern) and :class:`ReadPubSubExamples`
+(Pub/Sub messages) are the streaming sources of canonical RecordBatches; their
+reading is in ``sources.py``. :class:`MonitorWindows` computes statistics,
+validation and (optionally) metrics per fixed window.
 
 Over a PCollection of canonical RecordBatches (bounded or unbounded)::
 
@@ -23,6 +28,8 @@ wider than the sources' delay.
 
 :class:`SummarizeRun` totals a run's window results and its source's reports
 (files read and skipped, rejected rows) in one summary when the stream ends.
+All of them carry Beam type hints: RecordBatches in and out of the sources,
+dicts of results and reports after them.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ import datetime
 import json
 import logging
 import posixpath
+import time
+import typing
+from collections.abc import Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -38,8 +48,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
+from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from conveyor.beam_utils import csv_io
+from conveyor.beam_utils.files import FORMATS
+from conveyor.beam_utils.read import DEFAULT_BATCH_SIZE
 from conveyor.components.evaluation import MetricsCombineFn
+from conveyor.components.monitor.sources import (
+    MESSAGE_FORMATS,
+    METRICS_NAMESPACE,
+    REPORTS,
+    DecodeMessageFn,
+    ExampleDecoder,
+    FirstSightFn,
+    PollFn,
+    ReadFileFn,
+)
 from conveyor.components.statistics import (
     ALL_EXAMPLES,
     CollectDatasetsFn,
@@ -53,10 +77,11 @@ from conveyor.components.validation import (
     has_errors,
     validate_statistics,
 )
-from conveyor.dsl.layout import ANOMALIES_FILE, STATS_FILE, serving_model_dir
+from conveyor.dsl.layout import ANOMALIES_FILE, ANOMALIES_REPORT_FILE, STATS_FILE, serving_model_dir
 
-METRICS_NAMESPACE = "conveyor.monitor"
-REPORT_FILE = "report.txt"
+#: The element type of a window's result, a source's report and a run's summary (JSON values).
+RESULT = dict[str, typing.Any]
+_RESULT_HINT = beam.typehints.native_type_compatibility.convert_to_beam_type(RESULT)
 METRICS_FILE = "metrics.json"
 RESULT_FILE = "result.json"
 #: Prefix of the model's prediction columns (kept out of the statistics).
@@ -246,6 +271,10 @@ class _WindowAccumulator:
         self.stats, self.metrics, self.counts, self.errors = state
 
 
+@beam.typehints.with_input_types(tuple[str, pa.RecordBatch, str | None])
+@beam.typehints.with_output_types(
+    tuple[statistics_pb2.DatasetFeatureStatisticsList, RESULT | None, RESULT]
+)
 class WindowCombineFn(beam.CombineFn):
     """One window's ``(kind, batch, error)`` parts -> ``(statistics, evaluation, counts)``.
 
@@ -539,7 +568,7 @@ class _ValidateWindowFn(beam.DoFn):
             folder = posixpath.join(self._output_dir, window_dir_name(window.start, window.end))
             _write(posixpath.join(folder, STATS_FILE), stats.SerializeToString())
             _write(posixpath.join(folder, ANOMALIES_FILE), anomalies.SerializeToString())
-            _write(posixpath.join(folder, REPORT_FILE), (anomalies_report(anomalies) + "\n").encode("utf-8"))
+            _write(posixpath.join(folder, ANOMALIES_REPORT_FILE), (anomalies_report(anomalies) + "\n").encode("utf-8"))
             if evaluation is not None:
                 _write(posixpath.join(folder, METRICS_FILE),
                        json.dumps(evaluation, indent=2, sort_keys=True, default=str).encode("utf-8"))
@@ -554,6 +583,8 @@ class _ValidateWindowFn(beam.DoFn):
 # ----------------------------------------------------------------- the transform
 
 
+@beam.typehints.with_input_types(pa.RecordBatch)
+@beam.typehints.with_output_types(RESULT)
 class MonitorWindows(beam.PTransform):
     """RecordBatches -> one result dict per firing of each fixed window, with its files written.
 
@@ -693,9 +724,10 @@ class MonitorWindows(beam.PTransform):
     def expand(self, batches):
         if self.timestamp_column:
             timed = batches | "EventTime" >> beam.ParDo(
-                _EventTimeFn(self.timestamp_column, self.window_micros, self.drop_timestamp_column))
+                _EventTimeFn(self.timestamp_column, self.window_micros, self.drop_timestamp_column)
+            ).with_output_types(pa.RecordBatch)
         else:
-            timed = batches | "ArrivalTime" >> beam.ParDo(_ArrivalTimeFn())
+            timed = batches | "ArrivalTime" >> beam.ParDo(_ArrivalTimeFn()).with_output_types(pa.RecordBatch)
         windowed = timed | "Window" >> self._windowing()
         if self.inference is None:
             parts = windowed | "Tag" >> beam.Map(_tag(ROWS))
@@ -733,13 +765,146 @@ def _default_input_schema(schema, extra_columns) -> pa.Schema:
     return pa.schema(fields)
 
 
+# ----------------------------------------------------------------- the sources
+
+
+class _Source(beam.PTransform):
+    """What the two sources share: their outputs and those outputs' type hints.
+
+    A source gives its batches or, with ``reports``, the pair ``(batches,
+    reports)``. Beam types a multi-output ParDo's outputs Any, and a class's
+    output hint is one type for every output; so the outputs' types are set
+    here, and with reports the pair's hints replace the class's (Beam checks
+    the outputs against them when the pipeline is built).
+    """
+
+    reports = False
+
+    def get_type_hints(self):
+        """The class's hints; with reports, ``(RecordBatch, report dict)`` as the outputs'."""
+        hints = super().get_type_hints()
+        return hints.with_output_types(pa.RecordBatch, _RESULT_HINT) if self.reports else hints
+
+    def _outputs(self, read):
+        batches = read.batches
+        batches.element_type = pa.RecordBatch
+        if not self.reports:
+            return batches
+        reports = read[REPORTS]
+        reports.element_type = _RESULT_HINT
+        return batches, reports
+
+@beam.typehints.with_output_types(pa.RecordBatch)
+class WatchFiles(_Source):
+    """New files of ``file_pattern`` -> canonical RecordBatches, as they appear.
+
+    The pattern is matched every ``interval`` seconds (from when the pipeline
+    is built), and a last time at ``stop_after``; each file is read once, when
+    first matched (a file that changes later is not read again). A file that
+    cannot be read is logged, counted and skipped (see ``sources.py``).
+
+    Args:
+      file_pattern: a glob on any Beam filesystem.
+      schema: the canonical Arrow schema to read (CSV files need its columns in their header).
+      format: ``csv``, ``tfrecord`` or ``parquet``; from each file's name when None
+        (``.csv``/``.tsv``/``.txt``, also compressed, ``.parquet``/``.pq``,
+        ``tfrecord`` or ``.gz``).
+      interval: seconds between matches.
+      stop_after: stop watching after this many seconds (the pipeline then
+        finishes); None watches until the pipeline is cancelled.
+      csv_options: delimiter and missing-value markers.
+      batch_size: records (rows) per batch of a TFRecord (Parquet) file; CSV
+        files come in blocks.
+      reports: also return a PCollection of one report per file (see
+        ``REPORTS``): the transform then gives ``(batches, reports)``.
+    """
+
+    def __init__(self, file_pattern: str, schema: pa.Schema, format: str | None = None,
+                 interval: float = 10.0, stop_after: float | None = None,
+                 csv_options: csv_io.CsvOptions | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 reports: bool = False):
+        super().__init__()
+        if format is not None and format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+        if interval <= 0:
+            raise ValueError(f"interval must be positive, not {interval}")
+        if stop_after is not None and stop_after < 0:
+            raise ValueError(f"stop_after must not be negative, not {stop_after}")
+        self.file_pattern = file_pattern
+        self.format = format
+        self.interval = interval
+        self.stop_after = stop_after
+        self.batch_size = batch_size
+        self.reports = reports
+        self.decoder = ExampleDecoder(schema, csv_options)
+
+    def expand(self, pbegin):
+        start = time.time()
+        stop = None if self.stop_after is None else start + self.stop_after
+        read = (
+            pbegin
+            | "Plan" >> beam.Create([(start, stop, float(self.interval))])
+            | "Poll" >> beam.ParDo(PollFn(self.file_pattern))
+            | "KeyByPath" >> beam.Map(lambda metadata: (metadata.path, metadata))
+            .with_output_types(beam.typehints.KV[str, typing.Any])
+            | "FirstSight" >> beam.ParDo(FirstSightFn())
+            | "Read" >> beam.ParDo(ReadFileFn(self.decoder, self.format, self.batch_size))
+            .with_outputs(REPORTS, main="batches")
+        )
+        return self._outputs(read)
+
+
+@beam.typehints.with_output_types(pa.RecordBatch)
+class ReadPubSubExamples(_Source):
+    """Pub/Sub messages -> canonical RecordBatches (one per message).
+
+    Args:
+      subscription: ``projects/<project>/subscriptions/<name>``.
+      schema: the canonical Arrow schema to read.
+      format: ``csv`` (payload: CSV lines, no header) or ``tfrecord`` (payload:
+        one serialized tf.Example).
+      csv_columns: the column order of the CSV lines (default: the schema's).
+      csv_options: delimiter and missing-value markers.
+      timestamp_attribute: a message attribute holding the event time
+        (Beam's ``ReadFromPubSub`` option); default: the publish time.
+      reports: also return a PCollection of reports (one per message with
+        rejected rows, see ``REPORTS``): the transform then gives ``(batches, reports)``.
+    """
+
+    def __init__(self, subscription: str, schema: pa.Schema, format: str = "csv",
+                 csv_columns: Sequence[str] | None = None,
+                 csv_options: csv_io.CsvOptions | None = None,
+                 timestamp_attribute: str | None = None, reports: bool = False):
+        super().__init__()
+        if format not in MESSAGE_FORMATS:
+            raise ValueError(f"format must be one of {MESSAGE_FORMATS}, not {format!r}")
+        self.subscription = subscription
+        self.format = format
+        self.timestamp_attribute = timestamp_attribute
+        self.reports = reports
+        self.decoder = ExampleDecoder(schema, csv_options, csv_columns)
+
+    def expand(self, pbegin):
+        from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+        decoded = (
+            pbegin
+            | "ReadPubSub" >> ReadFromPubSub(subscription=self.subscription,
+                                             timestamp_attribute=self.timestamp_attribute)
+            | "Decode" >> beam.ParDo(DecodeMessageFn(self.decoder, self.format))
+            .with_outputs(REPORTS, main="batches")
+        )
+        return self._outputs(decoded)
+
+
 # ----------------------------------------------------------------- a run's totals
 
-SUMMARY_FILE = "summary.json"
 #: Unreadable files a summary names (it counts them all).
 MAX_NAMED_FILES = 100
 
 
+@beam.typehints.with_input_types(tuple[str, RESULT])
+@beam.typehints.with_output_types(RESULT)
 class RunSummaryFn(beam.CombineFn):
     """``("result", window result)`` and ``("report", source report)`` -> the run's totals.
 
@@ -805,6 +970,8 @@ class RunSummaryFn(beam.CombineFn):
         return out
 
 
+@beam.typehints.with_input_types(RESULT, RESULT)
+@beam.typehints.with_output_types(RESULT)
 class SummarizeRun(beam.PTransform):
     """``(window results, source reports)`` -> one summary dict when the stream ends.
 
