@@ -359,7 +359,10 @@ def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys
     _write_csv(incoming / "good.csv", *_window_rows(0, rng, rows=30))
     _write_csv(tmp_path / "g.csv", *_window_rows(0, rng, rows=20))
     (incoming / "good.csv.gz").write_bytes(gzip.compress((tmp_path / "g.csv").read_bytes()))
+    # UTF-16 with a byte order mark is read as its UTF-8 twin (as the batch readers read it);
+    # without one, its NUL bytes make it binary data.
     (incoming / "utf16.csv").write_bytes((tmp_path / "g.csv").read_text().encode("utf-16"))
+    (incoming / "utf16-no-bom.csv").write_bytes((tmp_path / "g.csv").read_text().encode("utf-16-le"))
     _write_csv(tmp_path / "big.csv", *_window_rows(0, rng, rows=3000))
     packed = gzip.compress((tmp_path / "big.csv").read_bytes())
     (incoming / "truncated.csv.gz").write_bytes(packed[: len(packed) // 2])
@@ -372,11 +375,12 @@ def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys
     captured = capsys.readouterr()
     assert rc == 0, captured
     [result] = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
-    assert result["num_examples"] == 50  # good.csv and good.csv.gz
+    assert result["num_examples"] == 70  # good.csv, good.csv.gz and utf16.csv
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["files_read"], summary["files_unreadable"]) == (2, 6)
+    assert (summary["files_read"], summary["files_unreadable"]) == (3, 6)
     reasons = {f["file"].rsplit("/", 1)[1]: f["reason"] for f in summary["unreadable_files"]}
-    assert reasons["utf16.csv"].startswith("UTF-16 text")
+    assert "utf16.csv" not in reasons
+    assert reasons["utf16-no-bom.csv"] == "binary data (it holds NUL bytes), not CSV text"
     assert reasons["truncated.csv.gz"].startswith("damaged or truncated compressed file")
     assert reasons["header.csv"] == "header lacks column(s) ['x', 'c', 'ts']; header is ['foo', 'bar']"
     assert reasons["empty.csv"] == "empty file (0 bytes)"
@@ -407,6 +411,57 @@ def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys
     assert reasons["garbage.pq"].startswith("not a Parquet file")
     assert reasons["truncated.pq"].startswith("not a Parquet file")
     assert reasons["empty.pq"] == "empty file (0 bytes)"
+
+
+def _row_texts(batch):
+    """Each row of a batch as JSON text (bytes decoded), to compare rows across readers."""
+    return [json.dumps({k: [v.decode() if isinstance(v, bytes) else v for v in vs] if vs is not None else None
+                        for k, vs in row.items()}, sort_keys=True) for row in batch.to_pylist()]
+
+
+def test_watch_reads_a_utf16_or_utf32_csv_as_its_utf8_twin(tmp_path):
+    """A CSV file with a UTF-16 or UTF-32 byte order mark gives the monitor the rows of its
+    UTF-8 twin, as the batch reader (``conveyor statistics``) reads them."""
+    import codecs
+    import collections
+    import gzip
+
+    from conveyor.beam_utils.read import ReadExamples
+    from conveyor.components.monitor import WatchFiles
+
+    rng = np.random.default_rng(47)
+    twin = tmp_path / "twin.csv"
+    _write_csv(twin, *_window_rows(0, rng, rows=40))
+    text = twin.read_text()
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    encoded = {
+        "utf8.csv": text.encode("utf-8"),
+        "utf16le.csv": text.encode("utf-16"),  # with its byte order mark (little-endian here)
+        "utf16be.csv": codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+        "utf32.csv": text.encode("utf-32"),
+        "utf16.csv.gz": gzip.compress(text.encode("utf-16")),
+    }
+    for name, data in encoded.items():
+        (incoming / name).write_bytes(data)
+    columns = make_schema({"x": "FLOAT", "c": "BYTES", "ts": "INT"})
+
+    rows_log, reports_log, expected_log = (tmp_path / f"{n}.jsonl" for n in ("rows", "reports", "expected"))
+    with beam.Pipeline(options=_streaming_options()) as p:
+        batches, reports = p | WatchFiles(str(incoming / "*"), columns, interval=1, stop_after=0, reports=True)
+        _ = batches | beam.FlatMap(_row_texts) | _collect(rows_log)
+        _ = reports | "Reports" >> _collect(reports_log)
+    with beam.Pipeline() as p:
+        read = p | ReadExamples(str(twin), schema=columns)
+        _ = read.examples | beam.FlatMap(_row_texts) | _collect(expected_log)
+
+    got = {r["file"].rsplit("/", 1)[1]: r for r in map(json.loads, open(reports_log))}
+    assert got == {name: {"file": str(incoming / name), "rows": 40, "rejected": 0, "error": None}
+                   for name in encoded}
+    expected = [json.loads(line) for line in open(expected_log)]
+    assert len(expected) == 40
+    rows = collections.Counter(json.loads(line) for line in open(rows_log))
+    assert rows == {row: len(encoded) for row in expected}  # every file gave the twin's rows
 
 
 def test_cli_input_errors_exit_2_with_a_message(tmp_path, capsys):

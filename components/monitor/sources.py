@@ -3,7 +3,10 @@
 * Files (:class:`WatchFiles`): :class:`PollFn` matches the pattern every
   ``interval`` seconds, :class:`FirstSightFn` lets each path through once, and
   :class:`ReadFileFn` reads the file: CSV with a header row, plain or
-  compressed; TFRecord of tf.Examples, plain or gzip; or Parquet. Each batch carries the time of the look that found its file as
+  compressed, through the batch readers' own opener and CSV decoder
+  (``open_text``, ``csv_io``: a UTF-16 or UTF-32 file with a byte order mark
+  reads as its UTF-8 twin); TFRecord of tf.Examples, plain or gzip; or
+  Parquet. Each batch carries the time of the look that found its file as
   its timestamp. A file is read once, when it is first matched: write files
   elsewhere and move them in.
 * Messages (:class:`ReadPubSubExamples`): :class:`DecodeMessageFn` decodes each
@@ -22,7 +25,6 @@ with rejected rows, also gives a report (tag ``REPORTS``), which
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import math
@@ -37,6 +39,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from conveyor.beam_utils import arrow, csv_io, parquet_io, tfrecord_io
 from conveyor.beam_utils.errors import InputError, UsageError
+from conveyor.beam_utils.file_readers import local_copy, open_binary, open_text
 from conveyor.beam_utils.files import FORMATS
 
 METRICS_NAMESPACE = "conveyor.monitor"
@@ -46,7 +49,7 @@ MESSAGE_FORMATS = ("csv", "tfrecord")
 #: (``error`` None, or why the file was skipped), ``{"message", "rows",
 #: "rejected"}`` per Pub/Sub message that had rejected rows.
 REPORTS = "reports"
-#: Bytes of a CSV file looked at before reading it (binary data, UTF-16, not UTF-8).
+#: Bytes of a CSV file looked at before reading it (binary data, not UTF-8 text).
 _SNIFF_BYTES = 1 << 16
 
 _LOG = logging.getLogger(__name__)
@@ -152,11 +155,10 @@ def _reason(error: BaseException, path: str) -> str:
 
 
 def _sniff_csv(head: bytes) -> str | None:
-    """Why the first bytes of a file (decompressed) are no UTF-8 CSV text, or None."""
+    """Why the first bytes of a file (decompressed, as UTF-8: see :func:`_read_head`)
+    are no CSV text, or None."""
     if not head.strip():
         return "empty file (no header row)" if not head else "no header row (only blank space)"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "UTF-16 text (it starts with a UTF-16 byte-order mark); save the CSV file as UTF-8"
     if b"\x00" in head:
         return "binary data (it holds NUL bytes), not CSV text"
     first_line = head.split(b"\n", 1)[0]
@@ -172,32 +174,21 @@ def _compressed(path: str) -> bool:
     return path.lower().endswith((".gz", ".gzip", ".bz2", ".zst", ".zstd", ".lz4", ".br"))
 
 
-@contextlib.contextmanager
-def _local_copy(path: str):
-    """``path`` itself if it is local, else a temporary local copy of it (pyarrow reads
-    a native stream on a thread of its own, and Beam's decompressing file objects do
-    not pass for open files)."""
-    import os
-    import pathlib
-    import shutil
-    import tempfile
+def _read_head(open_stream, path: str) -> bytes:
+    """The first bytes of a CSV file (decompressed) as the batch readers read them:
+    UTF-8, a UTF-16 or UTF-32 file with a byte order mark decoded (``csv_io.read_head``).
 
-    from apache_beam.io.filesystems import CompressionTypes, FileSystems
-
-    from conveyor.beam_utils.files import is_local
-
-    if is_local(path):
-        yield path
-        return
-    suffix = "".join(pathlib.PurePosixPath(path).suffixes[-2:])
-    fd, tmp = tempfile.mkstemp(suffix=suffix)
+    A stream that cannot be read raises its own error (OSError, ArrowInvalid...),
+    as reading it directly would, so that :class:`ReadFileFn` tells a damaged
+    compressed file as one; a file that does not decode from the encoding its
+    byte order mark names raises the reader's InputError.
+    """
     try:
-        with os.fdopen(fd, "wb") as out, FileSystems.open(
-                path, compression_type=CompressionTypes.UNCOMPRESSED) as src:
-            shutil.copyfileobj(src, out, 1 << 22)
-        yield tmp
-    finally:
-        os.unlink(tmp)
+        return csv_io.read_head(open_stream, path, _SNIFF_BYTES)
+    except InputError as e:
+        if e.__cause__ is not None and not isinstance(e.__cause__, UnicodeDecodeError):
+            raise e.__cause__ from None
+        raise
 
 
 class ReadFileFn(_Counting):
@@ -232,21 +223,20 @@ class ReadFileFn(_Counting):
 
     def _parts(self, path: str, size: int | None):
         """Yields ``(batch, rejected rows)`` of one file; raises if it cannot be read."""
-        from apache_beam.io.filesystems import CompressionTypes, FileSystems
-
         from conveyor.beam_utils.files import detect_format
 
         if size == 0:
             raise InputError("empty file (0 bytes)")
         fmt = self._format or detect_format(path)
         if fmt == "csv":
-            with _local_copy(path) as local:
+            # One local copy for the several opens (the header's, the rows'); the batch
+            # readers' own opener and CSV decoder read it, so it reads as it does there.
+            with local_copy(path) as local:
                 def opener():
-                    return pa.input_stream(local, compression="detect")
+                    return open_text(local)
 
                 try:
-                    with opener() as f:
-                        why = _sniff_csv(f.read(_SNIFF_BYTES))
+                    why = _sniff_csv(_read_head(opener, path))
                     if why:
                         raise InputError(why)
                     yield from self._decoder.csv_stream(opener, path)
@@ -256,7 +246,7 @@ class ReadFileFn(_Counting):
                     raise
         elif fmt == "tfrecord":
             records, first = [], 1
-            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            with open_binary(path) as f:
                 for rec in tfrecord_io.open_records(f, path):
                     records.append(rec)
                     if len(records) >= self._batch_size:
@@ -268,7 +258,7 @@ class ReadFileFn(_Counting):
             elif first == 1:
                 raise InputError("no records (an empty TFRecord file)")
         elif fmt == "parquet":
-            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            with open_binary(path) as f:
                 for batch in parquet_io.read_parquet_batches(f, path, self._decoder.schema, self._batch_size):
                     yield batch, []
         else:
