@@ -37,7 +37,9 @@ def column_type(feature_type: str) -> pa.DataType:
     try:
         return COLUMN_TYPES[feature_type]
     except KeyError:
-        raise ValueError(f"unknown feature type {feature_type!r}; expected INT, FLOAT or BYTES") from None
+        raise ValueError(
+            f"unknown feature type {feature_type!r}; expected INT, FLOAT or BYTES"
+        ) from None
 
 
 def feature_type(arrow_type: pa.DataType) -> str:
@@ -45,7 +47,9 @@ def feature_type(arrow_type: pa.DataType) -> str:
     for name, t in COLUMN_TYPES.items():
         if arrow_type == t:
             return name
-    raise ValueError(f"{arrow_type} is not a Conveyor column type (large_list of int64, float32 or large_binary)")
+    raise ValueError(
+        f"{arrow_type} is not a Conveyor column type (large_list of int64, float32 or large_binary)"
+    )
 
 
 def make_schema(feature_types: Mapping[str, str]) -> pa.Schema:
@@ -121,9 +125,7 @@ def to_column(values: pa.Array, column_type_: pa.DataType) -> pa.Array:
         if pa.types.is_fixed_size_list(t):
             values = values.cast(pa.list_(t.value_type))
         flat = _to_values(values.values, value_type)
-        return pa.LargeListArray.from_arrays(
-            _offsets_with_nulls(values), flat
-        )
+        return pa.LargeListArray.from_arrays(_offsets_with_nulls(values), flat)
     return wrap_scalars(_to_values(values, value_type), value_type)
 
 
@@ -132,7 +134,9 @@ def _to_values(values: pa.Array, value_type: pa.DataType) -> pa.Array:
     if t == value_type:
         return values
     if value_type == pa.large_binary() and not (
-        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
         or pa.types.is_large_binary(t)
     ):
         values = values.cast(pa.large_string())

@@ -46,7 +46,10 @@ def add_input_arguments(
         f"(default: {DEFAULT_MISSING}; pass '' for empty fields only)",
     )
     group.add_argument(
-        "--delimiter", default=",", type=_one_character, metavar="CHAR",
+        "--delimiter",
+        default=",",
+        type=_one_character,
+        metavar="CHAR",
         help="CSV field delimiter (default: ','; a tab as $'\\t')",
     )
 
@@ -84,8 +87,17 @@ def read_transforms(args: argparse.Namespace, **kwargs) -> dict:
     check_input_arguments(args)
     kwargs.setdefault("batch_size", getattr(args, "batch_size", None) or DEFAULT_BATCH_SIZE)
     if args.input:
-        return {None: ReadExamples(args.input, format=args.format, missing_values=missing_values(args),
-                                   delimiter=args.delimiter, **kwargs)}
+        return {
+            None: ReadExamples(
+                args.input,
+                format=args.format,
+                missing_values=missing_values(args),
+                delimiter=args.delimiter,
+                **kwargs,
+            )
+        }
     from conveyor.beam_utils.files import examples_splits
 
-    return {s: read_examples_dir(args.examples, s, **kwargs) for s in examples_splits(args.examples)}
+    return {
+        s: read_examples_dir(args.examples, s, **kwargs) for s in examples_splits(args.examples)
+    }

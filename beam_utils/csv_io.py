@@ -114,7 +114,14 @@ class CsvHeader:
 # ---------------------------------------------------------------- reading safely
 
 
-_CHECKS = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bzip2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
+_CHECKS = {
+    ".gz": "gzip",
+    ".gzip": "gzip",
+    ".bz2": "bzip2",
+    ".zst": "zstd",
+    ".zstd": "zstd",
+    ".lz4": "lz4",
+}
 
 
 def _how_to_fix_stream(source: str) -> str:
@@ -122,8 +129,10 @@ def _how_to_fix_stream(source: str) -> str:
     tool = next((t for suffix, t in _CHECKS.items() if name.endswith(suffix)), None)
     if tool is None:
         return "the file is truncated or damaged; copy or download it again"
-    return (f"the file is truncated, damaged or not {tool}-compressed (`{tool} -t {source}` checks it); "
-            "copy or download it again, or name it without the compression suffix if it is plain text")
+    return (
+        f"the file is truncated, damaged or not {tool}-compressed (`{tool} -t {source}` checks it); "
+        "copy or download it again, or name it without the compression suffix if it is plain text"
+    )
 
 
 def _stream_error(source: str, e: BaseException, where: str) -> InputError:
@@ -202,21 +211,35 @@ def _guess_wide_encoding(data: bytes) -> str | None:
     return None
 
 
-def _nul_error(source: str, row: int, data: bytes | None = None, column: str | None = None) -> InputError:
+def _nul_error(
+    source: str, row: int, data: bytes | None = None, column: str | None = None
+) -> InputError:
     guess = _guess_wide_encoding(data) if data else None
-    where = f"row {row}" + (" (the header)" if row == 1 else "") + (f", column {column!r}," if column else "")
+    where = (
+        f"row {row}"
+        + (" (the header)" if row == 1 else "")
+        + (f", column {column!r}," if column else "")
+    )
     if guess:
-        what = (f"the file looks like {guess} text without a byte order mark; convert it to UTF-8, "
-                f"e.g. `iconv -f {guess} -t UTF-8 {source} > converted.csv`")
+        what = (
+            f"the file looks like {guess} text without a byte order mark; convert it to UTF-8, "
+            f"e.g. `iconv -f {guess} -t UTF-8 {source} > converted.csv`"
+        )
     else:
-        what = ("a text CSV file holds none: this looks like binary data or UTF-16/UTF-32 text "
-                "without a byte order mark; check that the file is a CSV file, and convert it to "
-                f"UTF-8 if it is (e.g. `iconv -f UTF-16LE -t UTF-8 {source} > converted.csv`)")
+        what = (
+            "a text CSV file holds none: this looks like binary data or UTF-16/UTF-32 text "
+            "without a byte order mark; check that the file is a CSV file, and convert it to "
+            f"UTF-8 if it is (e.g. `iconv -f UTF-16LE -t UTF-8 {source} > converted.csv`)"
+        )
     return InputError(f"{source}: {where} holds a NUL byte; {what}")
 
 
 def _utf8_error(source: str, row: int, bad: bytes | None, column: str | None = None) -> InputError:
-    where = f"row {row}" + (" (the header)" if row == 1 else "") + (f", column {column!r}," if column else "")
+    where = (
+        f"row {row}"
+        + (" (the header)" if row == 1 else "")
+        + (f", column {column!r}," if column else "")
+    )
     shown = f" (bytes {bad!r})" if bad is not None else ""
     return InputError(
         f"{source}: {where} is not UTF-8 text{shown}; the file is in another encoding "
@@ -247,7 +270,9 @@ def _parse_header(data: bytes, eof: bool, source: str, delimiter: str):
             yield line
 
     try:
-        record = next((f for f in csv.reader(lines(), delimiter=delimiter, strict=False) if f), None)
+        record = next(
+            (f for f in csv.reader(lines(), delimiter=delimiter, strict=False) if f), None
+        )
     except csv.Error as e:
         if "\x00" in text:
             raise _nul_error(source, 1, data) from e
@@ -281,7 +306,13 @@ def _warn_if_other_delimiter(names: list[str], source: str, delimiter: str) -> N
             "%s: the header is one column, %r, which holds %r %d time(s): is the file %r-separated? "
             "It is being read with delimiter %r; read it with delimiter %r (--delimiter, ReadExamples(delimiter=...)) "
             "to get its columns.",
-            source, names[0][:200], seen, counts[seen], seen, delimiter, seen,
+            source,
+            names[0][:200],
+            seen,
+            counts[seen],
+            seen,
+            delimiter,
+            seen,
         )
 
 
@@ -296,8 +327,10 @@ def _read_header(f, data: bytes, source: str, delimiter: str):
         if parsed != "more":
             return parsed
         if len(data) >= _MAX_HEADER_BYTES:
-            raise InputError(f"{source}: no end of the header row in its first "
-                             f"{_MAX_HEADER_BYTES >> 20} MiB; is this a CSV file?")
+            raise InputError(
+                f"{source}: no end of the header row in its first "
+                f"{_MAX_HEADER_BYTES >> 20} MiB; is this a CSV file?"
+            )
         size = min(size * 4, _MAX_HEADER_BYTES)
 
 
@@ -357,7 +390,9 @@ class _InvalidRows:
 
 
 def _quiet_unraisable(unraisable, previous=None) -> None:
-    if isinstance(unraisable.object, _InvalidRows) and isinstance(unraisable.exc_value, UnicodeDecodeError):
+    if isinstance(unraisable.object, _InvalidRows) and isinstance(
+        unraisable.exc_value, UnicodeDecodeError
+    ):
         return
     (previous or sys.__unraisablehook__)(unraisable)
 
@@ -373,8 +408,13 @@ def _hush_invalid_row_decoding() -> None:
     sys.unraisablehook = functools.partial(_quiet_unraisable, previous=hook)
 
 
-def _text_reader(fileobj, names, options: CsvOptions, invalid: _InvalidRows,
-                 include_columns: Sequence[str] | None = None):
+def _text_reader(
+    fileobj,
+    names,
+    options: CsvOptions,
+    invalid: _InvalidRows,
+    include_columns: Sequence[str] | None = None,
+):
     _hush_invalid_row_decoding()
     return pacsv.open_csv(
         fileobj,
@@ -452,8 +492,14 @@ class _TextBlock:
     skipped: list  # pyarrow's rows with a wrong field count (numbered in the file)
 
 
-def _iter_text(fileobj, names: Sequence[str], source: str, options: CsvOptions, first_row: int,
-               include_columns: Sequence[str] | None = None) -> Iterator[_TextBlock]:
+def _iter_text(
+    fileobj,
+    names: Sequence[str],
+    source: str,
+    options: CsvOptions,
+    first_row: int,
+    include_columns: Sequence[str] | None = None,
+) -> Iterator[_TextBlock]:
     """Text blocks of a stream of data rows (no header) whose first record is
     CSV row ``first_row``; every block checked for NUL bytes and UTF-8, and every
     read error turned into an InputError naming the file and row."""
@@ -473,8 +519,11 @@ def _iter_text(fileobj, names: Sequence[str], source: str, options: CsvOptions, 
                 return _utf8_error(source, int(m.group(1)) + offset, None)
             return InputError(f"{source}: cannot parse CSV near row {next_row}: {e}")
         done = next_row - first_row
-        where = (f"after row {next_row - 1} ({done:,} data rows read)" if done
-                 else f"before row {next_row} (no data row read)")
+        where = (
+            f"after row {next_row - 1} ({done:,} data rows read)"
+            if done
+            else f"before row {next_row} (no data row read)"
+        )
         return _stream_error(source, e, where)
 
     try:
@@ -498,8 +547,11 @@ def _iter_text(fileobj, names: Sequence[str], source: str, options: CsvOptions, 
             skipped = invalid.take()
             for r in skipped:
                 if "\x00" in (r.text or ""):
-                    raise _nul_error(source, int(r.number) + offset if r.number is not None else next_row,
-                                     r.text.encode("utf-8"))
+                    raise _nul_error(
+                        source,
+                        int(r.number) + offset if r.number is not None else next_row,
+                        r.text.encode("utf-8"),
+                    )
             skipped_numbers.update(r.number + offset for r in skipped if r.number is not None)
             if text is None:
                 yield _TextBlock(None, np.zeros(0, dtype=np.int64), skipped)
@@ -526,8 +578,12 @@ def _row_numbers(first: int, n: int, skipped: set[int]) -> tuple[np.ndarray, int
     return numbers, following
 
 
-def _iter_file_text(header: CsvHeader, source: str, options: CsvOptions,
-                    include_columns: Sequence[str] | None = None) -> Iterator[_TextBlock]:
+def _iter_file_text(
+    header: CsvHeader,
+    source: str,
+    options: CsvOptions,
+    include_columns: Sequence[str] | None = None,
+) -> Iterator[_TextBlock]:
     with header.open_text() as f:
         _skip(f, header.size, source)
         yield from _iter_text(f, header.names, source, options, 2, include_columns)
@@ -553,7 +609,11 @@ class _TypeTally:
         self.present = True
         if self.int_ok and not pc.all(pc.match_substring_regex(present, _INT_RE)).as_py():
             self.int_ok = False
-        if not self.int_ok and self.float_ok and not pc.all(pc.match_substring_regex(present, _FLOAT_RE)).as_py():
+        if (
+            not self.int_ok
+            and self.float_ok
+            and not pc.all(pc.match_substring_regex(present, _FLOAT_RE)).as_py()
+        ):
             self.float_ok = False
 
     @property
@@ -618,15 +678,21 @@ class _Inference:
             self.extended = list(self.pending)
             if not self.pending:
                 return True
-            _LOG.info("%s: column(s) %s have no value in the first %d rows; reading on to type them",
-                      source, self.pending, self.sample_size)
+            _LOG.info(
+                "%s: column(s) %s have no value in the first %d rows; reading on to type them",
+                source,
+                self.pending,
+                self.sample_size,
+            )
             text, rows = text.slice(take.num_rows), rows[take.num_rows :]
         if not text.num_rows:
             return False
         found = {}
         for n in self.pending:
             if n in text.schema.names:
-                valid = np.asarray(text.column(n).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+                valid = np.asarray(
+                    text.column(n).is_valid().to_numpy(zero_copy_only=False), dtype=bool
+                )
                 if valid.any():
                     found[n] = int(np.argmax(valid))
         cut = max(found.values()) + 1 if len(found) == len(self.pending) else text.num_rows
@@ -637,8 +703,13 @@ class _Inference:
         self.pending = [n for n in self.pending if n not in found]
         if self.pending:
             return False
-        _LOG.info("column(s) %s typed %s from the rows after the sample, up to row %d of %s",
-                  self.extended, {n: self.tallies[n].type for n in self.extended}, self.last[1], self.last[0])
+        _LOG.info(
+            "column(s) %s typed %s from the rows after the sample, up to row %d of %s",
+            self.extended,
+            {n: self.tallies[n].type for n in self.extended},
+            self.last[1],
+            self.last[0],
+        )
         return True
 
     def types(self) -> dict[str, str]:
@@ -697,11 +768,19 @@ def infer_types(
                 columns = []
     if state.names is None:
         first = files[0][0] if files else "(no files)"
-        what = "empty CSV file (no header row)" if len(files) == 1 else "every file is empty (no header row)"
+        what = (
+            "empty CSV file (no header row)"
+            if len(files) == 1
+            else "every file is empty (no header row)"
+        )
         raise InputError(f"{first}: {what}")
     if state.pending:
-        _LOG.info("column(s) %s have no value in the input (read to row %d of %s): typed BYTES",
-                  state.pending, state.last[1], state.last[0])
+        _LOG.info(
+            "column(s) %s have no value in the input (read to row %d of %s): typed BYTES",
+            state.pending,
+            state.last[1],
+            state.last[0],
+        )
     return state.types()
 
 
@@ -840,8 +919,12 @@ class CsvDecoder:
         trimmed = pc.utf8_trim_whitespace(col)
         if kind == arrow.FLOAT:
             # pyarrow parses "inf"/"nan" but not every spelling; normalise them first.
-            trimmed = pc.replace_substring_regex(trimmed, r"^[+]?[iI][nN][fF]([iI][nN][iI][tT][yY])?$", "inf")
-            trimmed = pc.replace_substring_regex(trimmed, r"^-[iI][nN][fF]([iI][nN][iI][tT][yY])?$", "-inf")
+            trimmed = pc.replace_substring_regex(
+                trimmed, r"^[+]?[iI][nN][fF]([iI][nN][iI][tT][yY])?$", "inf"
+            )
+            trimmed = pc.replace_substring_regex(
+                trimmed, r"^-[iI][nN][fF]([iI][nN][iI][tT][yY])?$", "-inf"
+            )
             trimmed = pc.replace_substring_regex(trimmed, r"^[+-]?[nN][aA][nN]$", "nan")
             values = trimmed.cast(pa.float64()).cast(pa.float32())
         else:

@@ -102,7 +102,11 @@ def plan_csv_ranges(
         raise ValueError("delimiter and quote_char must differ and not be a line terminator")
 
     chunk = fileobj.read(chunk_size)
-    while chunk and len(chunk) < _WIDE_BOM_BYTES and any(b.startswith(chunk) for b in (_BOM, *_WIDE_BOMS)):
+    while (
+        chunk
+        and len(chunk) < _WIDE_BOM_BYTES
+        and any(b.startswith(chunk) for b in (_BOM, *_WIDE_BOMS))
+    ):
         more = fileobj.read(chunk_size)  # enough bytes to see a byte order mark
         if not more:
             break

@@ -18,7 +18,9 @@ PENGUINS_ROWS = 344
 
 def cache_dir() -> pathlib.Path:
     """Where extracted data lives (created if needed)."""
-    root = os.environ.get("CONVEYOR_DATA") or os.path.join(pathlib.Path.home(), ".cache", "conveyor")
+    root = os.environ.get("CONVEYOR_DATA") or os.path.join(
+        pathlib.Path.home(), ".cache", "conveyor"
+    )
     path = pathlib.Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path

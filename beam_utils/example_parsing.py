@@ -85,8 +85,11 @@ class ExampleDecoder:
 
 def _column(part, list_type: pa.DataType, rows: int) -> pa.Array:
     validity, nulls, count, offsets, values, value_offsets = part
-    buffers = [None, pa.py_buffer(value_offsets), pa.py_buffer(values)] if value_offsets is not None \
+    buffers = (
+        [None, pa.py_buffer(value_offsets), pa.py_buffer(values)]
+        if value_offsets is not None
         else [None, pa.py_buffer(values)]
+    )
     children = pa.Array.from_buffers(list_type.value_type, count, buffers)
     bitmap = pa.py_buffer(validity) if validity is not None else None
     return pa.Array.from_buffers(
@@ -139,7 +142,8 @@ class FeatureScan:
         cut = min(max(self.sample - first, 0), len(starts))  # records of the sample
         if 0 < cut < len(starts):
             return self.add(data, starts[:cut], lengths[:cut], first) + self.add(
-                data, starts[cut:], lengths[cut:], first + cut)
+                data, starts[cut:], lengths[cut:], first + cut
+            )
         features, statuses, bad = _wire.scan(data, starts, lengths)
         for name, counts, firsts in features:
             name = name.decode("utf-8")  # checked in C
@@ -218,8 +222,14 @@ def settle_feature_types(scans, pattern: str) -> dict[str, str]:
             )
         if scan.malformed:
             row, what = scan.first_malformed
-            log.warning("%s: %d record(s) are not tf.Examples (the first: record %d, %s); they are "
-                        "rejected rows", scan.source, scan.malformed, row, what)
+            log.warning(
+                "%s: %d record(s) are not tf.Examples (the first: record %d, %s); they are "
+                "rejected rows",
+                scan.source,
+                scan.malformed,
+                row,
+                what,
+            )
         records += scan.records
         for name, have in scan.counts.items():
             total = counts.setdefault(name, [0, 0, 0, 0])
@@ -233,7 +243,9 @@ def settle_feature_types(scans, pattern: str) -> dict[str, str]:
     if not records:
         raise InputError(f"{pattern}: no records to infer a schema from; pass a schema")
     if not counts:
-        raise InputError(f"{pattern}: none of its {records:,} records holds a feature; nothing to read")
+        raise InputError(
+            f"{pattern}: none of its {records:,} records holds a feature; nothing to read"
+        )
     types = {}
     for name in sorted(counts):
         have, seen = counts[name], firsts[name]
@@ -246,9 +258,14 @@ def settle_feature_types(scans, pattern: str) -> dict[str, str]:
         types[name] = _KIND_TYPES[kind]
         others = [k for k in (1, 2, 3) if have[k] and k != kind]
         if others:
-            log.warning("feature %r is %s (%s records hold %s), but %s: those are rejected rows",
-                        name, types[name], f"{have[kind]:,}", _KIND_NAMES[kind],
-                        ", ".join(f"{have[k]:,} hold {_KIND_NAMES[k]}" for k in others))
+            log.warning(
+                "feature %r is %s (%s records hold %s), but %s: those are rejected rows",
+                name,
+                types[name],
+                f"{have[kind]:,}",
+                _KIND_NAMES[kind],
+                ", ".join(f"{have[k]:,} hold {_KIND_NAMES[k]}" for k in others),
+            )
     return types
 
 

@@ -82,7 +82,9 @@ def read_range(path: str, start: int, end: int) -> pa.Buffer:
         f.seek(start)
         data = f.read(end - start)
     if len(data) != end - start:
-        raise InputError(f"{path}: ended at byte {start + len(data)} while reading to {end}; did it change?")
+        raise InputError(
+            f"{path}: ended at byte {start + len(data)} while reading to {end}; did it change?"
+        )
     return pa.py_buffer(data)
 
 
@@ -168,7 +170,10 @@ class ReadCsvFn(ReadFileFn):
             yield from self._decoder.iter_file(lambda: open_text(task.path), task.path)
         else:
             yield from self._decoder.iter_range(
-                read_range(task.path, task.start, task.end), task.path, list(task.columns), task.first_row
+                read_range(task.path, task.start, task.end),
+                task.path,
+                list(task.columns),
+                task.first_row,
             )
 
 
@@ -235,7 +240,9 @@ class ReadTFRecordFn(ReadFileFn):
         path = task.path
         pending: deque = deque()  # (future, chunk, first and end index in the chunk)
         for chunk, begin, end in self._batches(path):
-            pending.append((self._pool.submit(self._decode, path, chunk, begin, end), chunk, begin, end))
+            pending.append(
+                (self._pool.submit(self._decode, path, chunk, begin, end), chunk, begin, end)
+            )
             if len(pending) > self.DECODE_AHEAD:
                 yield self._finish(path, *pending.popleft())
         while pending:
@@ -254,7 +261,9 @@ class ReadTFRecordFn(ReadFileFn):
                     for begin in range(0, len(chunk), size):
                         yield chunk, begin, min(begin + size, len(chunk))
 
-    def _decode(self, path: str, chunk: tfrecord_io.RecordChunk, begin: int, end: int) -> pa.RecordBatch:
+    def _decode(
+        self, path: str, chunk: tfrecord_io.RecordChunk, begin: int, end: int
+    ) -> pa.RecordBatch:
         """On the decoding thread: one batch, read in place from the chunk."""
         spans = chunk.spans(begin, end)
         if chunk.first + begin == 0:  # a file's first batch: are its records tf.Examples at all?
@@ -304,6 +313,7 @@ class ReadParquetFn(ReadFileFn):
         from conveyor.beam_utils.parquet_io import read_parquet_batches
 
         with open_binary(task.path) as f:
-            for batch in read_parquet_batches(f, task.path, self._schema, self._batch_size,
-                                              row_groups=task.row_groups):
+            for batch in read_parquet_batches(
+                f, task.path, self._schema, self._batch_size, row_groups=task.row_groups
+            ):
                 yield batch, [], batch.num_rows

@@ -85,7 +85,9 @@ def examples_splits(examples_dir: str) -> dict[str, str]:
             if os.path.isdir(path):
                 splits[os.path.basename(path)[len(SPLIT_PREFIX) :]] = os.path.join(path, "*")
     if not splits:
-        raise InputError(f"{examples_dir}: not an Examples directory (no {SPLIT_PREFIX}<name>/ folders)")
+        raise InputError(
+            f"{examples_dir}: not an Examples directory (no {SPLIT_PREFIX}<name>/ folders)"
+        )
     return dict(sorted(splits.items()))
 
 

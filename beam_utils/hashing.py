@@ -74,7 +74,9 @@ def row_hashes(batch: pa.RecordBatch, columns: Sequence[str] | None = None) -> n
     for name in names:
         idx = batch.schema.get_field_index(name)
         if idx < 0:
-            raise KeyError(f"hash column {name!r} is not in the examples (columns: {batch.schema.names})")
+            raise KeyError(
+                f"hash column {name!r} is not in the examples (columns: {batch.schema.names})"
+            )
         with np.errstate(over="ignore"):
             h = mix64(h * _MULT + column_hashes(batch.column(idx)))
     return h

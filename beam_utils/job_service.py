@@ -70,8 +70,12 @@ def start(port: int = 0, staging_dir: str | None = None):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0, help="port of the job API (default: any free one)")
-    parser.add_argument("--staging_dir", help="where staged artifacts go (default: a temporary directory)")
+    parser.add_argument(
+        "--port", type=int, default=0, help="port of the job API (default: any free one)"
+    )
+    parser.add_argument(
+        "--staging_dir", help="where staged artifacts go (default: a temporary directory)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

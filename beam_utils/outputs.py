@@ -83,8 +83,11 @@ def _check_not_precious(path: str, target: str) -> None:
     """Refuses to replace the working directory, a folder holding it, the home folder or /."""
     cwd = os.path.realpath(os.getcwd())
     home = os.path.realpath(os.path.expanduser("~"))
-    if target == home or target == os.path.dirname(target) or cwd == target or cwd.startswith(
-        target.rstrip(os.sep) + os.sep
+    if (
+        target == home
+        or target == os.path.dirname(target)
+        or cwd == target
+        or cwd.startswith(target.rstrip(os.sep) + os.sep)
     ):
         raise UsageError(
             f"{path}: is the working directory, the home directory or a folder holding it; "
@@ -182,7 +185,9 @@ def _remove(path: str) -> None:
 
 
 @contextlib.contextmanager
-def staged_output(path: str, is_file: bool = False, inputs: Iterable[str | None] = ()) -> Iterator[str]:
+def staged_output(
+    path: str, is_file: bool = False, inputs: Iterable[str | None] = ()
+) -> Iterator[str]:
     """Yields a fresh staging path to write the output into; puts it in place at the end.
 
     Args:
@@ -252,8 +257,11 @@ def _delete_old(old: str, path: str) -> None:
     else:
         shutil.rmtree(old, onerror=note)
     if failed:
-        print(f"warning: {path} is replaced, but the previous output could not all be deleted: "
-              f"what is left is in {old}", file=sys.stderr)
+        print(
+            f"warning: {path} is replaced, but the previous output could not all be deleted: "
+            f"what is left is in {old}",
+            file=sys.stderr,
+        )
 
 
 @contextlib.contextmanager
@@ -319,7 +327,9 @@ def _split_remote(path: str, target: str) -> tuple[str, str]:
     scheme, rest = target.split("://", 1)
     rest = rest.rstrip("/")
     if "/" not in rest:
-        raise UsageError(f"{path}: the output must be a folder or file inside a bucket, not its root")
+        raise UsageError(
+            f"{path}: the output must be a folder or file inside a bucket, not its root"
+        )
     parent, name = rest.rsplit("/", 1)
     return f"{scheme}://{parent}", name
 
@@ -397,6 +407,6 @@ def _staged_remote(path: str, target: str, is_file: bool) -> Iterator[str]:
     if _remote_files(target) or _remote_exists(target):
         _remote_delete_tree(target)
     if new:
-        FileSystems.rename(new, [target + f[len(staging):] for f in new])
+        FileSystems.rename(new, [target + f[len(staging) :] for f in new])
     if _remote_exists(staging):
         FileSystems.delete([staging])

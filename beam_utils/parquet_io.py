@@ -154,6 +154,7 @@ def _bad_column(batch: pa.RecordBatch, schema: pa.Schema) -> tuple[str, str, str
 
 def _first_bad_row(col: pa.Array, column_type: pa.DataType) -> int | None:
     """The index of the first value of ``col`` that does not convert (bisecting on prefixes)."""
+
     def converts(n):
         try:
             arrow.to_column(col.slice(0, n), column_type)

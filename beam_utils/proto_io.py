@@ -88,12 +88,19 @@ def read_statistics(path: str):
 
     data = _read_bytes(path, "statistics")
     text = _is_text(path)
-    stats = _parse(data, statistics_pb2.DatasetFeatureStatisticsList(), path,
-                   "DatasetFeatureStatisticsList", text)
+    stats = _parse(
+        data,
+        statistics_pb2.DatasetFeatureStatisticsList(),
+        path,
+        "DatasetFeatureStatisticsList",
+        text,
+    )
     if not text and _has_unknown_fields(stats):
         # Protobuf keeps unknown fields: a foreign message often decodes "successfully".
-        raise InputError(f"{path}: not a DatasetFeatureStatisticsList "
-                         "(the file holds fields that statistics do not have)")
+        raise InputError(
+            f"{path}: not a DatasetFeatureStatisticsList "
+            "(the file holds fields that statistics do not have)"
+        )
     if not stats.datasets:
         raise InputError(f"{path}: not a DatasetFeatureStatisticsList (it holds no dataset)")
     return stats
@@ -114,7 +121,9 @@ def read_schema(path: str):
     text = not path.lower().endswith(".pb")
     schema = _parse(data, schema_pb2.Schema(), path, "Schema", text)
     if not text and _has_unknown_fields(schema):
-        raise InputError(f"{path}: not a binary Schema (the file holds fields a schema does not have)")
+        raise InputError(
+            f"{path}: not a binary Schema (the file holds fields a schema does not have)"
+        )
     return schema
 
 
@@ -127,8 +136,11 @@ def schema_text(schema) -> str:
 
 def write_schema(schema, path: str) -> None:
     """Writes ``schema`` to ``path`` in text format (binary if the name ends in .pb)."""
-    payload = (schema.SerializeToString() if path.lower().endswith(".pb")
-               else schema_text(schema).encode("utf-8"))
+    payload = (
+        schema.SerializeToString()
+        if path.lower().endswith(".pb")
+        else schema_text(schema).encode("utf-8")
+    )
     with create_file(path) as f:
         f.write(payload)
 
@@ -137,8 +149,11 @@ def write_anomalies(anomalies, path: str) -> None:
     """Writes an ``Anomalies`` proto: binary, or text format if the name ends in .pbtxt."""
     from google.protobuf import text_format
 
-    payload = (text_format.MessageToString(anomalies).encode("utf-8") if _is_text(path)
-               else anomalies.SerializeToString())
+    payload = (
+        text_format.MessageToString(anomalies).encode("utf-8")
+        if _is_text(path)
+        else anomalies.SerializeToString()
+    )
     with create_file(path) as f:
         f.write(payload)
 
@@ -149,5 +164,3 @@ def read_anomalies(path: str):
 
     data = _read_bytes(path, "anomalies")
     return _parse(data, anomalies_pb2.Anomalies(), path, "Anomalies", _is_text(path))
-
-

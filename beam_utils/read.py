@@ -149,7 +149,9 @@ class ReadExamples(beam.PTransform):
             raise ValueError(f"split_bytes must be positive, not {split_bytes}")
         self.split_bytes = split_bytes
         self.reshuffle = reshuffle
-        self._csv_options = csv_io.CsvOptions(delimiter=delimiter, missing_values=tuple(missing_values))
+        self._csv_options = csv_io.CsvOptions(
+            delimiter=delimiter, missing_values=tuple(missing_values)
+        )
         self._schema = _as_arrow_schema(schema)
 
     @property
@@ -205,8 +207,11 @@ class ReadExamples(beam.PTransform):
             from conveyor.beam_utils import parquet_io
 
             return arrow.make_schema(parquet_io.infer_feature_types(self.files, open_binary))
-        return arrow.make_schema(example_parsing.settle_feature_types(
-            _scan_tfrecord_files(self.files, self.sample_size), self.file_pattern))
+        return arrow.make_schema(
+            example_parsing.settle_feature_types(
+                _scan_tfrecord_files(self.files, self.sample_size), self.file_pattern
+            )
+        )
 
     def _sample_csv_options(self, path: str) -> csv_io.CsvOptions:
         # One block of about sample_size rows: estimate bytes per row from the head
@@ -221,8 +226,10 @@ class ReadExamples(beam.PTransform):
         )
 
     def _csv_block_size(self) -> int:
-        return self._sample_csv_options(self.files[0]).block_size * self.batch_size // max(
-            self.sample_size, 1
+        return (
+            self._sample_csv_options(self.files[0]).block_size
+            * self.batch_size
+            // max(self.sample_size, 1)
         )
 
     def expand(self, pbegin):
@@ -247,10 +254,13 @@ class ReadExamples(beam.PTransform):
         if not one_worker:
             files = files | "SpreadFiles" >> beam.Reshuffle()
         tasks = files | "Plan" >> beam.ParDo(
-            PlanReadsFn(self.format, self._csv_options.delimiter, self.piece_bytes(pbegin.pipeline)))
+            PlanReadsFn(self.format, self._csv_options.delimiter, self.piece_bytes(pbegin.pipeline))
+        )
         if not one_worker:
             tasks = tasks | "SpreadReads" >> beam.Reshuffle()
-        outputs = tasks | "Read" >> beam.ParDo(read_fn).with_outputs(REJECTED, ROWS_READ, main=EXAMPLES)
+        outputs = tasks | "Read" >> beam.ParDo(read_fn).with_outputs(
+            REJECTED, ROWS_READ, main=EXAMPLES
+        )
         examples, rejected, rows_read = outputs[EXAMPLES], outputs[REJECTED], outputs[ROWS_READ]
         # The outputs' type hints. Beam types a multi-output ParDo's outputs Any and
         # has no hint per output (nor for a tuple of outputs), so they are set here.
@@ -270,7 +280,9 @@ class ReadExamples(beam.PTransform):
         return self.split_bytes
 
 
-def _scan_tfrecord_files(paths: Sequence[str], sample_size: int) -> list[example_parsing.FeatureScan]:
+def _scan_tfrecord_files(
+    paths: Sequence[str], sample_size: int
+) -> list[example_parsing.FeatureScan]:
     """The feature names and kinds of every record of every file, the first
     ``sample_size`` records of the input counted apart (in C, the GIL released:
     the files after the sample's are scanned by a few threads at once)."""
@@ -285,7 +297,7 @@ def _scan_tfrecord_files(paths: Sequence[str], sample_size: int) -> list[example
     while len(scans) < len(paths) and sample_size > 0:  # the sample's files, in order
         scans.append(scan(paths[len(scans)], sample_size))
         sample_size -= scans[-1].records
-    rest = paths[len(scans):]
+    rest = paths[len(scans) :]
     with ThreadPoolExecutor(max_workers=max(1, min(len(rest), os.cpu_count() or 1, 4))) as pool:
         return scans + list(pool.map(scan, rest))
 

@@ -94,8 +94,10 @@ class PlanReadsFn(beam.DoFn):
             return [ReadTask(path)]
         if len(ranges) <= 1:
             return [ReadTask(path)]
-        return [ReadTask(path, r.start, r.end, r.first_row, tuple(names), piece=i)
-                for i, r in enumerate(ranges)]
+        return [
+            ReadTask(path, r.start, r.end, r.first_row, tuple(names), piece=i)
+            for i, r in enumerate(ranges)
+        ]
 
     def _parquet_row_groups(self, path: str) -> list[ReadTask]:
         import pyarrow.parquet as pq

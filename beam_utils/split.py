@@ -85,7 +85,9 @@ def parse_splits(text: str) -> dict[str, int]:
     for part in text.split(","):
         name, _, weight = part.strip().partition(":")
         if not name or not weight.strip().isdigit() or int(weight) <= 0:
-            raise ValueError(f"bad split {part!r} in {text!r}: expected NAME:WEIGHT, e.g. train:2,eval:1")
+            raise ValueError(
+                f"bad split {part!r} in {text!r}: expected NAME:WEIGHT, e.g. train:2,eval:1"
+            )
         if name in out:
             raise ValueError(f"split {name!r} named twice in {text!r}")
         out[name] = int(weight)

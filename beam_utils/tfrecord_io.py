@@ -114,7 +114,9 @@ class RecordChunk(NamedTuple):
             at = self.offset + int(heads[bad])
             where = f"record {self.first + begin + bad + 1} at byte {at}"
             hint = _not_a_tfrecord_hint(self.buffer) if at == 0 and which == "length" else ""
-            raise InputError(f"{source}: corrupt TFRecord: {where} fails its {which} CRC check{hint}")
+            raise InputError(
+                f"{source}: corrupt TFRecord: {where} fails its {which} CRC check{hint}"
+            )
 
 
 def _not_a_tfrecord_hint(head: bytes) -> str:
@@ -122,13 +124,19 @@ def _not_a_tfrecord_hint(head: bytes) -> str:
     message; a first record whose header is sound but data is not is a damaged
     TFRecord)."""
     if len(head) >= 2 and head[0] == 0x78 and ((head[0] << 8) | head[1]) % 31 == 0:
-        return ("; it looks ZLIB-compressed, which Conveyor does not read: "
-                "decompress it, or write it plain or with GZIP")
+        return (
+            "; it looks ZLIB-compressed, which Conveyor does not read: "
+            "decompress it, or write it plain or with GZIP"
+        )
     return "; is it a TFRecord file?"
 
 
 def iter_record_chunks(
-    stream: BinaryIO, source: str, chunk_size: int = 8 << 20, check_crcs: bool = True, multiple: int = 1
+    stream: BinaryIO,
+    source: str,
+    chunk_size: int = 8 << 20,
+    check_crcs: bool = True,
+    multiple: int = 1,
 ) -> Iterator[RecordChunk]:
     """Frames an uncompressed TFRecord stream into :class:`RecordChunk` s of about ``chunk_size`` bytes.
 

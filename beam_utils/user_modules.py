@@ -64,8 +64,16 @@ class UserCodeError(InputError):
       frames: the :class:`Frame` s of the traceback in the user's code, outermost first.
     """
 
-    def __init__(self, what: str, error_type: str, error: str, frames: Iterable[Frame] = (),
-                 *, path: str | None = None, when: str = ""):
+    def __init__(
+        self,
+        what: str,
+        error_type: str,
+        error: str,
+        frames: Iterable[Frame] = (),
+        *,
+        path: str | None = None,
+        when: str = "",
+    ):
         self.what = what
         self.path = path
         self.error_type = error_type
@@ -85,8 +93,10 @@ class UserCodeError(InputError):
         return "\n".join([head, *(f.format() for f in self.frames)])
 
     def __reduce__(self):  # picklable (a Beam worker may raise it)
-        return (_rebuild, (type(self), self.what, self.error_type, self.error, self.frames, self.path,
-                           self.when))
+        return (
+            _rebuild,
+            (type(self), self.what, self.error_type, self.error, self.frames, self.path, self.when),
+        )
 
 
 def _rebuild(cls, what, error_type, error, frames, path, when):
@@ -156,7 +166,9 @@ def user_frames(exc: BaseException, path: str | None) -> list[Frame]:
                 key = (fr.filename, fr.lineno, fr.name)
                 if key not in seen:
                     seen.add(key)
-                    frames.append(Frame(fr.filename, fr.lineno or 0, fr.name, (fr.line or "").strip()))
+                    frames.append(
+                        Frame(fr.filename, fr.lineno or 0, fr.name, (fr.line or "").strip())
+                    )
     return frames
 
 
@@ -184,13 +196,16 @@ def error_text(exc: BaseException) -> str:
     return message
 
 
-def user_code_error(exc: BaseException, what: str, path: str | None, when: str = "") -> UserCodeError:
+def user_code_error(
+    exc: BaseException, what: str, path: str | None, when: str = ""
+) -> UserCodeError:
     """A :class:`UserCodeError` for ``exc``, raised by the user's code in ``path``."""
     if isinstance(exc, UserCodeError):
         return exc
     root = innermost_user_error(exc, path)
-    return UserCodeError(what, type(root).__name__, error_text(root), user_frames(exc, path),
-                         path=path, when=when)
+    return UserCodeError(
+        what, type(root).__name__, error_text(root), user_frames(exc, path), path=path, when=when
+    )
 
 
 # ------------------------------------------------------------------ importing
@@ -233,11 +248,23 @@ def module_import_error(exc: BaseException, path: str) -> UserCodeError:
     if isinstance(exc, SyntaxError) and exc.filename:
         where = Frame(exc.filename, exc.lineno or 0, "<module>", (exc.text or "").strip())
         if _same_file(exc.filename, path):
-            return UserCodeError(path, type(exc).__name__, exc.msg or str(exc), [where], path=path,
-                                 when="does not compile")
+            return UserCodeError(
+                path,
+                type(exc).__name__,
+                exc.msg or str(exc),
+                [where],
+                path=path,
+                when="does not compile",
+            )
         # A file it imports does not compile: the import line, then that file's line.
-        return UserCodeError(path, type(exc).__name__, exc.msg or str(exc), [*user_frames(exc, path), where],
-                             path=path, when="raised on import")
+        return UserCodeError(
+            path,
+            type(exc).__name__,
+            exc.msg or str(exc),
+            [*user_frames(exc, path), where],
+            path=path,
+            when="raised on import",
+        )
     return user_code_error(exc, path, path, when="raised on import")
 
 

@@ -95,8 +95,13 @@ class WriteExamples(beam.PTransform):
       a PCollection of the names of the files written.
     """
 
-    def __init__(self, output_dir: str, split: str | None = None, num_shards: int = 0,
-                 file_prefix: str = "data_tfrecord"):
+    def __init__(
+        self,
+        output_dir: str,
+        split: str | None = None,
+        num_shards: int = 0,
+        file_prefix: str = "data_tfrecord",
+    ):
         super().__init__()
         self.output_dir = output_dir
         self.split = split
@@ -110,7 +115,6 @@ class WriteExamples(beam.PTransform):
         return (
             batches
             | "Encode" >> beam.ParDo(_EncodeExamplesFn())
-            | "Write" >> WriteRecordLists(
-                FileSystems.join(folder, self.file_prefix), ".gz", self.num_shards
-            )
+            | "Write"
+            >> WriteRecordLists(FileSystems.join(folder, self.file_prefix), ".gz", self.num_shards)
         )

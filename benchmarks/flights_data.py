@@ -39,7 +39,9 @@ def scaled_table(scale: int):
         for field in base.schema:
             col = base.column(field.name)
             if pa.types.is_integer(field.type) or pa.types.is_floating(field.type):
-                shift = pa.array(rng.integers(-JITTER, JITTER + 1, size=base.num_rows)).cast(field.type)
+                shift = pa.array(rng.integers(-JITTER, JITTER + 1, size=base.num_rows)).cast(
+                    field.type
+                )
                 cols.append(pc.add(col, shift))
             else:
                 cols.append(pc.binary_join_element_wise(col, f"~{c}", ""))
@@ -92,7 +94,9 @@ def na_as_empty_csv(src: str, dst: str, rows: int | None = None, repeat: int = 1
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    table = pcsv.read_csv(src, convert_options=pcsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True))
+    table = pcsv.read_csv(
+        src, convert_options=pcsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True)
+    )
     if rows:
         table = table.slice(0, rows)
     if repeat > 1:

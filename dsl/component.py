@@ -121,7 +121,9 @@ class Component:
                 )
         for key, spec in self.INPUTS.items():
             if key not in self.inputs and not spec.optional:
-                raise PipelineDefinitionError(f"{self.id}: missing required input {key!r} ({spec.type_name})")
+                raise PipelineDefinitionError(
+                    f"{self.id}: missing required input {key!r} ({spec.type_name})"
+                )
         for name, default in self.PARAMETERS.items():
             if name not in self.parameters:
                 if default is REQUIRED:

@@ -48,7 +48,9 @@ class Pipeline:
         metadata_connection_config=None,
     ):
         if not name or any(c in name for c in "/\\ "):
-            raise PipelineDefinitionError(f"pipeline name {name!r} must be non-empty, without '/' or spaces")
+            raise PipelineDefinitionError(
+                f"pipeline name {name!r} must be non-empty, without '/' or spaces"
+            )
         self.name = name
         self.root = os.path.abspath(root) if "://" not in root else root
         self.beam_pipeline_args = list(beam_pipeline_args or [])
@@ -66,15 +68,19 @@ class Pipeline:
         for c in self.components:
             if c.id == component_id:
                 return c
-        raise KeyError(f"pipeline {self.name!r} has no component {component_id!r}; "
-                       f"components: {[c.id for c in self.components]}")
+        raise KeyError(
+            f"pipeline {self.name!r} has no component {component_id!r}; "
+            f"components: {[c.id for c in self.components]}"
+        )
 
     @staticmethod
     def _ordered(components: list[Component]) -> list[Component]:
         ids = [c.id for c in components]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
-            raise PipelineDefinitionError(f"duplicate component id(s) {dup}: pass id=... to tell them apart")
+            raise PipelineDefinitionError(
+                f"duplicate component id(s) {dup}: pass id=... to tell them apart"
+            )
         members = {id(c) for c in components}
         for c in components:
             for up in c.upstream:

@@ -78,7 +78,9 @@ class AirflowDagRunner:
         task_ids = {c.id: safe_id(c.id) for c in pipeline.components}
         clashes = sorted({t for t in task_ids.values() if list(task_ids.values()).count(t) > 1})
         if clashes:
-            raise ValueError(f"component ids map to the same Airflow task id(s) {clashes}; rename them")
+            raise ValueError(
+                f"component ids map to the same Airflow task id(s) {clashes}; rename them"
+            )
         os.makedirs(os.path.dirname(output), exist_ok=True)
         pickle_path = save_pipeline(pipeline, output[: -len(".py")] + ".pipeline.pkl")
         text = render_dag(pipeline, cfg, pickle_path, task_ids)
@@ -89,7 +91,9 @@ class AirflowDagRunner:
         return output
 
 
-def render_dag(pipeline: Pipeline, cfg: AirflowDagConfig, pickle_path: str, task_ids: dict[str, str]) -> str:
+def render_dag(
+    pipeline: Pipeline, cfg: AirflowDagConfig, pickle_path: str, task_ids: dict[str, str]
+) -> str:
     """The DAG file's source."""
     rows = []
     for c in pipeline.components:

@@ -65,8 +65,17 @@ SKIPPED = "SKIPPED"
 class _RunComponent(beam.DoFn):
     """Runs one component when its id comes by; emits its status (a dict)."""
 
-    def __init__(self, pipeline_pickle: bytes, pipeline_name: str, component_id: str, run_id: str,
-                 run_dir: str, enable_cache: bool | None, in_process: bool, quiet: bool):
+    def __init__(
+        self,
+        pipeline_pickle: bytes,
+        pipeline_name: str,
+        component_id: str,
+        run_id: str,
+        run_dir: str,
+        enable_cache: bool | None,
+        in_process: bool,
+        quiet: bool,
+    ):
         self._pickle = pipeline_pickle
         self._name = pipeline_name
         self._component_id = component_id
@@ -85,11 +94,16 @@ class _RunComponent(beam.DoFn):
     def process(self, element, *upstream):
         if element != self._component_id:
             return
-        failed_upstream = [s["component_id"] for s in upstream if s["state"] not in (COMPLETE, CACHED)]
+        failed_upstream = [
+            s["component_id"] for s in upstream if s["state"] not in (COMPLETE, CACHED)
+        ]
         began = time.time()
         if failed_upstream:
-            status = {"component_id": self._component_id, "state": SKIPPED,
-                      "error": f"skipped: upstream {', '.join(failed_upstream)} did not succeed"}
+            status = {
+                "component_id": self._component_id,
+                "state": SKIPPED,
+                "error": f"skipped: upstream {', '.join(failed_upstream)} did not succeed",
+            }
             self._print("SKIPPED (upstream failed)")
         else:
             self._print("START")
@@ -98,7 +112,9 @@ class _RunComponent(beam.DoFn):
             if status["state"] == FAILED:
                 self._print(f"FAILED after {took:.1f}s: {status['error']}")
             else:
-                self._print(f"DONE in {took:.1f}s" + (" (cached)" if status["state"] == CACHED else ""))
+                self._print(
+                    f"DONE in {took:.1f}s" + (" (cached)" if status["state"] == CACHED else "")
+                )
         _write_json(os.path.join(self._run_dir, f"{self._component_id}.status.json"), status)
         yield status
 
@@ -108,7 +124,9 @@ class _RunComponent(beam.DoFn):
         if self._pipeline is None:
             self._pipeline = cloudpickle.loads(self._pickle)
         try:
-            return run_component(self._pipeline, self._component_id, self._run_id, self._enable_cache)
+            return run_component(
+                self._pipeline, self._component_id, self._run_id, self._enable_cache
+            )
         except ComponentError as e:
             return {"component_id": self._component_id, "state": FAILED, "error": str(e)}
 
@@ -119,8 +137,14 @@ class _RunComponent(beam.DoFn):
                 f.write(self._pickle)
         log_path = os.path.join(self._run_dir, f"{self._component_id}.log")
         with open(log_path, "w") as log:
-            child = ComponentProcess(os.path.join(self._tmp, "pipeline.pkl"), self._component_id, self._run_id,
-                                     self._enable_cache, stdout=log, stderr=subprocess.STDOUT)
+            child = ComponentProcess(
+                os.path.join(self._tmp, "pipeline.pkl"),
+                self._component_id,
+                self._run_id,
+                self._enable_cache,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             returncode = child.proc.wait()
         with open(log_path) as f:
             text = f.read()
@@ -133,7 +157,12 @@ class _RunComponent(beam.DoFn):
 
             self._pipeline = cloudpickle.loads(self._pickle)
         child.settle(metadata_for(self._pipeline), self._name, FAILED, error)
-        return {"component_id": self._component_id, "state": FAILED, "error": error, "log": log_path}
+        return {
+            "component_id": self._component_id,
+            "state": FAILED,
+            "error": error,
+            "log": log_path,
+        }
 
     def teardown(self):
         if self._tmp is not None:
@@ -159,9 +188,15 @@ class BeamDagRunner:
       quiet: no progress lines.
     """
 
-    def __init__(self, beam_orchestrator_args: list[str] | None = None, in_process: bool = False,
-                 quiet: bool = False):
-        self.beam_orchestrator_args = None if beam_orchestrator_args is None else list(beam_orchestrator_args)
+    def __init__(
+        self,
+        beam_orchestrator_args: list[str] | None = None,
+        in_process: bool = False,
+        quiet: bool = False,
+    ):
+        self.beam_orchestrator_args = (
+            None if beam_orchestrator_args is None else list(beam_orchestrator_args)
+        )
         self.in_process = in_process
         self.quiet = quiet
 
@@ -169,8 +204,14 @@ class BeamDagRunner:
         if not self.quiet:
             print(msg, flush=True)
 
-    def build(self, p: beam.Pipeline, pipeline: Pipeline, run_id: str, run_dir: str,
-              enable_cache: bool | None = None) -> dict[str, beam.PCollection]:
+    def build(
+        self,
+        p: beam.Pipeline,
+        pipeline: Pipeline,
+        run_id: str,
+        run_dir: str,
+        enable_cache: bool | None = None,
+    ) -> dict[str, beam.PCollection]:
         """Adds the pipeline's steps to ``p``; returns ``{component id: status PCollection}``."""
         pickle_path = save_pipeline(pipeline, os.path.join(run_dir, "pipeline.pkl"))
         with open(pickle_path, "rb") as f:
@@ -179,17 +220,30 @@ class BeamDagRunner:
         # its workers in turn, so those that can start at once go to different workers.
         ids = [c.id for c in pipeline.components if not c.upstream]
         ids += [c.id for c in pipeline.components if c.upstream]
-        root = (p | "ComponentIds" >> beam.Create(ids, reshuffle=False)
-                | "Distribute" >> beam.Reshuffle())
+        root = (
+            p
+            | "ComponentIds" >> beam.Create(ids, reshuffle=False)
+            | "Distribute" >> beam.Reshuffle()
+        )
         statuses: dict[str, beam.PCollection] = {}
         for c in pipeline.components:  # topological order: every upstream step exists already
-            step = _RunComponent(pipeline_pickle, pipeline.name, c.id, run_id, run_dir, enable_cache,
-                                 self.in_process, self.quiet)
+            step = _RunComponent(
+                pipeline_pickle,
+                pipeline.name,
+                c.id,
+                run_id,
+                run_dir,
+                enable_cache,
+                self.in_process,
+                self.quiet,
+            )
             side = [beam.pvalue.AsSingleton(statuses[u.id]) for u in c.upstream]
             statuses[c.id] = root | f"Run[{c.id}]" >> beam.ParDo(step, *side)
         return statuses
 
-    def run(self, pipeline: Pipeline, run_id: str | None = None, enable_cache: bool | None = None) -> dict:
+    def run(
+        self, pipeline: Pipeline, run_id: str | None = None, enable_cache: bool | None = None
+    ) -> dict:
         """Runs every component; returns ``{"run_id", "components": {id: status}, "failed": {}}``.
 
         Raises :class:`PipelineRunError` when a component fails (components that
@@ -204,8 +258,10 @@ class BeamDagRunner:
         args = self.beam_orchestrator_args
         if args is None:
             args = list(pipeline.beam_pipeline_args)
-        self._print(f"[{pipeline.name}] run {run_id}: {len(pipeline.components)} components on Beam, "
-                    f"root {pipeline.root}")
+        self._print(
+            f"[{pipeline.name}] run {run_id}: {len(pipeline.components)} components on Beam, "
+            f"root {pipeline.root}"
+        )
         start_all = time.time()
         md = metadata_for(pipeline)
         md.reap_lost(pipeline.name)
@@ -215,7 +271,9 @@ class BeamDagRunner:
         try:
             p.run().wait_until_finish()
         except BaseException as e:
-            md.finish_run(pipeline.name, run_id, FAILED, f"the Beam pipeline failed: {type(e).__name__}: {e}")
+            md.finish_run(
+                pipeline.name, run_id, FAILED, f"the Beam pipeline failed: {type(e).__name__}: {e}"
+            )
             raise
         done: dict[str, dict] = {}
         failed: dict[str, str] = {}
@@ -231,11 +289,15 @@ class BeamDagRunner:
             else:
                 failed[c.id] = status["error"]
         cached = sum(1 for s in done.values() if s["state"] == CACHED)
-        self._print(f"[{pipeline.name}] run {run_id}: {len(done)} done ({cached} cached), "
-                    f"{len(failed)} failed or skipped, {time.time() - start_all:.1f}s")
+        self._print(
+            f"[{pipeline.name}] run {run_id}: {len(done)} done ({cached} cached), "
+            f"{len(failed)} failed or skipped, {time.time() - start_all:.1f}s"
+        )
         result = {"run_id": run_id, "components": done, "failed": failed}
         if failed:
-            first = next((cid for cid in failed if not failed[cid].startswith("skipped")), next(iter(failed)))
+            first = next(
+                (cid for cid in failed if not failed[cid].startswith("skipped")), next(iter(failed))
+            )
             log = os.path.join(run_dir, first + ".log")
             where = f"\n(log: {log})" if os.path.exists(log) else ""
             md.finish_run(pipeline.name, run_id, FAILED, failed[first].splitlines()[0])

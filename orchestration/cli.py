@@ -65,7 +65,11 @@ def load_command(name: str) -> Command:
     module_name, _, attr = COMMANDS[name].partition(":")
     module = importlib.import_module(module_name)
     if attr:
-        return Command(module.HELP[attr], getattr(module, f"add_{attr}_arguments"), getattr(module, f"run_{attr}"))
+        return Command(
+            module.HELP[attr],
+            getattr(module, f"add_{attr}_arguments"),
+            getattr(module, f"run_{attr}"),
+        )
     return Command(module.HELP, module.add_arguments, module.run)
 
 
@@ -75,8 +79,10 @@ def _top_parser(with_commands: bool = True) -> argparse.ArgumentParser:
     epilog = None
     if with_commands:
         lines = "\n".join(f"  {name:<12} {load_command(name).help}" for name in COMMANDS)
-        epilog = (f"commands:\n{lines}\n\nRun 'conveyor COMMAND --help' for a command's options; "
-                  "flags after '--' go to Beam unchanged.")
+        epilog = (
+            f"commands:\n{lines}\n\nRun 'conveyor COMMAND --help' for a command's options; "
+            "flags after '--' go to Beam unchanged."
+        )
     parser = argparse.ArgumentParser(
         prog="conveyor",
         description="Machine-learning data components on Apache Beam.",
@@ -183,8 +189,11 @@ class _WorkerTracebacks:
     when stderr has no file descriptor.
     """
 
-    _CONTINUED = (b"Traceback (most recent call last):", b"During handling of the above exception",
-                  b"The above exception was the direct cause")
+    _CONTINUED = (
+        b"Traceback (most recent call last):",
+        b"During handling of the above exception",
+        b"The above exception was the direct cause",
+    )
 
     def __init__(self, enabled: bool = True):
         self._enabled = enabled and os.name == "posix"
@@ -287,6 +296,7 @@ class _TermAsExit:
 
         self._previous = None
         if threading.current_thread() is threading.main_thread():
+
             def stop(signum, frame):
                 raise SystemExit(128 + signum)
 
@@ -299,6 +309,7 @@ class _TermAsExit:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
         return False
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -38,16 +38,27 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["create", "update", "delete", "list", "compile"])
     parser.add_argument("--pipeline-path", metavar="FILE", help="the pipeline's Python file")
     parser.add_argument("--pipeline-name", metavar="NAME", help="for delete")
-    parser.add_argument("--engine", default="local", choices=["local", "beam", "airflow", "kubeflow"])
-    parser.add_argument("--output", metavar="PATH",
-                        help="airflow/kubeflow: the DAG file or pipeline spec to write (needed by "
-                        "compile; create/update default: NAME.py in Airflow's DAG folder "
-                        "($AIRFLOW_HOME/dags), or NAME.kubeflow.yaml in $CONVEYOR_HOME/pipelines)")
-    parser.add_argument("--image", default="conveyor:latest",
-                        help="kubeflow: the container image with Conveyor installed (default: %(default)s)")
-    parser.add_argument("--image-pipeline-path", metavar="PATH",
-                        help="kubeflow: the pipeline file inside the image (default: --pipeline-path; "
-                        "a relative path is relative to the image's working directory)")
+    parser.add_argument(
+        "--engine", default="local", choices=["local", "beam", "airflow", "kubeflow"]
+    )
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        help="airflow/kubeflow: the DAG file or pipeline spec to write (needed by "
+        "compile; create/update default: NAME.py in Airflow's DAG folder "
+        "($AIRFLOW_HOME/dags), or NAME.kubeflow.yaml in $CONVEYOR_HOME/pipelines)",
+    )
+    parser.add_argument(
+        "--image",
+        default="conveyor:latest",
+        help="kubeflow: the container image with Conveyor installed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--image-pipeline-path",
+        metavar="PATH",
+        help="kubeflow: the pipeline file inside the image (default: --pipeline-path; "
+        "a relative path is relative to the image's working directory)",
+    )
 
 
 def run_pipeline(args, beam_args) -> int:
@@ -79,8 +90,10 @@ def run_pipeline(args, beam_args) -> int:
             if not args.output:
                 raise UsageError(f"pipeline compile --engine {args.engine} needs --output PATH")
             path = _export(pipeline, args, beam_args, args.output)
-            print(f"wrote {_EXPORT_WHAT[args.engine]} for pipeline {pipeline.name!r} "
-                  f"({len(pipeline.components)} components) to {path}")
+            print(
+                f"wrote {_EXPORT_WHAT[args.engine]} for pipeline {pipeline.name!r} "
+                f"({len(pipeline.components)} components) to {path}"
+            )
             return 0
         print(f"pipeline {pipeline.name!r}: {len(pipeline.components)} components in order:")
         for c in pipeline.components:
@@ -99,14 +112,24 @@ def run_pipeline(args, beam_args) -> int:
         raise UsageError(f"pipeline {pipeline.name!r} {what}; use 'conveyor pipeline {verb}'")
     compiled = None
     if exported:
-        compiled = _export(pipeline, args, beam_args, args.output or _default_output(pipeline.name, args.engine))
+        compiled = _export(
+            pipeline, args, beam_args, args.output or _default_output(pipeline.name, args.engine)
+        )
     try:
-        record = registry.register(pipeline.name, args.pipeline_path, pipeline.root, args.engine,
-                                   update=update, compiled=compiled)
+        record = registry.register(
+            pipeline.name,
+            args.pipeline_path,
+            pipeline.root,
+            args.engine,
+            update=update,
+            compiled=compiled,
+        )
     except (FileExistsError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
-    print(f"{'updated' if update else 'created'} pipeline {record['name']!r} "
-          f"({len(pipeline.components)} components, root {record['root']})")
+    print(
+        f"{'updated' if update else 'created'} pipeline {record['name']!r} "
+        f"({len(pipeline.components)} components, root {record['root']})"
+    )
     if compiled:
         print(f"wrote its {_EXPORT_WHAT[args.engine]} to {compiled}")
     return 0
@@ -119,7 +142,9 @@ def _default_output(name: str, engine: str) -> str:
     if engine == "airflow":
         # Airflow's own defaults, short of reading airflow.cfg.
         dags = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or os.path.join(
-            os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow"), "dags")
+            os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow"),
+            "dags",
+        )
         return os.path.join(dags, f"{name}.py")
     from conveyor.orchestration import registry
 
@@ -136,11 +161,17 @@ def _export(pipeline, args, beam_args, output: str) -> str:
         if args.engine == "airflow":
             from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner
 
-            return AirflowDagRunner(AirflowDagConfig(output=output, beam_args=list(beam_args))).run(pipeline)
+            return AirflowDagRunner(AirflowDagConfig(output=output, beam_args=list(beam_args))).run(
+                pipeline
+            )
         from conveyor.orchestration.kubeflow import KubeflowDagConfig, KubeflowDagRunner
 
-        config = KubeflowDagConfig(output=output, image=args.image, beam_args=list(beam_args),
-                                   pipeline_path=args.image_pipeline_path or args.pipeline_path)
+        config = KubeflowDagConfig(
+            output=output,
+            image=args.image,
+            beam_args=list(beam_args),
+            pipeline_path=args.image_pipeline_path or args.pipeline_path,
+        )
         return KubeflowDagRunner(config).run(pipeline)
     except (ValueError, ImportError) as e:
         raise UsageError(str(e)) from None
@@ -154,9 +185,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-name", metavar="NAME", required=True)
     parser.add_argument("--run-id", metavar="ID", help="for status (default: the latest run)")
     parser.add_argument("--no-cache", action="store_true", help="for create: run every component")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="local engine: components run at once (beam engine: give Beam flags after "
-                        "--, e.g. -- --direct_running_mode=multi_processing --direct_num_workers=2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local engine: components run at once (beam engine: give Beam flags after "
+        "--, e.g. -- --direct_running_mode=multi_processing --direct_num_workers=2)",
+    )
 
 
 def run_run(args, beam_args) -> int:
@@ -206,8 +241,10 @@ def run_run(args, beam_args) -> int:
             print(f"no runs of {record['name']!r}")
         for r in runs:
             states = {s: r["states"].count(s) for s in sorted(set(r["states"]))}
-            print(f"{r['run_id']:<28} {r['create_time']}  {r['state']:<9} "
-                  + " ".join(f"{k}={v}" for k, v in states.items()))
+            print(
+                f"{r['run_id']:<28} {r['create_time']}  {r['state']:<9} "
+                + " ".join(f"{k}={v}" for k, v in states.items())
+            )
         return 0
     run_id = args.run_id
     if not run_id:
@@ -226,7 +263,10 @@ def run_run(args, beam_args) -> int:
     for r in summary["components"]:
         secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
         error = r["error"].splitlines()[0] if r["error"] else ""
-        print(f"  {r['component_id']:<20} {r['state']:<11} {secs:>8}" + (f"  {error}" if error else ""))
+        print(
+            f"  {r['component_id']:<20} {r['state']:<11} {secs:>8}"
+            + (f"  {error}" if error else "")
+        )
     return 0
 
 
@@ -242,7 +282,9 @@ def _open_metadata(record: dict):
     try:
         return Metadata(path)
     except Exception as e:  # MLMD's own errors for an unreadable store
-        raise UsageError(f"cannot open the ML Metadata of {record['name']!r} at {path}: {e}") from None
+        raise UsageError(
+            f"cannot open the ML Metadata of {record['name']!r} at {path}: {e}"
+        ) from None
 
 
 def _trigger_airflow(record: dict) -> int:
@@ -258,9 +300,12 @@ def _trigger_airflow(record: dict) -> int:
             f"pipeline {record['name']!r} runs on Airflow, but the airflow command is not on PATH: "
             "install Apache Airflow (in its own virtual environment, e.g. 'make airflow-env' "
             "makes .venv-airflow/) and put its bin/ on PATH, with the DAG file "
-            f"({record.get('compiled') or 'conveyor pipeline compile --engine airflow'}) in its DAG folder")
+            f"({record.get('compiled') or 'conveyor pipeline compile --engine airflow'}) in its DAG folder"
+        )
     dag_id = safe_id(record["name"])
-    print(f"triggering Airflow DAG {dag_id!r} (DAG file {record.get('compiled') or '-'})", flush=True)
+    print(
+        f"triggering Airflow DAG {dag_id!r} (DAG file {record.get('compiled') or '-'})", flush=True
+    )
     return subprocess.run([airflow, "dags", "trigger", dag_id]).returncode
 
 
@@ -270,13 +315,17 @@ def _explain_kubeflow(record: dict) -> int:
     if not spec or not os.path.exists(spec):
         from conveyor.beam_utils.errors import UsageError
 
-        raise UsageError(f"pipeline {record['name']!r} has no compiled Kubeflow spec; run "
-                         "'conveyor pipeline update --engine kubeflow --pipeline-path FILE' first")
-    print(f"Kubeflow pipeline spec of {record['name']!r}: {spec}\n"
-          "submit it to Kubeflow Pipelines (the kfp SDK's command line) with:\n"
-          f"  kfp --endpoint URL run create --experiment-name {record['name']} --package-file {spec} "
-          f"pipeline_root={record['root']}\n"
-          "(pipeline_root must be storage every pod sees; the image must have the pipeline file)")
+        raise UsageError(
+            f"pipeline {record['name']!r} has no compiled Kubeflow spec; run "
+            "'conveyor pipeline update --engine kubeflow --pipeline-path FILE' first"
+        )
+    print(
+        f"Kubeflow pipeline spec of {record['name']!r}: {spec}\n"
+        "submit it to Kubeflow Pipelines (the kfp SDK's command line) with:\n"
+        f"  kfp --endpoint URL run create --experiment-name {record['name']} --package-file {spec} "
+        f"pipeline_root={record['root']}\n"
+        "(pipeline_root must be storage every pod sees; the image must have the pipeline file)"
+    )
     return 0
 
 
@@ -288,8 +337,11 @@ def add_component_command_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-path", metavar="FILE", required=True)
     parser.add_argument("--component", metavar="ID", required=True)
     parser.add_argument("--run-id", metavar="ID", required=True)
-    parser.add_argument("--pipeline-root", metavar="DIR",
-                        help="use this root instead of the pipeline's own (Kubeflow passes its parameter)")
+    parser.add_argument(
+        "--pipeline-root",
+        metavar="DIR",
+        help="use this root instead of the pipeline's own (Kubeflow passes its parameter)",
+    )
     parser.add_argument("--no-cache", action="store_true")
 
 
@@ -302,12 +354,17 @@ def run_component_command(args, beam_args) -> int:
 
     pipeline = load_pipeline(args.pipeline_path)
     if args.pipeline_root:
-        pipeline.root = args.pipeline_root if "://" in args.pipeline_root else os.path.abspath(args.pipeline_root)
+        pipeline.root = (
+            args.pipeline_root
+            if "://" in args.pipeline_root
+            else os.path.abspath(args.pipeline_root)
+        )
     if beam_args:
         pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
     try:
-        return run_component_in_child(pipeline, args.component, args.run_id,
-                                      enable_cache=False if args.no_cache else None)
+        return run_component_in_child(
+            pipeline, args.component, args.run_id, enable_cache=False if args.no_cache else None
+        )
     except KeyError as e:
         raise UsageError(str(e).strip('"')) from None
 
@@ -339,9 +396,12 @@ def run_template(args, beam_args) -> int:
     if os.path.isdir(args.destination) and os.listdir(args.destination):
         raise UsageError(f"{args.destination} exists and is not empty")
     with staged_output(args.destination) as staged:
-        shutil.copytree(src, staged, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    print(f"copied template {args.model!r} to {args.destination}; run it with:\n"
-          f"  conveyor pipeline create --pipeline-path {args.destination}/pipeline.py\n"
-          f"  conveyor run create --pipeline-name {args.model}")
+        shutil.copytree(
+            src, staged, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    print(
+        f"copied template {args.model!r} to {args.destination}; run it with:\n"
+        f"  conveyor pipeline create --pipeline-path {args.destination}/pipeline.py\n"
+        f"  conveyor run create --pipeline-name {args.model}"
+    )
     return 0

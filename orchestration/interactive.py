@@ -56,10 +56,14 @@ class ExecutionResult:
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(k)}</td><td>{html.escape(a.type_name)}</td><td><code>{html.escape(a.uri)}"
-            f"</code></td></tr>" for k, a in self.outputs.items())
-        return (f"<div><b>{html.escape(self.component.id)}</b> ({html.escape(type(self.component).__name__)}): "
-                f"{self.state}, execution {self.execution_id}, {self.seconds:.1f}s"
-                f"<table><tr><th>output</th><th>type</th><th>uri</th></tr>{rows}</table></div>")
+            f"</code></td></tr>"
+            for k, a in self.outputs.items()
+        )
+        return (
+            f"<div><b>{html.escape(self.component.id)}</b> ({html.escape(type(self.component).__name__)}): "
+            f"{self.state}, execution {self.execution_id}, {self.seconds:.1f}s"
+            f"<table><tr><th>output</th><th>type</th><th>uri</th></tr>{rows}</table></div>"
+        )
 
     def __repr__(self) -> str:
         outs = ", ".join(f"{k}={a.uri}" for k, a in self.outputs.items())
@@ -100,14 +104,23 @@ class InteractiveContext:
       beam_pipeline_args: Beam flags for every component.
     """
 
-    def __init__(self, pipeline_name: str | None = None, pipeline_root: str | None = None,
-                 metadata_path: str | None = None, beam_pipeline_args: list[str] | None = None):
+    def __init__(
+        self,
+        pipeline_name: str | None = None,
+        pipeline_root: str | None = None,
+        metadata_path: str | None = None,
+        beam_pipeline_args: list[str] | None = None,
+    ):
         from conveyor.orchestration.metadata import Metadata, sqlite_config
 
         self.pipeline_name = pipeline_name or "interactive"
-        self.pipeline_root = os.path.abspath(pipeline_root or tempfile.mkdtemp(prefix="conveyor-interactive-"))
+        self.pipeline_root = os.path.abspath(
+            pipeline_root or tempfile.mkdtemp(prefix="conveyor-interactive-")
+        )
         os.makedirs(self.pipeline_root, exist_ok=True)
-        self.metadata_path = os.path.abspath(metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite"))
+        self.metadata_path = os.path.abspath(
+            metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")
+        )
         self.beam_pipeline_args = list(beam_pipeline_args or [])
         self.run_id = "interactive-" + time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self._connection_config = sqlite_config(self.metadata_path)
@@ -115,8 +128,10 @@ class InteractiveContext:
         _register_skip_magic()
 
     def __repr__(self) -> str:
-        return (f"InteractiveContext({self.pipeline_name!r}, root={self.pipeline_root!r}, "
-                f"metadata={self.metadata_path!r}, run={self.run_id!r})")
+        return (
+            f"InteractiveContext({self.pipeline_name!r}, root={self.pipeline_root!r}, "
+            f"metadata={self.metadata_path!r}, run={self.run_id!r})"
+        )
 
     def _pipeline_for(self, component: Component) -> Pipeline:
         """The component and everything upstream of it, as a pipeline run_component understands."""
@@ -127,9 +142,13 @@ class InteractiveContext:
             if id(c) not in found:
                 found[id(c)] = c
                 stack.extend(c.upstream)
-        return Pipeline(self.pipeline_name, self.pipeline_root, list(found.values()),
-                        beam_pipeline_args=self.beam_pipeline_args,
-                        metadata_connection_config=self._connection_config)
+        return Pipeline(
+            self.pipeline_name,
+            self.pipeline_root,
+            list(found.values()),
+            beam_pipeline_args=self.beam_pipeline_args,
+            metadata_connection_config=self._connection_config,
+        )
 
     def run(self, component: Component, enable_cache: bool = True) -> ExecutionResult:
         """Runs ``component`` now; its inputs are what this context ran last for their producers.
@@ -140,7 +159,9 @@ class InteractiveContext:
         from conveyor.orchestration.launcher import run_component
 
         pipeline = self._pipeline_for(component)
-        status = run_component(pipeline, component.id, self.run_id, enable_cache=enable_cache, md=self.metadata)
+        status = run_component(
+            pipeline, component.id, self.run_id, enable_cache=enable_cache, md=self.metadata
+        )
         execution_id = None
         for row in self.metadata.run_status(self.pipeline_name, self.run_id):
             if row["component_id"] == component.id:
@@ -156,13 +177,19 @@ class InteractiveContext:
             return what
         if isinstance(what, ExecutionResult):
             if len(what.outputs) != 1:
-                raise ValueError(f"{what.component.id} has outputs {sorted(what.outputs)}: show one of them")
+                raise ValueError(
+                    f"{what.component.id} has outputs {sorted(what.outputs)}: show one of them"
+                )
             return next(iter(what.outputs.values()))
         if not isinstance(what, Channel):
-            raise TypeError(f"show() takes a component's output (component.outputs[key]), not {type(what).__name__}")
+            raise TypeError(
+                f"show() takes a component's output (component.outputs[key]), not {type(what).__name__}"
+            )
         produced = self.metadata.latest_outputs(self.pipeline_name, self.run_id, what.producer.id)
         if not produced or what.key not in produced:
-            raise ValueError(f"{what.producer.id} has not been run in this context: context.run() it first")
+            raise ValueError(
+                f"{what.producer.id} has not been run in this context: context.run() it first"
+            )
         return produced[what.key]
 
     def show(self, what) -> str | None:
@@ -179,15 +206,22 @@ class InteractiveContext:
             return None
         return page
 
-    def export_to_pipeline(self, notebook_path: str, export_path: str, runner: str = "local",
-                           pipeline_root: str | None = None) -> str:
+    def export_to_pipeline(
+        self,
+        notebook_path: str,
+        export_path: str,
+        runner: str = "local",
+        pipeline_root: str | None = None,
+    ) -> str:
         """Writes the notebook's code as a pipeline file run by ``runner``; returns its path.
 
         See :func:`conveyor.orchestration.notebook_export.export_notebook`.
         """
         from conveyor.orchestration.notebook_export import export_notebook
 
-        return export_notebook(notebook_path, export_path, runner=runner, pipeline_root=pipeline_root)
+        return export_notebook(
+            notebook_path, export_path, runner=runner, pipeline_root=pipeline_root
+        )
 
 
 # -- renderings -------------------------------------------------------------------
@@ -223,10 +257,15 @@ def statistics_html(uri: str) -> str:
     stats = {split: read_statistics(paths[split]) for split in names}
     if len(names) == 2:
         lhs, rhs = names
-        return (f"<h4>Statistics: {html.escape(lhs)} (lhs) and {html.escape(rhs)} (rhs)</h4>"
-                + get_statistics_html(stats[lhs], stats[rhs], lhs_name=lhs, rhs_name=rhs))
-    return "".join(f"<h4>Statistics: {html.escape(split)}</h4>" + get_statistics_html(stats[split], lhs_name=split)
-                   for split in names)
+        return (
+            f"<h4>Statistics: {html.escape(lhs)} (lhs) and {html.escape(rhs)} (rhs)</h4>"
+            + get_statistics_html(stats[lhs], stats[rhs], lhs_name=lhs, rhs_name=rhs)
+        )
+    return "".join(
+        f"<h4>Statistics: {html.escape(split)}</h4>"
+        + get_statistics_html(stats[split], lhs_name=split)
+        for split in names
+    )
 
 
 def schema_frame(uri: str):
@@ -256,8 +295,15 @@ def schema_frame(uri: str):
             domain = f"[{f.int_domain.min}, {f.int_domain.max}]"
         elif f.HasField("float_domain"):
             domain = f"[{f.float_domain.min:g}, {f.float_domain.max:g}]"
-        rows.append({"feature": f.name, "type": schema_pb2.FeatureType.Name(f.type), "presence": presence,
-                     "valency": valency, "domain": domain})
+        rows.append(
+            {
+                "feature": f.name,
+                "type": schema_pb2.FeatureType.Name(f.type),
+                "presence": presence,
+                "valency": valency,
+                "domain": domain,
+            }
+        )
     return pd.DataFrame(rows, columns=["feature", "type", "presence", "valency", "domain"])
 
 
@@ -283,8 +329,15 @@ def anomalies_frame(uri: str):
         for name, info in items:
             severity = info_t.Severity.Name(info.severity) if info.severity else "ERROR"
             for reason in info.reason:
-                rows.append({"split": split, "feature": name, "severity": severity,
-                             "type": info_t.Type.Name(reason.type), "description": reason.description})
+                rows.append(
+                    {
+                        "split": split,
+                        "feature": name,
+                        "severity": severity,
+                        "type": info_t.Type.Name(reason.type),
+                        "description": reason.description,
+                    }
+                )
     return pd.DataFrame(rows, columns=["split", "feature", "severity", "type", "description"])
 
 
@@ -306,7 +359,9 @@ def evaluation_frame(uri: str):
     for entry in entries:
         slice_ = entry.get("slice") or {}
         row = {"slice": ", ".join(f"{k}={v}" for k, v in slice_.items()) or "Overall"}
-        row.update({k: v for k, v in entry.get("metrics", {}).items() if isinstance(v, (int, float, str))})
+        row.update(
+            {k: v for k, v in entry.get("metrics", {}).items() if isinstance(v, (int, float, str))}
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -326,8 +381,10 @@ def evaluation_html(uri: str) -> str:
             if name.endswith(".png"):
                 with open(os.path.join(plots, name), "rb") as f:
                     data = base64.b64encode(f.read()).decode("ascii")
-                parts.append(f"<figure style='display:inline-block'><img src='data:image/png;base64,{data}' "
-                             f"width='360'/><figcaption>{html.escape(name)}</figcaption></figure>")
+                parts.append(
+                    f"<figure style='display:inline-block'><img src='data:image/png;base64,{data}' "
+                    f"width='360'/><figcaption>{html.escape(name)}</figcaption></figure>"
+                )
     return "".join(parts)
 
 
@@ -338,7 +395,12 @@ def files_html(uri: str) -> str:
         dirs.sort()
         for name in sorted(files):
             path = os.path.join(root, name)
-            rows.append(f"<tr><td><code>{html.escape(os.path.relpath(path, uri))}</code></td>"
-                        f"<td>{os.path.getsize(path)}</td></tr>")
-    return (f"<h4><code>{html.escape(uri)}</code></h4><table><tr><th>file</th><th>bytes</th></tr>"
-            + "".join(rows) + "</table>")
+            rows.append(
+                f"<tr><td><code>{html.escape(os.path.relpath(path, uri))}</code></td>"
+                f"<td>{os.path.getsize(path)}</td></tr>"
+            )
+    return (
+        f"<h4><code>{html.escape(uri)}</code></h4><table><tr><th>file</th><th>bytes</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )

@@ -59,7 +59,9 @@ class KubeflowDagConfig:
 
 
 def _kfp_name(component_id: str) -> str:
-    return "conveyor-" + (re.sub(r"[^a-z0-9]+", "-", component_id.lower()).strip("-") or "component")
+    return "conveyor-" + (
+        re.sub(r"[^a-z0-9]+", "-", component_id.lower()).strip("-") or "component"
+    )
 
 
 class KubeflowDagRunner:
@@ -79,11 +81,15 @@ class KubeflowDagRunner:
             ) from None
         cfg = self.config
         if not cfg.pipeline_path:
-            raise ValueError("KubeflowDagConfig.pipeline_path: the pipeline file inside the image is required")
+            raise ValueError(
+                "KubeflowDagConfig.pipeline_path: the pipeline file inside the image is required"
+            )
         names = [_kfp_name(c.id) for c in pipeline.components]
         clashes = sorted({n for n in names if names.count(n) > 1})
         if clashes:
-            raise ValueError(f"component ids map to the same Kubeflow component name(s) {clashes}; rename them")
+            raise ValueError(
+                f"component ids map to the same Kubeflow component name(s) {clashes}; rename them"
+            )
 
         ops = {c.id: self._container_component(dsl, c.id) for c in pipeline.components}
 
@@ -91,7 +97,9 @@ class KubeflowDagRunner:
         def conveyor_pipeline(pipeline_root: str = pipeline.root):
             tasks = {}
             for c in pipeline.components:
-                task = ops[c.id](pipeline_root=pipeline_root, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+                task = ops[c.id](
+                    pipeline_root=pipeline_root, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
+                )
                 task.set_display_name(c.id)
                 # Conveyor caches through its own metadata; the run id differs per run anyway.
                 task.set_caching_options(False)
@@ -101,9 +109,11 @@ class KubeflowDagRunner:
                 tasks[c.id] = task
 
         description = cfg.description or (
-            f"Conveyor pipeline {pipeline.name!r}: " + ", ".join(c.id for c in pipeline.components))
-        kfp_pipeline = dsl.pipeline(name=_kfp_pipeline_name(pipeline.name), description=description)(
-            conveyor_pipeline)
+            f"Conveyor pipeline {pipeline.name!r}: " + ", ".join(c.id for c in pipeline.components)
+        )
+        kfp_pipeline = dsl.pipeline(
+            name=_kfp_pipeline_name(pipeline.name), description=description
+        )(conveyor_pipeline)
         output = os.path.abspath(cfg.output)
         from conveyor.beam_utils.outputs import staged_output
 
@@ -119,9 +129,19 @@ class KubeflowDagRunner:
             return dsl.ContainerSpec(
                 image=cfg.image,
                 command=[cfg.conveyor],
-                args=["component", "run", "--pipeline-path", cfg.pipeline_path,
-                      "--component", component_id, "--run-id", run_id,
-                      "--pipeline-root", pipeline_root, *tail],
+                args=[
+                    "component",
+                    "run",
+                    "--pipeline-path",
+                    cfg.pipeline_path,
+                    "--component",
+                    component_id,
+                    "--run-id",
+                    run_id,
+                    "--pipeline-root",
+                    pipeline_root,
+                    *tail,
+                ],
             )
 
         component.__name__ = _kfp_name(component_id).replace("-", "_")

@@ -151,7 +151,9 @@ def cache_key(component: Component, inputs: dict[str, Artifact], beam_args: list
     return h.hexdigest()
 
 
-def resolve_inputs(md: Metadata, pipeline: Pipeline, component: Component, run_id: str) -> dict[str, Artifact]:
+def resolve_inputs(
+    md: Metadata, pipeline: Pipeline, component: Component, run_id: str
+) -> dict[str, Artifact]:
     inputs = {}
     for key, channel in component.inputs.items():
         produced = md.latest_outputs(pipeline.name, run_id, channel.producer.id)
@@ -172,8 +174,13 @@ def user_error_summary(exc: BaseException) -> str:
     if getattr(exc, "frames", None) is not None:
         return f"{type(exc).__name__}: {exc}"
     frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if "/apache_beam/" not in f.filename and "/site-packages/" not in f.filename
-           and not f.filename.startswith(_CONVEYOR_FOLDERS)]
+    own = [
+        f
+        for f in frames
+        if "/apache_beam/" not in f.filename
+        and "/site-packages/" not in f.filename
+        and not f.filename.startswith(_CONVEYOR_FOLDERS)
+    ]
     where = f" (at {own[-1].filename}:{own[-1].lineno} in {own[-1].name})" if own else ""
     return f"{type(exc).__name__}: {exc}{where}"
 
@@ -184,17 +191,25 @@ def _conveyor_folders() -> tuple[str, ...]:
     import conveyor.dsl
     import conveyor.orchestration
 
-    return tuple(os.path.join(os.path.abspath(p), "")
-                 for pkg in (conveyor.beam_utils, conveyor.dsl, conveyor.components, conveyor.orchestration)
-                 for p in pkg.__path__)
+    return tuple(
+        os.path.join(os.path.abspath(p), "")
+        for pkg in (conveyor.beam_utils, conveyor.dsl, conveyor.components, conveyor.orchestration)
+        for p in pkg.__path__
+    )
 
 
 #: Where Conveyor's own code lives: its frames are not the user's.
 _CONVEYOR_FOLDERS = _conveyor_folders()
 
 
-def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cache: bool | None = None,
-                  md: Metadata | None = None, log=print) -> dict:
+def run_component(
+    pipeline: Pipeline,
+    component_id: str,
+    run_id: str,
+    enable_cache: bool | None = None,
+    md: Metadata | None = None,
+    log=print,
+) -> dict:
     """Runs one component of ``pipeline`` in run ``run_id``; returns its status.
 
     The status is ``{"component_id", "state" (COMPLETE|CACHED), "seconds",
@@ -219,16 +234,25 @@ def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cac
         with _guard.lock:
             _guard.check()
             cached = md.find_cached(key, type_name) if use_cache else None
-            ex_id = md.start_execution(type_name, pipeline.name, run_id, component_id, inputs, key,
-                                       component.parameters)
+            ex_id = md.start_execution(
+                type_name, pipeline.name, run_id, component_id, inputs, key, component.parameters
+            )
             if cached is not None:
                 md.finish_execution(ex_id, CACHED, cached)
-                return {"component_id": component_id, "state": CACHED, "seconds": time.time() - start,
-                        "outputs": {k: a.uri for k, a in cached.items()}}
-            final = {k: Artifact(t, f"{pipeline.root}/{component_id}/{k}/{ex_id}")
-                     for k, t in component.OUTPUTS.items()}
-            staging = {k: Artifact(a.type_name, f"{pipeline.root}/{component_id}/{k}/.{ex_id}.tmp")
-                       for k, a in final.items()}
+                return {
+                    "component_id": component_id,
+                    "state": CACHED,
+                    "seconds": time.time() - start,
+                    "outputs": {k: a.uri for k, a in cached.items()},
+                }
+            final = {
+                k: Artifact(t, f"{pipeline.root}/{component_id}/{k}/{ex_id}")
+                for k, t in component.OUTPUTS.items()
+            }
+            staging = {
+                k: Artifact(a.type_name, f"{pipeline.root}/{component_id}/{k}/.{ex_id}.tmp")
+                for k, a in final.items()
+            }
             md.set_staging(ex_id, [a.uri for a in staging.values()])
             _guard.current = (md.config, ex_id)
             for a in staging.values():
@@ -236,7 +260,9 @@ def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cac
                     shutil.rmtree(a.uri)
                 os.makedirs(a.uri)
             _guard.check()
-        ctx = ExecutionContext(inputs, staging, dict(component.parameters), beam_args, run_id, pipeline.root)
+        ctx = ExecutionContext(
+            inputs, staging, dict(component.parameters), beam_args, run_id, pipeline.root
+        )
         try:
             _guard.armed = True
             props = component.execute(ctx) or {}
@@ -256,7 +282,9 @@ def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cac
             _guard.current = None
             stopped = isinstance(e, (_Stop, KeyboardInterrupt))
             if stopped:
-                reason = str(e) if isinstance(e, _Stop) else "canceled: interrupted (KeyboardInterrupt)"
+                reason = (
+                    str(e) if isinstance(e, _Stop) else "canceled: interrupted (KeyboardInterrupt)"
+                )
                 message = f"{component_id} {reason}"
                 error = reason
             else:
@@ -267,10 +295,16 @@ def run_component(pipeline: Pipeline, component_id: str, run_id: str, enable_cac
             if ex_id is not None:
                 md.finish_execution(ex_id, CANCELED if stopped else FAILED, error=error)
         if stopped:
-            raise ComponentCanceled(message, _guard.signum if isinstance(e, _Stop) else signal.SIGINT) from e
+            raise ComponentCanceled(
+                message, _guard.signum if isinstance(e, _Stop) else signal.SIGINT
+            ) from e
         raise ComponentError(message) from e
-    return {"component_id": component_id, "state": COMPLETE, "seconds": time.time() - start,
-            "outputs": {k: a.uri for k, a in final.items()}}
+    return {
+        "component_id": component_id,
+        "state": COMPLETE,
+        "seconds": time.time() - start,
+        "outputs": {k: a.uri for k, a in final.items()},
+    }
 
 
 # -- the child process ------------------------------------------------------------------
@@ -293,6 +327,7 @@ def _install_stop_handling(parent_pid: int) -> None:
     """SIGTERM, SIGINT (and SIGHUP, the pid-death signal, for a child) stop the component; a
     watchdog thread sees them even when the component's code holds the main thread in C code,
     notices a parent gone without a signal, and ends the process after the grace period."""
+
     def on_signal(signum, frame):
         _guard.ask(_stop_reason(signum, parent_pid), signum)
         if _guard.armed and not _guard.raised:
@@ -308,7 +343,11 @@ def _install_stop_handling(parent_pid: int) -> None:
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    if parent_pid and sys.platform.startswith("linux") and os.environ.get("CONVEYOR_PARENT_WATCH") != "poll":
+    if (
+        parent_pid
+        and sys.platform.startswith("linux")
+        and os.environ.get("CONVEYOR_PARENT_WATCH") != "poll"
+    ):
         import ctypes
 
         pr_set_pdeathsig = 1
@@ -332,7 +371,9 @@ def _install_stop_handling(parent_pid: int) -> None:
                 os.kill(os.getpid(), signal.SIGHUP)  # the fallback: stop as if told by the kernel
                 _guard.ask(_stop_reason(signal.SIGHUP, parent_pid), signal.SIGHUP)
             if _guard.reason is not None and time.time() - _guard.asked_at > grace:
-                _end_now(f"{_guard.reason} (it did not stop within {grace:g}s: ended by its launcher)")
+                _end_now(
+                    f"{_guard.reason} (it did not stop within {grace:g}s: ended by its launcher)"
+                )
 
     threading.Thread(target=watch, name="conveyor-stop-watch", daemon=True).start()
 
@@ -371,8 +412,10 @@ def main(argv=None) -> int:
     parent_pid = int(os.environ.pop(PARENT_PID_ENV, "0") or 0)
     _install_stop_handling(parent_pid)
     if parent_pid and os.getppid() != parent_pid:
-        print(f"ERROR canceled before it started: the process that started it (pid {parent_pid}) is gone",
-              file=sys.stderr)
+        print(
+            f"ERROR canceled before it started: the process that started it (pid {parent_pid}) is gone",
+            file=sys.stderr,
+        )
         return 128 + signal.SIGTERM
     warnings.filterwarnings("ignore", category=FutureWarning)
     from conveyor.orchestration.loader import load_pipeline
@@ -386,7 +429,9 @@ def main(argv=None) -> int:
     path, component_id, run_id = argv
     pipeline = load_pipeline(path)
     try:
-        status = run_component(pipeline, component_id, run_id, enable_cache=False if no_cache else None)
+        status = run_component(
+            pipeline, component_id, run_id, enable_cache=False if no_cache else None
+        )
     except ComponentCanceled as e:
         print(f"ERROR {e}", file=sys.stderr)
         _exit(128 + int(e.signum))

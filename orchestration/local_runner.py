@@ -75,7 +75,9 @@ def prepare_run(pipeline: Pipeline, run_id: str | None) -> tuple[str, str]:
     try:
         os.makedirs(run_dir, exist_ok=True)
     except OSError as e:
-        raise PipelineRootError(pipeline.root, f"is not usable: cannot create {run_dir}: {e.strerror or e}") from None
+        raise PipelineRootError(
+            pipeline.root, f"is not usable: cannot create {run_dir}: {e.strerror or e}"
+        ) from None
     return run_id, run_dir
 
 
@@ -101,18 +103,34 @@ class ComponentProcess:
       stdout, stderr: where its output goes (``subprocess.Popen``'s arguments).
     """
 
-    def __init__(self, pickle_path: str, component_id: str, run_id: str, enable_cache: bool | None,
-                 stdout=None, stderr=None):
+    def __init__(
+        self,
+        pickle_path: str,
+        component_id: str,
+        run_id: str,
+        enable_cache: bool | None,
+        stdout=None,
+        stderr=None,
+    ):
         self.component_id = component_id
         self.run_id = run_id
-        cmd = [sys.executable, "-m", "conveyor.orchestration.launcher", pickle_path, component_id, run_id]
+        cmd = [
+            sys.executable,
+            "-m",
+            "conveyor.orchestration.launcher",
+            pickle_path,
+            component_id,
+            run_id,
+        ]
         if enable_cache is False:
             cmd.append("--no-cache")
         env = dict(os.environ)
         env[PARENT_PID_ENV] = str(os.getpid())
         # Its own session: a Ctrl-C in the terminal reaches the runner only, which stops it
         # in order; and the runner can stop whatever it started with one killpg.
-        self.proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=stdout, stderr=stderr, env=env, start_new_session=True
+        )
         self.began = time.time()
         self.stopped_at: float | None = None
         self.killed = False
@@ -148,8 +166,11 @@ class ComponentProcess:
             self._signal_group(signal.SIGKILL)  # whatever it started, now without it
         ended = False
         for ex in md.running_executions(pipeline_name, self.run_id):
-            if (ex.properties["component_id"].string_value == self.component_id
-                    and "pid" in ex.custom_properties and ex.custom_properties["pid"].int_value == self.proc.pid):
+            if (
+                ex.properties["component_id"].string_value == self.component_id
+                and "pid" in ex.custom_properties
+                and ex.custom_properties["pid"].int_value == self.proc.pid
+            ):
                 ended = md.end_if_running(ex.id, state, reason) or ended
         return ended
 
@@ -199,8 +220,13 @@ class LocalDagRunner:
         canceled, before it is killed.
     """
 
-    def __init__(self, max_workers: int | None = None, in_process: bool = False, quiet: bool = False,
-                 stop_timeout: float = 10.0):
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        in_process: bool = False,
+        quiet: bool = False,
+        stop_timeout: float = 10.0,
+    ):
         self.max_workers = max_workers or min(os.cpu_count() or 1, 4)
         self.in_process = in_process
         self.quiet = quiet
@@ -210,7 +236,9 @@ class LocalDagRunner:
         if not self.quiet:
             print(msg, flush=True)
 
-    def run(self, pipeline: Pipeline, run_id: str | None = None, enable_cache: bool | None = None) -> dict:
+    def run(
+        self, pipeline: Pipeline, run_id: str | None = None, enable_cache: bool | None = None
+    ) -> dict:
         """Runs every component; returns ``{"run_id", "components": {id: status}}``.
 
         Raises :class:`PipelineRunError` when a component fails (components that
@@ -222,7 +250,9 @@ class LocalDagRunner:
         from conveyor.orchestration.metadata import CANCELED, COMPLETE, FAILED
 
         run_id, run_dir = prepare_run(pipeline, run_id)
-        self._print(f"[{pipeline.name}] run {run_id}: {len(pipeline.components)} components, root {pipeline.root}")
+        self._print(
+            f"[{pipeline.name}] run {run_id}: {len(pipeline.components)} components, root {pipeline.root}"
+        )
         md = metadata_for(pipeline)
         md.reap_lost(pipeline.name)
         md.start_run(pipeline.name, run_id, [c.id for c in pipeline.components])
@@ -248,8 +278,14 @@ class LocalDagRunner:
                         c = ready.pop(0)
                         pending.remove(c)
                         log = open(os.path.join(run_dir, f"{c.id}.log"), "w")
-                        proc = ComponentProcess(pickle_path, c.id, run_id, enable_cache,
-                                                stdout=log, stderr=subprocess.STDOUT)
+                        proc = ComponentProcess(
+                            pickle_path,
+                            c.id,
+                            run_id,
+                            enable_cache,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                        )
                         running[c.id] = (proc, log)
                         self._print(f"[{pipeline.name}] {c.id}: START")
                     finished = [cid for cid, (p, _) in running.items() if p.poll() is not None]
@@ -269,7 +305,9 @@ class LocalDagRunner:
                         else:
                             failed[cid] = _error_from_log(text, proc.poll())
                             proc.settle(md, pipeline.name, FAILED, _prefixed(cid, failed[cid]))
-                            self._print(f"[{pipeline.name}] {cid}: FAILED after {took:.1f}s: {failed[cid]}")
+                            self._print(
+                                f"[{pipeline.name}] {cid}: FAILED after {took:.1f}s: {failed[cid]}"
+                            )
             except BaseException as e:
                 # The runner itself broke (or was interrupted outside the handler): take the
                 # components down with it rather than leave them running unwatched.
@@ -279,25 +317,42 @@ class LocalDagRunner:
                 raise
             if stop.signum is not None:
                 name = signal_name(stop.signum)
-                self._print(f"[{pipeline.name}] run {run_id}: got {name}, stopping {len(running)} running "
-                            "component(s)" + (f" (killed after {self.stop_timeout:g}s, or at once on a "
-                                              f"second signal)" if running else ""))
-                canceled = self._stop_all(pipeline, md, running, stop, f"canceled: the run got {name}",
-                                          run_dir, done)
+                self._print(
+                    f"[{pipeline.name}] run {run_id}: got {name}, stopping {len(running)} running "
+                    "component(s)"
+                    + (
+                        f" (killed after {self.stop_timeout:g}s, or at once on a second signal)"
+                        if running
+                        else ""
+                    )
+                )
+                canceled = self._stop_all(
+                    pipeline, md, running, stop, f"canceled: the run got {name}", run_dir, done
+                )
                 for c in pending:
                     self._print(f"[{pipeline.name}] {c.id}: NOT STARTED")
                 reason = f"canceled by {name}"
                 md.finish_run(pipeline.name, run_id, CANCELED, reason)
-                self._print(f"[{pipeline.name}] run {run_id}: CANCELED ({name}) after "
-                            f"{time.time() - start_all:.1f}s: {len(done)} done, {len(canceled)} canceled, "
-                            f"{len(pending)} not started")
-                what = ([f"{cid} canceled" for cid in canceled] + [f"{c.id} not started" for c in pending]
-                        + [f"{cid} failed" for cid in failed if not failed[cid].startswith("skipped")])
-                raise RunCanceled(f"run {run_id} {reason}" + (": " + ", ".join(what) if what else ""),
-                                  stop.signum, run_id)
+                self._print(
+                    f"[{pipeline.name}] run {run_id}: CANCELED ({name}) after "
+                    f"{time.time() - start_all:.1f}s: {len(done)} done, {len(canceled)} canceled, "
+                    f"{len(pending)} not started"
+                )
+                what = (
+                    [f"{cid} canceled" for cid in canceled]
+                    + [f"{c.id} not started" for c in pending]
+                    + [f"{cid} failed" for cid in failed if not failed[cid].startswith("skipped")]
+                )
+                raise RunCanceled(
+                    f"run {run_id} {reason}" + (": " + ", ".join(what) if what else ""),
+                    stop.signum,
+                    run_id,
+                )
         cached = sum(1 for s in done.values() if s["state"] == "CACHED")
-        self._print(f"[{pipeline.name}] run {run_id}: {len(done)} done ({cached} cached), "
-                    f"{len(failed)} failed or skipped, {time.time() - start_all:.1f}s")
+        self._print(
+            f"[{pipeline.name}] run {run_id}: {len(done)} done ({cached} cached), "
+            f"{len(failed)} failed or skipped, {time.time() - start_all:.1f}s"
+        )
         result = {"run_id": run_id, "components": done, "failed": failed}
         if failed:
             first = next(cid for cid in failed if not failed[cid].startswith("skipped"))
@@ -307,8 +362,16 @@ class LocalDagRunner:
         md.finish_run(pipeline.name, run_id, COMPLETE)
         return result
 
-    def _stop_all(self, pipeline: Pipeline, md, running: dict, stop: _StopState, reason: str,
-                  run_dir: str, done: dict) -> list[str]:
+    def _stop_all(
+        self,
+        pipeline: Pipeline,
+        md,
+        running: dict,
+        stop: _StopState,
+        reason: str,
+        run_dir: str,
+        done: dict,
+    ) -> list[str]:
         """Stops the running components (SIGTERM; SIGKILL after ``stop_timeout`` or a second signal)
         and records CANCELED those that could not record it themselves; returns the ids of those
         canceled (one that finished meanwhile goes to ``done``)."""
@@ -333,12 +396,16 @@ class LocalDagRunner:
             why = reason + (" (killed: it did not stop in time)" if proc.killed else "")
             proc.settle(md, pipeline.name, CANCELED, why)
             canceled.append(cid)
-            self._print(f"[{pipeline.name}] {cid}: CANCELED after {time.time() - proc.began:.1f}s"
-                        + (" (killed)" if proc.killed else ""))
+            self._print(
+                f"[{pipeline.name}] {cid}: CANCELED after {time.time() - proc.began:.1f}s"
+                + (" (killed)" if proc.killed else "")
+            )
         running.clear()
         return canceled
 
-    def _run_in_process(self, pipeline: Pipeline, run_id: str, enable_cache: bool | None, md) -> dict:
+    def _run_in_process(
+        self, pipeline: Pipeline, run_id: str, enable_cache: bool | None, md
+    ) -> dict:
         from conveyor.orchestration.launcher import ComponentCanceled, ComponentError, run_component
         from conveyor.orchestration.metadata import CANCELED, COMPLETE, FAILED
 
@@ -352,7 +419,9 @@ class LocalDagRunner:
                 raise
             except ComponentCanceled as e:
                 self._print(f"[{pipeline.name}] {c.id}: CANCELED: {e}")
-                md.finish_run(pipeline.name, run_id, CANCELED, f"canceled by {signal_name(e.signum)}")
+                md.finish_run(
+                    pipeline.name, run_id, CANCELED, f"canceled by {signal_name(e.signum)}"
+                )
                 raise RunCanceled(f"run {run_id} canceled: {e}", e.signum, run_id) from e
             except ComponentError as e:
                 self._print(f"[{pipeline.name}] {c.id}: FAILED: {e}")
@@ -365,8 +434,13 @@ class LocalDagRunner:
         return {"run_id": run_id, "components": done, "failed": {}}
 
 
-def run_component_in_child(pipeline: Pipeline, component_id: str, run_id: str,
-                           enable_cache: bool | None = None, stop_timeout: float = 10.0) -> int:
+def run_component_in_child(
+    pipeline: Pipeline,
+    component_id: str,
+    run_id: str,
+    enable_cache: bool | None = None,
+    stop_timeout: float = 10.0,
+) -> int:
     """Runs one component in a launcher child process, as ``conveyor component run`` does; returns
     the exit status (0, 1 if it failed, 128 + the signal if SIGTERM or SIGINT stopped it).
 
@@ -389,14 +463,16 @@ def run_component_in_child(pipeline: Pipeline, component_id: str, run_id: str,
     tmp = tempfile.mkdtemp(prefix="conveyor-component-")
     try:
         pickle_path = save_pipeline(pipeline, os.path.join(tmp, "pipeline.pkl"))
-        child = ComponentProcess(pickle_path, component_id, run_id, enable_cache, stdout=subprocess.PIPE)
+        child = ComponentProcess(
+            pickle_path, component_id, run_id, enable_cache, stdout=subprocess.PIPE
+        )
         status: list[dict] = []
 
         def relay():
             for raw in child.proc.stdout:
                 line = raw.decode(errors="replace")
                 if line.startswith("STATUS "):
-                    status.append(json.loads(line[len("STATUS "):]))
+                    status.append(json.loads(line[len("STATUS ") :]))
                 else:
                     sys.stdout.write(line)
                     sys.stdout.flush()
@@ -405,7 +481,9 @@ def run_component_in_child(pipeline: Pipeline, component_id: str, run_id: str,
         reader.start()
         with stop_signals(on_signal=lambda signum: child.stop()) as stop:
             while child.poll() is None:
-                if stop.again or (child.stopped_at and time.time() - child.stopped_at > stop_timeout):
+                if stop.again or (
+                    child.stopped_at and time.time() - child.stopped_at > stop_timeout
+                ):
                     child.kill()
                 time.sleep(0.1)
         reader.join(timeout=5)
@@ -442,15 +520,17 @@ def _prefixed(cid: str, message: str) -> str:
 def _status_from_log(text: str) -> dict | None:
     for line in reversed(text.splitlines()):
         if line.startswith("STATUS "):
-            return json.loads(line[len("STATUS "):])
+            return json.loads(line[len("STATUS ") :])
     return None
 
 
 def _error_from_log(text: str, returncode: int) -> str:
     for line in reversed(text.splitlines()):
         if line.startswith("ERROR "):
-            return line[len("ERROR "):]
+            return line[len("ERROR ") :]
     tail = [line for line in text.splitlines() if line.strip()][-3:]
     if returncode < 0:  # what it printed last is seldom why it was killed: the signal leads, alone
-        return exit_description(returncode) + ("\nits last output: " + " | ".join(tail) if tail else "")
+        return exit_description(returncode) + (
+            "\nits last output: " + " | ".join(tail) if tail else ""
+        )
     return exit_description(returncode) + (": " + " | ".join(tail) if tail else "")

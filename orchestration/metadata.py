@@ -56,7 +56,7 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
         return ("gone", "")
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ", comm may hold spaces
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ", comm may hold spaces
     return fields[0], fields[19]
 
 
@@ -124,7 +124,9 @@ def sqlite_config(path: str):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    )
     return config
 
 
@@ -222,16 +224,29 @@ class Metadata:
     def run_contexts(self, pipeline_name: str, run_id: str, component_id: str) -> list[int]:
         """Context ids (pipeline, run, node) an execution of a component belongs to."""
         p = self._context(PIPELINE_CONTEXT, pipeline_name)
-        r = self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id))
-        n = self._context(NODE_CONTEXT, f"{pipeline_name}.{component_id}",
-                          {"pipeline_name": pipeline_name, "component_id": component_id})
+        r = self._context(
+            RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id)
+        )
+        n = self._context(
+            NODE_CONTEXT,
+            f"{pipeline_name}.{component_id}",
+            {"pipeline_name": pipeline_name, "component_id": component_id},
+        )
         return [p, r, n]
 
     # -- executions ---------------------------------------------------------------
 
-    def start_execution(self, type_name: str, pipeline_name: str, run_id: str, component_id: str,
-                        inputs: dict[str, Artifact], cache_key: str, parameters: dict | None = None,
-                        process: dict | None = None) -> int:
+    def start_execution(
+        self,
+        type_name: str,
+        pipeline_name: str,
+        run_id: str,
+        component_id: str,
+        inputs: dict[str, Artifact],
+        cache_key: str,
+        parameters: dict | None = None,
+        process: dict | None = None,
+    ) -> int:
         """Records a RUNNING execution with its input events and parameters; returns its id.
 
         ``process`` is the :func:`process_identity` of the process that runs it
@@ -242,11 +257,18 @@ class Metadata:
         contexts = self.run_contexts(pipeline_name, run_id, component_id)
         ex = pb.Execution(type_id=self._execution_type(type_name))
         ex.last_known_state = pb.Execution.RUNNING
-        for k, v in (("component_id", component_id), ("run_id", run_id),
-                     ("pipeline_name", pipeline_name), ("cache_key", cache_key), ("state", RUNNING)):
+        for k, v in (
+            ("component_id", component_id),
+            ("run_id", run_id),
+            ("pipeline_name", pipeline_name),
+            ("cache_key", cache_key),
+            ("state", RUNNING),
+        ):
             ex.properties[k].string_value = v
         ex.custom_properties["start_time"].double_value = time.time()
-        ex.custom_properties["parameters"].string_value = json.dumps(parameters or {}, sort_keys=True, default=str)
+        ex.custom_properties["parameters"].string_value = json.dumps(
+            parameters or {}, sort_keys=True, default=str
+        )
         _set_process(ex.custom_properties, "", process or process_identity())
         events = [self._event(pb.Event.INPUT, key, art) for key, art in inputs.items()]
         ex_id, _, _ = self._call(self.store.put_execution, ex, [], self._contexts_by_id(contexts))
@@ -260,6 +282,7 @@ class Metadata:
 
     def set_staging(self, execution_id: int, uris: list[str]) -> None:
         """Records where a RUNNING execution writes its outputs before they are published."""
+
         def put():
             [ex] = self.store.get_executions_by_id([execution_id])
             ex.custom_properties["staging"].string_value = json.dumps(list(uris))
@@ -270,6 +293,7 @@ class Metadata:
     def end_if_running(self, execution_id: int, state: str, error: str) -> bool:
         """Marks an execution FAILED or CANCELED if it is still RUNNING, and removes its temporary
         outputs; returns whether it was still RUNNING (False: its process recorded an end itself)."""
+
         def end():
             [ex] = self.store.get_executions_by_id([execution_id])
             if ex.properties["state"].string_value != RUNNING:
@@ -292,9 +316,13 @@ class Metadata:
         import ml_metadata as mlmd
 
         if run_id is None:
-            ctx = self._call(self.store.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
+            ctx = self._call(
+                self.store.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name
+            )
         else:
-            ctx = self._call(self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}")
+            ctx = self._call(
+                self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}"
+            )
         if ctx is None:
             return []
         options = mlmd.ListOptions(filter_query="last_known_state = RUNNING")
@@ -321,11 +349,14 @@ class Metadata:
 
     # -- runs -------------------------------------------------------------------------
 
-    def start_run(self, pipeline_name: str, run_id: str, component_ids: list[str],
-                  runner: dict | None = None) -> None:
+    def start_run(
+        self, pipeline_name: str, run_id: str, component_ids: list[str], runner: dict | None = None
+    ) -> None:
         """Records a run a runner starts: its components, the runner's process, state RUNNING."""
         self._context(PIPELINE_CONTEXT, pipeline_name)
-        ctx_id = self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id))
+        ctx_id = self._context(
+            RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id)
+        )
 
         def put():
             [ctx] = self.store.get_contexts_by_id([ctx_id])
@@ -341,7 +372,9 @@ class Metadata:
 
     def note_components(self, pipeline_name: str, run_id: str, component_ids: list[str]) -> None:
         """Records a run's components, if nothing did yet (runs an orchestrator drives one by one)."""
-        ctx_id = self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id))
+        ctx_id = self._context(
+            RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id)
+        )
 
         def put():
             [ctx] = self.store.get_contexts_by_id([ctx_id])
@@ -353,7 +386,9 @@ class Metadata:
 
     def finish_run(self, pipeline_name: str, run_id: str, state: str, reason: str = "") -> None:
         """Records how a run a runner started ended: COMPLETE, FAILED or CANCELED."""
-        ctx = self._call(self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}")
+        ctx = self._call(
+            self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}"
+        )
         if ctx is not None:
             self._set_run_state(ctx.id, state, reason)
 
@@ -369,12 +404,18 @@ class Metadata:
 
     @staticmethod
     def _run_properties(pipeline_name: str, run_id: str) -> dict:
-        return {"pipeline_name": pipeline_name, "run_id": run_id,
-                "create_time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        return {
+            "pipeline_name": pipeline_name,
+            "run_id": run_id,
+            "create_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
 
     def _run_contexts_of(self, pipeline_name: str) -> list:
-        return [c for c in self._call(self.store.get_contexts_by_type, RUN_CONTEXT)
-                if c.custom_properties["pipeline_name"].string_value == pipeline_name]
+        return [
+            c
+            for c in self._call(self.store.get_contexts_by_type, RUN_CONTEXT)
+            if c.custom_properties["pipeline_name"].string_value == pipeline_name
+        ]
 
     def _contexts_by_id(self, ids):
         return self._call(self.store.get_contexts_by_id, ids)
@@ -388,8 +429,13 @@ class Metadata:
         step.key = key
         return ev
 
-    def finish_execution(self, execution_id: int, state: str, outputs: dict[str, Artifact] | None = None,
-                         error: str | None = None) -> dict[str, Artifact]:
+    def finish_execution(
+        self,
+        execution_id: int,
+        state: str,
+        outputs: dict[str, Artifact] | None = None,
+        error: str | None = None,
+    ) -> dict[str, Artifact]:
         """Marks an execution COMPLETE, CACHED, FAILED or CANCELED and records its outputs (LIVE)."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -422,8 +468,11 @@ class Metadata:
                 self.store.put_events(events)
             contexts = [c.id for c in self.store.get_contexts_by_execution(execution_id)]
             if outputs:
-                attributions = [pb.Attribution(context_id=c, artifact_id=a.id)
-                                for c in contexts for a in outputs.values()]
+                attributions = [
+                    pb.Attribution(context_id=c, artifact_id=a.id)
+                    for c in contexts
+                    for a in outputs.values()
+                ]
                 self.store.put_attributions_and_associations(attributions, [])
         return outputs
 
@@ -438,7 +487,9 @@ class Metadata:
             if ex.properties["state"].string_value not in (COMPLETE,):
                 continue
             outputs = self.outputs_of_execution(ex.id)
-            if outputs and all(os.path.exists(a.uri) for a in outputs.values() if "://" not in a.uri):
+            if outputs and all(
+                os.path.exists(a.uri) for a in outputs.values() if "://" not in a.uri
+            ):
                 return outputs
         return None
 
@@ -456,7 +507,10 @@ class Metadata:
         chosen = [e for e in events if e.type == wanted]
         if not chosen:
             return {}
-        arts = {a.id: a for a in self._call(self.store.get_artifacts_by_id, [e.artifact_id for e in chosen])}
+        arts = {
+            a.id: a
+            for a in self._call(self.store.get_artifacts_by_id, [e.artifact_id for e in chosen])
+        }
         type_names = self._type_names()
         out = {}
         for e in chosen:
@@ -472,12 +526,16 @@ class Metadata:
 
     def executions_of_run(self, pipeline_name: str, run_id: str):
         """The executions recorded in one run, oldest first."""
-        ctx = self._call(self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}")
+        ctx = self._call(
+            self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}"
+        )
         if ctx is None:
             return []
         return sorted(self._call(self.store.get_executions_by_context, ctx.id), key=lambda e: e.id)
 
-    def latest_outputs(self, pipeline_name: str, run_id: str, component_id: str) -> dict[str, Artifact] | None:
+    def latest_outputs(
+        self, pipeline_name: str, run_id: str, component_id: str
+    ) -> dict[str, Artifact] | None:
         """Outputs of a component's successful (or cached) execution in a run."""
         for ex in reversed(self.executions_of_run(pipeline_name, run_id)):
             if ex.properties["component_id"].string_value != component_id:
@@ -499,9 +557,15 @@ class Metadata:
         for c in sorted(self._run_contexts_of(pipeline_name), key=lambda c: c.id, reverse=True):
             run_id = c.custom_properties["run_id"].string_value
             summary = self.run_summary(pipeline_name, run_id, context=c)
-            out.append({"run_id": run_id, "create_time": c.custom_properties["create_time"].string_value,
-                        "states": [e["state"] for e in summary["executions"]],
-                        "state": summary["state"], "reason": summary["reason"]})
+            out.append(
+                {
+                    "run_id": run_id,
+                    "create_time": c.custom_properties["create_time"].string_value,
+                    "states": [e["state"] for e in summary["executions"]],
+                    "state": summary["state"],
+                    "reason": summary["reason"],
+                }
+            )
         return out
 
     def run_status(self, pipeline_name: str, run_id: str) -> list[dict]:
@@ -513,19 +577,27 @@ class Metadata:
         out = []
         for ex in self.executions_of_run(pipeline_name, run_id):
             start = ex.custom_properties["start_time"].double_value
-            end = ex.custom_properties["end_time"].double_value if "end_time" in ex.custom_properties else None
+            end = (
+                ex.custom_properties["end_time"].double_value
+                if "end_time" in ex.custom_properties
+                else None
+            )
             state = ex.properties["state"].string_value
             process = _get_process(ex.custom_properties, "")
-            out.append({
-                "component_id": ex.properties["component_id"].string_value,
-                "state": state,
-                "seconds": round(end - start, 2) if end else None,
-                "cached": state == CACHED,
-                "execution_id": ex.id,
-                "error": ex.custom_properties["error"].string_value if "error" in ex.custom_properties else "",
-                "process": process,
-                "alive": process_alive(process) if state == RUNNING else False,
-            })
+            out.append(
+                {
+                    "component_id": ex.properties["component_id"].string_value,
+                    "state": state,
+                    "seconds": round(end - start, 2) if end else None,
+                    "cached": state == CACHED,
+                    "execution_id": ex.id,
+                    "error": ex.custom_properties["error"].string_value
+                    if "error" in ex.custom_properties
+                    else "",
+                    "process": process,
+                    "alive": process_alive(process) if state == RUNNING else False,
+                }
+            )
         return out
 
     def run_summary(self, pipeline_name: str, run_id: str, context=None) -> dict | None:
@@ -542,8 +614,9 @@ class Metadata:
         component (no runner recorded) is FAILED or CANCELED if a component is,
         COMPLETE when all are done, RUNNING otherwise.
         """
-        ctx = context or self._call(self.store.get_context_by_type_and_name, RUN_CONTEXT,
-                                    f"{pipeline_name}.{run_id}")
+        ctx = context or self._call(
+            self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}"
+        )
         if ctx is None:
             return None
         props = ctx.custom_properties
@@ -557,14 +630,24 @@ class Metadata:
         for cid in order:
             row = latest.get(cid)
             if row is None:
-                rows.append({"component_id": cid, "state": NOT_STARTED, "recorded_state": None,
-                             "seconds": None, "cached": False, "execution_id": None, "error": ""})
+                rows.append(
+                    {
+                        "component_id": cid,
+                        "state": NOT_STARTED,
+                        "recorded_state": None,
+                        "seconds": None,
+                        "cached": False,
+                        "execution_id": None,
+                        "error": "",
+                    }
+                )
                 continue
             row = dict(row, recorded_state=row["state"])
             if row["state"] == RUNNING and row["alive"] is False:
                 row["state"] = FAILED
-                row["error"] = (f"its process ({describe_process(row['process'])}) is gone "
-                                "(recorded RUNNING)")
+                row["error"] = (
+                    f"its process ({describe_process(row['process'])}) is gone (recorded RUNNING)"
+                )
             rows.append(row)
         states = [r["state"] for r in rows]
         recorded = props["state"].string_value if "state" in props else ""
@@ -587,9 +670,15 @@ class Metadata:
             state = COMPLETE
         else:
             state = RUNNING
-        return {"run_id": run_id, "state": state, "reason": reason,
-                "create_time": props["create_time"].string_value, "runner": runner,
-                "components": rows, "executions": executions}
+        return {
+            "run_id": run_id,
+            "state": state,
+            "reason": reason,
+            "create_time": props["create_time"].string_value,
+            "runner": runner,
+            "components": rows,
+            "executions": executions,
+        }
 
     def lineage(self, artifact_id: int) -> list[tuple[str, Artifact]]:
         """Every artifact upstream of one, with the component that produced it.
@@ -624,7 +713,11 @@ class Metadata:
         if not outs:
             return None, {}
         [ex] = self._call(self.store.get_executions_by_id, [outs[0]])
-        params = ex.custom_properties["parameters"].string_value if "parameters" in ex.custom_properties else "{}"
+        params = (
+            ex.custom_properties["parameters"].string_value
+            if "parameters" in ex.custom_properties
+            else "{}"
+        )
         return ex.properties["component_id"].string_value, json.loads(params)
 
     def producer_of(self, artifact_id: int) -> str | None:
@@ -658,8 +751,11 @@ def _set_process(props, prefix: str, info: dict) -> None:
 def _get_process(props, prefix: str) -> dict:
     if prefix + "pid" not in props:
         return {}
-    return {"pid": props[prefix + "pid"].int_value, "host": props[prefix + "host"].string_value,
-            "token": props[prefix + "token"].string_value}
+    return {
+        "pid": props[prefix + "pid"].int_value,
+        "host": props[prefix + "host"].string_value,
+        "token": props[prefix + "token"].string_value,
+    }
 
 
 def _staging_of(ex) -> list[str]:

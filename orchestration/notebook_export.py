@@ -23,18 +23,27 @@ import time
 from dataclasses import dataclass, field
 
 RUNNERS = {
-    "local": ("from conveyor.orchestration.local_runner import LocalDagRunner",
-              ["LocalDagRunner().run(pipeline)"]),
-    "beam": ("from conveyor.orchestration.beam_runner import BeamDagRunner",
-             ["BeamDagRunner().run(pipeline)"]),
-    "airflow": ("from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner",
-                ["import sys",
-                 "",
-                 "# The DAG file to write (default: beside this file); put it in Airflow's DAG folder.",
-                 "output = sys.argv[1] if len(sys.argv) > 1 else os.path.splitext(os.path.abspath(__file__))[0]"
-                 " + \"_dag.py\"",
-                 "print(AirflowDagRunner(AirflowDagConfig(output=output)).run(pipeline))"]),
+    "local": (
+        "from conveyor.orchestration.local_runner import LocalDagRunner",
+        ["LocalDagRunner().run(pipeline)"],
+    ),
+    "beam": (
+        "from conveyor.orchestration.beam_runner import BeamDagRunner",
+        ["BeamDagRunner().run(pipeline)"],
+    ),
+    "airflow": (
+        "from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner",
+        [
+            "import sys",
+            "",
+            "# The DAG file to write (default: beside this file); put it in Airflow's DAG folder.",
+            "output = sys.argv[1] if len(sys.argv) > 1 else os.path.splitext(os.path.abspath(__file__))[0]"
+            ' + "_dag.py"',
+            "print(AirflowDagRunner(AirflowDagConfig(output=output)).run(pipeline))",
+        ],
+    ),
 }
+
 
 class NotebookExportError(ValueError):
     """The notebook uses the context in a way a pipeline file cannot express."""
@@ -54,12 +63,16 @@ def _cells(notebook_path: str) -> list[str]:
 
 def _skipped(source: str) -> bool:
     stripped = source.lstrip()
-    return stripped.startswith("# conveyor: skip") or "%%skip" in source or stripped.startswith("%%")
+    return (
+        stripped.startswith("# conveyor: skip") or "%%skip" in source or stripped.startswith("%%")
+    )
 
 
 def _without_magics(source: str) -> str:
     """Line magics and shell escapes become blank lines (keeping line numbers)."""
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
+    return "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")
+    )
 
 
 def _is_call_to(node, names: set[str], attr: str | None = None) -> bool:
@@ -68,8 +81,12 @@ def _is_call_to(node, names: set[str], attr: str | None = None) -> bool:
         return False
     func = node.func
     if attr is not None:
-        return isinstance(func, ast.Attribute) and func.attr == attr and isinstance(func.value, ast.Name) \
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr == attr
+            and isinstance(func.value, ast.Name)
             and func.value.id in names
+        )
     if isinstance(func, ast.Name):
         return func.id in names
     return isinstance(func, ast.Attribute) and func.attr in names
@@ -80,7 +97,11 @@ def _uses_show(tree: ast.AST, context_names: set[str]) -> bool:
     for node in ast.walk(tree):
         if _is_call_to(node, context_names, "show"):
             return True
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "display":
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "display"
+        ):
             return True
     return False
 
@@ -117,7 +138,9 @@ def _context_import(stmt, state: _Export, source: str, cell: int) -> list[str] |
     kept = [a for a in stmt.names if a.name != "InteractiveContext"]
     if len(kept) == len(stmt.names):
         return None
-    state.interactive_names |= {a.asname or a.name for a in stmt.names if a.name == "InteractiveContext"}
+    state.interactive_names |= {
+        a.asname or a.name for a in stmt.names if a.name == "InteractiveContext"
+    }
     if isinstance(stmt, ast.ImportFrom) and kept:
         names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in kept)
         return [f"from {'.' * stmt.level}{stmt.module or ''} import {names}"]
@@ -131,14 +154,18 @@ _CONTEXT_PARAMS = ["pipeline_name", "pipeline_root", "metadata_path", "beam_pipe
 def _context_assignment(stmt, state: _Export, source: str, cell: int) -> list[str]:
     """``context = InteractiveContext(...)`` becomes the PIPELINE_NAME and PIPELINE_ROOT constants."""
     if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
-        raise state.error(cell, "assign the InteractiveContext to one name (context = InteractiveContext(...))")
+        raise state.error(
+            cell, "assign the InteractiveContext to one name (context = InteractiveContext(...))"
+        )
     state.context_names.add(stmt.targets[0].id)
     call = stmt.value
     for param, arg in zip(_CONTEXT_PARAMS, call.args):
         state.context_kwargs[param] = ast.get_source_segment(source, arg)
     for kw in call.keywords:
         state.context_kwargs[kw.arg] = ast.get_source_segment(source, kw.value)
-    return _constants(state.context_kwargs, state.notebook_path, state.export_path, state.pipeline_root)
+    return _constants(
+        state.context_kwargs, state.notebook_path, state.export_path, state.pipeline_root
+    )
 
 
 def _context_run(stmt, state: _Export, source: str, cell: int) -> list[str]:
@@ -165,10 +192,19 @@ def _context_run(stmt, state: _Export, source: str, cell: int) -> list[str]:
 #: statement's new lines, or None to keep it as it is.
 _REWRITES = [
     (lambda stmt, state: isinstance(stmt, (ast.Import, ast.ImportFrom)), _context_import),
-    (lambda stmt, state: isinstance(stmt, ast.Assign) and _is_call_to(stmt.value, state.interactive_names),
-     _context_assignment),
-    (lambda stmt, state: isinstance(stmt, (ast.Expr, ast.Assign))
-     and _is_call_to(stmt.value, state.context_names, "run"), _context_run),
+    (
+        lambda stmt, state: (
+            isinstance(stmt, ast.Assign) and _is_call_to(stmt.value, state.interactive_names)
+        ),
+        _context_assignment,
+    ),
+    (
+        lambda stmt, state: (
+            isinstance(stmt, (ast.Expr, ast.Assign))
+            and _is_call_to(stmt.value, state.context_names, "run")
+        ),
+        _context_run,
+    ),
 ]
 
 
@@ -184,7 +220,7 @@ def _rewrite(source: str, tree: ast.Module, state: _Export, cell: int) -> str:
                     replacements.append((stmt.lineno, stmt.end_lineno, new))
                 break
     for first, last, new in sorted(replacements, reverse=True):
-        lines[first - 1:last] = new
+        lines[first - 1 : last] = new
     return "\n".join(lines).strip("\n")
 
 
@@ -196,20 +232,27 @@ def _export_cell(raw: str, state: _Export, cell: int) -> str | None:
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
-        raise NotebookExportError(f"{state.notebook_path}: cell {cell} does not parse: {e}") from None
+        raise NotebookExportError(
+            f"{state.notebook_path}: cell {cell} does not parse: {e}"
+        ) from None
     if _uses_show(tree, state.context_names):
         if any(_is_call_to(n, state.context_names, "run") for n in ast.walk(tree)):
             raise NotebookExportError(
                 f"{state.notebook_path}: cell {cell} both runs components and shows outputs; put the "
-                "show/display calls in a cell of their own so the export can leave them out")
+                "show/display calls in a cell of their own so the export can leave them out"
+            )
         return None
     text = _rewrite(source, tree, state, cell)
-    leftover = [n for n in ast.walk(ast.parse(text or "pass"))
-                if isinstance(n, ast.Name) and n.id in state.context_names]
+    leftover = [
+        n
+        for n in ast.walk(ast.parse(text or "pass"))
+        if isinstance(n, ast.Name) and n.id in state.context_names
+    ]
     if leftover:
         raise NotebookExportError(
             f"{state.notebook_path}: cell {cell} line {leftover[0].lineno} uses the InteractiveContext other "
-            "than to construct it, run components (at the top level of a cell) or show outputs")
+            "than to construct it, run components (at the top level of a cell) or show outputs"
+        )
     return f"# -- code cell {cell} " + "-" * 55 + "\n" + text if text else None
 
 
@@ -232,7 +275,11 @@ def _header(state: _Export, runner: str) -> list[str]:
 
 def _footer(state: _Export, runner: str) -> list[str]:
     """The module-level Pipeline and the runner's call under ``if __name__ == "__main__":``."""
-    pipeline_args = "PIPELINE_NAME, PIPELINE_ROOT, components=[" + ", ".join(dict.fromkeys(state.components)) + "]"
+    pipeline_args = (
+        "PIPELINE_NAME, PIPELINE_ROOT, components=["
+        + ", ".join(dict.fromkeys(state.components))
+        + "]"
+    )
     if "beam_pipeline_args" in state.context_kwargs:
         pipeline_args += ", beam_pipeline_args=BEAM_PIPELINE_ARGS"
     import_line, main_lines = RUNNERS[runner]
@@ -247,8 +294,9 @@ def _footer(state: _Export, runner: str) -> list[str]:
     ] + ["    " + line if line else "" for line in main_lines]
 
 
-def export_notebook(notebook_path: str, export_path: str, runner: str = "local",
-                    pipeline_root: str | None = None) -> str:
+def export_notebook(
+    notebook_path: str, export_path: str, runner: str = "local", pipeline_root: str | None = None
+) -> str:
     """Writes a pipeline file from a notebook (see the module docstring); returns its path.
 
     Args:
@@ -262,14 +310,25 @@ def export_notebook(notebook_path: str, export_path: str, runner: str = "local",
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; runners: {', '.join(RUNNERS)}")
     state = _Export(notebook_path, export_path, pipeline_root)
-    body = [part for cell, raw in enumerate(_cells(notebook_path), start=1)
-            if (part := _export_cell(raw, state, cell)) is not None]
+    body = [
+        part
+        for cell, raw in enumerate(_cells(notebook_path), start=1)
+        if (part := _export_cell(raw, state, cell)) is not None
+    ]
     if not state.context_names:
-        raise NotebookExportError(f"{notebook_path}: no 'context = InteractiveContext(...)' cell found")
+        raise NotebookExportError(
+            f"{notebook_path}: no 'context = InteractiveContext(...)' cell found"
+        )
     if not state.components:
         raise NotebookExportError(f"{notebook_path}: no context.run(component) calls found")
-    text = ("\n".join(_header(state, runner)) + "\n" + "\n\n".join(body) + "\n\n\n"
-            + "\n".join(_footer(state, runner)) + "\n")
+    text = (
+        "\n".join(_header(state, runner))
+        + "\n"
+        + "\n\n".join(body)
+        + "\n\n\n"
+        + "\n".join(_footer(state, runner))
+        + "\n"
+    )
     ast.parse(text)
     os.makedirs(os.path.dirname(os.path.abspath(export_path)), exist_ok=True)
     with open(export_path, "w", encoding="utf-8") as f:
@@ -277,7 +336,9 @@ def export_notebook(notebook_path: str, export_path: str, runner: str = "local",
     return export_path
 
 
-def _constants(kwargs: dict[str, str], notebook_path: str, export_path: str, pipeline_root: str | None) -> list[str]:
+def _constants(
+    kwargs: dict[str, str], notebook_path: str, export_path: str, pipeline_root: str | None
+) -> list[str]:
     """What ``context = InteractiveContext(...)`` becomes."""
     name = kwargs.get("pipeline_name")
     if name in (None, "None"):
@@ -287,7 +348,7 @@ def _constants(kwargs: dict[str, str], notebook_path: str, export_path: str, pip
     elif kwargs.get("pipeline_root") not in (None, "None"):
         root = kwargs["pipeline_root"]
     else:
-        root = "os.path.join(os.path.dirname(os.path.abspath(__file__)), PIPELINE_NAME + \"_root\")"
+        root = 'os.path.join(os.path.dirname(os.path.abspath(__file__)), PIPELINE_NAME + "_root")'
     out = [f"PIPELINE_NAME = {name}", f"PIPELINE_ROOT = {root}"]
     if kwargs.get("beam_pipeline_args") not in (None, "None"):
         out.append(f"BEAM_PIPELINE_ARGS = {kwargs['beam_pipeline_args']}")

@@ -24,8 +24,9 @@ def _path(name: str) -> pathlib.Path:
     return home() / f"{name}.json"
 
 
-def register(name: str, pipeline_path: str, root: str, engine: str, update: bool,
-             compiled: str | None = None) -> dict:
+def register(
+    name: str, pipeline_path: str, root: str, engine: str, update: bool, compiled: str | None = None
+) -> dict:
     """Records a pipeline; ``compiled`` is its Airflow DAG file or Kubeflow spec, if any."""
     path = _path(name)
     if path.exists() and not update:

@@ -40,7 +40,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def local_service(argv: list[str], log_path, *, env=None, own_group: bool = False, wait: float = 90):
+def local_service(
+    argv: list[str], log_path, *, env=None, own_group: bool = False, wait: float = 90
+):
     """Starts a server process on a free local port and yields ``localhost:PORT`` once it listens.
 
     ``argv`` is the command, where ``{port}`` stands for the port; its output goes
@@ -52,8 +54,13 @@ def local_service(argv: list[str], log_path, *, env=None, own_group: bool = Fals
     port = _free_port()
     log_path = pathlib.Path(log_path)
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen([a.format(port=port) for a in argv], stdout=out, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=own_group)
+        proc = subprocess.Popen(
+            [a.format(port=port) for a in argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=own_group,
+        )
 
     def signal_all(sig):
         try:
@@ -76,7 +83,9 @@ def local_service(argv: list[str], log_path, *, env=None, own_group: bool = Fals
             if time.time() > deadline:
                 signal_all(signal.SIGKILL)
                 proc.wait()
-                raise RuntimeError(f"{name} did not listen on {port}: {log_path.read_text()[-2000:]}") from None
+                raise RuntimeError(
+                    f"{name} did not listen on {port}: {log_path.read_text()[-2000:]}"
+                ) from None
             time.sleep(0.3)
     try:
         yield f"localhost:{port}"
@@ -102,8 +111,10 @@ def job_service(log_dir, module: str = BEAM_JOB_SERVICE):
     In a test, the session fixtures ``job_endpoint`` and ``parallel_job_endpoint``
     share one service between tests.
     """
-    return local_service([sys.executable, "-m", module, "--port", "{port}"],
-                         pathlib.Path(log_dir) / "job_service.log")
+    return local_service(
+        [sys.executable, "-m", module, "--port", "{port}"],
+        pathlib.Path(log_dir) / "job_service.log",
+    )
 
 
 @pytest.fixture
@@ -157,8 +168,15 @@ def worker_pool(tmp_path_factory):
     process group of its own, so the workers it spawned go when it goes.
     """
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH")) if p)
-    argv = [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port={port}"]
+    env["PATH"] = os.pathsep.join(
+        p for p in (os.path.dirname(sys.executable), env.get("PATH")) if p
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "apache_beam.runners.worker.worker_pool_main",
+        "--service_port={port}",
+    ]
     log = tmp_path_factory.mktemp("worker_pool") / "log.txt"
     with local_service(argv, log, env=env, own_group=True) as endpoint:
         yield endpoint
@@ -188,14 +206,22 @@ def external_args(endpoint: str, pool: str) -> list[str]:
 CONVEYOR = os.path.join(os.path.dirname(sys.executable), "conveyor")
 
 
-def run_conveyor(*args, env=None, cwd=None, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_conveyor(
+    *args, env=None, cwd=None, check: bool = False, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Runs ``conveyor ARGS...`` (the console script) in a process of its own; output captured as text.
 
     ``check`` asserts that it exited 0, the failure showing the arguments and the
     ends of stdout and stderr.
     """
-    proc = subprocess.run([CONVEYOR, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [CONVEYOR, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
     if check:
         assert proc.returncode == 0, (args, proc.stdout[-3000:], proc.stderr[-3000:])
     return proc

@@ -34,9 +34,7 @@ HEADER = "x,y,label,score,name"
 
 def _good_rows(n: int = ROWS) -> list[str]:
     rng = random.Random(7)
-    return [
-        f"{i},{rng.uniform(-3, 3):.4f},{i % 2},{rng.random():.4f},n{i % 5}" for i in range(n)
-    ]
+    return [f"{i},{rng.uniform(-3, 3):.4f},{i % 2},{rng.random():.4f},n{i % 5}" for i in range(n)]
 
 
 def _good_csv_text() -> str:
@@ -54,7 +52,9 @@ def _tfrecord(records: list[bytes]) -> bytes:
     out = bytearray()
     for r in records:
         length = struct.pack("<Q", len(r))
-        out += length + struct.pack("<I", _masked_crc(length)) + r + struct.pack("<I", _masked_crc(r))
+        out += (
+            length + struct.pack("<I", _masked_crc(length)) + r + struct.pack("<I", _masked_crc(r))
+        )
     return bytes(out)
 
 
@@ -139,7 +139,7 @@ def _write_case(folder: Path, name: str) -> Path:
     return path
 
 
-PREP = '''
+PREP = """
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -147,7 +147,7 @@ import tensorflow_transform as tft
 def preprocessing_fn(inputs):
     y = tf.sparse.to_dense(inputs["y"]) if isinstance(inputs["y"], tf.SparseTensor) else inputs["y"]
     return {"y_z": tft.scale_to_z_score(tf.reshape(y, [-1]))}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -280,21 +280,48 @@ def test_utf16_csv_reads_as_its_utf8_twin(tmp_path, capsys):
 def test_monitor_skips_and_counts_every_bad_file(tmp_path, capsys):
     watched = tmp_path / "incoming"
     watched.mkdir()
-    bad = [c for c, (f, e) in CASES.items() if e[0] == "error" and f.endswith(".csv")
-           and c != "missing file"]
+    bad = [
+        c
+        for c, (f, e) in CASES.items()
+        if e[0] == "error" and f.endswith(".csv") and c != "missing file"
+    ]
     for case in bad:
         _write_case(watched, case)
     (watched / "good.csv").write_text(_good_csv_text())
     schema_dir = tmp_path / "schema_src"
-    assert main(["statistics", "--input", str(watched / "good.csv"), "--output", str(schema_dir)]) == 0
-    assert main(["schema", "--statistics", str(schema_dir / "FeatureStats.pb"),
-                 "--output", str(tmp_path / "schema.pbtxt")]) == 0
+    assert (
+        main(["statistics", "--input", str(watched / "good.csv"), "--output", str(schema_dir)]) == 0
+    )
+    assert (
+        main(
+            [
+                "schema",
+                "--statistics",
+                str(schema_dir / "FeatureStats.pb"),
+                "--output",
+                str(tmp_path / "schema.pbtxt"),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "monitor"
-    status = main([
-        "monitor", "--input", str(watched / "*.csv"), "--schema", str(tmp_path / "schema.pbtxt"),
-        "--output", str(out), "--window-seconds", "3600", "--poll-interval", "0.5",
-        "--stop-after", "6",
-    ])
+    status = main(
+        [
+            "monitor",
+            "--input",
+            str(watched / "*.csv"),
+            "--schema",
+            str(tmp_path / "schema.pbtxt"),
+            "--output",
+            str(out),
+            "--window-seconds",
+            "3600",
+            "--poll-interval",
+            "0.5",
+            "--stop-after",
+            "6",
+        ]
+    )
     captured = capsys.readouterr()
     log = captured.out + captured.err
     assert status == 0, log[-3000:]

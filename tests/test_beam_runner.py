@@ -38,9 +38,13 @@ def _summary(pipeline, run_id):
 
 def _times(pipeline, run_id):
     md = Metadata(pipeline.metadata_path)
-    return {e.properties["component_id"].string_value: (e.custom_properties["start_time"].double_value,
-                                                        e.custom_properties["end_time"].double_value)
-            for e in md.executions_of_run(pipeline.name, run_id)}
+    return {
+        e.properties["component_id"].string_value: (
+            e.custom_properties["start_time"].double_value,
+            e.custom_properties["end_time"].double_value,
+        )
+        for e in md.executions_of_run(pipeline.name, run_id)
+    }
 
 
 def test_same_outputs_and_metadata_as_local_runner_order_and_cache(tmp_path):
@@ -71,10 +75,19 @@ def test_failure_skips_downstream_and_independent_components_finish(tmp_path):
     message = str(err.value)
     assert message.startswith("Sum failed: ValueError: the user's component broke on purpose")
     assert "orchestration_components.py" in message and "Sum.log" in message
-    states = {s["component_id"]: s["state"] for s in Metadata(pipeline.metadata_path).run_status("toy", "r1")}
-    assert states == {"Produce": "COMPLETE", "Other": "COMPLETE", "Sum": "FAILED"}  # Join never started
+    states = {
+        s["component_id"]: s["state"]
+        for s in Metadata(pipeline.metadata_path).run_status("toy", "r1")
+    }
+    assert states == {
+        "Produce": "COMPLETE",
+        "Other": "COMPLETE",
+        "Sum": "FAILED",
+    }  # Join never started
     assert not os.path.exists(os.path.join(pipeline.root, "Join"))
-    skipped = json.load(open(os.path.join(pipeline.root, ".conveyor", "runs", "r1", "Join.status.json")))
+    skipped = json.load(
+        open(os.path.join(pipeline.root, ".conveyor", "runs", "r1", "Join.status.json"))
+    )
     assert skipped["state"] == "SKIPPED" and "Sum" in skipped["error"]
 
 
@@ -112,14 +125,18 @@ def test_cli_pipeline_create_engine_beam_and_run_create(tmp_path, conveyor):
         "s = Sum(examples=p.outputs['examples'])\n"
         f"pipeline = Pipeline('toy', {str(tmp_path / 'root')!r}, [p, s])\n"
     )
-    created = conveyor("pipeline", "create", "--engine", "beam", "--pipeline-path", str(path)).stdout
+    created = conveyor(
+        "pipeline", "create", "--engine", "beam", "--pipeline-path", str(path)
+    ).stdout
     assert "created pipeline 'toy'" in created
     assert "beam" in conveyor("pipeline", "list").stdout
     first = conveyor("run", "create", "--pipeline-name", "toy").stdout
     assert "on Beam" in first and "Sum: DONE" in first and "2 done (0 cached)" in first
     second = conveyor("run", "create", "--pipeline-name", "toy").stdout
     assert "2 done (2 cached)" in second
-    updated = conveyor("pipeline", "update", "--engine", "beam", "--pipeline-path", str(path)).stdout
+    updated = conveyor(
+        "pipeline", "update", "--engine", "beam", "--pipeline-path", str(path)
+    ).stdout
     assert "updated pipeline 'toy'" in updated
     md = Metadata(str(tmp_path / "root" / "metadata.sqlite"))
     runs = md.runs("toy")

@@ -82,7 +82,9 @@ def test_the_table_reads_every_column():
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_package_exports_documented_public_names(folder):
     package = _package(folder)
-    assert package.__doc__ and "Example" in package.__doc__, f"{folder}/__init__.py: docstring with an example"
+    assert package.__doc__ and "Example" in package.__doc__, (
+        f"{folder}/__init__.py: docstring with an example"
+    )
     exported = getattr(package, "__all__", None)
     assert exported, f"{folder}/__init__.py has no __all__"
     undocumented = []
@@ -97,7 +99,9 @@ def _public_classes(module) -> list[type]:
     return [
         value
         for name, value in vars(module).items()
-        if inspect.isclass(value) and not name.startswith("_") and value.__module__ == module.__name__
+        if inspect.isclass(value)
+        and not name.startswith("_")
+        and value.__module__ == module.__name__
     ]
 
 
@@ -107,21 +111,30 @@ def test_transform_module_holds_the_typed_ptransforms(folder):
 
     named = _names(TABLE[folder]["ptransforms"])
     if not named:
-        assert _says_none(TABLE[folder]["ptransforms"].strip("()")), f"{folder}: say why there is no PTransform"
+        assert _says_none(TABLE[folder]["ptransforms"].strip("()")), (
+            f"{folder}: say why there is no PTransform"
+        )
         return
     assert _has_file(folder, "transform.py"), f"{folder}/transform.py is missing"
     package = _package(folder)
     for name in named:
         cls = getattr(package, name)
         assert issubclass(cls, beam.PTransform), f"{folder}: {name} is not a PTransform"
-        assert cls.__module__ == f"conveyor.components.{folder}.transform", f"{name} lives in {cls.__module__}"
+        assert cls.__module__ == f"conveyor.components.{folder}.transform", (
+            f"{name} lives in {cls.__module__}"
+        )
     modules = {inspect.getmodule(getattr(package, n)) for n in package.__all__} - {None}
     for module in modules:
         for cls in _public_classes(module):
-            if issubclass(cls, (beam.PTransform, beam.CombineFn)) and cls.__name__ in package.__all__:
+            if (
+                issubclass(cls, (beam.PTransform, beam.CombineFn))
+                and cls.__name__ in package.__all__
+            ):
                 hints = cls.__dict__.get("_type_hints")
                 typed = hints is not None and (hints.input_types or hints.output_types)
-                assert typed, f"{folder}: {cls.__name__} has no Beam type hints (with_input/output_types)"
+                assert typed, (
+                    f"{folder}: {cls.__name__} has no Beam type hints (with_input/output_types)"
+                )
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -129,8 +142,11 @@ def test_component_module_runs_the_step(folder):
     (run_name,) = _names(TABLE[folder]["`run_*`"])
     assert _has_file(folder, "component.py"), f"{folder}/component.py is missing"
     module = importlib.import_module(f"conveyor.components.{folder}.component")
-    runs = [n for n, v in vars(module).items() if n.startswith("run_") and inspect.isfunction(v)
-            and v.__module__ == module.__name__]
+    runs = [
+        n
+        for n, v in vars(module).items()
+        if n.startswith("run_") and inspect.isfunction(v) and v.__module__ == module.__name__
+    ]
     assert runs == [run_name]
     run = getattr(module, run_name)
     assert getattr(_package(folder), run_name) is run, f"{run_name} is not exported by the package"
@@ -144,7 +160,9 @@ def test_component_module_runs_the_step(folder):
         )
     params = inspect.signature(run).parameters
     assert "beam_args" in params or folder == "trainer", f"{run_name} takes no beam_args"
-    assert "dict" in str(inspect.signature(run).return_annotation), f"{run_name} returns its summary (a dict)"
+    assert "dict" in str(inspect.signature(run).return_annotation), (
+        f"{run_name} returns its summary (a dict)"
+    )
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -162,9 +180,13 @@ def test_nodes_are_components_exported_by_conveyor_components(folder):
     for name in nodes:
         cls = getattr(module, name)
         assert issubclass(cls, Component) and inspect.getdoc(cls), f"{folder}: {name}"
-        assert getattr(components, name) is cls, f"conveyor.components.{name} is not {folder}'s node"
+        assert getattr(components, name) is cls, (
+            f"conveyor.components.{name} is not {folder}'s node"
+        )
     defined = [c.__name__ for c in _public_classes(module) if issubclass(c, Component)]
-    assert sorted(defined) == sorted(nodes), f"{folder}/node.py defines {defined}; the table says {nodes}"
+    assert sorted(defined) == sorted(nodes), (
+        f"{folder}/node.py defines {defined}; the table says {nodes}"
+    )
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -179,7 +201,9 @@ def test_cli_module_is_the_command(folder):
     assert callable(module.add_arguments) and callable(module.run)
     target = COMMANDS[name]
     target = target[0] if isinstance(target, tuple) else target
-    assert target.split(":")[0] == module.__name__, f"conveyor {name} runs {target}, not {module.__name__}"
+    assert target.split(":")[0] == module.__name__, (
+        f"conveyor {name} runs {target}, not {module.__name__}"
+    )
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -197,7 +221,9 @@ def test_no_artifact_layout_literals(folder):
             docstrings = {
                 id(node.body[0].value)
                 for node in ast.walk(tree)
-                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                if isinstance(
+                    node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+                )
                 and node.body
                 and isinstance(node.body[0], ast.Expr)
                 and isinstance(node.body[0].value, ast.Constant)

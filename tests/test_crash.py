@@ -107,7 +107,9 @@ class Scene:
             (self.marks / "hold").unlink()
 
     def cli(self, *args, check=True):
-        proc = subprocess.run([CONVEYOR, *args], capture_output=True, text=True, env=self.env, timeout=120)
+        proc = subprocess.run(
+            [CONVEYOR, *args], capture_output=True, text=True, env=self.env, timeout=120
+        )
         if check:
             assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
         return proc
@@ -115,15 +117,18 @@ class Scene:
     def start(self, cmd, env=None):
         """Starts a process in its own session (stdout and stderr to a file): what a shell job is."""
         out = open(self.tmp / f"out{len(self.procs)}.txt", "w+")
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env or self.env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env or self.env, start_new_session=True
+        )
         proc.out = out
         self.procs.append(proc)
         return proc
 
     def start_run(self):
         self.cli("pipeline", "create", "--pipeline-path", str(self.path))
-        return self.start([CONVEYOR, "run", "create", "--pipeline-name", self.name, "--workers", "2"])
+        return self.start(
+            [CONVEYOR, "run", "create", "--pipeline-name", self.name, "--workers", "2"]
+        )
 
     def started_pid(self, component_id, timeout=60.0):
         """The pid in ``<id>.started``, once the component wrote it (the last process started must
@@ -132,7 +137,9 @@ class Scene:
         deadline = time.time() + timeout
         while not marker.exists():
             p = self.procs[-1]
-            assert p.poll() is None, f"exited {p.returncode} before {component_id} started: {output(p)}"
+            assert p.poll() is None, (
+                f"exited {p.returncode} before {component_id} started: {output(p)}"
+            )
             assert time.time() < deadline, f"{component_id} did not start"
             time.sleep(0.05)
         return int(marker.read_text())
@@ -154,7 +161,9 @@ class Scene:
 
     def status(self, run_id=None):
         """``(run state line, {component: (state, rest of the line)})`` from ``conveyor run status``."""
-        args = ["run", "status", "--pipeline-name", self.name] + (["--run-id", run_id] if run_id else [])
+        args = ["run", "status", "--pipeline-name", self.name] + (
+            ["--run-id", run_id] if run_id else []
+        )
         lines = self.cli(*args).stdout.splitlines()
         rows = {}
         for line in lines[1:]:
@@ -169,10 +178,14 @@ class Scene:
         """``{component: (recorded state, MLMD last_known_state name, error)}`` of a run."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
-        return {e.properties["component_id"].string_value:
-                (e.properties["state"].string_value, pb.Execution.State.Name(e.last_known_state),
-                 e.custom_properties["error"].string_value if "error" in e.custom_properties else "")
-                for e in self.md().executions_of_run(self.name, run_id)}
+        return {
+            e.properties["component_id"].string_value: (
+                e.properties["state"].string_value,
+                pb.Execution.State.Name(e.last_known_state),
+                e.custom_properties["error"].string_value if "error" in e.custom_properties else "",
+            )
+            for e in self.md().executions_of_run(self.name, run_id)
+        }
 
     def only_run_id(self):
         [run] = self.md().runs(self.name)
@@ -278,11 +291,17 @@ def test_killed_component_is_recorded_failed_and_its_temporary_output_removed(sc
     scene.release()  # Side finishes; Last never starts
     assert runner.wait(timeout=60) == 1
     text = output(runner)
-    assert "Slow: FAILED" in text and "killed by signal 9 (SIGKILL)" in text and "Last: SKIPPED" in text
+    assert (
+        "Slow: FAILED" in text
+        and "killed by signal 9 (SIGKILL)" in text
+        and "Last: SKIPPED" in text
+    )
 
     run_id = scene.only_run_id()
     recorded = scene.executions(run_id)
-    assert recorded["Slow"][:2] == ("FAILED", "FAILED") and "killed by signal 9" in recorded["Slow"][2]
+    assert (
+        recorded["Slow"][:2] == ("FAILED", "FAILED") and "killed by signal 9" in recorded["Slow"][2]
+    )
     assert recorded["Side"][:2] == ("COMPLETE", "COMPLETE") and "Last" not in recorded
     header, rows = scene.status()
     assert header.startswith(f"run {run_id} of crash: FAILED")
@@ -316,7 +335,11 @@ def test_killed_runner_components_stop_without_publishing(scene, clean, watch):
     header, rows = scene.status()
     assert header.startswith(f"run {run_id} of crash: FAILED (runner gone (pid {runner.pid} on ")
     assert {cid: s for cid, (s, _) in rows.items()} == {
-        "Numbers": "COMPLETE", "Slow": "CANCELED", "Side": "CANCELED", "Last": "NOT_STARTED"}
+        "Numbers": "COMPLETE",
+        "Slow": "CANCELED",
+        "Side": "CANCELED",
+        "Last": "NOT_STARTED",
+    }
     listing = scene.cli("run", "list", "--pipeline-name", scene.name).stdout
     assert f"{run_id} " in listing and " FAILED " in listing
     assert scene.leftovers() == []
@@ -345,13 +368,19 @@ def test_stopping_the_runner_cancels_its_components(scene, clean, how):
     header, rows = scene.status()
     assert header == f"run {run_id} of crash: CANCELED (canceled by {signum.name})"
     assert {cid: s for cid, (s, _) in rows.items()} == {
-        "Numbers": "COMPLETE", "Slow": "CANCELED", "Side": "CANCELED", "Last": "NOT_STARTED"}
+        "Numbers": "COMPLETE",
+        "Slow": "CANCELED",
+        "Side": "CANCELED",
+        "Last": "NOT_STARTED",
+    }
     assert scene.leftovers() == []
     assert_rerun_resumes(scene, clean, cached={"Numbers"})
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM to the runner", "kill -9 of the runner"])
-def test_a_component_stuck_where_signals_cannot_reach_it_is_ended_and_recorded_canceled(scene, tmp_path, stop):
+def test_a_component_stuck_where_signals_cannot_reach_it_is_ended_and_recorded_canceled(
+    scene, tmp_path, stop
+):
     """Stuck in a C call with the stop signals blocked: the runner kills it after its stop timeout;
     with the runner gone, the launcher's own watchdog ends it after its grace period."""
     script = tmp_path / "stuck.py"
@@ -382,7 +411,10 @@ def test_a_component_stuck_where_signals_cannot_reach_it_is_ended_and_recorded_c
         assert runner.wait(timeout=30) != 0
         assert "RunCanceled" in output(runner) and not alive(slow)
         recorded = scene.executions("r1")
-        assert recorded["Slow"][0] == "CANCELED" and "killed: it did not stop in time" in recorded["Slow"][2]
+        assert (
+            recorded["Slow"][0] == "CANCELED"
+            and "killed: it did not stop in time" in recorded["Slow"][2]
+        )
     else:
         os.kill(runner.pid, signal.SIGKILL)
         assert wait_gone(slow, 20)
@@ -393,7 +425,9 @@ def test_a_component_stuck_where_signals_cannot_reach_it_is_ended_and_recorded_c
     assert scene.leftovers() == []
 
 
-def test_an_execution_whose_process_vanished_is_shown_failed_and_reaped_by_the_next_run(scene, clean):
+def test_an_execution_whose_process_vanished_is_shown_failed_and_reaped_by_the_next_run(
+    scene, clean
+):
     """Runner and components killed at once (the OOM killer, a power cut): nobody could record anything."""
     runner = scene.start_run()
     children = [scene.started_pid("Slow"), scene.started_pid("Side")]
@@ -413,7 +447,10 @@ def test_an_execution_whose_process_vanished_is_shown_failed_and_reaped_by_the_n
         assert rows[cid][0] == "FAILED" and "is gone (recorded RUNNING)" in rows[cid][1]
     assert_rerun_resumes(scene, clean, cached={"Numbers"})  # which removes the leftovers
     recorded = scene.executions(run_id)
-    assert recorded["Slow"][:2] == ("FAILED", "FAILED") and "found still RUNNING by a later run" in recorded["Slow"][2]
+    assert (
+        recorded["Slow"][:2] == ("FAILED", "FAILED")
+        and "found still RUNNING by a later run" in recorded["Slow"][2]
+    )
 
 
 def test_beam_dag_runner_records_a_killed_component_failed(scene, tmp_path):
@@ -423,14 +460,18 @@ def test_beam_dag_runner_records_a_killed_component_failed(scene, tmp_path):
         "from conveyor.orchestration.beam_runner import BeamDagRunner\n"
         f"BeamDagRunner().run(load_pipeline({str(scene.path)!r}), run_id='b1')\n"
     )
-    (scene.marks / "Side.go").write_text("")  # the DirectRunner may run Side first, and not beside Slow
+    (scene.marks / "Side.go").write_text(
+        ""
+    )  # the DirectRunner may run Side first, and not beside Slow
     runner = scene.start([sys.executable, str(script)])
     slow = scene.started_pid("Slow")
     os.kill(slow, signal.SIGKILL)
     assert runner.wait(timeout=120) == 1, output(runner)
     assert "Slow failed: killed by signal 9 (SIGKILL)" in output(runner)
     recorded = scene.executions("b1")
-    assert recorded["Slow"][:2] == ("FAILED", "FAILED") and "killed by signal 9" in recorded["Slow"][2]
+    assert (
+        recorded["Slow"][:2] == ("FAILED", "FAILED") and "killed by signal 9" in recorded["Slow"][2]
+    )
     assert "Last" not in recorded
     assert scene.leftovers() == []
     scene.cli("pipeline", "create", "--pipeline-path", str(scene.path))
@@ -439,8 +480,17 @@ def test_beam_dag_runner_records_a_killed_component_failed(scene, tmp_path):
 
 
 def _component_run(scene, component, run_id="a1"):
-    return [CONVEYOR, "component", "run", "--pipeline-path", str(scene.path), "--component", component,
-            "--run-id", run_id]
+    return [
+        CONVEYOR,
+        "component",
+        "run",
+        "--pipeline-path",
+        str(scene.path),
+        "--component",
+        component,
+        "--run-id",
+        run_id,
+    ]
 
 
 def test_component_run_records_a_killed_component_failed(scene):
@@ -452,7 +502,9 @@ def test_component_run_records_a_killed_component_failed(scene):
     assert task.wait(timeout=30) == 1
     assert "error: Slow failed: killed by signal 9 (SIGKILL)" in output(task)
     recorded = scene.executions("a1")
-    assert recorded["Slow"][:2] == ("FAILED", "FAILED") and "killed by signal 9" in recorded["Slow"][2]
+    assert (
+        recorded["Slow"][:2] == ("FAILED", "FAILED") and "killed by signal 9" in recorded["Slow"][2]
+    )
     assert scene.leftovers() == []
 
 
@@ -479,14 +531,24 @@ def test_component_run_stopped_by_sigterm_is_canceled_and_killed_stops_its_child
     # No runner: the run's state comes from its components.
     assert header == "run a1 of crash: CANCELED"
     assert {cid: s for cid, (s, _) in rows.items()} == {
-        "Numbers": "COMPLETE", "Slow": "CANCELED", "Side": "CANCELED", "Last": "NOT_STARTED"}
+        "Numbers": "COMPLETE",
+        "Slow": "CANCELED",
+        "Side": "CANCELED",
+        "Last": "NOT_STARTED",
+    }
 
 
 def test_status_of_a_run_on_another_host_is_not_judged(tmp_path):
     """A runner recorded on another machine cannot be checked from here: the run stays RUNNING."""
     md = Metadata(str(tmp_path / "metadata.sqlite"))
-    md.start_run("p", "r1", ["A"], runner={"pid": os.getpid(), "host": socket.gethostname() + "-elsewhere",
-                                           "token": ""})
+    md.start_run(
+        "p",
+        "r1",
+        ["A"],
+        runner={"pid": os.getpid(), "host": socket.gethostname() + "-elsewhere", "token": ""},
+    )
     assert md.run_summary("p", "r1")["state"] == "RUNNING"
-    md.start_run("p", "r2", ["A"], runner={"pid": 2 ** 22 + 1, "host": socket.gethostname(), "token": ""})
+    md.start_run(
+        "p", "r2", ["A"], runner={"pid": 2**22 + 1, "host": socket.gethostname(), "token": ""}
+    )
     assert md.run_summary("p", "r2")["state"] == "FAILED"  # no such pid here

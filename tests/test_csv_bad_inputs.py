@@ -82,7 +82,9 @@ def test_invalid_utf8_in_the_sample_is_refused_at_inference(tmp_path):
 
 @pytest.mark.parametrize("split_bytes", [None, 1 << 16], ids=["whole", "ranges"])
 @pytest.mark.parametrize("bad", [b"7,1.5,caf\xe9", b"7,1.5,a\x00b"], ids=["latin1", "nul"])
-def test_bad_bytes_after_the_sample_fail_the_pipeline_naming_file_and_row(tmp_path, bad, split_bytes):
+def test_bad_bytes_after_the_sample_fail_the_pipeline_naming_file_and_row(
+    tmp_path, bad, split_bytes
+):
     path = tmp_path / "late.csv"
     path.write_bytes(_with_row(30_000, 20_000, bad))
     read = ReadExamples(str(path), split_bytes=split_bytes)
@@ -120,6 +122,7 @@ def test_utf16_without_a_byte_order_mark_is_named_with_how_to_convert(tmp_path):
 
 # ------------------------------------------------------------ UTF-16 / UTF-32 with a BOM
 
+
 def _tricky_rows(n: int) -> list[str]:
     """Quoted delimiters and newlines, missing and non-ASCII values, and two bad rows
     in every six: a value that is not a number, and a row with too few fields."""
@@ -134,10 +137,15 @@ def _tricky_rows(n: int) -> list[str]:
     return [kinds[i % 6].format(i=i) for i in range(n)]
 
 
-@pytest.mark.parametrize("codec,bom", [
-    ("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"),
-    ("utf-32-le", b"\xff\xfe\x00\x00"), ("utf-32-be", b"\x00\x00\xfe\xff"),
-])
+@pytest.mark.parametrize(
+    "codec,bom",
+    [
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-32-le", b"\xff\xfe\x00\x00"),
+        ("utf-32-be", b"\x00\x00\xfe\xff"),
+    ],
+)
 def test_utf16_and_utf32_with_a_bom_read_as_their_utf8_twin(tmp_path, codec, bom):
     text = _csv_bytes(_tricky_rows(300), eol="\r\n").decode()
     twin = tmp_path / "utf8.csv"
@@ -146,10 +154,17 @@ def test_utf16_and_utf32_with_a_bom_read_as_their_utf8_twin(tmp_path, codec, bom
     wide.write_bytes(bom + text.encode(codec))
     schema = {"id": "INT", "x": "FLOAT", "name": "BYTES"}
     assert arrow.feature_types(ReadExamples(str(wide), sample_size=3).arrow_schema) == {
-        "id": "INT", "x": "FLOAT", "name": "BYTES"}
-    want_table, want_rejected, want_rows = run_read(ReadExamples(str(twin), schema=schema), tmp_path / "a")
+        "id": "INT",
+        "x": "FLOAT",
+        "name": "BYTES",
+    }
+    want_table, want_rejected, want_rows = run_read(
+        ReadExamples(str(twin), schema=schema), tmp_path / "a"
+    )
     # split_bytes small: a UTF-16/32 file is still read as one stream, not in byte ranges.
-    table, rejected, rows = run_read(ReadExamples(str(wide), schema=schema, split_bytes=1024), tmp_path / "b")
+    table, rejected, rows = run_read(
+        ReadExamples(str(wide), schema=schema, split_bytes=1024), tmp_path / "b"
+    )
     assert rows == want_rows == 300 and len(want_rejected) == 100
     assert sort_table(table, "id").equals(sort_table(want_table, "id"))
     for r in want_rejected + rejected:
@@ -163,7 +178,9 @@ def test_damaged_utf16_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "bad16.csv"
     good = _csv_bytes(_rows(50_000)).decode().encode("utf-16")
     path.write_bytes(good + b"\x00\xd8" + "1,2,3\n".encode("utf-16-le"))  # a lone surrogate
-    with pytest.raises(Exception) as e:  # at inference or in the pipeline: how far pyarrow reads ahead
+    with pytest.raises(
+        Exception
+    ) as e:  # at inference or in the pipeline: how far pyarrow reads ahead
         run_read(ReadExamples(str(path)), tmp_path / "w")
     assert "bad16.csv: cannot decode the file as UTF-16" in _message(e)
 
@@ -182,7 +199,9 @@ def test_truncated_compressed_csv_in_the_sample_is_refused_at_inference(tmp_path
 
 
 @pytest.mark.parametrize("suffix,compress", [(".gz", gzip.compress), (".bz2", bz2.compress)])
-def test_truncated_compressed_csv_after_the_sample_fails_the_pipeline_naming_it(tmp_path, suffix, compress):
+def test_truncated_compressed_csv_after_the_sample_fails_the_pipeline_naming_it(
+    tmp_path, suffix, compress
+):
     path = tmp_path / f"cut.csv{suffix}"
     data = compress(_csv_bytes(_rows(200_000)))
     path.write_bytes(data[: len(data) * 3 // 4])
@@ -238,7 +257,9 @@ def test_one_column_header_holding_another_delimiter_warns(tmp_path, caplog):
     assert "semi.csv" in warned[0] and "';'" in warned[0] and "delimiter ','" in warned[0]
     caplog.clear()
     tabs = tmp_path / "tabs.tsv"
-    tabs.write_bytes(_csv_bytes([r.replace(",", "\t") for r in _rows(20)], HEADER.replace(",", "\t")))
+    tabs.write_bytes(
+        _csv_bytes([r.replace(",", "\t") for r in _rows(20)], HEADER.replace(",", "\t"))
+    )
     with caplog.at_level(logging.WARNING, logger="conveyor.beam_utils.csv_io"):
         ReadExamples(str(tabs), format="csv").arrow_schema
     assert any("'\\t'" in r.getMessage() for r in caplog.records), caplog.records
@@ -256,8 +277,11 @@ def test_genuine_one_column_file_does_not_warn(tmp_path, caplog):
 # ------------------------------------------------------------ empty, blank, BOM, line ends
 
 
-@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", b"\n\n", b"  \r\n \n"],
-                         ids=["zero-bytes", "bom-only", "bom-newline", "newlines", "blank"])
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", b"\n\n", b"  \r\n \n"],
+    ids=["zero-bytes", "bom-only", "bom-newline", "newlines", "blank"],
+)
 def test_empty_files_hold_no_rows(tmp_path, data):
     path = tmp_path / "e.csv"
     path.write_bytes(data)
@@ -275,8 +299,11 @@ def test_empty_files_hold_no_rows(tmp_path, data):
     assert (table.num_rows, rejected, rows) == (2, [], 2)
 
 
-@pytest.mark.parametrize("data", [b"a,b", b"a,b\n", b"\xef\xbb\xbfa,b\r\n", b"a,b\r\n\r\n\n"],
-                         ids=["no-line-end", "lf", "bom-crlf", "trailing-blank-lines"])
+@pytest.mark.parametrize(
+    "data",
+    [b"a,b", b"a,b\n", b"\xef\xbb\xbfa,b\r\n", b"a,b\r\n\r\n\n"],
+    ids=["no-line-end", "lf", "bom-crlf", "trailing-blank-lines"],
+)
 def test_header_only_files_hold_no_rows(tmp_path, data):
     path = tmp_path / "h.csv"
     path.write_bytes(data)
@@ -286,7 +313,9 @@ def test_header_only_files_hold_no_rows(tmp_path, data):
     assert (table.num_rows, rejected, rows) == (0, [], 0)
 
 
-@pytest.mark.parametrize("variant", ["utf8-bom", "crlf", "cr", "bom-crlf", "spaced-header", "blank-lead"])
+@pytest.mark.parametrize(
+    "variant", ["utf8-bom", "crlf", "cr", "bom-crlf", "spaced-header", "blank-lead"]
+)
 def test_variants_read_as_the_plain_file(tmp_path, variant):
     rows = _tricky_rows(120)
     plain = _csv_bytes(rows)
@@ -327,7 +356,9 @@ def test_ranges_of_a_bom_crlf_file_with_quoted_newlines_read_as_the_whole_file(t
     path.write_bytes(b"\xef\xbb\xbf" + _csv_bytes(rows, eol="\r\n"))
     schema = {"id": "INT", "x": "FLOAT", "name": "BYTES"}
     t1, rej1, n1 = run_read(ReadExamples(str(path), schema=schema), tmp_path / "whole")
-    t2, rej2, n2 = run_read(ReadExamples(str(path), schema=schema, split_bytes=3000), tmp_path / "parts")
+    t2, rej2, n2 = run_read(
+        ReadExamples(str(path), schema=schema, split_bytes=3000), tmp_path / "parts"
+    )
     assert n1 == n2 == 4000 == t2.num_rows + len(rej2)
     assert sort_table(t2, "id").equals(sort_table(t1, "id"))
     key = lambda r: r["row"]  # noqa: E731
@@ -357,10 +388,34 @@ def test_cli_warns_of_another_delimiter_and_delimiter_flag_reads_it(tmp_path, ca
     with caplog.at_level("WARNING"):
         assert main(["examples", "--input", str(src), "--output", str(tmp_path / "one")]) == 0
     assert "';'-separated" in caplog.text and "--delimiter" in caplog.text
-    assert main(["examples", "--input", str(src), "--output", str(tmp_path / "three"),
-                 "--delimiter", ";"]) == 0
+    assert (
+        main(
+            [
+                "examples",
+                "--input",
+                str(src),
+                "--output",
+                str(tmp_path / "three"),
+                "--delimiter",
+                ";",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "three" / "summary.json").read_text())
     assert summary["features"] == {"a": "INT", "b": "INT", "c": "BYTES"}
-    assert main(["statistics", "--input", str(src), "--output", str(tmp_path / "stats"),
-                 "--delimiter", ";"]) == 0
+    assert (
+        main(
+            [
+                "statistics",
+                "--input",
+                str(src),
+                "--output",
+                str(tmp_path / "stats"),
+                "--delimiter",
+                ";",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()

@@ -241,7 +241,9 @@ def test_flights_csv_splits_into_ranges_whose_rows_add_up():
     assert total == 19_999
 
 
-@pytest.mark.parametrize("bom", [b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"])
+@pytest.mark.parametrize(
+    "bom", [b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"]
+)
 def test_utf16_and_utf32_files_are_not_split(bom):
     codec = {2: "utf-16", 4: "utf-32"}[len(bom)] + ("-le" if bom[0] == 0xFF else "-be")
     # No quotes: the quote check alone would refuse a quoted file (a quote then a NUL byte).

@@ -73,7 +73,9 @@ def _rows(table: pa.Table) -> list:
     cols = sorted(table.column_names)
     data = [table.column(c).to_pylist() for c in cols]
     rows = [tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in zip(*data)]
-    return sorted(rows, key=lambda row: tuple((v is not None, v if v is not None else ()) for v in row))
+    return sorted(
+        rows, key=lambda row: tuple((v is not None, v if v is not None else ()) for v in row)
+    )
 
 
 def _assert_same_rows(got: pa.Table, expected: pa.Table, rel: float = 1e-6) -> None:
@@ -102,14 +104,16 @@ def _pop_moments(message, out: list) -> None:
             out.append(value)
             message.ClearField(field.name)
         elif field.type == field.TYPE_MESSAGE:
-            for item in (value if field.label == field.LABEL_REPEATED else [value]):
+            for item in value if field.label == field.LABEL_REPEATED else [value]:
                 _pop_moments(item, out)
 
 
 def assert_same_statistics(got, expected) -> None:
     """Every field equal; means and standard deviations equal to 1e-12 (relative)."""
-    got, expected = type(got).FromString(got.SerializeToString()), type(expected).FromString(
-        expected.SerializeToString())
+    got, expected = (
+        type(got).FromString(got.SerializeToString()),
+        type(expected).FromString(expected.SerializeToString()),
+    )
     got_moments, expected_moments = [], []
     _pop_moments(got, got_moments)
     _pop_moments(expected, expected_moments)
@@ -117,10 +121,11 @@ def assert_same_statistics(got, expected) -> None:
     assert got_moments == pytest.approx(expected_moments, rel=1e-12, abs=1e-12)
 
 
-
 def _statistics(src, out, beam_args):
     read = ReadExamples(src, batch_size=BATCH)
-    return run_statistics({None: read}, str(out), STATS_OPTIONS, beam_args=beam_args, html=False)[""]
+    return run_statistics({None: read}, str(out), STATS_OPTIONS, beam_args=beam_args, html=False)[
+        ""
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +171,12 @@ def _validate(src, out, schema, beam_args):
         checked.valid | "Valid" >> CollectBatches(out / "valid")
         checked.quarantine | "Quarantine" >> CollectJson(out / "quarantine")
         checked.counts | "Counts" >> CollectJson(out / "counts")
-        (read.examples | GenerateStatistics() | ValidateStatistics(schema)
-         | beam.Map(_write_text_proto, str(out / "anomalies")))
+        (
+            read.examples
+            | GenerateStatistics()
+            | ValidateStatistics(schema)
+            | beam.Map(_write_text_proto, str(out / "anomalies"))
+        )
     (path,) = glob.glob(str(out / "anomalies" / "*.pbtxt"))
     anomalies = text_format.Parse(open(path).read(), anomalies_pb2.Anomalies())
     quarantine = sorted(load_json(out / "quarantine"), key=lambda q: json.dumps(q, sort_keys=True))
@@ -220,16 +229,21 @@ def _decode_files(pattern: str) -> pa.Table:
     paths = sorted(glob.glob(pattern))
     assert paths, pattern
     records = [r.numpy() for r in tf.data.TFRecordDataset(paths, compression_type="GZIP")]
-    return pa.Table.from_batches([example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)])
+    return pa.Table.from_batches(
+        [example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)]
+    )
 
 
 def _transform(examples, module_file, out, beam_args):
     from conveyor.components.transform import load_preprocessing_fn, run_transform
 
     reads = {s: read_examples_dir(examples, s, batch_size=64) for s in ("train", "eval")}
-    summary = run_transform(reads, str(out), load_preprocessing_fn(module_file), beam_args=beam_args)
+    summary = run_transform(
+        reads, str(out), load_preprocessing_fn(module_file), beam_args=beam_args
+    )
     tables = {
-        s: _decode_files(str(out / "transformed_examples" / f"Split-{s}" / "*.gz")) for s in ("train", "eval")
+        s: _decode_files(str(out / "transformed_examples" / f"Split-{s}" / "*.gz"))
+        for s in ("train", "eval")
     }
     (vocab,) = glob.glob(str(out / "transform_graph" / "transform_fn" / "assets" / "island"))
     return summary, tables, open(vocab, "rb").read()
@@ -239,7 +253,9 @@ def test_transform_external_equal_in_memory(work, ext):
     from conveyor.components.example_gen import run_example_gen
 
     examples = str(work / "penguins_examples")
-    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, examples, splits={"train": 2, "eval": 1})
+    run_example_gen(
+        {None: ReadExamples(datasets.penguins_csv())}, examples, splits={"train": 2, "eval": 1}
+    )
     module_file = work / "prep.py"
     module_file.write_text(MODULE)
     local = _transform(examples, str(module_file), work / "tf_local", None)
@@ -265,12 +281,14 @@ def flights_parquet(work, flights):
     dep = t["dep_delay"].to_numpy().astype(float)
     arr = t["arr_delay"].to_numpy().astype(float)
     keep = ~np.isnan(dep) & ~np.isnan(arr)
-    table = pa.table({
-        "id": np.flatnonzero(keep).astype(np.int64),
-        "carrier": t["carrier"].filter(pa.array(keep)),
-        "dep_delay": dep[keep].astype(np.float32),
-        "late": (arr[keep] > 15).astype(np.int64),
-    })
+    table = pa.table(
+        {
+            "id": np.flatnonzero(keep).astype(np.int64),
+            "carrier": t["carrier"].filter(pa.array(keep)),
+            "dep_delay": dep[keep].astype(np.float32),
+            "late": (arr[keep] > 15).astype(np.int64),
+        }
+    )
     path = work / "flights.parquet"
     pq.write_table(table, path)
     return str(path)
@@ -296,8 +314,14 @@ def _evaluate(src, model, out, beam_args):
     from conveyor.components.evaluation import make_settings, run_evaluation
 
     settings = make_settings("late", "p_late", slice_by=["carrier"])
-    report = run_evaluation({"eval": ReadExamples(src, batch_size=BATCH)}, settings, str(out), model_path=model,
-                            beam_args=beam_args, images=False)
+    report = run_evaluation(
+        {"eval": ReadExamples(src, batch_size=BATCH)},
+        settings,
+        str(out),
+        model_path=model,
+        beam_args=beam_args,
+        images=False,
+    )
     return report, json.loads((out / "metrics.json").read_text())
 
 
@@ -317,11 +341,14 @@ def test_evaluation_external_equal_in_memory(work, flights_parquet, model_dir, e
     assert external["validation"] == local["validation"] and external["blessed"] is True
     assert external["rows_rejected_on_read"] == local["rows_rejected_on_read"] == 0
     assert [(m["slice"], m["notes"], sorted(m["metrics"])) for m in external_metrics] == [
-        (m["slice"], m["notes"], sorted(m["metrics"])) for m in metrics]
+        (m["slice"], m["notes"], sorted(m["metrics"])) for m in metrics
+    ]
     for got, expected in zip(external_metrics, metrics):
         for name, value in expected["metrics"].items():
             if isinstance(value, float):
-                assert got["metrics"][name] == pytest.approx(value, rel=1e-6, abs=PREDICTION_ATOL), name
+                assert got["metrics"][name] == pytest.approx(
+                    value, rel=1e-6, abs=PREDICTION_ATOL
+                ), name
             else:  # counts, and None for a metric undefined on a slice
                 assert got["metrics"][name] == value, name
 
@@ -343,8 +370,15 @@ def _infer(src, model, out, beam_args):
 
     from conveyor.components.inference import run_bulk_inference
 
-    summary = run_bulk_inference({"eval": ReadExamples(src)}, model, str(out), output_examples=True,
-                                 min_batch_size=50, max_batch_size=400, beam_args=beam_args)
+    summary = run_bulk_inference(
+        {"eval": ReadExamples(src)},
+        model,
+        str(out),
+        output_examples=True,
+        min_batch_size=50,
+        max_batch_size=400,
+        beam_args=beam_args,
+    )
     logs = []
     for path in sorted(glob.glob(str(out / "inference_result" / "*.gz"))):
         import tensorflow as tf
@@ -359,26 +393,41 @@ def test_inference_external_equal_in_memory(work, flights_parquet, model_dir, ex
     summary, logs, examples = _infer(flights_parquet, model_dir, work / "infer_local", None)
     external = _infer(flights_parquet, model_dir, work / "infer_external", ext)
     n = pq.read_metadata(flights_parquet).num_rows
-    assert summary["examples_predicted"] == summary["examples_in"] == n == len(logs) == examples.num_rows
+    assert (
+        summary["examples_predicted"]
+        == summary["examples_in"]
+        == n
+        == len(logs)
+        == examples.num_rows
+    )
     assert summary["examples_dead_lettered"] == 0
     assert "p_late" in examples.column_names
     assert external[0] == summary
     # The logs hold the same requests; their predictions agree to float32 precision.
     assert [text for text, _ in external[1]] == [text for text, _ in logs]
     got = np.array([out["p_late"] for _, out in external[1]])
-    np.testing.assert_allclose(got, np.array([out["p_late"] for _, out in logs]), rtol=0, atol=PREDICTION_ATOL)
+    np.testing.assert_allclose(
+        got, np.array([out["p_late"] for _, out in logs]), rtol=0, atol=PREDICTION_ATOL
+    )
     # The output examples: the same rows, predictions equal to float32 precision.
     others = [c for c in examples.column_names if c != "p_late"]
     assert _rows(external[2].select(others)) == _rows(examples.select(others))
     by_id = {
-        name: dict(zip(pc.list_flatten(t.column("id")).to_pylist(),
-                       pc.list_flatten(t.column("p_late")).to_pylist()))
+        name: dict(
+            zip(
+                pc.list_flatten(t.column("id")).to_pylist(),
+                pc.list_flatten(t.column("p_late")).to_pylist(),
+            )
+        )
         for name, t in (("external", external[2]), ("local", examples))
     }
     assert sorted(by_id["external"]) == sorted(by_id["local"])
-    np.testing.assert_allclose([by_id["external"][i] for i in sorted(by_id["local"])],
-                               [by_id["local"][i] for i in sorted(by_id["local"])],
-                               rtol=0, atol=PREDICTION_ATOL)
+    np.testing.assert_allclose(
+        [by_id["external"][i] for i in sorted(by_id["local"])],
+        [by_id["local"][i] for i in sorted(by_id["local"])],
+        rtol=0,
+        atol=PREDICTION_ATOL,
+    )
 
 
 # ------------------------------------------------------------------ no funnel: two workers share the work
@@ -401,10 +450,12 @@ def _stats_noting_workers(src, out, beam_args):
     os.makedirs(seen)
     with beam.Pipeline(options=pipeline_options(beam_args)) as p:
         examples = (p | ReadExamples(src, batch_size=BATCH)).examples
-        (examples
-         | "NoteWorker" >> beam.Map(_note_worker, str(seen))
-         | GenerateStatistics(STATS_OPTIONS)
-         | beam.Map(_write_stats, str(out / "stats.pb")))
+        (
+            examples
+            | "NoteWorker" >> beam.Map(_note_worker, str(seen))
+            | GenerateStatistics(STATS_OPTIONS)
+            | beam.Map(_write_stats, str(out / "stats.pb"))
+        )
     rows_by_pid: dict[str, int] = {}
     for path in glob.glob(str(seen / "*")):
         pid = os.path.basename(path).split("-")[0]
@@ -428,17 +479,20 @@ def test_statistics_work_is_spread_over_two_workers(work):
     assert_same_statistics(stats, local)
 
 
-def test_portable_runner_with_two_external_workers_shares_the_work(work, parallel_job_endpoint, worker_pool):
+def test_portable_runner_with_two_external_workers_shares_the_work(
+    work, parallel_job_endpoint, worker_pool
+):
     # Conveyor's job service gives the job the two workers it asks for, both
     # started by the worker pool; each reads a share of the CSV's byte ranges.
     src = datasets.flights_sample_csv(20_000)
     local_pids, local = _stats_noting_workers(src, work / "ext2_local", None)
-    pids, stats = _stats_noting_workers(src, work / "ext2", external_args(parallel_job_endpoint, worker_pool))
+    pids, stats = _stats_noting_workers(
+        src, work / "ext2", external_args(parallel_job_endpoint, worker_pool)
+    )
     assert sum(pids.values()) == 20_000
     assert len(pids) == 2 and os.getpid() not in map(int, pids), pids
     assert min(pids.values()) >= 20_000 // 10, pids
     assert_same_statistics(stats, local)
-
 
 
 @pytest.mark.parametrize(
@@ -456,5 +510,9 @@ def test_files_are_read_in_pieces_only_when_there_are_several_workers(args, one_
     read = ReadExamples(datasets.flights_sample_csv(2_000))
     pieces = read.piece_bytes(beam.Pipeline(options=pipeline_options(args)))
     assert (pieces == WHOLE_FILES) is one_worker
-    assert ReadExamples(read.file_pattern, split_bytes=4096).piece_bytes(
-        beam.Pipeline(options=pipeline_options(args))) == 4096
+    assert (
+        ReadExamples(read.file_pattern, split_bytes=4096).piece_bytes(
+            beam.Pipeline(options=pipeline_options(args))
+        )
+        == 4096
+    )

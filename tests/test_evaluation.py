@@ -83,13 +83,24 @@ def test_binary_metrics_match_direct_formulas():
     labels = np.array(batch.column("label").flatten(), float)
     preds = np.array(batch.column("p").flatten(), float)
     carriers = np.array([b.decode() for b in batch.column("carrier").flatten().to_pylist()])
-    assert [e["slice"] for e in report["metrics"]] == [{}, {"carrier": "AA"}, {"carrier": "DL"}, {"carrier": "UA"}]
+    assert [e["slice"] for e in report["metrics"]] == [
+        {},
+        {"carrier": "AA"},
+        {"carrier": "DL"},
+        {"carrier": "UA"},
+    ]
     for entry in report["metrics"]:
-        mask = np.ones(len(labels), bool) if not entry["slice"] else carriers == entry["slice"]["carrier"]
+        mask = (
+            np.ones(len(labels), bool)
+            if not entry["slice"]
+            else carriers == entry["slice"]["carrier"]
+        )
         y, p = labels[mask], preds[mask]
         m = entry["metrics"]
         assert m["example_count"] == mask.sum()
-        assert m["auc"] == pytest.approx(exact_auc(y, p), abs=entry["notes"]["auc_bucketing_error_bound"] + 1e-12)
+        assert m["auc"] == pytest.approx(
+            exact_auc(y, p), abs=entry["notes"]["auc_bucketing_error_bound"] + 1e-12
+        )
         assert m["auc"] == pytest.approx(exact_auc(y, p), abs=1e-3)
         tp = ((p > 0.5) & (y == 1)).sum()
         fp = ((p > 0.5) & (y == 0)).sum()
@@ -98,7 +109,9 @@ def test_binary_metrics_match_direct_formulas():
         assert m["precision"] == pytest.approx(tp / (tp + fp), abs=1e-12)
         assert m["recall"] == pytest.approx(tp / (tp + fn), abs=1e-12)
         assert m["f1_score"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-12)
-        assert m["log_loss"] == pytest.approx(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(), rel=1e-9)
+        assert m["log_loss"] == pytest.approx(
+            -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(), rel=1e-9
+        )
         assert m["mean_label"] == pytest.approx(y.mean(), abs=1e-12)
         assert m["mean_prediction"] == pytest.approx(p.mean(), rel=1e-9)
         assert m["calibration"] == pytest.approx(p.sum() / y.sum(), rel=1e-9)
@@ -131,7 +144,9 @@ def test_regression_and_multiclass_metrics():
     assert m["weighted_example_count"] == pytest.approx(w.sum())
     assert m["mean_squared_error"] == pytest.approx(mse, rel=1e-9)
     assert m["root_mean_squared_error"] == pytest.approx(math.sqrt(mse), rel=1e-9)
-    assert m["mean_absolute_error"] == pytest.approx(np.average(np.abs(p32 - y32), weights=w), rel=1e-9)
+    assert m["mean_absolute_error"] == pytest.approx(
+        np.average(np.abs(p32 - y32), weights=w), rel=1e-9
+    )
     ybar = np.average(y32, weights=w)
     r2 = 1 - np.sum(w * (p32 - y32) ** 2) / np.sum(w * (y32 - ybar) ** 2)
     assert m["r_squared"] == pytest.approx(r2, rel=1e-9)
@@ -160,7 +175,11 @@ def test_bad_rows_are_counted_not_averaged():
     report = evaluate_local(make_settings("label", "p"), batch, pieces=1)
     entry = report["metrics"][0]
     assert entry["metrics"]["example_count"] == 6
-    assert entry["problems"] == {"missing_label": 1, "nan_prediction": 1, "prediction_out_of_range": 1}
+    assert entry["problems"] == {
+        "missing_label": 1,
+        "nan_prediction": 1,
+        "prediction_out_of_range": 1,
+    }
     assert entry["metrics"]["mean_prediction"] == pytest.approx((0.9 + 0.2 + 0.6) / 3, rel=1e-6)
     assert not report["blessed"]
     failed = {f["metric"]: f for f in report["validation"]["failures"]}
@@ -175,7 +194,9 @@ def test_missing_columns_are_input_errors():
     with pytest.raises(InputError, match="prediction column 'q'"):
         BatchSlicer(make_settings("label", "q"), ["q"]).check_schema(batch.schema)
     with pytest.raises(InputError, match="slicing column 'origin'"):
-        BatchSlicer(make_settings("label", "p", slice_by=["origin"]), ["p"]).check_schema(batch.schema)
+        BatchSlicer(make_settings("label", "p", slice_by=["origin"]), ["p"]).check_schema(
+            batch.schema
+        )
     with pytest.raises(InputError, match="must be numeric"):
         BatchSlicer(make_settings("carrier", "p"), ["p"]).check_schema(batch.schema)
 
@@ -204,7 +225,9 @@ def test_config_forms_and_errors(tmp_path):
         assert s.metric("precision").threshold == 0.3
         assert s.thresholds[0].threshold == Threshold(lower=0.6)
         assert s.compute_confidence_intervals
-    braceless = settings_from_eval_config(text.replace("""'{"thresholds": 0.3}'""", """'"thresholds": 0.3'"""))
+    braceless = settings_from_eval_config(
+        text.replace("""'{"thresholds": 0.3}'""", """'"thresholds": 0.3'""")
+    )
     assert braceless.metric("precision").threshold == 0.3  # TFMA's form without the braces
     with pytest.raises(UsageError, match="not a valid EvalConfig in text form"):
         settings_from_eval_config("model_specs { label_key: }")
@@ -215,7 +238,9 @@ def test_config_forms_and_errors(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         settings_from_eval_config("missing_config.json")
     with pytest.raises(UsageError, match="not supported"):
-        settings_from_eval_config('model_specs { label_key: "l" } metrics_specs { metrics { class_name: "NDCG" } }')
+        settings_from_eval_config(
+            'model_specs { label_key: "l" } metrics_specs { metrics { class_name: "NDCG" } }'
+        )
     with pytest.raises(UsageError, match="no baseline"):
         settings_from_eval_config(
             'model_specs { label_key: "l" } metrics_specs { metrics { class_name: "AUC" threshold {'
@@ -229,7 +254,8 @@ def test_thresholds_baseline_and_empty_slices():
     p = np.array(batch.column("p").flatten(), float)
     noisy = np.clip(p + rng.normal(0, 0.3, len(p)), 0, 1)
     batch = pa.RecordBatch.from_arrays(
-        list(batch.columns) + [arrow.wrap_scalars(pa.array(noisy.astype(np.float32)), pa.float32())],
+        list(batch.columns)
+        + [arrow.wrap_scalars(pa.array(noisy.astype(np.float32)), pa.float32())],
         names=batch.schema.names + ["p_base"],
     )
     config = """
@@ -253,9 +279,15 @@ def test_thresholds_baseline_and_empty_slices():
     """
     report = evaluate_local(settings_from_eval_config(config), batch)
     by_slice = {json.dumps(e["slice"]): e for e in report["metrics"]}
-    assert by_slice['{"carrier": "ZZ"}'] == {"slice": {"carrier": "ZZ"}, "metrics": {"example_count": 0}, "empty": True}
+    assert by_slice['{"carrier": "ZZ"}'] == {
+        "slice": {"carrier": "ZZ"},
+        "metrics": {"example_count": 0},
+        "empty": True,
+    }
     overall = by_slice["{}"]
-    assert overall["diff"]["auc"] == pytest.approx(overall["metrics"]["auc"] - overall["baseline_metrics"]["auc"])
+    assert overall["diff"]["auc"] == pytest.approx(
+        overall["metrics"]["auc"] - overall["baseline_metrics"]["auc"]
+    )
     assert overall["diff"]["auc"] > 0.01  # the noisy baseline is clearly worse
     v = report["validation"]
     assert not v["blessed"] and not report["blessed"]
@@ -272,8 +304,12 @@ def test_thresholds_baseline_and_empty_slices():
 
 def test_confidence_intervals_bracket_the_estimate():
     batch = binary_data(3000, seed=11)
-    s = make_settings("label", "p", metrics=["AUC", "BinaryAccuracy", "MeanPrediction"],
-                      compute_confidence_intervals=True)
+    s = make_settings(
+        "label",
+        "p",
+        metrics=["AUC", "BinaryAccuracy", "MeanPrediction"],
+        compute_confidence_intervals=True,
+    )
     entry = evaluate_local(s, batch)["metrics"][0]
     ci = entry["confidence_intervals"]
     for name in ("auc", "binary_accuracy", "mean_prediction"):
@@ -286,12 +322,17 @@ def test_slicing_crosses_and_multivalent():
         pa.array([0, 2, 3, 3, 4], pa.int64()), pa.array([b"x", b"y", b"x", b"y"], pa.large_binary())
     )
     base = make_batch(a=["p", "q", "p", "q"], label=[1, 0, 1, 0], p=[0.9, 0.1, 0.8, 0.3])
-    batch = pa.RecordBatch.from_arrays(list(base.columns) + [tags], names=base.schema.names + ["tag"])
+    batch = pa.RecordBatch.from_arrays(
+        list(base.columns) + [tags], names=base.schema.names + ["tag"]
+    )
     settings = make_settings("label", "p", metrics=["ExampleCount"]).with_slices(
         [SliceSpec(), SliceSpec(("tag",)), SliceSpec(("a", "tag"))]
     )
     report = evaluate_local(settings, batch, pieces=1)
-    counts = {json.dumps(e["slice"], sort_keys=True): e["metrics"]["example_count"] for e in report["metrics"]}
+    counts = {
+        json.dumps(e["slice"], sort_keys=True): e["metrics"]["example_count"]
+        for e in report["metrics"]
+    }
     assert counts == {
         "{}": 4,
         '{"tag": "x"}': 2,  # rows 0 and 1 (row 2 has an empty list)
@@ -310,17 +351,21 @@ def flights_parquet(tmp_path_factory):
 
     from conveyor.beam_utils.datasets import flights_sample_csv
 
-    t = pcsv.read_csv(flights_sample_csv(1500), convert_options=pcsv.ConvertOptions(null_values=["NA"]))
+    t = pcsv.read_csv(
+        flights_sample_csv(1500), convert_options=pcsv.ConvertOptions(null_values=["NA"])
+    )
     dep = t["dep_delay"].to_numpy().astype(float)
     arr = t["arr_delay"].to_numpy().astype(float)
     keep = ~np.isnan(dep) & ~np.isnan(arr)
     p = 1 / (1 + np.exp(-(dep[keep] - 10) / 8))
-    table = pa.table({
-        "carrier": t["carrier"].filter(pa.array(keep)),
-        "dep_delay": dep[keep].astype(np.float32),
-        "late": (arr[keep] > 15).astype(np.int64),
-        "p_late": p.astype(np.float32),
-    })
+    table = pa.table(
+        {
+            "carrier": t["carrier"].filter(pa.array(keep)),
+            "dep_delay": dep[keep].astype(np.float32),
+            "late": (arr[keep] > 15).astype(np.int64),
+            "p_late": p.astype(np.float32),
+        }
+    )
     path = tmp_path_factory.mktemp("flights") / "flights.parquet"
     pq.write_table(table, path)
     return path
@@ -328,14 +373,39 @@ def flights_parquet(tmp_path_factory):
 
 def test_cli_writes_report_and_exit_status(tmp_path, flights_parquet, capsys):
     out = tmp_path / "out"
-    rc = run_cli("evaluate", "--input", str(flights_parquet), "--prediction-key", "p_late",
-                 "--label-key", "late", "--slice-by", "carrier", "--output", str(out))
+    rc = run_cli(
+        "evaluate",
+        "--input",
+        str(flights_parquet),
+        "--prediction-key",
+        "p_late",
+        "--label-key",
+        "late",
+        "--slice-by",
+        "carrier",
+        "--output",
+        str(out),
+    )
     assert rc == 0, capsys.readouterr()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics[0]["slice"] == {}
-    assert {"example_count", "auc", "auc_precision_recall", "binary_accuracy", "precision", "recall",
-            "f1_score", "log_loss", "calibration", "mean_label", "mean_prediction"} <= set(metrics[0]["metrics"])
-    assert sum(e["metrics"]["example_count"] for e in metrics[1:]) == metrics[0]["metrics"]["example_count"]
+    assert {
+        "example_count",
+        "auc",
+        "auc_precision_recall",
+        "binary_accuracy",
+        "precision",
+        "recall",
+        "f1_score",
+        "log_loss",
+        "calibration",
+        "mean_label",
+        "mean_prediction",
+    } <= set(metrics[0]["metrics"])
+    assert (
+        sum(e["metrics"]["example_count"] for e in metrics[1:])
+        == metrics[0]["metrics"]["example_count"]
+    )
     assert (out / "blessing" / "BLESSED").exists()
     assert (out / "plots" / "overall_roc.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "plots" / "carrier=UA_calibration.png").exists()
@@ -343,24 +413,64 @@ def test_cli_writes_report_and_exit_status(tmp_path, flights_parquet, capsys):
     assert "carrier=UA" in page and "<th>auc</th>" in page
 
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({
-        "modelSpecs": [{"labelKey": "late", "predictionKey": "p_late"}],
-        "slicingSpecs": [{}],
-        "metricsSpecs": [{"metrics": [{"className": "AUC", "threshold": {"valueThreshold": {"lowerBound": 0.99}}}]}],
-    }))
-    rc = run_cli("evaluate", "--input", str(flights_parquet), "--config", str(config),
-                 "--output", str(out), "--no-images")
+    config.write_text(
+        json.dumps(
+            {
+                "modelSpecs": [{"labelKey": "late", "predictionKey": "p_late"}],
+                "slicingSpecs": [{}],
+                "metricsSpecs": [
+                    {
+                        "metrics": [
+                            {
+                                "className": "AUC",
+                                "threshold": {"valueThreshold": {"lowerBound": 0.99}},
+                            }
+                        ]
+                    }
+                ],
+            }
+        )
+    )
+    rc = run_cli(
+        "evaluate",
+        "--input",
+        str(flights_parquet),
+        "--config",
+        str(config),
+        "--output",
+        str(out),
+        "--no-images",
+    )
     assert rc == 1
-    assert (out / "blessing" / "NOT_BLESSED").exists() and not (out / "blessing" / "BLESSED").exists()
+    assert (out / "blessing" / "NOT_BLESSED").exists() and not (
+        out / "blessing" / "BLESSED"
+    ).exists()
     failure = json.loads((out / "validation.json").read_text())["failures"][0]
     assert failure["metric"] == "auc" and failure["slice"] == {}
     assert "FAILED auc" in capsys.readouterr().out
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert run_cli("evaluate", "--input", str(flights_parquet), "--config", str(bad), "--output", str(out)) == 2
-    assert run_cli("evaluate", "--input", str(flights_parquet), "--prediction-key", "p_late",
-                   "--label-key", "arrived_late", "--output", str(out)) == 2
+    assert (
+        run_cli(
+            "evaluate", "--input", str(flights_parquet), "--config", str(bad), "--output", str(out)
+        )
+        == 2
+    )
+    assert (
+        run_cli(
+            "evaluate",
+            "--input",
+            str(flights_parquet),
+            "--prediction-key",
+            "p_late",
+            "--label-key",
+            "arrived_late",
+            "--output",
+            str(out),
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "not a valid EvalConfig" in err and "label column 'arrived_late'" in err
 
@@ -372,10 +482,17 @@ def test_portable_runner_and_fanout(tmp_path, flights_parquet, job_endpoint):
     from conveyor.components.evaluation import run_evaluation
 
     settings = make_settings("late", "p_late", slice_by=["carrier"])
-    local = run_evaluation({"eval": ReadExamples(str(flights_parquet))}, settings, str(tmp_path / "a"),
-                           images=False)
-    portable = run_evaluation({"eval": ReadExamples(str(flights_parquet))}, settings, str(tmp_path / "b"),
-                              images=False, beam_args=portable_args(job_endpoint), hot_key_fanout=3)
+    local = run_evaluation(
+        {"eval": ReadExamples(str(flights_parquet))}, settings, str(tmp_path / "a"), images=False
+    )
+    portable = run_evaluation(
+        {"eval": ReadExamples(str(flights_parquet))},
+        settings,
+        str(tmp_path / "b"),
+        images=False,
+        beam_args=portable_args(job_endpoint),
+        hot_key_fanout=3,
+    )
     assert len(local["metrics"]) == len(portable["metrics"])
     for x, y in zip(local["metrics"], portable["metrics"]):
         assert x["slice"] == y["slice"]
@@ -393,11 +510,15 @@ def test_several_splits_are_evaluated_together(tmp_path, flights_parquet):
     from conveyor.components.evaluation import run_evaluation
 
     settings = make_settings("late", "p_late", metrics=["ExampleCount", "AUC", "MeanLabel"])
-    one = run_evaluation({"eval": ReadExamples(str(flights_parquet))}, settings, str(tmp_path / "one"),
-                         images=False)
+    one = run_evaluation(
+        {"eval": ReadExamples(str(flights_parquet))}, settings, str(tmp_path / "one"), images=False
+    )
     both = run_evaluation(
         {"train": ReadExamples(str(flights_parquet)), "eval": ReadExamples(str(flights_parquet))},
-        settings, str(tmp_path / "both"), images=False)
+        settings,
+        str(tmp_path / "both"),
+        images=False,
+    )
     m1, m2 = one["metrics"][0]["metrics"], both["metrics"][0]["metrics"]
     assert m2["example_count"] == 2 * m1["example_count"]
     assert m2["auc"] == pytest.approx(m1["auc"], abs=1e-9)
@@ -406,8 +527,12 @@ def test_several_splits_are_evaluated_together(tmp_path, flights_parquet):
 
     csv = tmp_path / "rows.csv"
     csv.write_text("late,p_late\n1,0.9\n0,0.2\n1,0.7,extra\n0,0.4\n")
-    report = run_evaluation({"a": ReadExamples(str(csv)), "b": ReadExamples(str(csv))}, settings,
-                            str(tmp_path / "csv"), images=False)
+    report = run_evaluation(
+        {"a": ReadExamples(str(csv)), "b": ReadExamples(str(csv))},
+        settings,
+        str(tmp_path / "csv"),
+        images=False,
+    )
     assert report["metrics"][0]["metrics"]["example_count"] == 6
     assert report["rows_rejected_on_read"] == 2  # one bad row in each split
     assert (tmp_path / "csv" / "rejected_rows_count.json").read_text() == "2\n"
@@ -441,12 +566,37 @@ def test_saved_model_path(tmp_path, flights_parquet):
       }
     """)
     out = tmp_path / "out"
-    rc = run_cli("evaluate", "--input", str(flights_parquet), "--model", str(cand),
-                 "--baseline-model", str(base), "--config", str(config), "--output", str(out), "--no-images")
+    rc = run_cli(
+        "evaluate",
+        "--input",
+        str(flights_parquet),
+        "--model",
+        str(cand),
+        "--baseline-model",
+        str(base),
+        "--config",
+        str(config),
+        "--output",
+        str(out),
+        "--no-images",
+    )
     metrics = json.loads((out / "metrics.json").read_text())[0]
     model_free = tmp_path / "free"
-    assert run_cli("evaluate", "--input", str(flights_parquet), "--prediction-key", "p_late",
-                   "--label-key", "late", "--output", str(model_free), "--no-images") == 0
+    assert (
+        run_cli(
+            "evaluate",
+            "--input",
+            str(flights_parquet),
+            "--prediction-key",
+            "p_late",
+            "--label-key",
+            "late",
+            "--output",
+            str(model_free),
+            "--no-images",
+        )
+        == 0
+    )
     free = json.loads((model_free / "metrics.json").read_text())[0]
     assert metrics["metrics"]["example_count"] == free["metrics"]["example_count"]
     assert metrics["metrics"]["auc"] == pytest.approx(free["metrics"]["auc"], abs=1e-4)
@@ -464,12 +614,30 @@ def test_cli_evaluate_with_a_model_exits_without_tensorflow_noise(tmp_path):
 
     made = build_tft_layer_model(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "conveyor.orchestration.cli", "evaluate", "--examples", made["examples"],
-         "--model", made["model"], "--label-key", "heavy", "--no-images", "--output", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "conveyor.orchestration.cli",
+            "evaluate",
+            "--examples",
+            made["examples"],
+            "--model",
+            made["model"],
+            "--label-key",
+            "heavy",
+            "--no-images",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "BLESSED" in proc.stdout
-    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[-3000:]
+    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[
+        -3000:
+    ]
 
 
 # --- every branch of the config reader ------------------------------------------
@@ -486,7 +654,10 @@ def _metric(class_name: str, config: str = "", extra: str = "") -> str:
     "config, match",
     [
         (_metric("AUC", '{"curve": "XY"}'), "AUC curve must be ROC or PR"),
-        (_metric("AUC", '{"summation_method": "minoring"}'), "only summation_method 'interpolation'"),
+        (
+            _metric("AUC", '{"summation_method": "minoring"}'),
+            "only summation_method 'interpolation'",
+        ),
         (_metric("Precision", '{"thresholds": [0.3, 0.6]}'), "give one threshold"),
         (_metric("Recall", '{"threshold": 1.5}'), r"recall threshold must be in \[0, 1\]"),
         (_metric("ConfusionMatrixAtThresholds", '{"thresholds": []}'), "thresholds is empty"),
@@ -494,12 +665,18 @@ def _metric(class_name: str, config: str = "", extra: str = "") -> str:
         (_metric("CalibrationPlot", '{"left": -1}'), r"only the range \[0, 1\]"),
         (_metric("TopKAccuracy", '{"k": 0}'), "k must be positive"),
         (_metric("LogLoss", '{"from_logits": true}'), "from_logits is not supported"),
-        (_metric("BinaryCrossentropy", '{"label_smoothing": 0.1}'), "label_smoothing is not supported"),
+        (
+            _metric("BinaryCrossentropy", '{"label_smoothing": 0.1}'),
+            "label_smoothing is not supported",
+        ),
         (_metric("MeanLabel", '{"bins": 3}'), r"unsupported config keys \['bins'\]"),
         (_metric("AUC", "{not json"), "config is not JSON"),
         (_metric("AUC", extra='module: "my.metrics"'), "custom metric module 'my.metrics'"),
         (
-            _metric("AUC", extra="cross_slice_thresholds { threshold { value_threshold { lower_bound { value: 0 } } } }"),
+            _metric(
+                "AUC",
+                extra="cross_slice_thresholds { threshold { value_threshold { lower_bound { value: 0 } } } }",
+            ),
             "auc: cross_slice_thresholds are not supported",
         ),
         (
@@ -511,25 +688,47 @@ def _metric(class_name: str, config: str = "", extra: str = "") -> str:
             "needs an absolute or a relative bound",
         ),
         (
-            _MODEL + 'metrics_specs { metrics { class_name: "AUC" } metrics { class_name: "AUC" config: \'{"curve": "PR"}\' } }',
+            _MODEL
+            + 'metrics_specs { metrics { class_name: "AUC" } metrics { class_name: "AUC" config: \'{"curve": "PR"}\' } }',
             "metric name 'auc' is configured twice with different settings",
         ),
-        (_MODEL + 'cross_slicing_specs { baseline_spec { feature_keys: "a" } }', "cross_slicing_specs are not supported"),
+        (
+            _MODEL + 'cross_slicing_specs { baseline_spec { feature_keys: "a" } }',
+            "cross_slicing_specs are not supported",
+        ),
         ('metrics_specs { metrics { class_name: "AUC" } }', "has no model_specs"),
-        ('model_specs { label_keys { key: "a" value: "l" } }', r"model_specs\[0\].label_keys \(multi-output"),
-        (_MODEL + 'slicing_specs { slice_keys_sql: "SELECT 1" }', "slice_keys_sql are not supported"),
+        (
+            'model_specs { label_keys { key: "a" value: "l" } }',
+            r"model_specs\[0\].label_keys \(multi-output",
+        ),
+        (
+            _MODEL + 'slicing_specs { slice_keys_sql: "SELECT 1" }',
+            "slice_keys_sql are not supported",
+        ),
         (
             _MODEL + 'slicing_specs { feature_keys: "a" feature_values { key: "a" value: "x" } }',
             r"names \['a'\] in both feature_keys and feature_values",
         ),
-        (_MODEL + "metrics_specs { binarize { class_ids { values: 1 } } }", r"metrics_specs\[0\].binarize is not supported"),
-        (_MODEL + "metrics_specs { aggregate { macro_average: true } }", r"metrics_specs\[0\].aggregate is not supported"),
+        (
+            _MODEL + "metrics_specs { binarize { class_ids { values: 1 } } }",
+            r"metrics_specs\[0\].binarize is not supported",
+        ),
+        (
+            _MODEL + "metrics_specs { aggregate { macro_average: true } }",
+            r"metrics_specs\[0\].aggregate is not supported",
+        ),
         (
             _MODEL + 'metrics_specs { cross_slice_thresholds { key: "auc" value {} } }',
             r"metrics_specs\[0\].cross_slice_thresholds are not supported",
         ),
-        (_MODEL + 'metrics_specs { output_names: "head" }', "output_names and query_key are not supported"),
-        (_MODEL + 'metrics_specs { query_key: "q" }', "output_names and query_key are not supported"),
+        (
+            _MODEL + 'metrics_specs { output_names: "head" }',
+            "output_names and query_key are not supported",
+        ),
+        (
+            _MODEL + 'metrics_specs { query_key: "q" }',
+            "output_names and query_key are not supported",
+        ),
         (
             'model_specs { label_key: "l" prediction_key: "p" example_weight_key: "w" } '
             "metrics_specs { example_weights { unweighted: true } }",
@@ -546,11 +745,13 @@ def _metric(class_name: str, config: str = "", extra: str = "") -> str:
             "is a plot; thresholds apply to scalar metrics",
         ),
         (
-            _MODEL + 'metrics_specs { metrics { class_name: "AUC" } metrics { class_name: "Accuracy" } }',
+            _MODEL
+            + 'metrics_specs { metrics { class_name: "AUC" } metrics { class_name: "Accuracy" } }',
             "multiclass metrics .* cannot be mixed",
         ),
         (
-            _MODEL + 'model_specs { name: "b" label_key: "l" } metrics_specs { metrics { class_name: "AUC" } }',
+            _MODEL
+            + 'model_specs { name: "b" label_key: "l" } metrics_specs { metrics { class_name: "AUC" } }',
             "exactly one candidate model spec, got 2",
         ),
         (
@@ -578,9 +779,13 @@ def test_config_refusals_outside_the_text():
         default_metrics,
     )
 
-    with pytest.raises(UsageError, match="expected a tfma.EvalConfig, got a tensorflow_model_analysis.ModelSpec"):
+    with pytest.raises(
+        UsageError, match="expected a tfma.EvalConfig, got a tensorflow_model_analysis.ModelSpec"
+    ):
         load_eval_config(config_pb2().ModelSpec(label_key="l"))
-    with pytest.raises(UsageError, match="task must be one of binary, multiclass, regression, not 'ranking'"):
+    with pytest.raises(
+        UsageError, match="task must be one of binary, multiclass, regression, not 'ranking'"
+    ):
         settings_from_eval_config(_MODEL, task="ranking")
     models = (ModelSettings("candidate", "l", "p"),)
     metrics = default_metrics("binary")
@@ -605,24 +810,39 @@ def test_config_variants_that_are_read():
         metric_spec,
     )
 
-    assert metric_spec("AUC", {"curve": "pr", "num_thresholds": 200}) == MetricSpec("auc", "auc_precision_recall")
-    assert metric_spec("AUC", {"name": "roc", "summation_method": "Interpolation"}) == MetricSpec("roc", "auc")
+    assert metric_spec("AUC", {"curve": "pr", "num_thresholds": 200}) == MetricSpec(
+        "auc", "auc_precision_recall"
+    )
+    assert metric_spec("AUC", {"name": "roc", "summation_method": "Interpolation"}) == MetricSpec(
+        "roc", "auc"
+    )
     assert metric_spec("Precision", {"thresholds": [0.25]}).threshold == 0.25
     assert metric_spec("F1Score", {"threshold": 0}).threshold == 0.0
-    assert metric_spec("BinaryAccuracy", {"dtype": "float32"}) == MetricSpec("binary_accuracy", "binary_accuracy")
+    assert metric_spec("BinaryAccuracy", {"dtype": "float32"}) == MetricSpec(
+        "binary_accuracy", "binary_accuracy"
+    )
     assert metric_spec("ConfusionMatrixAtThresholds").thresholds == DEFAULT_MATRIX_THRESHOLDS
     assert metric_spec("ConfusionMatrixAtThresholds", {"thresholds": 0.7}).thresholds == (0.7,)
-    assert metric_spec("ConfusionMatrixAtThresholds", {"thresholds": [0.6, 0.2, 0.6]}).thresholds == (0.2, 0.6)
+    assert metric_spec(
+        "ConfusionMatrixAtThresholds", {"thresholds": [0.6, 0.2, 0.6]}
+    ).thresholds == (0.2, 0.6)
     assert metric_spec("CalibrationPlot").num_buckets == 1000
-    assert metric_spec("CalibrationPlot", {"num_buckets": 20, "left": 0, "right": 1.0}).num_buckets == 20
+    assert (
+        metric_spec("CalibrationPlot", {"num_buckets": 20, "left": 0, "right": 1.0}).num_buckets
+        == 20
+    )
     assert metric_spec("Accuracy").k == 1
-    assert metric_spec("SparseCategoricalAccuracy") == MetricSpec("sparse_categorical_accuracy", "accuracy", k=1)
+    assert metric_spec("SparseCategoricalAccuracy") == MetricSpec(
+        "sparse_categorical_accuracy", "accuracy", k=1
+    )
     assert metric_spec("TopKAccuracy").k == 3
     assert metric_spec("SparseTopKCategoricalAccuracy").k == 5
-    assert metric_spec("TopKAccuracy", {"top_k": 2}).k == metric_spec("TopKAccuracy", {"k": 2}).k == 2
-    assert metric_spec("BinaryCrossEntropy", {"from_logits": False, "label_smoothing": 0}) == MetricSpec(
-        "binary_crossentropy", "log_loss"
+    assert (
+        metric_spec("TopKAccuracy", {"top_k": 2}).k == metric_spec("TopKAccuracy", {"k": 2}).k == 2
     )
+    assert metric_spec(
+        "BinaryCrossEntropy", {"from_logits": False, "label_smoothing": 0}
+    ) == MetricSpec("binary_crossentropy", "log_loss")
     assert metric_spec("R2Score") == MetricSpec("r2_score", "r_squared")
     from conveyor.components.evaluation.config import CLASS_NAMES, KINDS
 
@@ -644,7 +864,10 @@ def test_config_variants_that_are_read():
     )
     assert [(m.name, m.is_baseline) for m in s.models] == [("candidate", False), ("baseline", True)]
     assert s.slices == (SliceSpec(), SliceSpec(("a",)), SliceSpec(("b",)))
-    assert [m.name for m in s.metrics] == ["example_count", "auc"]  # MeanLabel was for another model
+    assert [m.name for m in s.metrics] == [
+        "example_count",
+        "auc",
+    ]  # MeanLabel was for another model
     assert s.thresholds == (
         ThresholdRule("auc", Threshold(upper=0.99, direction="LOWER_IS_BETTER", relative=0.1)),
         ThresholdRule("auc", Threshold(lower=0.4), (SliceSpec(("a",)),)),
@@ -655,16 +878,39 @@ def test_config_variants_that_are_read():
         task: [m.name for m in settings_from_eval_config(config, task=task).metrics]
         for task, config in [
             ("binary", _MODEL),
-            ("regression", 'model_specs { label_key: "l" prediction_key: "p" example_weight_key: "w" }'),
+            (
+                "regression",
+                'model_specs { label_key: "l" prediction_key: "p" example_weight_key: "w" }',
+            ),
             ("multiclass", _MODEL),
         ]
     }
     assert defaults == {
-        "binary": ["example_count", "auc", "auc_precision_recall", "binary_accuracy", "precision", "recall",
-                   "f1_score", "log_loss", "calibration", "mean_label", "mean_prediction",
-                   "confusion_matrix_at_thresholds", "calibration_plot"],
-        "regression": ["example_count", "weighted_example_count", "mean_squared_error", "root_mean_squared_error",
-                       "mean_absolute_error", "r_squared", "mean_label", "mean_prediction"],
+        "binary": [
+            "example_count",
+            "auc",
+            "auc_precision_recall",
+            "binary_accuracy",
+            "precision",
+            "recall",
+            "f1_score",
+            "log_loss",
+            "calibration",
+            "mean_label",
+            "mean_prediction",
+            "confusion_matrix_at_thresholds",
+            "calibration_plot",
+        ],
+        "regression": [
+            "example_count",
+            "weighted_example_count",
+            "mean_squared_error",
+            "root_mean_squared_error",
+            "mean_absolute_error",
+            "r_squared",
+            "mean_label",
+            "mean_prediction",
+        ],
         "multiclass": ["example_count", "accuracy", "top_k_accuracy"],
     }
     multi = settings_from_eval_config(_MODEL, task="multiclass")

@@ -33,11 +33,14 @@ def test_rejected_rows_written_and_reconciled(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("a,b\n1,x\n2\nthree,y\n4,z\n")
     summary = run_example_gen(
-        {None: ReadExamples(str(src), schema={"a": "INT", "b": "BYTES"})}, str(tmp_path / "ex"),
+        {None: ReadExamples(str(src), schema={"a": "INT", "b": "BYTES"})},
+        str(tmp_path / "ex"),
         splits={"train": 1},
     )
     assert (summary["rows_read"], summary["rows_accepted"], summary["rows_rejected"]) == (4, 2, 2)
-    lines = (tmp_path / "ex" / "rejected" / "rejected-00000-of-00001.jsonl").read_text().splitlines()
+    lines = (
+        (tmp_path / "ex" / "rejected" / "rejected-00000-of-00001.jsonl").read_text().splitlines()
+    )
     rejected = sorted((json.loads(line) for line in lines), key=lambda r: r["row"])
     assert [r["row"] for r in rejected] == [3, 4]
     assert rejected[0]["source"] == str(src) and "expected 2 fields" in rejected[0]["reason"]
@@ -47,7 +50,9 @@ def test_rejected_rows_written_and_reconciled(tmp_path):
 def test_tfrecord_examples_reingest_with_same_split_sizes(tmp_path):
     src = datasets.penguins_csv()
     first = run_example_gen({None: ReadExamples(src)}, str(tmp_path / "a"))
-    again = run_example_gen({None: ReadExamples(str(tmp_path / "a" / "Split-*" / "*"))}, str(tmp_path / "b"))
+    again = run_example_gen(
+        {None: ReadExamples(str(tmp_path / "a" / "Split-*" / "*"))}, str(tmp_path / "b")
+    )
     assert again["rows_read"] == first["rows_accepted"] == 344
     # Splitting hashes values, so the same rows land in the same splits.
     assert again["splits"] == first["splits"]
@@ -55,7 +60,11 @@ def test_tfrecord_examples_reingest_with_same_split_sizes(tmp_path):
 
 def test_hash_columns_unknown_column_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"hash column\(s\) \['nope'\]"):
-        run_example_gen({None: ReadExamples(datasets.penguins_csv())}, str(tmp_path / "x"), hash_columns=["nope"])
+        run_example_gen(
+            {None: ReadExamples(datasets.penguins_csv())},
+            str(tmp_path / "x"),
+            hash_columns=["nope"],
+        )
 
 
 @pytest.mark.parametrize(
@@ -96,8 +105,9 @@ def test_presplit_inputs_are_written_as_their_splits(tmp_path):
     assert summary["format"] == {"train": "csv", "eval": "csv"} and summary["features"] == schema
     assert json.loads((out / "summary.json").read_text()) == summary
     # Unchanged: each split holds its own input's rows.
-    again = run_example_gen({None: ReadExamples(str(out / "Split-train" / "*"))}, str(tmp_path / "b"),
-                            splits={"all": 1})
+    again = run_example_gen(
+        {None: ReadExamples(str(out / "Split-train" / "*"))}, str(tmp_path / "b"), splits={"all": 1}
+    )
     assert again["splits"] == {"all": 3}
     rejected = (out / "rejected" / "rejected-00000-of-00001.jsonl").read_text().splitlines()
     assert [json.loads(r)["source"] for r in rejected] == [str(tmp_path / "eval.csv")]
@@ -109,9 +119,13 @@ def test_presplit_inputs_refuse_splits_and_differing_types(tmp_path):
     (tmp_path / "train.csv").write_text("a,b\n1,x\n")
     (tmp_path / "eval.csv").write_text("a,b\n1.5,x\n")
     reads = {s: ReadExamples(str(tmp_path / f"{s}.csv")) for s in ("train", "eval")}
-    with pytest.raises(UsageError, match=r"splits \{'train': 1\} and pre-split examples \['eval', 'train'\]"):
+    with pytest.raises(
+        UsageError, match=r"splits \{'train': 1\} and pre-split examples \['eval', 'train'\]"
+    ):
         run_example_gen(reads, str(tmp_path / "x"), splits={"train": 1})
-    with pytest.raises(InputError, match=r"eval.csv \(split 'eval'\): feature types differ .*train.csv.* \['a'\]"):
+    with pytest.raises(
+        InputError, match=r"eval.csv \(split 'eval'\): feature types differ .*train.csv.* \['a'\]"
+    ):
         run_example_gen(reads, str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
 

@@ -49,16 +49,24 @@ EDGES = {"Produce": [], "Sum": ["Produce"], "Join": ["Produce", "Sum"]}
 def test_airflow_dag_file_is_plain_python_without_conveyor_imports(tmp_path, conveyor):
     path = _pipeline_file(tmp_path)
     out = tmp_path / "dags" / "toy.py"
-    missing = conveyor("pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, check=False)
+    missing = conveyor(
+        "pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, check=False
+    )
     assert missing.returncode == 2 and "needs --output" in missing.stderr
-    res = conveyor("pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, "--output", str(out))
+    res = conveyor(
+        "pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, "--output", str(out)
+    )
     assert str(out) in res.stdout
     assert (tmp_path / "dags" / "toy.pipeline.pkl").exists()
     tree = ast.parse(out.read_text())
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert imported == {"airflow", "datetime", "re", "shlex"}
-    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "COMPONENTS")
+    table = next(
+        n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "COMPONENTS"
+    )
     assert {t: sorted(ups) for t, _, ups in ast.literal_eval(table)} == EDGES
 
 
@@ -66,8 +74,13 @@ def test_airflow_dag_file_is_plain_python_without_conveyor_imports(tmp_path, con
 def airflow_home(tmp_path_factory):
     """An initialised Airflow home (SQLite), shared by the Airflow tests of this module."""
     home = tmp_path_factory.mktemp("airflow_home")
-    proc = subprocess.run([os.path.join(AIRFLOW_BIN, "airflow"), "db", "migrate"], capture_output=True,
-                          text=True, env=_airflow_env(home, home / "dags"), timeout=300)
+    proc = subprocess.run(
+        [os.path.join(AIRFLOW_BIN, "airflow"), "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env=_airflow_env(home, home / "dags"),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return home
 
@@ -86,8 +99,13 @@ def _airflow_env(home, dags, conveyor_home=None):
 
 
 def _airflow(env, *args):
-    proc = subprocess.run([os.path.join(AIRFLOW_BIN, "airflow"), *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [os.path.join(AIRFLOW_BIN, "airflow"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, (args, proc.stdout[-4000:], proc.stderr[-4000:])
     return proc.stdout + proc.stderr
 
@@ -108,19 +126,36 @@ print("RESULT " + json.dumps({"errors": {k: str(v) for k, v in bag.import_errors
 def test_airflow_loads_the_dag_and_runs_its_tasks(tmp_path, conveyor, airflow_home):
     dags = tmp_path / "dags"
     path = _pipeline_file(tmp_path)
-    conveyor("pipeline", "compile", "--engine", "airflow", "--pipeline-path", path,
-             "--output", str(dags / "toy.py"))
+    conveyor(
+        "pipeline",
+        "compile",
+        "--engine",
+        "airflow",
+        "--pipeline-path",
+        path,
+        "--output",
+        str(dags / "toy.py"),
+    )
     aenv = _airflow_env(airflow_home, dags)
 
-    proc = subprocess.run([os.path.join(AIRFLOW_BIN, "python"), "-c", DAGBAG_SCRIPT, str(dags)],
-                          capture_output=True, text=True, env=aenv, timeout=300)
+    proc = subprocess.run(
+        [os.path.join(AIRFLOW_BIN, "python"), "-c", DAGBAG_SCRIPT, str(dags)],
+        capture_output=True,
+        text=True,
+        env=aenv,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    result = json.loads(
+        next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:]
+    )
     assert result["errors"] == {}
     assert result["heavy"] == []  # parsing the DAG imports neither TensorFlow, Beam nor Conveyor
     tasks = result["dags"]["toy"]
     assert {t: v["upstream"] for t, v in tasks.items()} == EDGES
-    assert "component run" in tasks["Sum"]["command"] and "--component Sum" in tasks["Sum"]["command"]
+    assert (
+        "component run" in tasks["Sum"]["command"] and "--component Sum" in tasks["Sum"]["command"]
+    )
     assert "{{ run_id | conveyor_run_id }}" in tasks["Sum"]["command"]
 
     # One task on its own, as a worker runs it: `conveyor` from this venv, on PATH.
@@ -133,7 +168,10 @@ def test_airflow_loads_the_dag_and_runs_its_tasks(tmp_path, conveyor, airflow_ho
     rows = md.run_status("toy", run_id)
     # Produce's output from the `tasks test` run is reused: Conveyor's cache works across DAG runs.
     assert {r["component_id"]: r["state"] for r in rows} == {
-        "Produce": "CACHED", "Sum": "COMPLETE", "Join": "COMPLETE"}
+        "Produce": "CACHED",
+        "Sum": "COMPLETE",
+        "Join": "COMPLETE",
+    }
     summed = md.latest_outputs("toy", run_id, "Sum")["statistics"].uri
     with open(os.path.join(summed, "sum.json")) as f:
         assert json.load(f) == 6
@@ -145,8 +183,15 @@ def test_run_create_triggers_airflow(tmp_path, conveyor, conveyor_env, airflow_h
     aenv = _airflow_env(airflow_home, dags, conveyor_home=tmp_path / "home")
     path = _pipeline_file(tmp_path, name="trig")
     # The pipeline file imports the tests' components: only compiling needs them on the path.
-    created = conveyor("pipeline", "create", "--engine", "airflow", "--pipeline-path", path,
-                       env=dict(aenv, PYTHONPATH=conveyor_env["PYTHONPATH"]))
+    created = conveyor(
+        "pipeline",
+        "create",
+        "--engine",
+        "airflow",
+        "--pipeline-path",
+        path,
+        env=dict(aenv, PYTHONPATH=conveyor_env["PYTHONPATH"]),
+    )
     assert str(dags / "trig.py") in created.stdout  # the DAG folder (AIRFLOW__CORE__DAGS_FOLDER)
     _airflow(aenv, "dags", "reserialize")
     res = conveyor("run", "create", "--pipeline-name", "trig", env=aenv)
@@ -172,9 +217,20 @@ def test_run_create_without_airflow_says_how_to_install(tmp_path, conveyor, conv
 def test_kubeflow_spec_has_a_container_task_per_component(tmp_path, conveyor):
     path = _pipeline_file(tmp_path)
     spec_path = tmp_path / "toy.yaml"
-    conveyor("pipeline", "compile", "--engine", "kubeflow", "--pipeline-path", path,
-             "--output", str(spec_path), "--image", "registry.test/conveyor:1", "--image-pipeline-path",
-             "pipelines/toy_pipeline.py")
+    conveyor(
+        "pipeline",
+        "compile",
+        "--engine",
+        "kubeflow",
+        "--pipeline-path",
+        path,
+        "--output",
+        str(spec_path),
+        "--image",
+        "registry.test/conveyor:1",
+        "--image-pipeline-path",
+        "pipelines/toy_pipeline.py",
+    )
     spec = yaml.safe_load(spec_path.read_text())
     assert spec["pipelineInfo"]["name"] == "toy"
     root_param = spec["root"]["inputDefinitions"]["parameters"]["pipeline_root"]
@@ -185,8 +241,13 @@ def test_kubeflow_spec_has_a_container_task_per_component(tmp_path, conveyor):
     for component, ups in EDGES.items():
         task = tasks[by_component[component]]
         assert sorted(task.get("dependentTasks", [])) == sorted(by_component[u] for u in ups)
-        assert task["inputs"]["parameters"]["pipeline_root"] == {"componentInputParameter": "pipeline_root"}
-        assert task["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+        assert task["inputs"]["parameters"]["pipeline_root"] == {
+            "componentInputParameter": "pipeline_root"
+        }
+        assert (
+            task["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"]
+            == "{{$.pipeline_job_uuid}}"
+        )
         executor = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         container = spec["deploymentSpec"]["executors"][executor]["container"]
         assert container["image"] == "registry.test/conveyor:1"
@@ -207,17 +268,30 @@ def test_kubeflow_container_commands_run_the_components(tmp_path, conveyor):
     """Each task's command line, placeholders filled as Kubeflow would, runs its component."""
     path = _pipeline_file(tmp_path)
     spec_path = tmp_path / "toy.yaml"
-    conveyor("pipeline", "compile", "--engine", "kubeflow", "--pipeline-path", path,
-             "--output", str(spec_path))
+    conveyor(
+        "pipeline",
+        "compile",
+        "--engine",
+        "kubeflow",
+        "--pipeline-path",
+        path,
+        "--output",
+        str(spec_path),
+    )
     spec = yaml.safe_load(spec_path.read_text())
     other_root = tmp_path / "kfp_root"
-    values = {"{{$.inputs.parameters['run_id']}}": "job-1234",
-              "{{$.inputs.parameters['pipeline_root']}}": str(other_root)}
+    values = {
+        "{{$.inputs.parameters['run_id']}}": "job-1234",
+        "{{$.inputs.parameters['pipeline_root']}}": str(other_root),
+    }
     tasks = spec["root"]["dag"]["tasks"]
     for component in EDGES:  # a topological order
         task = next(t for t in tasks.values() if t["taskInfo"]["name"] == component)
         executor = spec["components"][task["componentRef"]["name"]]["executorLabel"]
-        args = [values.get(a, a) for a in spec["deploymentSpec"]["executors"][executor]["container"]["args"]]
+        args = [
+            values.get(a, a)
+            for a in spec["deploymentSpec"]["executors"][executor]["container"]["args"]
+        ]
         conveyor(*args)
     rows = Metadata(str(other_root / "metadata.sqlite")).run_status("toy", "job-1234")
     assert sorted(r["component_id"] for r in rows if r["state"] == "COMPLETE") == sorted(EDGES)
@@ -231,16 +305,24 @@ def test_run_create_for_kubeflow_prints_how_to_submit(tmp_path, conveyor, convey
     assert spec in created.stdout and os.path.exists(spec)
     res = conveyor("run", "create", "--pipeline-name", "toy")
     assert spec in res.stdout
-    assert f"kfp --endpoint URL run create --experiment-name toy --package-file {spec}" in res.stdout
+    assert (
+        f"kfp --endpoint URL run create --experiment-name toy --package-file {spec}" in res.stdout
+    )
 
 
 # -- notebook export: the whole file it writes ---------------------------------
 
 _RICH_NOTEBOOK = [
     ("markdown", "# A title"),
-    ("code", ["%matplotlib inline\n", "import os\n",
-              "from conveyor.orchestration.interactive import InteractiveContext as IC, render_html\n",
-              "from orchestration_components import Produce, Sum\n"]),
+    (
+        "code",
+        [
+            "%matplotlib inline\n",
+            "import os\n",
+            "from conveyor.orchestration.interactive import InteractiveContext as IC, render_html\n",
+            "from orchestration_components import Produce, Sum\n",
+        ],
+    ),
     ("code", "   "),
     ("code", "# conveyor: skip\nprint('scratch')"),
     ("code", "%%bash\necho hi"),
@@ -249,11 +331,14 @@ _RICH_NOTEBOOK = [
     ("code", "!pip list\nproduce = Produce(n=3)\nctx.run(produce)"),
     ("code", "ctx.show(produce.outputs['examples'])"),
     ("code", "display(render_html)"),
-    ("code", "result = ctx.run(Sum(examples=produce.outputs['examples']))\nprint(result.component)"),
+    (
+        "code",
+        "result = ctx.run(Sum(examples=produce.outputs['examples']))\nprint(result.component)",
+    ),
     ("code", "again = other = ctx.run(produce)"),
 ]
 
-_RICH_BODY = '''\
+_RICH_BODY = """\
 import os
 from types import SimpleNamespace
 
@@ -286,9 +371,9 @@ pipeline = Pipeline(PIPELINE_NAME, PIPELINE_ROOT, components=[produce, _componen
 
 
 if __name__ == "__main__":
-'''
+"""
 
-_AIRFLOW_MAIN = '''\
+_AIRFLOW_MAIN = """\
     from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner
 
     import sys
@@ -296,12 +381,18 @@ _AIRFLOW_MAIN = '''\
     # The DAG file to write (default: beside this file); put it in Airflow's DAG folder.
     output = sys.argv[1] if len(sys.argv) > 1 else os.path.splitext(os.path.abspath(__file__))[0] + "_dag.py"
     print(AirflowDagRunner(AirflowDagConfig(output=output)).run(pipeline))
-'''
+"""
 
 _PLAIN_NOTEBOOK = [
-    ("code", "import conveyor.orchestration.interactive\n"
-             "from conveyor.orchestration.interactive import InteractiveContext"),
-    ("code", "context = InteractiveContext(pipeline_root=None)\nfrom orchestration_components import Produce"),
+    (
+        "code",
+        "import conveyor.orchestration.interactive\n"
+        "from conveyor.orchestration.interactive import InteractiveContext",
+    ),
+    (
+        "code",
+        "context = InteractiveContext(pipeline_root=None)\nfrom orchestration_components import Produce",
+    ),
     ("code", "context.run(Produce(n=2))\ncontext.run(Produce(id='b'))"),
 ]
 
@@ -343,9 +434,20 @@ if __name__ == "__main__":
 def _write_notebook(path, cells) -> str:
     """A .ipynb file of ``(cell type, source)`` cells (a source may be a list of lines, as Jupyter saves it)."""
     code = {"outputs": [], "execution_count": None}
-    nb = {"cells": [{"cell_type": kind, "source": source, "metadata": {}, **(code if kind == "code" else {})}
-                    for kind, source in cells],
-          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [
+            {
+                "cell_type": kind,
+                "source": source,
+                "metadata": {},
+                **(code if kind == "code" else {}),
+            }
+            for kind, source in cells
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     path.write_text(json.dumps(nb))
     return str(path)
 
@@ -364,10 +466,12 @@ def _export(tmp_path, cells, name, **kwargs) -> str:
 
 
 def _header(name: str, runner: str) -> str:
-    return (f'"""Pipeline exported from {name}.ipynb on DATE.\n\n'
-            f"Run it with ``python {name}.py`` ({runner} runner), or register it with\n"
-            f"``conveyor pipeline create --pipeline-path {name}.py``.\n"
-            '"""\n\n')
+    return (
+        f'"""Pipeline exported from {name}.ipynb on DATE.\n\n'
+        f"Run it with ``python {name}.py`` ({runner} runner), or register it with\n"
+        f"``conveyor pipeline create --pipeline-path {name}.py``.\n"
+        '"""\n\n'
+    )
 
 
 def test_notebook_export_writes_exactly_this_file(tmp_path):
@@ -375,24 +479,48 @@ def test_notebook_export_writes_exactly_this_file(tmp_path):
     import (aliased, beside other names) and construction (positional arguments, Beam flags),
     show/display cells, runs of a name, of an expression and assigned, each runner's ending."""
     assert _export(tmp_path, _RICH_NOTEBOOK, "rich", runner="airflow") == (
-        _header("rich", "airflow") + _RICH_BODY.format(root="'/data/root'") + _AIRFLOW_MAIN)
+        _header("rich", "airflow") + _RICH_BODY.format(root="'/data/root'") + _AIRFLOW_MAIN
+    )
     # A pipeline_root given to the export wins over the notebook's, as an absolute path.
-    assert _export(tmp_path, _RICH_NOTEBOOK, "rich2", runner="beam", pipeline_root=str(tmp_path / "given")) == (
-        _header("rich2", "beam") + _RICH_BODY.format(root="'TMP/given'")
+    assert _export(
+        tmp_path, _RICH_NOTEBOOK, "rich2", runner="beam", pipeline_root=str(tmp_path / "given")
+    ) == (
+        _header("rich2", "beam")
+        + _RICH_BODY.format(root="'TMP/given'")
         + "    from conveyor.orchestration.beam_runner import BeamDagRunner\n\n"
-        "    BeamDagRunner().run(pipeline)\n")
+        "    BeamDagRunner().run(pipeline)\n"
+    )
     # No name or root in the notebook: the name from the file's, the root beside the export.
     assert _export(tmp_path, _PLAIN_NOTEBOOK, "my nb!") == _PLAIN_EXPORT
 
 
-@pytest.mark.parametrize("cells, message", [
-    ([("code", "context = (")], "cell 1 does not parse"),
-    ([("code", "from conveyor.orchestration.interactive import InteractiveContext\n"
-               "a = b = InteractiveContext()")], "assign the InteractiveContext to one name"),
-    ([("code", "from conveyor.orchestration.interactive import InteractiveContext\n"
-               "context = InteractiveContext()\ncontext.run()")], r"cell 1: context.run\(\) without a component"),
-    ([("code", "print(1)")], "no 'context = InteractiveContext"),
-])
+@pytest.mark.parametrize(
+    "cells, message",
+    [
+        ([("code", "context = (")], "cell 1 does not parse"),
+        (
+            [
+                (
+                    "code",
+                    "from conveyor.orchestration.interactive import InteractiveContext\n"
+                    "a = b = InteractiveContext()",
+                )
+            ],
+            "assign the InteractiveContext to one name",
+        ),
+        (
+            [
+                (
+                    "code",
+                    "from conveyor.orchestration.interactive import InteractiveContext\n"
+                    "context = InteractiveContext()\ncontext.run()",
+                )
+            ],
+            r"cell 1: context.run\(\) without a component",
+        ),
+        ([("code", "print(1)")], "no 'context = InteractiveContext"),
+    ],
+)
 def test_notebook_export_refuses_with_the_cell(tmp_path, cells, message):
     from conveyor.orchestration.notebook_export import NotebookExportError, export_notebook
 

@@ -553,8 +553,16 @@ def test_portable_runner_gives_same_predictions(tmp_path, model_dir, examples_di
     path, expected = model_dir
     out = tmp_path / "out"
     rc = run_cli(
-        "infer", "--examples", examples_dir, "--model", path, "--output", out, "--output-examples",
-        "--", *portable_args(job_endpoint),
+        "infer",
+        "--examples",
+        examples_dir,
+        "--model",
+        path,
+        "--output",
+        out,
+        "--output-examples",
+        "--",
+        *portable_args(job_endpoint),
     )
     assert rc == 0
     assert_predictions_match(out, expected)
@@ -736,7 +744,7 @@ def test_bulk_inferrer_blessing_model_dir_and_splits(tmp_path):
 #: TensorFlow's modules are torn down (a loaded model freed at interpreter exit).
 EXIT_NOISE = "Exception ignored"
 
-TFT_LAYER_PREPROCESSING = '''
+TFT_LAYER_PREPROCESSING = """
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -745,7 +753,7 @@ def preprocessing_fn(inputs):
     mass = tf.cast(tf.sparse.to_dense(inputs["body_mass_g"])[:, 0], tf.float32)
     island = tf.sparse.to_dense(inputs["island"], default_value=b"")[:, 0]
     return {"mass_z": tft.scale_to_z_score(mass), "island_id": tft.compute_and_apply_vocabulary(island)}
-'''
+"""
 
 
 def build_tft_layer_model(root: Path) -> dict:
@@ -797,8 +805,12 @@ def build_tft_layer_model(root: Path) -> dict:
 
     model = Model()
     tf.saved_model.save(model, str(root / "model"), signatures={"serving_default": model.serve})
-    return {"csv": str(csv), "examples": str(examples), "model": str(root / "model"),
-            "schema": str(root / "schema.pbtxt")}
+    return {
+        "csv": str(csv),
+        "examples": str(examples),
+        "model": str(root / "model"),
+        "schema": str(root / "schema.pbtxt"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -808,16 +820,29 @@ def tft_layer_model(tmp_path_factory):
 
 def conveyor_cli(*argv) -> subprocess.CompletedProcess:
     """``conveyor ARGV`` in a fresh process (what happens at its exit is the point)."""
-    return subprocess.run([PYTHON, "-m", "conveyor.orchestration.cli", *map(str, argv)],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [PYTHON, "-m", "conveyor.orchestration.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_cli_infer_exits_without_tensorflow_noise(tmp_path, tft_layer_model):
-    proc = conveyor_cli("infer", "--examples", tft_layer_model["examples"], "--model", tft_layer_model["model"],
-                        "--output", tmp_path / "out")
+    proc = conveyor_cli(
+        "infer",
+        "--examples",
+        tft_layer_model["examples"],
+        "--model",
+        tft_layer_model["model"],
+        "--output",
+        tmp_path / "out",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "342 examples in, 342 predicted, 0 dead-lettered" in proc.stdout
-    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[-3000:]
+    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[
+        -3000:
+    ]
 
 
 def test_cli_monitor_with_a_model_exits_without_tensorflow_noise(tmp_path, tft_layer_model):
@@ -826,12 +851,28 @@ def test_cli_monitor_with_a_model_exits_without_tensorflow_noise(tmp_path, tft_l
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     shutil.copy(tft_layer_model["csv"], incoming / "part-0.csv")
-    proc = conveyor_cli("monitor", "--input", incoming / "*.csv", "--schema", tft_layer_model["schema"],
-                        "--output", tmp_path / "out", "--window-seconds", "60", "--model", tft_layer_model["model"],
-                        "--poll-interval", "1", "--stop-after", "2")
+    proc = conveyor_cli(
+        "monitor",
+        "--input",
+        incoming / "*.csv",
+        "--schema",
+        tft_layer_model["schema"],
+        "--output",
+        tmp_path / "out",
+        "--window-seconds",
+        "60",
+        "--model",
+        tft_layer_model["model"],
+        "--poll-interval",
+        "1",
+        "--stop-after",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "model: 342 examples predicted, 0 dead-lettered" in proc.stdout
-    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[-3000:]
+    assert EXIT_NOISE not in proc.stderr and "AtomicFunction" not in proc.stderr, proc.stderr[
+        -3000:
+    ]
 
 
 def test_bulk_inferrer_and_evaluator_nodes_exit_without_tensorflow_noise(tmp_path, tft_layer_model):
@@ -845,8 +886,12 @@ def test_bulk_inferrer_and_evaluator_nodes_exit_without_tensorflow_noise(tmp_pat
     gen = CsvExamples(csv=tft_layer_model["csv"])
     model = CopyModel(saved_model=tft_layer_model["model"])
     infer = BulkInferrer(examples=gen.outputs["examples"], model=model.outputs["model"])
-    evaluate = Evaluator(examples=gen.outputs["examples"], model=model.outputs["model"], label_key="heavy")
-    pipeline = Pipeline("quiet_exit", root=str(tmp_path / "root"), components=[gen, model, infer, evaluate])
+    evaluate = Evaluator(
+        examples=gen.outputs["examples"], model=model.outputs["model"], label_key="heavy"
+    )
+    pipeline = Pipeline(
+        "quiet_exit", root=str(tmp_path / "root"), components=[gen, model, infer, evaluate]
+    )
     result = LocalDagRunner(quiet=True).run(pipeline)
     logs = tmp_path / "root" / ".conveyor" / "runs" / result["run_id"]
     for cid in ("BulkInferrer", "Evaluator"):

@@ -15,8 +15,12 @@ from conveyor.orchestration.interactive import InteractiveContext, render_html
 from conveyor.orchestration.launcher import ComponentError
 from conveyor.orchestration.notebook_export import NotebookExportError, export_notebook
 
-NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "testdata", "notebooks", "toy_interactive.ipynb")
+NOTEBOOK = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "testdata",
+    "notebooks",
+    "toy_interactive.ipynb",
+)
 
 
 def test_context_runs_components_and_records_them(tmp_path):
@@ -26,7 +30,9 @@ def test_context_runs_components_and_records_them(tmp_path):
     finally:
         shutil.rmtree(default.pipeline_root)
 
-    context = InteractiveContext("nb", str(tmp_path / "root"), str(tmp_path / "md" / "store.sqlite"))
+    context = InteractiveContext(
+        "nb", str(tmp_path / "root"), str(tmp_path / "md" / "store.sqlite")
+    )
     produce = Produce(n=4)
     total = Sum(examples=produce.outputs["examples"])
     with pytest.raises(ComponentError, match="has not produced"):
@@ -42,7 +48,11 @@ def test_context_runs_components_and_records_them(tmp_path):
     md = Metadata(str(tmp_path / "md" / "store.sqlite"))
     rows = md.run_status("nb", context.run_id)
     assert [(r["component_id"], r["state"]) for r in rows] == [
-        ("Produce", "COMPLETE"), ("Sum", "COMPLETE"), ("Produce", "CACHED"), ("Produce", "COMPLETE")]
+        ("Produce", "COMPLETE"),
+        ("Sum", "COMPLETE"),
+        ("Produce", "CACHED"),
+        ("Produce", "COMPLETE"),
+    ]
     upstream = md.lineage(result.outputs["statistics"].id)
     assert [(cid, a.type_name) for cid, a in upstream] == [("Produce", "Examples")]
     page = context.show(produce.outputs["examples"])  # not in IPython: the HTML comes back
@@ -60,7 +70,9 @@ def test_show_statistics_schema_and_anomalies_of_real_components(tmp_path):
     context.run(stats)
     schema = SchemaGen(statistics=stats.outputs["statistics"])
     context.run(schema)
-    validator = ExampleValidator(statistics=stats.outputs["statistics"], schema=schema.outputs["schema"])
+    validator = ExampleValidator(
+        statistics=stats.outputs["statistics"], schema=schema.outputs["schema"]
+    )
     context.run(validator)
 
     facets = context.show(stats.outputs["statistics"])
@@ -73,23 +85,32 @@ def test_show_statistics_schema_and_anomalies_of_real_components(tmp_path):
 def test_show_evaluation_slice_table_and_plots(tmp_path):
     uri = tmp_path / "evaluation"
     (uri / "plots").mkdir(parents=True)
-    (uri / "metrics.json").write_text(json.dumps([
-        {"slice": {}, "metrics": {"example_count": 10, "auc": 0.9}},
-        {"slice": {"island": "Dream"}, "metrics": {"example_count": 4, "auc": 0.75}},
-    ]))
+    (uri / "metrics.json").write_text(
+        json.dumps(
+            [
+                {"slice": {}, "metrics": {"example_count": 10, "auc": 0.9}},
+                {"slice": {"island": "Dream"}, "metrics": {"example_count": 4, "auc": 0.75}},
+            ]
+        )
+    )
     (uri / "validation.json").write_text(json.dumps({"blessed": True, "failures": []}))
     (uri / "plots" / "Overall_roc.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     page = render_html(Artifact("ModelEvaluation", str(uri)))
     assert "Overall" in page and "island=Dream" in page and "0.75" in page
-    assert "blessed: <b>True</b>" in page and "data:image/png;base64," in page and "Overall_roc.png" in page
+    assert (
+        "blessed: <b>True</b>" in page
+        and "data:image/png;base64," in page
+        and "Overall_roc.png" in page
+    )
 
 
 def _execute(notebook_path, cwd):
     import nbclient
 
     nb = nbformat.read(notebook_path, as_version=4)
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
     return nb
 
 
@@ -106,7 +127,10 @@ def test_notebook_runs_and_exports_to_pipelines_that_run(tmp_path):
     assert shown and "data.json" in shown[-1].data["text/html"]
     try:
         rows = Metadata(os.path.join(root, "metadata.sqlite")).run_status("toy_notebook", run_id)
-        assert [(r["component_id"], r["state"]) for r in rows] == [("Produce", "COMPLETE"), ("Sum", "COMPLETE")]
+        assert [(r["component_id"], r["state"]) for r in rows] == [
+            ("Produce", "COMPLETE"),
+            ("Sum", "COMPLETE"),
+        ]
     finally:
         shutil.rmtree(root)
 
@@ -116,7 +140,9 @@ def test_notebook_runs_and_exports_to_pipelines_that_run(tmp_path):
         source = open(path).read()
         assert "context" not in source and "scratch" not in source and "show(" not in source
         assert "components=[produce, total]" in source
-        proc = subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        proc = subprocess.run(
+            [sys.executable, path], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         md = Metadata(str(folder / "toy_notebook_root" / "metadata.sqlite"))
         [run] = md.runs("toy_notebook")
@@ -124,9 +150,16 @@ def test_notebook_runs_and_exports_to_pipelines_that_run(tmp_path):
         sums = md.latest_outputs("toy_notebook", run["run_id"], "Sum")["statistics"]
         assert json.load(open(os.path.join(sums.uri, "sum.json"))) == 10
 
-    dag_path = export_notebook(str(executed), str(tmp_path / "airflow" / "pipeline.py"), runner="airflow")
-    proc = subprocess.run([sys.executable, dag_path, str(tmp_path / "dags" / "toy.py")],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    dag_path = export_notebook(
+        str(executed), str(tmp_path / "airflow" / "pipeline.py"), runner="airflow"
+    )
+    proc = subprocess.run(
+        [sys.executable, dag_path, str(tmp_path / "dags" / "toy.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "DAG(" in (tmp_path / "dags" / "toy.py").read_text()
 
@@ -140,7 +173,9 @@ def _notebook(tmp_path, *sources):
 
 def test_export_rejects_what_a_pipeline_file_cannot_express(tmp_path):
     ctx = "from conveyor.orchestration.interactive import InteractiveContext\ncontext = InteractiveContext()"
-    mixed = _notebook(tmp_path, ctx, "p = Produce()\ncontext.run(p)\ncontext.show(p.outputs['examples'])")
+    mixed = _notebook(
+        tmp_path, ctx, "p = Produce()\ncontext.run(p)\ncontext.show(p.outputs['examples'])"
+    )
     with pytest.raises(NotebookExportError, match="both runs components and shows outputs"):
         export_notebook(mixed, str(tmp_path / "out.py"))
     other_use = _notebook(tmp_path, ctx, "p = Produce()\ncontext.run(p)\nprint(context.run_id)")
@@ -152,5 +187,8 @@ def test_export_rejects_what_a_pipeline_file_cannot_express(tmp_path):
         export_notebook(_notebook(tmp_path, ctx), str(tmp_path / "out.py"), runner="kubeflow")
     inline = _notebook(tmp_path, ctx, "context.run(Produce(n=2))\nr = context.run(Produce(id='b'))")
     source = open(export_notebook(inline, str(tmp_path / "out.py"))).read()
-    assert "_component_1 = Produce(n=2)" in source and "r = SimpleNamespace(component=_component_2)" in source
+    assert (
+        "_component_1 = Produce(n=2)" in source
+        and "r = SimpleNamespace(component=_component_2)" in source
+    )
     assert "components=[_component_1, _component_2]" in source

@@ -1,6 +1,5 @@
 """CSV reading: quoting, missing values, type inference, rejected rows, counts."""
 
-
 import pathlib
 
 import pyarrow as pa
@@ -23,7 +22,10 @@ def test_quoted_commas_newlines_and_missing(tmp_path):
     path.write_text(TRICKY)
     read = ReadExamples(str(path))
     assert arrow.feature_types(read.arrow_schema) == {
-        "id": "INT", "name": "BYTES", "score": "FLOAT", "note": "BYTES",
+        "id": "INT",
+        "name": "BYTES",
+        "score": "FLOAT",
+        "note": "BYTES",
     }
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert rejected == [] and rows == 4 and table.num_rows == 4
@@ -53,13 +55,13 @@ def test_bad_rows_are_rejected_with_row_number_and_reason(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(
         "a,b,c\n"
-        "1,x,1.0\n"          # row 2
-        "2,y\n"              # row 3: too few fields
-        "3,\"q\nq\",2.0\n"   # row 4 (spans two lines)
-        "four,z,3.0\n"       # row 5: not an integer
-        "5,w,abc\n"          # row 6: not a number
-        "6,v,4.0,extra\n"    # row 7: too many fields
-        "7,u,5e3\n"          # row 8
+        "1,x,1.0\n"  # row 2
+        "2,y\n"  # row 3: too few fields
+        '3,"q\nq",2.0\n'  # row 4 (spans two lines)
+        "four,z,3.0\n"  # row 5: not an integer
+        "5,w,abc\n"  # row 6: not a number
+        "6,v,4.0,extra\n"  # row 7: too many fields
+        "7,u,5e3\n"  # row 8
     )
     read = ReadExamples(str(path), schema={"a": "INT", "b": "BYTES", "c": "FLOAT"})
     table, rejected, rows = run_read(read, tmp_path / "w")
@@ -99,7 +101,9 @@ def test_row_numbers_stay_right_across_small_blocks():
         else:
             lines.append(f"{i},{i}")
     data = ("\n".join(lines) + "\n").encode()
-    decoder = csv_io.CsvDecoder(arrow.make_schema({"a": "INT", "b": "INT"}), csv_io.CsvOptions(block_size=512))
+    decoder = csv_io.CsvDecoder(
+        arrow.make_schema({"a": "INT", "b": "INT"}), csv_io.CsvOptions(block_size=512)
+    )
     seen_rows, rejected, total = [], [], 0
     for batch, rej, n in decoder.iter_file(_opener(data), "mem"):
         total += n
@@ -159,7 +163,11 @@ def test_gzip_csv_and_penguins(tmp_path):
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert rows == datasets.PENGUINS_ROWS == table.num_rows and rejected == []
     types = arrow.feature_types(read.arrow_schema)
-    assert types["species"] == "BYTES" and types["bill_length_mm"] == "FLOAT" and types["year"] == "INT"
+    assert (
+        types["species"] == "BYTES"
+        and types["bill_length_mm"] == "FLOAT"
+        and types["year"] == "INT"
+    )
     # palmerpenguins marks 2 missing bill lengths with NA
     assert table.column("bill_length_mm").null_count == 2
 
@@ -170,7 +178,11 @@ def test_flights_sample_types(tmp_path):
     path = datasets.flights_sample_csv(3000, str(tmp_path / "flights.csv"))
     read = ReadExamples(path)
     types = arrow.feature_types(read.arrow_schema)
-    assert types["dep_delay"] == "INT" and types["carrier"] == "BYTES" and types["time_hour"] == "BYTES"
+    assert (
+        types["dep_delay"] == "INT"
+        and types["carrier"] == "BYTES"
+        and types["time_hour"] == "BYTES"
+    )
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert rows == 3000 == table.num_rows and rejected == []
     assert table.column("arr_delay").null_count > 0  # NA in the real data
@@ -201,15 +213,22 @@ def _mixed_csv(path, rows=3000, seed=3):
     return path
 
 
-@pytest.mark.parametrize("beam_args", [None, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]])
+@pytest.mark.parametrize(
+    "beam_args", [None, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]]
+)
 def test_reading_in_byte_ranges_equals_reading_whole(tmp_path, beam_args):
     from pipeline_helpers import sort_table
 
     path = _mixed_csv(tmp_path / "m.csv")
     schema = {"id": "INT", "name": "BYTES", "score": "FLOAT"}
-    whole = run_read(ReadExamples(str(path), schema=schema, split_bytes=1 << 30), tmp_path / "whole")
-    pieces = run_read(ReadExamples(str(path), schema=schema, split_bytes=4096, batch_size=100),
-                      tmp_path / "pieces", beam_args)
+    whole = run_read(
+        ReadExamples(str(path), schema=schema, split_bytes=1 << 30), tmp_path / "whole"
+    )
+    pieces = run_read(
+        ReadExamples(str(path), schema=schema, split_bytes=4096, batch_size=100),
+        tmp_path / "pieces",
+        beam_args,
+    )
     (t1, rej1, n1), (t2, rej2, n2) = whole, pieces
     assert n1 == n2 == t2.num_rows + len(rej2) > 2500
     assert sort_table(t2, "id").equals(sort_table(t1, "id"))
@@ -238,10 +257,12 @@ def test_plan_splits_large_csv_and_parquet_and_keeps_compressed_whole(tmp_path):
     assert [t.whole for t in PlanReadsFn("csv", ",", 4096).process(str(gz))] == [True]
     # A stray quote inside an unquoted field: quote parity cannot be trusted; read whole.
     odd = tmp_path / "odd.csv"
-    odd.write_text("id,name,score\n" + "".join(f'{i},5\'11" tall,1\n' for i in range(2000)))
+    odd.write_text("id,name,score\n" + "".join(f"{i},5'11\" tall,1\n" for i in range(2000)))
     assert [t.whole for t in PlanReadsFn("csv", ",", 4096).process(str(odd))] == [True]
-    table, rejected, n = run_read(ReadExamples(str(odd), schema=dict(arrow.feature_types(schema)),
-                                               split_bytes=4096), tmp_path / "odd")
+    table, rejected, n = run_read(
+        ReadExamples(str(odd), schema=dict(arrow.feature_types(schema)), split_bytes=4096),
+        tmp_path / "odd",
+    )
     assert n == 2000 == table.num_rows and not rejected
     # Parquet: groups of row groups, numbered; together they read every row once.
     pq_path = tmp_path / "m.parquet"
@@ -254,9 +275,11 @@ def test_plan_splits_large_csv_and_parquet_and_keeps_compressed_whole(tmp_path):
     assert n == 5000 and sorted(v[0] for v in table.column("id").to_pylist()) == list(range(5000))
     # Read in ranges, a header that lacks a schema column still names the file.
     with pytest.raises(Exception, match=r"m.csv: header lacks column\(s\) \['extra'\]"):
-        run_read(ReadExamples(str(path), schema={"id": "INT", "extra": "FLOAT"}, split_bytes=4096),
-                 tmp_path / "lacks", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
-
+        run_read(
+            ReadExamples(str(path), schema={"id": "INT", "extra": "FLOAT"}, split_bytes=4096),
+            tmp_path / "lacks",
+            ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+        )
 
 
 # ------------------------------------------------------------ types of columns empty in the sample
@@ -290,18 +313,28 @@ def test_later_value_not_of_the_settled_type_is_a_rejected_row(tmp_path):
     assert arrow.feature_types(read.arrow_schema)["late"] == "INT"
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert rows == 15_000 == table.num_rows + len(rejected)
-    assert [r["row"] for r in rejected] == [12_500] and "'abc' is not an integer" in rejected[0]["reason"]
+    assert [r["row"] for r in rejected] == [12_500] and "'abc' is not an integer" in rejected[0][
+        "reason"
+    ]
 
 
 def test_columns_empty_in_the_sample_are_typed_from_the_rows_up_to_the_last_first_value(tmp_path):
     # late: 1 then 2.5 before other gets its first value (row 10,040): FLOAT.
     # other: its first value x (row 10,040) makes it BYTES; late's "oops" after that row
     # is not looked at, so it is a rejected row, not a reason to make late BYTES.
-    path = _sparse_csv(tmp_path / "two.csv", 10_100, {10_010: "1", 10_020: "2.5", 10_050: "oops"},
-                       extra={10_040: "x", 10_060: "3"})
+    path = _sparse_csv(
+        tmp_path / "two.csv",
+        10_100,
+        {10_010: "1", 10_020: "2.5", 10_050: "oops"},
+        extra={10_040: "x", 10_060: "3"},
+    )
     read = ReadExamples(str(path))
     assert arrow.feature_types(read.arrow_schema) == {
-        "a": "INT", "b": "FLOAT", "late": "FLOAT", "other": "BYTES"}
+        "a": "INT",
+        "b": "FLOAT",
+        "late": "FLOAT",
+        "other": "BYTES",
+    }
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert [r["row"] for r in rejected] == [10_050] and rows == 10_100
 
@@ -324,8 +357,10 @@ def test_column_with_no_value_anywhere_is_bytes_and_a_schema_still_wins(tmp_path
     assert arrow.feature_types(read.arrow_schema)["late"] == "BYTES"
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert rows == 12_000 == table.num_rows and table.column("late").null_count == 12_000
-    given = ReadExamples(str(_sparse_csv(tmp_path / "late.csv", 12_000, {11_000: "5"})),
-                         schema={"a": "INT", "b": "FLOAT", "late": "BYTES"})
+    given = ReadExamples(
+        str(_sparse_csv(tmp_path / "late.csv", 12_000, {11_000: "5"})),
+        schema={"a": "INT", "b": "FLOAT", "late": "BYTES"},
+    )
     assert arrow.feature_types(given.arrow_schema)["late"] == "BYTES"
     table, _, _ = run_read(given, tmp_path / "w2")
     assert [v for v in table.column("late").to_pylist() if v is not None] == [[b"5"]]
@@ -356,14 +391,22 @@ def test_read_split_and_write_carry_beam_type_hints(tmp_path):
     path.write_text(TRICKY)
     p = beam.Pipeline()
     read = p | ReadExamples(str(path))
-    assert (read.examples.element_type, read.rejected.element_type, read.rows_read.element_type) == (
-        pa.RecordBatch, dict, int)
+    assert (
+        read.examples.element_type,
+        read.rejected.element_type,
+        read.rows_read.element_type,
+    ) == (pa.RecordBatch, dict, int)
     splits = read.examples | SplitExamples({"train": 2, "eval": 1})
-    assert {name: pcoll.element_type for name, pcoll in splits.items()} == {"train": pa.RecordBatch,
-                                                                             "eval": pa.RecordBatch}
+    assert {name: pcoll.element_type for name, pcoll in splits.items()} == {
+        "train": pa.RecordBatch,
+        "eval": pa.RecordBatch,
+    }
     written = splits["train"] | WriteExamples(str(tmp_path / "out"), split="train")
     assert written.element_type is str
     ints = p | "Ints" >> beam.Create([1, 2])
-    for label, transform in (("W", WriteExamples(str(tmp_path / "bad"))), ("S", SplitExamples({"a": 1}))):
+    for label, transform in (
+        ("W", WriteExamples(str(tmp_path / "bad"))),
+        ("S", SplitExamples({"a": 1})),
+    ):
         with pytest.raises(TypeCheckError, match="RecordBatch"):
             ints | label >> transform

@@ -31,8 +31,12 @@ def _batch(n=500, seed=0):
         pa.large_list(pa.large_binary()),
     )
     return pa.RecordBatch.from_arrays(
-        [arrow.to_column(ids, SCHEMA.field("id").type), arrow.to_column(xs, SCHEMA.field("x").type),
-         arrow.to_column(s, SCHEMA.field("s").type), tags],
+        [
+            arrow.to_column(ids, SCHEMA.field("id").type),
+            arrow.to_column(xs, SCHEMA.field("x").type),
+            arrow.to_column(s, SCHEMA.field("s").type),
+            tags,
+        ],
         schema=SCHEMA,
     )
 
@@ -61,12 +65,15 @@ def test_tfrecord_schema_inferred(tmp_path):
     assert types == {"id": "INT", "x": "FLOAT", "s": "BYTES", "tags": "BYTES"}
 
 
-@pytest.mark.parametrize("name,compress,message", [
-    # A plain file: its records' CRCs name the damaged record.
-    ("bad.tfrecord", False, r"bad.tfrecord: corrupt TFRecord: record \d+ at byte \d+"),
-    # A gzip file: the stream's own checks fail first.
-    ("bad.tfrecord.gz", True, r"bad.tfrecord.gz: corrupt gzip stream"),
-])
+@pytest.mark.parametrize(
+    "name,compress,message",
+    [
+        # A plain file: its records' CRCs name the damaged record.
+        ("bad.tfrecord", False, r"bad.tfrecord: corrupt TFRecord: record \d+ at byte \d+"),
+        # A gzip file: the stream's own checks fail first.
+        ("bad.tfrecord.gz", True, r"bad.tfrecord.gz: corrupt gzip stream"),
+    ],
+)
 def test_damaged_file_stops_with_its_name(tmp_path, name, compress, message):
     path = tmp_path / name
     _write_tfrecord(path, _batch(), compress=compress)
@@ -86,7 +93,10 @@ def test_record_crc_checked_inside_a_gzip_stream(tmp_path):
     raw[damaged + 12 + len(records[300])] ^= 0x01  # its data CRC: the record itself still decodes
     path = tmp_path / "crc.tfrecord.gz"
     path.write_bytes(gzip.compress(bytes(raw)))
-    with pytest.raises(Exception, match=rf"crc.tfrecord.gz: corrupt TFRecord: record 301 at byte {damaged} fails its data CRC"):
+    with pytest.raises(
+        Exception,
+        match=rf"crc.tfrecord.gz: corrupt TFRecord: record 301 at byte {damaged} fails its data CRC",
+    ):
         run_read(ReadExamples(str(path), schema=SCHEMA), tmp_path / "w")
 
 
@@ -111,7 +121,9 @@ def test_crc_check_detects_flipped_bit():
     assert list(tfrecord_io.iter_records(io.BytesIO(good), "m")) == [rec]
     bad = bytearray(good)
     bad[14] ^= 1
-    with pytest.raises(InputError, match="m: corrupt TFRecord: record 1 at byte 0 fails its data CRC"):
+    with pytest.raises(
+        InputError, match="m: corrupt TFRecord: record 1 at byte 0 fails its data CRC"
+    ):
         list(tfrecord_io.iter_records(io.BytesIO(bytes(bad)), "m"))
 
 
@@ -129,7 +141,9 @@ def test_damaged_length_mid_file_stops_there_not_at_the_end():
     raw = bytearray(out.getvalue())
     raw[316 * 1000 + 5] ^= 0x40  # a high byte of record 1001 (from 1)'s length: ~1 TB
     stream = io.BytesIO(bytes(raw))
-    with pytest.raises(InputError, match="m: corrupt TFRecord: record 1001 at byte 316000 fails its length CRC"):
+    with pytest.raises(
+        InputError, match="m: corrupt TFRecord: record 1001 at byte 316000 fails its length CRC"
+    ):
         for _ in tfrecord_io.iter_record_chunks(stream, "m", chunk_size=4096, check_crcs=False):
             pass
     assert stream.tell() < len(raw) * 0.6  # stopped near the damage
@@ -150,21 +164,32 @@ def test_record_of_wrong_type_is_rejected_not_fatal(tmp_path):
 
 
 def test_parquet_flat_and_list_columns(tmp_path):
-    t = pa.table({
-        "i": pa.array([1, None, 3], pa.int32()),
-        "f": pa.array([1.5, 2.5, None]),
-        "s": pa.array(["a", None, "c"]),
-        "b": pa.array([True, False, None]),
-        "l": pa.array([[1.0, 2.0], [], None], pa.list_(pa.float64())),
-    })
+    t = pa.table(
+        {
+            "i": pa.array([1, None, 3], pa.int32()),
+            "f": pa.array([1.5, 2.5, None]),
+            "s": pa.array(["a", None, "c"]),
+            "b": pa.array([True, False, None]),
+            "l": pa.array([[1.0, 2.0], [], None], pa.list_(pa.float64())),
+        }
+    )
     pq.write_table(t, tmp_path / "t.parquet")
     read = ReadExamples(str(tmp_path / "t.parquet"))
-    assert arrow.feature_types(read.arrow_schema) == {"i": "INT", "f": "FLOAT", "s": "BYTES", "b": "INT", "l": "FLOAT"}
+    assert arrow.feature_types(read.arrow_schema) == {
+        "i": "INT",
+        "f": "FLOAT",
+        "s": "BYTES",
+        "b": "INT",
+        "l": "FLOAT",
+    }
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert rows == 3 and rejected == []
     assert table.to_pydict() == {
-        "i": [[1], None, [3]], "f": [[1.5], [2.5], None], "s": [[b"a"], None, [b"c"]],
-        "b": [[1], [0], None], "l": [[1.0, 2.0], [], None],
+        "i": [[1], None, [3]],
+        "f": [[1.5], [2.5], None],
+        "s": [[b"a"], None, [b"c"]],
+        "b": [[1], [0], None],
+        "l": [[1.0, 2.0], [], None],
     }
 
 
@@ -178,12 +203,16 @@ def test_not_a_parquet_file_names_it(tmp_path):
 
 def test_write_layout_and_csv_tfrecord_round_trip(tmp_path):
     csv = tmp_path / "in.csv"
-    csv.write_text("id,name,score\n1,a,0.5\n2,,NA\n3,\"c,d\",-2\n4,e,1e10\n")
+    csv.write_text('id,name,score\n1,a,0.5\n2,,NA\n3,"c,d",-2\n4,e,1e10\n')
     read = ReadExamples(str(csv))
     first, _, _ = run_read(read, tmp_path / "w1")
     with beam.Pipeline(options=pipeline_options()) as p:
-        (p | "R" >> ReadExamples(str(csv))).examples | WriteExamples(str(tmp_path / "ex"), split="train", num_shards=2)
-    files = sorted(os.path.basename(f) for f in glob.glob(str(tmp_path / "ex" / "Split-train" / "*")))
+        (p | "R" >> ReadExamples(str(csv))).examples | WriteExamples(
+            str(tmp_path / "ex"), split="train", num_shards=2
+        )
+    files = sorted(
+        os.path.basename(f) for f in glob.glob(str(tmp_path / "ex" / "Split-train" / "*"))
+    )
     assert files == ["data_tfrecord-00000-of-00002.gz", "data_tfrecord-00001-of-00002.gz"]
     back = ReadExamples(str(tmp_path / "ex" / "Split-train" / "*"))
     second, rejected, rows = run_read(back, tmp_path / "w2")
@@ -197,13 +226,17 @@ def test_write_layout_and_csv_tfrecord_round_trip(tmp_path):
 # ---------------------------------------------------------------- the C decoder
 # example_parsing.ExampleDecoder (beam_utils/_wire.c) against tfx-bsl's decoder.
 
-WIDE = arrow.make_schema({"i": "INT", "f": "FLOAT", "b": "BYTES", "i2": "INT", "f2": "FLOAT", "b2": "BYTES"})
+WIDE = arrow.make_schema(
+    {"i": "INT", "f": "FLOAT", "b": "BYTES", "i2": "INT", "f2": "FLOAT", "b2": "BYTES"}
+)
 _KINDS = {"INT": "int64_list", "FLOAT": "float_list", "BYTES": "bytes_list"}
 _SPECIAL_FLOATS = [float("nan"), float("inf"), float("-inf"), -0.0, 1e-45, 3.4e38, -1.5]
 
 
 def _exact(records, schema=WIDE):
-    decoder = example_coder.ExamplesToRecordBatchDecoder(arrow.to_metadata_schema(schema).SerializeToString())
+    decoder = example_coder.ExamplesToRecordBatchDecoder(
+        arrow.to_metadata_schema(schema).SerializeToString()
+    )
     return arrow.conform(decoder.DecodeBatch(records), schema)
 
 
@@ -229,8 +262,10 @@ def _random_values(rng, kind, n):
     if kind == "INT":
         return [int(v) for v in rng.integers(-(2**63), 2**63 - 1, size=n, dtype=np.int64)]
     if kind == "FLOAT":
-        return [float(rng.choice(_SPECIAL_FLOATS)) if rng.random() < 0.3 else float(rng.normal())
-                for _ in range(n)]
+        return [
+            float(rng.choice(_SPECIAL_FLOATS)) if rng.random() < 0.3 else float(rng.normal())
+            for _ in range(n)
+        ]
     return [rng.bytes(int(rng.integers(0, 12))) for _ in range(n)]  # arbitrary bytes, some b""
 
 
@@ -316,14 +351,24 @@ _READ_AS_PROTOBUF_DOES = {
     "unpacked int64": _example(_entry(b"i", b"\x1a\x04\x08\x05\x08\x06")),
     "unpacked float": _example(_entry(b"f", b"\x12\x0a\x0d\x00\x00\x80\x3f\x0d\x00\x00\x00\x40")),
     "packed in two runs": _example(_entry(b"i", b"\x1a\x06\x0a\x01\x05\x0a\x01\x06")),
-    "empty packed run": _example(_entry(b"i", b"\x1a\x02\x0a\x00"), _entry(b"f", b"\x12\x02\x0a\x00")),
-    "negative and largest int64": _example(_entry(b"i", b"\x1a\x15\x0a\x13" + b"\xff" * 9 + b"\x01"
-                                                  + b"\xff" * 8 + b"\x7f")),
-    "unknown fields everywhere": b"\x28\x01" + _example(
-        b"\x18\x07", _entry(b"i", b"\x20\x01" + b"\x1a\x05\x0a\x01\x05\x10\x02"),
-        _entry(b"b", b"\x0a\x05\x0a\x01a\x10\x01")),
-    "value written before key": _example(b"\x0a\x0a\x12" + bytes([len(_INT5)]) + _INT5 + b"\x0a\x01i"),
-    "wire type of another field": _example(_entry(b"i", b"\x1a\x05\x0d\x01\x02\x03\x04")),  # a fixed32: skipped
+    "empty packed run": _example(
+        _entry(b"i", b"\x1a\x02\x0a\x00"), _entry(b"f", b"\x12\x02\x0a\x00")
+    ),
+    "negative and largest int64": _example(
+        _entry(b"i", b"\x1a\x15\x0a\x13" + b"\xff" * 9 + b"\x01" + b"\xff" * 8 + b"\x7f")
+    ),
+    "unknown fields everywhere": b"\x28\x01"
+    + _example(
+        b"\x18\x07",
+        _entry(b"i", b"\x20\x01" + b"\x1a\x05\x0a\x01\x05\x10\x02"),
+        _entry(b"b", b"\x0a\x05\x0a\x01a\x10\x01"),
+    ),
+    "value written before key": _example(
+        b"\x0a\x0a\x12" + bytes([len(_INT5)]) + _INT5 + b"\x0a\x01i"
+    ),
+    "wire type of another field": _example(
+        _entry(b"i", b"\x1a\x05\x0d\x01\x02\x03\x04")
+    ),  # a fixed32: skipped
     "entry with no value": _example(b"\x0a\x03\x0a\x01i"),
     "Feature with no list": _example(_entry(b"i", b""), _entry(b"b", _BYTES_A)),
     "features in two messages": _example(_entry(b"i", _INT5)) + _example(_entry(b"b", _BYTES_A)),
@@ -344,10 +389,15 @@ _REFUSED = {
     "field number 0": (b"\x02\x00" + _example(_entry(b"i", _INT5)), "malformed"),
     "wrong type": (_example(_entry(b"i", _BYTES_A)), "another type"),
     "float list of 3 bytes": (_example(_entry(b"f", b"\x12\x05\x0a\x03abc")), "float_list"),
-    "malformed outside the schema": (_example(_entry(b"i", _INT5), _entry(b"zz", b"\x1a\x02\x0a\x09")),
-                                     "malformed"),
+    "malformed outside the schema": (
+        _example(_entry(b"i", _INT5), _entry(b"zz", b"\x1a\x02\x0a\x09")),
+        "malformed",
+    ),
     "name not UTF-8": (_example(_entry(b"\xff", _BYTES_A)), "UTF-8"),
-    "feature twice": (_example(_entry(b"i", _INT5), _entry(b"i", b"\x1a\x03\x0a\x01\x07")), "twice"),
+    "feature twice": (
+        _example(_entry(b"i", _INT5), _entry(b"i", b"\x1a\x03\x0a\x01\x07")),
+        "twice",
+    ),
     "Feature with two lists": (_example(_entry(b"i", _INT5 + _INT5)), "two lists"),
 }
 
@@ -458,8 +508,12 @@ def test_records_split_across_chunks_read_the_same(tmp_path, compress):
 
     ex = tf.train.Example()
     ex.features.feature["i"].float_list.value.append(1.5)  # INT feature with floats: rejected
-    records = (_random_examples(40, seed=11) + _random_examples(20, seed=12, empty_lists=True)
-               + [ex.SerializeToString()] + _random_examples(40, seed=13))
+    records = (
+        _random_examples(40, seed=11)
+        + _random_examples(20, seed=12, empty_lists=True)
+        + [ex.SerializeToString()]
+        + _random_examples(40, seed=13)
+    )
     path = tmp_path / "mixed.tfrecord"
     tfrecord_io.write_records(str(path), records, compress=compress)
     results = []
@@ -503,7 +557,10 @@ def test_frame_finds_whole_records_and_stops_at_a_partial_one():
     assert np.frombuffer(heads, np.int64).tolist() == [16, 33]
     huge = (1 << 63).to_bytes(8, "little") + bytes(8)  # a length past any buffer, no overflow
     assert _wire.frame(huge, 0) == (b"", 0)
-    assert _wire.frame(b"", 0) == (b"", 0) and _wire.frame(data, len(data) + 5) == (b"", len(data) + 5)
+    assert _wire.frame(b"", 0) == (b"", 0) and _wire.frame(data, len(data) + 5) == (
+        b"",
+        len(data) + 5,
+    )
 
 
 def test_crc32c_in_c_equals_google_crc32c_with_and_without_sse42():

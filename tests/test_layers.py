@@ -30,7 +30,9 @@ def _modules():
                 if name.endswith(".py"):
                     path = os.path.join(dirpath, name)
                     rel = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
-                    module = "conveyor." + (rel[: -len(".__init__")] if rel.endswith("__init__") else rel)
+                    module = "conveyor." + (
+                        rel[: -len(".__init__")] if rel.endswith("__init__") else rel
+                    )
                     yield module, path
 
 
@@ -152,7 +154,9 @@ def test_no_circular_edges(level):
     assert _cycles(graph) == []
 
 
-@pytest.mark.parametrize("package", ["conveyor.dsl", "conveyor.components", "conveyor.orchestration"])
+@pytest.mark.parametrize(
+    "package", ["conveyor.dsl", "conveyor.components", "conveyor.orchestration"]
+)
 def test_importing_loads_neither_beam_nor_tensorflow(package):
     """The base and the lazy package roots stay light: the CLI and the UI start fast."""
     code = (

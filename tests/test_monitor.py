@@ -123,8 +123,9 @@ def test_drift_in_third_window_with_timestamp_column(tmp_path):
             x, c, ts = x + nx[:25], c + nc[:25], ts + nts[:25]
             windows[k + 1] = (nx[25:], nc[25:], nts[25:])
         half = len(x) // 2
-        stream = stream.add_elements([_batch(x[:half], c[:half], ts[:half]),
-                                      _batch(x[half:], c[half:], ts[half:])])
+        stream = stream.add_elements(
+            [_batch(x[:half], c[:half], ts[:half]), _batch(x[half:], c[half:], ts[half:])]
+        )
         stream = stream.advance_watermark_to(T0 + WINDOW * (k + 1))
     stream = stream.advance_watermark_to_infinity()
 
@@ -134,7 +135,9 @@ def test_drift_in_third_window_with_timestamp_column(tmp_path):
         _ = (
             p
             | stream
-            | MonitorWindows(_schema(), _baseline(), WINDOW, timestamp_column="ts", output_dir=str(out))
+            | MonitorWindows(
+                _schema(), _baseline(), WINDOW, timestamp_column="ts", output_dir=str(out)
+            )
             | _collect(log)
         )
 
@@ -142,11 +145,15 @@ def test_drift_in_third_window_with_timestamp_column(tmp_path):
     assert [r["num_examples"] for r in results] == [ROWS] * 4
     starts = [r["window_start"] for r in results]
     assert starts == [
-        Timestamp(T0 + WINDOW * k).to_utc_datetime().strftime("%Y-%m-%dT%H:%M:%SZ") for k in range(4)
+        Timestamp(T0 + WINDOW * k).to_utc_datetime().strftime("%Y-%m-%dT%H:%M:%SZ")
+        for k in range(4)
     ]
     drift = [_drift_types(r) for r in results]
     assert drift[0] == set() and drift[1] == set() and drift[3] == set()
-    assert drift[2] == {("x", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"), ("c", "COMPARATOR_L_INFTY_HIGH")}
+    assert drift[2] == {
+        ("x", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"),
+        ("c", "COMPARATOR_L_INFTY_HIGH"),
+    }
     assert [r["errors"] for r in results] == [False, False, True, False]
     # the timestamp column is not in the schema: it was removed, not reported as new
     assert all(("ts", "SCHEMA_NEW_COLUMN") not in map(tuple, r["anomalies"]) for r in results)
@@ -154,7 +161,12 @@ def test_drift_in_third_window_with_timestamp_column(tmp_path):
     folders = sorted(d.name for d in out.iterdir())
     assert len(folders) == 4 and all(f.startswith("window-") for f in folders)
     third = out / folders[2]
-    assert {p.name for p in third.iterdir()} == {"FeatureStats.pb", "SchemaDiff.pb", "report.txt", "result.json"}
+    assert {p.name for p in third.iterdir()} == {
+        "FeatureStats.pb",
+        "SchemaDiff.pb",
+        "report.txt",
+        "result.json",
+    }
     assert str(third) == results[2]["output"]
     anomalies = read_anomalies(str(third / "SchemaDiff.pb"))
     assert set(anomalies.anomaly_info) == {"x", "c"}
@@ -175,7 +187,9 @@ def test_arrival_time_and_metrics_per_window(tmp_path, caplog):
         label = [i % 2 for i in range(100)]
         # window 0: perfect predictions; window 1: inverted
         pred = [float(v if k == 0 else 1 - v) for v in label]
-        stream = stream.add_elements([window.TimestampedValue(_batch(x, c, label=label, pred=pred), 10 * k + 1)])
+        stream = stream.add_elements(
+            [window.TimestampedValue(_batch(x, c, label=label, pred=pred), 10 * k + 1)]
+        )
         stream = stream.advance_watermark_to(10 * (k + 1))
     stream = stream.advance_watermark_to_infinity()
 
@@ -183,15 +197,21 @@ def test_arrival_time_and_metrics_per_window(tmp_path, caplog):
     settings = make_settings("label", "pred", metrics=["BinaryAccuracy"])
     with caplog.at_level("INFO", logger="conveyor.components.monitor.transform"):
         with beam.Pipeline(options=_streaming_options()) as p:
-            _ = p | stream | MonitorWindows(schema, None, 10, eval_settings=settings) | _collect(log)
+            _ = (
+                p
+                | stream
+                | MonitorWindows(schema, None, 10, eval_settings=settings)
+                | _collect(log)
+            )
     results = _results(log)
     assert [r["num_examples"] for r in results] == [100, 100]
     assert [r["window_start"] for r in results] == ["1970-01-01T00:00:00Z", "1970-01-01T00:00:10Z"]
     assert [r["metrics"]["binary_accuracy"] for r in results] == [1.0, 0.0]
     assert all(r["anomalies"] == [] and r["output"] is None for r in results)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("window ")]
-    assert sorted(lines)[0].startswith("window 1970-01-01T00:00:00Z .. 1970-01-01T00:00:10Z: 100 examples; "
-                                       "no anomalies")
+    assert sorted(lines)[0].startswith(
+        "window 1970-01-01T00:00:00Z .. 1970-01-01T00:00:10Z: 100 examples; no anomalies"
+    )
 
 
 def test_event_micros_parses_numbers_text_and_lists():
@@ -199,8 +219,10 @@ def test_event_micros_parses_numbers_text_and_lists():
 
     ints = to_column(pa.array([1, None, 3]), pa.large_list(pa.int64()))
     assert event_micros(ints).tolist() == [1_000_000, -1, 3_000_000]
-    text = pa.array([b"1.5", b"2024-01-01T00:00:00Z", None, b"garbage", b"2024-01-01T01:00:00+01:00"],
-                    type=pa.large_binary())
+    text = pa.array(
+        [b"1.5", b"2024-01-01T00:00:00Z", None, b"garbage", b"2024-01-01T01:00:00+01:00"],
+        type=pa.large_binary(),
+    )
     got = event_micros(to_column(text, pa.large_list(pa.large_binary())))
     assert got.tolist() == [1_500_000, 1_704_067_200_000_000, -1, -1, 1_704_067_200_000_000]
     assert event_micros(pa.array([2.25, float("nan")])).tolist() == [2_250_000, -1]
@@ -233,20 +255,41 @@ def test_cli_watches_files_until_stop_after(tmp_path, capsys):
     baseline_path.write_bytes(_baseline().SerializeToString())
     out = tmp_path / "out"
 
-    rc = main([
-        "monitor", "--input", str(incoming / "*.csv"), "--schema", str(schema_path),
-        "--baseline-statistics", str(baseline_path), "--output", str(out),
-        "--window-seconds", str(WINDOW), "--timestamp-column", "ts",
-        "--poll-interval", "1", "--stop-after", "2",
-    ])
+    rc = main(
+        [
+            "monitor",
+            "--input",
+            str(incoming / "*.csv"),
+            "--schema",
+            str(schema_path),
+            "--baseline-statistics",
+            str(baseline_path),
+            "--output",
+            str(out),
+            "--window-seconds",
+            str(WINDOW),
+            "--timestamp-column",
+            "ts",
+            "--poll-interval",
+            "1",
+            "--stop-after",
+            "2",
+        ]
+    )
     captured = capsys.readouterr()
     printed = captured.out
     assert rc == 1, printed  # the drifting window has ERROR anomalies
-    logged = sorted(line.split(" ", 2)[2] for line in captured.err.splitlines() if " window " in line)
+    logged = sorted(
+        line.split(" ", 2)[2] for line in captured.err.splitlines() if " window " in line
+    )
     assert len(logged) == 3
-    assert logged[0].startswith("INFO window 2023-11-14T22:14:00Z .. 2023-11-14T22:15:00Z: 200 examples; "
-                                "no anomalies")
-    assert "ERROR anomalies: c:COMPARATOR_L_INFTY_HIGH, x:COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in logged[2]
+    assert logged[0].startswith(
+        "INFO window 2023-11-14T22:14:00Z .. 2023-11-14T22:15:00Z: 200 examples; no anomalies"
+    )
+    assert (
+        "ERROR anomalies: c:COMPARATOR_L_INFTY_HIGH, x:COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"
+        in logged[2]
+    )
     assert "3 window(s)" in printed and "1 with ERROR anomalies" in printed
     folders = _window_folders(out)
     assert len(folders) == 3
@@ -263,17 +306,35 @@ def test_cli_usage_errors(tmp_path):
     schema.write_text(SCHEMA_TEXT)
     base = ["monitor", "--schema", str(schema), "--output", str(tmp_path / "o")]
     assert main(base) == 2  # no source
-    assert main(base + ["--input", "x*.csv", "--pubsub-subscription", "projects/p/subscriptions/s"]) == 2
+    assert (
+        main(base + ["--input", "x*.csv", "--pubsub-subscription", "projects/p/subscriptions/s"])
+        == 2
+    )
     assert main(base + ["--input", "x*.csv", "--label-key", "y"]) == 2
     assert main(base + ["--input", "x*.csv", "--window-seconds", "0"]) == 2
     assert main(base + ["--input", "x*.csv", "--prediction-key", "p"]) == 2  # no label
     assert main(base + ["--input", "x*.csv", "--allowed-lateness", "-1"]) == 2
-    assert main(base + ["--pubsub-subscription", "projects/p/subscriptions/s", "--format", "parquet"]) == 2
+    assert (
+        main(base + ["--pubsub-subscription", "projects/p/subscriptions/s", "--format", "parquet"])
+        == 2
+    )
 
 
 def _watch_args(incoming, tmp_path, out, *extra, pattern="*.csv"):
-    return ["monitor", "--input", str(incoming / pattern), "--schema", str(_schema_file(tmp_path)),
-            "--output", str(out), "--window-seconds", str(WINDOW), "--timestamp-column", "ts", *extra]
+    return [
+        "monitor",
+        "--input",
+        str(incoming / pattern),
+        "--schema",
+        str(_schema_file(tmp_path)),
+        "--output",
+        str(out),
+        "--window-seconds",
+        str(WINDOW),
+        "--timestamp-column",
+        "ts",
+        *extra,
+    ]
 
 
 #: Long enough that the old watch (Beam's MatchContinuously on the in-memory
@@ -302,7 +363,11 @@ def test_cli_watch_of_several_seconds_exits_0_without_spinning(tmp_path, capsys)
     wall, cpu = time.monotonic(), time.process_time()
     mover.start()
     try:
-        rc = main(_watch_args(incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", str(LONG_WATCH)))
+        rc = main(
+            _watch_args(
+                incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", str(LONG_WATCH)
+            )
+        )
     finally:
         mover.cancel()
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
@@ -316,8 +381,12 @@ def test_cli_watch_of_several_seconds_exits_0_without_spinning(tmp_path, capsys)
     results = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
     assert [r["num_examples"] for r in results] == [120, 80]
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["windows"], summary["files_read"], summary["rows_read"], summary["files_unreadable"]) == (
-        2, 2, 200, 0)
+    assert (
+        summary["windows"],
+        summary["files_read"],
+        summary["rows_read"],
+        summary["files_unreadable"],
+    ) == (2, 2, 200, 0)
 
 
 #: Binary data: a CR inside its first "line" (on which Python's csv module raises
@@ -344,8 +413,12 @@ def test_cli_skips_an_unreadable_file_and_counts_it(tmp_path, capsys):
     assert "unreadable files skipped: 1" in captured.out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["files_unreadable"] == 1 and summary["files_read"] == 1
-    assert summary["unreadable_files"] == [{"file": str(incoming / "a.csv"),
-                                            "reason": "binary data (it holds NUL bytes), not CSV text"}]
+    assert summary["unreadable_files"] == [
+        {
+            "file": str(incoming / "a.csv"),
+            "reason": "binary data (it holds NUL bytes), not CSV text",
+        }
+    ]
 
 
 def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys):
@@ -362,7 +435,9 @@ def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys
     # UTF-16 with a byte order mark is read as its UTF-8 twin (as the batch readers read it);
     # without one, its NUL bytes make it binary data.
     (incoming / "utf16.csv").write_bytes((tmp_path / "g.csv").read_text().encode("utf-16"))
-    (incoming / "utf16-no-bom.csv").write_bytes((tmp_path / "g.csv").read_text().encode("utf-16-le"))
+    (incoming / "utf16-no-bom.csv").write_bytes(
+        (tmp_path / "g.csv").read_text().encode("utf-16-le")
+    )
     _write_csv(tmp_path / "big.csv", *_window_rows(0, rng, rows=3000))
     packed = gzip.compress((tmp_path / "big.csv").read_bytes())
     (incoming / "truncated.csv.gz").write_bytes(packed[: len(packed) // 2])
@@ -371,7 +446,11 @@ def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys
     (incoming / "blank.csv").write_text("\n\n")
     (incoming / "garbage.tfrecord").write_bytes(_GARBAGE)
     out = tmp_path / "out"
-    rc = main(_watch_args(incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", "1", pattern="*"))
+    rc = main(
+        _watch_args(
+            incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", "1", pattern="*"
+        )
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured
     [result] = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
@@ -382,7 +461,9 @@ def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys
     assert "utf16.csv" not in reasons
     assert reasons["utf16-no-bom.csv"] == "binary data (it holds NUL bytes), not CSV text"
     assert reasons["truncated.csv.gz"].startswith("damaged or truncated compressed file")
-    assert reasons["header.csv"] == "header lacks column(s) ['x', 'c', 'ts']; header is ['foo', 'bar']"
+    assert (
+        reasons["header.csv"] == "header lacks column(s) ['x', 'c', 'ts']; header is ['foo', 'bar']"
+    )
     assert reasons["empty.csv"] == "empty file (0 bytes)"
     assert reasons["blank.csv"] == "no header row (only blank space)"
     assert reasons["garbage.tfrecord"].startswith("corrupt TFRecord")
@@ -399,11 +480,25 @@ def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys
     (pq_in / "garbage.pq").write_bytes(_GARBAGE)
     (pq_in / "empty.pq").write_bytes(b"")
     pq_out = tmp_path / "pq_out"
-    rc = main(_watch_args(pq_in, tmp_path, pq_out, "--format", "parquet", "--poll-interval", "1", "--stop-after", "1",
-                          pattern="*"))
+    rc = main(
+        _watch_args(
+            pq_in,
+            tmp_path,
+            pq_out,
+            "--format",
+            "parquet",
+            "--poll-interval",
+            "1",
+            "--stop-after",
+            "1",
+            pattern="*",
+        )
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured
-    [result] = [json.loads((pq_out / f / "result.json").read_text()) for f in _window_folders(pq_out)]
+    [result] = [
+        json.loads((pq_out / f / "result.json").read_text()) for f in _window_folders(pq_out)
+    ]
     assert result["num_examples"] == 40
     summary = json.loads((pq_out / "summary.json").read_text())
     reasons = {f["file"].rsplit("/", 1)[1]: f["reason"] for f in summary["unreadable_files"]}
@@ -415,8 +510,18 @@ def test_cli_skips_each_kind_of_unreadable_file_with_its_reason(tmp_path, capsys
 
 def _row_texts(batch):
     """Each row of a batch as JSON text (bytes decoded), to compare rows across readers."""
-    return [json.dumps({k: [v.decode() if isinstance(v, bytes) else v for v in vs] if vs is not None else None
-                        for k, vs in row.items()}, sort_keys=True) for row in batch.to_pylist()]
+    return [
+        json.dumps(
+            {
+                k: [v.decode() if isinstance(v, bytes) else v for v in vs]
+                if vs is not None
+                else None
+                for k, vs in row.items()
+            },
+            sort_keys=True,
+        )
+        for row in batch.to_pylist()
+    ]
 
 
 def test_watch_reads_a_utf16_or_utf32_csv_as_its_utf8_twin(tmp_path):
@@ -446,9 +551,13 @@ def test_watch_reads_a_utf16_or_utf32_csv_as_its_utf8_twin(tmp_path):
         (incoming / name).write_bytes(data)
     columns = make_schema({"x": "FLOAT", "c": "BYTES", "ts": "INT"})
 
-    rows_log, reports_log, expected_log = (tmp_path / f"{n}.jsonl" for n in ("rows", "reports", "expected"))
+    rows_log, reports_log, expected_log = (
+        tmp_path / f"{n}.jsonl" for n in ("rows", "reports", "expected")
+    )
     with beam.Pipeline(options=_streaming_options()) as p:
-        batches, reports = p | WatchFiles(str(incoming / "*"), columns, interval=1, stop_after=0, reports=True)
+        batches, reports = p | WatchFiles(
+            str(incoming / "*"), columns, interval=1, stop_after=0, reports=True
+        )
         _ = batches | beam.FlatMap(_row_texts) | _collect(rows_log)
         _ = reports | "Reports" >> _collect(reports_log)
     with beam.Pipeline() as p:
@@ -456,8 +565,10 @@ def test_watch_reads_a_utf16_or_utf32_csv_as_its_utf8_twin(tmp_path):
         _ = read.examples | beam.FlatMap(_row_texts) | _collect(expected_log)
 
     got = {r["file"].rsplit("/", 1)[1]: r for r in map(json.loads, open(reports_log))}
-    assert got == {name: {"file": str(incoming / name), "rows": 40, "rejected": 0, "error": None}
-                   for name in encoded}
+    assert got == {
+        name: {"file": str(incoming / name), "rows": 40, "rejected": 0, "error": None}
+        for name in encoded
+    }
     expected = [json.loads(line) for line in open(expected_log)]
     assert len(expected) == 40
     rows = collections.Counter(json.loads(line) for line in open(rows_log))
@@ -474,7 +585,9 @@ def test_cli_input_errors_exit_2_with_a_message(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(_watch_args(empty, tmp_path, tmp_path / "o", "--stop-after", "0")) == 2
-    assert f"--input {empty / '*.csv'}: no file matched in the 0 s watched" in capsys.readouterr().err
+    assert (
+        f"--input {empty / '*.csv'}: no file matched in the 0 s watched" in capsys.readouterr().err
+    )
 
     (empty / "bad.csv").write_bytes(_GARBAGE)
     assert main(_watch_args(empty, tmp_path, tmp_path / "o", "--stop-after", "0")) == 2
@@ -505,13 +618,22 @@ def test_run_monitor_runs_the_watch_and_returns_the_summary_it_wrote(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     source = WatchFiles(str(incoming / "*.csv"), columns, interval=1, stop_after=0, reports=True)
-    summary = run_monitor(source, str(out), _schema(), baseline_statistics=_baseline(),
-                          window_seconds=WINDOW, timestamp_column="ts")
+    summary = run_monitor(
+        source,
+        str(out),
+        _schema(),
+        baseline_statistics=_baseline(),
+        window_seconds=WINDOW,
+        timestamp_column="ts",
+    )
     assert (summary["windows"], summary["files_read"], summary["rows_read"]) == (2, 2, 350)
     assert summary["windows_with_errors"] == 1  # the drifting window, against the baseline
     assert summary == json.loads((out / "summary.json").read_text())
     results = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
-    assert [(r["num_examples"], bool(_drift_types(r))) for r in results] == [(200, False), (150, True)]
+    assert [(r["num_examples"], bool(_drift_types(r))) for r in results] == [
+        (200, False),
+        (150, True),
+    ]
 
     # MonitorWindows' refusals are usage errors, raised before the pipeline is built
     with pytest.raises(UsageError, match="window_seconds must be positive"):
@@ -538,16 +660,21 @@ def test_sources_monitor_and_summary_carry_their_beam_type_hints(tmp_path):
     p = beam.Pipeline(options=_streaming_options())
     batches, reports = p | "Watch" >> WatchFiles(pattern, columns, stop_after=0, reports=True)
     assert batches.element_type is pa.RecordBatch and reports.element_type == Dict[str, Any]
-    assert (p | "WatchAlone" >> WatchFiles(pattern, columns, stop_after=0)).element_type is pa.RecordBatch
-    messages, rejected = p | "PubSub" >> ReadPubSubExamples("projects/my-project/subscriptions/monitor-in",
-                                                             columns, reports=True)
+    assert (
+        p | "WatchAlone" >> WatchFiles(pattern, columns, stop_after=0)
+    ).element_type is pa.RecordBatch
+    messages, rejected = p | "PubSub" >> ReadPubSubExamples(
+        "projects/my-project/subscriptions/monitor-in", columns, reports=True
+    )
     assert messages.element_type is pa.RecordBatch and rejected.element_type == Dict[str, Any]
     results = batches | MonitorWindows(_schema(), None, WINDOW)
     assert results.element_type == Dict[str, Any]
     assert ((results, reports) | SummarizeRun()).element_type == Dict[str, Any]
 
     ints = p | "Ints" >> beam.Create([1, 2])
-    with pytest.raises(TypeCheckError, match="expected <class 'pyarrow.lib.RecordBatch'>, got <class 'int'>"):
+    with pytest.raises(
+        TypeCheckError, match="expected <class 'pyarrow.lib.RecordBatch'>, got <class 'int'>"
+    ):
         ints | "MonitorInts" >> MonitorWindows(_schema(), None, WINDOW)
     with pytest.raises(TypeCheckError, match="input position 1"):
         (results, ints) | "SummarizeInts" >> SummarizeRun()
@@ -572,7 +699,9 @@ def test_example_decoder_csv_lines_and_tf_examples():
         ex.features.feature["ts"].int64_list.value.append(ts)
         return ex.SerializeToString()
 
-    batch, rejected = decoder.tf_examples([example(2.0, 7), b"\xff\xfe garbage", example(3.0, 8)], "msg")
+    batch, rejected = decoder.tf_examples(
+        [example(2.0, 7), b"\xff\xfe garbage", example(3.0, 8)], "msg"
+    )
     assert batch.schema == schema
     assert batch.column(0).to_pylist() == [[2.0], [3.0]]
     assert batch.column(1).to_pylist() == [None, None]
@@ -596,14 +725,18 @@ def sigmoid_model(tmp_path_factory):
 
     model = Model()
     trainer_out = tmp_path_factory.mktemp("trainer") / "model"
-    tf.saved_model.save(model, str(trainer_out / "Format-Serving"), signatures={"serving_default": model.serve})
+    tf.saved_model.save(
+        model, str(trainer_out / "Format-Serving"), signatures={"serving_default": model.serve}
+    )
     return trainer_out
 
 
 def _labelled(x, c, ts, label):
     schema = make_schema({"x": "FLOAT", "c": "BYTES", "ts": "INT", "label": "INT"})
-    arrays = [to_column(pa.array(v), schema.field(k).type)
-              for k, v in zip(schema.names, (x, c, ts, label))]
+    arrays = [
+        to_column(pa.array(v), schema.field(k).type)
+        for k, v in zip(schema.names, (x, c, ts, label))
+    ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -628,26 +761,54 @@ def test_model_per_window_metrics_unlabelled_and_dead_letters(tmp_path, sigmoid_
     # rows and a batch of 10 with a row the model rejects (no x): 10 dead letters.
     w0 = [_ten_rows(0, rng) for _ in range(3)] + [_ten_rows(0, rng, unlabelled=True)]
     w1 = [_ten_rows(1, rng) for _ in range(3)] + [_ten_rows(1, rng, missing_x=True)]
-    stream = (TestStream().advance_watermark_to(T0).add_elements(w0)
-              .advance_watermark_to(T0 + WINDOW).add_elements(w1).advance_watermark_to_infinity())
+    stream = (
+        TestStream()
+        .advance_watermark_to(T0)
+        .add_elements(w0)
+        .advance_watermark_to(T0 + WINDOW)
+        .add_elements(w1)
+        .advance_watermark_to_infinity()
+    )
     input_schema = w0[0].schema
     # batches of exactly 10 rows, so a bad row takes down its own batch only
-    model = BulkInference(str(sigmoid_model / "Format-Serving"), input_schema.remove(2),
-                          min_batch_size=10, max_batch_size=10)
+    model = BulkInference(
+        str(sigmoid_model / "Format-Serving"),
+        input_schema.remove(2),
+        min_batch_size=10,
+        max_batch_size=10,
+    )
     settings = make_settings("label", metrics=["BinaryAccuracy", "ExampleCount"])
     out, log = tmp_path / "out", tmp_path / "results.jsonl"
     with beam.Pipeline(options=_streaming_options()) as p:
-        _ = (p | stream
-             | MonitorWindows(_schema(), None, WINDOW, timestamp_column="ts", output_dir=str(out),
-                              eval_settings=settings, model=model)
-             | _collect(log))
+        _ = (
+            p
+            | stream
+            | MonitorWindows(
+                _schema(),
+                None,
+                WINDOW,
+                timestamp_column="ts",
+                output_dir=str(out),
+                eval_settings=settings,
+                model=model,
+            )
+            | _collect(log)
+        )
 
     r0, r1 = _results(log)
     assert [r["num_examples"] for r in (r0, r1)] == [40, 40]  # dead letters are in the statistics
     assert r0["metrics"]["binary_accuracy"] == 1.0 and r0["metrics"]["example_count"] == 30
-    assert (r0["rows_without_label"], r0["examples_predicted"], r0["examples_dead_lettered"]) == (10, 40, 0)
+    assert (r0["rows_without_label"], r0["examples_predicted"], r0["examples_dead_lettered"]) == (
+        10,
+        40,
+        0,
+    )
     assert r1["metrics"]["binary_accuracy"] == 1.0 and r1["metrics"]["example_count"] == 30
-    assert (r1["rows_without_label"], r1["examples_predicted"], r1["examples_dead_lettered"]) == (0, 30, 10)
+    assert (r1["rows_without_label"], r1["examples_predicted"], r1["examples_dead_lettered"]) == (
+        0,
+        30,
+        10,
+    )
     assert len(r1["dead_letter_errors"]) == 1 and "input 'x'" in r1["dead_letter_errors"][0]
     assert [(r["firing"], r["pane_index"]) for r in (r0, r1)] == [("on_time", 0), ("on_time", 0)]
     # neither the label nor the prediction is profiled (they are not in the schema)
@@ -662,12 +823,22 @@ def test_model_argument_is_checked(sigmoid_model):
     from conveyor.components.monitor import MonitorWindows
 
     # a Trainer output dir is resolved to its Format-Serving SavedModel
-    monitor = MonitorWindows(_schema(), None, WINDOW, model=str(sigmoid_model),
-                             eval_settings=make_settings("label"))
+    monitor = MonitorWindows(
+        _schema(), None, WINDOW, model=str(sigmoid_model), eval_settings=make_settings("label")
+    )
     assert monitor.inference.signature.model_path.endswith("Format-Serving")
-    assert "label" in monitor.eval_only_columns and monitor.prediction_columns[0] in monitor.eval_only_columns
+    assert (
+        "label" in monitor.eval_only_columns
+        and monitor.prediction_columns[0] in monitor.eval_only_columns
+    )
     with pytest.raises(InputError, match="no output 'q'"):
-        MonitorWindows(_schema(), None, WINDOW, model=str(sigmoid_model), eval_settings=make_settings("label", "q"))
+        MonitorWindows(
+            _schema(),
+            None,
+            WINDOW,
+            model=str(sigmoid_model),
+            eval_settings=make_settings("label", "q"),
+        )
     with pytest.raises(InputError, match="does not exist"):
         MonitorWindows(_schema(), None, WINDOW, model=str(sigmoid_model / "nope"))
     with pytest.raises(TypeError):
@@ -678,7 +849,8 @@ def _write_labelled_csv(path, rows):
     x, c, ts, label = (rows.column(i).to_pylist() for i in range(4))
     lines = ["ts,x,c,label"] + [
         f"{t[0]},{'' if v is None else v[0]},{s[0].decode()},{'' if y is None else y[0]}"
-        for v, s, t, y in zip(x, c, ts, label)]
+        for v, s, t, y in zip(x, c, ts, label)
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -700,10 +872,29 @@ def test_cli_model_on_watched_folder(tmp_path, sigmoid_model, capsys):
     table = pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
     _write_labelled_csv(incoming / "part-0.csv", table)
     out = tmp_path / "out"
-    rc = main(["monitor", "--input", str(incoming / "*.csv"), "--schema", str(_schema_file(tmp_path)),
-               "--output", str(out), "--window-seconds", str(WINDOW), "--timestamp-column", "ts",
-               "--label-key", "label", "--model", str(sigmoid_model),
-               "--poll-interval", "1", "--stop-after", "2"])
+    rc = main(
+        [
+            "monitor",
+            "--input",
+            str(incoming / "*.csv"),
+            "--schema",
+            str(_schema_file(tmp_path)),
+            "--output",
+            str(out),
+            "--window-seconds",
+            str(WINDOW),
+            "--timestamp-column",
+            "ts",
+            "--label-key",
+            "label",
+            "--model",
+            str(sigmoid_model),
+            "--poll-interval",
+            "1",
+            "--stop-after",
+            "2",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured
     [folder] = [out / f for f in _window_folders(out)]
@@ -733,25 +924,39 @@ def test_allowed_lateness_refires_window_and_drops_later_data(tmp_path, caplog):
         TestStream()
         .advance_watermark_to(T0)
         .add_elements([rows(100)])
-        .advance_watermark_to(T0 + WINDOW)          # past the window's end: on-time firing
-        .add_elements([rows(20)])                   # late, within the 30 s of lateness
-        .advance_watermark_to(T0 + WINDOW + 31)     # past end + lateness: the window is closed
-        .add_elements([rows(7)])                    # dropped by Beam
-        .add_elements([rows(50, k=1)])              # window 1, on time
+        .advance_watermark_to(T0 + WINDOW)  # past the window's end: on-time firing
+        .add_elements([rows(20)])  # late, within the 30 s of lateness
+        .advance_watermark_to(T0 + WINDOW + 31)  # past end + lateness: the window is closed
+        .add_elements([rows(7)])  # dropped by Beam
+        .add_elements([rows(50, k=1)])  # window 1, on time
         .advance_watermark_to_infinity()
     )
     out, log = tmp_path / "out", tmp_path / "results.jsonl"
     with caplog.at_level("INFO", logger="conveyor.components.monitor.transform"):
         with beam.Pipeline(options=_streaming_options()) as p:
-            _ = (p | stream
-                 | MonitorWindows(_schema(), None, WINDOW, timestamp_column="ts", output_dir=str(out),
-                                  allowed_lateness=30)
-                 | _collect(log))
+            _ = (
+                p
+                | stream
+                | MonitorWindows(
+                    _schema(),
+                    None,
+                    WINDOW,
+                    timestamp_column="ts",
+                    output_dir=str(out),
+                    allowed_lateness=30,
+                )
+                | _collect(log)
+            )
 
     results = sorted(_results(log), key=lambda r: (r["window_start"], r["pane_index"]))
-    got = [(r["window_start"][-9:], r["firing"], r["pane_index"], r["num_examples"]) for r in results]
-    assert got == [("22:14:00Z", "on_time", 0, 100), ("22:14:00Z", "late", 1, 120),
-                   ("22:15:00Z", "on_time", 0, 50)]
+    got = [
+        (r["window_start"][-9:], r["firing"], r["pane_index"], r["num_examples"]) for r in results
+    ]
+    assert got == [
+        ("22:14:00Z", "on_time", 0, 100),
+        ("22:14:00Z", "late", 1, 120),
+        ("22:15:00Z", "on_time", 0, 50),
+    ]
     # the window's files hold the latest firing's figures
     folder = out / results[1]["output"].rsplit("/", 1)[1]
     written = json.loads((folder / "result.json").read_text())
@@ -769,8 +974,16 @@ def test_allowed_lateness_refires_window_and_drops_later_data(tmp_path, caplog):
 def _write_parquet(path, x, c, ts):
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"ts": pa.array(ts, pa.int64()), "x": pa.array(x, pa.float64()),
-                             "c": pa.array([s.decode() for s in c])}), str(path))
+    pq.write_table(
+        pa.table(
+            {
+                "ts": pa.array(ts, pa.int64()),
+                "x": pa.array(x, pa.float64()),
+                "c": pa.array([s.decode() for s in c]),
+            }
+        ),
+        str(path),
+    )
 
 
 def test_cli_watches_parquet_files(tmp_path, capsys):
@@ -783,9 +996,27 @@ def test_cli_watches_parquet_files(tmp_path, capsys):
         _write_parquet(incoming / f"part-{k}.parquet", *_window_rows(k, rng, rows=150))
     (incoming / "broken.parquet").write_bytes(b"not parquet at all")
     out = tmp_path / "out"
-    rc = main(["monitor", "--input", str(incoming / "*.parquet"), "--schema", str(_schema_file(tmp_path)),
-               "--output", str(out), "--window-seconds", str(WINDOW), "--timestamp-column", "ts",
-               "--batch-size", "64", "--poll-interval", "1", "--stop-after", "2"])
+    rc = main(
+        [
+            "monitor",
+            "--input",
+            str(incoming / "*.parquet"),
+            "--schema",
+            str(_schema_file(tmp_path)),
+            "--output",
+            str(out),
+            "--window-seconds",
+            str(WINDOW),
+            "--timestamp-column",
+            "ts",
+            "--batch-size",
+            "64",
+            "--poll-interval",
+            "1",
+            "--stop-after",
+            "2",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured
     results = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
@@ -811,10 +1042,16 @@ def test_read_parquet_batches_names_file_rows_and_column(tmp_path):
 
     bad = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"x": ["1", "2", "two"], "c": ["a", "b", "c"]}), str(bad))
-    with pytest.raises(InputError, match=r"bad.parquet: rows 1-3: column 'x' \(string\) does not convert to FLOAT"):
+    with pytest.raises(
+        InputError, match=r"bad.parquet: rows 1-3: column 'x' \(string\) does not convert to FLOAT"
+    ):
         list(read_parquet_batches(str(bad), "bad.parquet", schema, 10))
     with pytest.raises(InputError, match=r"good.parquet: lacks column\(s\) \['nope'\]"):
-        list(read_parquet_batches(str(good), "good.parquet", make_schema({"x": "FLOAT", "nope": "BYTES"}), 10))
+        list(
+            read_parquet_batches(
+                str(good), "good.parquet", make_schema({"x": "FLOAT", "nope": "BYTES"}), 10
+            )
+        )
     with pytest.raises(InputError, match="bad.txt: not a Parquet file"):
         (tmp_path / "bad.txt").write_bytes(b"nope")
         list(read_parquet_batches(str(tmp_path / "bad.txt"), "bad.txt", schema, 10))
@@ -834,8 +1071,10 @@ def test_cli_rerun_replaces_the_previous_output(tmp_path, capsys):
     rc = main(_watch_args(incoming, tmp_path, out, "--poll-interval", "1", "--stop-after", "0"))
     assert rc == 0, capsys.readouterr()
     assert not (out / "window-stale").exists()
-    assert [json.loads((out / f / "result.json").read_text())["num_examples"]
-            for f in _window_folders(out)] == [20]
+    assert [
+        json.loads((out / f / "result.json").read_text())["num_examples"]
+        for f in _window_folders(out)
+    ] == [20]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
 
 

@@ -31,7 +31,10 @@ def test_topological_order_and_definition_errors(tmp_path):
     assert [c.id for c in pipeline.components] == ["Produce", "Sum", "Join"]
     with pytest.raises(PipelineDefinitionError, match="'Produce', which is not in the pipeline"):
         Pipeline("x", str(tmp_path), [s])
-    with pytest.raises(PipelineDefinitionError, match="expects ExampleStatistics, but Produce.outputs\\['examples'\\] is Examples"):
+    with pytest.raises(
+        PipelineDefinitionError,
+        match="expects ExampleStatistics, but Produce.outputs\\['examples'\\] is Examples",
+    ):
         Join(a=p.outputs["examples"])
     with pytest.raises(PipelineDefinitionError, match="missing required input 'examples'"):
         Sum()
@@ -109,7 +112,9 @@ def test_killed_component_publishes_nothing_and_rerun_resumes(tmp_path):
 
     pipeline = load_pipeline(str(script))
     run_component(pipeline, "Produce", "r1", log=None)
-    proc = subprocess.Popen([sys.executable, "-m", "conveyor.orchestration.launcher", str(script), "Slow", "r1"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.orchestration.launcher", str(script), "Slow", "r1"]
+    )
     staging = root / "Slow" / "examples"
     deadline = time.time() + 60
     while not (staging.exists() and any(n.endswith(".tmp") for n in os.listdir(staging))):
@@ -128,7 +133,9 @@ def test_killed_component_publishes_nothing_and_rerun_resumes(tmp_path):
     # Nobody watched that launcher: the next run found its execution RUNNING, its process gone,
     # recorded it FAILED and removed its temporary output.
     [slow] = [r for r in md.run_status("kill", "r1") if r["component_id"] == "Slow"]
-    assert slow["state"] == "FAILED" and "is gone; found still RUNNING by a later run" in slow["error"]
+    assert (
+        slow["state"] == "FAILED" and "is gone; found still RUNNING by a later run" in slow["error"]
+    )
     assert os.listdir(staging) == []
 
 
@@ -137,8 +144,10 @@ def test_unusable_root_raises_pipeline_root_error(tmp_path):
     from conveyor.orchestration.local_runner import PipelineRootError
 
     (tmp_path / "file").write_text("not a folder")
-    for root, why in ((tmp_path / "file", "is a file, not a directory"),
-                      (tmp_path / "file" / "root", "cannot be created: Not a directory")):
+    for root, why in (
+        (tmp_path / "file", "is a file, not a directory"),
+        (tmp_path / "file" / "root", "cannot be created: Not a directory"),
+    ):
         pipeline, *_ = _pipeline(root)
         for runner in (LocalDagRunner(quiet=True), LocalDagRunner(quiet=True, in_process=True)):
             with pytest.raises(PipelineRootError, match=f"^pipeline root {root} {why}$") as err:
@@ -170,8 +179,15 @@ def test_concurrent_runs_share_one_store(tmp_path):
         "    LocalDagRunner(quiet=True).run(pipeline, run_id='run' + sys.argv[1])\n"
     )
     env = dict(os.environ)
-    procs = [subprocess.Popen([sys.executable, str(script), str(n)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for n in (3, 4, 5)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(n)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for n in (3, 4, 5)
+    ]
     outs = [p.communicate(timeout=300)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     md = Metadata(str(root / "metadata.sqlite"))

@@ -21,10 +21,14 @@ def _pipeline_file(tmp_path, n=4):
 
 def test_pipeline_and_run_commands(tmp_path, conveyor):
     path = _pipeline_file(tmp_path)
-    assert "created pipeline 'toy'" in conveyor("pipeline", "create", "--pipeline-path", path).stdout
+    assert (
+        "created pipeline 'toy'" in conveyor("pipeline", "create", "--pipeline-path", path).stdout
+    )
     again = conveyor("pipeline", "create", "--pipeline-path", path, check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
-    assert "updated pipeline 'toy'" in conveyor("pipeline", "update", "--pipeline-path", path).stdout
+    assert (
+        "updated pipeline 'toy'" in conveyor("pipeline", "update", "--pipeline-path", path).stdout
+    )
     assert "toy" in conveyor("pipeline", "list").stdout
     compiled = conveyor("pipeline", "compile", "--pipeline-path", path).stdout
     assert "Sum" in compiled and "after: Produce" in compiled
@@ -48,15 +52,37 @@ def test_pipeline_and_run_commands(tmp_path, conveyor):
 
 def test_component_run_is_the_unit_for_orchestrators(tmp_path, conveyor):
     path = _pipeline_file(tmp_path, n=5)
-    out = conveyor("component", "run", "--pipeline-path", path, "--component", "Produce", "--run-id", "r1")
+    out = conveyor(
+        "component", "run", "--pipeline-path", path, "--component", "Produce", "--run-id", "r1"
+    )
     assert '"state": "COMPLETE"' in out.stdout
-    early = conveyor("component", "run", "--pipeline-path", path, "--component", "Sum", "--run-id", "r2",
-                     check=False)
+    early = conveyor(
+        "component",
+        "run",
+        "--pipeline-path",
+        path,
+        "--component",
+        "Sum",
+        "--run-id",
+        "r2",
+        check=False,
+    )
     assert early.returncode == 1 and "has not produced" in early.stderr
-    out = conveyor("component", "run", "--pipeline-path", path, "--component", "Sum", "--run-id", "r1")
+    out = conveyor(
+        "component", "run", "--pipeline-path", path, "--component", "Sum", "--run-id", "r1"
+    )
     assert '"state": "COMPLETE"' in out.stdout
-    bad = conveyor("component", "run", "--pipeline-path", path, "--component", "Nope", "--run-id", "r1",
-                   check=False)
+    bad = conveyor(
+        "component",
+        "run",
+        "--pipeline-path",
+        path,
+        "--component",
+        "Nope",
+        "--run-id",
+        "r1",
+        check=False,
+    )
     assert bad.returncode == 2 and "no component 'Nope'" in bad.stderr
 
 
@@ -70,17 +96,33 @@ def _read_only(cmd, folder):
     if os.geteuid() != 0:
         os.chmod(folder, 0o555)
         return cmd
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True
+    )
     if probe.returncode != 0:
         pytest.skip("running as root without mount namespaces: no way to make a folder read-only")
     script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
-    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(folder), *cmd]
+    return [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        str(folder),
+        *cmd,
+    ]
 
 
 @pytest.mark.parametrize("kind", ["file", "under a file", "read-only"])
 def test_unusable_pipeline_root_is_a_usage_error_naming_it(tmp_path, conveyor, conveyor_env, kind):
-    root = {"file": tmp_path / "root", "under a file": tmp_path / "root" / "inner",
-            "read-only": tmp_path / "root"}[kind]
+    root = {
+        "file": tmp_path / "root",
+        "under a file": tmp_path / "root" / "inner",
+        "read-only": tmp_path / "root",
+    }[kind]
     path = tmp_path / "toy_pipeline.py"
     path.write_text(
         "from orchestration_components import Produce\n"
@@ -92,11 +134,26 @@ def test_unusable_pipeline_root_is_a_usage_error_naming_it(tmp_path, conveyor, c
     else:
         (tmp_path / "root").write_text("not a folder")
     conveyor("pipeline", "create", "--pipeline-path", str(path))
-    why = {"file": "is a file, not a directory", "under a file": "cannot be created: Not a directory",
-           "read-only": "is not writable: Read-only file system" if os.geteuid() == 0
-           else "is not writable: Permission denied"}[kind]
-    for args in (["run", "create", "--pipeline-name", "toy"],
-                 ["component", "run", "--pipeline-path", str(path), "--component", "Produce", "--run-id", "r1"]):
+    why = {
+        "file": "is a file, not a directory",
+        "under a file": "cannot be created: Not a directory",
+        "read-only": "is not writable: Read-only file system"
+        if os.geteuid() == 0
+        else "is not writable: Permission denied",
+    }[kind]
+    for args in (
+        ["run", "create", "--pipeline-name", "toy"],
+        [
+            "component",
+            "run",
+            "--pipeline-path",
+            str(path),
+            "--component",
+            "Produce",
+            "--run-id",
+            "r1",
+        ],
+    ):
         cmd = [CONVEYOR, *args]
         if kind == "read-only":
             cmd = _read_only(cmd, root)

@@ -35,7 +35,9 @@ def tree(root) -> dict[str, bytes]:
     root = Path(root)
     if root.is_file():
         return {"": root.read_bytes()}
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def hidden(folder) -> list[str]:
@@ -61,7 +63,11 @@ def test_rerun_leaves_exactly_the_new_files(tmp_path):
     with outputs.staged_output(str(out)) as staging:
         for i in range(3):
             Path(staging, f"part-0000{i}-of-00003").write_text(f"old {i}")
-    assert sorted(tree(out)) == ["part-00000-of-00003", "part-00001-of-00003", "part-00002-of-00003"]
+    assert sorted(tree(out)) == [
+        "part-00000-of-00003",
+        "part-00001-of-00003",
+        "part-00002-of-00003",
+    ]
     with outputs.staged_output(str(out)) as staging:
         assert Path(staging).parent == tmp_path and Path(staging).name.startswith(".out.tmp-")
         assert os.listdir(staging) == []  # a fresh folder, not the old output
@@ -264,8 +270,11 @@ def raise_in_pipeline(beam_args):
         _ = p | beam.Create([1, 2, 3, 4]) | beam.ParDo(RaiseOnThree())
 
 
-@pytest.mark.parametrize("beam_args", [[], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]],
-                         ids=["in_memory", "multi_processing"])
+@pytest.mark.parametrize(
+    "beam_args",
+    [[], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]],
+    ids=["in_memory", "multi_processing"],
+)
 def test_user_error_finds_an_input_error_raised_in_a_step(beam_args):
     with pytest.raises(Exception) as e:
         raise_in_pipeline(beam_args)
@@ -275,10 +284,12 @@ def test_user_error_finds_an_input_error_raised_in_a_step(beam_args):
 
 
 def test_user_error_in_text_and_chains():
-    text = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
-            "conveyor.beam_utils.errors.UsageError: --splits: bad weight\n  more detail\n\n"
-            "During handling of the above exception, another exception occurred:\n\n"
-            "conveyor.beam_utils.errors.UsageError: --splits: bad weight\n  more detail [while running 'S']\n")
+    text = (
+        'Traceback (most recent call last):\n  File "x.py", line 1, in f\n'
+        "conveyor.beam_utils.errors.UsageError: --splits: bad weight\n  more detail\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+        "conveyor.beam_utils.errors.UsageError: --splits: bad weight\n  more detail [while running 'S']\n"
+    )
     found = user_error(RuntimeError(text))
     assert isinstance(found, UsageError) and str(found) == "--splits: bad weight\n  more detail"
     # Another error raised while handling an InputError is not a user error ...
@@ -302,7 +313,9 @@ def test_user_error_in_text_and_chains():
     from conveyor.components.transform.user_fn import MissingFeatureError
 
     name = f"{MissingFeatureError.__module__}.MissingFeatureError"
-    assert isinstance(user_error(RuntimeError(f"Traceback ...\n{name}: no feature 'x'\n")), InputError)
+    assert isinstance(
+        user_error(RuntimeError(f"Traceback ...\n{name}: no feature 'x'\n")), InputError
+    )
     assert user_error(RuntimeError("ValueError: something else")) is None
 
 
@@ -340,8 +353,19 @@ def test_sigterm_leaves_the_previous_output(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep").write_text("previous")
-    proc = subprocess.Popen([PYTHON, "-c", FAKE_COMMAND.format(tests=TESTS_DIR), "write-and-wait",
-                             "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-c",
+            FAKE_COMMAND.format(tests=TESTS_DIR),
+            "write-and-wait",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline() == "ready\n"
         assert len(hidden(tmp_path)) == 1  # the staging folder, beside the output
@@ -362,11 +386,18 @@ def run_fake(args, beam_args):
     return 0
 
 
-@pytest.mark.parametrize("beam_args", [[], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]],
-                         ids=["in_memory", "multi_processing"])
+@pytest.mark.parametrize(
+    "beam_args",
+    [[], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]],
+    ids=["in_memory", "multi_processing"],
+)
 def test_cli_prints_an_error_raised_in_a_step_once_and_exits_2(beam_args):
-    proc = subprocess.run([PYTHON, "-c", FAKE_COMMAND.format(tests=TESTS_DIR), "raise-in-step", "--", *beam_args],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [PYTHON, "-c", FAKE_COMMAND.format(tests=TESTS_DIR), "raise-in-step", "--", *beam_args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     message = "conveyor raise-in-step: error: rows.csv: row 3: 'abc' is not a number\n"
     assert proc.stderr.count("rows.csv: row 3") == 1, proc.stderr[-3000:]
@@ -388,14 +419,33 @@ def work(tmp_path_factory):
     late = (x + rng.normal(0, 1, n) > 0).astype(int)
     p = 1 / (1 + np.exp(-x))
     color = np.array(["red", "green", "blue"])[rng.integers(0, 3, n)]
-    lines = ["x,color,late,p"] + [f"{a:.4f},{c},{b},{q:.4f}" for a, c, b, q in zip(x, color, late, p)]
+    lines = ["x,color,late,p"] + [
+        f"{a:.4f},{c},{b},{q:.4f}" for a, c, b, q in zip(x, color, late, p)
+    ]
     (work / "data.csv").write_text("\n".join(lines) + "\n")
-    assert main(["examples", "--input", str(work / "data.csv"), "--output", str(work / "examples")]) == 0
-    assert main(["statistics", "--examples", str(work / "examples"), "--output", str(work / "stats")]) == 0
-    assert main(["schema", "--statistics", str(work / "stats" / "Split-train" / "FeatureStats.pb"),
-                 "--output", str(work / "schema.pbtxt")]) == 0
-    (work / "prep.py").write_text(textwrap.dedent(
-        """
+    assert (
+        main(["examples", "--input", str(work / "data.csv"), "--output", str(work / "examples")])
+        == 0
+    )
+    assert (
+        main(["statistics", "--examples", str(work / "examples"), "--output", str(work / "stats")])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "schema",
+                "--statistics",
+                str(work / "stats" / "Split-train" / "FeatureStats.pb"),
+                "--output",
+                str(work / "schema.pbtxt"),
+            ]
+        )
+        == 0
+    )
+    (work / "prep.py").write_text(
+        textwrap.dedent(
+            """
         import tensorflow as tf
         import tensorflow_transform as tft
 
@@ -404,7 +454,8 @@ def work(tmp_path_factory):
             x = tf.squeeze(tft.sparse_tensor_to_dense_with_shape(inputs["x"], [None, 1], 0.0), 1)
             return {"x_z": tft.scale_to_z_score(x)}
         """
-    ))
+        )
+    )
     (work / "garbage.pb").write_bytes(b"\x00\xffnot a proto at all\xff" * 10)
     return work
 
@@ -429,24 +480,77 @@ def model(work):
 def _commands(work, model=None):
     w = str(work)
     return {
-        "examples": (["examples", "--input", f"{w}/data.csv"],
-                     ["examples", "--input", f"{w}/missing.csv"], False),
-        "statistics": (["statistics", "--examples", f"{w}/examples"],
-                       ["statistics", "--examples", f"{w}/missing"], False),
-        "schema": (["schema", "--statistics", f"{w}/stats/Split-train/FeatureStats.pb"],
-                   ["schema", "--statistics", f"{w}/garbage.pb"], True),
-        "validate": (["validate", "--statistics", f"{w}/stats/Split-eval/FeatureStats.pb",
-                      "--schema", f"{w}/schema.pbtxt"],
-                     ["validate", "--statistics", f"{w}/stats/Split-eval/FeatureStats.pb",
-                      "--schema", f"{w}/garbage.pb"], False),
-        "transform": (["transform", "--examples", f"{w}/examples", "--module-file", f"{w}/prep.py"],
-                      ["transform", "--examples", f"{w}/examples", "--module-file", f"{w}/missing.py"], False),
-        "evaluate": (["evaluate", "--input", f"{w}/data.csv", "--prediction-key", "p", "--label-key", "late"],
-                     ["evaluate", "--input", f"{w}/data.csv", "--prediction-key", "p",
-                      "--label-key", "no_such_column"], False),
-        "infer": (["infer", "--input", f"{w}/data.csv", "--model", str(model or f"{w}/model"),
-                   "--prediction-prefix", "pred_"],
-                  ["infer", "--input", f"{w}/data.csv", "--model", f"{w}/missing_model"], False),
+        "examples": (
+            ["examples", "--input", f"{w}/data.csv"],
+            ["examples", "--input", f"{w}/missing.csv"],
+            False,
+        ),
+        "statistics": (
+            ["statistics", "--examples", f"{w}/examples"],
+            ["statistics", "--examples", f"{w}/missing"],
+            False,
+        ),
+        "schema": (
+            ["schema", "--statistics", f"{w}/stats/Split-train/FeatureStats.pb"],
+            ["schema", "--statistics", f"{w}/garbage.pb"],
+            True,
+        ),
+        "validate": (
+            [
+                "validate",
+                "--statistics",
+                f"{w}/stats/Split-eval/FeatureStats.pb",
+                "--schema",
+                f"{w}/schema.pbtxt",
+            ],
+            [
+                "validate",
+                "--statistics",
+                f"{w}/stats/Split-eval/FeatureStats.pb",
+                "--schema",
+                f"{w}/garbage.pb",
+            ],
+            False,
+        ),
+        "transform": (
+            ["transform", "--examples", f"{w}/examples", "--module-file", f"{w}/prep.py"],
+            ["transform", "--examples", f"{w}/examples", "--module-file", f"{w}/missing.py"],
+            False,
+        ),
+        "evaluate": (
+            [
+                "evaluate",
+                "--input",
+                f"{w}/data.csv",
+                "--prediction-key",
+                "p",
+                "--label-key",
+                "late",
+            ],
+            [
+                "evaluate",
+                "--input",
+                f"{w}/data.csv",
+                "--prediction-key",
+                "p",
+                "--label-key",
+                "no_such_column",
+            ],
+            False,
+        ),
+        "infer": (
+            [
+                "infer",
+                "--input",
+                f"{w}/data.csv",
+                "--model",
+                str(model or f"{w}/model"),
+                "--prediction-prefix",
+                "pred_",
+            ],
+            ["infer", "--input", f"{w}/data.csv", "--model", f"{w}/missing_model"],
+            False,
+        ),
     }
 
 
@@ -496,7 +600,8 @@ def test_examples_rerun_with_fewer_shards_is_not_counted_twice(work, tmp_path):
 
     summary = json.loads((out / "summary.json").read_text())
     stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(
-        (tmp_path / "stats" / "Split-train" / "FeatureStats.pb").read_bytes())
+        (tmp_path / "stats" / "Split-train" / "FeatureStats.pb").read_bytes()
+    )
     assert stats.datasets[0].num_examples == summary["splits"]["train"]
 
 
@@ -522,7 +627,9 @@ def test_ctrl_c_during_a_command_keeps_the_previous_output(work, tmp_path, monke
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("case", ["wrong_kind", "link_to_wrong_kind", "under_a_file"])
 def test_bad_output_exits_2_naming_it_before_any_work(command, case, tmp_path, capsys):
-    argv, _, is_file = _commands(tmp_path / "nothing_here")[command]  # inputs missing: output checked first
+    argv, _, is_file = _commands(tmp_path / "nothing_here")[
+        command
+    ]  # inputs missing: output checked first
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     a_dir = tmp_path / "a_dir"
@@ -594,16 +701,30 @@ def test_unwritable_output_exits_2_naming_it(command, case, tmp_path, capsys):
 
 def test_a_failed_gate_is_a_complete_output_and_replaces_the_old_one(work, tmp_path, capsys):
     schema = tmp_path / "strict.pbtxt"
-    schema.write_text((work / "schema.pbtxt").read_text()
-                      + 'feature { name: "not_in_the_data" type: INT presence { min_fraction: 1 } }\n')
+    schema.write_text(
+        (work / "schema.pbtxt").read_text()
+        + 'feature { name: "not_in_the_data" type: INT presence { min_fraction: 1 } }\n'
+    )
     out = tmp_path / "anomalies"
     out.mkdir()
     (out / "SchemaDiff.pb").write_bytes(b"from an earlier run")
     (out / "stale.txt").write_text("old")
-    rc = main(["validate", "--statistics", str(work / "stats" / "Split-eval" / "FeatureStats.pb"),
-               "--schema", str(schema), "--output", str(out)])
+    rc = main(
+        [
+            "validate",
+            "--statistics",
+            str(work / "stats" / "Split-eval" / "FeatureStats.pb"),
+            "--schema",
+            str(schema),
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 1 and "not_in_the_data" in capsys.readouterr().out
-    assert sorted(tree(out)) == ["SchemaDiff.pb"] and tree(out)["SchemaDiff.pb"] != b"from an earlier run"
+    assert (
+        sorted(tree(out)) == ["SchemaDiff.pb"]
+        and tree(out)["SchemaDiff.pb"] != b"from an earlier run"
+    )
     assert hidden(tmp_path) == []
 
 
@@ -621,20 +742,29 @@ def test_library_writers_take_bare_file_names(tmp_path, monkeypatch):
     _write_proto(statistics_pb2.DatasetFeatureStatisticsList(), "FeatureStats.pb")
     _write("report.txt", b"ok\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "FeatureStats.pb", "anomalies.pb", "report.txt", "schema.pbtxt"]
+        "FeatureStats.pb",
+        "anomalies.pb",
+        "report.txt",
+        "schema.pbtxt",
+    ]
 
 
 @pytest.fixture
 def pipeline_file(tmp_path):
     from conveyor.orchestration.cli import main
 
-    assert main(["template", "copy", "--model", "flights", "--destination", str(tmp_path / "tpl")]) == 0
+    assert (
+        main(["template", "copy", "--model", "flights", "--destination", str(tmp_path / "tpl")])
+        == 0
+    )
     return str(tmp_path / "tpl" / "pipeline.py")
 
 
 @pytest.mark.parametrize("engine, name", [("airflow", "dag.py"), ("kubeflow", "spec.yaml")])
 @pytest.mark.parametrize("where", ["a directory", "under a file"])
-def test_pipeline_compile_output_problems_exit_2(tmp_path, capsys, pipeline_file, engine, name, where):
+def test_pipeline_compile_output_problems_exit_2(
+    tmp_path, capsys, pipeline_file, engine, name, where
+):
     from conveyor.orchestration.cli import main
 
     if where == "a directory":
@@ -644,22 +774,49 @@ def test_pipeline_compile_output_problems_exit_2(tmp_path, capsys, pipeline_file
         (tmp_path / "plain").write_text("x")
         output = tmp_path / "plain" / name
     capsys.readouterr()
-    status = main(["pipeline", "compile", "--pipeline-path", pipeline_file, "--engine", engine,
-                   "--output", str(output)])
+    status = main(
+        [
+            "pipeline",
+            "compile",
+            "--pipeline-path",
+            pipeline_file,
+            "--engine",
+            engine,
+            "--output",
+            str(output),
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 2, err
     assert str(output) in err and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tpl", name if where == "a directory" else "plain"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["tpl", name if where == "a directory" else "plain"]
+    )
 
 
 @pytest.mark.parametrize("engine, name", [("airflow", "dag.py"), ("kubeflow", "spec.yaml")])
-def test_pipeline_compile_bare_name_and_rerun(tmp_path, monkeypatch, capsys, pipeline_file, engine, name):
+def test_pipeline_compile_bare_name_and_rerun(
+    tmp_path, monkeypatch, capsys, pipeline_file, engine, name
+):
     from conveyor.orchestration.cli import main
 
     monkeypatch.chdir(tmp_path)
     for _ in range(2):
-        assert main(["pipeline", "compile", "--pipeline-path", pipeline_file, "--engine", engine,
-                     "--output", name]) == 0, capsys.readouterr().err
+        assert (
+            main(
+                [
+                    "pipeline",
+                    "compile",
+                    "--pipeline-path",
+                    pipeline_file,
+                    "--engine",
+                    engine,
+                    "--output",
+                    name,
+                ]
+            )
+            == 0
+        ), capsys.readouterr().err
     assert (tmp_path / name).stat().st_size > 0
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
@@ -683,7 +840,9 @@ def test_user_error_keeps_the_users_code_error_and_respects_from_none():
         try:
             raise InputError("deep: not the point")
         except InputError as inner:
-            raise UserCodeError("run_fn (trainer.py)", "ValueError", "bad", path="trainer.py") from inner
+            raise UserCodeError(
+                "run_fn (trainer.py)", "ValueError", "bad", path="trainer.py"
+            ) from inner
     except UserCodeError as e:
         assert user_error(e) is e
     try:

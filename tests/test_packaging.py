@@ -9,7 +9,9 @@ from conftest import run_conveyor
 
 
 def _py(code, cwd):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.mark.parametrize("name", ["components", "beam_utils", "orchestration"])
@@ -100,8 +102,13 @@ def test_pipeline_options_defaults_and_passthrough():
     assert with_local_defaults([]) == ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
     args = with_local_defaults(["--direct_running_mode=multi_processing"])
     assert "--direct_num_workers=2" in args
-    flags = ["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/t",
-             "--some_future_flag=1"]
+    flags = [
+        "--runner=DataflowRunner",
+        "--project=p",
+        "--region=r",
+        "--temp_location=gs://b/t",
+        "--some_future_flag=1",
+    ]
     assert with_local_defaults(flags) == flags
     opts = pipeline_options(flags).get_all_options(retain_unknown_options=True)
     assert opts["runner"] == "DataflowRunner" and opts["project"] == "p"

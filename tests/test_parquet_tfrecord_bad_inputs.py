@@ -65,22 +65,28 @@ def test_parquet_column_only_in_a_later_file_is_not_dropped(tmp_path):
     # The schema was the first file's: 'b' of the second file was silently dropped.
     _write(tmp_path / "in" / "p1.parquet", pa.table({"a": [1, 2]}))
     _write(tmp_path / "in" / "p2.parquet", pa.table({"a": [3, 4], "b": ["x", "y"]}))
-    with pytest.raises(InputError, match=r"p1.parquet: lacks column\(s\) \['b'\] that .*p2.parquet has"):
+    with pytest.raises(
+        InputError, match=r"p1.parquet: lacks column\(s\) \['b'\] that .*p2.parquet has"
+    ):
         ReadExamples(str(tmp_path / "in" / "*.parquet")).arrow_schema
 
 
 def test_parquet_column_missing_from_a_later_file_refused_before_the_run(tmp_path):
     _write(tmp_path / "in" / "p1.parquet", pa.table({"a": [1, 2], "b": ["x", "y"]}))
     _write(tmp_path / "in" / "p2.parquet", pa.table({"a": [3, 4]}))
-    with pytest.raises(InputError, match=r"p2.parquet: lacks column\(s\) \['b'\] that .*p1.parquet has"):
+    with pytest.raises(
+        InputError, match=r"p2.parquet: lacks column\(s\) \['b'\] that .*p1.parquet has"
+    ):
         ReadExamples(str(tmp_path / "in" / "*.parquet")).arrow_schema
 
 
 def test_parquet_types_settled_over_all_files(tmp_path):
     # INT in one file and FLOAT in another reads as FLOAT; an all-null column
     # (Arrow's null type) takes the type another file gives it.
-    _write(tmp_path / "in" / "p1.parquet",
-           pa.table({"a": pa.array([1, 2], pa.int32()), "n": pa.array([None, None], pa.null())}))
+    _write(
+        tmp_path / "in" / "p1.parquet",
+        pa.table({"a": pa.array([1, 2], pa.int32()), "n": pa.array([None, None], pa.null())}),
+    )
     _write(tmp_path / "in" / "p2.parquet", pa.table({"a": [2.5, None], "n": [7, None]}))
     read = ReadExamples(str(tmp_path / "in" / "*.parquet"))
     assert arrow.feature_types(read.arrow_schema) == {"a": "FLOAT", "n": "INT"}
@@ -95,15 +101,21 @@ def test_parquet_text_in_one_file_and_numbers_in_another_refused(tmp_path):
     # failed part-way (or, the other way round, its numbers became text).
     _write(tmp_path / "in" / "p1.parquet", pa.table({"a": [1, 2]}))
     _write(tmp_path / "in" / "p2.parquet", pa.table({"a": ["1", "2"]}))
-    with pytest.raises(InputError, match=r"p2.parquet: column 'a' is string \(BYTES\), but INT in .*p1.parquet"):
+    with pytest.raises(
+        InputError, match=r"p2.parquet: column 'a' is string \(BYTES\), but INT in .*p1.parquet"
+    ):
         ReadExamples(str(tmp_path / "in" / "*.parquet")).arrow_schema
 
 
-@pytest.mark.parametrize("column", [
-    pa.array([{"x": 1}, {"x": 2}]),
-    pa.array([[[1], [2]], [[3]]], pa.list_(pa.list_(pa.int64()))),
-    pa.array([[("k", 1)], []], pa.map_(pa.string(), pa.int64())),
-], ids=["struct", "list of lists", "map"])
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.array([{"x": 1}, {"x": 2}]),
+        pa.array([[[1], [2]], [[3]]], pa.list_(pa.list_(pa.int64()))),
+        pa.array([[("k", 1)], []], pa.map_(pa.string(), pa.int64())),
+    ],
+    ids=["struct", "list of lists", "map"],
+)
 def test_parquet_nested_column_refused_naming_it(tmp_path, column):
     path = tmp_path / "nested.parquet"
     pq.write_table(pa.table({"a": [1, 2], "deep": column}), path)
@@ -135,12 +147,16 @@ def test_parquet_value_that_does_not_convert_names_its_row(tmp_path):
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"x": ["1", "2", "3", "two", "5"]}), path)
     read = ReadExamples(str(path), schema={"x": "INT"}, batch_size=4)
-    with pytest.raises(Exception, match=r"t.parquet: rows 1-4: column 'x' \(string\) does not convert to INT "
-                                        r"\(first at row 4: 'two'\)"):
+    with pytest.raises(
+        Exception,
+        match=r"t.parquet: rows 1-4: column 'x' \(string\) does not convert to INT "
+        r"\(first at row 4: 'two'\)",
+    ):
         run_read(read, tmp_path / "w")
 
 
 # ---------------------------------------------------------------- TFRecord
+
 
 def _entry(key: bytes, feature: bytes) -> bytes:
     entry = b"\x0a" + bytes([len(key)]) + key + b"\x12" + bytes([len(feature)]) + feature
@@ -222,8 +238,11 @@ def test_tfrecord_of_bytes_that_are_not_examples_is_an_error_naming_the_file(tmp
     records = [bytes(rng.randrange(256) for _ in range(40)) for _ in range(30)]
     path = _write_records(tmp_path / "random.tfrecord", records)
     read = ReadExamples(str(path), schema=schema)
-    with pytest.raises(Exception, match=r"random.tfrecord: none of its (first )?30 records is a tf.Example "
-                                        r"\(record 1: .*\); is it a TFRecord of another kind of message"):
+    with pytest.raises(
+        Exception,
+        match=r"random.tfrecord: none of its (first )?30 records is a tf.Example "
+        r"\(record 1: .*\); is it a TFRecord of another kind of message",
+    ):
         run_read(read, tmp_path / "w")
 
 
@@ -234,8 +253,11 @@ def test_tfrecord_of_sequence_examples_is_an_error_naming_the_file(tmp_path, sch
     seq = _example(_entry(b"c", _int(1))) + b"\x12\x00"  # context {c: [1]}, feature_lists {}
     path = _write_records(tmp_path / "seq.tfrecord.gz", [seq] * 5, compress=True)
     read = ReadExamples(str(path), schema=schema)
-    with pytest.raises(Exception, match=r"seq.tfrecord.gz: none of its (first )?5 records is a tf.Example "
-                                        r"\(record 1: fields a tf.Example does not have\)"):
+    with pytest.raises(
+        Exception,
+        match=r"seq.tfrecord.gz: none of its (first )?5 records is a tf.Example "
+        r"\(record 1: fields a tf.Example does not have\)",
+    ):
         run_read(read, tmp_path / "w")
 
 
@@ -274,7 +296,9 @@ def test_tfrecord_feature_only_in_a_later_file_is_kept(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     _write_records(folder / "p1.tfrecord", [_example(_entry(b"a", _int(1)))] * 3)
-    _write_records(folder / "p2.tfrecord", [_example(_entry(b"a", _int(2)), _entry(b"b", _bytes(b"z")))] * 2)
+    _write_records(
+        folder / "p2.tfrecord", [_example(_entry(b"a", _int(2)), _entry(b"b", _bytes(b"z")))] * 2
+    )
     read = ReadExamples(str(folder / "*.tfrecord"))
     assert arrow.feature_types(read.arrow_schema) == {"a": "INT", "b": "BYTES"}
     table, rejected, rows = run_read(read, tmp_path / "w")
@@ -293,12 +317,16 @@ def test_tfrecord_feature_of_two_kinds_takes_the_kind_most_sampled_records_hold(
     assert arrow.feature_types(read.arrow_schema) == {"a": "FLOAT"}
     table, rejected, rows = run_read(read, tmp_path / "w")
     assert (rows, table.num_rows, len(rejected)) == (13, 5, 8)  # read = accepted + rejected
-    assert {r["reason"] for r in rejected} == {"wrong type: feature 'a' holds an int64_list; its type is FLOAT"}
+    assert {r["reason"] for r in rejected} == {
+        "wrong type: feature 'a' holds an int64_list; its type is FLOAT"
+    }
 
 
 def test_tfrecord_whose_records_hold_no_feature_is_an_error(tmp_path):
     path = _write_records(tmp_path / "empty_examples.tfrecord", [b""] * 4)
-    with pytest.raises(InputError, match="empty_examples.tfrecord: none of its 4 records holds a feature"):
+    with pytest.raises(
+        InputError, match="empty_examples.tfrecord: none of its 4 records holds a feature"
+    ):
         ReadExamples(str(path)).arrow_schema
 
 
@@ -312,20 +340,29 @@ def test_tfrecord_errors_number_records_from_1_as_rejected_rows_do(tmp_path):
     raw[at + 12] ^= 0x01  # its data: the data CRC fails
     path = tmp_path / "crc.tfrecord"
     path.write_bytes(bytes(raw))
-    with pytest.raises(InputError, match=rf"crc.tfrecord: corrupt TFRecord: record 6 at byte {at} fails its data CRC"):
+    with pytest.raises(
+        InputError,
+        match=rf"crc.tfrecord: corrupt TFRecord: record 6 at byte {at} fails its data CRC",
+    ):
         ReadExamples(str(path)).arrow_schema
     raw = bytearray(tfrecord_io.frame(records))
     raw[12] ^= 0x01  # the first record's data: a damaged TFRecord, not another format
     path.write_bytes(bytes(raw))
-    with pytest.raises(InputError, match=r"crc.tfrecord: corrupt TFRecord: record 1 at byte 0 fails its data CRC "
-                                         r"check$"):
+    with pytest.raises(
+        InputError,
+        match=r"crc.tfrecord: corrupt TFRecord: record 1 at byte 0 fails its data CRC "
+        r"check$",
+    ):
         ReadExamples(str(path)).arrow_schema
 
 
-@pytest.mark.parametrize("content,hint", [
-    ("zlib", "it looks ZLIB-compressed"),
-    ("csv", "is it a TFRecord file?"),
-])
+@pytest.mark.parametrize(
+    "content,hint",
+    [
+        ("zlib", "it looks ZLIB-compressed"),
+        ("csv", "is it a TFRecord file?"),
+    ],
+)
 def test_tfrecord_that_is_not_one_says_what_it_may_be(tmp_path, content, hint):
     import zlib
 
@@ -336,5 +373,8 @@ def test_tfrecord_that_is_not_one_says_what_it_may_be(tmp_path, content, hint):
         path.write_bytes(zlib.compress(tfrecord_io.frame([_example(_entry(b"a", _int(1)))] * 50)))
     else:
         path.write_text("a,b\n1,2\n3,4\n")
-    with pytest.raises(InputError, match=rf"data.tfrecord: (corrupt|truncated) TFRecord: record 1 at byte 0 .*{hint}"):
+    with pytest.raises(
+        InputError,
+        match=rf"data.tfrecord: (corrupt|truncated) TFRecord: record 1 at byte 0 .*{hint}",
+    ):
         ReadExamples(str(path)).arrow_schema

@@ -22,8 +22,11 @@ def _read_split_write(src, out, beam_args):
         parts = result.examples | SplitExamples({"train": 2, "eval": 1})
         for name, batches in parts.items():
             batches | f"Write{name}" >> WriteExamples(str(out), split=name)
-            (batches | f"Count{name}" >> beam.Map(lambda b, n=name: [n, b.num_rows])
-             | f"Collect{name}" >> CollectJson(out / "_counts"))
+            (
+                batches
+                | f"Count{name}" >> beam.Map(lambda b, n=name: [n, b.num_rows])
+                | f"Collect{name}" >> CollectJson(out / "_counts")
+            )
         result.rows_read | "Rows" >> CollectJson(out / "_rows")
     counts = {}
     for name, n in load_json(out / "_counts"):
@@ -49,7 +52,9 @@ def _source(tmp_path):
 def test_portable_runner_matches_in_memory(tmp_path, job_endpoint):
     src = _source(tmp_path)
     local_counts, local_rows = _read_split_write(src, tmp_path / "local", [])
-    portable_counts, portable_rows = _read_split_write(src, tmp_path / "portable", portable_args(job_endpoint))
+    portable_counts, portable_rows = _read_split_write(
+        src, tmp_path / "portable", portable_args(job_endpoint)
+    )
     assert local_rows == portable_rows == 344
     assert local_counts == portable_counts
     for split in ("train", "eval"):

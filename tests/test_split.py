@@ -14,9 +14,13 @@ def _batch(n, seed=0):
     schema = arrow.make_schema({"user": "BYTES", "x": "FLOAT", "k": "INT"})
     users = pa.array([f"u{u}" for u in rng.integers(0, n // 10, size=n)])
     return pa.RecordBatch.from_arrays(
-        [arrow.to_column(users, schema.field("user").type),
-         arrow.to_column(pa.array(rng.normal(size=n).astype(np.float32)), schema.field("x").type),
-         arrow.to_column(pa.array(rng.integers(0, 1000, size=n)), schema.field("k").type)],
+        [
+            arrow.to_column(users, schema.field("user").type),
+            arrow.to_column(
+                pa.array(rng.normal(size=n).astype(np.float32)), schema.field("x").type
+            ),
+            arrow.to_column(pa.array(rng.integers(0, 1000, size=n)), schema.field("k").type),
+        ],
         schema=schema,
     )
 
@@ -38,8 +42,10 @@ def test_ratios_close_to_weights():
 def test_three_way_split_and_determinism_across_batching():
     batch = _batch(9000)
     whole = _split(batch, {"a": 1, "b": 1, "c": 2})
-    halves = [_split(batch.slice(0, 4000), {"a": 1, "b": 1, "c": 2}),
-              _split(batch.slice(4000), {"a": 1, "b": 1, "c": 2})]
+    halves = [
+        _split(batch.slice(0, 4000), {"a": 1, "b": 1, "c": 2}),
+        _split(batch.slice(4000), {"a": 1, "b": 1, "c": 2}),
+    ]
     for name in "abc":
         joined = pa.concat_tables([h[name] for h in halves if name in h])
         assert joined.equals(whole[name])
@@ -58,8 +64,10 @@ def test_row_hash_ignores_column_order_and_float_width():
     assert (row_hashes(b) == row_hashes(flipped)).all()
     as64 = pa.array([1.5, None], pa.float64())
     as32 = pa.array([1.5, None], pa.float32())
-    assert (column_hashes(arrow.wrap_scalars(as64, pa.float64()))
-            == column_hashes(arrow.wrap_scalars(as32, pa.float32()))).all()
+    assert (
+        column_hashes(arrow.wrap_scalars(as64, pa.float64()))
+        == column_hashes(arrow.wrap_scalars(as32, pa.float32()))
+    ).all()
 
 
 def test_list_order_null_and_empty_hash_differently():

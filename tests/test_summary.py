@@ -36,5 +36,8 @@ def test_a_way_of_counting_for_a_missing_key_is_an_error():
 
 def test_reconcile_names_what_does_not_add_up():
     reconcile(5, 3, 2, "f.csv")
-    with pytest.raises(RuntimeError, match=r"f.csv: row counts do not reconcile: read 5 != accepted 3 \+ rejected 1"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"f.csv: row counts do not reconcile: read 5 != accepted 3 \+ rejected 1",
+    ):
         reconcile(5, 3, 1, "f.csv")

@@ -15,15 +15,25 @@ def _one(pattern):
 
 
 def test_flights_template_runs_end_to_end(tmp_path, conveyor, conveyor_env):
-    conveyor_env.update(FLIGHTS_ROOT=str(tmp_path / "root"), FLIGHTS_ROWS="4000", FLIGHTS_EPOCHS="1")
+    conveyor_env.update(
+        FLIGHTS_ROOT=str(tmp_path / "root"), FLIGHTS_ROWS="4000", FLIGHTS_EPOCHS="1"
+    )
     dest = tmp_path / "flights"
     conveyor("template", "copy", "--model", "flights", "--destination", str(dest))
     assert sorted(os.listdir(dest)) == ["flights_utils.py", "pipeline.py"]
     conveyor("pipeline", "create", "--pipeline-path", str(dest / "pipeline.py"))
     # The whole pipeline, training included, in one command.
     out = conveyor("run", "create", "--pipeline-name", "flights", timeout=900).stdout
-    for component in ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-                      "Trainer", "Evaluator", "BulkInferrer"):
+    for component in (
+        "ExampleGen",
+        "StatisticsGen",
+        "SchemaGen",
+        "ExampleValidator",
+        "Transform",
+        "Trainer",
+        "Evaluator",
+        "BulkInferrer",
+    ):
         assert f"{component}: DONE" in out, out
 
     root = tmp_path / "root"
@@ -48,7 +58,7 @@ def test_flights_template_runs_end_to_end(tmp_path, conveyor, conveyor_env):
                 data = f.read()
             pos = 0
             while pos < len(data):
-                length = int.from_bytes(data[pos:pos + 8], "little")
+                length = int.from_bytes(data[pos : pos + 8], "little")
                 pos += 12 + length + 4
                 n += 1
         assert n == summary["examples_predicted"] > 1000

@@ -87,7 +87,9 @@ def _decode_files(pattern: str) -> pa.Table:
     paths = sorted(glob.glob(pattern))
     assert paths, pattern
     records = [r.numpy() for r in tf.data.TFRecordDataset(paths, compression_type="GZIP")]
-    return pa.Table.from_batches([example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)])
+    return pa.Table.from_batches(
+        [example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)]
+    )
 
 
 def _scalars(table: pa.Table, name: str) -> np.ndarray:
@@ -125,7 +127,9 @@ def module_file(work):
 @pytest.fixture(scope="module")
 def examples(work):
     out = str(work / "examples")
-    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, out, splits={"train": 2, "eval": 1})
+    run_example_gen(
+        {None: ReadExamples(datasets.penguins_csv())}, out, splits={"train": 2, "eval": 1}
+    )
     return out
 
 
@@ -164,14 +168,34 @@ def test_outputs_in_tfx_layout(run1, examples):
 
     out, summary = run1
     for split in ("train", "eval"):
-        names = [os.path.basename(p) for p in glob.glob(os.path.join(out, "transformed_examples", f"Split-{split}", "*"))]
-        assert names and all(n.startswith("transformed_examples-") and n.endswith(".gz") for n in names)
+        names = [
+            os.path.basename(p)
+            for p in glob.glob(os.path.join(out, "transformed_examples", f"Split-{split}", "*"))
+        ]
+        assert names and all(
+            n.startswith("transformed_examples-") and n.endswith(".gz") for n in names
+        )
         assert "-of-" in names[0]
     tft_out = tft.TFTransformOutput(os.path.join(out, "transform_graph"))
     spec = tft_out.transformed_feature_spec()
-    assert set(spec) >= {"bill_z", "bill_z_sparse", "mass_01", "island_top2", "species_id", "flipper_bucket", "sex"}
+    assert set(spec) >= {
+        "bill_z",
+        "bill_z_sparse",
+        "mass_01",
+        "island_top2",
+        "species_id",
+        "flipper_bucket",
+        "sex",
+    }
     assert set(tft_out.raw_feature_spec()) == {
-        "species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"
+        "species",
+        "island",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "sex",
+        "year",
     }
     assert not os.path.exists(os.path.join(out, ".transform_tmp")), "temp dir left behind"
     ex_summary = json.loads(open(os.path.join(examples, "summary.json")).read())
@@ -185,7 +209,9 @@ def test_outputs_in_tfx_layout(run1, examples):
 
 
 def test_z_score_uses_train_statistics_on_every_split(transformed, raw_train):
-    bill = np.array([v[0] for v in raw_train.column("bill_length_mm").to_pylist() if v], dtype=np.float64)
+    bill = np.array(
+        [v[0] for v in raw_train.column("bill_length_mm").to_pylist() if v], dtype=np.float64
+    )
     mean, std = bill.mean(), bill.std()
     for split, table in transformed.items():
         raw = _scalars(table, "bill_raw")
@@ -200,15 +226,21 @@ def test_z_score_uses_train_statistics_on_every_split(transformed, raw_train):
 
 
 def test_min_max_scaling(transformed, raw_train):
-    mass = np.array([v[0] for v in raw_train.column("body_mass_g").to_pylist() if v], dtype=np.float64)
+    mass = np.array(
+        [v[0] for v in raw_train.column("body_mass_g").to_pylist() if v], dtype=np.float64
+    )
     lo, hi = mass.min(), mass.max()
     for table in transformed.values():
         raw = _scalars(table, "mass_raw")
         scaled = _scalars(table, "mass_01")
         present = raw != -1
-        np.testing.assert_allclose(scaled[present], (raw[present] - lo) / (hi - lo), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            scaled[present], (raw[present] - lo) / (hi - lo), rtol=1e-5, atol=1e-6
+        )
         assert np.all(scaled[~present] == 0.5)
-    train = _scalars(transformed["train"], "mass_01")[_scalars(transformed["train"], "mass_raw") != -1]
+    train = _scalars(transformed["train"], "mass_01")[
+        _scalars(transformed["train"], "mass_raw") != -1
+    ]
     assert train.min() == 0.0 and train.max() == 1.0
 
 
@@ -234,7 +266,9 @@ def test_vocabulary_frequency_threshold(run1, transformed, raw_train):
     species, counts = np.unique(_present(raw_train, "species").astype(bytes), return_counts=True)
     kept = {s for s, c in zip(species, counts) if c >= 60}
     assert 0 < len(kept) < len(species), "the threshold should drop a species in this data"
-    vocab = tft.TFTransformOutput(os.path.join(out, "transform_graph")).vocabulary_by_name("species")
+    vocab = tft.TFTransformOutput(os.path.join(out, "transform_graph")).vocabulary_by_name(
+        "species"
+    )
     assert set(vocab) == kept
     for table in transformed.values():
         raw = _scalars(table, "species_raw")
@@ -286,8 +320,9 @@ def test_serving_graph_reproduces_transformed_examples(run1, examples, transform
         for name, value in result.items():
             if isinstance(value, tf.SparseTensor):
                 dense = tf.sparse.to_dense(value).numpy()
-                lengths = tf.math.bincount(tf.cast(value.indices[:, 0], tf.int32),
-                                           minlength=len(records)).numpy()
+                lengths = tf.math.bincount(
+                    tf.cast(value.indices[:, 0], tf.int32), minlength=len(records)
+                ).numpy()
                 columns[name] = [list(row[:n]) for row, n in zip(dense, lengths)]
             else:
                 columns[name] = [[v] for v in value.numpy()]
@@ -302,7 +337,9 @@ def test_serving_graph_reproduces_transformed_examples(run1, examples, transform
 def test_rerun_with_cache_skips_analysis(run1, work, examples, module_file, transformed):
     _, first = run1
     out = str(work / "out2")
-    summary = run_transform(_reads(examples), out, load_preprocessing_fn(module_file), cache_dir=str(work / "cache"))
+    summary = run_transform(
+        _reads(examples), out, load_preprocessing_fn(module_file), cache_dir=str(work / "cache")
+    )
     assert first["analyzed"] is True and summary["analyzed"] is False
     assert summary["dataset_key"] == first["dataset_key"]
     assert summary["rows"] == first["rows"]
@@ -326,15 +363,25 @@ def test_node_records_whether_analysis_ran(tmp_path, examples, module_file):
     node = Transform(examples=CsvExamples(csv="x.csv").outputs["examples"], module_file=module_file)
 
     def execute(ex_id):
-        staging = {k: Artifact(t, str(tmp_path / k / f".{ex_id}.tmp")) for k, t in node.OUTPUTS.items()}
+        staging = {
+            k: Artifact(t, str(tmp_path / k / f".{ex_id}.tmp")) for k, t in node.OUTPUTS.items()
+        }
         for a in staging.values():
             os.makedirs(a.uri)
-        ctx = ExecutionContext({"examples": Artifact("Examples", examples)}, staging, dict(node.parameters),
-                               [], f"r{ex_id}", str(tmp_path))
+        ctx = ExecutionContext(
+            {"examples": Artifact("Examples", examples)},
+            staging,
+            dict(node.parameters),
+            [],
+            f"r{ex_id}",
+            str(tmp_path),
+        )
         props = node.execute(ctx)
         for key, a in staging.items():
             os.replace(a.uri, str(tmp_path / key / str(ex_id)))
-        summary = json.loads((tmp_path / "transform_graph" / str(ex_id) / "transform_summary.json").read_text())
+        summary = json.loads(
+            (tmp_path / "transform_graph" / str(ex_id) / "transform_summary.json").read_text()
+        )
         return props["transform_graph"]["analysis"], summary["analyzed"]
 
     assert execute(1) == ("computed", True)
@@ -346,11 +393,22 @@ def test_summary_written_only_when_counts_reconcile(tmp_path):
     from conveyor.components.transform.component import SUMMARY_FILE, _write_summary
 
     info = {"splits": ["eval", "train"]}
-    counts = {"read:train": 5, "accepted:train": 4, "rejected:train": 1, "out:train": 4,
-              "read:eval": 3, "accepted:eval": 3, "rejected:eval": 0, "out:eval": 3}
+    counts = {
+        "read:train": 5,
+        "accepted:train": 4,
+        "rejected:train": 1,
+        "out:train": 4,
+        "read:eval": 3,
+        "accepted:eval": 3,
+        "rejected:eval": 0,
+        "out:eval": 3,
+    }
     summary = _write_summary(counts, info, str(tmp_path))
-    assert summary == {"splits": ["eval", "train"], "rows": {"eval": 3, "train": 4},
-                       "rows_rejected": {"eval": 0, "train": 1}}
+    assert summary == {
+        "splits": ["eval", "train"],
+        "rows": {"eval": 3, "train": 4},
+        "rows_rejected": {"eval": 0, "train": 1},
+    }
     assert json.loads((tmp_path / SUMMARY_FILE).read_text()) == summary
     (tmp_path / SUMMARY_FILE).unlink()
     with pytest.raises(RuntimeError, match=r"'eval'.*read 3 != accepted 2 \+ rejected 0"):
@@ -375,9 +433,15 @@ def test_cached_analysis_is_not_recomputed(work):
 
     def run(values, name):
         batch = pa.RecordBatch.from_arrays(
-            [arrow.wrap_scalars(pa.array(values, pa.float32()), pa.float32())], schema=schema)
-        t = TransformExamples(fn, schema, temp_dir=str(work / f"tmp_{name}"),
-                              cache_dir=str(work / "xcache"), dataset_key="span-0")
+            [arrow.wrap_scalars(pa.array(values, pa.float32()), pa.float32())], schema=schema
+        )
+        t = TransformExamples(
+            fn,
+            schema,
+            temp_dir=str(work / f"tmp_{name}"),
+            cache_dir=str(work / "xcache"),
+            dataset_key="span-0",
+        )
         with beam.Pipeline() as p:
             result = {"train": p | beam.Create([batch])} | t
             result.transformed["train"] | CollectBatches(work / f"x_{name}")
@@ -406,14 +470,18 @@ def test_missing_module_file_names_the_file(tmp_path):
 def test_module_without_preprocessing_fn_names_the_file(tmp_path):
     path = tmp_path / "empty.py"
     path.write_text("def something_else(inputs):\n    return inputs\n")
-    with pytest.raises(InputError, match=r"empty\.py: defines no function 'preprocessing_fn'.*something_else"):
+    with pytest.raises(
+        InputError, match=r"empty\.py: defines no function 'preprocessing_fn'.*something_else"
+    ):
         load_preprocessing_fn(str(path))
 
 
 def test_feature_missing_from_schema_is_named(tmp_path, examples):
     path = tmp_path / "m.py"
     path.write_text("def preprocessing_fn(inputs):\n    return {'y': inputs['wingspan']}\n")
-    with pytest.raises(MissingFeatureError, match=r"needs feature 'wingspan', which is not in the input data"):
+    with pytest.raises(
+        MissingFeatureError, match=r"needs feature 'wingspan', which is not in the input data"
+    ):
         run_transform(_reads(examples), str(tmp_path / "o"), load_preprocessing_fn(str(path)))
 
 
@@ -428,14 +496,19 @@ def test_feature_missing_from_data_is_named(tmp_path):
     extra.name, extra.type = "ring_id", schema_pb2.INT
     path = tmp_path / "m.py"
     path.write_text("def preprocessing_fn(inputs):\n    return {'y': inputs['ring_id']}\n")
-    with pytest.raises(MissingFeatureError, match=r"needs feature 'ring_id', which is not in the data"):
-        run_transform({"train": read}, str(tmp_path / "o"), load_preprocessing_fn(str(path)), schema=schema)
+    with pytest.raises(
+        MissingFeatureError, match=r"needs feature 'ring_id', which is not in the data"
+    ):
+        run_transform(
+            {"train": read}, str(tmp_path / "o"), load_preprocessing_fn(str(path)), schema=schema
+        )
 
 
 def test_error_while_tracing_points_at_user_code(tmp_path):
     path = tmp_path / "broken.py"
-    path.write_text(textwrap.dedent(
-        """
+    path.write_text(
+        textwrap.dedent(
+            """
         import tensorflow_transform as tft
 
 
@@ -446,10 +519,14 @@ def test_error_while_tracing_points_at_user_code(tmp_path):
         def preprocessing_fn(inputs):
             return {"species_z": _scale(inputs["species"])}
         """
-    ))
+        )
+    )
     with pytest.raises(PreprocessingFnError) as info:
-        run_transform({"train": ReadExamples(datasets.penguins_csv())}, str(tmp_path / "o"),
-                      load_preprocessing_fn(str(path)))
+        run_transform(
+            {"train": ReadExamples(datasets.penguins_csv())},
+            str(tmp_path / "o"),
+            load_preprocessing_fn(str(path)),
+        )
     message = str(info.value)
     assert "failed while tracing" in message
     assert f'File "{path}", line 10, in preprocessing_fn' in message
@@ -459,8 +536,20 @@ def test_error_while_tracing_points_at_user_code(tmp_path):
 
 def test_cli_errors_exit_2(tmp_path):
     proc = subprocess.run(
-        [*CONVEYOR, "transform", "--input", datasets.penguins_csv(), "--module-file", str(tmp_path / "x.py"),
-         "--output", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+        [
+            *CONVEYOR,
+            "transform",
+            "--input",
+            datasets.penguins_csv(),
+            "--module-file",
+            str(tmp_path / "x.py"),
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "x.py: no such module file" in proc.stderr
 
 
@@ -498,9 +587,22 @@ def test_cli_csv_with_schema_dense_defaults(tmp_path):
     (tmp_path / "m.py").write_text(SCHEMA_MODULE)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [*CONVEYOR, "transform", "--input", datasets.penguins_csv(), "--schema", str(tmp_path / "schema.pbtxt"),
-         "--module-file", str(tmp_path / "m.py"), "--output", str(out)],
-        capture_output=True, text=True, timeout=600)
+        [
+            *CONVEYOR,
+            "transform",
+            "--input",
+            datasets.penguins_csv(),
+            "--schema",
+            str(tmp_path / "schema.pbtxt"),
+            "--module-file",
+            str(tmp_path / "m.py"),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Split-train: 344 rows transformed" in proc.stdout
     table = _decode_files(str(out / "transformed_examples" / "Split-train" / "*.gz"))
@@ -516,9 +618,15 @@ def test_cli_csv_with_schema_dense_defaults(tmp_path):
 def test_portable_runner_loopback(job_endpoint, tmp_path, module_file, examples, transformed):
     from conftest import portable_args
 
-    summary = run_transform(_reads(examples), str(tmp_path / "out"), load_preprocessing_fn(module_file),
-                            beam_args=portable_args(job_endpoint))
+    summary = run_transform(
+        _reads(examples),
+        str(tmp_path / "out"),
+        load_preprocessing_fn(module_file),
+        beam_args=portable_args(job_endpoint),
+    )
     assert summary["analyzed"] is True
     for split in ("train", "eval"):
-        table = _decode_files(str(tmp_path / "out" / "transformed_examples" / f"Split-{split}" / "*.gz"))
+        table = _decode_files(
+            str(tmp_path / "out" / "transformed_examples" / f"Split-{split}" / "*.gz")
+        )
         assert _rows(table) == _rows(transformed[split])

@@ -41,7 +41,9 @@ def examples(tmp_path_factory):
     from conveyor.components.example_gen import run_example_gen
 
     out = str(tmp_path_factory.mktemp("examples") / "examples")
-    run_example_gen({None: ReadExamples(datasets.penguins_csv())}, out, splits={"train": 2, "eval": 1})
+    run_example_gen(
+        {None: ReadExamples(datasets.penguins_csv())}, out, splits={"train": 2, "eval": 1}
+    )
     return out
 
 
@@ -58,26 +60,43 @@ def test_cli_op_that_fails_on_the_data_is_one_error_at_the_users_line(tmp_path, 
     """A TF op of the preprocessing_fn failing while the pipeline runs: exit 2, the user's line, no tmp."""
     work = tmp_path / "work"
     work.mkdir()
-    module = _write(work / "prep.py", """
+    module = _write(
+        work / "prep.py",
+        """
         import tensorflow as tf
 
 
         def preprocessing_fn(inputs):
             mass = tf.sparse.to_dense(inputs["body_mass_g"])
             return {"mass": tf.reshape(mass, [-1, 7, 3])}
-        """)
+        """,
+    )
     out = tmp_path / "out"
     proc = subprocess.run(
-        [*CONVEYOR, "transform", "--examples", examples, "--module-file", module, "--output", str(out)],
-        capture_output=True, text=True, timeout=600)
+        [
+            *CONVEYOR,
+            "transform",
+            "--examples",
+            examples,
+            "--module-file",
+            module,
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     err = proc.stderr
     line = _line_of(module, "tf.reshape")
     [first] = [x for x in err.splitlines() if x.startswith("conveyor transform: error:")]
     assert "InvalidArgumentError: Input to reshape is a tensor with" in first
     assert first.endswith(f"[at {module}:{line} in preprocessing_fn]"), first
-    assert f'  File "{module}", line {line}, in preprocessing_fn\n' \
-           '    return {"mass": tf.reshape(mass, [-1, 7, 3])}' in err
+    assert (
+        f'  File "{module}", line {line}, in preprocessing_fn\n'
+        '    return {"mass": tf.reshape(mass, [-1, 7, 3])}' in err
+    )
     assert "Traceback" not in err and "apache_beam" not in err and "site-packages" not in err
     assert "Exception ignored" not in err  # tf.Transform's loaded graph freed before exit
     assert err.count("Input to reshape") == 1, err[-3000:]
@@ -90,30 +109,52 @@ def test_cli_op_that_fails_on_the_data_is_one_error_at_the_users_line(tmp_path, 
 def test_cli_module_that_does_not_load_exits_2_naming_file_and_line(tmp_path, examples, capsys):
     from conveyor.orchestration.cli import main
 
-    broken = _write(tmp_path / "broken.py", """
+    broken = _write(
+        tmp_path / "broken.py",
+        """
         import tensorflow as tf
 
         def preprocessing_fn(inputs)
             return inputs
-        """)
-    missing = _write(tmp_path / "needs.py", """
+        """,
+    )
+    missing = _write(
+        tmp_path / "needs.py",
+        """
         import no_such_module_for_conveyor_tests
 
         def preprocessing_fn(inputs):
             return inputs
-        """)
+        """,
+    )
     lacking = _write(tmp_path / "lacking.py", "def prep(inputs):\n    return inputs\n")
     for module in (broken, missing, lacking):
-        rc = main(["transform", "--examples", examples, "--module-file", module,
-                   "--output", str(tmp_path / "out")])
+        rc = main(
+            [
+                "transform",
+                "--examples",
+                examples,
+                "--module-file",
+                module,
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
         assert rc == 2
     err = capsys.readouterr().err
-    assert (f"conveyor transform: error: {broken} does not compile: SyntaxError: expected ':' "
-            f"[at {broken}:3 in <module>]\n"
-            f'  File "{broken}", line 3, in <module>\n    def preprocessing_fn(inputs)\n') in err
-    assert (f"conveyor transform: error: {missing} raised on import: ModuleNotFoundError: "
-            f"No module named 'no_such_module_for_conveyor_tests' [at {missing}:1 in <module>]") in err
-    assert f"conveyor transform: error: {lacking}: defines no function 'preprocessing_fn' (it defines: prep)" in err
+    assert (
+        f"conveyor transform: error: {broken} does not compile: SyntaxError: expected ':' "
+        f"[at {broken}:3 in <module>]\n"
+        f'  File "{broken}", line 3, in <module>\n    def preprocessing_fn(inputs)\n'
+    ) in err
+    assert (
+        f"conveyor transform: error: {missing} raised on import: ModuleNotFoundError: "
+        f"No module named 'no_such_module_for_conveyor_tests' [at {missing}:1 in <module>]"
+    ) in err
+    assert (
+        f"conveyor transform: error: {lacking}: defines no function 'preprocessing_fn' (it defines: prep)"
+        in err
+    )
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
@@ -128,31 +169,42 @@ def test_missing_feature_names_the_users_line(tmp_path, examples):
         run_transform,
     )
 
-    module = _write(tmp_path / "m.py", """
+    module = _write(
+        tmp_path / "m.py",
+        """
         def preprocessing_fn(inputs):
             outputs = {}
             outputs["x"] = inputs["no_such_feature"]
             return outputs
-        """)
+        """,
+    )
     with pytest.raises(MissingFeatureError) as info:
         run_transform(_reads(examples), str(tmp_path / "o"), load_preprocessing_fn(module))
     message = str(info.value)
-    assert message.splitlines()[0].startswith("preprocessing_fn needs feature 'no_such_feature', which is not in")
+    assert message.splitlines()[0].startswith(
+        "preprocessing_fn needs feature 'no_such_feature', which is not in"
+    )
     assert message.splitlines()[0].endswith(f"[at {module}:3 in preprocessing_fn]")
-    assert f'File "{module}", line 3, in preprocessing_fn\n    outputs["x"] = inputs["no_such_feature"]' in message
+    assert (
+        f'File "{module}", line 3, in preprocessing_fn\n    outputs["x"] = inputs["no_such_feature"]'
+        in message
+    )
     assert "site-packages" not in message
 
 
 def test_import_errors_are_user_code_errors_with_the_line(tmp_path):
     from conveyor.components.transform import load_preprocessing_fn
 
-    raising = _write(tmp_path / "raising.py", """
+    raising = _write(
+        tmp_path / "raising.py",
+        """
         SETTINGS = {"a": 1}
         B = SETTINGS["b"]
 
         def preprocessing_fn(inputs):
             return inputs
-        """)
+        """,
+    )
     with pytest.raises(UserCodeError) as info:
         load_preprocessing_fn(raising)
     assert isinstance(info.value, InputError)
@@ -171,7 +223,9 @@ def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples)
         run_transform,
     )
 
-    analyzer = _write(tmp_path / "analyzer.py", """
+    analyzer = _write(
+        tmp_path / "analyzer.py",
+        """
         import tensorflow as tf
         import tensorflow_transform as tft
 
@@ -183,12 +237,15 @@ def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples)
         def preprocessing_fn(inputs):
             mass = tf.cast(tf.sparse.to_dense(inputs["body_mass_g"]), tf.float32)
             return {"x": _scaled(mass)}
-        """)
+        """,
+    )
     with pytest.raises(PreprocessingFnError) as info:
         run_transform(_reads(examples), str(tmp_path / "o1"), load_preprocessing_fn(analyzer))
     lines = str(info.value).splitlines()
-    assert lines[0].startswith(f"preprocessing_fn ({analyzer}) failed on the examples of Split-train: "
-                               "InvalidArgumentError: Input to reshape is a tensor with ")
+    assert lines[0].startswith(
+        f"preprocessing_fn ({analyzer}) failed on the examples of Split-train: "
+        "InvalidArgumentError: Input to reshape is a tensor with "
+    )
     assert lines[0].endswith(f"[at {analyzer}:6 in _scaled]")
     assert lines[1:] == [
         f'  File "{analyzer}", line 11, in preprocessing_fn',
@@ -198,7 +255,9 @@ def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples)
     ]
     assert not (tmp_path / "o1").exists()
 
-    py = _write(tmp_path / "py.py", """
+    py = _write(
+        tmp_path / "py.py",
+        """
         import tensorflow as tf
 
 
@@ -213,12 +272,15 @@ def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples)
             checked = tf.py_function(_check, [mass], tf.int64)
             checked.set_shape([None])
             return {"x": checked}
-        """)
+        """,
+    )
     with pytest.raises(PreprocessingFnError) as info:
         run_transform(_reads(examples), str(tmp_path / "o2"), load_preprocessing_fn(py))
     lines = str(info.value).splitlines()
     assert lines[0].startswith(f"preprocessing_fn ({py}) failed on the examples of Split-")
-    assert ": ValueError: too many rows: " in lines[0] and lines[0].endswith(f"[at {py}:6 in _check]")
+    assert ": ValueError: too many rows: " in lines[0] and lines[0].endswith(
+        f"[at {py}:6 in _check]"
+    )
     assert f'  File "{py}", line 12, in preprocessing_fn' in lines
     assert '    raise ValueError(f"too many rows: {x.shape[0]}")' in lines
     assert "script_ops" not in str(info.value)
@@ -233,23 +295,32 @@ def test_op_error_in_a_worker_process_names_the_users_line(tmp_path, examples):
         run_transform,
     )
 
-    module = _write(tmp_path / "prep.py", """
+    module = _write(
+        tmp_path / "prep.py",
+        """
         import tensorflow as tf
 
 
         def preprocessing_fn(inputs):
             mass = tf.sparse.to_dense(inputs["body_mass_g"])
             return {"mass": tf.reshape(mass, [-1, 7, 3])}
-        """)
+        """,
+    )
     with pytest.raises(PreprocessingFnError) as info:
-        run_transform(_reads(examples), str(tmp_path / "o"), load_preprocessing_fn(module),
-                      beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+        run_transform(
+            _reads(examples),
+            str(tmp_path / "o"),
+            load_preprocessing_fn(module),
+            beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+        )
     lines = str(info.value).splitlines()
     assert lines[0].startswith(f"preprocessing_fn ({module}) failed on the examples of Split-")
     assert ": InvalidArgumentError: Input to reshape is a tensor with " in lines[0]
     assert lines[0].endswith(f"[at {module}:6 in preprocessing_fn]")
-    assert lines[1:] == [f'  File "{module}", line 6, in preprocessing_fn',
-                         '    return {"mass": tf.reshape(mass, [-1, 7, 3])}']
+    assert lines[1:] == [
+        f'  File "{module}", line 6, in preprocessing_fn',
+        '    return {"mass": tf.reshape(mass, [-1, 7, 3])}',
+    ]
     assert not (tmp_path / "o").exists()
 
 
@@ -260,19 +331,23 @@ def test_output_without_a_known_shape_is_refused_at_its_line(tmp_path, examples)
         run_transform,
     )
 
-    module = _write(tmp_path / "shape.py", """
+    module = _write(
+        tmp_path / "shape.py",
+        """
         import tensorflow as tf
 
 
         def preprocessing_fn(inputs):
             return {"mass": tf.sparse.to_dense(inputs["body_mass_g"])}
-        """)
+        """,
+    )
     with pytest.raises(PreprocessingFnError) as info:
         run_transform(_reads(examples), str(tmp_path / "o"), load_preprocessing_fn(module))
     assert str(info.value).splitlines()[0] == (
         f"preprocessing_fn ({module}) returns 'mass' of shape (None, None): every dimension but the "
         "first (the batch) must be known (tf.reshape it, or return a tf.SparseTensor) "
-        f"[at {module}:5 in preprocessing_fn]")
+        f"[at {module}:5 in preprocessing_fn]"
+    )
 
 
 # ------------------------------------------------------------------ run_fn and pipeline files
@@ -286,18 +361,24 @@ def test_run_fn_errors_show_the_users_lines(tmp_path):
     examples_dir = str(tmp_path / "examples")
     run_example_gen({None: ReadExamples(datasets.penguins_csv())}, examples_dir)
     examples = {s: read_examples_dir(examples_dir, s) for s in ("train", "eval")}
-    _write(tmp_path / "helpers.py", """
+    _write(
+        tmp_path / "helpers.py",
+        """
         def rate(steps):
             return 100 / steps
-        """)
-    module = _write(tmp_path / "trainer.py", """
+        """,
+    )
+    module = _write(
+        tmp_path / "trainer.py",
+        """
         import helpers
 
 
         def run_fn(fn_args):
             steps = fn_args.custom_config.get("steps", 0)
             return helpers.rate(steps)
-        """)
+        """,
+    )
     with pytest.raises(UserCodeError) as info:
         run_trainer(examples, str(tmp_path / "model"), module, model_run_dir=str(tmp_path / "run"))
     helpers = str(tmp_path / "helpers.py")
@@ -310,21 +391,28 @@ def test_run_fn_errors_show_the_users_lines(tmp_path):
     ]
     assert isinstance(info.value.__cause__, ZeroDivisionError)  # the whole story stays chained
 
-    tf_error = _write(tmp_path / "tf_trainer.py", """
+    tf_error = _write(
+        tmp_path / "tf_trainer.py",
+        """
         import tensorflow as tf
 
 
         def run_fn(fn_args):
             return tf.reshape(tf.constant([1, 2, 3]), [2])
-        """)
+        """,
+    )
     with pytest.raises(UserCodeError) as info:
-        run_trainer(examples, str(tmp_path / "model2"), tf_error, model_run_dir=str(tmp_path / "run2"))
+        run_trainer(
+            examples, str(tmp_path / "model2"), tf_error, model_run_dir=str(tmp_path / "run2")
+        )
     first = str(info.value).splitlines()[0]
     assert first.startswith(f"run_fn ({tf_error}) raised InvalidArgumentError: ")
     assert first.endswith(f"[at {tf_error}:5 in run_fn]")
 
     broken = _write(tmp_path / "broken_trainer.py", "def run_fn(fn_args)\n    pass\n")
-    with pytest.raises(UserCodeError, match=r"broken_trainer\.py does not compile: SyntaxError: expected ':'"):
+    with pytest.raises(
+        UserCodeError, match=r"broken_trainer\.py does not compile: SyntaxError: expected ':'"
+    ):
         load_run_fn(broken)
     not_fn = _write(tmp_path / "not_fn.py", "run_fn = 3\n")
     with pytest.raises(InputError, match=r"not_fn\.py: 'run_fn' is a int, not a function"):
@@ -338,10 +426,13 @@ def test_trainer_node_failure_leads_with_the_users_error(tmp_path):
     from conveyor.orchestration import LocalDagRunner, Pipeline
     from conveyor.orchestration.local_runner import PipelineRunError
 
-    module = _write(tmp_path / "trainer.py", """
+    module = _write(
+        tmp_path / "trainer.py",
+        """
         def run_fn(fn_args):
             return fn_args.custom_config["learning_rate"] * 2
-        """)
+        """,
+    )
     gen = CsvExamples(csv=datasets.penguins_csv())
     trainer = Trainer(module_file=module, examples=gen.outputs["examples"])
     pipeline = Pipeline("bad_trainer", root=str(tmp_path / "root"), components=[gen, trainer])
@@ -349,22 +440,31 @@ def test_trainer_node_failure_leads_with_the_users_error(tmp_path):
         LocalDagRunner(quiet=True, in_process=True).run(pipeline)
     message = str(info.value)
     assert message.startswith("Trainer failed: ")
-    assert f"run_fn ({module}) raised KeyError: 'learning_rate' [at {module}:2 in run_fn]" in message.splitlines()[0]
+    assert (
+        f"run_fn ({module}) raised KeyError: 'learning_rate' [at {module}:2 in run_fn]"
+        in message.splitlines()[0]
+    )
     assert f'  File "{module}", line 2, in run_fn' in message
 
 
 def test_pipeline_file_that_does_not_import_names_file_and_line(tmp_path):
     from conveyor.orchestration.loader import load_pipeline
 
-    path = _write(tmp_path / "pipeline.py", """
+    path = _write(
+        tmp_path / "pipeline.py",
+        """
         from conveyor.components import ExampleGen
 
         gen = ExampleGen(input_base=INPUT)
-        """)
+        """,
+    )
     with pytest.raises(UserCodeError) as info:
         load_pipeline(path)
     assert str(info.value).splitlines()[0] == (
-        f"{path} raised on import: NameError: name 'INPUT' is not defined [at {path}:3 in <module>]")
-    assert "conveyor_pipeline_pipeline" not in sys.modules  # a module that failed is not left behind
+        f"{path} raised on import: NameError: name 'INPUT' is not defined [at {path}:3 in <module>]"
+    )
+    assert (
+        "conveyor_pipeline_pipeline" not in sys.modules
+    )  # a module that failed is not left behind
     with pytest.raises(UserCodeError):
         import_file(path, "conveyor_test_")

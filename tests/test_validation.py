@@ -35,14 +35,23 @@ warnings.filterwarnings("ignore")
 def _batch(n=200, seed=0, shift=0.0, colors=(b"red", b"green", b"blue")) -> pa.RecordBatch:
     rng = np.random.default_rng(seed)
     cols = {
-        "color": to_column(pa.array(list(np.array(colors, dtype=object)[rng.integers(0, len(colors), n)]),
-                                    pa.large_binary()), column_type("BYTES")),
+        "color": to_column(
+            pa.array(
+                list(np.array(colors, dtype=object)[rng.integers(0, len(colors), n)]),
+                pa.large_binary(),
+            ),
+            column_type("BYTES"),
+        ),
         "size": to_column(pa.array(rng.integers(1, 10, n)), column_type("INT")),
-        "score": to_column(pa.array((rng.normal(0, 1, n) + shift).astype(np.float32)), column_type("FLOAT")),
+        "score": to_column(
+            pa.array((rng.normal(0, 1, n) + shift).astype(np.float32)), column_type("FLOAT")
+        ),
         "flag": to_column(pa.array(rng.integers(0, 2, n)), column_type("INT")),
     }
-    return pa.RecordBatch.from_arrays(list(cols.values()), schema=make_schema(
-        {"color": "BYTES", "size": "INT", "score": "FLOAT", "flag": "INT"}))
+    return pa.RecordBatch.from_arrays(
+        list(cols.values()),
+        schema=make_schema({"color": "BYTES", "size": "INT", "score": "FLOAT", "flag": "INT"}),
+    )
 
 
 def _stats(batch) -> statistics_pb2.DatasetFeatureStatisticsList:
@@ -61,8 +70,10 @@ def test_infer_schema_domains_presence_and_shape():
     assert by_name["size"].presence.min_fraction == 1.0
     assert [d.size for d in by_name["score"].shape.dim] == [1]
     assert not by_name["size"].HasField("int_domain")
-    ranged = infer_schema(_stats(_batch()), InferOptions(infer_int_ranges=True, infer_feature_shape=False,
-                                                         max_string_domain_size=2))
+    ranged = infer_schema(
+        _stats(_batch()),
+        InferOptions(infer_int_ranges=True, infer_feature_shape=False, max_string_domain_size=2),
+    )
     by_name = {f.name: f for f in ranged.feature}
     assert (by_name["size"].int_domain.min, by_name["size"].int_domain.max) == (1, 9)
     assert by_name["size"].value_count.min == 1 and by_name["size"].value_count.max == 1
@@ -114,8 +125,11 @@ def test_severity_overrides_and_environment():
     stats = _stats(_batch())
     assert anomaly_pairs(validate_statistics(stats, schema)) == {("label", "SCHEMA_MISSING_COLUMN")}
     assert not validate_statistics(stats, schema, environment="SERVING").anomaly_info
-    lenient = validate_statistics(stats, schema, options=ValidationOptions(
-        severity_overrides={"SCHEMA_MISSING_COLUMN": "warning"}))
+    lenient = validate_statistics(
+        stats,
+        schema,
+        options=ValidationOptions(severity_overrides={"SCHEMA_MISSING_COLUMN": "warning"}),
+    )
     assert lenient.anomaly_info["label"].severity == anomalies_pb2.AnomalyInfo.WARNING
     assert not has_errors(lenient)
     with pytest.raises(ValueError, match="unknown anomaly type"):
@@ -132,13 +146,23 @@ def test_generate_infer_validate_in_one_pipeline(tmp_path):
         base = p | "Train" >> beam.Create([train]) | "StatsTrain" >> GenerateStatistics()
         cur = p | "Cur" >> beam.Create([drifted]) | "StatsCur" >> GenerateStatistics()
         inferred = base | InferSchema()
-        anomalies = cur | ValidateStatistics(schema, previous_statistics=beam.pvalue.AsSingleton(base))
-        (inferred | "S" >> beam.Map(lambda s: {"features": len(s.feature)})
-         | "SaveSchema" >> CollectJson(tmp_path / "schema"))
-        (anomalies | "A" >> beam.Map(lambda a: sorted(map(list, anomaly_pairs(a))))
-         | "SaveAnomalies" >> CollectJson(tmp_path / "anomalies"))
+        anomalies = cur | ValidateStatistics(
+            schema, previous_statistics=beam.pvalue.AsSingleton(base)
+        )
+        (
+            inferred
+            | "S" >> beam.Map(lambda s: {"features": len(s.feature)})
+            | "SaveSchema" >> CollectJson(tmp_path / "schema")
+        )
+        (
+            anomalies
+            | "A" >> beam.Map(lambda a: sorted(map(list, anomaly_pairs(a))))
+            | "SaveAnomalies" >> CollectJson(tmp_path / "anomalies")
+        )
     assert load_json(tmp_path / "schema") == [{"features": 4}]
-    assert load_json(tmp_path / "anomalies") == [[["score", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"]]]
+    assert load_json(tmp_path / "anomalies") == [
+        [["score", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"]]
+    ]
 
 
 # --- row-level validation -------------------------------------------------------------
@@ -156,12 +180,18 @@ default_environment: "SERVING"
 
 
 def _messy_batch() -> pa.RecordBatch:
-    color = pa.array([[b"red"], [b"pink"], None, [b"blue"], [b"green", b"mauve"], [b"red"]],
-                     pa.large_list(pa.large_binary()))
+    color = pa.array(
+        [[b"red"], [b"pink"], None, [b"blue"], [b"green", b"mauve"], [b"red"]],
+        pa.large_list(pa.large_binary()),
+    )
     size = pa.array([[3], [4], [5], [0], [1, 2, 3], [7]], pa.large_list(pa.int64()))
-    score = pa.array([[0.5], [1.0], [float("nan")], [9.0], [float("inf")], None], pa.large_list(pa.float32()))
+    score = pa.array(
+        [[0.5], [1.0], [float("nan")], [9.0], [float("inf")], None], pa.large_list(pa.float32())
+    )
     flag = pa.array([[1], [0], [2], None, [1], [0]], pa.large_list(pa.int64()))
-    return pa.RecordBatch.from_arrays([color, size, score, flag], names=["color", "size", "score", "flag"])
+    return pa.RecordBatch.from_arrays(
+        [color, size, score, flag], names=["color", "size", "score", "flag"]
+    )
 
 
 def test_check_batch_reasons_per_row():
@@ -170,10 +200,22 @@ def test_check_batch_reasons_per_row():
     assert valid.tolist() == [True, False, False, False, False, True]
     types = {r: {t for t, _ in rs} for r, rs in reasons.items()}
     assert types[1] == {"ENUM_TYPE_UNEXPECTED_STRING_VALUES"}
-    assert types[2] == {"FEATURE_TYPE_LOW_FRACTION_PRESENT", "FLOAT_TYPE_HAS_NAN", "BOOL_TYPE_BIG_INT"}
-    assert types[3] == {"INT_TYPE_SMALL_INT", "FLOAT_TYPE_BIG_FLOAT", "FEATURE_TYPE_LOW_FRACTION_PRESENT"}
-    assert types[4] == {"ENUM_TYPE_UNEXPECTED_STRING_VALUES", "FEATURE_TYPE_HIGH_NUMBER_VALUES",
-                        "FLOAT_TYPE_HAS_INF", "FLOAT_TYPE_BIG_FLOAT"}
+    assert types[2] == {
+        "FEATURE_TYPE_LOW_FRACTION_PRESENT",
+        "FLOAT_TYPE_HAS_NAN",
+        "BOOL_TYPE_BIG_INT",
+    }
+    assert types[3] == {
+        "INT_TYPE_SMALL_INT",
+        "FLOAT_TYPE_BIG_FLOAT",
+        "FEATURE_TYPE_LOW_FRACTION_PRESENT",
+    }
+    assert types[4] == {
+        "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+        "FEATURE_TYPE_HIGH_NUMBER_VALUES",
+        "FLOAT_TYPE_HAS_INF",
+        "FLOAT_TYPE_BIG_FLOAT",
+    }
     assert any("'mauve'" in m for _, m in reasons[4])
     # Without an environment the label is required and absent: every row fails.
     valid, reasons = check_batch(_messy_batch(), schema)
@@ -188,8 +230,11 @@ def _run_validate_examples(tmp_path, batches, beam_args=None):
         result.valid | "Valid" >> CollectBatches(tmp_path / "valid")
         result.quarantine | "Quarantine" >> CollectJson(tmp_path / "quarantine")
         result.counts | "Counts" >> CollectJson(tmp_path / "counts")
-    return (load_table(tmp_path / "valid", batches[0].schema), load_json(tmp_path / "quarantine"),
-            load_json(tmp_path / "counts"))
+    return (
+        load_table(tmp_path / "valid", batches[0].schema),
+        load_json(tmp_path / "quarantine"),
+        load_json(tmp_path / "counts"),
+    )
 
 
 def _check_outputs(valid, quarantine, counts, batches):
@@ -218,6 +263,7 @@ def test_validate_examples_portable_runner(tmp_path, job_endpoint):
 
 # --- run_schema_gen / run_validation ----------------------------------------------------
 
+
 def _split_stats(tmp_path, splits):
     """``{split: path}`` of a StatisticsGen-like artifact under ``tmp_path/stats``."""
     from conveyor.dsl import layout
@@ -233,14 +279,24 @@ def test_run_schema_gen_reads_one_split_and_writes_the_artifact(tmp_path):
     from conveyor.components.schema_gen import run_schema_gen
     from conveyor.dsl import layout
 
-    paths = _split_stats(tmp_path, {"train": _stats(_batch(seed=1)), "eval": _stats(_batch(seed=2))})
+    paths = _split_stats(
+        tmp_path, {"train": _stats(_batch(seed=1)), "eval": _stats(_batch(seed=2))}
+    )
     summary = run_schema_gen(paths, str(tmp_path / "schema"))
     assert summary["split"] == "train" and summary["features"] == 4
     assert summary["schema_file"] == layout.schema_path(str(tmp_path / "schema"))
-    assert read_schema(summary["schema_file"]) == summary["schema"] == infer_schema(_stats(_batch(seed=1)))
+    assert (
+        read_schema(summary["schema_file"])
+        == summary["schema"]
+        == infer_schema(_stats(_batch(seed=1)))
+    )
     assert summary["always_present"] == 4 and summary["with_domain"] == 2
-    one = run_schema_gen(paths["eval"], None, InferOptions(infer_feature_shape=False),
-                         schema_file=str(tmp_path / "s.pb"))
+    one = run_schema_gen(
+        paths["eval"],
+        None,
+        InferOptions(infer_feature_shape=False),
+        schema_file=str(tmp_path / "s.pb"),
+    )
     assert one["split"] is None
     assert schema_pb2.Schema.FromString((tmp_path / "s.pb").read_bytes()) == one["schema"]
     with pytest.raises(ValueError, match="no statistics for split 'test'.*'eval', 'train'"):
@@ -256,20 +312,30 @@ def test_run_validation_writes_every_split_and_compares_with_the_baseline(tmp_pa
     for f in schema.feature:
         if f.name == "score":
             f.drift_comparator.jensen_shannon_divergence.threshold = 0.2
-    paths = _split_stats(tmp_path, {"train": _stats(_batch(seed=1)), "drift": _stats(_batch(seed=2, shift=3.0))})
+    paths = _split_stats(
+        tmp_path, {"train": _stats(_batch(seed=1)), "drift": _stats(_batch(seed=2, shift=3.0))}
+    )
     write_schema(schema, str(tmp_path / "schema.pbtxt"))
     out = tmp_path / "anomalies"
     result = run_validation(paths, str(tmp_path / "schema.pbtxt"), str(out), baseline_split="train")
     assert result["errors"] is True
-    assert result["splits"]["train"]["errors"] is False and result["splits"]["train"]["features"] == []
+    assert (
+        result["splits"]["train"]["errors"] is False and result["splits"]["train"]["features"] == []
+    )
     assert result["splits"]["drift"]["features"] == ["score"]
     for split in ("train", "drift"):
         folder = out / f"{layout.SPLIT_PREFIX}{split}"
-        assert read_anomalies(str(folder / layout.ANOMALIES_FILE)) == result["splits"][split]["anomalies"]
+        assert (
+            read_anomalies(str(folder / layout.ANOMALIES_FILE))
+            == result["splits"][split]["anomalies"]
+        )
         assert (folder / layout.ANOMALIES_REPORT_FILE).read_text() == anomalies_report(
-            result["splits"][split]["anomalies"])
+            result["splits"][split]["anomalies"]
+        )
     # Without the baseline the drifted split passes; one statistics input goes to output_dir itself.
-    single = run_validation(_stats(_batch(seed=2, shift=3.0)), schema, str(tmp_path / "one"), report_file=False)
+    single = run_validation(
+        _stats(_batch(seed=2, shift=3.0)), schema, str(tmp_path / "one"), report_file=False
+    )
     assert single["errors"] is False and list(single["splits"]) == [""]
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [layout.ANOMALIES_FILE]
     with pytest.raises(ValueError, match="drift baseline split 'test'"):
@@ -278,28 +344,71 @@ def test_run_validation_writes_every_split_and_compares_with_the_baseline(tmp_pa
 
 # --- command line -----------------------------------------------------------------------
 
+
 def test_cli_schema_then_validate_gate(tmp_path, capsys):
     train = _stats(_batch(seed=1))
     bad = _stats(_batch(seed=2, colors=(b"red", b"teal")))
     (tmp_path / "train.pb").write_bytes(train.SerializeToString())
     (tmp_path / "bad.pbtxt").write_text(text_format.MessageToString(bad))
-    assert main(["schema", "--statistics", str(tmp_path / "train.pb"),
-                 "--output", str(tmp_path / "schema.pbtxt")]) == 0
+    assert (
+        main(
+            [
+                "schema",
+                "--statistics",
+                str(tmp_path / "train.pb"),
+                "--output",
+                str(tmp_path / "schema.pbtxt"),
+            ]
+        )
+        == 0
+    )
     assert "4 features" in capsys.readouterr().out
-    ok = main(["validate", "--statistics", str(tmp_path / "train.pb"), "--schema",
-               str(tmp_path / "schema.pbtxt"), "--output", str(tmp_path / "ok")])
+    ok = main(
+        [
+            "validate",
+            "--statistics",
+            str(tmp_path / "train.pb"),
+            "--schema",
+            str(tmp_path / "schema.pbtxt"),
+            "--output",
+            str(tmp_path / "ok"),
+        ]
+    )
     assert ok == 0 and "No anomalies." in capsys.readouterr().out
-    failed = main(["validate", "--statistics", str(tmp_path / "bad.pbtxt"), "--schema",
-                   str(tmp_path / "schema.pbtxt"), "--baseline-statistics", str(tmp_path / "train.pb"),
-                   "--serving-statistics", str(tmp_path / "train.pb"), "--environment", "TRAINING",
-                   "--output", str(tmp_path / "out")])
+    failed = main(
+        [
+            "validate",
+            "--statistics",
+            str(tmp_path / "bad.pbtxt"),
+            "--schema",
+            str(tmp_path / "schema.pbtxt"),
+            "--baseline-statistics",
+            str(tmp_path / "train.pb"),
+            "--serving-statistics",
+            str(tmp_path / "train.pb"),
+            "--environment",
+            "TRAINING",
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     out = capsys.readouterr().out
     assert failed == 1 and "teal" in out and "environment 'TRAINING'" in out
     written = anomalies_pb2.Anomalies.FromString((tmp_path / "out" / "SchemaDiff.pb").read_bytes())
     assert "color" in written.anomaly_info
-    lenient = main(["validate", "--statistics", str(tmp_path / "bad.pbtxt"), "--schema",
-                    str(tmp_path / "schema.pbtxt"), "--warn", "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
-                    "--output", str(tmp_path / "out2")])
+    lenient = main(
+        [
+            "validate",
+            "--statistics",
+            str(tmp_path / "bad.pbtxt"),
+            "--schema",
+            str(tmp_path / "schema.pbtxt"),
+            "--warn",
+            "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+            "--output",
+            str(tmp_path / "out2"),
+        ]
+    )
     assert lenient == 0
 
 
@@ -308,14 +417,54 @@ def test_cli_input_and_usage_errors_exit_2(tmp_path, capsys):
     (tmp_path / "broken.pbtxt").write_text("feature { nope: 1 }")
     (tmp_path / "stats.pb").write_bytes(_stats(_batch()).SerializeToString())
     cases = [
-        (["validate", "--statistics", str(tmp_path / "schema.pbtxt"), "--schema",
-          str(tmp_path / "schema.pbtxt"), "--output", str(tmp_path / "out")], "schema.pbtxt"),
-        (["validate", "--statistics", str(tmp_path / "stats.pb"), "--schema",
-          str(tmp_path / "broken.pbtxt"), "--output", str(tmp_path / "out")], "broken.pbtxt"),
-        (["schema", "--statistics", str(tmp_path / "nothing.pb"), "--output", str(tmp_path / "s")],
-         "nothing.pb"),
-        (["validate", "--statistics", str(tmp_path / "stats.pb"), "--schema", str(tmp_path / "schema.pbtxt"),
-          "--warn", "NOT_A_TYPE", "--output", str(tmp_path / "out")], "NOT_A_TYPE"),
+        (
+            [
+                "validate",
+                "--statistics",
+                str(tmp_path / "schema.pbtxt"),
+                "--schema",
+                str(tmp_path / "schema.pbtxt"),
+                "--output",
+                str(tmp_path / "out"),
+            ],
+            "schema.pbtxt",
+        ),
+        (
+            [
+                "validate",
+                "--statistics",
+                str(tmp_path / "stats.pb"),
+                "--schema",
+                str(tmp_path / "broken.pbtxt"),
+                "--output",
+                str(tmp_path / "out"),
+            ],
+            "broken.pbtxt",
+        ),
+        (
+            [
+                "schema",
+                "--statistics",
+                str(tmp_path / "nothing.pb"),
+                "--output",
+                str(tmp_path / "s"),
+            ],
+            "nothing.pb",
+        ),
+        (
+            [
+                "validate",
+                "--statistics",
+                str(tmp_path / "stats.pb"),
+                "--schema",
+                str(tmp_path / "schema.pbtxt"),
+                "--warn",
+                "NOT_A_TYPE",
+                "--output",
+                str(tmp_path / "out"),
+            ],
+            "NOT_A_TYPE",
+        ),
     ]
     for argv, named in cases:
         assert main(argv) == 2, argv

@@ -29,9 +29,14 @@ tfdv = pytest.importorskip("tensorflow_data_validation")
 from tensorflow_data_validation.statistics import stats_impl  # noqa: E402
 
 TYPES = {
-    "species": "BYTES", "island": "BYTES", "bill_length_mm": "FLOAT",
-    "bill_depth_mm": "FLOAT", "flipper_length_mm": "INT", "body_mass_g": "INT",
-    "sex": "BYTES", "year": "INT",
+    "species": "BYTES",
+    "island": "BYTES",
+    "bill_length_mm": "FLOAT",
+    "bill_depth_mm": "FLOAT",
+    "flipper_length_mm": "INT",
+    "body_mass_g": "INT",
+    "sex": "BYTES",
+    "year": "INT",
 }
 
 
@@ -41,7 +46,9 @@ def _penguins() -> dict[str, pa.Array]:
     from conveyor.beam_utils.datasets import penguins_csv
 
     df = pd.read_csv(penguins_csv())
-    return {c: to_column(pa.array(df[c], from_pandas=True), column_type(t)) for c, t in TYPES.items()}
+    return {
+        c: to_column(pa.array(df[c], from_pandas=True), column_type(t)) for c, t in TYPES.items()
+    }
 
 
 def _batch(cols: dict[str, pa.Array]) -> pa.RecordBatch:
@@ -69,24 +76,38 @@ def _variants(base: dict[str, pa.Array]) -> dict[str, pa.RecordBatch]:
     species = _scalars(base["species"])
     unseen = [b"Emperor" if i % 4 == 0 else s for i, s in enumerate(species)]
     sex = _scalars(base["sex"])
-    v["unseen_categories"] = _batch(_with(_with(base, "species", unseen, "BYTES"), "sex",
-                                          [b"unknown" if i % 9 == 0 else s for i, s in enumerate(sex)],
-                                          "BYTES"))
+    v["unseen_categories"] = _batch(
+        _with(
+            _with(base, "species", unseen, "BYTES"),
+            "sex",
+            [b"unknown" if i % 9 == 0 else s for i, s in enumerate(sex)],
+            "BYTES",
+        )
+    )
     bill = np.array([np.nan if x is None else x for x in _scalars(base["bill_length_mm"])])
-    v["shifted_numeric"] = _batch(_with(base, "bill_length_mm",
-                                        pa.array(bill * 1.3 + 8, from_pandas=True), "FLOAT"))
+    v["shifted_numeric"] = _batch(
+        _with(base, "bill_length_mm", pa.array(bill * 1.3 + 8, from_pandas=True), "FLOAT")
+    )
     year = _scalars(base["year"])
     island = _scalars(base["island"])
     holes = rng.random(n) < 0.4
-    v["missing_jump"] = _batch(_with(_with(base, "year", [None if h else y for h, y in zip(holes, year)], "INT"),
-                                     "island", [None if h else s for h, s in zip(holes, island)], "BYTES"))
+    v["missing_jump"] = _batch(
+        _with(
+            _with(base, "year", [None if h else y for h, y in zip(holes, year)], "INT"),
+            "island",
+            [None if h else s for h, s in zip(holes, island)],
+            "BYTES",
+        )
+    )
     v["type_change"] = _batch(_with(base, "year", [str(y).encode() + b"y" for y in year], "BYTES"))
     mass = _scalars(base["body_mass_g"])
-    v["int_to_float"] = _batch(_with(base, "body_mass_g",
-                                     [None if m is None else m / 1000.0 for m in mass], "FLOAT"))
+    v["int_to_float"] = _batch(
+        _with(base, "body_mass_g", [None if m is None else m / 1000.0 for m in mass], "FLOAT")
+    )
     shuffled = np.array(island, dtype=object)
-    v["category_mix"] = _batch(_with(base, "island", list(np.where(rng.random(n) < 0.6, b"Biscoe", shuffled)),
-                                     "BYTES"))
+    v["category_mix"] = _batch(
+        _with(base, "island", list(np.where(rng.random(n) < 0.6, b"Biscoe", shuffled)), "BYTES")
+    )
     return v
 
 
@@ -168,12 +189,16 @@ def test_corrupted_variants_same_anomalies_as_tfdv(data, generator):
     expected = {
         "dropped_column": {("island", "SCHEMA_MISSING_COLUMN")},
         "new_column": {("tag", "SCHEMA_NEW_COLUMN")},
-        "unseen_categories": {("species", "ENUM_TYPE_UNEXPECTED_STRING_VALUES"),
-                              ("sex", "ENUM_TYPE_UNEXPECTED_STRING_VALUES")},
-        "missing_jump": {("year", "FEATURE_TYPE_LOW_FRACTION_PRESENT"),
-                         ("year", "INVALID_FEATURE_SHAPE"),
-                         ("island", "FEATURE_TYPE_LOW_FRACTION_PRESENT"),
-                         ("island", "INVALID_FEATURE_SHAPE")},
+        "unseen_categories": {
+            ("species", "ENUM_TYPE_UNEXPECTED_STRING_VALUES"),
+            ("sex", "ENUM_TYPE_UNEXPECTED_STRING_VALUES"),
+        },
+        "missing_jump": {
+            ("year", "FEATURE_TYPE_LOW_FRACTION_PRESENT"),
+            ("year", "INVALID_FEATURE_SHAPE"),
+            ("island", "FEATURE_TYPE_LOW_FRACTION_PRESENT"),
+            ("island", "INVALID_FEATURE_SHAPE"),
+        },
         "type_change": {("year", "UNEXPECTED_DATA_TYPE")},
         "int_to_float": {("body_mass_g", "UNEXPECTED_DATA_TYPE")},
     }
@@ -185,10 +210,12 @@ def test_corrupted_variants_same_anomalies_as_tfdv(data, generator):
         if name in expected:
             assert expected[name] <= anomaly_pairs(ours), name
         # Drift against the base statistics and skew against the variant as serving data.
-        ours = validate_statistics(base_stats, curated, previous_statistics=stats,
-                                   serving_statistics=stats)
-        theirs = tfdv.validate_statistics(base_stats, curated, previous_statistics=stats,
-                                          serving_statistics=stats)
+        ours = validate_statistics(
+            base_stats, curated, previous_statistics=stats, serving_statistics=stats
+        )
+        theirs = tfdv.validate_statistics(
+            base_stats, curated, previous_statistics=stats, serving_statistics=stats
+        )
         _assert_same(theirs, ours, f"{name} drift/skew")
         ours = validate_statistics(stats, curated, environment="SERVING")
         theirs = tfdv.validate_statistics(stats, curated, environment="SERVING")
@@ -220,15 +247,20 @@ def test_anomalies_are_readable_by_tfdv(data, tmp_path):
 # ---------------------------------------------------------------------------------------
 # Hand-written statistics for the anomaly kinds the variants do not reach.
 
+
 def _feature_stats(name, kind, present=100, missing=0, lo=1, hi=1, **extra) -> str:
-    common = (f"common_stats {{ num_non_missing: {present} num_missing: {missing} "
-              f"min_num_values: {lo} max_num_values: {hi} avg_num_values: {(lo + hi) / 2} "
-              f"tot_num_values: {int(present * (lo + hi) / 2)} }}")
+    common = (
+        f"common_stats {{ num_non_missing: {present} num_missing: {missing} "
+        f"min_num_values: {lo} max_num_values: {hi} avg_num_values: {(lo + hi) / 2} "
+        f"tot_num_values: {int(present * (lo + hi) / 2)} }}"
+    )
     if kind in ("INT", "FLOAT"):
         body = f"num_stats {{ {common} {extra.get('num', '')} }}"
     else:
         labels = extra.get("labels", {})
-        buckets = " ".join(f'buckets {{ label: "{k}" sample_count: {v} }}' for k, v in labels.items())
+        buckets = " ".join(
+            f'buckets {{ label: "{k}" sample_count: {v} }}' for k, v in labels.items()
+        )
         body = f"string_stats {{ {common} unique: {len(labels)} rank_histogram {{ {buckets} }} }}"
     return f'features {{ path {{ step: "{name}" }} type: {kind} {body} }}'
 
@@ -260,9 +292,13 @@ dataset_constraints { min_examples_count: 200 max_examples_count: 1000 }
 
 def _hand_stats(n=100):
     return _stats(
-        _feature_stats("f", "FLOAT", num='min: -1 max: inf histograms { num_nan: 3 type: STANDARD '
-                       'buckets { low_value: -1 high_value: 5 sample_count: 50 } '
-                       'buckets { low_value: 5 high_value: inf sample_count: 47 } }'),
+        _feature_stats(
+            "f",
+            "FLOAT",
+            num="min: -1 max: inf histograms { num_nan: 3 type: STANDARD "
+            "buckets { low_value: -1 high_value: 5 sample_count: 50 } "
+            "buckets { low_value: 5 high_value: inf sample_count: 47 } }",
+        ),
         _feature_stats("i", "INT", num="min: -2 max: 9"),
         _feature_stats("b", "INT", num="min: -1 max: 2"),
         _feature_stats("sb", "STRING", labels={"yes": 10, "maybe": 5}),
@@ -286,12 +322,20 @@ def test_hand_written_anomaly_kinds_match_tfdv(environment):
     theirs = tfdv.validate_statistics(stats, schema, environment=environment)
     assert anomaly_pairs(ours) == anomaly_pairs(theirs)
     pairs = anomaly_pairs(ours)
-    for pair in [("f", "FLOAT_TYPE_SMALL_FLOAT"), ("f", "FLOAT_TYPE_HAS_NAN"), ("f", "FLOAT_TYPE_HAS_INF"),
-                 ("i", "INT_TYPE_SMALL_INT"), ("i", "INT_TYPE_BIG_INT"),
-                 ("v", "FEATURE_TYPE_LOW_NUMBER_VALUES"), ("v", "FEATURE_TYPE_HIGH_NUMBER_VALUES"),
-                 ("p", "FEATURE_TYPE_LOW_NUMBER_PRESENT"), ("p", "FEATURE_TYPE_LOW_FRACTION_PRESENT"),
-                 ("gone", "SCHEMA_MISSING_COLUMN"), ("never", "FEATURE_TYPE_NOT_PRESENT"),
-                 ("", "DATASET_LOW_NUM_EXAMPLES")]:
+    for pair in [
+        ("f", "FLOAT_TYPE_SMALL_FLOAT"),
+        ("f", "FLOAT_TYPE_HAS_NAN"),
+        ("f", "FLOAT_TYPE_HAS_INF"),
+        ("i", "INT_TYPE_SMALL_INT"),
+        ("i", "INT_TYPE_BIG_INT"),
+        ("v", "FEATURE_TYPE_LOW_NUMBER_VALUES"),
+        ("v", "FEATURE_TYPE_HIGH_NUMBER_VALUES"),
+        ("p", "FEATURE_TYPE_LOW_NUMBER_PRESENT"),
+        ("p", "FEATURE_TYPE_LOW_FRACTION_PRESENT"),
+        ("gone", "SCHEMA_MISSING_COLUMN"),
+        ("never", "FEATURE_TYPE_NOT_PRESENT"),
+        ("", "DATASET_LOW_NUM_EXAMPLES"),
+    ]:
         assert pair in pairs, pair
     assert ("opt", "SCHEMA_MISSING_COLUMN") not in pairs
     assert not any(name == "old" for name, _ in pairs)
@@ -312,7 +356,9 @@ def test_dataset_anomalies_match_tfdv():
 
 
 def _hist(*buckets, nan=0, kind="STANDARD"):
-    b = " ".join(f"buckets {{ low_value: {lo} high_value: {hi} sample_count: {c} }}" for lo, hi, c in buckets)
+    b = " ".join(
+        f"buckets {{ low_value: {lo} high_value: {hi} sample_count: {c} }}" for lo, hi, c in buckets
+    )
     return f"histograms {{ num_nan: {nan} type: {kind} {b} }}"
 
 
@@ -363,17 +409,22 @@ def test_jensen_shannon_nan_and_infinity_differ_from_tfdv_on_purpose():
     assert jensen_shannon_histograms(h["a"], h["c"]) > jensen_shannon_histograms(h["a"], h["b"])
 
 
-@pytest.mark.parametrize("labels", [
-    ({"a": 10, "b": 10}, {"a": 10, "b": 10}),
-    ({"a": 10, "b": 30}, {"a": 30, "b": 10, "c": 5}),
-    ({"x": 1}, {"y": 1}),
-])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        ({"a": 10, "b": 10}, {"a": 10, "b": 10}),
+        ({"a": 10, "b": 30}, {"a": 30, "b": 10, "c": 5}),
+        ({"x": 1}, {"y": 1}),
+    ],
+)
 def test_categorical_distances_match_tfdv(labels):
     cur, prev = labels
     schema = text_format.Parse(
         'feature { name: "c" type: BYTES drift_comparator { infinity_norm { threshold: 0.05 } '
-        'jensen_shannon_divergence { threshold: 0.05 } } '
-        'skew_comparator { infinity_norm { threshold: 0.05 } } }', schema_pb2.Schema())
+        "jensen_shannon_divergence { threshold: 0.05 } } "
+        "skew_comparator { infinity_norm { threshold: 0.05 } } }",
+        schema_pb2.Schema(),
+    )
     a = _stats(_feature_stats("c", "STRING", labels=cur))
     b = _stats(_feature_stats("c", "STRING", labels=prev))
     ours = validate_statistics(a, schema, previous_statistics=b, serving_statistics=b)
@@ -384,9 +435,12 @@ def test_categorical_distances_match_tfdv(labels):
 def test_control_data_missing_matches_tfdv():
     schema = text_format.Parse(
         'feature { name: "c" type: BYTES drift_comparator { infinity_norm { threshold: 0.05 } } }',
-        schema_pb2.Schema())
+        schema_pb2.Schema(),
+    )
     a = _stats(_feature_stats("c", "STRING", labels={"a": 3}))
     b = _stats(_feature_stats("d", "STRING", labels={"a": 3}))
     ours = validate_statistics(a, schema, previous_statistics=b)
     theirs = tfdv.validate_statistics(a, schema, previous_statistics=b)
-    assert anomaly_pairs(ours) == anomaly_pairs(theirs) == {("c", "COMPARATOR_CONTROL_DATA_MISSING")}
+    assert (
+        anomaly_pairs(ours) == anomaly_pairs(theirs) == {("c", "COMPARATOR_CONTROL_DATA_MISSING")}
+    )

@@ -78,7 +78,10 @@ def make_examples(rows: int | None, folder: str, scale: int = 1) -> int:
     from tfx_bsl.coders import example_coder
 
     from conveyor.beam_utils import arrow
-    table = pcsv.read_csv(flights_data.flights_csv(scale), convert_options=pcsv.ConvertOptions(null_values=["NA"]))
+
+    table = pcsv.read_csv(
+        flights_data.flights_csv(scale), convert_options=pcsv.ConvertOptions(null_values=["NA"])
+    )
     if rows:
         table = table.slice(0, rows)
     dep = table["dep_delay"].to_numpy().astype(np.float64)
@@ -86,8 +89,14 @@ def make_examples(rows: int | None, folder: str, scale: int = 1) -> int:
     keep = ~np.isnan(dep) & ~np.isnan(arr)
     p = 1.0 / (1.0 + np.exp(-(dep[keep] - 10.0) / 8.0))
     cols = {
-        "carrier": pa.array([c.encode() for c in table["carrier"].filter(pa.array(keep)).to_pylist()], pa.large_binary()),
-        "origin": pa.array([c.encode() for c in table["origin"].filter(pa.array(keep)).to_pylist()], pa.large_binary()),
+        "carrier": pa.array(
+            [c.encode() for c in table["carrier"].filter(pa.array(keep)).to_pylist()],
+            pa.large_binary(),
+        ),
+        "origin": pa.array(
+            [c.encode() for c in table["origin"].filter(pa.array(keep)).to_pylist()],
+            pa.large_binary(),
+        ),
         "dep_delay": pa.array(dep[keep].astype(np.float32)),
         "late": pa.array((arr[keep] > 15).astype(np.int64)),
         "p_late": pa.array(np.clip(p, 1e-6, 1 - 1e-6).astype(np.float32)),
@@ -115,8 +124,9 @@ def run_ours(pattern: str, out: str, beam_args) -> float:
 
     settings = settings_from_eval_config(EVAL_CONFIG)
     start = time.perf_counter()
-    report = run_evaluation({"eval": ReadExamples(pattern, format="tfrecord")}, settings, out,
-                            beam_args=beam_args)
+    report = run_evaluation(
+        {"eval": ReadExamples(pattern, format="tfrecord")}, settings, out, beam_args=beam_args
+    )
     elapsed = time.perf_counter() - start
     return elapsed, report
 
@@ -139,24 +149,37 @@ def run_tfma(pattern: str, out: str, beam_args) -> float:
     overall = None
     for m in tfma.load_metrics(out):
         if not m.slice_key.single_slice_keys:
-            overall = {kv.key.name: kv.value.double_value.value for kv in m.metric_keys_and_values
-                       if kv.value.HasField("double_value")}
+            overall = {
+                kv.key.name: kv.value.double_value.value
+                for kv in m.metric_keys_and_values
+                if kv.value.HasField("double_value")
+            }
     return elapsed, overall
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    beam_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    beam_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=None, help="first N flights (default: all 336,776)")
-    parser.add_argument("--tfma-rows", type=int, default=None, help="run TFMA on the first N flights only")
+    parser.add_argument(
+        "--rows", type=int, default=None, help="first N flights (default: all 336,776)"
+    )
+    parser.add_argument(
+        "--tfma-rows", type=int, default=None, help="run TFMA on the first N flights only"
+    )
     parser.add_argument("--keep", metavar="DIR", help="keep inputs and outputs here")
-    parser.add_argument("--scale", type=int, default=1, help="K copies of the flights with varied values")
+    parser.add_argument(
+        "--scale", type=int, default=1, help="K copies of the flights with varied values"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
     parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only")
     parser.add_argument("--workdir", help="prepare the examples once here and reuse them")
-    parser.add_argument("--prepare-only", action="store_true", help="prepare the examples (needs --workdir) and exit")
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="prepare the examples (needs --workdir) and exit",
+    )
     args = parser.parse_args(own)
     if args.prepare_only and not args.workdir:
         parser.error("--prepare-only needs --workdir")
@@ -181,8 +204,10 @@ def main(argv=None) -> int:
             else:
                 tfma_n = make_examples(args.tfma_rows, folder, args.scale)
             tfma_pattern = os.path.join(folder, "Split-eval", "*.gz")
-        print(f"prepared {n:,} flights with a prediction column in {time.perf_counter() - t:.1f}s "
-              f"(runner: {runner_name(beam_args)})")
+        print(
+            f"prepared {n:,} flights with a prediction column in {time.perf_counter() - t:.1f}s "
+            f"(runner: {runner_name(beam_args)})"
+        )
         if args.prepare_only:
             return 0
         results = []
@@ -194,30 +219,60 @@ def main(argv=None) -> int:
             out = os.path.join(work, f"out-{side}")
             shutil.rmtree(out, ignore_errors=True)
             seconds, _ = run(pattern if side == "ours" else tfma_pattern, out, beam_args)
-            print(f"{'conveyor' if side == 'ours' else 'tfma'}: {rows:,} rows in {seconds:.1f}s = "
-                  f"{rows / seconds:,.0f} rows/s{subset if side == 'theirs' else ''}")
-            results.append({"component": "evaluation (sliced by carrier)", "side": side, "rows": rows,
-                            "seconds": seconds, "rows_per_s": rows / seconds,
-                            "impl": "Conveyor run_evaluation" if side == "ours" else "TFMA run_model_analysis"})
+            print(
+                f"{'conveyor' if side == 'ours' else 'tfma'}: {rows:,} rows in {seconds:.1f}s = "
+                f"{rows / seconds:,.0f} rows/s{subset if side == 'theirs' else ''}"
+            )
+            results.append(
+                {
+                    "component": "evaluation (sliced by carrier)",
+                    "side": side,
+                    "rows": rows,
+                    "seconds": seconds,
+                    "rows_per_s": rows / seconds,
+                    "impl": "Conveyor run_evaluation"
+                    if side == "ours"
+                    else "TFMA run_model_analysis",
+                }
+            )
             _write_json(args.json, results)
             return 0
 
         ours_s, report = run_ours(pattern, os.path.join(work, "ours"), beam_args)
         overall = report["metrics"][0]["metrics"]
-        print(f"conveyor: {n:,} rows in {ours_s:.1f}s = {n / ours_s:,.0f} rows/s "
-              f"({len(report['metrics'])} slices; overall auc={overall['auc']:.4f}, "
-              f"binary_accuracy={overall['binary_accuracy']:.4f})")
+        print(
+            f"conveyor: {n:,} rows in {ours_s:.1f}s = {n / ours_s:,.0f} rows/s "
+            f"({len(report['metrics'])} slices; overall auc={overall['auc']:.4f}, "
+            f"binary_accuracy={overall['binary_accuracy']:.4f})"
+        )
         tfma_s, tfma_overall = run_tfma(tfma_pattern, os.path.join(work, "tfma"), beam_args)
-        print(f"tfma:     {tfma_n:,} rows in {tfma_s:.1f}s = {tfma_n / tfma_s:,.0f} rows/s{subset} "
-              f"(overall auc={tfma_overall['auc']:.4f}, binary_accuracy={tfma_overall['binary_accuracy']:.4f})")
+        print(
+            f"tfma:     {tfma_n:,} rows in {tfma_s:.1f}s = {tfma_n / tfma_s:,.0f} rows/s{subset} "
+            f"(overall auc={tfma_overall['auc']:.4f}, binary_accuracy={tfma_overall['binary_accuracy']:.4f})"
+        )
         ratio = (n / ours_s) / (tfma_n / tfma_s)
         print(f"ratio: conveyor is {ratio:.1f}x TFMA's rows/s (target >= 20x)")
-        _write_json(args.json, [
-            {"component": "evaluation (sliced by carrier)", "side": "ours", "rows": n, "seconds": ours_s,
-             "rows_per_s": n / ours_s, "impl": "Conveyor run_evaluation"},
-            {"component": "evaluation (sliced by carrier)", "side": "theirs", "rows": tfma_n, "seconds": tfma_s,
-             "rows_per_s": tfma_n / tfma_s, "impl": "TFMA run_model_analysis"},
-        ])
+        _write_json(
+            args.json,
+            [
+                {
+                    "component": "evaluation (sliced by carrier)",
+                    "side": "ours",
+                    "rows": n,
+                    "seconds": ours_s,
+                    "rows_per_s": n / ours_s,
+                    "impl": "Conveyor run_evaluation",
+                },
+                {
+                    "component": "evaluation (sliced by carrier)",
+                    "side": "theirs",
+                    "rows": tfma_n,
+                    "seconds": tfma_s,
+                    "rows_per_s": tfma_n / tfma_s,
+                    "impl": "TFMA run_model_analysis",
+                },
+            ],
+        )
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

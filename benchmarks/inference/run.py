@@ -104,7 +104,9 @@ def build_data(workdir: str, rows: int | None, scale: int = 1) -> tuple[str, int
 
     from conveyor.beam_utils import arrow
 
-    folder = os.path.join(workdir, f"flights-{rows or 'all'}" + ("" if scale == 1 else f"-x{scale}"))
+    folder = os.path.join(
+        workdir, f"flights-{rows or 'all'}" + ("" if scale == 1 else f"-x{scale}")
+    )
     pattern = os.path.join(folder, "flights-*.gz")
     done = os.path.join(folder, "DONE")
     if os.path.exists(done):
@@ -251,10 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", default="/tmp/conveyor-inference-benchmark")
     parser.add_argument("--batch-size", default="256:4096", help="Conveyor's MIN:MAX batch rows")
-    parser.add_argument("--scale", type=int, default=1, help="K copies of the flights with varied values")
+    parser.add_argument(
+        "--scale", type=int, default=1, help="K copies of the flights with varied values"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
     parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only")
-    parser.add_argument("--prepare-only", action="store_true", help="build data and model, then exit")
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="build data and model, then exit"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import logging
@@ -281,16 +287,23 @@ def main(argv: list[str] | None = None) -> int:
     use_fast_crc32c()
 
     def row(side, seconds):
-        return {"component": "bulk inference (same SavedModel)", "side": side, "rows": n, "seconds": seconds,
-                "rows_per_s": n / seconds,
-                "impl": "Conveyor BulkInference" if side == "ours" else "tfx-bsl RunInference"}
+        return {
+            "component": "bulk inference (same SavedModel)",
+            "side": side,
+            "rows": n,
+            "seconds": seconds,
+            "rows_per_s": n / seconds,
+            "impl": "Conveyor BulkInference" if side == "ours" else "tfx-bsl RunInference",
+        }
 
     if args.only:
         if args.only == "theirs":
             seconds = run_tfx_bsl(pattern, model, outs["tfx_bsl"], beam_args)
         else:
             seconds = run_conveyor(pattern, model, outs["conveyor"], beam_args, batch)
-        print(f"{args.only}: {n} rows in {seconds:.2f} s = {n / seconds:.0f} rows/s (runner: {runner_name(beam_args)})")
+        print(
+            f"{args.only}: {n} rows in {seconds:.2f} s = {n / seconds:.0f} rows/s (runner: {runner_name(beam_args)})"
+        )
         _write_json(args.json, [row(args.only, seconds)])
         return 0
 

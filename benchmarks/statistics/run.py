@@ -113,7 +113,9 @@ def _csv_to_tfrecord(csv_path: str, out_path: str, shards: int = 1) -> None:
     per_shard = -(-batch.num_rows // shards)
     for shard in range(shards):
         part = batch.slice(shard * per_shard, per_shard)
-        path = out_path if shards == 1 else out_path.replace("SHARD", f"{shard:05d}-of-{shards:05d}")
+        path = (
+            out_path if shards == 1 else out_path.replace("SHARD", f"{shard:05d}-of-{shards:05d}")
+        )
         with tf.io.TFRecordWriter(path, "GZIP") as writer:
             for off in range(0, part.num_rows, 50_000):
                 for record in encoder.encode(part.slice(off, 50_000)):
@@ -259,24 +261,46 @@ def json_mode(args, beam_args: list[str]) -> int:
     if args.prepare_only:
         return 0
     component, (our_reader, their_reader) = (
-        ("statistics (CSV, each its own reader)", ("ReadExamples", "CsvTFXIO")) if args.format == "csv"
-        else ("statistics (gzip TFRecord, each its own reader)", ("ReadExamples", "TFExampleRecord")))
+        ("statistics (CSV, each its own reader)", ("ReadExamples", "CsvTFXIO"))
+        if args.format == "csv"
+        else (
+            "statistics (gzip TFRecord, each its own reader)",
+            ("ReadExamples", "TFExampleRecord"),
+        )
+    )
     tmp = os.path.join(args.workdir, "out")
     os.makedirs(tmp, exist_ok=True)
     results = []
     for side in (args.only,) if args.only else ("ours", "theirs"):
         impl, reader = ("ours", "ours-given-schema") if side == "ours" else ("tfdv", "tfxio")
-        r = worker({"impl": impl, "format": args.format, "reader": reader, "tmp": tmp,
-                    "beam_args": beam_args, "pattern": path})
+        r = worker(
+            {
+                "impl": impl,
+                "format": args.format,
+                "reader": reader,
+                "tmp": tmp,
+                "beam_args": beam_args,
+                "pattern": path,
+            }
+        )
         assert r["num_examples"] == rows, (r, rows)
-        results.append({
-            "component": component, "side": side, "rows": rows,
-            "seconds": r["seconds"], "rows_per_s": rows / r["seconds"], "cpu_seconds": r["cpu"],
-            "impl": f"Conveyor {our_reader} + GenerateStatistics" if side == "ours"
-            else f"tfx-bsl {their_reader} + tfdv.GenerateStatistics",
-        })
-        print(f"statistics {side:<6} {rows:>11,} rows {r['seconds']:8.2f} s {rows / r['seconds']:>10,.0f} rows/s",
-              flush=True)
+        results.append(
+            {
+                "component": component,
+                "side": side,
+                "rows": rows,
+                "seconds": r["seconds"],
+                "rows_per_s": rows / r["seconds"],
+                "cpu_seconds": r["cpu"],
+                "impl": f"Conveyor {our_reader} + GenerateStatistics"
+                if side == "ours"
+                else f"tfx-bsl {their_reader} + tfdv.GenerateStatistics",
+            }
+        )
+        print(
+            f"statistics {side:<6} {rows:>11,} rows {r['seconds']:8.2f} s {rows / r['seconds']:>10,.0f} rows/s",
+            flush=True,
+        )
     with open(args.json, "w") as f:
         json.dump(results, f, indent=1)
     return 0
@@ -284,7 +308,9 @@ def json_mode(args, beam_args: list[str]) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    beam_args = argv[argv.index("--") + 1:] if "--" in argv else ["--direct_running_mode=in_memory"]
+    beam_args = (
+        argv[argv.index("--") + 1 :] if "--" in argv else ["--direct_running_mode=in_memory"]
+    )
     argv = argv[: argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=10, help="data multiple for the memory check")
@@ -299,12 +325,20 @@ def main(argv=None) -> int:
         help="fresh processes per figure; the best time is shown (default 3)",
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--json", metavar="PATH", help="machine-readable mode (see the module docstring)")
+    ap.add_argument(
+        "--json", metavar="PATH", help="machine-readable mode (see the module docstring)"
+    )
     ap.add_argument("--only", choices=("ours", "theirs"), help="with --json: run one side only")
     ap.add_argument("--rows", type=int, default=None, help="with --json: first N rows of the data")
-    ap.add_argument("--prepare-only", action="store_true", help="with --json: write the data and exit")
-    ap.add_argument("--format", choices=("csv", "tfrecord"), default="csv",
-                    help="with --json: the input format (tfrecord: two gzip shards per copy)")
+    ap.add_argument(
+        "--prepare-only", action="store_true", help="with --json: write the data and exit"
+    )
+    ap.add_argument(
+        "--format",
+        choices=("csv", "tfrecord"),
+        default="csv",
+        help="with --json: the input format (tfrecord: two gzip shards per copy)",
+    )
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -363,13 +397,23 @@ def main(argv=None) -> int:
     tm = show("tfdv (csv, 1x, multi_processing 2)", spec("tfdv", "csv", 1, multi), rows)
     # End to end, each with its own reader: what each tool's users run.
     e2e = {}
-    for fmt, data_key, theirs in (("csv", "csv_clean", "CsvTFXIO"), ("tfrecord", "tfrecord", "TFExampleRecord")):
+    for fmt, data_key, theirs in (
+        ("csv", "csv_clean", "CsvTFXIO"),
+        ("tfrecord", "tfrecord", "TFExampleRecord"),
+    ):
         tag = f"{fmt}{' (NA as empty)' if data_key == 'csv_clean' else ''}, 1x, in_memory"
         e2e[tag] = (
             theirs,
-            show(f"e2e conveyor: ReadExamples ({fmt})",
-                 spec("ours", fmt, reader="ours-given-schema", data_key=data_key), rows),
-            show(f"e2e tfdv: {theirs} ({fmt})", spec("tfdv", fmt, reader="tfxio", data_key=data_key), rows),
+            show(
+                f"e2e conveyor: ReadExamples ({fmt})",
+                spec("ours", fmt, reader="ours-given-schema", data_key=data_key),
+                rows,
+            ),
+            show(
+                f"e2e tfdv: {theirs} ({fmt})",
+                spec("tfdv", fmt, reader="tfxio", data_key=data_key),
+                rows,
+            ),
         )
 
     print()

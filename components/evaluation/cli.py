@@ -20,32 +20,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_input_arguments(parser)
     parser.add_argument(
-        "--split", metavar="NAME", help="split of --examples to evaluate (default: eval, or the only one)"
+        "--split",
+        metavar="NAME",
+        help="split of --examples to evaluate (default: eval, or the only one)",
     )
     model = parser.add_argument_group("model (one of --model or --prediction-key)")
     model.add_argument("--model", metavar="DIR", help="a TensorFlow SavedModel to evaluate")
-    model.add_argument("--baseline-model", metavar="DIR", help="a baseline SavedModel (change thresholds)")
-    model.add_argument("--signature", default="serving_default", metavar="NAME",
-                       help="signature of the model(s) (default: serving_default)")
-    model.add_argument("--prediction-key", metavar="COL",
-                       help="column holding the predictions (model-free), or the model output to use")
-    model.add_argument("--baseline-prediction-key", metavar="COL",
-                       help="column holding a baseline's predictions (model-free)")
+    model.add_argument(
+        "--baseline-model", metavar="DIR", help="a baseline SavedModel (change thresholds)"
+    )
+    model.add_argument(
+        "--signature",
+        default="serving_default",
+        metavar="NAME",
+        help="signature of the model(s) (default: serving_default)",
+    )
+    model.add_argument(
+        "--prediction-key",
+        metavar="COL",
+        help="column holding the predictions (model-free), or the model output to use",
+    )
+    model.add_argument(
+        "--baseline-prediction-key",
+        metavar="COL",
+        help="column holding a baseline's predictions (model-free)",
+    )
     parser.add_argument("--label-key", metavar="COL", help="label column (or from --config)")
     parser.add_argument("--weight-key", metavar="COL", help="example weight column")
-    parser.add_argument("--config", metavar="FILE",
-                        help="a tfma.EvalConfig as JSON or text proto (model_specs, slicing_specs, "
-                        "metrics_specs with thresholds)")
-    parser.add_argument("--slice-by", action="append", default=[], metavar="COL",
-                        help="add a slice per value of COL (repeatable; COL1,COL2 crosses columns)")
-    parser.add_argument("--task", choices=("binary", "multiclass", "regression"), default="binary",
-                        help="default metric set when the config names none (default: binary)")
-    parser.add_argument("--confidence-intervals", action="store_true",
-                        help="Poisson bootstrap confidence intervals (20 replicates)")
-    parser.add_argument("--min-slice-size", type=int, default=None, metavar="N",
-                        help="leave out slices with fewer examples")
-    parser.add_argument("--hot-key-fanout", type=int, default=4, metavar="N",
-                        help="intermediate keys per slice in the combine (default 4)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a tfma.EvalConfig as JSON or text proto (model_specs, slicing_specs, "
+        "metrics_specs with thresholds)",
+    )
+    parser.add_argument(
+        "--slice-by",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="add a slice per value of COL (repeatable; COL1,COL2 crosses columns)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=("binary", "multiclass", "regression"),
+        default="binary",
+        help="default metric set when the config names none (default: binary)",
+    )
+    parser.add_argument(
+        "--confidence-intervals",
+        action="store_true",
+        help="Poisson bootstrap confidence intervals (20 replicates)",
+    )
+    parser.add_argument(
+        "--min-slice-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="leave out slices with fewer examples",
+    )
+    parser.add_argument(
+        "--hot-key-fanout",
+        type=int,
+        default=4,
+        metavar="N",
+        help="intermediate keys per slice in the combine (default 4)",
+    )
     parser.add_argument("--no-images", action="store_true", help="skip the PNG plots")
     parser.add_argument("--output", required=True, metavar="DIR", help="output directory")
 
@@ -78,8 +117,15 @@ def _settings(args):
             models.append(dataclasses.replace(m, **updates))
         if args.baseline_prediction_key and settings.baseline is None:
             c = settings.candidate
-            models.append(ModelSettings("baseline", c.label_key, args.baseline_prediction_key,
-                                        c.example_weight_key, True))
+            models.append(
+                ModelSettings(
+                    "baseline",
+                    c.label_key,
+                    args.baseline_prediction_key,
+                    c.example_weight_key,
+                    True,
+                )
+            )
         settings = dataclasses.replace(settings, models=tuple(models))
     else:
         if not args.label_key:
@@ -91,7 +137,9 @@ def _settings(args):
             example_weight_key=args.weight_key,
             task=args.task,
         )
-        settings = settings.with_slices(settings.slices + tuple(s for s in extra if s not in settings.slices))
+        settings = settings.with_slices(
+            settings.slices + tuple(s for s in extra if s not in settings.slices)
+        )
     updates = {}
     if args.confidence_intervals:
         updates["compute_confidence_intervals"] = True
@@ -118,7 +166,9 @@ def _pick_read(args) -> dict:
         return {INPUT_SPLIT: reads[None]}
     if args.split:
         if args.split not in reads:
-            raise UsageError(f"{args.examples} has no split {args.split!r} (it has {', '.join(reads)})")
+            raise UsageError(
+                f"{args.examples} has no split {args.split!r} (it has {', '.join(reads)})"
+            )
         return {args.split: reads[args.split]}
     if "eval" in reads:
         return {"eval": reads["eval"]}
@@ -137,7 +187,9 @@ def run(args, beam_args) -> int:
     check_output(args.output, inputs=inputs)
 
     if args.model and args.baseline_prediction_key:
-        raise UsageError("--baseline-prediction-key is for model-free evaluation; use --baseline-model")
+        raise UsageError(
+            "--baseline-prediction-key is for model-free evaluation; use --baseline-model"
+        )
     if args.baseline_model and not args.model:
         raise UsageError("--baseline-model goes with --model")
     if not args.model and not args.prediction_key and not args.config:
@@ -146,7 +198,9 @@ def run(args, beam_args) -> int:
         raise UsageError("--hot-key-fanout must be positive")
     settings = _settings(args)
     if not args.model and not settings.candidate.prediction_key:
-        raise UsageError("give --model DIR or --prediction-key COL (or prediction_key in the config)")
+        raise UsageError(
+            "give --model DIR or --prediction-key COL (or prediction_key in the config)"
+        )
     examples = _pick_read(args)
 
     from conveyor.components.evaluation.component import run_evaluation
@@ -165,10 +219,18 @@ def run(args, beam_args) -> int:
             images=not args.no_images,
         )
     overall = report["metrics"][0]
-    shown = {k: v for k, v in overall["metrics"].items() if k in ("example_count", "auc", "binary_accuracy",
-                                                                 "mean_squared_error", "accuracy", "log_loss")}
-    print(f"{len(report['metrics'])} slices; overall: "
-          + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
+    shown = {
+        k: v
+        for k, v in overall["metrics"].items()
+        if k
+        in ("example_count", "auc", "binary_accuracy", "mean_squared_error", "accuracy", "log_loss")
+    }
+    print(
+        f"{len(report['metrics'])} slices; overall: "
+        + ", ".join(
+            f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
+        )
+    )
     for name, count in (overall.get("problems") or {}).items():
         print(f"warning: {count} examples left out of the metrics: {name.replace('_', ' ')}")
     if report["rows_rejected_on_read"]:

@@ -362,7 +362,9 @@ class Threshold:
         out = {}
         if self.has_value:
             out["value_threshold"] = {
-                k: v for k, v in (("lower_bound", self.lower), ("upper_bound", self.upper)) if v is not None
+                k: v
+                for k, v in (("lower_bound", self.lower), ("upper_bound", self.upper))
+                if v is not None
             }
         if self.has_change:
             change = {"direction": self.direction}
@@ -631,7 +633,9 @@ def _threshold(proto) -> Threshold:
         elif c.direction == pb2.MetricDirection.LOWER_IS_BETTER:
             kw["direction"] = LOWER_IS_BETTER
         else:
-            raise UsageError("a change_threshold needs direction HIGHER_IS_BETTER or LOWER_IS_BETTER")
+            raise UsageError(
+                "a change_threshold needs direction HIGHER_IS_BETTER or LOWER_IS_BETTER"
+            )
         if c.HasField("absolute"):
             kw["absolute"] = c.absolute.value
         if c.HasField("relative"):
@@ -643,12 +647,16 @@ def _threshold(proto) -> Threshold:
 
 def _slice_spec(proto) -> SliceSpec:
     if proto.slice_keys_sql:
-        raise UsageError("slicing_specs with slice_keys_sql are not supported; use feature_keys/feature_values")
+        raise UsageError(
+            "slicing_specs with slice_keys_sql are not supported; use feature_keys/feature_values"
+        )
     keys = tuple(proto.feature_keys)
     values = tuple(sorted((k, str(v)) for k, v in proto.feature_values.items()))
     both = set(keys) & {k for k, _ in values}
     if both:
-        raise UsageError(f"slicing spec names {sorted(both)} in both feature_keys and feature_values")
+        raise UsageError(
+            f"slicing spec names {sorted(both)} in both feature_keys and feature_values"
+        )
     return SliceSpec(keys, values)
 
 
@@ -728,7 +736,9 @@ def _metrics_and_rules(config, models) -> tuple[list[MetricSpec], list[Threshold
             if spec in metrics:
                 continue  # the same metric again
             if any(m.name == spec.name for m in metrics):
-                raise UsageError(f"metric name {spec.name!r} is configured twice with different settings")
+                raise UsageError(
+                    f"metric name {spec.name!r} is configured twice with different settings"
+                )
             metrics.append(spec)
             rules += _metric_rules(spec.name, mc)
         rules += _spec_rules(ms)
@@ -755,7 +765,9 @@ def _check_metrics_spec(ms, where: str, models) -> None:
 
 def _metric_of(mc, where: str) -> MetricSpec:
     """The :class:`MetricSpec` of one ``MetricConfig`` (its class name and JSON config)."""
-    if mc.module and not mc.module.startswith(("tensorflow_model_analysis", "tfma", "tf.keras", "keras")):
+    if mc.module and not mc.module.startswith(
+        ("tensorflow_model_analysis", "tfma", "tf.keras", "keras")
+    ):
         raise UsageError(f"{where}: custom metric module {mc.module!r} is not supported")
     try:
         # TFMA accepts the object with or without its braces ('"thresholds": [0.5]').
@@ -783,10 +795,14 @@ def _spec_rules(ms) -> list[ThresholdRule]:
 
 
 def _per_slice_rule(name: str, ps) -> ThresholdRule:
-    return ThresholdRule(name, _threshold(ps.threshold), tuple(_slice_spec(s) for s in ps.slicing_specs))
+    return ThresholdRule(
+        name, _threshold(ps.threshold), tuple(_slice_spec(s) for s in ps.slicing_specs)
+    )
 
 
-def _with_example_count(metrics: list[MetricSpec], task: str, weighted: bool) -> tuple[MetricSpec, ...]:
+def _with_example_count(
+    metrics: list[MetricSpec], task: str, weighted: bool
+) -> tuple[MetricSpec, ...]:
     """The task's default metrics when none is configured, else ``example_count`` first if missing."""
     if not metrics:
         return default_metrics(task, weighted)
@@ -798,7 +814,11 @@ def _with_example_count(metrics: list[MetricSpec], task: str, weighted: bool) ->
 def _options(config) -> dict:
     """The ``options`` read: ``compute_confidence_intervals`` and ``min_slice_size`` (at least 1)."""
     opts = config.options
-    ci = opts.compute_confidence_intervals.value if opts.HasField("compute_confidence_intervals") else False
+    ci = (
+        opts.compute_confidence_intervals.value
+        if opts.HasField("compute_confidence_intervals")
+        else False
+    )
     min_size = opts.min_slice_size.value if opts.HasField("min_slice_size") else 1
     return {"compute_confidence_intervals": ci, "min_slice_size": max(1, min_size)}
 
@@ -825,7 +845,9 @@ def make_settings(
     """
     models = [ModelSettings("candidate", label_key, prediction_key, example_weight_key)]
     if baseline_prediction_key is not None:
-        models.append(ModelSettings("baseline", label_key, baseline_prediction_key, example_weight_key, True))
+        models.append(
+            ModelSettings("baseline", label_key, baseline_prediction_key, example_weight_key, True)
+        )
     specs = (
         tuple(metric_spec(n) for n in metrics)
         if metrics

@@ -158,7 +158,9 @@ class MetricsKernel:
 
     def __init__(self, settings: EvalSettings):
         self.settings = settings
-        self.samples = 1 + (settings.bootstrap_samples if settings.compute_confidence_intervals else 0)
+        self.samples = 1 + (
+            settings.bootstrap_samples if settings.compute_confidence_intervals else 0
+        )
         self.buckets = settings.num_buckets
         self.thresholds = np.asarray(settings.decision_thresholds, np.float64)
         self.ks = np.asarray(settings.top_ks, np.int64)
@@ -174,7 +176,9 @@ class MetricsKernel:
         return SliceAccumulator(
             0,
             [
-                ModelState(self.samples, self.buckets, len(self.thresholds), len(self.ks), self.probability)
+                ModelState(
+                    self.samples, self.buckets, len(self.thresholds), len(self.ks), self.probability
+                )
                 for _ in range(self.n_models)
             ],
         )
@@ -233,7 +237,12 @@ class MetricsKernel:
                 ok &= ~bad
             elif self.classes:
                 k = pred.shape[1] if pred.ndim == 2 else 1
-                bad = ok & ((labels < 0) | (labels >= k) | (labels != np.floor(labels)) | ~np.isfinite(labels))
+                bad = ok & (
+                    (labels < 0)
+                    | (labels >= k)
+                    | (labels != np.floor(labels))
+                    | ~np.isfinite(labels)
+                )
                 problems[_P["label_out_of_range"]] += int(np.count_nonzero(bad))
                 ok &= ~bad
             else:
@@ -307,14 +316,18 @@ class MetricsKernel:
             result = {
                 "metrics": {k: _clean(v) for k, v in values.items()},
                 "problems": {
-                    name: int(state.problems[i]) for i, name in enumerate(PROBLEMS) if state.problems[i]
+                    name: int(state.problems[i])
+                    for i, name in enumerate(PROBLEMS)
+                    if state.problems[i]
                 },
             }
             plots = self._plots(state)
             if plots:
                 result["plots"] = plots
             if state.hist is not None and any(m.kind == "auc" for m in self.settings.metrics):
-                result["notes"] = {"auc_bucketing_error_bound": _clean(_auc_error_bound(state.hist[0]))}
+                result["notes"] = {
+                    "auc_bucketing_error_bound": _clean(_auc_error_bound(state.hist[0]))
+                }
             if self.samples > 1:
                 result["confidence_intervals"] = self._intervals(acc.rows, state, values)
             out[spec.name] = result
@@ -396,7 +409,10 @@ class MetricsKernel:
         if state.hist is not None:
             fpr, tpr = roc_points(state.hist[0])
             if len(fpr):
-                out["roc_curve"] = {"fpr": [round(float(x), 6) for x in fpr], "tpr": [round(float(x), 6) for x in tpr]}
+                out["roc_curve"] = {
+                    "fpr": [round(float(x), 6) for x in fpr],
+                    "tpr": [round(float(x), 6) for x in tpr],
+                }
         return out
 
     def _intervals(self, rows: int, state: ModelState, point: dict) -> dict:
@@ -412,7 +428,11 @@ class MetricsKernel:
             if len(values) < 2 or not np.isfinite(value):
                 continue
             se = float(np.std(values, ddof=1))
-            out[name] = {"lower": float(value) - t * se, "upper": float(value) + t * se, "std_error": se}
+            out[name] = {
+                "lower": float(value) - t * se,
+                "upper": float(value) + t * se,
+                "std_error": se,
+            }
         return out
 
 
@@ -526,4 +546,3 @@ def _t_quantile(df: int) -> float:
         return float(t.ppf(0.975, df))
     except ImportError:  # pragma: no cover - scipy ships with the pinned set
         return 1.959964
-

@@ -61,7 +61,9 @@ class Evaluator(Component):
             settings = settings_from_eval_config(config, extra_slices=extra)
         elif p["label_key"]:
             settings = make_settings(p["label_key"], p["prediction_key"])
-            settings = settings.with_slices(settings.slices + tuple(s for s in extra if s not in settings.slices))
+            settings = settings.with_slices(
+                settings.slices + tuple(s for s in extra if s not in settings.slices)
+            )
         else:
             raise ValueError("Evaluator needs eval_config or label_key")
         model = ctx.inputs.get("model")
@@ -69,9 +71,15 @@ class Evaluator(Component):
         if model is None and not settings.candidate.prediction_key:
             raise ValueError("Evaluator needs a model input or a prediction_key")
         if model is not None and p["prediction_key"]:
-            settings = dataclasses.replace(settings, models=tuple(
-                dataclasses.replace(m, prediction_key=p["prediction_key"]) if not m.is_baseline else m
-                for m in settings.models))
+            settings = dataclasses.replace(
+                settings,
+                models=tuple(
+                    dataclasses.replace(m, prediction_key=p["prediction_key"])
+                    if not m.is_baseline
+                    else m
+                    for m in settings.models
+                ),
+            )
         out = ctx.outputs["evaluation"].uri
         split = p["split"]
         report = run_evaluation(
@@ -85,8 +93,11 @@ class Evaluator(Component):
         )
         verdict = BLESSED if report["blessed"] else NOT_BLESSED
         shutil.copyfile(
-            os.path.join(out, BLESSING_DIR, verdict), os.path.join(ctx.outputs["blessing"].uri, verdict)
+            os.path.join(out, BLESSING_DIR, verdict),
+            os.path.join(ctx.outputs["blessing"].uri, verdict),
         )
         overall = report["metrics"][0]["metrics"]
-        summary = {k: overall[k] for k in ("example_count", "auc", "binary_accuracy") if k in overall}
+        summary = {
+            k: overall[k] for k in ("example_count", "auc", "binary_accuracy") if k in overall
+        }
         return {"evaluation": {"overall": json.dumps(summary)}, "blessing": {"blessed": verdict}}

@@ -149,7 +149,11 @@ def _check(rule: ThresholdRule, value, baseline) -> str | None:
                 )
         if t.relative is not None:
             ratio = diff / baseline if not math.isclose(baseline, 0.0) else math.nan
-            ok = (ratio >= t.relative if higher else ratio <= t.relative) if ratio == ratio else False
+            ok = (
+                (ratio >= t.relative if higher else ratio <= t.relative)
+                if ratio == ratio
+                else False
+            )
             if not ok:
                 return (
                     f"relative change {ratio:+.6g} (candidate {value:.6g}, baseline {baseline:.6g}) "
@@ -158,7 +162,9 @@ def _check(rule: ThresholdRule, value, baseline) -> str | None:
     return None
 
 
-def validate(settings: EvalSettings, entries: dict, empty: set, inference_failures: int = 0) -> dict:
+def validate(
+    settings: EvalSettings, entries: dict, empty: set, inference_failures: int = 0
+) -> dict:
     """Checks every threshold on every slice it applies to; returns the validation result."""
     cand = settings.candidate.name
     base = settings.baseline.name if settings.baseline else None
@@ -286,7 +292,9 @@ def write_report(report: dict, output_dir: str, html: bool = True, images: bool 
     if images:
         images_written = write_plots(report["plots"], join(output_dir, "plots"))
     if html:
-        _write_bytes(join(output_dir, "index.html"), render_html(report, images_written).encode("utf-8"))
+        _write_bytes(
+            join(output_dir, "index.html"), render_html(report, images_written).encode("utf-8")
+        )
 
 
 def write_plots(plots: list, folder: str) -> dict:
@@ -299,7 +307,11 @@ def write_plots(plots: list, folder: str) -> dict:
     written: dict = {}
     for entry in plots:
         name = slice_name(entry["slice"])
-        title = "overall" if not entry["slice"] else ", ".join(f"{k}={v}" for k, v in entry["slice"].items())
+        title = (
+            "overall"
+            if not entry["slice"]
+            else ", ".join(f"{k}={v}" for k, v in entry["slice"].items())
+        )
         p = entry["plots"]
         bp = entry.get("baseline_plots", {})
         files = []
@@ -307,14 +319,28 @@ def write_plots(plots: list, folder: str) -> dict:
             fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=90)
             ax.plot(p["roc_curve"]["fpr"], p["roc_curve"]["tpr"], label="candidate", lw=1.6)
             if "roc_curve" in bp:
-                ax.plot(bp["roc_curve"]["fpr"], bp["roc_curve"]["tpr"], label="baseline", lw=1.2, ls="--")
+                ax.plot(
+                    bp["roc_curve"]["fpr"],
+                    bp["roc_curve"]["tpr"],
+                    label="baseline",
+                    lw=1.2,
+                    ls="--",
+                )
                 ax.legend(loc="lower right")
             ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls=":")
-            ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC: {title}",
-                   xlim=(0, 1), ylim=(0, 1.01))
+            ax.set(
+                xlabel="false positive rate",
+                ylabel="true positive rate",
+                title=f"ROC: {title}",
+                xlim=(0, 1),
+                ylim=(0, 1.01),
+            )
             files.append(_save(fig, folder, f"{name}_roc.png"))
             plt.close(fig)
-        cal = next((v for k, v in p.items() if k != "roc_curve" and v and "weighted_examples" in v[0]), None)
+        cal = next(
+            (v for k, v in p.items() if k != "roc_curve" and v and "weighted_examples" in v[0]),
+            None,
+        )
         if cal:
             fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=90)
             xs = [b["total_weighted_refined_prediction"] / b["weighted_examples"] for b in cal]
@@ -323,8 +349,13 @@ def write_plots(plots: list, folder: str) -> dict:
             biggest = max(sizes) or 1.0
             ax.scatter(xs, ys, s=[4 + 60 * s / biggest for s in sizes], alpha=0.6, lw=0)
             ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls=":")
-            ax.set(xlabel="mean prediction (bucket)", ylabel="mean label (bucket)",
-                   title=f"Calibration: {title}", xlim=(0, 1), ylim=(-0.01, 1.01))
+            ax.set(
+                xlabel="mean prediction (bucket)",
+                ylabel="mean label (bucket)",
+                title=f"Calibration: {title}",
+                xlim=(0, 1),
+                ylim=(-0.01, 1.01),
+            )
             files.append(_save(fig, folder, f"{name}_calibration.png"))
             plt.close(fig)
         if files:
@@ -383,14 +414,21 @@ def render_html(report: dict, images: dict) -> str:
                 names.append(k)
     failed = {slice_name(f["slice"]) for f in report["validation"]["failures"]}
     v = report["validation"]
-    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Conveyor evaluation</title>",
-           f"<style>{_STYLE}</style></head><body>", "<h1>Model evaluation</h1>"]
+    out = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Conveyor evaluation</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>Model evaluation</h1>",
+    ]
     status = "BLESSED" if report["blessed"] else "NOT BLESSED"
-    out.append(f"<p class='{'ok' if report['blessed'] else 'bad'}'><b>{status}</b>: "
-               f"{v['thresholds_checked']} threshold checks, {len(v['failures'])} failures.</p>")
+    out.append(
+        f"<p class='{'ok' if report['blessed'] else 'bad'}'><b>{status}</b>: "
+        f"{v['thresholds_checked']} threshold checks, {len(v['failures'])} failures.</p>"
+    )
     if v["failures"]:
-        out.append("<h2>Failures</h2><table><thead><tr><th>metric</th><th>slice</th><th>value</th>"
-                   "<th>threshold</th><th>reason</th></tr></thead><tbody>")
+        out.append(
+            "<h2>Failures</h2><table><thead><tr><th>metric</th><th>slice</th><th>value</th>"
+            "<th>threshold</th><th>reason</th></tr></thead><tbody>"
+        )
         for f in v["failures"]:
             out.append(
                 "<tr>" + f"<td class='s'>{html.escape(f['metric'])}</td>"
@@ -400,13 +438,21 @@ def render_html(report: dict, images: dict) -> str:
                 f"<td class='s'>{html.escape(f['reason'])}</td></tr>"
             )
         out.append("</tbody></table>")
-    out.append("<h2>Slices</h2><p>Click a column header to sort.</p><table><thead><tr><th>slice</th>")
+    out.append(
+        "<h2>Slices</h2><p>Click a column header to sort.</p><table><thead><tr><th>slice</th>"
+    )
     out.extend(f"<th>{html.escape(n)}</th>" for n in names)
     out.append("<th>rows left out</th></tr></thead><tbody>")
     for r in rows:
-        label = "overall" if not r["slice"] else ", ".join(f"{k}={val}" for k, val in r["slice"].items())
+        label = (
+            "overall"
+            if not r["slice"]
+            else ", ".join(f"{k}={val}" for k, val in r["slice"].items())
+        )
         cls = " class='fail'" if slice_name(r["slice"]) in failed else ""
-        out.append(f"<tr{cls}><td class='s'>{html.escape(label)}{' (empty)' if r.get('empty') else ''}</td>")
+        out.append(
+            f"<tr{cls}><td class='s'>{html.escape(label)}{' (empty)' if r.get('empty') else ''}</td>"
+        )
         for n in names:
             val = r["metrics"].get(n)
             data = "" if val is None else f" data-v='{val}'"
@@ -422,4 +468,3 @@ def render_html(report: dict, images: dict) -> str:
             out.append("</div>")
     out.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(out)
-

@@ -138,7 +138,10 @@ class BatchSlicer:
             weights = np.ones(n)
         preds, missing = [], []
         for model, col in zip(self.settings.models, self.prediction_columns):
-            if model.label_key != first.label_key or model.example_weight_key != first.example_weight_key:
+            if (
+                model.label_key != first.label_key
+                or model.example_weight_key != first.example_weight_key
+            ):
                 raise InputError(
                     "candidate and baseline must share label_key and example_weight_key "
                     f"({first.name!r} and {model.name!r} differ)"
@@ -178,7 +181,9 @@ class BatchSlicer:
             if isinstance(col, pa.ChunkedArray):
                 col = col.combine_chunks()
             if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-                parents = np.asarray(pc.list_parent_indices(col).to_numpy(zero_copy_only=False), np.int64)
+                parents = np.asarray(
+                    pc.list_parent_indices(col).to_numpy(zero_copy_only=False), np.int64
+                )
                 values = pc.list_flatten(col)
             else:
                 valid = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), bool)
@@ -210,7 +215,9 @@ class BatchSlicer:
                 parts.append(c % size)
                 c //= size
             parts.reverse()
-            key = tuple(sorted((columns[i], dictionaries[i][parts[i]]) for i in range(len(columns))))
+            key = tuple(
+                sorted((columns[i], dictionaries[i][parts[i]]) for i in range(len(columns)))
+            )
             groups.append((key, rows[order[bounds[g] : bounds[g + 1]]]))
         return groups
 

@@ -189,7 +189,15 @@ class EvaluateModel(beam.PTransform):
             settings = dataclasses.replace(
                 settings,
                 models=settings.models
-                + (ModelSettings("baseline", cand.label_key, cand.prediction_key, cand.example_weight_key, True),),
+                + (
+                    ModelSettings(
+                        "baseline",
+                        cand.label_key,
+                        cand.prediction_key,
+                        cand.example_weight_key,
+                        True,
+                    ),
+                ),
             )
             self.settings = settings
         if model_path and settings.baseline is not None and not baseline_model_path:
@@ -223,7 +231,9 @@ class EvaluateModel(beam.PTransform):
                 columns.append(infer.prediction_columns[key])
             else:
                 if not model.prediction_key:
-                    raise UsageError(f"model spec {model.name!r} needs a prediction_key (a column) or a model")
+                    raise UsageError(
+                        f"model spec {model.name!r} needs a prediction_key (a column) or a model"
+                    )
                 columns.append(model.prediction_key)
         self.prediction_columns = columns
         self.slicer = BatchSlicer(settings, columns)
@@ -246,7 +256,9 @@ class EvaluateModel(beam.PTransform):
         slices = (
             batches
             | "SplitBySlice"
-            >> beam.ParDo(_SliceFn(settings, self.prediction_columns, self.input_schema is not None))
+            >> beam.ParDo(
+                _SliceFn(settings, self.prediction_columns, self.input_schema is not None)
+            )
             | "ComputeMetrics"
             >> beam.CombinePerKey(MetricsCombineFn(settings)).with_hot_key_fanout(fanout)
             | "SliceOutputs" >> beam.Map(_slice_output, settings)
@@ -263,8 +275,7 @@ class EvaluateModel(beam.PTransform):
         report = (
             slices
             | "GatherSlices" >> beam.combiners.ToList()
-            | "Validate"
-            >> beam.Map(_finish, beam.pvalue.AsSingleton(dead), settings)
+            | "Validate" >> beam.Map(_finish, beam.pvalue.AsSingleton(dead), settings)
         )
         return EvaluationResult(slices, report)
 

@@ -14,7 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from conveyor.beam_utils.cli_args import add_input_arguments
 
     add_input_arguments(parser, examples=False)
-    parser.add_argument("--output", required=True, metavar="DIR", help="the Examples directory to write")
+    parser.add_argument(
+        "--output", required=True, metavar="DIR", help="the Examples directory to write"
+    )
     parser.add_argument(
         "--splits",
         default="train:2,eval:1",

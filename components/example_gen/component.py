@@ -54,5 +54,7 @@ def run_example_gen(
         _ = p | generate
     summary = files.read_summary(output_dir)
     if summary is None:
-        raise RuntimeError(f"ExampleGen finished without writing {output_dir}/{layout.SUMMARY_FILE}")
+        raise RuntimeError(
+            f"ExampleGen finished without writing {output_dir}/{layout.SUMMARY_FILE}"
+        )
     return summary

@@ -54,11 +54,13 @@ class ExampleGen(Component):
             hash_columns=p["hash_columns"],
             beam_args=ctx.beam_args,
         )
-        return {"examples": {
-            "split_names": json.dumps(list(summary["splits"])),
-            "rows_read": summary["rows_read"],
-            "rows_rejected": summary["rows_rejected"],
-        }}
+        return {
+            "examples": {
+                "split_names": json.dumps(list(summary["splits"])),
+                "rows_read": summary["rows_read"],
+                "rows_rejected": summary["rows_rejected"],
+            }
+        }
 
 
 def _input_files(pattern: str) -> list[tuple[str, int, float]]:

@@ -91,7 +91,9 @@ class GenerateExamples(beam.PTransform):
                 )
             bad = [k for k in self.examples if not isinstance(k, str) or not k]
             if bad:
-                raise UsageError(f"pre-split examples need a split name for every input, not {bad!r}")
+                raise UsageError(
+                    f"pre-split examples need a split name for every input, not {bad!r}"
+                )
             self.splits = None
         else:
             self.splits = dict(splits or DEFAULT_SPLITS)
@@ -113,16 +115,22 @@ class GenerateExamples(beam.PTransform):
         (
             rejected
             | "RejectedJson" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
-            | "WriteRejected" >> beam.io.WriteToText(
+            | "WriteRejected"
+            >> beam.io.WriteToText(
                 FileSystems.join(self.output_dir, REJECTED_DIR, "rejected"),
                 file_name_suffix=".jsonl",
                 num_shards=1,
             )
         )
-        how = {k: count_rows if k.startswith("split:") else count_value
-               for k in counts if not k.startswith("rejected")}
+        how = {
+            k: count_rows if k.startswith("split:") else count_value
+            for k in counts
+            if not k.startswith("rejected")
+        }
         info = {
-            "inputs": {name: (read.file_pattern, read.format) for name, read in self.examples.items()},
+            "inputs": {
+                name: (read.file_pattern, read.format) for name, read in self.examples.items()
+            },
             "presplit": self.presplit,
             "features": arrow.feature_types(schema),
             "split_names": list(self.examples) if self.presplit else list(self.splits),
@@ -134,7 +142,9 @@ class GenerateExamples(beam.PTransform):
         if self.hash_columns:
             unknown = [c for c in self.hash_columns if c not in schema.names]
             if unknown:
-                raise UsageError(f"hash column(s) {unknown} are not in the input (columns: {schema.names})")
+                raise UsageError(
+                    f"hash column(s) {unknown} are not in the input (columns: {schema.names})"
+                )
         result = pbegin | "Read" >> read
         parts = result.examples | "Split" >> SplitExamples(self.splits, self.hash_columns)
         counts = {"read": result.rows_read, "rejected": result.rejected}
@@ -148,11 +158,13 @@ class GenerateExamples(beam.PTransform):
         for name, read in self.examples.items():
             result = pbegin | f"Read[{name}]" >> read
             result.examples | f"Write[{name}]" >> WriteExamples(self.output_dir, split=name)
-            counts.update({
-                "read:" + name: result.rows_read,
-                "rejected:" + name: result.rejected,
-                "split:" + name: result.examples,
-            })
+            counts.update(
+                {
+                    "read:" + name: result.rows_read,
+                    "rejected:" + name: result.rejected,
+                    "split:" + name: result.examples,
+                }
+            )
             rejected.append(result.rejected)
         return counts, rejected | "AllRejected" >> beam.Flatten(pipeline=pbegin.pipeline)
 
@@ -184,7 +196,9 @@ def _summary(totals: dict[str, int], info: dict, output_dir: str) -> dict:
     if info["presplit"]:
         inputs = info["inputs"]
         for name in names:
-            reconcile(totals["read:" + name], splits[name], totals["rejected:" + name], inputs[name][0])
+            reconcile(
+                totals["read:" + name], splits[name], totals["rejected:" + name], inputs[name][0]
+            )
         summary = {
             "input": {name: pattern for name, (pattern, _) in inputs.items()},
             "format": {name: format for name, (_, format) in inputs.items()},
@@ -204,5 +218,7 @@ def _summary(totals: dict[str, int], info: dict, output_dir: str) -> dict:
         reconcile(summary["rows_read"], summary["rows_accepted"], summary["rows_rejected"], pattern)
     summary["splits"] = splits
     summary["features"] = info["features"]
-    files.write_text(FileSystems.join(output_dir, layout.SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
+    files.write_text(
+        FileSystems.join(output_dir, layout.SUMMARY_FILE), json.dumps(summary, indent=2) + "\n"
+    )
     return summary

@@ -37,45 +37,102 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # --input PATTERN is the pattern watched for new files.
     add_input_arguments(parser, examples=False)
     pubsub = parser.add_argument_group("Pub/Sub source (instead of --input)")
-    pubsub.add_argument("--pubsub-subscription", metavar="SUBSCRIPTION",
-                        help="read messages of projects/<p>/subscriptions/<s> (payload: CSV lines or one "
-                             "serialized tf.Example, as --format csv or tfrecord says; default: csv)")
-    parser.add_argument("--schema", required=True, metavar="FILE", help=f"the curated {SCHEMA_FILE}")
-    parser.add_argument("--baseline-statistics", metavar="FILE",
-                        help=f"reference statistics ({STATS_FILE}) for the schema's drift comparators")
-    parser.add_argument("--output", required=True, metavar="DIR", help="directory of the window folders")
-    parser.add_argument("--window-seconds", type=float, default=600.0, metavar="S",
-                        help="width of the fixed windows (default: 600)")
-    parser.add_argument("--timestamp-column", metavar="COL",
-                        help="event time of each row (epoch seconds or ISO-8601); default: arrival time")
-    parser.add_argument("--poll-interval", type=float, default=10.0, metavar="S",
-                        help="seconds between looks for new files (default: 10)")
-    parser.add_argument("--stop-after", type=float, metavar="S",
-                        help="stop watching files after S seconds and finish the open windows")
-    parser.add_argument("--csv-columns", metavar="LIST",
-                        help="column order of header-less CSV messages (default: the schema's, then "
-                             "the timestamp, label and prediction columns)")
-    parser.add_argument("--timestamp-attribute", metavar="NAME",
-                        help="Pub/Sub attribute holding the event time (default: publish time)")
+    pubsub.add_argument(
+        "--pubsub-subscription",
+        metavar="SUBSCRIPTION",
+        help="read messages of projects/<p>/subscriptions/<s> (payload: CSV lines or one "
+        "serialized tf.Example, as --format csv or tfrecord says; default: csv)",
+    )
+    parser.add_argument(
+        "--schema", required=True, metavar="FILE", help=f"the curated {SCHEMA_FILE}"
+    )
+    parser.add_argument(
+        "--baseline-statistics",
+        metavar="FILE",
+        help=f"reference statistics ({STATS_FILE}) for the schema's drift comparators",
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="DIR", help="directory of the window folders"
+    )
+    parser.add_argument(
+        "--window-seconds",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="width of the fixed windows (default: 600)",
+    )
+    parser.add_argument(
+        "--timestamp-column",
+        metavar="COL",
+        help="event time of each row (epoch seconds or ISO-8601); default: arrival time",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds between looks for new files (default: 10)",
+    )
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        metavar="S",
+        help="stop watching files after S seconds and finish the open windows",
+    )
+    parser.add_argument(
+        "--csv-columns",
+        metavar="LIST",
+        help="column order of header-less CSV messages (default: the schema's, then "
+        "the timestamp, label and prediction columns)",
+    )
+    parser.add_argument(
+        "--timestamp-attribute",
+        metavar="NAME",
+        help="Pub/Sub attribute holding the event time (default: publish time)",
+    )
     parser.add_argument("--label-key", metavar="COL", help="label column, for metrics per window")
-    parser.add_argument("--prediction-key", metavar="COL",
-                        help="prediction column, for metrics per window (with --model: the model output)")
-    parser.add_argument("--model", metavar="DIR",
-                        help=f"a SavedModel (or a Trainer output with {SERVING_DIR}) to run on each window")
-    parser.add_argument("--signature", default="serving_default", metavar="NAME",
-                        help="signature of --model (default: serving_default)")
-    parser.add_argument("--allowed-lateness", type=float, default=0.0, metavar="S",
-                        help="rows up to S seconds late fire their window again (default: 0, dropped)")
-    parser.add_argument("--warn", action="append", default=[], metavar="TYPE",
-                        help="report anomalies of this type as WARNING (repeatable)")
-    parser.add_argument("--environment", metavar="NAME", help="environment of the examples (e.g. SERVING)")
+    parser.add_argument(
+        "--prediction-key",
+        metavar="COL",
+        help="prediction column, for metrics per window (with --model: the model output)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="DIR",
+        help=f"a SavedModel (or a Trainer output with {SERVING_DIR}) to run on each window",
+    )
+    parser.add_argument(
+        "--signature",
+        default="serving_default",
+        metavar="NAME",
+        help="signature of --model (default: serving_default)",
+    )
+    parser.add_argument(
+        "--allowed-lateness",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="rows up to S seconds late fire their window again (default: 0, dropped)",
+    )
+    parser.add_argument(
+        "--warn",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="report anomalies of this type as WARNING (repeatable)",
+    )
+    parser.add_argument(
+        "--environment", metavar="NAME", help="environment of the examples (e.g. SERVING)"
+    )
 
 
 def _check(args) -> None:
     from conveyor.beam_utils.errors import UsageError
 
     if bool(args.input) == bool(args.pubsub_subscription):
-        raise UsageError("give exactly one of --input PATTERN or --pubsub-subscription SUBSCRIPTION")
+        raise UsageError(
+            "give exactly one of --input PATTERN or --pubsub-subscription SUBSCRIPTION"
+        )
     if args.window_seconds <= 0:
         raise UsageError("--window-seconds must be positive")
     if args.poll_interval <= 0:
@@ -163,14 +220,20 @@ def _check_pattern(pattern: str) -> None:
 
 
 def _print_summary(summary: dict, args) -> None:
-    print(f"{summary['windows']} window(s) written to {args.output}: {summary['windows_with_anomalies']} "
-          f"with anomalies, {summary['windows_with_errors']} with ERROR anomalies")
+    print(
+        f"{summary['windows']} window(s) written to {args.output}: {summary['windows_with_anomalies']} "
+        f"with anomalies, {summary['windows_with_errors']} with ERROR anomalies"
+    )
     if summary["late_firings"]:
-        print(f"{summary['late_firings']} late firing(s) rewrote windows: "
-              f"{summary['late_firings_with_errors']} with ERROR anomalies")
+        print(
+            f"{summary['late_firings']} late firing(s) rewrote windows: "
+            f"{summary['late_firings_with_errors']} with ERROR anomalies"
+        )
     if args.model:
-        print(f"model: {summary.get('examples_predicted', 0):,} examples predicted, "
-              f"{summary.get('examples_dead_lettered', 0):,} dead-lettered")
+        print(
+            f"model: {summary.get('examples_predicted', 0):,} examples predicted, "
+            f"{summary.get('examples_dead_lettered', 0):,} dead-lettered"
+        )
     rejected, unreadable = summary["rows_rejected"], summary["files_unreadable"]
     if rejected or unreadable:
         print(f"rejected rows: {rejected:,}; unreadable files skipped: {unreadable}")
@@ -204,8 +267,9 @@ def run(args, beam_args) -> int:
     inputs = [args.input, args.schema, args.baseline_statistics, args.model]
     check_output(args.output, inputs=inputs)
     try:
-        validation = ValidationOptions(environment=args.environment,
-                                       severity_overrides={t: "WARNING" for t in args.warn})
+        validation = ValidationOptions(
+            environment=args.environment, severity_overrides={t: "WARNING" for t in args.warn}
+        )
     except ValueError as e:
         raise UsageError(str(e)) from None
     schema = read_schema(args.schema)
@@ -217,38 +281,69 @@ def run(args, beam_args) -> int:
         settings = make_settings(args.label_key, args.prediction_key)
     prediction_column = None if args.model else args.prediction_key
     try:
-        read_schema_ = _arrow_schema(schema, {args.timestamp_column: "BYTES", args.label_key: "FLOAT",
-                                              prediction_column: "FLOAT"})
+        read_schema_ = _arrow_schema(
+            schema,
+            {args.timestamp_column: "BYTES", args.label_key: "FLOAT", prediction_column: "FLOAT"},
+        )
     except ValueError as e:
         raise UsageError(f"{args.schema}: {e}") from None
     csv_options = CsvOptions(delimiter=args.delimiter, missing_values=missing_values(args))
     if args.input:
-        source = WatchFiles(args.input, read_schema_, format=args.format, interval=args.poll_interval,
-                            stop_after=args.stop_after, csv_options=csv_options,
-                            batch_size=args.batch_size or DEFAULT_BATCH_SIZE, reports=True)
+        source = WatchFiles(
+            args.input,
+            read_schema_,
+            format=args.format,
+            interval=args.poll_interval,
+            stop_after=args.stop_after,
+            csv_options=csv_options,
+            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+            reports=True,
+        )
     else:
         columns = [c.strip() for c in args.csv_columns.split(",")] if args.csv_columns else None
         try:
-            source = ReadPubSubExamples(args.pubsub_subscription, read_schema_, format=args.format or "csv",
-                                        csv_columns=columns, csv_options=csv_options,
-                                        timestamp_attribute=args.timestamp_attribute, reports=True)
+            source = ReadPubSubExamples(
+                args.pubsub_subscription,
+                read_schema_,
+                format=args.format or "csv",
+                csv_columns=columns,
+                csv_options=csv_options,
+                timestamp_attribute=args.timestamp_attribute,
+                reports=True,
+            )
         except ValueError as e:
             raise UsageError(str(e)) from None
     # The windows appear as they fire, so the output is replaced when the run starts, not staged.
     with live_output(args.output, inputs=inputs) as output, _WindowLog():
-        summary = run_monitor(source, output, schema, baseline_statistics=baseline,
-                              window_seconds=args.window_seconds, timestamp_column=args.timestamp_column,
-                              validation_options=validation, eval_settings=settings, model=args.model,
-                              input_schema=read_schema_ if args.model else None, signature=args.signature,
-                              allowed_lateness=args.allowed_lateness, beam_args=beam_args)
+        summary = run_monitor(
+            source,
+            output,
+            schema,
+            baseline_statistics=baseline,
+            window_seconds=args.window_seconds,
+            timestamp_column=args.timestamp_column,
+            validation_options=validation,
+            eval_settings=settings,
+            model=args.model,
+            input_schema=read_schema_ if args.model else None,
+            signature=args.signature,
+            allowed_lateness=args.allowed_lateness,
+            beam_args=beam_args,
+        )
 
     if summary is None:
-        print(f"the stream was stopped before its end (cancelled?): no totals; see the windows in {args.output}")
+        print(
+            f"the stream was stopped before its end (cancelled?): no totals; see the windows in {args.output}"
+        )
         return 0
     _print_summary(summary, args)
     if args.input and args.stop_after is not None and not summary["files_read"]:
         if summary["files_unreadable"]:
-            raise InputError(f"--input {args.input}: none of the {summary['files_unreadable']} file(s) "
-                             "matched could be read")
-        raise InputError(f"--input {args.input}: no file matched in the {args.stop_after:g} s watched")
+            raise InputError(
+                f"--input {args.input}: none of the {summary['files_unreadable']} file(s) "
+                "matched could be read"
+            )
+        raise InputError(
+            f"--input {args.input}: no file matched in the {args.stop_after:g} s watched"
+        )
     return 1 if summary["windows_with_errors"] or summary["late_firings_with_errors"] else 0

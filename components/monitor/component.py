@@ -109,7 +109,9 @@ def run_monitor(
     pipeline = beam.Pipeline(options=options)
     read = pipeline | "Source" >> source
     if not (isinstance(read, tuple) and len(read) == 2):
-        raise ValueError("run_monitor: the source must give (batches, reports): make it with reports=True")
+        raise ValueError(
+            "run_monitor: the source must give (batches, reports): make it with reports=True"
+        )
     batches, reports = read
     results = batches | "Monitor" >> monitor
     # The totals travel through the pipeline and a file, not the runner's metrics:

@@ -65,8 +65,12 @@ class ExampleDecoder:
         schema's); the columns the schema lacks are read and dropped.
     """
 
-    def __init__(self, schema: pa.Schema, csv_options: csv_io.CsvOptions | None = None,
-                 csv_columns: Sequence[str] | None = None):
+    def __init__(
+        self,
+        schema: pa.Schema,
+        csv_options: csv_io.CsvOptions | None = None,
+        csv_columns: Sequence[str] | None = None,
+    ):
         self.schema = schema
         self.csv_options = csv_options or csv_io.CsvOptions()
         self.csv_columns = list(csv_columns or schema.names)
@@ -98,8 +102,11 @@ class ExampleDecoder:
             try:
                 good.append(self._decode([rec]))
             except Exception as e:
-                rejected.append(csv_io.RejectedRow(source=source, row=first + i,
-                                                   reason=f"not a tf.Example of this schema: {e}"))
+                rejected.append(
+                    csv_io.RejectedRow(
+                        source=source, row=first + i, reason=f"not a tf.Example of this schema: {e}"
+                    )
+                )
         batch = pa.Table.from_batches(good, schema=self.schema).combine_chunks().to_batches()
         return (batch[0] if batch else arrow.empty_batch(self.schema)), rejected
 
@@ -113,7 +120,11 @@ class ExampleDecoder:
         return arrow.conform(self._examples.DecodeBatch(records), self.schema)
 
     def __getstate__(self):
-        return {"schema": self.schema, "csv_options": self.csv_options, "csv_columns": self.csv_columns}
+        return {
+            "schema": self.schema,
+            "csv_options": self.csv_options,
+            "csv_columns": self.csv_columns,
+        }
 
     def __setstate__(self, state):
         self.__init__(state["schema"], state["csv_options"], state["csv_columns"])
@@ -147,7 +158,7 @@ def _reason(error: BaseException, path: str) -> str:
     text = str(error).strip()
     for prefix in (f"{path}: ", f"{path}:"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
             break
     if isinstance(error, (InputError, UsageError)):
         return text or type(error).__name__
@@ -165,7 +176,9 @@ def _sniff_csv(head: bytes) -> str | None:
     try:
         first_line.decode("utf-8")
     except UnicodeDecodeError as e:
-        if len(first_line) < len(head) or e.start < len(first_line) - 3:  # not a character cut at the end
+        if (
+            len(first_line) < len(head) or e.start < len(first_line) - 3
+        ):  # not a character cut at the end
             return f"not UTF-8 text (byte 0x{first_line[e.start]:02x} at offset {e.start} of the header row)"
     return None
 
@@ -211,7 +224,9 @@ class ReadFileFn(_Counting):
             reason = _reason(e, path)
             self._unreadable.inc()
             _LOG.error("skipped unreadable file %s: %s", path, reason)
-            yield beam.pvalue.TaggedOutput(REPORTS, {"file": path, "rows": 0, "rejected": 0, "error": reason})
+            yield beam.pvalue.TaggedOutput(
+                REPORTS, {"file": path, "rows": 0, "rejected": 0, "error": reason}
+            )
             return
         self._read.inc()
         rows = rejected = 0
@@ -219,7 +234,9 @@ class ReadFileFn(_Counting):
             rows += batch.num_rows if batch is not None else 0
             rejected += len(bad)
             yield from self._emit(batch, bad)
-        yield beam.pvalue.TaggedOutput(REPORTS, {"file": path, "rows": rows, "rejected": rejected, "error": None})
+        yield beam.pvalue.TaggedOutput(
+            REPORTS, {"file": path, "rows": rows, "rejected": rejected, "error": None}
+        )
 
     def _parts(self, path: str, size: int | None):
         """Yields ``(batch, rejected rows)`` of one file; raises if it cannot be read."""
@@ -232,6 +249,7 @@ class ReadFileFn(_Counting):
             # One local copy for the several opens (the header's, the rows'); the batch
             # readers' own opener and CSV decoder read it, so it reads as it does there.
             with local_copy(path) as local:
+
                 def opener():
                     return open_text(local)
 
@@ -259,7 +277,9 @@ class ReadFileFn(_Counting):
                 raise InputError("no records (an empty TFRecord file)")
         elif fmt == "parquet":
             with open_binary(path) as f:
-                for batch in parquet_io.read_parquet_batches(f, path, self._decoder.schema, self._batch_size):
+                for batch in parquet_io.read_parquet_batches(
+                    f, path, self._decoder.schema, self._batch_size
+                ):
                     yield batch, []
         else:
             raise InputError(f"the monitor reads {', '.join(FORMATS)} files, not {fmt}")
@@ -338,7 +358,9 @@ class PollFn(beam.DoFn):
             return
         now = time.time()
         # Looks overdue by now (a slow bundle, a busy runner): one match serves them all.
-        while k + 1 < restriction.stop and _poll_time(plan, k + 1) <= now and tracker.try_claim(k + 1):
+        while (
+            k + 1 < restriction.stop and _poll_time(plan, k + 1) <= now and tracker.try_claim(k + 1)
+        ):
             k += 1
         stamp = Timestamp.of(due)
         if watermark.current_watermark() is None or watermark.current_watermark() < stamp:
@@ -363,8 +385,10 @@ class PollFn(beam.DoFn):
             _LOG.warning("cannot list %s (will look again): %s", self._pattern, e)
             return []
         local = is_local(self._pattern)
-        return sorted((m for m in found if not (m.path.endswith("/") or (local and os.path.isdir(m.path)))),
-                      key=lambda m: m.path)
+        return sorted(
+            (m for m in found if not (m.path.endswith("/") or (local and os.path.isdir(m.path)))),
+            key=lambda m: m.path,
+        )
 
 
 _SEEN = ReadModifyWriteStateSpec("seen", beam.coders.BooleanCoder())
@@ -398,8 +422,9 @@ class DecodeMessageFn(_Counting):
         except Exception as e:  # noqa: BLE001 - one bad message must not stop the stream
             self._rejected.inc()
             _LOG.warning("rejected a message: %s", _reason(e, "pubsub message"))
-            yield beam.pvalue.TaggedOutput(REPORTS, {"message": _reason(e, "pubsub message"), "rows": 0,
-                                                     "rejected": 1})
+            yield beam.pvalue.TaggedOutput(
+                REPORTS, {"message": _reason(e, "pubsub message"), "rows": 0, "rejected": 1}
+            )
             return
         rows = rejected = 0
         for batch, bad in parts:
@@ -407,4 +432,6 @@ class DecodeMessageFn(_Counting):
             rejected += len(bad)
             yield from self._emit(batch, bad)
         if rejected:
-            yield beam.pvalue.TaggedOutput(REPORTS, {"message": None, "rows": rows, "rejected": rejected})
+            yield beam.pvalue.TaggedOutput(
+                REPORTS, {"message": None, "rows": rows, "rejected": rejected}
+            )

@@ -105,7 +105,9 @@ def _first_values(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
     if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
         return column, np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     flat = pc.list_flatten(column)
-    parents = np.asarray(pc.list_parent_indices(column).to_numpy(zero_copy_only=False), dtype=np.int64)
+    parents = np.asarray(
+        pc.list_parent_indices(column).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
     rows, first = np.unique(parents, return_index=True)
     values = flat.take(pa.array(first, type=pa.int64()))
     has = np.zeros(n, dtype=bool)
@@ -141,12 +143,16 @@ def event_micros(column: pa.Array) -> np.ndarray:
         out[has] = np.asarray(micros.to_numpy(zero_copy_only=False))[has]
         return out
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        secs = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        secs = np.asarray(
+            pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+        )
     else:
         text = pc.cast(values, pa.large_string()) if not pa.types.is_large_string(t) else values
         secs = np.full(n, np.nan)
         numeric = np.asarray(
-            pc.fill_null(pc.match_substring_regex(text, _NUMBER_RE), False).to_numpy(zero_copy_only=False),
+            pc.fill_null(pc.match_substring_regex(text, _NUMBER_RE), False).to_numpy(
+                zero_copy_only=False
+            ),
             dtype=bool,
         )
         if numeric.any():
@@ -158,7 +164,9 @@ def event_micros(column: pa.Array) -> np.ndarray:
             picked = text.filter(pa.array(rest))
             try:
                 stamps = pc.cast(pc.cast(picked, pa.timestamp("us", tz="UTC")), pa.int64())
-                secs[rest] = np.asarray(stamps.to_numpy(zero_copy_only=False), dtype=np.float64) / _MICROS
+                secs[rest] = (
+                    np.asarray(stamps.to_numpy(zero_copy_only=False), dtype=np.float64) / _MICROS
+                )
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 parsed = []  # some text is no timestamp: parse one by one, NaN for the bad ones
                 for s in picked.to_pylist():
@@ -177,8 +185,9 @@ def _drop_columns(batch: pa.RecordBatch, names) -> pa.RecordBatch:
     keep = [i for i, f in enumerate(batch.schema) if f.name not in names]
     if len(keep) == batch.num_columns:
         return batch
-    return pa.RecordBatch.from_arrays([batch.column(i) for i in keep],
-                                      schema=pa.schema([batch.schema.field(i) for i in keep]))
+    return pa.RecordBatch.from_arrays(
+        [batch.column(i) for i in keep], schema=pa.schema([batch.schema.field(i) for i in keep])
+    )
 
 
 class _EventTimeFn(beam.DoFn):
@@ -194,8 +203,10 @@ class _EventTimeFn(beam.DoFn):
     def process(self, batch: pa.RecordBatch):
         idx = batch.schema.get_field_index(self._column)
         if idx < 0:
-            raise ValueError(f"timestamp column {self._column!r} is not in the examples; "
-                             f"columns: {', '.join(batch.schema.names)}")
+            raise ValueError(
+                f"timestamp column {self._column!r} is not in the examples; "
+                f"columns: {', '.join(batch.schema.names)}"
+            )
         micros = event_micros(batch.column(idx))
         if self._drop:
             batch = _drop_columns(batch, (self._column,))
@@ -210,7 +221,11 @@ class _EventTimeFn(beam.DoFn):
         starts = np.flatnonzero(np.concatenate([[True], win[1:] != win[:-1]]))
         ends = np.append(starts[1:], len(rows))
         for a, b in zip(starts, ends):
-            piece = batch if b - a == batch.num_rows else batch.take(pa.array(rows[a:b], type=pa.int64()))
+            piece = (
+                batch
+                if b - a == batch.num_rows
+                else batch.take(pa.array(rows[a:b], type=pa.int64()))
+            )
             yield window.TimestampedValue(piece, Timestamp(micros=int(stamps[a:b].max())))
 
 
@@ -248,7 +263,9 @@ def _has_label(column) -> np.ndarray:
     values, has = _first_values(column)
     ok = one & has
     if pa.types.is_floating(values.type):
-        nums = np.asarray(pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+        nums = np.asarray(
+            pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False), dtype=np.float64
+        )
         ok &= ~np.isnan(nums)
     return ok
 
@@ -261,7 +278,11 @@ class _WindowAccumulator:
     def __init__(self):
         self.stats = {}  # statistics slice name -> DatasetStats
         self.metrics = {}  # eval slice key -> SliceAccumulator
-        self.counts = {"rows_without_label": 0, "examples_predicted": 0, "examples_dead_lettered": 0}
+        self.counts = {
+            "rows_without_label": 0,
+            "examples_predicted": 0,
+            "examples_dead_lettered": 0,
+        }
         self.errors = []  # the first few distinct dead-letter errors
 
     def __getstate__(self):
@@ -287,8 +308,9 @@ class WindowCombineFn(beam.CombineFn):
     and the rows the model rejected (dead letters, with their first errors).
     """
 
-    def __init__(self, stats_options: StatsOptions, stats_exclude, settings=None,
-                 prediction_columns=()):
+    def __init__(
+        self, stats_options: StatsOptions, stats_exclude, settings=None, prediction_columns=()
+    ):
         self._stats_options = stats_options
         self._exclude = tuple(stats_exclude)
         self._settings = settings
@@ -370,7 +392,9 @@ class WindowCombineFn(beam.CombineFn):
                 out.stats[name] = st if mine is None else self._stats.merge_accumulators([mine, st])
             for key, m in acc.metrics.items():
                 mine = out.metrics.get(key)
-                out.metrics[key] = m if mine is None else self._metrics.merge_accumulators([mine, m])
+                out.metrics[key] = (
+                    m if mine is None else self._metrics.merge_accumulators([mine, m])
+                )
             for k, v in acc.counts.items():
                 out.counts[k] += v
             for e in acc.errors:
@@ -388,7 +412,9 @@ class WindowCombineFn(beam.CombineFn):
         stats = collect.extract_output(datasets)
         evaluation = None
         if self._settings is not None:
-            evaluation = _eval_report(acc.metrics, self._settings, acc.counts["examples_dead_lettered"])
+            evaluation = _eval_report(
+                acc.metrics, self._settings, acc.counts["examples_dead_lettered"]
+            )
         return stats, evaluation, {**acc.counts, "dead_letter_errors": list(acc.errors)}
 
 
@@ -411,8 +437,10 @@ def _eval_settings(settings, with_model: bool):
     else:
         missing = [m.name for m in settings.models if not m.prediction_key]
         if missing:
-            raise ValueError(f"model spec(s) {missing} need a prediction_key: without a model, "
-                             "monitoring evaluates a prediction column")
+            raise ValueError(
+                f"model spec(s) {missing} need a prediction_key: without a model, "
+                "monitoring evaluates a prediction column"
+            )
     if OVERALL not in settings.slices:
         settings = settings.with_slices((OVERALL, *settings.slices))
     return settings
@@ -427,26 +455,37 @@ def _model_inference(model, input_schema: pa.Schema, signature: str, prediction_
     if isinstance(model, BulkInference):
         infer = model
     elif isinstance(model, SavedModelHandler):
-        infer = BulkInference(model.signature.model_path, input_schema, model.signature.name,
-                              input_mode=model.plan.mode, prediction_prefix=PREDICTION_PREFIX)
+        infer = BulkInference(
+            model.signature.model_path,
+            input_schema,
+            model.signature.name,
+            input_mode=model.plan.mode,
+            prediction_prefix=PREDICTION_PREFIX,
+        )
         infer.handler = model  # its batch sizes
     elif isinstance(model, str):
-
-        infer = BulkInference(serving_model_dir(model), input_schema, signature,
-                              prediction_prefix=PREDICTION_PREFIX)
+        infer = BulkInference(
+            serving_model_dir(model), input_schema, signature, prediction_prefix=PREDICTION_PREFIX
+        )
     else:
-        raise TypeError(f"model must be a SavedModel directory, a BulkInference or a SavedModelHandler, "
-                        f"not {type(model).__name__}")
+        raise TypeError(
+            f"model must be a SavedModel directory, a BulkInference or a SavedModelHandler, "
+            f"not {type(model).__name__}"
+        )
     outputs = list(infer.signature.outputs)
     key = prediction_key
     if key is None:
         if len(outputs) != 1:
-            raise UsageError(f"model {infer.signature.model_path} has outputs {outputs}; "
-                             "name one as the prediction key")
+            raise UsageError(
+                f"model {infer.signature.model_path} has outputs {outputs}; "
+                "name one as the prediction key"
+            )
         key = outputs[0]
     elif key not in outputs:
-        raise InputError(f"model {infer.signature.model_path} (signature {infer.signature.name!r}) "
-                         f"has no output {key!r}; outputs: {outputs}")
+        raise InputError(
+            f"model {infer.signature.model_path} (signature {infer.signature.name!r}) "
+            f"has no output {key!r}; outputs: {outputs}"
+        )
     return infer, infer.prediction_columns[key]
 
 
@@ -472,7 +511,9 @@ def format_time(ts: Timestamp) -> str:
 
 def window_dir_name(start: Timestamp, end: Timestamp) -> str:
     """``window-20240501T120000Z-20240501T121000Z``: the folder of one window's files."""
-    return "window-{}-{}".format(*(format_time(t).replace("-", "").replace(":", "") for t in (start, end)))
+    return "window-{}-{}".format(
+        *(format_time(t).replace("-", "").replace(":", "") for t in (start, end))
+    )
 
 
 def _write(path: str, data: bytes) -> None:
@@ -486,7 +527,11 @@ def _firing(pane) -> tuple[str, int]:
     """``(on_time | late | early | unknown, pane index)`` of a window's firing."""
     from apache_beam.utils.windowed_value import PaneInfoTiming
 
-    names = {PaneInfoTiming.EARLY: "early", PaneInfoTiming.ON_TIME: "on_time", PaneInfoTiming.LATE: "late"}
+    names = {
+        PaneInfoTiming.EARLY: "early",
+        PaneInfoTiming.ON_TIME: "on_time",
+        PaneInfoTiming.LATE: "late",
+    }
     if pane is None:
         return "unknown", 0
     return names.get(pane.timing, "unknown"), int(pane.index)
@@ -501,8 +546,11 @@ def _summary_line(result: dict) -> str:
         text = f"{head}; no anomalies"
     overall = result.get("metrics")
     if overall:
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(overall.items())
-                          if isinstance(v, float) and k != "example_count")
+        shown = ", ".join(
+            f"{k}={v:.4g}"
+            for k, v in sorted(overall.items())
+            if isinstance(v, float) and k != "example_count"
+        )
         if shown:
             text += f"; metrics: {shown}"
     if result.get("rows_without_label"):
@@ -517,8 +565,9 @@ def _summary_line(result: dict) -> str:
 class _ValidateWindowFn(beam.DoFn):
     """A window's statistics, evaluation and counts -> its result dict and files."""
 
-    def __init__(self, schema, baseline, options: ValidationOptions, output_dir: str | None,
-                 with_model: bool):
+    def __init__(
+        self, schema, baseline, options: ValidationOptions, output_dir: str | None, with_model: bool
+    ):
         self._schema = schema
         self._baseline = baseline
         self._options = options
@@ -528,14 +577,17 @@ class _ValidateWindowFn(beam.DoFn):
         self._anomalous = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "windows_with_anomalies")
         self._failing = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "windows_with_errors")
         self._late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "late_firings")
-        self._late_failing = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "late_firings_with_errors")
+        self._late_failing = beam.metrics.Metrics.counter(
+            METRICS_NAMESPACE, "late_firings_with_errors"
+        )
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         _, (stats, evaluation, counts) = element
         from conveyor.components.validation import anomalies_report
 
-        anomalies = validate_statistics(stats, self._schema, previous_statistics=self._baseline,
-                                        options=self._options)
+        anomalies = validate_statistics(
+            stats, self._schema, previous_statistics=self._baseline, options=self._options
+        )
         pairs = sorted(anomaly_pairs(anomalies))
         firing, index = _firing(pane)
         result = {
@@ -568,15 +620,25 @@ class _ValidateWindowFn(beam.DoFn):
             folder = posixpath.join(self._output_dir, window_dir_name(window.start, window.end))
             _write(posixpath.join(folder, STATS_FILE), stats.SerializeToString())
             _write(posixpath.join(folder, ANOMALIES_FILE), anomalies.SerializeToString())
-            _write(posixpath.join(folder, ANOMALIES_REPORT_FILE), (anomalies_report(anomalies) + "\n").encode("utf-8"))
+            _write(
+                posixpath.join(folder, ANOMALIES_REPORT_FILE),
+                (anomalies_report(anomalies) + "\n").encode("utf-8"),
+            )
             if evaluation is not None:
-                _write(posixpath.join(folder, METRICS_FILE),
-                       json.dumps(evaluation, indent=2, sort_keys=True, default=str).encode("utf-8"))
+                _write(
+                    posixpath.join(folder, METRICS_FILE),
+                    json.dumps(evaluation, indent=2, sort_keys=True, default=str).encode("utf-8"),
+                )
             result["output"] = folder
-            _write(posixpath.join(folder, RESULT_FILE),
-                   (json.dumps(result, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-        _LOG.log(logging.WARNING if pairs or result.get("examples_dead_lettered") else logging.INFO,
-                 "%s", _summary_line(result))
+            _write(
+                posixpath.join(folder, RESULT_FILE),
+                (json.dumps(result, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+            )
+        _LOG.log(
+            logging.WARNING if pairs or result.get("examples_dead_lettered") else logging.INFO,
+            "%s",
+            _summary_line(result),
+        )
         yield result
 
 
@@ -671,7 +733,9 @@ class MonitorWindows(beam.PTransform):
             raise ValueError(f"window_seconds must be positive, not {window_seconds!r}")
         self.window_micros = int(round(window_seconds * _MICROS))
         if self.window_micros < 1:
-            raise ValueError(f"window_seconds must be at least a microsecond, not {window_seconds!r}")
+            raise ValueError(
+                f"window_seconds must be at least a microsecond, not {window_seconds!r}"
+            )
         if allowed_lateness is None or allowed_lateness < 0:
             raise ValueError(f"allowed_lateness must not be negative, not {allowed_lateness!r}")
         self.allowed_lateness = float(allowed_lateness)
@@ -682,7 +746,9 @@ class MonitorWindows(beam.PTransform):
         self.stats_options = stats_options or StatsOptions()
         self.validation_options = validation_options or ValidationOptions()
         with_model = model is not None
-        self.eval_settings = _eval_settings(eval_settings, with_model) if eval_settings is not None else None
+        self.eval_settings = (
+            _eval_settings(eval_settings, with_model) if eval_settings is not None else None
+        )
         in_schema = {f.name for f in schema.feature}
         self.drop_timestamp_column = bool(timestamp_column) and timestamp_column not in in_schema
         used = []
@@ -698,7 +764,11 @@ class MonitorWindows(beam.PTransform):
                 input_schema = _default_input_schema(schema, used)
             if self.drop_timestamp_column and timestamp_column in input_schema.names:
                 input_schema = input_schema.remove(input_schema.get_field_index(timestamp_column))
-            key = self.eval_settings.candidate.prediction_key if self.eval_settings is not None else None
+            key = (
+                self.eval_settings.candidate.prediction_key
+                if self.eval_settings is not None
+                else None
+            )
             self.inference, column = _model_inference(model, input_schema, signature, key)
             if self.eval_settings is not None:
                 self.prediction_columns = (column,)
@@ -727,7 +797,9 @@ class MonitorWindows(beam.PTransform):
                 _EventTimeFn(self.timestamp_column, self.window_micros, self.drop_timestamp_column)
             ).with_output_types(pa.RecordBatch)
         else:
-            timed = batches | "ArrivalTime" >> beam.ParDo(_ArrivalTimeFn()).with_output_types(pa.RecordBatch)
+            timed = batches | "ArrivalTime" >> beam.ParDo(_ArrivalTimeFn()).with_output_types(
+                pa.RecordBatch
+            )
         windowed = timed | "Window" >> self._windowing()
         if self.inference is None:
             parts = windowed | "Tag" >> beam.Map(_tag(ROWS))
@@ -737,20 +809,29 @@ class MonitorWindows(beam.PTransform):
             result = windowed | "Infer" >> self.inference
             predicted = (
                 result.predictions
-                | "AppendPredictions" >> AppendPredictions(result.prediction_schema, result.prediction_columns)
+                | "AppendPredictions"
+                >> AppendPredictions(result.prediction_schema, result.prediction_columns)
                 | "TagPredicted" >> beam.Map(_tag(PREDICTED))
             )
             dead = result.dead_letters | "TagDead" >> beam.Map(_dead_part)
             parts = (predicted, dead) | "Parts" >> beam.Flatten()
-        combine = WindowCombineFn(self.stats_options, self.eval_only_columns, self.eval_settings,
-                                  self.prediction_columns)
+        combine = WindowCombineFn(
+            self.stats_options, self.eval_only_columns, self.eval_settings, self.prediction_columns
+        )
         return (
             parts
             | "KeyWindow" >> beam.Map(lambda part: (None, part))
             | "PerWindow" >> beam.CombinePerKey(combine)
-            | "Validate" >> beam.ParDo(
-                _ValidateWindowFn(self.schema, self.baseline_statistics, self.validation_options,
-                                  self.output_dir, self.inference is not None))
+            | "Validate"
+            >> beam.ParDo(
+                _ValidateWindowFn(
+                    self.schema,
+                    self.baseline_statistics,
+                    self.validation_options,
+                    self.output_dir,
+                    self.inference is not None,
+                )
+            )
         )
 
 
@@ -794,6 +875,7 @@ class _Source(beam.PTransform):
         reports.element_type = _RESULT_HINT
         return batches, reports
 
+
 @beam.typehints.with_output_types(pa.RecordBatch)
 class WatchFiles(_Source):
     """New files of ``file_pattern`` -> canonical RecordBatches, as they appear.
@@ -819,10 +901,17 @@ class WatchFiles(_Source):
         ``REPORTS``): the transform then gives ``(batches, reports)``.
     """
 
-    def __init__(self, file_pattern: str, schema: pa.Schema, format: str | None = None,
-                 interval: float = 10.0, stop_after: float | None = None,
-                 csv_options: csv_io.CsvOptions | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 reports: bool = False):
+    def __init__(
+        self,
+        file_pattern: str,
+        schema: pa.Schema,
+        format: str | None = None,
+        interval: float = 10.0,
+        stop_after: float | None = None,
+        csv_options: csv_io.CsvOptions | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        reports: bool = False,
+    ):
         super().__init__()
         if format is not None and format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
@@ -845,11 +934,15 @@ class WatchFiles(_Source):
             pbegin
             | "Plan" >> beam.Create([(start, stop, float(self.interval))])
             | "Poll" >> beam.ParDo(PollFn(self.file_pattern))
-            | "KeyByPath" >> beam.Map(lambda metadata: (metadata.path, metadata))
-            .with_output_types(beam.typehints.KV[str, typing.Any])
+            | "KeyByPath"
+            >> beam.Map(lambda metadata: (metadata.path, metadata)).with_output_types(
+                beam.typehints.KV[str, typing.Any]
+            )
             | "FirstSight" >> beam.ParDo(FirstSightFn())
-            | "Read" >> beam.ParDo(ReadFileFn(self.decoder, self.format, self.batch_size))
-            .with_outputs(REPORTS, main="batches")
+            | "Read"
+            >> beam.ParDo(ReadFileFn(self.decoder, self.format, self.batch_size)).with_outputs(
+                REPORTS, main="batches"
+            )
         )
         return self._outputs(read)
 
@@ -871,10 +964,16 @@ class ReadPubSubExamples(_Source):
         rejected rows, see ``REPORTS``): the transform then gives ``(batches, reports)``.
     """
 
-    def __init__(self, subscription: str, schema: pa.Schema, format: str = "csv",
-                 csv_columns: Sequence[str] | None = None,
-                 csv_options: csv_io.CsvOptions | None = None,
-                 timestamp_attribute: str | None = None, reports: bool = False):
+    def __init__(
+        self,
+        subscription: str,
+        schema: pa.Schema,
+        format: str = "csv",
+        csv_columns: Sequence[str] | None = None,
+        csv_options: csv_io.CsvOptions | None = None,
+        timestamp_attribute: str | None = None,
+        reports: bool = False,
+    ):
         super().__init__()
         if format not in MESSAGE_FORMATS:
             raise ValueError(f"format must be one of {MESSAGE_FORMATS}, not {format!r}")
@@ -889,10 +988,14 @@ class ReadPubSubExamples(_Source):
 
         decoded = (
             pbegin
-            | "ReadPubSub" >> ReadFromPubSub(subscription=self.subscription,
-                                             timestamp_attribute=self.timestamp_attribute)
-            | "Decode" >> beam.ParDo(DecodeMessageFn(self.decoder, self.format))
-            .with_outputs(REPORTS, main="batches")
+            | "ReadPubSub"
+            >> ReadFromPubSub(
+                subscription=self.subscription, timestamp_attribute=self.timestamp_attribute
+            )
+            | "Decode"
+            >> beam.ParDo(DecodeMessageFn(self.decoder, self.format)).with_outputs(
+                REPORTS, main="batches"
+            )
         )
         return self._outputs(decoded)
 
@@ -914,9 +1017,19 @@ class RunSummaryFn(beam.CombineFn):
     """
 
     def create_accumulator(self):
-        return {"windows": 0, "windows_with_anomalies": 0, "windows_with_errors": 0, "late_firings": 0,
-                "late_firings_with_errors": 0, "model": {}, "files_read": 0, "files_unreadable": 0,
-                "unreadable_files": [], "rows_read": 0, "rows_rejected": 0}
+        return {
+            "windows": 0,
+            "windows_with_anomalies": 0,
+            "windows_with_errors": 0,
+            "late_firings": 0,
+            "late_firings_with_errors": 0,
+            "model": {},
+            "files_read": 0,
+            "files_unreadable": 0,
+            "unreadable_files": [],
+            "rows_read": 0,
+            "rows_rejected": 0,
+        }
 
     def add_input(self, acc, item):
         kind, value = item
@@ -932,17 +1045,23 @@ class RunSummaryFn(beam.CombineFn):
                 key = value["window_start"]
                 last = acc["model"].get(key)
                 if last is None or value.get("pane_index", 0) >= last[0]:
-                    acc["model"][key] = (value.get("pane_index", 0), value["examples_predicted"],
-                                         value["examples_dead_lettered"])
+                    acc["model"][key] = (
+                        value.get("pane_index", 0),
+                        value["examples_predicted"],
+                        value["examples_dead_lettered"],
+                    )
         else:
             acc["rows_rejected"] += value.get("rejected", 0)
             acc["rows_read"] += value.get("rows", 0)
             if "file" in value:
                 if value.get("error"):
                     acc["files_unreadable"] += 1
-                    acc["unreadable_files"].append({"file": value["file"], "reason": value["error"]})
-                    acc["unreadable_files"] = sorted(acc["unreadable_files"],
-                                                     key=lambda f: f["file"])[:MAX_NAMED_FILES]
+                    acc["unreadable_files"].append(
+                        {"file": value["file"], "reason": value["error"]}
+                    )
+                    acc["unreadable_files"] = sorted(
+                        acc["unreadable_files"], key=lambda f: f["file"]
+                    )[:MAX_NAMED_FILES]
                 else:
                     acc["files_read"] += 1
         return acc
@@ -954,7 +1073,10 @@ class RunSummaryFn(beam.CombineFn):
             for key, value in acc.items():
                 if key == "model":
                     for window_start, last in value.items():
-                        if window_start not in out["model"] or last[0] >= out["model"][window_start][0]:
+                        if (
+                            window_start not in out["model"]
+                            or last[0] >= out["model"][window_start][0]
+                        ):
                             out["model"][window_start] = last
                 elif key == "unreadable_files":
                     out[key] = sorted(out[key] + value, key=lambda f: f["file"])[:MAX_NAMED_FILES]
@@ -1001,12 +1123,19 @@ class SummarizeRun(beam.PTransform):
         def at_the_end():
             # One firing when the watermark reaches the end of time: the end of the stream
             # (said explicitly: Beam refuses the default trigger on an unbounded global window).
-            return beam.WindowInto(window.GlobalWindows(), trigger=trigger.AfterWatermark(),
-                                   accumulation_mode=trigger.AccumulationMode.DISCARDING)
+            return beam.WindowInto(
+                window.GlobalWindows(),
+                trigger=trigger.AfterWatermark(),
+                accumulation_mode=trigger.AccumulationMode.DISCARDING,
+            )
 
         tagged = [
-            results | "GlobalResults" >> at_the_end() | "TagResults" >> beam.Map(lambda r: (None, ("result", r))),
-            reports | "GlobalReports" >> at_the_end() | "TagReports" >> beam.Map(lambda r: (None, ("report", r))),
+            results
+            | "GlobalResults" >> at_the_end()
+            | "TagResults" >> beam.Map(lambda r: (None, ("result", r))),
+            reports
+            | "GlobalReports" >> at_the_end()
+            | "TagReports" >> beam.Map(lambda r: (None, ("report", r))),
         ]
         summary = (
             tagged

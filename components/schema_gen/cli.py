@@ -17,19 +17,40 @@ HELP = f"Infer a schema ({SCHEMA_FILE}) from statistics, for a person to curate.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``conveyor schema``."""
-    parser.add_argument("--statistics", required=True, metavar="FILE",
-                        help="statistics: binary FeatureStats.pb, or text format if the name ends in .pbtxt")
-    parser.add_argument("--output", required=True, metavar="FILE",
-                        help="the schema to write (text format; binary if the name ends in .pb)")
-    parser.add_argument("--max-string-domain-size", type=int, default=100, metavar="N",
-                        help="most distinct strings a feature may have to get a string domain (default 100)")
-    parser.add_argument("--no-infer-shape", action="store_true",
-                        help="give fixed-valency features a value_count rather than a shape")
-    parser.add_argument("--int-ranges", action="store_true",
-                        help="give INT features an int_domain with their observed min and max "
-                             "(not done by TFDV)")
-    parser.add_argument("--dataset", metavar="NAME",
-                        help="dataset to read in sliced statistics (default: the first, the whole data)")
+    parser.add_argument(
+        "--statistics",
+        required=True,
+        metavar="FILE",
+        help="statistics: binary FeatureStats.pb, or text format if the name ends in .pbtxt",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the schema to write (text format; binary if the name ends in .pb)",
+    )
+    parser.add_argument(
+        "--max-string-domain-size",
+        type=int,
+        default=100,
+        metavar="N",
+        help="most distinct strings a feature may have to get a string domain (default 100)",
+    )
+    parser.add_argument(
+        "--no-infer-shape",
+        action="store_true",
+        help="give fixed-valency features a value_count rather than a shape",
+    )
+    parser.add_argument(
+        "--int-ranges",
+        action="store_true",
+        help="give INT features an int_domain with their observed min and max (not done by TFDV)",
+    )
+    parser.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="dataset to read in sliced statistics (default: the first, the whole data)",
+    )
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -44,9 +65,12 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         raise UsageError("conveyor schema runs no pipeline; it takes no Beam flags after '--'")
     check_output(args.output, is_file=True, inputs=[args.statistics])
     try:
-        options = InferOptions(max_string_domain_size=args.max_string_domain_size,
-                               infer_feature_shape=not args.no_infer_shape,
-                               infer_int_ranges=args.int_ranges, dataset=args.dataset)
+        options = InferOptions(
+            max_string_domain_size=args.max_string_domain_size,
+            infer_feature_shape=not args.no_infer_shape,
+            infer_int_ranges=args.int_ranges,
+            dataset=args.dataset,
+        )
         # Written beside the output and moved into place once complete.
         with staged_output(args.output, is_file=True, inputs=[args.statistics]) as output:
             summary = run_schema_gen(args.statistics, None, options, schema_file=output)
@@ -54,8 +78,10 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         if type(e) is not ValueError:
             raise
         raise UsageError(f"{args.statistics}: {e}") from None
-    print(f"schema: {summary['features']} features ({summary['always_present']} always present, "
-          f"{summary['with_domain']} with a domain) -> {args.output}")
+    print(
+        f"schema: {summary['features']} features ({summary['always_present']} always present, "
+        f"{summary['with_domain']} with a domain) -> {args.output}"
+    )
     if args.output.endswith(".pb"):
         return 0
     text = schema_text(summary["schema"])

@@ -53,7 +53,9 @@ def run_schema_gen(
     path, read_split = statistics, None
     if isinstance(statistics, Mapping):
         if split not in statistics:
-            raise ValueError(f"SchemaGen: no statistics for split {split!r} (splits: {sorted(statistics)})")
+            raise ValueError(
+                f"SchemaGen: no statistics for split {split!r} (splits: {sorted(statistics)})"
+            )
         path, read_split = statistics[split], split
     schema = infer_schema(read_statistics(path), options or InferOptions())
     target = schema_file if schema_file is not None else layout.schema_path(output_dir)

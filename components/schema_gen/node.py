@@ -34,7 +34,9 @@ class SchemaGen(Component):
         kwargs = {"infer_feature_shape": p["infer_feature_shape"]}
         if p["max_string_domain_size"] is not None:
             kwargs["max_string_domain_size"] = p["max_string_domain_size"]
-        summary = run_schema_gen(paths, ctx.outputs["schema"].uri, InferOptions(**kwargs), split=p["split"])
+        summary = run_schema_gen(
+            paths, ctx.outputs["schema"].uri, InferOptions(**kwargs), split=p["split"]
+        )
         return {"schema": {"features": summary["features"]}}
 
 

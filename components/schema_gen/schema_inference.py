@@ -134,8 +134,9 @@ def _unique_domain_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _domain(fv, f: schema_pb2.Feature, schema: schema_pb2.Schema, taken: set[str],
-            options: InferOptions) -> None:
+def _domain(
+    fv, f: schema_pb2.Feature, schema: schema_pb2.Schema, taken: set[str], options: InferOptions
+) -> None:
     if fv.stats_type == FNS.BYTES:
         return  # binary data: no domain
     values = list(fv.string_counts)
@@ -165,4 +166,3 @@ def _domain(fv, f: schema_pb2.Feature, schema: schema_pb2.Schema, taken: set[str
         domain.name = _unique_domain_name(fv.name, taken)
         domain.value.extend(sorted(values, key=lambda v: v.encode("utf-8")))
         f.domain = domain.name
-

@@ -72,6 +72,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             print(f"== {layout.SPLIT_PREFIX}{split} ==")
         print(report.summary(result))
         c = counts[split or "input"]
-        print(f"rows read {c['read']:,}, accepted {c['accepted']:,}, rejected by the reader {c['rejected']:,}")
+        print(
+            f"rows read {c['read']:,}, accepted {c['accepted']:,}, rejected by the reader {c['rejected']:,}"
+        )
         print(f"wrote {posixpath.join(out, STATS_FILE)} and {posixpath.join(out, HTML_FILE)}")
     return 0

@@ -82,14 +82,19 @@ def run_statistics(
                 | f"Write[{step}]"
                 >> beam.Map(_write_proto, posixpath.join(outs[split], STATS_FILE))
             )
-            counts.update({
-                f"{step}:read": result.rows_read,
-                f"{step}:rejected": result.rejected,
-                f"{step}:accepted": result.examples,
-            })
+            counts.update(
+                {
+                    f"{step}:read": result.rows_read,
+                    f"{step}:rejected": result.rejected,
+                    f"{step}:accepted": result.examples,
+                }
+            )
             how.update({f"{step}:read": count_value, f"{step}:accepted": count_rows})
         _ = counts | "Summary" >> SumCounts(
-            how, _write_summary, [_step(s) for s in examples], posixpath.join(output_dir, SUMMARY_FILE)
+            how,
+            _write_summary,
+            [_step(s) for s in examples],
+            posixpath.join(output_dir, SUMMARY_FILE),
         )
     stats = {}
     for split, out in outs.items():

@@ -197,8 +197,6 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(0x100000001B3)
 
 
-
-
 def hash_binary(arr: pa.Array) -> np.ndarray:
     """Stable 64-bit hashes of a (large_)binary/string array without nulls, vectorised.
 

@@ -27,26 +27,51 @@ MODEL, MODEL_RUN = "model", "model_run"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--examples``, ``--module-file``, ``--output`` and the settings ``run_fn`` gets."""
-    parser.add_argument("--examples", required=True, metavar="DIR",
-                        help="an Examples directory (Split-<name>/ folders of TFRecords)")
-    parser.add_argument("--module-file", required=True, metavar="FILE",
-                        help="Python file that defines the run_fn")
-    parser.add_argument("--run-fn", default="run_fn", metavar="NAME",
-                        help="name of the function in --module-file (default: run_fn)")
-    parser.add_argument("--output", required=True, metavar="DIR",
-                        help="where model/ (the SavedModel in Format-Serving/) and model_run/ go")
-    parser.add_argument("--transform-graph", metavar="DIR",
-                        help="a tf.Transform graph (conveyor transform's OUTPUT/transform_graph, "
-                        "or that OUTPUT): fn_args.tf_transform_output()")
+    parser.add_argument(
+        "--examples",
+        required=True,
+        metavar="DIR",
+        help="an Examples directory (Split-<name>/ folders of TFRecords)",
+    )
+    parser.add_argument(
+        "--module-file", required=True, metavar="FILE", help="Python file that defines the run_fn"
+    )
+    parser.add_argument(
+        "--run-fn",
+        default="run_fn",
+        metavar="NAME",
+        help="name of the function in --module-file (default: run_fn)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="where model/ (the SavedModel in Format-Serving/) and model_run/ go",
+    )
+    parser.add_argument(
+        "--transform-graph",
+        metavar="DIR",
+        help="a tf.Transform graph (conveyor transform's OUTPUT/transform_graph, "
+        "or that OUTPUT): fn_args.tf_transform_output()",
+    )
     parser.add_argument("--schema", metavar="FILE", help="a schema.pbtxt: fn_args.schema_path")
-    parser.add_argument("--train-split", default="train", metavar="NAME",
-                        help="the split to train on (default: train)")
-    parser.add_argument("--eval-split", default="eval", metavar="NAME",
-                        help="the split to evaluate on (default: eval)")
+    parser.add_argument(
+        "--train-split",
+        default="train",
+        metavar="NAME",
+        help="the split to train on (default: train)",
+    )
+    parser.add_argument(
+        "--eval-split",
+        default="eval",
+        metavar="NAME",
+        help="the split to evaluate on (default: eval)",
+    )
     parser.add_argument("--train-steps", type=int, metavar="N", help="fn_args.train_steps")
     parser.add_argument("--eval-steps", type=int, metavar="N", help="fn_args.eval_steps")
-    parser.add_argument("--custom-config", metavar="JSON",
-                        help="a JSON object: fn_args.custom_config (default: {})")
+    parser.add_argument(
+        "--custom-config", metavar="JSON", help="a JSON object: fn_args.custom_config (default: {})"
+    )
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -59,7 +84,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.components.trainer.component import run_trainer
 
     if is_remote(args.output):
-        raise UsageError(f"{args.output}: conveyor train writes a local folder (run_fn saves there)")
+        raise UsageError(
+            f"{args.output}: conveyor train writes a local folder (run_fn saves there)"
+        )
     inputs = [args.examples, args.module_file, args.transform_graph, args.schema]
     check_output(args.output, inputs=inputs)
     if beam_args:
@@ -71,7 +98,10 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     transform_graph = _transform_graph(args.transform_graph) if args.transform_graph else None
     if args.schema:
         _check_file(args.schema, "schema file")
-    reads = {s: read_examples_dir(args.examples, s) for s in dict.fromkeys([args.train_split, args.eval_split])}
+    reads = {
+        s: read_examples_dir(args.examples, s)
+        for s in dict.fromkeys([args.train_split, args.eval_split])
+    }
     with staged_output(args.output, inputs=inputs) as output:
         summary = run_trainer(
             reads,
@@ -103,7 +133,9 @@ def _custom_config(text: str | None) -> dict:
     except ValueError as e:
         raise UsageError(f"--custom-config is not JSON: {e}") from None
     if not isinstance(config, dict):
-        raise UsageError(f"--custom-config must be a JSON object ({{...}}), not {type(config).__name__}")
+        raise UsageError(
+            f"--custom-config must be a JSON object ({{...}}), not {type(config).__name__}"
+        )
     return config
 
 
@@ -125,7 +157,9 @@ def _transform_graph(path: str) -> str:
     for folder in (path, os.path.join(path, "transform_graph")):
         if os.path.isdir(os.path.join(folder, "transform_fn")):
             return folder
-    raise InputError(f"{path}: not a tf.Transform graph (no transform_fn/ in it or in its transform_graph/)")
+    raise InputError(
+        f"{path}: not a tf.Transform graph (no transform_fn/ in it or in its transform_graph/)"
+    )
 
 
 def format_summary(summary: dict, args: argparse.Namespace) -> str:

@@ -124,7 +124,9 @@ def run_trainer(
     signature = check_serving_model(serving)
     summary = {"serving_model_dir": serving, "signature": signature}
     if isinstance(result, dict):
-        summary["run_fn_result"] = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+        summary["run_fn_result"] = {
+            k: v for k, v in result.items() if isinstance(v, (int, float, str))
+        }
     with open(os.path.join(model_run_dir, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
     return summary

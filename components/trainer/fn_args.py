@@ -57,7 +57,9 @@ class FnArgs:
         if tft_output is not None:
             return tft_output.transformed_feature_spec()
         if not self.schema_path:
-            raise ValueError("no transform graph and no schema: cannot tell how to parse the examples")
+            raise ValueError(
+                "no transform graph and no schema: cannot tell how to parse the examples"
+            )
         from google.protobuf import text_format
         from tensorflow_metadata.proto.v0 import schema_pb2
         from tensorflow_transform.tf_metadata import schema_utils
@@ -65,8 +67,14 @@ class FnArgs:
         schema = text_format.Parse(open(self.schema_path).read(), schema_pb2.Schema())
         return schema_utils.schema_as_feature_spec(schema).feature_spec
 
-    def dataset(self, files: list[str], batch_size: int, label_key: str | None = None,
-                num_epochs: int | None = None, shuffle: bool = True):
+    def dataset(
+        self,
+        files: list[str],
+        batch_size: int,
+        label_key: str | None = None,
+        num_epochs: int | None = None,
+        shuffle: bool = True,
+    ):
         """A ``tf.data.Dataset`` of parsed batches (features, or (features, label))."""
         import tensorflow as tf
 
@@ -77,10 +85,11 @@ class FnArgs:
         ds = tf.data.TFRecordDataset(paths, compression_type="GZIP")
         if shuffle:
             ds = ds.shuffle(10_000, seed=0)
-        ds = ds.repeat(num_epochs).batch(batch_size).map(
-            lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE
+        ds = (
+            ds.repeat(num_epochs)
+            .batch(batch_size)
+            .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
         )
         if label_key is not None:
             ds = ds.map(lambda f: (f, f.pop(label_key)))
         return ds.prefetch(tf.data.AUTOTUNE)
-

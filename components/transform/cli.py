@@ -26,24 +26,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from conveyor.beam_utils.cli_args import add_input_arguments
 
     add_input_arguments(parser)
-    parser.add_argument("--module-file", required=True, metavar="FILE",
-                        help="Python file that defines the preprocessing_fn")
-    parser.add_argument("--preprocessing-fn", default="preprocessing_fn", metavar="NAME",
-                        help="name of the function in --module-file (default: preprocessing_fn)")
-    parser.add_argument("--schema", metavar="FILE",
-                        help="tensorflow-metadata Schema (schema.pbtxt) of the raw features "
-                        "(default: the input's feature types; every feature a SparseTensor)")
-    parser.add_argument("--output", required=True, metavar="DIR",
-                        help="where transform_graph/ and transformed_examples/ go")
-    parser.add_argument("--train-split", default="train", metavar="NAME",
-                        help="the split to analyze (default: train; --input is read as this split)")
-    parser.add_argument("--splits", metavar="NAMES",
-                        help="comma-separated splits of --examples to transform (default: all)")
-    parser.add_argument("--analyzer-cache", metavar="DIR",
-                        help="analyzer cache to read and update: a rerun on unchanged train data "
-                        "skips analysis")
-    parser.add_argument("--num-shards", type=int, default=0, metavar="N",
-                        help="files per split of transformed examples (default: the runner decides)")
+    parser.add_argument(
+        "--module-file",
+        required=True,
+        metavar="FILE",
+        help="Python file that defines the preprocessing_fn",
+    )
+    parser.add_argument(
+        "--preprocessing-fn",
+        default="preprocessing_fn",
+        metavar="NAME",
+        help="name of the function in --module-file (default: preprocessing_fn)",
+    )
+    parser.add_argument(
+        "--schema",
+        metavar="FILE",
+        help="tensorflow-metadata Schema (schema.pbtxt) of the raw features "
+        "(default: the input's feature types; every feature a SparseTensor)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="where transform_graph/ and transformed_examples/ go",
+    )
+    parser.add_argument(
+        "--train-split",
+        default="train",
+        metavar="NAME",
+        help="the split to analyze (default: train; --input is read as this split)",
+    )
+    parser.add_argument(
+        "--splits",
+        metavar="NAMES",
+        help="comma-separated splits of --examples to transform (default: all)",
+    )
+    parser.add_argument(
+        "--analyzer-cache",
+        metavar="DIR",
+        help="analyzer cache to read and update: a rerun on unchanged train data skips analysis",
+    )
+    parser.add_argument(
+        "--num-shards",
+        type=int,
+        default=0,
+        metavar="N",
+        help="files per split of transformed examples (default: the runner decides)",
+    )
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:

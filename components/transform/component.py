@@ -47,6 +47,7 @@ RAW_METADATA_DIR = "metadata"  # tft.TFTransformOutput.RAW_METADATA_DIR
 SUMMARY_FILE = "transform_summary.json"
 TEMP_DIR = ".transform_tmp"
 
+
 def dataset_fingerprint(read: ReadExamples, arrow_schema: pa.Schema | None = None) -> str:
     """A key for the analyzer cache: changes when the files, their types or read options do.
 
@@ -58,7 +59,9 @@ def dataset_fingerprint(read: ReadExamples, arrow_schema: pa.Schema | None = Non
     h = hashlib.sha256()
     metas = [m for r in FileSystems.match(read.files) for m in r.metadata_list]
     for m in sorted(metas, key=lambda m: m.path):
-        h.update(f"{m.path}\0{m.size_in_bytes}\0{getattr(m, 'last_updated_in_seconds', 0)}\n".encode())
+        h.update(
+            f"{m.path}\0{m.size_in_bytes}\0{getattr(m, 'last_updated_in_seconds', 0)}\n".encode()
+        )
     h.update((arrow_schema or read.arrow_schema).to_string().encode())
     h.update(repr((read.format, read.csv_options)).encode())
     return h.hexdigest()[:24]
@@ -111,7 +114,9 @@ def run_transform(
     from conveyor.beam_utils.options import pipeline_options
 
     if train_split not in examples:
-        raise UsageError(f"no split {train_split!r} to analyze (splits: {', '.join(sorted(examples))})")
+        raise UsageError(
+            f"no split {train_split!r} to analyze (splits: {', '.join(sorted(examples))})"
+        )
     fn = PreprocessingFn.from_callable(preprocessing_fn)
     train_read = examples[train_split]
     if schema is not None:
@@ -134,12 +139,31 @@ def run_transform(
     for path in (graph_dir, examples_dir, temp_dir):
         _remove(path)
 
-    transform = TransformExamples(fn, plan.arrow_schema, schema=plan.schema, train_split=train_split,
-                                  temp_dir=temp_dir, cache_dir=cache_dir, dataset_key=key)
+    transform = TransformExamples(
+        fn,
+        plan.arrow_schema,
+        schema=plan.schema,
+        train_split=train_split,
+        temp_dir=temp_dir,
+        cache_dir=cache_dir,
+        dataset_key=key,
+    )
     try:
         with _step_errors_reported_once():
-            _run_pipeline(examples, transform, fn, plan, graph_dir, examples_dir, output_dir, train_split,
-                          cache_dir, key, num_shards, pipeline_options(beam_args))
+            _run_pipeline(
+                examples,
+                transform,
+                fn,
+                plan,
+                graph_dir,
+                examples_dir,
+                output_dir,
+                train_split,
+                cache_dir,
+                key,
+                num_shards,
+                pipeline_options(beam_args),
+            )
         _write_raw_metadata(plan.schema, FileSystems.join(graph_dir, RAW_METADATA_DIR))
     except Exception as e:
         # A failed run leaves nothing of its own behind: no temp files, no half-written outputs.
@@ -162,8 +186,20 @@ def run_transform(
     return summary
 
 
-def _run_pipeline(examples, transform, fn, plan, graph_dir, examples_dir, output_dir, train_split, cache_dir,
-                  key, num_shards, options) -> None:
+def _run_pipeline(
+    examples,
+    transform,
+    fn,
+    plan,
+    graph_dir,
+    examples_dir,
+    output_dir,
+    train_split,
+    cache_dir,
+    key,
+    num_shards,
+    options,
+) -> None:
     import tensorflow_transform.beam as tft_beam
 
     with beam.Pipeline(options=options) as p:
@@ -175,12 +211,27 @@ def _run_pipeline(examples, transform, fn, plan, graph_dir, examples_dir, output
         counted, how = {}, {}
         for name, batches in result.transformed.items():
             _ = batches | f"Write[{name}]" >> WriteExamples(
-                examples_dir, split=name, num_shards=num_shards, file_prefix=TRANSFORMED_EXAMPLES_PREFIX
+                examples_dir,
+                split=name,
+                num_shards=num_shards,
+                file_prefix=TRANSFORMED_EXAMPLES_PREFIX,
             )
             read = read_results[name]
-            counted.update({f"read:{name}": read.rows_read, f"accepted:{name}": read.examples,
-                            f"rejected:{name}": read.rejected, f"out:{name}": batches})
-            how.update({f"read:{name}": count_value, f"accepted:{name}": count_rows, f"out:{name}": count_rows})
+            counted.update(
+                {
+                    f"read:{name}": read.rows_read,
+                    f"accepted:{name}": read.examples,
+                    f"rejected:{name}": read.rejected,
+                    f"out:{name}": batches,
+                }
+            )
+            how.update(
+                {
+                    f"read:{name}": count_value,
+                    f"accepted:{name}": count_rows,
+                    f"out:{name}": count_rows,
+                }
+            )
         info = {
             "train_split": train_split,
             "splits": sorted(result.transformed),
@@ -213,12 +264,17 @@ class _DropStepErrorLogs(logging.Filter):
             text = record.getMessage()
         except Exception:
             return True
-        return not (text.startswith("Worker: severity: ERROR")
-                    and ("[while running " in text or "Error processing instruction" in text))
+        return not (
+            text.startswith("Worker: severity: ERROR")
+            and ("[while running " in text or "Error processing instruction" in text)
+        )
 
 
 #: The loggers through which Beam reports a step's exception before re-raising it.
-_STEP_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.portability.local_job_service")
+_STEP_ERROR_LOGGERS = (
+    "apache_beam.runners.common",
+    "apache_beam.runners.portability.local_job_service",
+)
 
 
 @contextlib.contextmanager
@@ -241,11 +297,18 @@ def _remove_if_empty(path: str) -> None:
 def _write_summary(counts: dict, info: dict, output_dir: str) -> dict:
     """Writes ``transform_summary.json`` once every split's read = accepted + rejected."""
     for s in info["splits"]:
-        reconcile(counts[f"read:{s}"], counts[f"accepted:{s}"], counts[f"rejected:{s}"], f"transform input {s!r}")
+        reconcile(
+            counts[f"read:{s}"],
+            counts[f"accepted:{s}"],
+            counts[f"rejected:{s}"],
+            f"transform input {s!r}",
+        )
     summary = dict(info)
     summary["rows"] = {s: counts[f"out:{s}"] for s in info["splits"]}
     summary["rows_rejected"] = {s: counts[f"rejected:{s}"] for s in info["splits"]}
-    files.write_text(FileSystems.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
+    files.write_text(
+        FileSystems.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n"
+    )
     return summary
 
 

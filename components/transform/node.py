@@ -31,7 +31,11 @@ class Transform(Component):
         "transformed_examples": "Examples",
         "updated_analyzer_cache": "TransformCache",
     }
-    PARAMETERS = {"module_file": REQUIRED, "preprocessing_fn": "preprocessing_fn", "train_split": "train"}
+    PARAMETERS = {
+        "module_file": REQUIRED,
+        "preprocessing_fn": "preprocessing_fn",
+        "train_split": "train",
+    }
     FILE_PARAMETERS = ("module_file",)
 
     def execute(self, ctx):
@@ -60,21 +64,35 @@ class Transform(Component):
         if previous:
             shutil.copytree(previous, cache, dirs_exist_ok=True)
         work = os.path.join(ctx.outputs["transform_graph"].uri, ".work")
-        summary = run_transform(readers, work, fn, schema=schema, train_split=p["train_split"],
-                                cache_dir=cache, beam_args=ctx.beam_args)
+        summary = run_transform(
+            readers,
+            work,
+            fn,
+            schema=schema,
+            train_split=p["train_split"],
+            cache_dir=cache,
+            beam_args=ctx.beam_args,
+        )
         # run_transform writes TFX's two folders; each becomes its own artifact.
-        graph, examples_out = ctx.outputs["transform_graph"].uri, ctx.outputs["transformed_examples"].uri
+        graph, examples_out = (
+            ctx.outputs["transform_graph"].uri,
+            ctx.outputs["transformed_examples"].uri,
+        )
         for name in os.listdir(os.path.join(work, TRANSFORM_GRAPH_DIR)):
             os.replace(os.path.join(work, TRANSFORM_GRAPH_DIR, name), os.path.join(graph, name))
         for name in os.listdir(os.path.join(work, TRANSFORMED_EXAMPLES_DIR)):
-            os.replace(os.path.join(work, TRANSFORMED_EXAMPLES_DIR, name), os.path.join(examples_out, name))
+            os.replace(
+                os.path.join(work, TRANSFORMED_EXAMPLES_DIR, name), os.path.join(examples_out, name)
+            )
         summary_path = os.path.join(work, SUMMARY_FILE)
         if os.path.exists(summary_path):
             os.replace(summary_path, os.path.join(graph, SUMMARY_FILE))
         shutil.rmtree(work, ignore_errors=True)
         splits = sorted(layout.examples_splits(examples_out))
-        return {"transformed_examples": {"split_names": json.dumps(splits)},
-                "transform_graph": {"analysis": "computed" if summary["analyzed"] else "cached"}}
+        return {
+            "transformed_examples": {"split_names": json.dumps(splits)},
+            "transform_graph": {"analysis": "computed" if summary["analyzed"] else "cached"},
+        }
 
 
 def _previous_cache(ctx) -> str | None:

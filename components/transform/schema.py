@@ -71,7 +71,10 @@ def arrow_schema_for(schema) -> pa.Schema:
 
     kept = schema_pb2.Schema()
     for f in schema.feature:
-        if not f.deprecated and f.lifecycle_stage not in (schema_pb2.DEPRECATED, schema_pb2.DISABLED):
+        if not f.deprecated and f.lifecycle_stage not in (
+            schema_pb2.DEPRECATED,
+            schema_pb2.DISABLED,
+        ):
             kept.feature.add().CopyFrom(f)
     try:
         return arrow.from_metadata_schema(kept)

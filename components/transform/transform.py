@@ -45,8 +45,6 @@ _LOG = logging.getLogger(__name__)
 release_shared_objects_at_exit()
 
 
-
-
 class TransformPlan(NamedTuple):
     """What :class:`TransformExamples` found out about the preprocessing_fn before running it.
 
@@ -66,7 +64,9 @@ class TransformPlan(NamedTuple):
     transform_columns: list[str]
 
 
-def plan_transform(preprocessing_fn: PreprocessingFn, data_schema: pa.Schema, schema=None) -> TransformPlan:
+def plan_transform(
+    preprocessing_fn: PreprocessingFn, data_schema: pa.Schema, schema=None
+) -> TransformPlan:
     """Traces the preprocessing_fn against the input's tensors and checks what it needs.
 
     Raises:
@@ -82,8 +82,12 @@ def plan_transform(preprocessing_fn: PreprocessingFn, data_schema: pa.Schema, sc
     specs = schema_lib.type_specs(config)
     err = None
     try:
-        transform_cols = tft.get_transform_input_columns(preprocessing_fn, specs, force_tf_compat_v1=False)
-        analyze_cols = tft.get_analyze_input_columns(preprocessing_fn, specs, force_tf_compat_v1=False)
+        transform_cols = tft.get_transform_input_columns(
+            preprocessing_fn, specs, force_tf_compat_v1=False
+        )
+        analyze_cols = tft.get_analyze_input_columns(
+            preprocessing_fn, specs, force_tf_compat_v1=False
+        )
     except Exception as e:  # the user's code raised while being traced
         err = trace_error(e, preprocessing_fn)
         if isinstance(err, MissingFeatureError):
@@ -100,7 +104,9 @@ def plan_transform(preprocessing_fn: PreprocessingFn, data_schema: pa.Schema, sc
             if col not in data_schema.names:
                 raise MissingFeatureError(col, list(data_schema.names), where="the data")
     config = schema_lib.adapter_config(full_arrow, metadata_schema, columns=needed)
-    return TransformPlan(metadata_schema, config, config.arrow_schema, sorted(analyze_cols), sorted(transform_cols))
+    return TransformPlan(
+        metadata_schema, config, config.arrow_schema, sorted(analyze_cols), sorted(transform_cols)
+    )
 
 
 class TransformResult(NamedTuple):
@@ -183,24 +189,31 @@ class TransformExamples(beam.PTransform):
         transformed = {}
         with tft_beam.Context(temp_dir=self.temp_dir, force_tf_compat_v1=False):
             if self.cache_dir:
-                transform_fn, analyzed = self._analyze_with_cache(pipeline, inputs[self.train_split])
+                transform_fn, analyzed = self._analyze_with_cache(
+                    pipeline, inputs[self.train_split]
+                )
             else:
                 (out, _), transform_fn = (
                     (inputs[self.train_split], config)
                     | f"AnalyzeAndTransform[{self.train_split}]"
-                    >> tft_beam.AnalyzeAndTransformDataset(self.preprocessing_fn, output_record_batches=True)
+                    >> tft_beam.AnalyzeAndTransformDataset(
+                        self.preprocessing_fn, output_record_batches=True
+                    )
                 )
                 transformed[self.train_split] = out
                 analyzed = True
             for name, pcoll in inputs.items():
                 if name not in transformed:
                     transformed[name], _ = (
-                        ((pcoll, config), transform_fn)
-                        | f"Transform[{name}]" >> tft_beam.TransformDataset(output_record_batches=True)
+                        (pcoll, config),
+                        transform_fn,
+                    ) | f"Transform[{name}]" >> tft_beam.TransformDataset(
+                        output_record_batches=True
                     )
         canonical = {
             name: pcoll
-            | f"Canonical[{name}]" >> beam.FlatMap(_canonical_batches).with_output_types(pa.RecordBatch)
+            | f"Canonical[{name}]"
+            >> beam.FlatMap(_canonical_batches).with_output_types(pa.RecordBatch)
             for name, pcoll in transformed.items()
         }
         return TransformResult(canonical, transform_fn, analyzed)
@@ -224,15 +237,28 @@ class TransformExamples(beam.PTransform):
         )
         found = cached_entry_keys(self.cache_dir, key.key)
         covered = bool(wanted) and set(wanted) <= found
-        _LOG.info("analyzer cache %s: %d of %d entries found", self.cache_dir, len(set(wanted) & found), len(wanted))
+        _LOG.info(
+            "analyzer cache %s: %d of %d entries found",
+            self.cache_dir,
+            len(set(wanted) & found),
+            len(wanted),
+        )
         input_cache = (
-            pipeline | "ReadAnalyzerCache" >> analyzer_cache.ReadAnalysisCacheFromFS(
-                self.cache_dir, [key], cache_entry_keys=wanted)
-            if found else {}
+            pipeline
+            | "ReadAnalyzerCache"
+            >> analyzer_cache.ReadAnalysisCacheFromFS(
+                self.cache_dir, [key], cache_entry_keys=wanted
+            )
+            if found
+            else {}
         )
         transform_fn, output_cache = (
-            {key: None if covered else train}, input_cache, self.plan.config
-        ) | "AnalyzeWithCache" >> tft_beam.AnalyzeDatasetWithCache(self.preprocessing_fn, pipeline=pipeline)
+            {key: None if covered else train},
+            input_cache,
+            self.plan.config,
+        ) | "AnalyzeWithCache" >> tft_beam.AnalyzeDatasetWithCache(
+            self.preprocessing_fn, pipeline=pipeline
+        )
         if output_cache and not covered:
             _ = output_cache | "WriteAnalyzerCache" >> analyzer_cache.WriteAnalysisCacheToFS(
                 pipeline, self.cache_dir, [key]
@@ -277,10 +303,16 @@ def _canonical_type(field: pa.Field) -> pa.DataType:
         return arrow.COLUMN_TYPES[arrow.INT]
     if pa.types.is_floating(value):
         return arrow.COLUMN_TYPES[arrow.FLOAT]
-    if pa.types.is_binary(value) or pa.types.is_large_binary(value) or pa.types.is_string(value) or \
-            pa.types.is_large_string(value):
+    if (
+        pa.types.is_binary(value)
+        or pa.types.is_large_binary(value)
+        or pa.types.is_string(value)
+        or pa.types.is_large_string(value)
+    ):
         return arrow.COLUMN_TYPES[arrow.BYTES]
-    raise ValueError(f"transformed feature {field.name!r} has type {t}, which a tf.Example cannot hold")
+    raise ValueError(
+        f"transformed feature {field.name!r} has type {t}, which a tf.Example cannot hold"
+    )
 
 
 __all__ = [

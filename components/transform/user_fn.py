@@ -49,14 +49,21 @@ class MissingFeatureError(InputError):
     ``frames`` are the lines of the user's module that asked for it, outermost first.
     """
 
-    def __init__(self, feature: str, available: list[str], where: str = "the input schema",
-                 frames: list[Frame] | tuple = ()):
+    def __init__(
+        self,
+        feature: str,
+        available: list[str],
+        where: str = "the input schema",
+        frames: list[Frame] | tuple = (),
+    ):
         self.feature = feature
         self.available = available
         self.where = where
         self.frames = list(frames)
-        message = (f"preprocessing_fn needs feature {feature!r}, which is not in {where} "
-                   f"(features: {', '.join(available) or 'none'})")
+        message = (
+            f"preprocessing_fn needs feature {feature!r}, which is not in {where} "
+            f"(features: {', '.join(available) or 'none'})"
+        )
         if self.frames:
             message += f" [at {self.frames[-1].where}]"
         super().__init__("\n".join([message, *(f.format() for f in self.frames)]))
@@ -84,8 +91,14 @@ class PreprocessingFn:
     raises :class:`MissingFeatureError` for an absent feature.
     """
 
-    def __init__(self, *, source: str | None = None, path: str | None = None,
-                 name: str = DEFAULT_FN_NAME, fn: Callable | None = None):
+    def __init__(
+        self,
+        *,
+        source: str | None = None,
+        path: str | None = None,
+        name: str = DEFAULT_FN_NAME,
+        fn: Callable | None = None,
+    ):
         if (source is None) == (fn is None):
             raise ValueError("give a module source or a callable")
         self.source = source
@@ -102,7 +115,9 @@ class PreprocessingFn:
         if not callable(fn):
             raise TypeError(f"preprocessing_fn must be callable, not {type(fn).__name__}")
         code = getattr(fn, "__code__", None)
-        return cls(fn=fn, path=code.co_filename if code else None, name=getattr(fn, "__name__", repr(fn)))
+        return cls(
+            fn=fn, path=code.co_filename if code else None, name=getattr(fn, "__name__", repr(fn))
+        )
 
     @property
     def description(self) -> str:
@@ -143,11 +158,18 @@ class PreprocessingFn:
                 self._record_op_sites(graph, before)
         if not isinstance(outputs, Mapping) or not outputs:
             code = getattr(fn, "__code__", None)
-            frames = [Frame(self.path, code.co_firstlineno, self.name, "")] if code and self.path else []
+            frames = (
+                [Frame(self.path, code.co_firstlineno, self.name, "")] if code and self.path else []
+            )
             raise PreprocessingFnError(
-                self.description, "", "", frames, path=self.path,
+                self.description,
+                "",
+                "",
+                frames,
+                path=self.path,
                 when="must return a non-empty dict of feature name to tensor, not "
-                + type(outputs).__name__ + (" (empty)" if isinstance(outputs, Mapping) else ""),
+                + type(outputs).__name__
+                + (" (empty)" if isinstance(outputs, Mapping) else ""),
             )
         self._check_output_shapes(outputs)
         return outputs
@@ -178,8 +200,12 @@ class PreprocessingFn:
                 continue
             frames = self._frames_of(getattr(value, "op", None))
             raise PreprocessingFnError(
-                self.description, "", f"{problem} (tf.reshape it, or return a tf.SparseTensor)", frames,
-                path=self.path, when=f"returns {name!r} {shown}",
+                self.description,
+                "",
+                f"{problem} (tf.reshape it, or return a tf.SparseTensor)",
+                frames,
+                path=self.path,
+                when=f"returns {name!r} {shown}",
             )
 
     def _frames_of(self, op) -> list[Frame]:
@@ -189,9 +215,16 @@ class PreprocessingFn:
             stack = op.traceback
         except Exception:
             return []
-        return [Frame(f.filename, f.lineno, f.name,
-                      (getattr(f, "line", "") or linecache.getline(f.filename, f.lineno)).strip())
-                for f in stack if is_user_file(f.filename, self.path)]
+        return [
+            Frame(
+                f.filename,
+                f.lineno,
+                f.name,
+                (getattr(f, "line", "") or linecache.getline(f.filename, f.lineno)).strip(),
+            )
+            for f in stack
+            if is_user_file(f.filename, self.path)
+        ]
 
     def _record_op_sites(self, graph, before: int) -> None:
         """Remembers, for each op the call created, the lines of the user's module that created it."""
@@ -257,8 +290,13 @@ def _exec_module(source: str, path: str, name: str) -> Callable:
         raise module_import_error(e, path) from None
     fn = getattr(module, name, None)
     if fn is None:
-        defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
-                         and getattr(v, "__module__", None) == module.__name__)
+        defined = sorted(
+            k
+            for k, v in vars(module).items()
+            if callable(v)
+            and not k.startswith("_")
+            and getattr(v, "__module__", None) == module.__name__
+        )
         raise InputError(
             f"{path}: defines no function {name!r}"
             + (f" (it defines: {', '.join(defined)})" if defined else "")
@@ -313,7 +351,9 @@ def trace_error(exc: BaseException, fn: PreprocessingFn) -> InputError:
         if isinstance(e, UserCodeError):  # ours, raised from the call (an output's shape, ...)
             return e
     err = user_code_error(exc, fn.description, fn.path, when="failed while tracing")
-    return PreprocessingFnError(err.what, err.error_type, err.error, err.frames, path=fn.path, when=err.when)
+    return PreprocessingFnError(
+        err.what, err.error_type, err.error, err.frames, path=fn.path, when=err.when
+    )
 
 
 # TensorFlow's runtime errors: "Detected at node 'x' defined at ...", "[[{{node x}}]]".
@@ -341,7 +381,9 @@ def _op_error(exc: BaseException):
         if "Graph execution error" in text or "Detected at node" in text:
             m = _TYPE.search(text)
             start = text.find("Graph execution error")
-            return (m.group(1) if m else "TensorFlow error"), _first_op_message(text[max(start, 0):])
+            return (m.group(1) if m else "TensorFlow error"), _first_op_message(
+                text[max(start, 0) :]
+            )
     return None
 
 
@@ -419,8 +461,13 @@ def runtime_error(exc: BaseException, fn: PreprocessingFn) -> InputError | None:
         if refused is None:
             return None
         message = re.sub(r"(?: \[while running '[^\n]*?'\])+$", "", str(refused).strip())
-        return PreprocessingFnError(fn.description, type(refused).__name__, message, path=fn.path,
-                                    when="was refused by tf.Transform" + _split_of(exc).replace(" of ", " on "))
+        return PreprocessingFnError(
+            fn.description,
+            type(refused).__name__,
+            message,
+            path=fn.path,
+            when="was refused by tf.Transform" + _split_of(exc).replace(" of ", " on "),
+        )
     error_type, text = found
     node = _NODE.search(text)
     op_name = (node.group(1) or node.group(2)) if node else None
@@ -430,16 +477,30 @@ def runtime_error(exc: BaseException, fn: PreprocessingFn) -> InputError | None:
         # A tf.py_function's Python error: its own type, message and frames in the user's file.
         raised = list(_RAISED_TEXT.finditer(text))
         if raised:
-            error_type, message = raised[-1].group(1).rsplit(".", 1)[-1], raised[-1].group(2).strip()
+            error_type, message = (
+                raised[-1].group(1).rsplit(".", 1)[-1],
+                raised[-1].group(2).strip(),
+            )
         lines = text.splitlines()
         for i, line in enumerate(lines):
             m = _FRAME_TEXT.search(line)
             if m and is_user_file(m.group(1), fn.path):
                 code = lines[i + 1].strip() if i + 1 < len(lines) else ""
-                frame = Frame(m.group(1), int(m.group(2)), m.group(3), "" if code.startswith("File ") else code)
+                frame = Frame(
+                    m.group(1),
+                    int(m.group(2)),
+                    m.group(3),
+                    "" if code.startswith("File ") else code,
+                )
                 if frame not in frames:
                     frames.append(frame)
     if op_name:
         message += f" (op {op_name!r})"
-    return PreprocessingFnError(fn.description, error_type, message, frames, path=fn.path,
-                                when="failed on the examples" + _split_of(exc))
+    return PreprocessingFnError(
+        fn.description,
+        error_type,
+        message,
+        frames,
+        path=fn.path,
+        when="failed on the examples" + _split_of(exc),
+    )

@@ -17,22 +17,49 @@ HELP = f"Validate statistics against a schema (drift, skew): {ANOMALIES_FILE} + 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``conveyor validate``."""
-    parser.add_argument("--statistics", required=True, metavar="FILE",
-                        help="statistics to check: FeatureStats.pb (text format if the name ends in .pbtxt)")
-    parser.add_argument("--schema", required=True, metavar="FILE",
-                        help="the curated schema (schema.pbtxt; binary if the name ends in .pb)")
-    parser.add_argument("--baseline-statistics", metavar="FILE",
-                        help="previous statistics, for the schema's drift comparators")
-    parser.add_argument("--serving-statistics", metavar="FILE",
-                        help="serving statistics, for the schema's skew comparators")
-    parser.add_argument("--environment", metavar="NAME",
-                        help="environment of the statistics (e.g. SERVING), as the schema names it")
-    parser.add_argument("--output", required=True, metavar="DIR", help="directory for SchemaDiff.pb")
-    parser.add_argument("--warn", action="append", default=[], metavar="TYPE",
-                        help="report anomalies of this type (e.g. SCHEMA_NEW_COLUMN) as WARNING, "
-                             "which does not fail the gate (repeatable)")
-    parser.add_argument("--dataset", metavar="NAME",
-                        help="dataset to read in sliced statistics (default: the first, the whole data)")
+    parser.add_argument(
+        "--statistics",
+        required=True,
+        metavar="FILE",
+        help="statistics to check: FeatureStats.pb (text format if the name ends in .pbtxt)",
+    )
+    parser.add_argument(
+        "--schema",
+        required=True,
+        metavar="FILE",
+        help="the curated schema (schema.pbtxt; binary if the name ends in .pb)",
+    )
+    parser.add_argument(
+        "--baseline-statistics",
+        metavar="FILE",
+        help="previous statistics, for the schema's drift comparators",
+    )
+    parser.add_argument(
+        "--serving-statistics",
+        metavar="FILE",
+        help="serving statistics, for the schema's skew comparators",
+    )
+    parser.add_argument(
+        "--environment",
+        metavar="NAME",
+        help="environment of the statistics (e.g. SERVING), as the schema names it",
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="DIR", help="directory for SchemaDiff.pb"
+    )
+    parser.add_argument(
+        "--warn",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="report anomalies of this type (e.g. SCHEMA_NEW_COLUMN) as WARNING, "
+        "which does not fail the gate (repeatable)",
+    )
+    parser.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="dataset to read in sliced statistics (default: the first, the whole data)",
+    )
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -49,8 +76,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if beam_args:
         raise UsageError("conveyor validate runs no pipeline; it takes no Beam flags after '--'")
     try:
-        options = ValidationOptions(environment=args.environment, dataset=args.dataset,
-                                    severity_overrides={t: "WARNING" for t in args.warn})
+        options = ValidationOptions(
+            environment=args.environment,
+            dataset=args.dataset,
+            severity_overrides={t: "WARNING" for t in args.warn},
+        )
     except ValueError as e:
         raise UsageError(str(e)) from None
     inputs = [args.statistics, args.schema, args.baseline_statistics, args.serving_statistics]
@@ -60,16 +90,27 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     schema = read_schema(args.schema)
     previous = read_statistics(args.baseline_statistics) if args.baseline_statistics else None
     serving = read_statistics(args.serving_statistics) if args.serving_statistics else None
-    if args.environment and args.environment not in schema.default_environment and not any(
-        args.environment in f.in_environment for f in schema.feature
+    if (
+        args.environment
+        and args.environment not in schema.default_environment
+        and not any(args.environment in f.in_environment for f in schema.feature)
     ):
-        print(f"note: the schema does not name environment {args.environment!r} "
-              "(default_environment or in_environment): no feature is expected in it")
+        print(
+            f"note: the schema does not name environment {args.environment!r} "
+            "(default_environment or in_environment): no feature is expected in it"
+        )
     try:
         # A failed check (exit status 1) is a complete output too: it replaces the old one.
         with staged_output(args.output, inputs=inputs) as output:
-            result = run_validation(stats, schema, output, options, previous_statistics=previous,
-                                    serving_statistics=serving, report_file=False)
+            result = run_validation(
+                stats,
+                schema,
+                output,
+                options,
+                previous_statistics=previous,
+                serving_statistics=serving,
+                report_file=False,
+            )
     except ValueError as e:
         if type(e) is not ValueError:
             raise

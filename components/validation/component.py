@@ -83,16 +83,25 @@ def run_validation(
             raise ValueError("run_validation: give previous_statistics or baseline_split, not both")
         if baseline_split not in splits:
             names = sorted(s for s in splits if s is not None)
-            raise ValueError(f"no statistics for the drift baseline split {baseline_split!r} (splits: {names})")
+            raise ValueError(
+                f"no statistics for the drift baseline split {baseline_split!r} (splits: {names})"
+            )
     if isinstance(schema, str):
         schema = read_schema(schema)
-    baseline = _statistics(previous_statistics if baseline_split is None else splits[baseline_split])
+    baseline = _statistics(
+        previous_statistics if baseline_split is None else splits[baseline_split]
+    )
     serving = _statistics(serving_statistics) if serving_statistics is not None else None
     summary = {}
     for split, stats in splits.items():
         previous = baseline if baseline_split is None or split != baseline_split else None
-        anomalies = validate_statistics(_statistics(stats), schema, previous_statistics=previous,
-                                        serving_statistics=serving, options=options)
+        anomalies = validate_statistics(
+            _statistics(stats),
+            schema,
+            previous_statistics=previous,
+            serving_statistics=serving,
+            options=options,
+        )
         out = layout.split_uri(output_dir, split) if split is not None else output_dir
         write_anomalies(anomalies, posixpath.join(out, ANOMALIES_FILE))
         if report_file:

@@ -39,11 +39,22 @@ class ExampleValidator(Component):
         schema = read_schema(layout.schema_path(ctx.inputs["schema"].uri))
         paths = layout.split_files(ctx.inputs["statistics"].uri, STATS_FILE)
         out = ctx.outputs["anomalies"].uri
-        result = run_validation(paths, schema, out, ValidationOptions(environment=p["environment"]),
-                                baseline_split=p["drift_baseline_split"] or None)
+        result = run_validation(
+            paths,
+            schema,
+            out,
+            ValidationOptions(environment=p["environment"]),
+            baseline_split=p["drift_baseline_split"] or None,
+        )
         splits = result["splits"]
         if p["fail_on_error"] and result["errors"]:
             bad = {k: v["features"] for k, v in splits.items() if v["errors"]}
-            raise ValueError(f"ERROR anomalies in {bad}; see {out}/{SPLIT_PREFIX}*/{ANOMALIES_REPORT_FILE}")
-        return {"anomalies": {"split_names": json.dumps(sorted(paths)),
-                              "blocking": json.dumps(result["errors"])}}
+            raise ValueError(
+                f"ERROR anomalies in {bad}; see {out}/{SPLIT_PREFIX}*/{ANOMALIES_REPORT_FILE}"
+            )
+        return {
+            "anomalies": {
+                "split_names": json.dumps(sorted(paths)),
+                "blocking": json.dumps(result["errors"]),
+            }
+        }

@@ -45,8 +45,10 @@ def anomalies_report(anomalies: anomalies_pb2.Anomalies) -> str:
         for kind, ms in (("drift", d.drift_measurements), ("skew", d.skew_measurements)):
             for m in ms:
                 flag = "  ABOVE" if m.value > m.threshold else ""
-                measured.append(f"  {name:<24} {kind:<5} {_M.Type.Name(m.type):<26} "
-                                f"{m.value:.6f} (threshold {m.threshold:g}){flag}")
+                measured.append(
+                    f"  {name:<24} {kind:<5} {_M.Type.Name(m.type):<26} "
+                    f"{m.value:.6f} (threshold {m.threshold:g}){flag}"
+                )
     if measured:
         lines.append("Drift and skew measurements:")
         lines.extend(measured)

@@ -43,7 +43,11 @@ from conveyor.beam_utils import arrow as carrow
 from conveyor.components.validation.validate import in_environment, is_deprecated
 
 METRICS_NAMESPACE = "conveyor.validation"
-_ARROW_TYPE = {schema_pb2.INT: carrow.INT, schema_pb2.FLOAT: carrow.FLOAT, schema_pb2.BYTES: carrow.BYTES}
+_ARROW_TYPE = {
+    schema_pb2.INT: carrow.INT,
+    schema_pb2.FLOAT: carrow.FLOAT,
+    schema_pb2.BYTES: carrow.BYTES,
+}
 
 
 def _show(value):
@@ -88,8 +92,10 @@ class _RowChecker:
 
     def __init__(self, schema: schema_pb2.Schema, environment: str | None):
         self.features = [
-            f for f in schema.feature
-            if not is_deprecated(f) and in_environment(f, schema, environment)
+            f
+            for f in schema.feature
+            if not is_deprecated(f)
+            and in_environment(f, schema, environment)
             and f.type in _ARROW_TYPE
         ]
         self.domains = {d.name: list(d.value) for d in schema.string_domain}
@@ -102,8 +108,11 @@ class _RowChecker:
         for f in self.features:
             if f.name not in names:
                 if f.presence.min_count > 0 or f.presence.min_fraction > 0:
-                    fails.add(np.arange(batch.num_rows), "SCHEMA_MISSING_COLUMN",
-                              f"{f.name}: required feature absent from the data")
+                    fails.add(
+                        np.arange(batch.num_rows),
+                        "SCHEMA_MISSING_COLUMN",
+                        f"{f.name}: required feature absent from the data",
+                    )
                 continue
             self._check_column(f, batch.column(f.name), fails)
         return fails
@@ -114,16 +123,21 @@ class _RowChecker:
         present = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         must_be_present = f.presence.min_fraction >= 1.0 or f.HasField("shape")
         if must_be_present:
-            fails.add(np.flatnonzero(~present), "FEATURE_TYPE_LOW_FRACTION_PRESENT",
-                      f"{name}: missing, but the schema requires it in every example")
+            fails.add(
+                np.flatnonzero(~present),
+                "FEATURE_TYPE_LOW_FRACTION_PRESENT",
+                f"{name}: missing, but the schema requires it in every example",
+            )
         if col.type != expected:
             try:
                 got = carrow.feature_type(col.type)
             except ValueError:
                 got = str(col.type)
-            fails.add(np.flatnonzero(present), "UNEXPECTED_DATA_TYPE",
-                      f"{name}: has type {got}, the schema expects "
-                      f"{schema_pb2.FeatureType.Name(f.type)}")
+            fails.add(
+                np.flatnonzero(present),
+                "UNEXPECTED_DATA_TYPE",
+                f"{name}: has type {got}, the schema expects {schema_pb2.FeatureType.Name(f.type)}",
+            )
             return
         lengths = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
         self._check_lengths(f, lengths, present, fails)
@@ -139,19 +153,32 @@ class _RowChecker:
             vc = f.value_count
             if vc.HasField("min"):
                 rows = np.flatnonzero(present & (lengths < vc.min))
-                fails.add(rows, "FEATURE_TYPE_LOW_NUMBER_VALUES",
-                          [f"{name}: {n} value(s), the schema expects at least {vc.min}"
-                           for n in lengths[rows]])
+                fails.add(
+                    rows,
+                    "FEATURE_TYPE_LOW_NUMBER_VALUES",
+                    [
+                        f"{name}: {n} value(s), the schema expects at least {vc.min}"
+                        for n in lengths[rows]
+                    ],
+                )
             if vc.HasField("max"):
                 rows = np.flatnonzero(present & (lengths > vc.max))
-                fails.add(rows, "FEATURE_TYPE_HIGH_NUMBER_VALUES",
-                          [f"{name}: {n} value(s), the schema expects at most {vc.max}"
-                           for n in lengths[rows]])
+                fails.add(
+                    rows,
+                    "FEATURE_TYPE_HIGH_NUMBER_VALUES",
+                    [
+                        f"{name}: {n} value(s), the schema expects at most {vc.max}"
+                        for n in lengths[rows]
+                    ],
+                )
         if f.HasField("shape"):
             size = int(np.prod([d.size for d in f.shape.dim])) if f.shape.dim else 1
             rows = np.flatnonzero(present & (lengths != size))
-            fails.add(rows, "INVALID_FEATURE_SHAPE",
-                      [f"{name}: {n} value(s), the schema's shape holds {size}" for n in lengths[rows]])
+            fails.add(
+                rows,
+                "INVALID_FEATURE_SHAPE",
+                [f"{name}: {n} value(s), the schema's shape holds {size}" for n in lengths[rows]],
+            )
 
     def _check_values(self, f, values: pa.Array, parents: np.ndarray, fails: _Failures) -> None:
         name = f.name
@@ -162,24 +189,33 @@ class _RowChecker:
             fails.add(rows, anomaly_type, [describe(v) for v in picked])
 
         if which in ("domain", "string_domain") and f.type == schema_pb2.BYTES:
-            allowed = (self.domains.get(f.domain) if which == "domain"
-                       else list(f.string_domain.value))
+            allowed = (
+                self.domains.get(f.domain) if which == "domain" else list(f.string_domain.value)
+            )
             if allowed is None:
                 return
             allowed_arr = pa.array([v.encode("utf-8") for v in allowed], pa.large_binary())
             inside = pc.is_in(values, value_set=allowed_arr).to_numpy(zero_copy_only=False)
-            report(~inside, "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
-                   lambda v: f"{name}: value {_show(v)!r} is outside the domain")
+            report(
+                ~inside,
+                "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+                lambda v: f"{name}: value {_show(v)!r} is outside the domain",
+            )
         elif which == "int_domain" and f.type == schema_pb2.INT:
-            self._range(f.int_domain, values, report, name, "INT_TYPE_SMALL_INT", "INT_TYPE_BIG_INT")
+            self._range(
+                f.int_domain, values, report, name, "INT_TYPE_SMALL_INT", "INT_TYPE_BIG_INT"
+            )
         elif which == "float_domain" and f.type == schema_pb2.FLOAT:
             d = f.float_domain
             arr = values.to_numpy(zero_copy_only=False)
             if d.disallow_nan:
                 report(np.isnan(arr), "FLOAT_TYPE_HAS_NAN", lambda v: f"{name}: NaN is not allowed")
             if d.disallow_inf:
-                report(np.isinf(arr), "FLOAT_TYPE_HAS_INF",
-                       lambda v: f"{name}: {_show(v)} is not allowed")
+                report(
+                    np.isinf(arr),
+                    "FLOAT_TYPE_HAS_INF",
+                    lambda v: f"{name}: {_show(v)} is not allowed",
+                )
             self._range(d, values, report, name, "FLOAT_TYPE_SMALL_FLOAT", "FLOAT_TYPE_BIG_FLOAT")
         elif which == "bool_domain":
             d = f.bool_domain
@@ -190,8 +226,11 @@ class _RowChecker:
             elif f.type == schema_pb2.BYTES:
                 spellings = [s.encode("utf-8") for s in (d.true_value, d.false_value) if s]
                 inside = pc.is_in(values, value_set=pa.array(spellings, pa.large_binary()))
-                report(~inside.to_numpy(zero_copy_only=False), "BOOL_TYPE_UNEXPECTED_STRING",
-                       lambda v: f"{name}: {_show(v)!r} is not a spelling of true or false")
+                report(
+                    ~inside.to_numpy(zero_copy_only=False),
+                    "BOOL_TYPE_UNEXPECTED_STRING",
+                    lambda v: f"{name}: {_show(v)!r} is not a spelling of true or false",
+                )
 
     @staticmethod
     def _range(domain, values, report, name, small, big) -> None:
@@ -239,11 +278,17 @@ class ValidateBatchFn(beam.DoFn):
             taken = batch.take(pa.array(rows)).to_pylist()
             for r, row in zip(rows.tolist(), taken):
                 reasons = fails.reasons[r]
-                yield beam.pvalue.TaggedOutput("quarantine", {
-                    "row": {k: (None if v is None else [_show(x) for x in v]) for k, v in row.items()},
-                    "reasons": [m for _, m in reasons],
-                    "anomaly_types": sorted({t for t, _ in reasons}),
-                })
+                yield beam.pvalue.TaggedOutput(
+                    "quarantine",
+                    {
+                        "row": {
+                            k: (None if v is None else [_show(x) for x in v])
+                            for k, v in row.items()
+                        },
+                        "reasons": [m for _, m in reasons],
+                        "anomaly_types": sorted({t for t, _ in reasons}),
+                    },
+                )
         yield beam.pvalue.TaggedOutput("counts", {"rows": n, "valid": n - bad, "quarantined": bad})
 
 

@@ -32,8 +32,9 @@ _STATISTICS = statistics_pb2.DatasetFeatureStatisticsList | statistics_pb2.Datas
 
 
 def _validate(stats, schema, previous, serving, options):
-    return validate_statistics(stats, schema, previous_statistics=previous,
-                               serving_statistics=serving, options=options)
+    return validate_statistics(
+        stats, schema, previous_statistics=previous, serving_statistics=serving, options=options
+    )
 
 
 @beam.typehints.with_input_types(_STATISTICS)
@@ -46,8 +47,14 @@ class ValidateStatistics(beam.PTransform):
     baseline computed in the same pipeline can be passed.
     """
 
-    def __init__(self, schema, *, previous_statistics=None, serving_statistics=None,
-                 options: ValidationOptions | None = None):
+    def __init__(
+        self,
+        schema,
+        *,
+        previous_statistics=None,
+        serving_statistics=None,
+        options: ValidationOptions | None = None,
+    ):
         super().__init__()
         self._schema = schema
         self._previous = previous_statistics
@@ -57,7 +64,8 @@ class ValidateStatistics(beam.PTransform):
     def expand(self, statistics):
         """One ``Anomalies`` per statistics element."""
         return statistics | "Validate" >> beam.Map(
-            _validate, self._schema, self._previous, self._serving, self._options)
+            _validate, self._schema, self._previous, self._serving, self._options
+        )
 
 
 class ValidateExamplesResult(NamedTuple):

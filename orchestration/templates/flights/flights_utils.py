@@ -48,7 +48,8 @@ def _dense(x, default):
 
     if isinstance(x, tf.sparse.SparseTensor):
         x = tf.sparse.to_dense(
-            tf.sparse.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default_value=default
+            tf.sparse.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]),
+            default_value=default,
         )
     if x.shape.rank == 2:
         x = tf.squeeze(x, axis=1)
@@ -65,7 +66,9 @@ def preprocessing_fn(inputs):
         out[f"{name}_z"] = tft.scale_to_z_score(tf.cast(_dense(inputs[name], 0), tf.float32))
     for name in CATEGORICAL:
         out[f"{name}_id"] = tft.compute_and_apply_vocabulary(
-            _dense(inputs[name], b""), top_k=VOCAB_SIZE, num_oov_buckets=OOV_BUCKETS,
+            _dense(inputs[name], b""),
+            top_k=VOCAB_SIZE,
+            num_oov_buckets=OOV_BUCKETS,
             vocab_filename=name,
         )
     out[LABEL] = _dense(inputs[LABEL], 0)
@@ -87,8 +90,11 @@ def _build_model():
     x = keras.layers.Dense(16, activation="relu")(x)
     output = keras.layers.Dense(1, activation="sigmoid")(x)
     model = keras.Model(inputs=inputs, outputs=output)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="auc")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
     return model
 
 
@@ -101,7 +107,9 @@ def run_fn(fn_args):
     epochs = int(fn_args.custom_config.get("epochs", 2))
     batch = int(fn_args.custom_config.get("batch_size", 1024))
     train = fn_args.dataset(fn_args.train_files, batch, label_key=LABEL, num_epochs=1)
-    evaluation = fn_args.dataset(fn_args.eval_files, batch, label_key=LABEL, num_epochs=1, shuffle=False)
+    evaluation = fn_args.dataset(
+        fn_args.eval_files, batch, label_key=LABEL, num_epochs=1, shuffle=False
+    )
     model = _build_model()
     history = model.fit(train, epochs=epochs, validation_data=evaluation, verbose=2)
 
@@ -120,7 +128,8 @@ def run_fn(fn_args):
     archive.track(model)
     archive.track(tft_layer)
     archive.add_endpoint(
-        "serving_default", serve,
+        "serving_default",
+        serve,
         input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
     )
     archive.write_out(fn_args.serving_model_dir, verbose=False)
