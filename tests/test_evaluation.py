@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -921,3 +922,327 @@ def test_config_variants_that_are_read():
     regression = settings_from_eval_config(_MODEL, task="regression")
     assert not regression.needs_probabilities and not regression.needs_classes
     assert regression.decision_thresholds == () and regression.top_ks == ()
+
+
+# --- a baseline, or none yet (continuous training) ------------------------------
+
+#: Change thresholds on AUC (and a per-slice one on accuracy) with a value bound on
+#: AUC; the baseline's predictions are the column ``{baseline}``. Slices of fewer
+#: than 50 flights are left out (AUC is undefined on some).
+CHANGE_CONFIG = """
+model_specs {{ name: "candidate" label_key: "late" prediction_key: "p" }}
+model_specs {{ name: "baseline" label_key: "late" {baseline} is_baseline: true }}
+slicing_specs {{}}
+slicing_specs {{ feature_keys: "carrier" }}
+metrics_specs {{
+  metrics {{ class_name: "ExampleCount" }}
+  metrics {{ class_name: "AUC"
+    threshold {{
+      value_threshold {{ lower_bound {{ value: {auc_floor} }} }}
+      change_threshold {{ direction: HIGHER_IS_BETTER absolute {{ value: -1e-10 }} }}
+    }}
+  }}
+  metrics {{ class_name: "BinaryAccuracy"
+    per_slice_thresholds {{
+      slicing_specs {{ feature_values {{ key: "carrier" value: "UA" }} }}
+      threshold {{ change_threshold {{ direction: HIGHER_IS_BETTER absolute {{ value: -0.5 }} }} }}
+    }}
+  }}
+}}
+options {{ min_slice_size {{ value: 50 }} }}
+"""
+
+SKIPPED = [
+    {
+        "metric": "auc",
+        "threshold": {"change_threshold": {"direction": "HIGHER_IS_BETTER", "absolute": -1e-10}},
+        "reason": "no baseline model",
+    },
+    {
+        "metric": "binary_accuracy",
+        "threshold": {"change_threshold": {"direction": "HIGHER_IS_BETTER", "absolute": -0.5}},
+        "slices": [{"feature_values": {"carrier": "UA"}}],
+        "reason": "no baseline model",
+    },
+]
+
+
+def change_config(baseline: str | None = "p_good", auc_floor: float = 0.6) -> str:
+    key = f'prediction_key: "{baseline}"' if baseline else ""
+    return CHANGE_CONFIG.format(baseline=key, auc_floor=auc_floor)
+
+
+@pytest.fixture(scope="module")
+def flights_predictions(tmp_path_factory):
+    """Flights with a candidate's predictions ``p`` (from the departure delay), a better
+    baseline's ``p_good`` (from the arrival delay the label is made of) and a worse one's
+    ``p_bad`` (``p`` with noise); as Parquet and as an Examples directory (split eval)."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from conveyor.beam_utils.datasets import flights_sample_csv
+    from conveyor.beam_utils.io import ReadExamples
+    from conveyor.components.example_gen.component import run_example_gen
+
+    t = pcsv.read_csv(
+        flights_sample_csv(1500), convert_options=pcsv.ConvertOptions(null_values=["NA"])
+    )
+    dep = t["dep_delay"].to_numpy().astype(float)
+    arr = t["arr_delay"].to_numpy().astype(float)
+    keep = ~np.isnan(dep) & ~np.isnan(arr)
+    dep, arr = dep[keep], arr[keep]
+    p = 1 / (1 + np.exp(-(dep - 10) / 8))
+    noise = np.random.default_rng(3).normal(0, 0.35, len(p))
+    table = pa.table(
+        {
+            "carrier": t["carrier"].filter(pa.array(keep)),
+            "dep_delay": dep.astype(np.float32),
+            "late": (arr > 15).astype(np.int64),
+            "p": p.astype(np.float32),
+            "p_good": (1 / (1 + np.exp(-(arr - 15) / 4))).astype(np.float32),
+            "p_bad": np.clip(p + noise, 0, 1).astype(np.float32),
+        }
+    )
+    root = tmp_path_factory.mktemp("predictions")
+    pq.write_table(table, root / "flights.parquet")
+    run_example_gen(
+        {None: ReadExamples(str(root / "flights.parquet"))},
+        str(root / "examples"),
+        splits={"eval": 1},
+    )
+    return {"parquet": root / "flights.parquet", "examples": root / "examples"}
+
+
+def test_change_thresholds_are_skipped_without_a_baseline():
+    """TFX's has_baseline=False: the baseline spec goes, change thresholds are skipped
+    (and listed), value thresholds still decide; a value-and-change threshold keeps its value part."""
+    from conveyor.components.evaluation.config import NO_BASELINE, ThresholdRule
+
+    batch = binary_data(1500, seed=3)
+    batch = pa.RecordBatch.from_arrays(
+        [batch.column("carrier"), batch.column("label"), batch.column("p"), batch.column("p")],
+        names=["carrier", "late", "p", "p_good"],
+    )
+    settings = settings_from_eval_config(change_config(), has_baseline=False)
+    assert settings.baseline is None and [m.name for m in settings.models] == ["candidate"]
+    assert settings.thresholds == (ThresholdRule("auc", Threshold(lower=0.6)),)
+    assert [r.describe() for r in settings.skipped_change_thresholds] == [
+        {k: v for k, v in s.items() if k != "reason"} for s in SKIPPED
+    ]
+    report = evaluate_local(settings, batch)
+    v = report["validation"]
+    assert report["blessed"] and v["failures"] == []
+    assert v["skipped_change_thresholds"] == SKIPPED and SKIPPED[0]["reason"] == NO_BASELINE
+    assert v["thresholds_checked"] == 4  # the AUC floor, overall and on 3 carriers
+    assert "baseline_metrics" not in report["metrics"][0]
+    # Value thresholds still apply without a baseline.
+    strict = evaluate_local(
+        settings_from_eval_config(change_config(auc_floor=0.99), has_baseline=False), batch
+    )
+    assert not strict["blessed"]
+    assert {f["metric"] for f in strict["validation"]["failures"]} == {"auc"}
+    # A config without a baseline spec: the same with has_baseline=False, an error as written.
+    no_spec = (
+        'model_specs { label_key: "late" prediction_key: "p" }'
+        + change_config().split("is_baseline: true }", 1)[1]
+    )
+    assert settings_from_eval_config(no_spec, has_baseline=False).skipped_change_thresholds
+    with pytest.raises(UsageError, match="no baseline model is configured"):
+        settings_from_eval_config(no_spec)
+    # With a baseline and no spec for it, the candidate's columns are copied (TFX's default).
+    copied = settings_from_eval_config(no_spec, has_baseline=True)
+    assert copied.baseline.prediction_key == "p" and copied.baseline.name == "baseline"
+    assert not copied.skipped_change_thresholds
+    # Without has_baseline the config decides (the baseline column is there).
+    assert settings_from_eval_config(change_config()).baseline.prediction_key == "p_good"
+    assert settings_from_eval_config(change_config()).without_baseline() == settings
+
+
+def _evaluator_context(tmp_path, name, node, examples, model=None, baseline=None):
+    from conveyor.dsl import ExecutionContext
+    from conveyor.dsl.artifacts import Artifact
+
+    inputs = {"examples": Artifact("Examples", str(examples), id=1)}
+    if model is not None:
+        inputs["model"] = model
+    if baseline is not None:
+        inputs["baseline_model"] = baseline
+    outputs = {}
+    for key, type_name in (("evaluation", "ModelEvaluation"), ("blessing", "ModelBlessing")):
+        (tmp_path / name / key).mkdir(parents=True)
+        outputs[key] = Artifact(type_name, str(tmp_path / name / key))
+    return ExecutionContext(inputs, outputs, dict(node.parameters), [], "r1", str(tmp_path))
+
+
+def _run_evaluator(tmp_path, name, examples, config, model=None, baseline=None, **params):
+    """Evaluator.execute: (returned properties, validation.json, overall metrics entry, blessing files)."""
+    from orchestration_components import CsvExamples
+
+    from conveyor.components.evaluation import Evaluator
+
+    node = Evaluator(
+        examples=CsvExamples(csv="x.csv").outputs["examples"], eval_config=config, **params
+    )
+    ctx = _evaluator_context(tmp_path, name, node, examples, model, baseline)
+    props = node.execute(ctx)
+    out = tmp_path / name
+    validation = json.loads((out / "evaluation" / "validation.json").read_text())
+    overall = json.loads((out / "evaluation" / "metrics.json").read_text())[0]
+    return props, validation, overall, sorted(os.listdir(out / "blessing"))
+
+
+def test_evaluator_node_with_and_without_a_baseline(tmp_path, flights_predictions):
+    """Model-free (prediction columns): no baseline_model input -> change thresholds skipped and
+    blessed by the value threshold; a better baseline -> not blessed, naming its value; a worse
+    one -> blessed. The blessing carries TFX's properties (blessed as 1/0, the baseline's id)."""
+    from conveyor.dsl.artifacts import Artifact
+
+    examples = flights_predictions["examples"]
+    prior = Artifact("Model", str(tmp_path / "prior_model"), id=41)
+
+    props, v, overall, files = _run_evaluator(tmp_path, "first", examples, change_config())
+    assert files == ["BLESSED"] and v["blessed"] and v["failures"] == []
+    assert v["skipped_change_thresholds"] == SKIPPED
+    assert "baseline_metrics" not in overall and overall["metrics"]["auc"] > 0.6
+    assert int(props["blessing"]["blessed"]) == 1
+    assert set(props["blessing"]) == {"blessed"}  # model-free: no model, no baseline
+    assert set(props["evaluation"]) == {"overall"}
+    assert json.loads(props["evaluation"]["overall"])["auc"] == overall["metrics"]["auc"]
+
+    props, v, overall, files = _run_evaluator(
+        tmp_path, "better_baseline", examples, change_config("p_good"), baseline=prior
+    )
+    assert files == ["NOT_BLESSED"] and not v["blessed"]
+    assert v["skipped_change_thresholds"] == []
+    base_auc = overall["baseline_metrics"]["auc"]
+    assert base_auc > overall["metrics"]["auc"] + 0.05
+    [failure] = [f for f in v["failures"] if f["slice"] == {}]
+    assert failure["metric"] == "auc" and failure["baseline_value"] == base_auc
+    assert f"baseline {base_auc:.6g}" in failure["reason"]
+    assert int(props["blessing"]["blessed"]) == 0
+    assert props["blessing"]["baseline_model"] == prior.uri
+    assert int(props["blessing"]["baseline_model_id"]) == 41
+
+    props, v, overall, files = _run_evaluator(
+        tmp_path, "worse_baseline", examples, change_config("p_bad"), baseline=prior
+    )
+    assert files == ["BLESSED"] and v["blessed"] and v["failures"] == []
+    assert overall["baseline_metrics"]["auc"] < overall["metrics"]["auc"]
+    assert v["thresholds_checked"] > 0 and v["skipped_change_thresholds"] == []
+    assert int(props["blessing"]["blessed"]) == 1
+
+    # Model-free, a baseline_model input needs the column of its predictions.
+    with pytest.raises(UsageError, match="prediction_key names the column"):
+        _run_evaluator(tmp_path, "no_column", examples, change_config(None), baseline=prior)
+    from orchestration_components import CsvExamples
+
+    from conveyor.components.evaluation import Evaluator
+
+    node = Evaluator(
+        examples=CsvExamples(csv="x.csv").outputs["examples"], label_key="late", prediction_key="p"
+    )
+    with pytest.raises(UsageError, match="baseline model spec"):
+        node.execute(_evaluator_context(tmp_path, "label_key", node, examples, baseline=prior))
+
+
+def test_cli_change_thresholds_without_a_baseline(tmp_path, flights_predictions, capsys):
+    """conveyor evaluate, model-free: a config whose baseline spec names no column (and no
+    --baseline-prediction-key) skips the change thresholds; with the column they are checked."""
+    config = tmp_path / "config.pbtxt"
+    config.write_text(change_config(None))
+    common = ["evaluate", "--input", str(flights_predictions["parquet"]), "--config", str(config)]
+    rc = run_cli(*common, "--no-images", "--output", str(tmp_path / "first"))
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    v = json.loads((tmp_path / "first" / "validation.json").read_text())
+    assert v["blessed"] and v["skipped_change_thresholds"] == SKIPPED
+    assert "skipped the change threshold on auc: no baseline model" in out
+    assert (
+        "not checked (auc, binary_accuracy): no baseline model"
+        in (tmp_path / "first" / "index.html").read_text()
+    )
+    rc = run_cli(
+        *common,
+        "--baseline-prediction-key",
+        "p_good",
+        "--no-images",
+        "--output",
+        str(tmp_path / "second"),
+    )
+    out = capsys.readouterr().out
+    assert rc == 1 and "FAILED auc on slice overall" in out
+    v = json.loads((tmp_path / "second" / "validation.json").read_text())
+    assert v["skipped_change_thresholds"] == [] and not v["blessed"]
+
+
+def test_models_with_and_without_a_baseline(tmp_path, flights_predictions, capsys):
+    """With SavedModels: the node and conveyor evaluate skip change thresholds when the baseline
+    model is absent (a config with a baseline spec, TFX's first run) and check them when given;
+    the blessing names the current model and the baseline, with their ML Metadata ids."""
+    import tensorflow as tf
+
+    from conveyor.dsl.artifacts import Artifact
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="dep_delay")])
+        def serve(self, dep_delay):
+            return {"p": tf.sigmoid((dep_delay - 10.0) / 8.0)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="dep_delay")])
+        def serve_backwards(self, dep_delay):
+            return {"p": tf.sigmoid((10.0 - dep_delay) / 8.0)}
+
+    model = Model()
+    cand, base = tmp_path / "cand", tmp_path / "base"
+    tf.saved_model.save(model, str(cand), signatures={"serving_default": model.serve})
+    tf.saved_model.save(model, str(base), signatures={"serving_default": model.serve_backwards})
+    config = change_config(None).replace(' prediction_key: "p"', "")
+    examples = flights_predictions["examples"]
+    current = Artifact("Model", str(cand), id=7)
+
+    props, v, overall, files = _run_evaluator(tmp_path, "first", examples, config, model=current)
+    assert files == ["BLESSED"] and v["skipped_change_thresholds"] == SKIPPED
+    assert "baseline_metrics" not in overall
+    blessing = props["blessing"]
+    assert set(blessing) == {"blessed", "current_model", "current_model_id"}
+    assert int(blessing["blessed"]) == 1 and blessing["current_model"] == str(cand)
+    assert int(blessing["current_model_id"]) == 7
+
+    baseline = Artifact("Model", str(base), id=5)
+    props, v, overall, files = _run_evaluator(
+        tmp_path, "second", examples, config, model=current, baseline=baseline
+    )
+    assert files == ["BLESSED"] and v["skipped_change_thresholds"] == [] and v["failures"] == []
+    assert overall["baseline_metrics"]["auc"] < 0.5 < overall["metrics"]["auc"]
+    assert {k: str(x) for k, x in props["blessing"].items()} == {
+        "blessed": "1",
+        "current_model": str(cand),
+        "current_model_id": "7",
+        "baseline_model": str(base),
+        "baseline_model_id": "5",
+    }
+    # The baseline as candidate: worse than the current model, so not blessed.
+    props, v, overall, files = _run_evaluator(
+        tmp_path,
+        "swapped",
+        examples,
+        config,
+        model=Artifact("Model", str(base), id=5),
+        baseline=current,
+    )
+    assert files == ["NOT_BLESSED"] and int(props["blessing"]["blessed"]) == 0
+    assert int(props["blessing"]["baseline_model_id"]) == 7
+
+    # conveyor evaluate: no --baseline-model for a config with a baseline spec -> skipped.
+    config_file = tmp_path / "config.pbtxt"
+    config_file.write_text(config)
+    common = ["evaluate", "--input", str(flights_predictions["parquet"]), "--model", str(cand)]
+    common += ["--config", str(config_file), "--no-images"]
+    assert run_cli(*common, "--output", str(tmp_path / "cli_first")) == 0
+    assert "skipped the change threshold on auc" in capsys.readouterr().out
+    v = json.loads((tmp_path / "cli_first" / "validation.json").read_text())
+    assert v["blessed"] and v["skipped_change_thresholds"] == SKIPPED
+    rc = run_cli(*common, "--baseline-model", str(base), "--output", str(tmp_path / "cli_second"))
+    assert rc == 0
+    v = json.loads((tmp_path / "cli_second" / "validation.json").read_text())
+    assert v["skipped_change_thresholds"] == [] and v["thresholds_checked"] > 4

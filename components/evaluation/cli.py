@@ -5,6 +5,12 @@ slice ``{}`` first), ``plots.json``, ``validation.json``,
 ``blessing/BLESSED`` or ``blessing/NOT_BLESSED``, ``index.html`` and
 ``plots/*.png``. Exit status 1 when the model is not blessed, 2 for a usage or
 input error (a missing label column, a config that does not parse, ...).
+
+Change thresholds compare with a baseline: ``--baseline-model`` (with
+``--model``) or, model-free, the baseline's prediction column
+(``--baseline-prediction-key`` or the config's baseline model spec). Without
+one they are skipped, as TFX's Evaluator skips them when there is no baseline
+model yet; ``validation.json`` lists them under ``skipped_change_thresholds``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model (one of --model or --prediction-key)")
     model.add_argument("--model", metavar="DIR", help="a TensorFlow SavedModel to evaluate")
     model.add_argument(
-        "--baseline-model", metavar="DIR", help="a baseline SavedModel (change thresholds)"
+        "--baseline-model",
+        metavar="DIR",
+        help="a baseline SavedModel for the change thresholds (without it, with --model, "
+        "they are skipped, as TFX's Evaluator skips them with no baseline)",
     )
     model.add_argument(
         "--signature",
@@ -94,15 +103,25 @@ def _settings(args):
 
     from conveyor.beam_utils.errors import UsageError
     from conveyor.components.evaluation.config import (
-        ModelSettings,
         SliceSpec,
+        config_has_baseline_column,
+        load_eval_config,
         make_settings,
         settings_from_eval_config,
     )
 
     extra = [SliceSpec(tuple(c.strip() for c in s.split(",") if c.strip())) for s in args.slice_by]
     if args.config:
-        settings = settings_from_eval_config(args.config, task=args.task, extra_slices=extra)
+        config = load_eval_config(args.config)
+        # TFX's rule: a baseline spec and change thresholds only with a baseline (its
+        # model, or model-free its prediction column); else they are skipped.
+        if args.model:
+            has_baseline = bool(args.baseline_model)
+        else:
+            has_baseline = bool(args.baseline_prediction_key) or config_has_baseline_column(config)
+        settings = settings_from_eval_config(
+            config, task=args.task, extra_slices=extra, has_baseline=has_baseline
+        )
         models = []
         for m in settings.models:
             updates = {}
@@ -115,17 +134,6 @@ def _settings(args):
             if m.is_baseline and args.baseline_prediction_key:
                 updates["prediction_key"] = args.baseline_prediction_key
             models.append(dataclasses.replace(m, **updates))
-        if args.baseline_prediction_key and settings.baseline is None:
-            c = settings.candidate
-            models.append(
-                ModelSettings(
-                    "baseline",
-                    c.label_key,
-                    args.baseline_prediction_key,
-                    c.example_weight_key,
-                    True,
-                )
-            )
         settings = dataclasses.replace(settings, models=tuple(models))
     else:
         if not args.label_key:
@@ -238,5 +246,8 @@ def run(args, beam_args) -> int:
     v = report["validation"]
     for f in v["failures"]:
         print(f"FAILED {f['metric']} on slice {f['slice'] or 'overall'}: {f['reason']}")
+    for t in v["skipped_change_thresholds"]:
+        where = f" on slices {t['slices']}" if "slices" in t else ""
+        print(f"skipped the change threshold on {t['metric']}{where}: {t['reason']}")
     print((BLESSED if report["blessed"] else NOT_BLESSED) + f"; output in {args.output}")
     return 0 if report["blessed"] else 1

@@ -24,6 +24,12 @@ Anything we would otherwise silently ignore (``cross_slicing_specs``,
 custom metric modules, an unknown ``class_name``) is refused with a
 :class:`~conveyor.beam_utils.errors.UsageError` that names it.
 
+As in TFX's Evaluator, whether there is a baseline is said by the caller
+(``has_baseline``, from the ``baseline_model`` input), not by the config alone:
+without one the baseline model spec is dropped and change thresholds are
+skipped (listed in ``validation.json`` as ``skipped_change_thresholds``), so the
+first run of a continuous pipeline is judged by its value thresholds alone.
+
 This module imports neither Beam nor TensorFlow: the ``EvalConfig`` proto is
 loaded from TFMA's generated ``config_pb2`` file without importing TFMA.
 """
@@ -56,6 +62,10 @@ TASKS = (BINARY, MULTICLASS, REGRESSION)
 
 HIGHER_IS_BETTER = "HIGHER_IS_BETTER"
 LOWER_IS_BETTER = "LOWER_IS_BETTER"
+
+#: Why change thresholds were skipped: there is no baseline to compare with (the
+#: first run of a continuous pipeline, before any model is blessed).
+NO_BASELINE = "no baseline model"
 
 # --- metric kinds ----------------------------------------------------------------
 #
@@ -391,6 +401,37 @@ class ThresholdRule:
             return True
         return any(s.matches(slice_key) for s in self.slices)
 
+    def describe(self) -> dict:
+        """``metric``, ``threshold`` (as TFMA writes it) and, for per-slice rules, ``slices``."""
+        out = {"metric": self.metric, "threshold": self.threshold.describe()}
+        if self.slices is not None:
+            out["slices"] = [s.describe() for s in self.slices]
+        return out
+
+
+def split_change_thresholds(
+    rules: Iterable[ThresholdRule],
+) -> tuple[tuple[ThresholdRule, ...], tuple[ThresholdRule, ...]]:
+    """``(kept, change)``: the rules without their change parts, and the change parts.
+
+    A rule with a value and a change bound keeps its value bound (TFMA clears
+    only the ``change_threshold`` of a ``MetricThreshold``); a change-only rule
+    is dropped.
+    """
+    kept, change = [], []
+    for rule in rules:
+        t = rule.threshold
+        if not t.has_change:
+            kept.append(rule)
+            continue
+        change.append(
+            dataclasses.replace(rule, threshold=dataclasses.replace(t, lower=None, upper=None))
+        )
+        if t.has_value:
+            value_only = Threshold(lower=t.lower, upper=t.upper)
+            kept.append(dataclasses.replace(rule, threshold=value_only))
+    return tuple(kept), tuple(change)
+
 
 @dataclasses.dataclass(frozen=True)
 class MetricSpec:
@@ -417,6 +458,8 @@ class EvalSettings:
     min_slice_size: int = 1
     num_buckets: int = DEFAULT_NUM_BUCKETS
     seed: int = 0
+    #: Change thresholds not checked, for want of a baseline (:meth:`without_baseline`).
+    skipped_change_thresholds: tuple[ThresholdRule, ...] = ()
 
     def __post_init__(self):
         candidates = [m for m in self.models if not m.is_baseline]
@@ -504,6 +547,40 @@ class EvalSettings:
     def with_slices(self, slices: Iterable[SliceSpec]) -> EvalSettings:
         """The same settings with other slicing specs."""
         return dataclasses.replace(self, slices=tuple(slices))
+
+    def without_baseline(self) -> EvalSettings:
+        """The settings with no baseline model: TFX's Evaluator when the baseline is absent.
+
+        The baseline model spec goes, and the change thresholds are kept aside in
+        :attr:`skipped_change_thresholds` (``validation.json`` lists them with
+        the reason :data:`NO_BASELINE`) instead of being checked; value
+        thresholds still apply. The settings themselves when there is nothing
+        to remove.
+        """
+        kept, change = split_change_thresholds(self.thresholds)
+        if self.baseline is None and not change:
+            return self
+        return dataclasses.replace(
+            self,
+            models=(self.candidate,),
+            thresholds=kept,
+            skipped_change_thresholds=self.skipped_change_thresholds + change,
+        )
+
+    def with_baseline(self) -> EvalSettings:
+        """The settings with a baseline model spec: the candidate's columns, named
+        ``baseline``, when there is none (TFX's default baseline ModelSpec)."""
+        if self.baseline is not None:
+            return self
+        return dataclasses.replace(self, models=(*self.models, _default_baseline(self.candidate)))
+
+
+def _default_baseline(candidate: ModelSettings) -> ModelSettings:
+    """A baseline model spec with the candidate's columns."""
+    name = "baseline" if candidate.name != "baseline" else "baseline_model"
+    return ModelSettings(
+        name, candidate.label_key, candidate.prediction_key, candidate.example_weight_key, True
+    )
 
 
 def metric_spec(class_name: str, config: Mapping | None = None) -> MetricSpec:
@@ -666,11 +743,20 @@ def settings_from_eval_config(
     task: str = BINARY,
     extra_slices: Sequence[SliceSpec] = (),
     seed: int = 0,
+    has_baseline: bool | None = None,
 ) -> EvalSettings:
     """:class:`EvalSettings` from an ``EvalConfig`` (any form :func:`load_eval_config` takes).
 
     ``task`` picks the default metrics when the config has no ``metrics_specs``;
-    ``extra_slices`` are added to the config's slicing specs.
+    ``extra_slices`` are added to the config's slicing specs. ``has_baseline``
+    says whether a baseline will be there, as TFX's Evaluator is told by its
+    ``baseline_model`` input (``tfma.update_eval_config_with_defaults``):
+
+    * None: the config as written (a change threshold needs a baseline model spec);
+    * False: the baseline model spec is removed and the change thresholds are
+      skipped (:meth:`EvalSettings.without_baseline`); value thresholds apply;
+    * True: a config without a baseline model spec gets one, the candidate's
+      columns (:meth:`EvalSettings.with_baseline`).
     """
     config = load_eval_config(config)
     if config.cross_slicing_specs:
@@ -679,14 +765,27 @@ def settings_from_eval_config(
     slices = _slices(config, extra_slices)
     metrics, rules = _metrics_and_rules(config, models)
     weighted = any(m.example_weight_key for m in models)
+    skipped: tuple[ThresholdRule, ...] = ()
+    if has_baseline is False:
+        models = tuple(m for m in models if not m.is_baseline)
+        rules, skipped = split_change_thresholds(rules)
+    elif has_baseline and not any(m.is_baseline for m in models):
+        models += tuple(_default_baseline(m) for m in models)
     return EvalSettings(
         models=models,
         slices=slices,
         metrics=_with_example_count(metrics, task, weighted),
         thresholds=tuple(rules),
         seed=seed,
+        skipped_change_thresholds=skipped,
         **_options(config),
     )
+
+
+def config_has_baseline_column(config) -> bool:
+    """Whether an ``EvalConfig``'s baseline model spec names a prediction column
+    (the baseline of a model-free evaluation)."""
+    return any(s.is_baseline and s.prediction_key for s in load_eval_config(config).model_specs)
 
 
 def _model_settings(config) -> tuple[ModelSettings, ...]:

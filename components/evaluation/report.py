@@ -10,8 +10,12 @@ Under the output directory:
   without examples;
 * ``plots.json``: per slice, the confusion matrices at thresholds, the
   calibration plot buckets and the ROC curve points;
-* ``validation.json``: ``blessed``, and one failure per (metric, slice,
-  threshold) that did not hold, naming the value (and the baseline's);
+* ``validation.json``: ``blessed``, one failure per (metric, slice,
+  threshold) that did not hold, naming the value (and the baseline's), and
+  ``skipped_change_thresholds``: the change thresholds not checked because
+  there was no baseline model (each with its metric, threshold, per-slice
+  ``slices`` if any, and ``"reason": "no baseline model"``), as TFX's Evaluator
+  skips them on the first run of a continuous pipeline;
 * ``blessing/BLESSED`` or ``blessing/NOT_BLESSED`` (empty files, as TFX's
   Evaluator writes);
 * ``index.html``: a sortable table of the slices, the failures, and
@@ -32,7 +36,7 @@ import math
 import posixpath
 import re
 
-from conveyor.components.evaluation.config import EvalSettings, ThresholdRule
+from conveyor.components.evaluation.config import NO_BASELINE, EvalSettings, ThresholdRule
 from conveyor.components.evaluation.metrics import PREDICTION_PROBLEMS
 from conveyor.dsl.layout import BLESSED, NOT_BLESSED
 
@@ -235,6 +239,10 @@ def validate(
         "failures": failures,
         "missing_slices": missing_slices,
         "inference_failures": int(inference_failures),
+        "skipped_change_thresholds": [
+            {**rule.describe(), "reason": NO_BASELINE}
+            for rule in settings.skipped_change_thresholds
+        ],
     }
 
 
@@ -424,6 +432,13 @@ def render_html(report: dict, images: dict) -> str:
         f"<p class='{'ok' if report['blessed'] else 'bad'}'><b>{status}</b>: "
         f"{v['thresholds_checked']} threshold checks, {len(v['failures'])} failures.</p>"
     )
+    skipped = v.get("skipped_change_thresholds") or []
+    if skipped:
+        names = ", ".join(sorted({html.escape(t["metric"]) for t in skipped}))
+        out.append(
+            f"<p>{len(skipped)} change thresholds not checked ({names}): "
+            f"{html.escape(skipped[0]['reason'])}.</p>"
+        )
     if v["failures"]:
         out.append(
             "<h2>Failures</h2><table><thead><tr><th>metric</th><th>slice</th><th>value</th>"

@@ -25,7 +25,6 @@ slices, checks the thresholds and decides the blessing.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -36,7 +35,8 @@ from conveyor.components.evaluation import report as report_lib
 from conveyor.components.evaluation.config import (
     OVERALL,
     EvalSettings,
-    ModelSettings,
+    config_has_baseline_column,
+    load_eval_config,
     settings_from_eval_config,
 )
 from conveyor.components.evaluation.metrics import Chunk, MetricsKernel, SliceAccumulator
@@ -138,6 +138,24 @@ def _count_rows(letter) -> int:
     return letter.examples.num_rows
 
 
+def _baseline_settings(
+    settings: EvalSettings, model_path: str | None, baseline_model_path: str | None
+) -> EvalSettings:
+    """The settings with a baseline spec if there is a baseline, without one if not.
+
+    With models, the baseline is ``baseline_model_path`` (a spec is added when
+    the settings have none). Model-free, it is the baseline spec's prediction
+    column. Without a baseline, TFX's Evaluator drops the baseline spec and
+    skips the change thresholds (:meth:`EvalSettings.without_baseline`).
+    """
+    if baseline_model_path:
+        return settings.with_baseline()
+    if settings.baseline is None:
+        return settings
+    has_baseline = False if model_path else bool(settings.baseline.prediction_key)
+    return settings if has_baseline else settings.without_baseline()
+
+
 @beam.typehints.with_input_types(pa.RecordBatch)
 @beam.typehints.with_output_types(dict[str, Any])
 class EvaluateModel(beam.PTransform):
@@ -156,7 +174,12 @@ class EvaluateModel(beam.PTransform):
         the candidate's ``prediction_key`` then names one of its signature's
         outputs (optional when it has one output). Without a model,
         ``prediction_key`` names a column of the examples.
-      baseline_model_path: a SavedModel for the baseline (with ``model_path``).
+      baseline_model_path: a SavedModel for the baseline (with ``model_path``;
+        the settings get a baseline spec, the candidate's, if they have none).
+        With models and no baseline model, or model-free with a baseline spec
+        that names no prediction column, there is no baseline: as TFX's
+        Evaluator does, the baseline spec is dropped and the change
+        thresholds are skipped (listed in the validation), not failed.
       signature: the signature of both models.
       hot_key_fanout: intermediate keys per slice in the combine.
     """
@@ -172,36 +195,23 @@ class EvaluateModel(beam.PTransform):
         hot_key_fanout: int = DEFAULT_HOT_KEY_FANOUT,
     ):
         super().__init__()
-        if not isinstance(settings, EvalSettings):
-            settings = settings_from_eval_config(settings)
-        if OVERALL not in settings.slices:  # problem counts and blessing read the overall slice
-            settings = settings.with_slices((OVERALL, *settings.slices))
-        self.settings = settings
-        self.schema = schema
-        self.hot_key_fanout = hot_key_fanout
-        self.inference = []
         if baseline_model_path and not model_path:
             raise UsageError("a baseline model goes with a candidate model (model_path)")
         if model_path and schema is None:
             raise UsageError("running a model needs the examples' schema")
-        if baseline_model_path and settings.baseline is None:
-            cand = settings.candidate
-            settings = dataclasses.replace(
-                settings,
-                models=settings.models
-                + (
-                    ModelSettings(
-                        "baseline",
-                        cand.label_key,
-                        cand.prediction_key,
-                        cand.example_weight_key,
-                        True,
-                    ),
-                ),
+        if not isinstance(settings, EvalSettings):
+            config = load_eval_config(settings)
+            has_baseline = (
+                bool(baseline_model_path) if model_path else config_has_baseline_column(config)
             )
-            self.settings = settings
-        if model_path and settings.baseline is not None and not baseline_model_path:
-            raise UsageError("the config has a baseline model spec; give the baseline model too")
+            settings = settings_from_eval_config(config, has_baseline=has_baseline)
+        if OVERALL not in settings.slices:  # problem counts and blessing read the overall slice
+            settings = settings.with_slices((OVERALL, *settings.slices))
+        settings = _baseline_settings(settings, model_path, baseline_model_path)
+        self.settings = settings
+        self.schema = schema
+        self.hot_key_fanout = hot_key_fanout
+        self.inference = []
         columns = []
         schema_now = schema
         paths = {settings.candidate.name: model_path}
