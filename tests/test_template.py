@@ -73,6 +73,12 @@ def test_flights_template_runs_end_to_end(tmp_path, conveyor, conveyor_env):
     assert ("ExampleGen", "Examples") in kinds and ("Transform", "TransformGraph") in kinds
     producer, params = md.producing_execution(model.id)
     assert producer == "Trainer" and params["module_file"].endswith("flights_utils.py")
+    # The blessing's properties, TFX Evaluator's (ints stored as ints or as strings).
+    [blessing] = md.store.get_artifacts_by_type("ModelBlessing")
+    props = {k: getattr(v, v.WhichOneof("value")) for k, v in blessing.custom_properties.items()}
+    assert int(props["blessed"]) == (1 if verdict == ["BLESSED"] else 0)
+    assert props["current_model"] == model.uri and int(props["current_model_id"]) == model.id
+    assert "baseline_model" not in props and "baseline_model_id" not in props
 
     status = conveyor("run", "status", "--pipeline-name", "flights").stdout
     assert status.splitlines()[0].endswith(": COMPLETE"), status
