@@ -281,6 +281,8 @@ def split_patterns(input_base: str, input_config=None) -> dict[str, tuple[str, s
     if splits is None:
         if not _has_wildcards(input_base) and _is_folder(input_base):
             return {SINGLE_SPLIT: ("*", FileSystems.join(input_base.rstrip("/") or "/", "*"))}
+        if input_base.endswith("/"):  # a pattern naming folders: their files
+            return {SINGLE_SPLIT: (input_base, input_base + "*")}
         return {SINGLE_SPLIT: (input_base, input_base)}
     if not _has_wildcards(input_base) and _is_file(input_base):
         raise UsageError(

@@ -595,6 +595,26 @@ def list_folder(folder: str, limit: int = LISTED_FILES) -> str:
     return f"{folder} holds {count}: {', '.join(names[:limit])}" + (", ..." if more else "")
 
 
+def _no_match(split: str, given: str, full: str, pattern: SpanPattern, input_base) -> str:
+    """Why a pattern matched no file: what its folder holds (or input_base), and a hint when it
+    names folders."""
+    if match_files(pattern.glob.rstrip("/") + "/*", limit=1):
+        hint = (
+            f"; it names folders: end it with /* to read the files in them ({given.rstrip('/')}/*)"
+        )
+    else:
+        hint = ""
+    if input_base is not None:
+        holds = list_folder(input_base if input_base.endswith("/") else input_base + "/")
+        return f"input_config split {split!r}: {given!r} ({full}) matches no file{hint}; input_base {holds}"
+    folder = folder_of(full)
+    holds = list_folder(folder)
+    parent = folder_of(folder.rstrip("/"))
+    if holds.endswith("holds no file") and parent not in ("/", ".", folder):
+        holds += "; " + list_folder(parent)
+    return f"{full}: no such file or pattern{hint}; {holds}"
+
+
 def find_files(
     inputs: Mapping[str, tuple[str, str]],
     span_range: SpanRange | None = None,
@@ -618,14 +638,8 @@ def find_files(
     found: dict[str, list[FoundFile]] = {}
     for split, (given, full) in inputs.items():
         found[split] = match_files(patterns[split].glob)
-        if found[split]:
-            continue
-        if input_base is None:
-            raise InputError(f"{full}: no such file or pattern; {list_folder(folder_of(full))}")
-        raise InputError(
-            f"input_config split {split!r}: {given!r} ({full}) matches no file; input_base "
-            + list_folder(input_base if input_base.endswith("/") else input_base + "/")
-        )
+        if not found[split]:
+            raise InputError(_no_match(split, given, full, patterns[split], input_base))
     selection = select_files(
         {split: [f.path for f in fs] for split, fs in found.items()}, patterns, span_range
     )
