@@ -26,18 +26,34 @@ from conveyor.dsl.component import (
     PipelineDefinitionError,
     file_digest,
 )
+from conveyor.dsl.importer import Importer
 from conveyor.dsl.pipeline import Pipeline
+from conveyor.dsl.resolver import (
+    ArtifactStore,
+    LatestArtifactStrategy,
+    LatestBlessedModelStrategy,
+    Resolver,
+    ResolverStrategy,
+    SpanRangeStrategy,
+)
 
 __all__ = [
     "ARTIFACT_TYPES",
     "REQUIRED",
     "Artifact",
+    "ArtifactStore",
     "Channel",
     "Component",
     "ExecutionContext",
+    "Importer",
     "InputSpec",
+    "LatestArtifactStrategy",
+    "LatestBlessedModelStrategy",
     "Pipeline",
     "PipelineDefinitionError",
+    "Resolver",
+    "ResolverStrategy",
+    "SpanRangeStrategy",
     "check_type",
     "file_digest",
     "layout",

@@ -43,16 +43,117 @@ class PipelineDefinitionError(ValueError):
     """A pipeline whose wiring is wrong: a cycle, a missing input, a type mismatch."""
 
 
-@dataclass(frozen=True)
-class Channel:
-    """An output of a component, as another component's input refers to it."""
+def type_name_of(artifact_type) -> str:
+    """The artifact type name of ``"Model"`` or of an object with a ``TYPE_NAME`` (an artifact class)."""
+    name = (
+        artifact_type
+        if isinstance(artifact_type, str)
+        else getattr(artifact_type, "TYPE_NAME", None)
+    )
+    if not isinstance(name, str):
+        raise PipelineDefinitionError(
+            f"an artifact type is a type name ('Model') or a class with a TYPE_NAME, "
+            f"not {artifact_type!r}"
+        )
+    try:
+        return check_type(name)
+    except ValueError as e:
+        raise PipelineDefinitionError(str(e)) from None
 
-    producer: Component
-    key: str
-    type_name: str
+
+class Channel:
+    """Artifacts of one type: a component's output, or (unbound) what a Resolver looks for.
+
+    Two forms, as in TFX:
+
+    - ``component.outputs[key]``: the output ``key`` of a component of the
+      pipeline (``producer`` and ``key`` set). Passing it to another component's
+      input makes an edge of the DAG.
+    - ``Channel(type="Model", producer_component_id=None, output_key=None)``:
+      unbound, naming artifacts to find in ML Metadata (of that type, produced
+      by that component id and on that output key when given). Only a
+      :class:`~conveyor.dsl.resolver.Resolver` takes one as input.
+
+    ``type`` is a type name (``"Model"``) or anything with a ``TYPE_NAME``
+    attribute (an artifact class).
+
+    Attributes:
+      type: what was given as the type (the name or the class).
+      type_name: the artifact type's name.
+      producer: the producing component (None for an unbound channel).
+      key: the producer's output key (``output_key`` for an unbound channel).
+      producer_component_id, output_key: the producer's id and output key
+        (those given, for an unbound channel).
+    """
+
+    def __init__(
+        self,
+        type=None,
+        producer_component_id: str | None = None,
+        output_key: str | None = None,
+        *,
+        producer: Component | None = None,
+        key: str | None = None,
+        type_name: str | None = None,
+    ):
+        # The old positional form: Channel(producer, key, type_name).
+        if isinstance(type, Component):
+            type, producer, key = output_key, type, producer_component_id
+            producer_component_id = output_key = None
+        if type is None:
+            type = type_name
+        if type is None:
+            raise PipelineDefinitionError("Channel needs a type: Channel(type='Model')")
+        self.type = type
+        self.type_name = type_name_of(type)
+        self.producer = producer
+        self._producer_component_id = producer_component_id
+        self._key = key if key is not None else output_key
+
+    @classmethod
+    def output_of(cls, producer: Component, key: str, type_name: str) -> Channel:
+        """The channel of ``producer.outputs[key]``."""
+        return cls(type_name, producer=producer, key=key)
+
+    @property
+    def key(self) -> str | None:
+        return self._key
+
+    @property
+    def output_key(self) -> str | None:
+        return self._key
+
+    @property
+    def producer_component_id(self) -> str | None:
+        # The producer's id as it is now: with_id() may rename it after its outputs were made.
+        return self.producer.id if self.producer is not None else self._producer_component_id
+
+    @property
+    def bound(self) -> bool:
+        """Whether this is a component's output (False: a standalone channel for a Resolver)."""
+        return self.producer is not None
+
+    def _identity(self):
+        return (id(self.producer), self._producer_component_id, self._key, self.type_name)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Channel) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
     def __repr__(self) -> str:
-        return f"Channel({self.producer.id}.outputs[{self.key!r}]: {self.type_name})"
+        if self.producer is not None:
+            return f"Channel({self.producer.id}.outputs[{self.key!r}]: {self.type_name})"
+        extra = "".join(
+            f", {name}={value!r}"
+            for name, value in (
+                ("producer_component_id", self._producer_component_id),
+                ("output_key", self._key),
+            )
+            if value is not None
+        )
+        return f"Channel(type={self.type_name}{extra})"
 
 
 @dataclass(frozen=True)
@@ -67,7 +168,9 @@ class ExecutionContext:
     """What a component's :meth:`Component.execute` gets: its artifacts and settings.
 
     Attributes:
-      inputs: ``{key: Artifact}`` for each connected input.
+      inputs: ``{key: Artifact}`` for each connected input (the first, when an
+        input holds several: a Resolver's SpanRangeStrategy gives several Examples).
+      input_lists: ``{key: [Artifact, ...]}``, every artifact of each input.
       outputs: ``{key: Artifact}``; write into ``outputs[key].uri`` (a temporary
         directory, published when the execution succeeds).
       parameters: the component's parameters.
@@ -75,7 +178,12 @@ class ExecutionContext:
       run_id: the pipeline run this execution belongs to.
     """
 
-    def __init__(self, inputs, outputs, parameters, beam_args, run_id, pipeline_root):
+    def __init__(
+        self, inputs, outputs, parameters, beam_args, run_id, pipeline_root, input_lists=None
+    ):
+        if input_lists is None:
+            input_lists = {k: [a] for k, a in inputs.items()}
+        self.input_lists: dict[str, list[Artifact]] = {k: list(v) for k, v in input_lists.items()}
         self.inputs: dict[str, Artifact] = inputs
         self.outputs: dict[str, Artifact] = outputs
         self.parameters: dict[str, Any] = parameters
@@ -129,7 +237,16 @@ class Component:
                 if default is REQUIRED:
                     raise PipelineDefinitionError(f"{self.id}: missing required parameter {name!r}")
                 self.parameters[name] = default
-        self.outputs = {key: Channel(self, key, check_type(t)) for key, t in self.OUTPUTS.items()}
+        self.outputs = {
+            key: Channel.output_of(self, key, check_type(t)) for key, t in self.OUTPUTS.items()
+        }
+
+    def with_id(self, id: str) -> Component:
+        """Sets the component's id in the pipeline (TFX's ``with_id``); returns the component."""
+        if not id or not isinstance(id, str):
+            raise PipelineDefinitionError(f"a component id is a non-empty string, not {id!r}")
+        self.id = id
+        return self
 
     def _set_input(self, key: str, value) -> None:
         spec = self.INPUTS[key]
@@ -139,6 +256,11 @@ class Component:
             raise PipelineDefinitionError(
                 f"{self.id}: input {key!r} must be another component's output "
                 f"(e.g. gen.outputs['examples']), not {type(value).__name__}"
+            )
+        if not value.bound:
+            raise PipelineDefinitionError(
+                f"{self.id}: input {key!r} is {value!r}, a standalone channel: only a Resolver "
+                f"takes one (Resolver(strategy_class=..., {key}={value!r}).outputs[{key!r}])"
             )
         if value.type_name != spec.type_name:
             raise PipelineDefinitionError(
@@ -157,7 +279,8 @@ class Component:
         """The components this one waits for."""
         seen = {}
         for ch in self.inputs.values():
-            seen[id(ch.producer)] = ch.producer
+            if ch.producer is not None:  # a Resolver's standalone channels wait for nothing
+                seen[id(ch.producer)] = ch.producer
         for c in self._upstream_extra:
             seen[id(c)] = c
         return list(seen.values())

@@ -35,7 +35,7 @@ import time
 import traceback
 
 from conveyor.beam_utils.errors import InputError
-from conveyor.dsl import Component, ExecutionContext, Pipeline
+from conveyor.dsl import Component, ExecutionContext, Importer, Pipeline, Resolver
 from conveyor.dsl.artifacts import Artifact
 from conveyor.orchestration.metadata import (
     CACHED,
@@ -138,32 +138,75 @@ def metadata_for(pipeline: Pipeline) -> Metadata:
     return Metadata(pipeline.metadata_connection_config or pipeline.metadata_path)
 
 
+#: The execution types of the nodes that run no code (every subclass records as these).
+RESOLVER_TYPE = "conveyor.Resolver"
+IMPORTER_TYPE = "conveyor.Importer"
+
+
 def execution_type(component: Component) -> str:
+    if isinstance(component, Resolver):
+        return RESOLVER_TYPE
+    if isinstance(component, Importer):
+        return IMPORTER_TYPE
     return f"conveyor.{type(component).__name__}"
 
 
-def cache_key(component: Component, inputs: dict[str, Artifact], beam_args: list[str]) -> str:
+def cache_key(
+    component: Component, inputs: dict[str, Artifact | list[Artifact]], beam_args: list[str]
+) -> str:
+    """What an execution's outputs depend on: the component's fingerprint and id, every input
+    artifact's id (``key=3``; ``key=3,5`` for an input of several) and the Beam flags."""
     h = hashlib.sha256(component.fingerprint().encode())
     h.update(component.id.encode())  # two nodes never share an execution, even if configured alike
     for key in sorted(inputs):
-        h.update(f"{key}={inputs[key].id}".encode())
+        arts = inputs[key] if isinstance(inputs[key], (list, tuple)) else [inputs[key]]
+        h.update(f"{key}={','.join(str(a.id) for a in arts)}".encode())
     h.update(" ".join(beam_args).encode())
     return h.hexdigest()
+
+
+def resolve_input_lists(
+    md: Metadata, pipeline: Pipeline, component: Component, run_id: str
+) -> dict[str, list[Artifact]]:
+    """``{key: [Artifact, ...]}``: what each input's producer output in this run.
+
+    A Resolver's output may be empty: an optional input is then left out, a
+    required one is a :class:`ComponentError` naming the resolver and what it
+    looked for.
+    """
+    inputs = {}
+    for key, channel in component.inputs.items():
+        producer = channel.producer
+        if producer is None:
+            raise ComponentError(
+                f"{component.id}: input {key!r} is {channel!r}, a standalone channel: "
+                "only a Resolver takes one"
+            )
+        produced = md.latest_output_lists(pipeline.name, run_id, producer.id)
+        arts = (produced or {}).get(channel.key) or []
+        if not arts and produced is not None and isinstance(producer, Resolver):
+            spec = component.INPUTS.get(key)
+            if spec is not None and spec.optional:
+                continue  # nothing resolved: the input is left out
+            raise ComponentError(
+                f"{component.id}: required input {key!r} is empty: resolver {producer.id} "
+                f"found nothing ({producer.describe(channel.key)}, in pipeline "
+                f"{pipeline.name!r}) in run {run_id!r}"
+            )
+        if not arts:
+            raise ComponentError(
+                f"{component.id}: input {key!r} needs {producer.id}.outputs[{channel.key!r}], "
+                f"which run {run_id!r} has not produced (run {producer.id} first)"
+            )
+        inputs[key] = arts
+    return inputs
 
 
 def resolve_inputs(
     md: Metadata, pipeline: Pipeline, component: Component, run_id: str
 ) -> dict[str, Artifact]:
-    inputs = {}
-    for key, channel in component.inputs.items():
-        produced = md.latest_outputs(pipeline.name, run_id, channel.producer.id)
-        if not produced or channel.key not in produced:
-            raise ComponentError(
-                f"{component.id}: input {key!r} needs {channel.producer.id}.outputs[{channel.key!r}], "
-                f"which run {run_id!r} has not produced (run {channel.producer.id} first)"
-            )
-        inputs[key] = produced[channel.key]
-    return inputs
+    """``{key: Artifact}``: each input's first artifact (see :func:`resolve_input_lists`)."""
+    return {k: v[0] for k, v in resolve_input_lists(md, pipeline, component, run_id).items()}
 
 
 def user_error_summary(exc: BaseException) -> str:
@@ -222,9 +265,12 @@ def run_component(
     check_root(pipeline.root)
     md = md or metadata_for(pipeline)
     start = time.time()
-    inputs = resolve_inputs(md, pipeline, component, run_id)
+    if isinstance(component, (Resolver, Importer)):
+        return _run_without_code(md, pipeline, component, run_id, start)
+    input_lists = resolve_input_lists(md, pipeline, component, run_id)
+    inputs = {k: v[0] for k, v in input_lists.items()}
     beam_args = pipeline.beam_pipeline_args + component.beam_args
-    key = cache_key(component, inputs, beam_args)
+    key = cache_key(component, input_lists, beam_args)
     use_cache = pipeline.enable_cache if enable_cache is None else enable_cache
     type_name = execution_type(component)
     ex_id = None
@@ -235,7 +281,13 @@ def run_component(
             _guard.check()
             cached = md.find_cached(key, type_name) if use_cache else None
             ex_id = md.start_execution(
-                type_name, pipeline.name, run_id, component_id, inputs, key, component.parameters
+                type_name,
+                pipeline.name,
+                run_id,
+                component_id,
+                input_lists,
+                key,
+                component.parameters,
             )
             if cached is not None:
                 md.finish_execution(ex_id, CACHED, cached)
@@ -261,7 +313,13 @@ def run_component(
                 os.makedirs(a.uri)
             _guard.check()
         ctx = ExecutionContext(
-            inputs, staging, dict(component.parameters), beam_args, run_id, pipeline.root
+            inputs,
+            staging,
+            dict(component.parameters),
+            beam_args,
+            run_id,
+            pipeline.root,
+            input_lists=input_lists,
         )
         try:
             _guard.armed = True
@@ -304,6 +362,62 @@ def run_component(
         "state": COMPLETE,
         "seconds": time.time() - start,
         "outputs": {k: a.uri for k, a in final.items()},
+    }
+
+
+# -- nodes that run no code: resolvers and importers ----------------------------------------
+
+
+def _imported(md: Metadata, importer: Importer) -> Artifact:
+    """The artifact an Importer records: with ``reimport=False`` the newest one recorded with its
+    uri and type (and its properties), if any; else a new one."""
+    art = importer.artifact()
+    if "://" not in art.uri and not os.path.exists(art.uri):
+        raise InputError(f"{importer.id}: source_uri {art.uri} does not exist")
+    if not importer.reimport:
+        for old in reversed(md.artifacts_with_uri(art.uri, art.type_name)):
+            if all(old.properties.get(k) == v for k, v in art.properties.items()):
+                return old
+    return art
+
+
+def _run_without_code(
+    md: Metadata, pipeline: Pipeline, component: Resolver | Importer, run_id: str, start: float
+) -> dict:
+    """Runs a Resolver (its strategy picks artifacts from ML Metadata, within the pipeline) or an
+    Importer (registers its source): one execution, recorded COMPLETE and never cached, whose
+    input (a Resolver's) and output events are those artifacts. A failure is recorded FAILED."""
+    component_id = component.id
+    type_name = execution_type(component)
+    ids = (type_name, pipeline.name, run_id, component_id)
+    ex_id = None
+    try:
+        with _guard.lock:
+            _guard.check()
+            if isinstance(component, Resolver):
+                outputs = component.resolve(md.for_pipeline(pipeline.name))
+                inputs = {k: v for k, v in outputs.items() if v}
+            else:
+                inputs, outputs = {}, {component.output_key: [_imported(md, component)]}
+            ex_id = md.start_execution(*ids, inputs, "", component.parameters)
+            md.finish_execution(ex_id, COMPLETE, outputs)
+    except (_Stop, KeyboardInterrupt) as e:
+        reason = str(e) if isinstance(e, _Stop) else "canceled: interrupted (KeyboardInterrupt)"
+        signum = _guard.signum if isinstance(e, _Stop) else signal.SIGINT
+        raise ComponentCanceled(f"{component_id} {reason}", signum) from e
+    except Exception as e:
+        summary = user_error_summary(e)
+        with _guard.lock:
+            if ex_id is None:
+                ex_id = md.start_execution(*ids, {}, "", component.parameters)
+            md.finish_execution(ex_id, FAILED, error=summary + "\n" + traceback.format_exc())
+        raise ComponentError(f"{component_id} failed: {summary}") from e
+    return {
+        "component_id": component_id,
+        "state": COMPLETE,
+        "seconds": time.time() - start,
+        "outputs": {k: v[0].uri for k, v in outputs.items() if v},
+        "artifacts": {k: [a.uri for a in v] for k, v in outputs.items()},
     }
 
 

@@ -23,6 +23,7 @@ and removes their temporary outputs.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import json
 import os
@@ -242,15 +243,16 @@ class Metadata:
         pipeline_name: str,
         run_id: str,
         component_id: str,
-        inputs: dict[str, Artifact],
+        inputs: dict[str, Artifact | list[Artifact]],
         cache_key: str,
         parameters: dict | None = None,
         process: dict | None = None,
     ) -> int:
         """Records a RUNNING execution with its input events and parameters; returns its id.
 
-        ``process`` is the :func:`process_identity` of the process that runs it
-        (default: this one).
+        An input may hold several artifacts (a list): one event each, its path
+        ``[key, index]`` as TFX records it. ``process`` is the
+        :func:`process_identity` of the process that runs it (default: this one).
         """
         from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -270,7 +272,11 @@ class Metadata:
             parameters or {}, sort_keys=True, default=str
         )
         _set_process(ex.custom_properties, "", process or process_identity())
-        events = [self._event(pb.Event.INPUT, key, art) for key, art in inputs.items()]
+        events = [
+            self._event(pb.Event.INPUT, key, art, i)
+            for key, arts in inputs.items()
+            for i, art in enumerate(_as_list(arts))
+        ]
         ex_id, _, _ = self._call(self.store.put_execution, ex, [], self._contexts_by_id(contexts))
         if events:
             pairs = []
@@ -421,22 +427,28 @@ class Metadata:
         return self._call(self.store.get_contexts_by_id, ids)
 
     @staticmethod
-    def _event(kind, key: str, art: Artifact):
+    def _event(kind, key: str, art: Artifact, index: int = 0):
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         ev = pb.Event(type=kind, artifact_id=art.id)
-        step = ev.path.steps.add()
-        step.key = key
+        ev.path.steps.add().key = key
+        ev.path.steps.add().index = index  # TFX's path: [key, index in the key's list]
         return ev
 
     def finish_execution(
         self,
         execution_id: int,
         state: str,
-        outputs: dict[str, Artifact] | None = None,
+        outputs: dict[str, Artifact | list[Artifact]] | None = None,
         error: str | None = None,
-    ) -> dict[str, Artifact]:
-        """Marks an execution COMPLETE, CACHED, FAILED or CANCELED and records its outputs (LIVE)."""
+    ) -> dict[str, Artifact | list[Artifact]]:
+        """Marks an execution COMPLETE, CACHED, FAILED or CANCELED and records its outputs (LIVE).
+
+        An output may hold several artifacts (a list, a Resolver's) or none (an
+        empty list: no event). Artifacts without an id are created, their
+        properties typed (:func:`set_value`); those with one (a cached or
+        resolved artifact) get only the event.
+        """
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         outputs = outputs or {}
@@ -446,35 +458,41 @@ class Metadata:
         ex.custom_properties["end_time"].double_value = time.time()
         if error:
             ex.custom_properties["error"].string_value = error[-4000:]
-        new = {k: a for k, a in outputs.items() if a.id is None}
-        arts = []
-        for a in new.values():
-            art = pb.Artifact(type_id=self._types[a.type_name], uri=a.uri, state=pb.Artifact.LIVE)
-            for pk, pv in a.properties.items():
-                if pk == "split_names":
-                    art.properties["split_names"].string_value = str(pv)
-                else:
-                    art.custom_properties[pk].string_value = str(pv)
-            arts.append(art)
+        listed = [
+            (key, i, a) for key, arts in outputs.items() for i, a in enumerate(_as_list(arts))
+        ]
+        new = [a for _, _, a in listed if a.id is None]
+        arts = [self._artifact_proto(a) for a in new]
         with self._locked():
             self.store.put_executions([ex])
             ids = self.store.put_artifacts(arts) if arts else []
-            for a, i in zip(new.values(), ids):
+            for a, i in zip(new, ids):
                 a.id = i
-            events = [self._event(pb.Event.OUTPUT, key, a) for key, a in outputs.items()]
+            events = [self._event(pb.Event.OUTPUT, key, a, i) for key, i, a in listed]
             for ev in events:
                 ev.execution_id = execution_id
             if events:
                 self.store.put_events(events)
             contexts = [c.id for c in self.store.get_contexts_by_execution(execution_id)]
-            if outputs:
+            if listed:
                 attributions = [
-                    pb.Attribution(context_id=c, artifact_id=a.id)
+                    pb.Attribution(context_id=c, artifact_id=aid)
                     for c in contexts
-                    for a in outputs.values()
+                    for aid in sorted({a.id for _, _, a in listed})
                 ]
                 self.store.put_attributions_and_associations(attributions, [])
         return outputs
+
+    def _artifact_proto(self, a: Artifact):
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        art = pb.Artifact(type_id=self._types[a.type_name], uri=a.uri, state=pb.Artifact.LIVE)
+        for pk, pv in a.properties.items():
+            if pk == "split_names":
+                art.properties["split_names"].string_value = str(pv)
+            else:
+                set_value(art.custom_properties[pk], pv)
+        return art
 
     # -- queries ------------------------------------------------------------------
 
@@ -494,12 +512,22 @@ class Metadata:
         return None
 
     def outputs_of_execution(self, execution_id: int) -> dict[str, Artifact]:
-        return self._artifacts_by_event(execution_id, output=True)
+        """``{key: Artifact}``: each output's (first) artifact."""
+        return _firsts(self._artifacts_by_event(execution_id, output=True))
 
     def inputs_of_execution(self, execution_id: int) -> dict[str, Artifact]:
+        """``{key: Artifact}``: each input's (first) artifact."""
+        return _firsts(self._artifacts_by_event(execution_id, output=False))
+
+    def output_lists_of_execution(self, execution_id: int) -> dict[str, list[Artifact]]:
+        """``{key: [Artifact, ...]}``: every artifact of each output, in event path order."""
+        return self._artifacts_by_event(execution_id, output=True)
+
+    def input_lists_of_execution(self, execution_id: int) -> dict[str, list[Artifact]]:
+        """``{key: [Artifact, ...]}``: every artifact of each input, in event path order."""
         return self._artifacts_by_event(execution_id, output=False)
 
-    def _artifacts_by_event(self, execution_id: int, output: bool) -> dict[str, Artifact]:
+    def _artifacts_by_event(self, execution_id: int, output: bool) -> dict[str, list[Artifact]]:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         events = self._call(self.store.get_events_by_execution_ids, [execution_id])
@@ -512,14 +540,15 @@ class Metadata:
             for a in self._call(self.store.get_artifacts_by_id, [e.artifact_id for e in chosen])
         }
         type_names = self._type_names()
-        out = {}
-        for e in chosen:
-            a = arts[e.artifact_id]
-            props = {k: v.string_value for k, v in a.custom_properties.items()}
-            if a.properties["split_names"].string_value:
-                props["split_names"] = a.properties["split_names"].string_value
-            out[e.path.steps[0].key] = Artifact(type_names[a.type_id], a.uri, a.id, props)
-        return out
+        keyed: dict[str, list[tuple[int, Artifact]]] = {}
+        for n, e in enumerate(chosen):
+            steps = e.path.steps
+            # [key, index] (one step only in stores written before lists: index 0)
+            index = steps[1].index if len(steps) > 1 and steps[1].HasField("index") else n
+            keyed.setdefault(steps[0].key, []).append(
+                (index, _artifact_of(arts[e.artifact_id], type_names))
+            )
+        return {k: [a for _, a in sorted(v, key=lambda p: p[0])] for k, v in keyed.items()}
 
     def _type_names(self) -> dict[int, str]:
         return {t.id: t.name for t in self._call(self.store.get_artifact_types)}
@@ -537,11 +566,19 @@ class Metadata:
         self, pipeline_name: str, run_id: str, component_id: str
     ) -> dict[str, Artifact] | None:
         """Outputs of a component's successful (or cached) execution in a run."""
+        lists = self.latest_output_lists(pipeline_name, run_id, component_id)
+        return None if lists is None else _firsts(lists)
+
+    def latest_output_lists(
+        self, pipeline_name: str, run_id: str, component_id: str
+    ) -> dict[str, list[Artifact]] | None:
+        """Every artifact of each output of a component's successful (or cached) execution in a
+        run; a Resolver's output may hold several, or none (the key is then absent)."""
         for ex in reversed(self.executions_of_run(pipeline_name, run_id)):
             if ex.properties["component_id"].string_value != component_id:
                 continue
             if ex.properties["state"].string_value in (COMPLETE, CACHED):
-                return self.outputs_of_execution(ex.id)
+                return self.output_lists_of_execution(ex.id)
         return None
 
     def runs(self, pipeline_name: str) -> list[dict]:
@@ -696,7 +733,9 @@ class Metadata:
             producers = sorted({e.execution_id for e in events if e.type == pb.Event.OUTPUT})
             frontier = []
             for ex_id in producers:
-                for art in self.inputs_of_execution(ex_id).values():
+                for art in (
+                    a for arts in self.input_lists_of_execution(ex_id).values() for a in arts
+                ):
                     if art.id in seen:
                         continue
                     seen.add(art.id)
@@ -732,8 +771,169 @@ class Metadata:
         return ex.properties["component_id"].string_value
 
     def artifacts_of_type(self, type_name: str) -> list[Artifact]:
+        """Every artifact of a type in the store, with its properties, oldest first."""
         arts = self._call(self.store.get_artifacts_by_type, type_name)
-        return [Artifact(type_name, a.uri, a.id) for a in arts]
+        names = self._type_names()
+        return [_artifact_of(a, names) for a in sorted(arts, key=_age)]
+
+    # -- what resolvers read (conveyor.dsl.resolver.ArtifactStore) --------------------
+
+    #: The pipeline :meth:`artifacts` looks in (None: the whole store); see :meth:`for_pipeline`.
+    scope: str | None = None
+
+    def for_pipeline(self, pipeline_name: str) -> Metadata:
+        """This store seen from one pipeline: :meth:`artifacts` gives that pipeline's only.
+
+        The view a Resolver's strategy gets (a :class:`conveyor.dsl.ArtifactStore`).
+        """
+        view = copy.copy(self)
+        view.scope = pipeline_name
+        return view
+
+    def _first_outputs(self, artifact_ids: list[int]) -> dict[int, tuple]:
+        """``{artifact id: (execution, output key)}`` of the execution that first output each."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        if not artifact_ids:
+            return {}
+        events = self._call(self.store.get_events_by_artifact_ids, list(artifact_ids))
+        first: dict[int, tuple[int, str]] = {}
+        for e in events:
+            if e.type != pb.Event.OUTPUT:
+                continue
+            if e.artifact_id not in first or e.execution_id < first[e.artifact_id][0]:
+                first[e.artifact_id] = (e.execution_id, e.path.steps[0].key)
+        if not first:
+            return {}
+        executions = {
+            ex.id: ex
+            for ex in self._call(
+                self.store.get_executions_by_id, sorted({x for x, _ in first.values()})
+            )
+        }
+        return {aid: (executions[x], key) for aid, (x, key) in first.items() if x in executions}
+
+    def artifacts(
+        self,
+        type_name: str,
+        producer_component_id: str | None = None,
+        output_key: str | None = None,
+    ) -> list[Artifact]:
+        """The live artifacts of a type, oldest first (newest last), with their typed properties.
+
+        Only the pipeline's (:meth:`for_pipeline`) when the store is seen from one;
+        only those first output by the component ``producer_component_id`` (on
+        ``output_key``) when given. An artifact's producer is the execution that
+        first output it (a Resolver passing it on, or a cached rerun, is not).
+        """
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        live = [
+            a
+            for a in self._call(self.store.get_artifacts_by_type, type_name)
+            if a.state == pb.Artifact.LIVE
+        ]
+        filtered = self.scope is not None or producer_component_id or output_key
+        if filtered:
+            producers = self._first_outputs([a.id for a in live])
+            kept = []
+            for a in live:
+                if a.id not in producers:
+                    continue
+                ex, key = producers[a.id]
+                props = ex.properties
+                if self.scope is not None and props["pipeline_name"].string_value != self.scope:
+                    continue
+                if producer_component_id and (
+                    props["component_id"].string_value != producer_component_id
+                ):
+                    continue
+                if output_key and key != output_key:
+                    continue
+                kept.append(a)
+            live = kept
+        names = self._type_names()
+        return [_artifact_of(a, names) for a in sorted(live, key=_age)]
+
+    def producer_inputs(self, artifact_id: int) -> dict[str, list[Artifact]]:
+        """The inputs of the execution that first output an artifact (``{}`` if none did)."""
+        first = self._first_outputs([artifact_id])
+        if artifact_id not in first:
+            return {}
+        return self.input_lists_of_execution(first[artifact_id][0].id)
+
+    def artifacts_with_uri(self, uri: str, type_name: str) -> list[Artifact]:
+        """The live artifacts of a type recorded with this uri, oldest first."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        names = self._type_names()
+        found = [
+            a
+            for a in self._call(self.store.get_artifacts_by_uri, uri)
+            if a.state == pb.Artifact.LIVE and names.get(a.type_id) == type_name
+        ]
+        return [_artifact_of(a, names) for a in sorted(found, key=_age)]
+
+
+def _age(a) -> tuple:
+    return (a.create_time_since_epoch, a.id)
+
+
+def _as_list(arts) -> list[Artifact]:
+    """An input's or output's artifacts as a list (one Artifact, or already a list)."""
+    return list(arts) if isinstance(arts, (list, tuple)) else [arts]
+
+
+def _firsts(lists: dict[str, list[Artifact]]) -> dict[str, Artifact]:
+    return {k: v[0] for k, v in lists.items() if v}
+
+
+#: The largest int an MLMD ``int_value`` holds (int64).
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def set_value(value, v) -> None:
+    """Sets an MLMD ``Value`` keeping the Python type: an int (a bool as 1/0) as ``int_value``,
+    a float as ``double_value``, a string as ``string_value``; a list or dict as its JSON text,
+    anything else as its ``str``."""
+    if isinstance(v, bool):
+        value.int_value = int(v)
+    elif isinstance(v, int) and _INT64[0] <= v <= _INT64[1]:
+        value.int_value = v
+    elif isinstance(v, float):
+        value.double_value = v
+    elif isinstance(v, str):
+        value.string_value = v
+    elif isinstance(v, (list, tuple, dict)):
+        value.string_value = json.dumps(v, sort_keys=True, default=str)
+    else:
+        value.string_value = str(v)
+
+
+def get_value(value):
+    """The Python value of an MLMD ``Value``: an int, a float, a string (None if unset)."""
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        from google.protobuf.json_format import MessageToDict
+
+        return MessageToDict(value.struct_value)
+    return None
+
+
+def _artifact_of(a, type_names: dict[int, str]) -> Artifact:
+    """The :class:`Artifact` of an MLMD artifact: its custom properties typed, ``split_names``."""
+    props = {k: get_value(v) for k, v in a.custom_properties.items()}
+    if "split_names" in a.properties and a.properties["split_names"].string_value:
+        props["split_names"] = a.properties["split_names"].string_value
+    return Artifact(type_names[a.type_id], a.uri, a.id, props)
 
 
 def _mlmd_state(state: str):
