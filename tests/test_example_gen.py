@@ -75,6 +75,11 @@ def test_hash_columns_unknown_column_is_an_error(tmp_path):
         (["--input", "{tmp}/corrupt.tfrecord"], "corrupt.tfrecord"),
         (["--input", "{tmp}/empty.csv", "--splits", "train"], "bad split 'train'"),
         (["--input", "{tmp}/data.bin"], "cannot tell the format"),
+        (["--input", "{tmp}/span-{SPAN}-{YYYY}/*"], "{SPAN} and a date ({YYYY}) at once"),
+        (
+            ["--input", "{tmp}", "--range-config", '{"static_range": {}}'],
+            "range_config static_range needs both start_span_number and end_span_number",
+        ),
     ],
 )
 def test_cli_input_errors_exit_2_naming_the_file(tmp_path, args, message):
@@ -150,3 +155,16 @@ def test_fingerprint_follows_remote_input_files(object_store):
     assert gen.fingerprint() not in (first, changed)
     put("teststore://bucket/data/c.csv", b"x,y\n", 3000.0)  # a new file
     assert gen.fingerprint() != changed
+
+
+def test_cli_input_folder_reads_all_its_files(tmp_path, capsys):
+    from conftest import run_conveyor_in_process
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("x,y\n1,a\n2,b\n")
+    (tmp_path / "in" / "b.csv").write_text("x,y\n3,c\n")
+    out = tmp_path / "out"
+    assert run_conveyor_in_process("examples", "--input", tmp_path / "in", "--output", out) == 0
+    assert "read 3  accepted 3" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"] == str(tmp_path / "in" / "*") and summary["rows_read"] == 3

@@ -54,6 +54,9 @@ def test_pattern_placeholders_glob_and_parse():
 
 
 def test_placeholder_beside_a_wildcard_takes_all_its_digits():
+    assert parse_pattern("x/*{SPAN}.csv").glob == "x/*.csv"  # not x/**.csv: within the folder
+    assert parse_pattern("x/{SPAN}*-{VERSION}**").glob == "x/*-**"
+    assert parse_pattern("x/{YYYY}{MM}{DD}/*").glob == "x/*/*"
     assert parse_pattern("x/*{SPAN}.csv").parse("x/day12.csv") == (12, None)
     assert parse_pattern("x/{SPAN}*.csv").parse("x/12-a.csv") == (12, None)
     assert parse_pattern("x/{SPAN}{VERSION:2}.csv").parse("x/12305.csv") == (123, 5)
@@ -78,6 +81,7 @@ def test_dates_are_days_since_1970():
         == (date_to_span_number(2024, 1, 15), None)
     )
     assert span_number_to_date(19737).isoformat() == "2024-01-15"
+    assert parse_pattern("log-{YYYY}{MM}{DD}.data").parse("log-20170101.data") == (17167, None)
     compact = parse_pattern("logs/{YYYY}{MM}{DD}/v{VERSION}/*")  # fixed widths: no ambiguity
     assert compact.parse("logs/20240115/v2/a") == (19737, 2)
     with pytest.raises(InputError, match=r"logs/2024-02-30/a.csv: 2024-02-30 is not a date"):
@@ -264,6 +268,9 @@ def test_configs_as_dict_json_camel_case_or_proto():
     proto = struct_pb2.Struct()
     proto.update(config)
     assert parse_input_config(proto) == expected
+    zero = struct_pb2.Struct()
+    zero.update({"static_range": {"start_span_number": 0, "end_span_number": 0}})
+    assert parse_range_config(zero) == SpanRange("static_range", start=0, end=0)
     camel = '{"staticRange": {"startSpanNumber": 2, "endSpanNumber": "3"}}'
     assert parse_range_config(camel) == SpanRange("static_range", start=2, end=3)
     assert parse_range_config({"rolling_range": {}}) == SpanRange("rolling_range", num_spans=1)
@@ -273,10 +280,9 @@ def test_configs_as_dict_json_camel_case_or_proto():
             "splits": [{"name": "train", "hash_buckets": 3}, {"name": "eval", "hash_buckets": 1}],
             "partition_feature_name": "user",
         },
-        "payload_format": "FORMAT_TF_EXAMPLE",
     }
     assert parse_output_config(out) == ({"train": 3, "eval": 1}, "user")
-    assert parse_output_config(None) == parse_output_config({"payload_format": 2}) == (None, None)
+    assert parse_output_config(None) == parse_output_config({"split_config": {}}) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -308,7 +314,11 @@ def test_configs_as_dict_json_camel_case_or_proto():
             {"split_config": {"splits": [{"name": "a"}]}},
             r"split 'a' needs hash_buckets",
         ),
-        (parse_output_config, {"payload_format": "FORMAT_PARQUET"}, r"writes tf.Example"),
+        (
+            parse_output_config,
+            {"payload_format": "FORMAT_PARQUET"},
+            r"output_config: unknown field\(s\) \['payload_format'\]; the fields are \['split_config'\]",
+        ),
         (parse_range_config, {"static_range": {"start_span_number": 1}}, r"needs both"),
         (
             parse_range_config,

@@ -37,10 +37,6 @@ from conveyor.components.example_gen.spans import (
     input_fingerprint,
 )
 
-#: What ExampleGen writes (TFX's ``payload_format``); the only one.
-PAYLOAD_FORMAT = "FORMAT_TF_EXAMPLE"
-
-
 # -- the configs --------------------------------------------------------------------
 
 
@@ -66,7 +62,14 @@ def as_config(value, what: str) -> dict | None:
     if hasattr(value, "DESCRIPTOR") and hasattr(value, "ListFields"):  # a protobuf message
         from google.protobuf import json_format
 
-        value = json_format.MessageToDict(value, preserving_proto_field_name=True)
+        try:  # zeros printed too: a span number 0 is one (protobuf >= 5.26 renamed the flag)
+            value = json_format.MessageToDict(
+                value, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            )
+        except TypeError:
+            value = json_format.MessageToDict(
+                value, preserving_proto_field_name=True, including_default_value_fields=True
+            )
     elif isinstance(value, str | bytes):
         if not value.strip():
             return None
@@ -91,6 +94,8 @@ def _number(config: Mapping, key: str, what: str, *, minimum: int = 0, default=N
         return None
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)  # protobuf's JSON gives 64-bit numbers as text
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)  # a google.protobuf.Struct's numbers are doubles
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UsageError(f"{what}: {key} must be an integer >= {minimum}, not {value!r}")
     return value
@@ -143,13 +148,7 @@ def parse_output_config(value) -> tuple[dict[str, int] | None, str | None]:
     config = as_config(value, "output_config")
     if config is None:
         return None, None
-    _fields(config, ["split_config", "payload_format"], "output_config")
-    payload = config.get("payload_format", PAYLOAD_FORMAT)
-    if payload not in (PAYLOAD_FORMAT, 2):  # 2: the enum's number
-        raise UsageError(
-            f"output_config: payload_format {payload!r}: ExampleGen writes tf.Example "
-            f"({PAYLOAD_FORMAT}) only"
-        )
+    _fields(config, ["split_config"], "output_config")
     split_config = config.get("split_config")
     if not split_config:
         return None, None

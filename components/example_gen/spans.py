@@ -164,11 +164,12 @@ def parse_pattern(text: str) -> SpanPattern:
     neither, or two placeholders side by side that cannot be told apart
     (``{SPAN}{VERSION}``; ``{SPAN}{VERSION:2}`` can).
     """
-    placeholders, glob, strict, loose = [], [], [], []
+    placeholders, strict, loose = [], [], []
+    glob = ""  # each placeholder a '*', merged with a '*' beside it (two would be '**')
     pos, previous = 0, None  # previous: the placeholder that ends where this text starts
     for b in _BRACES.finditer(text):
         literal = text[pos : b.start()]
-        glob.append(literal)
+        glob = _glob_join(glob, literal)
         strict.append(_glob_regex(literal))
         loose.append(_glob_regex(literal))
         p = _placeholder(text, b.group(1))
@@ -180,13 +181,13 @@ def parse_pattern(text: str) -> SpanPattern:
         if p.name in (q.name for q in placeholders):
             raise UsageError(f"{text}: {{{p.name}}} appears twice; a pattern holds each once")
         placeholders.append(p)
-        glob.append("*")
-        digits = r"\d+" if p.width is None else rf"\d{{{p.width}}}"
+        glob = _glob_join(glob, "*")
+        digits = "[0-9]+" if p.width is None else f"[0-9]{{{p.width}}}"
         strict.append(f"(?P<{p.name}>{digits})")
         loose.append(rf"(?P<{p.name}>[^/\\]*?)")
         pos, previous = b.end(), p
     literal = text[pos:]
-    glob.append(literal)
+    glob = _glob_join(glob, literal)
     strict.append(_glob_regex(literal))
     loose.append(_glob_regex(literal))
     names = {p.name for p in placeholders}
@@ -203,11 +204,19 @@ def parse_pattern(text: str) -> SpanPattern:
         raise UsageError(f"{text}: {{VERSION}} needs {{SPAN}} or a date ({{YYYY}}{{MM}}{{DD}})")
     return SpanPattern(
         text,
-        "".join(glob),
+        glob,
         tuple(placeholders),
         re.compile("".join(strict), re.DOTALL),
         re.compile("".join(loose), re.DOTALL),
     )
+
+
+def _glob_join(glob: str, more: str) -> str:
+    """``glob + more``, with a '*' at the end of one and the start of the other made one: a
+    placeholder's '*' beside a wildcard is that wildcard (two would be '**', across folders)."""
+    if glob.endswith("*") and more.startswith("*"):
+        return glob if more == "*" else glob[:-1] + more
+    return glob + more
 
 
 def _placeholder(text: str, inside: str) -> _Placeholder:
