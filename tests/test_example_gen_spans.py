@@ -440,6 +440,12 @@ def test_pattern_naming_folders(tmp_path):
         InputError, match=r"no such file or pattern; it names folders: end it with /\* to read"
     ):
         resolve_input(str(tmp_path / "span-{SPAN}" / "train"))
+    with pytest.raises(
+        InputError,
+        match=r"/\*: no such file or pattern; it names folders: end it with /\* to read the files "
+        r"in them \(.*/span-1/\*/\*\); .*/span-1/ holds 2 files: eval/data.csv, train/data.csv",
+    ):
+        resolve_input(str(tmp_path / "span-1"))  # a folder of folders: its own files are none
     r = resolve_input(str(tmp_path / "span-{SPAN}" / "train") + "/")
     assert [f.path for f in r.files["single_split"]] == [str(tmp_path / "span-2/train/data.csv")]
     assert r.description("single_split") == str(tmp_path / "span-2" / "train") + "/*"

@@ -9,7 +9,8 @@ A pattern is a file glob (Beam's: ``*`` within a folder, ``**`` across folders,
 - ``{YYYY}``, ``{MM}``, ``{DD}``: a date, all three, instead of ``{SPAN}``; the
   span is then the day number since 1970-01-01 (:func:`date_to_span_number`).
 
-Each placeholder appears at most once in a pattern. A pattern without ``{SPAN}``
+Each placeholder appears at most once in a pattern; a pattern ending in ``/``
+names folders, to read the files in them. A pattern without ``{SPAN}``
 or a date is span 0 and has no version. By default the latest span is read, at
 its latest version; a :class:`SpanRange` (``range_config``) selects others, each
 read at its latest version. Every split must have files at each span and
@@ -609,7 +610,7 @@ def _no_match(split: str, given: str, full: str, pattern: SpanPattern, input_bas
     names folders."""
     if match_files(pattern.glob.rstrip("/") + "/*", limit=1):
         hint = (
-            f"; it names folders: end it with /* to read the files in them ({given.rstrip('/')}/*)"
+            f"; it names folders: end it with /* to read the files in them ({full.rstrip('/')}/*)"
         )
     else:
         hint = ""
