@@ -26,8 +26,10 @@ from conveyor.dsl.component import (
     PipelineDefinitionError,
     file_digest,
 )
+from conveyor.dsl.conditions import Cond
 from conveyor.dsl.importer import Importer
 from conveyor.dsl.pipeline import Pipeline
+from conveyor.dsl.placeholders import Predicate, logical_and, logical_not, logical_or
 from conveyor.dsl.resolver import (
     ArtifactStore,
     LatestArtifactStrategy,
@@ -36,6 +38,7 @@ from conveyor.dsl.resolver import (
     ResolverStrategy,
     SpanRangeStrategy,
 )
+from conveyor.dsl.runtime import RuntimeParameter, RuntimeParameterError
 
 __all__ = [
     "ARTIFACT_TYPES",
@@ -44,6 +47,7 @@ __all__ = [
     "ArtifactStore",
     "Channel",
     "Component",
+    "Cond",
     "ExecutionContext",
     "Importer",
     "InputSpec",
@@ -51,10 +55,16 @@ __all__ = [
     "LatestBlessedModelStrategy",
     "Pipeline",
     "PipelineDefinitionError",
+    "Predicate",
     "Resolver",
     "ResolverStrategy",
+    "RuntimeParameter",
+    "RuntimeParameterError",
     "SpanRangeStrategy",
     "check_type",
     "file_digest",
     "layout",
+    "logical_and",
+    "logical_not",
+    "logical_or",
 ]

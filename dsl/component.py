@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from conveyor.dsl.artifacts import Artifact, check_type
+from conveyor.dsl.conditions import active_conditions, condition_channels
 
 __all__ = [
     "REQUIRED",
@@ -155,6 +156,13 @@ class Channel:
         )
         return f"Channel(type={self.type_name}{extra})"
 
+    def future(self):
+        """A placeholder for this channel's artifacts when the pipeline runs (TFX's ``future()``):
+        ``channel.future()[0].custom_property("blessed") == 1`` is a predicate for ``Cond``."""
+        from conveyor.dsl.placeholders import ChannelWrappedPlaceholder
+
+        return ChannelWrappedPlaceholder(self)
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -217,6 +225,9 @@ class Component:
         self.inputs: dict[str, Channel] = {}
         self.parameters: dict[str, Any] = {}
         self._upstream_extra: list[Component] = []
+        # The predicates of the Cond blocks it is made in (TFX's Cond); it waits for what they read.
+        self.conditions = active_conditions()
+        self._upstream_extra += [ch.producer for ch in condition_channels(self.conditions)]
         for key, value in kwargs.items():
             if key in self.INPUTS:
                 self._set_input(key, value)

@@ -54,6 +54,8 @@ from conveyor.orchestration.local_runner import (
     _error_from_log,
     _prefixed,
     _status_from_log,
+    done_counts,
+    finished_line,
     prepare_run,
 )
 from conveyor.orchestration.metadata import CACHED, COMPLETE, FAILED
@@ -94,9 +96,7 @@ class _RunComponent(beam.DoFn):
     def process(self, element, *upstream):
         if element != self._component_id:
             return
-        failed_upstream = [
-            s["component_id"] for s in upstream if s["state"] not in (COMPLETE, CACHED)
-        ]
+        failed_upstream = [s["component_id"] for s in upstream if not _succeeded(s)]
         began = time.time()
         if failed_upstream:
             status = {
@@ -112,9 +112,7 @@ class _RunComponent(beam.DoFn):
             if status["state"] == FAILED:
                 self._print(f"FAILED after {took:.1f}s: {status['error']}")
             else:
-                self._print(
-                    f"DONE in {took:.1f}s" + (" (cached)" if status["state"] == CACHED else "")
-                )
+                self._print(finished_line(status, took))
         _write_json(os.path.join(self._run_dir, f"{self._component_id}.status.json"), status)
         yield status
 
@@ -168,6 +166,14 @@ class _RunComponent(beam.DoFn):
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _succeeded(status: dict) -> bool:
+    """COMPLETE, CACHED, or SKIPPED by its condition (one not run because an upstream component
+    failed is SKIPPED with an error)."""
+    return status["state"] in (COMPLETE, CACHED) or (
+        status["state"] == SKIPPED and "error" not in status
+    )
 
 
 def _write_json(path: str, obj) -> None:
@@ -242,15 +248,26 @@ class BeamDagRunner:
         return statuses
 
     def run(
-        self, pipeline: Pipeline, run_id: str | None = None, enable_cache: bool | None = None
+        self,
+        pipeline: Pipeline,
+        run_id: str | None = None,
+        enable_cache: bool | None = None,
+        runtime_parameters: dict | None = None,
     ) -> dict:
         """Runs every component; returns ``{"run_id", "components": {id: status}, "failed": {}}``.
 
-        Raises :class:`PipelineRunError` when a component fails (components that
-        do not depend on it still finish).
+        ``runtime_parameters`` (``{name: value}``) gives the pipeline's
+        RuntimeParameters their values; a component whose condition is false is
+        SKIPPED, and so are those that need its outputs. Raises
+        :class:`PipelineRunError` when a component fails (components that do not
+        depend on it still finish), ``RuntimeParameterError`` before anything runs
+        for an unknown runtime parameter, a bad value or a missing one.
         """
         from apache_beam.options.pipeline_options import PipelineOptions
 
+        from conveyor.dsl.runtime import resolve_runtime_parameters
+
+        values = resolve_runtime_parameters(pipeline, runtime_parameters)
         run_id, run_dir = prepare_run(pipeline, run_id)
         for name in os.listdir(run_dir):
             if name.endswith(".status.json"):
@@ -266,6 +283,8 @@ class BeamDagRunner:
         md = metadata_for(pipeline)
         md.reap_lost(pipeline.name)
         md.start_run(pipeline.name, run_id, [c.id for c in pipeline.components])
+        if values:
+            md.record_runtime_parameters(pipeline.name, run_id, values)
         p = beam.Pipeline(options=PipelineOptions(args))
         self.build(p, pipeline, run_id, run_dir, enable_cache)
         try:
@@ -284,13 +303,12 @@ class BeamDagRunner:
                 continue
             with open(path) as f:
                 status = json.load(f)
-            if status["state"] in (COMPLETE, CACHED):
+            if _succeeded(status):
                 done[c.id] = status
             else:
                 failed[c.id] = status["error"]
-        cached = sum(1 for s in done.values() if s["state"] == CACHED)
         self._print(
-            f"[{pipeline.name}] run {run_id}: {len(done)} done ({cached} cached), "
+            f"[{pipeline.name}] run {run_id}: {len(done)} done ({done_counts(done)}), "
             f"{len(failed)} failed or skipped, {time.time() - start_all:.1f}s"
         )
         result = {"run_id": run_id, "components": done, "failed": failed}

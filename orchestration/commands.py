@@ -16,7 +16,7 @@ import sys
 HELP = {
     "pipeline": "create|update|delete|list|compile registered pipelines (--pipeline-path FILE).",
     "run": "create|list|status runs of a registered pipeline (--pipeline-name NAME).",
-    "component_command": "run one component of a pipeline against its metadata store (what orchestrators call).",
+    "component_command": "run (or check whether to run) one component of a pipeline against its metadata store (what orchestrators call).",
     "template": "list or copy a runnable pipeline template (flights).",
 }
 
@@ -185,6 +185,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-name", metavar="NAME", required=True)
     parser.add_argument("--run-id", metavar="ID", help="for status (default: the latest run)")
     parser.add_argument("--no-cache", action="store_true", help="for create: run every component")
+    _add_runtime_parameter_argument(parser, "for create: ")
     parser.add_argument(
         "--workers",
         type=int,
@@ -194,14 +195,45 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_runtime_parameter_argument(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument(
+        "--runtime-parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        default=[],
+        help=f"{prefix}a value of one of the pipeline's RuntimeParameters, read as its type "
+        "(int, float, str, bool); repeatable. Those not given take their defaults",
+    )
+
+
+def _given_values(pipeline, assignments: list[str]) -> dict:
+    """``--runtime-parameter`` values checked against the pipeline's runtime parameters, typed; a
+    usage error (exit 2) names an unknown one, a bad value or one without value or default."""
+    from conveyor.dsl.runtime import (
+        parse_assignments,
+        resolve_runtime_parameters,
+        runtime_parameters_of,
+    )
+
+    given = parse_assignments(assignments)
+    resolve_runtime_parameters(pipeline, given)  # raises for what is wrong
+    params = runtime_parameters_of(pipeline)
+    return {name: params[name].check(text) for name, text in given.items()}
+
+
 def run_run(args, beam_args) -> int:
     from conveyor.orchestration import registry
 
     record = registry.get(args.pipeline_name)
-    if args.action == "create" and record["engine"] == "airflow":
-        return _trigger_airflow(record)
-    if args.action == "create" and record["engine"] == "kubeflow":
-        return _explain_kubeflow(record)
+    if args.action == "create" and record["engine"] in ("airflow", "kubeflow"):
+        given = {}
+        if args.runtime_parameter:  # checked here: the orchestrator gets them typed
+            from conveyor.orchestration.loader import load_pipeline
+
+            given = _given_values(load_pipeline(record["pipeline_path"]), args.runtime_parameter)
+        if record["engine"] == "airflow":
+            return _trigger_airflow(record, given)
+        return _explain_kubeflow(record, given)
     if args.action == "create":
         from conveyor.orchestration.loader import load_pipeline
         from conveyor.orchestration.local_runner import (
@@ -211,6 +243,7 @@ def run_run(args, beam_args) -> int:
         )
 
         pipeline = load_pipeline(record["pipeline_path"])
+        given = _given_values(pipeline, args.runtime_parameter)
         if beam_args:
             pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
         if record["engine"] == "beam":
@@ -222,7 +255,9 @@ def run_run(args, beam_args) -> int:
             runner = LocalDagRunner(max_workers=args.workers)
         # A pipeline root that is a file or not writable is a PipelineRootError (exit 2).
         try:
-            result = runner.run(pipeline, enable_cache=False if args.no_cache else None)
+            result = runner.run(
+                pipeline, enable_cache=False if args.no_cache else None, runtime_parameters=given
+            )
         except RunCanceled as e:
             print(f"run canceled: {e}", file=sys.stderr)
             return 128 + e.signum
@@ -260,9 +295,13 @@ def run_run(args, beam_args) -> int:
         raise UsageError(f"no run {run_id!r} of pipeline {record['name']!r}")
     reason = f" ({summary['reason']})" if summary["reason"] else ""
     print(f"run {run_id} of {record['name']}: {summary['state']}{reason}")
+    values = md.runtime_parameters(record["name"], run_id)
+    if values:
+        print("  runtime parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
     for r in summary["components"]:
         secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
-        error = r["error"].splitlines()[0] if r["error"] else ""
+        why = r["error"] or r.get("reason") or ""  # a failure's error, or why it was skipped
+        error = why.splitlines()[0] if why else ""
         print(
             f"  {r['component_id']:<20} {r['state']:<11} {secs:>8}"
             + (f"  {error}" if error else "")
@@ -287,8 +326,9 @@ def _open_metadata(record: dict):
         ) from None
 
 
-def _trigger_airflow(record: dict) -> int:
-    """Starts a DAG run through the ``airflow`` command line."""
+def _trigger_airflow(record: dict, conf: dict) -> int:
+    """Starts a DAG run through the ``airflow`` command line; ``conf`` sets runtime parameters."""
+    import json
     import subprocess
 
     from conveyor.beam_utils.errors import UsageError
@@ -306,11 +346,13 @@ def _trigger_airflow(record: dict) -> int:
     print(
         f"triggering Airflow DAG {dag_id!r} (DAG file {record.get('compiled') or '-'})", flush=True
     )
-    return subprocess.run([airflow, "dags", "trigger", dag_id]).returncode
+    extra = ["--conf", json.dumps(conf)] if conf else []
+    return subprocess.run([airflow, "dags", "trigger", dag_id, *extra]).returncode
 
 
-def _explain_kubeflow(record: dict) -> int:
-    """Kubeflow runs are submitted to a Kubeflow Pipelines endpoint: says how."""
+def _explain_kubeflow(record: dict, values: dict) -> int:
+    """Kubeflow runs are submitted to a Kubeflow Pipelines endpoint: says how (runtime parameters
+    are the run's pipeline parameters)."""
     spec = record.get("compiled")
     if not spec or not os.path.exists(spec):
         from conveyor.beam_utils.errors import UsageError
@@ -323,17 +365,31 @@ def _explain_kubeflow(record: dict) -> int:
         f"Kubeflow pipeline spec of {record['name']!r}: {spec}\n"
         "submit it to Kubeflow Pipelines (the kfp SDK's command line) with:\n"
         f"  kfp --endpoint URL run create --experiment-name {record['name']} --package-file {spec} "
-        f"pipeline_root={record['root']}\n"
+        f"pipeline_root={record['root']}"
+        + "".join(f" {k}={_kfp_value(v)}" for k, v in values.items())
+        + "\n"
         "(pipeline_root must be storage every pod sees; the image must have the pipeline file)"
     )
     return 0
+
+
+def _kfp_value(value) -> str:
+    import shlex
+
+    return shlex.quote(str(value).lower() if isinstance(value, bool) else str(value))
 
 
 # -- component ------------------------------------------------------------------
 
 
 def add_component_command_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["run"])
+    parser.add_argument(
+        "action",
+        choices=["run", "check"],
+        help="run: run it (or record it SKIPPED when its condition is false or a producer it "
+        "needs was skipped); check: only tell whether it runs (--decision-file), recording it "
+        "SKIPPED if not",
+    )
     parser.add_argument("--pipeline-path", metavar="FILE", required=True)
     parser.add_argument("--component", metavar="ID", required=True)
     parser.add_argument("--run-id", metavar="ID", required=True)
@@ -343,12 +399,33 @@ def add_component_command_arguments(parser: argparse.ArgumentParser) -> None:
         help="use this root instead of the pipeline's own (Kubeflow passes its parameter)",
     )
     parser.add_argument("--no-cache", action="store_true")
+    _add_runtime_parameter_argument(parser)
+    parser.add_argument(
+        "--skipped-exit-code",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run: the exit status when the component is skipped (default: 0; Airflow's "
+        "tasks give 99, which ends them 'skipped')",
+    )
+    parser.add_argument(
+        "--state-file",
+        metavar="PATH",
+        help="run: write how it ended (COMPLETE, CACHED or SKIPPED) to this file",
+    )
+    parser.add_argument(
+        "--decision-file",
+        metavar="PATH",
+        help="check: write 'true' (it runs) or 'false' (it was recorded SKIPPED) to this file",
+    )
 
 
 def run_component_command(args, beam_args) -> int:
     """Runs the component in a child process and watches it: one that is killed is recorded FAILED,
-    one stopped by SIGTERM/SIGINT to this process CANCELED (exit 128 + the signal)."""
+    one stopped by SIGTERM/SIGINT to this process CANCELED (exit 128 + the signal). A skipped one
+    is recorded SKIPPED and exits ``--skipped-exit-code``. ``check`` only decides."""
     from conveyor.beam_utils.errors import UsageError
+    from conveyor.orchestration.launcher import check_root, metadata_for
     from conveyor.orchestration.loader import load_pipeline
     from conveyor.orchestration.local_runner import run_component_in_child
 
@@ -362,11 +439,70 @@ def run_component_command(args, beam_args) -> int:
     if beam_args:
         pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
     try:
-        return run_component_in_child(
-            pipeline, args.component, args.run_id, enable_cache=False if args.no_cache else None
-        )
+        pipeline.component(args.component)
     except KeyError as e:
         raise UsageError(str(e).strip('"')) from None
+    values = _run_values(pipeline, args.runtime_parameter)
+    check_root(pipeline.root)
+    md = metadata_for(pipeline)
+    if values:  # where the component's launcher finds them, and a record of the run's values
+        md.record_runtime_parameters(pipeline.name, args.run_id, values)
+    if args.action == "check":
+        return _check_component(md, pipeline, args, values)
+    rc = run_component_in_child(
+        pipeline, args.component, args.run_id, enable_cache=False if args.no_cache else None
+    )
+    if rc != 0:
+        return rc
+    states = [
+        r["state"]
+        for r in md.run_status(pipeline.name, args.run_id)
+        if r["component_id"] == args.component
+    ]
+    state = states[-1] if states else ""
+    if args.state_file:
+        _write_text(args.state_file, state)
+    return args.skipped_exit_code if state == "SKIPPED" else 0
+
+
+def _run_values(pipeline, assignments: list[str]) -> dict:
+    """Every runtime parameter's value: those given, else the defaults (a usage error naming
+    what is wrong)."""
+    from conveyor.dsl.runtime import parse_assignments, resolve_runtime_parameters
+
+    return resolve_runtime_parameters(pipeline, parse_assignments(assignments))
+
+
+def _check_component(md, pipeline, args, values: dict) -> int:
+    """Whether the component runs in this run (``component check``): records it SKIPPED if not,
+    and writes ``true`` or ``false`` to ``--decision-file``. Exit 1 if that cannot be told (its
+    condition reads an output not produced)."""
+    from conveyor.orchestration.launcher import ComponentError, execution_type
+    from conveyor.orchestration.skipping import prepare
+
+    md.note_components(pipeline.name, args.run_id, [c.id for c in pipeline.components])
+    component = pipeline.component(args.component)
+    try:
+        resolved, skipped = prepare(md, pipeline, component, args.run_id, values)
+    except ComponentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if skipped:
+        ids = (pipeline.name, args.run_id, component.id)
+        md.record_skipped(execution_type(resolved), *ids, resolved.parameters, skipped)
+        print(f"{component.id}: SKIPPED ({skipped.removeprefix('skipped: ')})")
+    else:
+        print(f"{component.id}: runs")
+    if args.decision_file:
+        _write_text(args.decision_file, "false" if skipped else "true")
+    return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
 
 
 # -- template -------------------------------------------------------------------

@@ -252,11 +252,15 @@ def run_component(
     enable_cache: bool | None = None,
     md: Metadata | None = None,
     log=print,
+    runtime_parameters: dict | None = None,
 ) -> dict:
     """Runs one component of ``pipeline`` in run ``run_id``; returns its status.
 
-    The status is ``{"component_id", "state" (COMPLETE|CACHED), "seconds",
-    "outputs": {key: uri}}``. Raises :class:`ComponentError` if it fails
+    The status is ``{"component_id", "state" (COMPLETE|CACHED|SKIPPED), "seconds",
+    "outputs": {key: uri}}`` (and ``"reason"`` for SKIPPED: its condition was false
+    or a producer it needs was skipped; recorded so, nothing executed).
+    ``runtime_parameters`` are the run's values (default: those recorded for the
+    run, else the defaults). Raises :class:`ComponentError` if it fails
     (recorded FAILED), :class:`ComponentCanceled` if it is stopped (recorded
     CANCELED; a ``KeyboardInterrupt`` counts as a stop), and
     :class:`PipelineRootError` if the pipeline root cannot be used.
@@ -265,6 +269,21 @@ def run_component(
     check_root(pipeline.root)
     md = md or metadata_for(pipeline)
     start = time.time()
+    # Its runtime parameters' values, and whether its condition and its producers let it run.
+    from conveyor.orchestration.metadata import SKIPPED
+    from conveyor.orchestration.skipping import prepare
+
+    component, skipped = prepare(md, pipeline, component, run_id, runtime_parameters)
+    if skipped is not None:
+        ids = (pipeline.name, run_id, component_id)
+        md.record_skipped(execution_type(component), *ids, component.parameters, skipped)
+        return {
+            "component_id": component_id,
+            "state": SKIPPED,
+            "seconds": time.time() - start,
+            "outputs": {},
+            "reason": skipped,
+        }
     if isinstance(component, (Resolver, Importer)):
         return _run_without_code(md, pipeline, component, run_id, start)
     input_lists = resolve_input_lists(md, pipeline, component, run_id)

@@ -237,18 +237,31 @@ class LocalDagRunner:
             print(msg, flush=True)
 
     def run(
-        self, pipeline: Pipeline, run_id: str | None = None, enable_cache: bool | None = None
+        self,
+        pipeline: Pipeline,
+        run_id: str | None = None,
+        enable_cache: bool | None = None,
+        runtime_parameters: dict | None = None,
     ) -> dict:
         """Runs every component; returns ``{"run_id", "components": {id: status}}``.
 
+        ``runtime_parameters`` (``{name: value}``) gives the pipeline's
+        RuntimeParameters their values in this run (the others take their
+        defaults); a component whose condition is false is SKIPPED (its status
+        says why), and so are those that need its outputs.
+
         Raises :class:`PipelineRunError` when a component fails (components that
         do not depend on it still finish), :class:`RunCanceled` (a
-        ``PipelineRunError``) when SIGTERM or SIGINT stops the run, and
-        :class:`PipelineRootError` when the pipeline root cannot be used.
+        ``PipelineRunError``) when SIGTERM or SIGINT stops the run,
+        :class:`PipelineRootError` when the pipeline root cannot be used, and
+        ``RuntimeParameterError`` (before anything runs) for an unknown runtime
+        parameter, a value of the wrong type or one with neither value nor default.
         """
+        from conveyor.dsl.runtime import resolve_runtime_parameters
         from conveyor.orchestration.launcher import metadata_for
         from conveyor.orchestration.metadata import CANCELED, COMPLETE, FAILED
 
+        values = resolve_runtime_parameters(pipeline, runtime_parameters)
         run_id, run_dir = prepare_run(pipeline, run_id)
         self._print(
             f"[{pipeline.name}] run {run_id}: {len(pipeline.components)} components, root {pipeline.root}"
@@ -256,6 +269,8 @@ class LocalDagRunner:
         md = metadata_for(pipeline)
         md.reap_lost(pipeline.name)
         md.start_run(pipeline.name, run_id, [c.id for c in pipeline.components])
+        if values:
+            md.record_runtime_parameters(pipeline.name, run_id, values)
         if self.in_process:
             return self._run_in_process(pipeline, run_id, enable_cache, md)
         pickle_path = save_pipeline(pipeline, os.path.join(run_dir, "pipeline.pkl"))
@@ -300,8 +315,7 @@ class LocalDagRunner:
                         status = _status_from_log(text)
                         if proc.poll() == 0 and status:
                             done[cid] = status
-                            cached = " (cached)" if status["state"] == "CACHED" else ""
-                            self._print(f"[{pipeline.name}] {cid}: DONE in {took:.1f}s{cached}")
+                            self._print(f"[{pipeline.name}] {cid}: {finished_line(status, took)}")
                         else:
                             failed[cid] = _error_from_log(text, proc.poll())
                             proc.settle(md, pipeline.name, FAILED, _prefixed(cid, failed[cid]))
@@ -348,9 +362,8 @@ class LocalDagRunner:
                     stop.signum,
                     run_id,
                 )
-        cached = sum(1 for s in done.values() if s["state"] == "CACHED")
         self._print(
-            f"[{pipeline.name}] run {run_id}: {len(done)} done ({cached} cached), "
+            f"[{pipeline.name}] run {run_id}: {len(done)} done ({done_counts(done)}), "
             f"{len(failed)} failed or skipped, {time.time() - start_all:.1f}s"
         )
         result = {"run_id": run_id, "components": done, "failed": failed}
@@ -428,8 +441,7 @@ class LocalDagRunner:
                 md.finish_run(pipeline.name, run_id, FAILED, str(e).splitlines()[0])
                 raise PipelineRunError(str(e)) from e
             done[c.id] = status
-            cached = " (cached)" if status["state"] == "CACHED" else ""
-            self._print(f"[{pipeline.name}] {c.id}: DONE in {status['seconds']:.1f}s{cached}")
+            self._print(f"[{pipeline.name}] {c.id}: {finished_line(status, status['seconds'])}")
         md.finish_run(pipeline.name, run_id, COMPLETE)
         return {"run_id": run_id, "components": done, "failed": {}}
 
@@ -506,6 +518,20 @@ def run_component_in_child(
         return rc if rc in (1, 2) else 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def finished_line(status: dict, seconds: float) -> str:
+    """``DONE in 1.2s``, ``DONE in 0.1s (cached)`` or ``SKIPPED (why)``: how a component ended."""
+    if status["state"] == "SKIPPED":
+        return f"SKIPPED ({status.get('reason', '').removeprefix('skipped: ')})"
+    return f"DONE in {seconds:.1f}s" + (" (cached)" if status["state"] == "CACHED" else "")
+
+
+def done_counts(done: dict) -> str:
+    """``2 cached`` or ``2 cached, 1 skipped``: of the components that ended well."""
+    states = [s["state"] for s in done.values()]
+    skipped = states.count("SKIPPED")
+    return f"{states.count('CACHED')} cached" + (f", {skipped} skipped" if skipped else "")
 
 
 def _read(path: str) -> str:

@@ -43,6 +43,9 @@ RUNNING, COMPLETE, FAILED, CACHED, CANCELED = "RUNNING", "COMPLETE", "FAILED", "
 #: What ``run_summary`` shows for a component of a run that has no execution (yet).
 NOT_STARTED = "NOT_STARTED"
 DONE_STATES = (COMPLETE, CACHED)
+#: A component that did not run: its condition was false, or a producer it needs was skipped.
+#: MLMD has no such state: recorded as last_known_state CANCELED, with our "state" SKIPPED.
+SKIPPED = "SKIPPED"
 
 
 # -- processes ------------------------------------------------------------------
@@ -390,6 +393,55 @@ class Metadata:
 
         self._call(put)
 
+    def record_runtime_parameters(self, pipeline_name: str, run_id: str, values: dict) -> None:
+        """Records the values of a run's runtime parameters on its context (JSON ``runtime_parameters``)."""
+        ctx_id = self._context(
+            RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id)
+        )
+
+        def put():
+            [ctx] = self.store.get_contexts_by_id([ctx_id])
+            text = json.dumps(dict(values), sort_keys=True)
+            ctx.custom_properties["runtime_parameters"].string_value = text
+            self.store.put_contexts([ctx])
+
+        self._call(put)
+
+    def runtime_parameters(self, pipeline_name: str, run_id: str) -> dict | None:
+        """The runtime parameters' values recorded for a run; None if none were."""
+        ctx = self._call(
+            self.store.get_context_by_type_and_name, RUN_CONTEXT, f"{pipeline_name}.{run_id}"
+        )
+        if ctx is None or "runtime_parameters" not in ctx.custom_properties:
+            return None
+        return json.loads(ctx.custom_properties["runtime_parameters"].string_value)
+
+    def record_skipped(
+        self,
+        type_name: str,
+        pipeline_name: str,
+        run_id: str,
+        component_id: str,
+        parameters: dict,
+        reason: str,
+    ) -> int:
+        """Records an execution that did not run: state SKIPPED (MLMD's CANCELED), its parameters and
+        why (``skip_reason``); returns its id."""
+        ex_id = self.start_execution(
+            type_name, pipeline_name, run_id, component_id, {}, "", parameters
+        )
+
+        def put():
+            [ex] = self.store.get_executions_by_id([ex_id])
+            ex.last_known_state = _mlmd_state(SKIPPED)
+            ex.properties["state"].string_value = SKIPPED
+            ex.custom_properties["end_time"].double_value = time.time()
+            ex.custom_properties["skip_reason"].string_value = reason[-4000:]
+            self.store.put_executions([ex])
+
+        self._call(put)
+        return ex_id
+
     def finish_run(self, pipeline_name: str, run_id: str, state: str, reason: str = "") -> None:
         """Records how a run a runner started ended: COMPLETE, FAILED or CANCELED."""
         ctx = self._call(
@@ -631,6 +683,9 @@ class Metadata:
                     "error": ex.custom_properties["error"].string_value
                     if "error" in ex.custom_properties
                     else "",
+                    "reason": ex.custom_properties["skip_reason"].string_value
+                    if "skip_reason" in ex.custom_properties
+                    else "",
                     "process": process,
                     "alive": process_alive(process) if state == RUNNING else False,
                 }
@@ -703,7 +758,7 @@ class Metadata:
             state = FAILED
         elif CANCELED in states:
             state = CANCELED
-        elif rows and all(st in DONE_STATES for st in states):
+        elif rows and all(st in DONE_STATES or st == SKIPPED for st in states):
             state = COMPLETE
         else:
             state = RUNNING
@@ -939,7 +994,8 @@ def _artifact_of(a, type_names: dict[int, str]) -> Artifact:
 def _mlmd_state(state: str):
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    return pb.Execution.State.Value(state)
+    # MLMD has no SKIPPED: a skipped execution is CANCELED there (our "state" says SKIPPED).
+    return pb.Execution.State.Value(CANCELED if state == SKIPPED else state)
 
 
 def _set_process(props, prefix: str, info: dict) -> None:
