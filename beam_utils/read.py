@@ -97,7 +97,10 @@ class ReadExamples(beam.PTransform):
     the run with an error naming the file and row.
 
     Args:
-      file_pattern: a file or glob, on any Beam filesystem.
+      file_pattern: a file or glob, on any Beam filesystem; or a list of them
+        (say, one split of several Examples artifacts), read as one input: their
+        files in the order given, each pattern's sorted, each file once. Every
+        pattern must match a file.
       format: ``csv``, ``tfrecord`` or ``parquet``; taken from the file names when None.
       schema: the schema to read with (see above), or None to infer it.
       batch_size: rows per batch (CSV batches are sized from the bytes per row
@@ -124,7 +127,7 @@ class ReadExamples(beam.PTransform):
 
     def __init__(
         self,
-        file_pattern: str,
+        file_pattern: str | Sequence[str],
         format: str | None = None,
         schema=None,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -135,7 +138,18 @@ class ReadExamples(beam.PTransform):
         reshuffle: bool = False,
     ):
         super().__init__()
+        if isinstance(file_pattern, str):
+            patterns = [file_pattern]
+        else:
+            patterns = list(file_pattern)
+            if not patterns or not all(isinstance(p, str) and p for p in patterns):
+                raise ValueError(
+                    f"file_pattern must be a pattern or a list of them, not {file_pattern!r}"
+                )
+        #: The pattern (or list of patterns) as given.
         self.file_pattern = file_pattern
+        #: The patterns, always a list.
+        self.file_patterns: list[str] = patterns
         self._files: list[str] | None = None
         self.files  # match now: a missing input fails here, naming the pattern
         self.format = format or self._detect_format()
@@ -178,7 +192,7 @@ class ReadExamples(beam.PTransform):
 
     def _detect_format(self) -> str:
         try:
-            return files.detect_format(self.file_pattern)
+            return files.detect_format(self.file_patterns[0])
         except ValueError:
             return files.detect_format(self.files[0])  # e.g. a pattern ending in '*'
 
@@ -186,8 +200,15 @@ class ReadExamples(beam.PTransform):
     def files(self) -> list[str]:
         """The input files (matched once; raises :class:`InputError` if none)."""
         if self._files is None:
-            self._files = files.match_files(self.file_pattern)
+            # dict: each file once, in the order the patterns give them
+            matched = {path: None for p in self.file_patterns for path in files.match_files(p)}
+            self._files = list(matched)
         return self._files
+
+    @property
+    def source(self) -> str:
+        """The input, for messages: the pattern, or the patterns joined by `` + ``."""
+        return " + ".join(self.file_patterns)
 
     @property
     def arrow_schema(self) -> pa.Schema:
@@ -209,7 +230,7 @@ class ReadExamples(beam.PTransform):
             return arrow.make_schema(parquet_io.infer_feature_types(self.files, open_binary))
         return arrow.make_schema(
             example_parsing.settle_feature_types(
-                _scan_tfrecord_files(self.files, self.sample_size), self.file_pattern
+                _scan_tfrecord_files(self.files, self.sample_size), self.source
             )
         )
 
@@ -302,17 +323,49 @@ def _scan_tfrecord_files(
         return scans + list(pool.map(scan, rest))
 
 
-def read_examples_dir(examples_dir: str, split: str, **kwargs) -> ReadExamples:
-    """A :class:`ReadExamples` for one split of an Examples directory.
+def read_examples_dir(examples_dir: str | Sequence[str], split: str, **kwargs) -> ReadExamples:
+    """A :class:`ReadExamples` for one split of an Examples directory, or of several read as one.
 
-    The feature types come from the directory's ``summary.json`` when it has one,
-    so the batches have the types ExampleGen read (even for a column with no
-    values); otherwise they are inferred from the records.
+    With several directories (several Examples artifacts: spans, say), the
+    split's files of every directory that has the split are read, in the order
+    given; at least one must have it.
+
+    The feature types come from the directories' ``summary.json`` when each has
+    one, so the batches have the types ExampleGen read (even for a column with
+    no values; the union of their columns when they agree on the types of the
+    columns they share); otherwise they are inferred from the records.
     """
-    splits = files.examples_splits(examples_dir)
-    if split not in splits:
-        raise InputError(f"{examples_dir}: no split {split!r} (splits: {sorted(splits)})")
-    summary = files.read_summary(examples_dir)
-    if summary and "features" in summary and "schema" not in kwargs:
-        kwargs["schema"] = summary["features"]
-    return ReadExamples(splits[split], format="tfrecord", **kwargs)
+    dirs = [examples_dir] if isinstance(examples_dir, str) else list(examples_dir)
+    if not dirs:
+        raise ValueError("read_examples_dir needs an Examples directory")
+    patterns, having, seen = [], [], set()
+    for d in dirs:
+        splits = files.examples_splits(d)
+        seen.update(splits)
+        if split in splits:
+            patterns.append(splits[split])
+            having.append(d)
+    if not patterns:
+        where = dirs[0] if len(dirs) == 1 else f"none of {', '.join(dirs)}"
+        raise InputError(f"{where}: no split {split!r} (splits: {sorted(seen)})")
+    if "schema" not in kwargs:
+        features = _summary_features(having)
+        if features is not None:
+            kwargs["schema"] = features
+    return ReadExamples(
+        patterns[0] if isinstance(examples_dir, str) else patterns, format="tfrecord", **kwargs
+    )
+
+
+def _summary_features(dirs: Sequence[str]) -> dict[str, str] | None:
+    """The feature types the directories' ``summary.json`` files record, merged; None if one has
+    none or two give a column different types (the types are then inferred from the records)."""
+    merged: dict[str, str] = {}
+    for d in dirs:
+        summary = files.read_summary(d)
+        if not summary or "features" not in summary:
+            return None
+        for name, kind in summary["features"].items():
+            if merged.setdefault(name, kind) != kind:
+                return None
+    return merged

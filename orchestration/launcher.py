@@ -88,6 +88,10 @@ class ComponentError(RuntimeError):
     """A component failed; the message leads with the user's error and where it came from."""
 
 
+class EmptyInputError(ComponentError):
+    """A required input whose Resolver found nothing; the component is recorded FAILED."""
+
+
 class ComponentCanceled(ComponentError):
     """A component was stopped from outside (a signal, its runner gone); recorded CANCELED."""
 
@@ -188,7 +192,7 @@ def resolve_input_lists(
             spec = component.INPUTS.get(key)
             if spec is not None and spec.optional:
                 continue  # nothing resolved: the input is left out
-            raise ComponentError(
+            raise EmptyInputError(
                 f"{component.id}: required input {key!r} is empty: resolver {producer.id} "
                 f"found nothing ({producer.describe(channel.key)}, in pipeline "
                 f"{pipeline.name!r}) in run {run_id!r}"
@@ -286,7 +290,14 @@ def run_component(
         }
     if isinstance(component, (Resolver, Importer)):
         return _run_without_code(md, pipeline, component, run_id, start)
-    input_lists = resolve_input_lists(md, pipeline, component, run_id)
+    try:
+        input_lists = resolve_input_lists(md, pipeline, component, run_id)
+    except EmptyInputError as e:  # recorded, so `run status` shows it FAILED and why
+        ids = (execution_type(component), pipeline.name, run_id, component_id)
+        with _guard.lock:
+            ex_id = md.start_execution(*ids, {}, "", component.parameters)
+            md.finish_execution(ex_id, FAILED, error=str(e))
+        raise
     inputs = {k: v[0] for k, v in input_lists.items()}
     beam_args = pipeline.beam_pipeline_args + component.beam_args
     key = cache_key(component, input_lists, beam_args)

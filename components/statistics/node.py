@@ -11,6 +11,9 @@ class StatisticsGen(Component):
     """Computes statistics of every split: ``Split-<name>/FeatureStats.pb`` (TFX's layout).
 
     Parameters: ``slice_by`` (columns), ``weight_feature``, ``bytes_features``.
+    Several Examples artifacts on ``examples`` (a Resolver's SpanRangeStrategy
+    gives several spans) are read as one: each split's statistics cover that
+    split of every one of them.
 
     Example::
 
@@ -27,8 +30,11 @@ class StatisticsGen(Component):
         from conveyor.components.statistics.options import StatsOptions
 
         p = ctx.parameters
-        examples = ctx.inputs["examples"].uri
-        reads = {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)}
+        # Several Examples artifacts (a Resolver's spans) are one input: each split reads them all.
+        uris = [a.uri for a in ctx.input_lists["examples"]]
+        examples = uris[0] if len(uris) == 1 else uris
+        splits = sorted({s for uri in uris for s in layout.examples_splits(uri)})
+        reads = {s: read_examples_dir(examples, s) for s in splits}
         options = StatsOptions(
             weight_feature=p["weight_feature"],
             slice_by=list(p["slice_by"]),

@@ -51,11 +51,13 @@ def check_serving_model(path: str) -> str:
 
 
 def _split_files(examples: Mapping[str, ReadExamples], split: str) -> list[str]:
-    """The file pattern of one split, as ``run_fn`` gets it (``fn_args.train_files``)."""
+    """The file patterns of one split, as ``run_fn`` gets them (``fn_args.train_files``): one,
+    or one per Examples artifact when the reader reads several."""
     if split not in examples:
         have = sorted(str(s) for s in examples)
         raise InputError(f"the examples have no split {split!r} (splits: {have})")
-    return [examples[split].file_pattern]
+    read = examples[split]
+    return list(getattr(read, "file_patterns", None) or [read.file_pattern])
 
 
 def run_trainer(

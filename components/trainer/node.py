@@ -11,7 +11,9 @@ class Trainer(Component):
     Inputs: ``examples`` (usually Transform's transformed examples),
     optional ``transform_graph`` and ``schema``. Outputs: ``model`` (the
     SavedModel in ``Format-Serving/``) and ``model_run`` (logs). The module
-    file's contents are part of the cache key.
+    file's contents are part of the cache key. Several Examples artifacts on
+    ``examples`` (a Resolver's spans) are one input: ``fn_args.train_files``
+    and ``eval_files`` hold the split's file pattern of each.
 
     Example::
 
@@ -48,9 +50,13 @@ class Trainer(Component):
         if schema is not None:
             schema_path = layout.schema_path(schema.uri)
         graph = ctx.inputs.get("transform_graph")
-        examples = ctx.inputs["examples"].uri
+        # Several Examples artifacts (a Resolver's spans) are one input: run_fn gets each split's
+        # file patterns of all of them (fn_args.train_files holds one per artifact).
+        uris = [a.uri for a in ctx.input_lists["examples"]]
+        examples = uris[0] if len(uris) == 1 else uris
+        splits = sorted({s for uri in uris for s in layout.examples_splits(uri)})
         summary = run_trainer(
-            {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)},
+            {s: read_examples_dir(examples, s) for s in splits},
             ctx.outputs["model"].uri,
             p["module_file"],
             model_run_dir=ctx.outputs["model_run"].uri,

@@ -18,6 +18,9 @@ class Transform(Component):
     The ``transform_graph`` artifact's ``analysis`` property says how its
     analyzers were found: ``"computed"`` (the train split was analyzed) or
     ``"cached"`` (every analyzer came from the previous execution's cache).
+    Several Examples artifacts on ``examples`` (a Resolver's spans) are read as
+    one: the analysis covers the train split of all of them, and each split's
+    transformed examples hold that split of all of them.
 
     Example::
 
@@ -53,8 +56,11 @@ class Transform(Component):
         from conveyor.components.transform.user_fn import load_preprocessing_fn
 
         p = ctx.parameters
-        examples = ctx.inputs["examples"].uri
-        readers = {s: read_examples_dir(examples, s) for s in layout.examples_splits(examples)}
+        # Several Examples artifacts (a Resolver's spans) are one input: each split reads them all.
+        uris = [a.uri for a in ctx.input_lists["examples"]]
+        examples = uris[0] if len(uris) == 1 else uris
+        splits = sorted({s for uri in uris for s in layout.examples_splits(uri)})
+        readers = {s: read_examples_dir(examples, s) for s in splits}
         schema = None
         if "schema" in ctx.inputs:
             schema = read_schema(layout.schema_path(ctx.inputs["schema"].uri))
