@@ -79,7 +79,8 @@ class Pipeline:
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise PipelineDefinitionError(
-                f"duplicate component id(s) {dup}: pass id=... to tell them apart"
+                f"duplicate component id(s) {dup}: pass id=... or use .with_id(...) to tell "
+                "them apart"
             )
         members = {id(c) for c in components}
         for c in components:

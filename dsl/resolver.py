@@ -254,7 +254,7 @@ class SpanRangeStrategy(ResolverStrategy):
 
         Resolver(strategy_class=SpanRangeStrategy,
                  config={"range_config": {"rolling_range": {"num_spans": 2}}},
-                 examples=Channel(type="Examples", producer_component_id="CsvExampleGen"))
+                 examples=Channel(type="Examples", producer_component_id="ExampleGen"))
     """
 
     def __init__(self, range_config):

@@ -525,39 +525,78 @@ def _csv(path, rows, start):
     return str(path)
 
 
-def test_statistics_gen_merges_the_examples_of_two_spans(tmp_path):
+class SpanCsvExamples(CsvExamples):
+    """CsvExamples with a ``span`` property, as ExampleGen records one."""
+
+    PARAMETERS = {**CsvExamples.PARAMETERS, "span": None}
+
+    def execute(self, ctx):
+        props = super().execute(ctx)
+        props["examples"]["span"] = ctx.parameters["span"]
+        return props
+
+
+TRAINER_MODULE = """
+import json
+
+
+def run_fn(fn_args):
+    with open(fn_args.custom_config["out"], "w") as f:
+        json.dump({"train": fn_args.train_files, "eval": fn_args.eval_files}, f)
+    raise ValueError("recorded the files")
+"""
+
+
+def test_statistics_gen_and_trainer_merge_the_examples_of_two_spans(tmp_path):
     from conveyor.beam_utils.files import read_summary
     from conveyor.beam_utils.proto_io import read_statistics
-    from conveyor.components import StatisticsGen
+    from conveyor.components import StatisticsGen, Trainer
 
     splits = {"train": 1, "eval": 1}
-    gen_a = CsvExamples(csv=_csv(tmp_path / "a.csv", 30, 0), splits=splits).with_id("span1")
-    gen_b = CsvExamples(csv=_csv(tmp_path / "b.csv", 20, 1000), splits=splits).with_id("span2")
+    gen_a = SpanCsvExamples(csv=_csv(tmp_path / "a.csv", 30, 0), splits=splits, span=1)
+    gen_b = SpanCsvExamples(csv=_csv(tmp_path / "b.csv", 20, 1000), splits=splits, span=2)
+    gen_c = SpanExamples(span=3)  # out of the range
+    gens = [gen_a.with_id("span1"), gen_b.with_id("span2"), gen_c.with_id("span3")]
     spans = Resolver(
-        strategy_class=LatestArtifactStrategy,
-        config={"desired_num_of_artifacts": 5},
+        strategy_class=SpanRangeStrategy,
+        config={"range_config": {"static_range": {"start_span_number": 1, "end_span_number": 2}}},
         examples=Channel(type="Examples"),
     ).with_id("spans")
-    spans.add_upstream(gen_a).add_upstream(gen_b)
+    for gen in gens:
+        spans.add_upstream(gen)
     stats = StatisticsGen(examples=spans.outputs["examples"])
-    pipeline = Pipeline("merge", str(tmp_path / "root"), [gen_a, gen_b, spans, stats])
-    result = _run(pipeline)
+    module = tmp_path / "trainer_module.py"
+    module.write_text(TRAINER_MODULE)
+    out = tmp_path / "files.json"
+    trainer = Trainer(
+        module_file=str(module),
+        examples=spans.outputs["examples"],
+        custom_config={"out": str(out)},
+    )
+    pipeline = Pipeline("merge", str(tmp_path / "root"), [*gens, spans, stats, trainer])
+    with pytest.raises(PipelineRunError, match="recorded the files"):
+        _run(pipeline)
     md = Metadata(pipeline.metadata_path)
-    merged = md.latest_outputs("merge", result["run_id"], "StatisticsGen")["statistics"]
+    [run] = md.runs("merge")
+    merged = md.latest_outputs("merge", run["run_id"], "StatisticsGen")["statistics"]
     assert merged.properties["split_names"] == '["eval", "train"]'
-    spans_rows = [
-        read_summary(md.latest_outputs("merge", result["run_id"], g)["examples"].uri)["splits"]
-        for g in ("span1", "span2")
-    ]
+    uris = [md.latest_outputs("merge", run["run_id"], g.id)["examples"].uri for g in gens[:2]]
+    rows = [read_summary(uri)["splits"] for uri in uris]
     for split in ("train", "eval"):
         [ds] = read_statistics(f"{merged.uri}/Split-{split}/FeatureStats.pb").datasets
-        assert ds.num_examples == spans_rows[0][split] + spans_rows[1][split]
+        assert ds.num_examples == rows[0][split] + rows[1][split]
         x = next(f for f in ds.features if f.path.step[0] == "x")
         assert x.num_stats.min < 30 and x.num_stats.max >= 1000  # both spans' rows
-    # Its execution's input holds both artifacts, in the resolver's order.
-    ex = [e for e in md.executions_of_run("merge", result["run_id"])][-1]
-    inputs = md.input_lists_of_execution(ex.id)["examples"]
-    assert sorted(a.uri.split("/")[-3] for a in inputs) == ["span1", "span2"]
+    # StatisticsGen's execution has both artifacts on its input, in span order.
+    [ex] = [
+        e
+        for e in md.executions_of_run("merge", run["run_id"])
+        if e.properties["component_id"].string_value == "StatisticsGen"
+    ]
+    assert [a.uri for a in md.input_lists_of_execution(ex.id)["examples"]] == uris
+    # run_fn got each split's files of both spans.
+    files = json.loads(out.read_text())
+    assert files == {s: [f"{uri}/Split-{s}/*" for uri in uris] for s in ("train", "eval")}
 
 
 def test_read_examples_of_several_patterns_and_folders(tmp_path):
