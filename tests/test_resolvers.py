@@ -454,6 +454,11 @@ def test_resolver_in_ml_metadata_and_run_status(tmp_path, monkeypatch, capsys):
 
     md = Metadata(str(root / "metadata.sqlite"))
     [examples] = md.artifacts_of_type("Examples")
+    # What a strategy reads: the store seen from one pipeline.
+    assert isinstance(md.for_pipeline("ct"), ArtifactStore)
+    assert [a.id for a in md.for_pipeline("ct").artifacts("Examples", "Produce")] == [examples.id]
+    assert md.for_pipeline("ct").artifacts("Examples", "Produce", "statistics") == []
+    assert md.for_pipeline("another").artifacts("Examples") == []
     resolvers = md.store.get_executions_by_type("conveyor.Resolver")
     assert len(resolvers) == 2  # one per run, never cached
     for ex in resolvers:
