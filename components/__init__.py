@@ -5,6 +5,7 @@ Each step is a Beam PTransform in its own subpackage (``conveyor.components.stat
 
     from conveyor.components import ExampleGen, StatisticsGen, SchemaGen, ExampleValidator
     from conveyor.components import Transform, Trainer, Evaluator, BulkInferrer
+    from conveyor.components import InfraValidator, Pusher
 
 Names are imported on first use so that the command line starts fast.
 """
@@ -21,6 +22,8 @@ _NODES = {
     "Trainer": "conveyor.components.trainer.node",
     "Evaluator": "conveyor.components.evaluation.node",
     "BulkInferrer": "conveyor.components.inference.node",
+    "InfraValidator": "conveyor.components.infra_validator.node",
+    "Pusher": "conveyor.components.pusher.node",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _NODES)

@@ -21,6 +21,8 @@ ARTIFACT_TYPES = (
     "ModelEvaluation",
     "ModelBlessing",
     "InferenceResult",
+    "InfraBlessing",
+    "PushedModel",
 )
 
 

@@ -27,6 +27,8 @@ __all__ = [
     "ANOMALIES_FILE",
     "ANOMALIES_REPORT_FILE",
     "BLESSED",
+    "INFRA_BLESSED",
+    "INFRA_NOT_BLESSED",
     "NOT_BLESSED",
     "SCHEMA_FILE",
     "SERVING_DIR",
@@ -35,6 +37,7 @@ __all__ = [
     "SUMMARY_FILE",
     "examples_splits",
     "is_blessed",
+    "is_infra_blessed",
     "schema_path",
     "serving_model_dir",
     "split_files",
@@ -55,6 +58,9 @@ SERVING_DIR = "Format-Serving"
 #: The marker files of a ModelBlessing artifact (TFX Evaluator's layout).
 BLESSED = "BLESSED"
 NOT_BLESSED = "NOT_BLESSED"
+#: The marker files of an InfraBlessing artifact (TFX InfraValidator's layout).
+INFRA_BLESSED = "INFRA_BLESSED"
+INFRA_NOT_BLESSED = "INFRA_NOT_BLESSED"
 
 
 def _join(*parts: str) -> str:
@@ -125,3 +131,20 @@ def is_blessed(blessing_uri: str) -> bool:
     if FileSystems.exists(_join(blessing_uri, BLESSED)):
         return True
     raise InputError(f"{blessing_uri}: a ModelBlessing without a {BLESSED} or {NOT_BLESSED} file")
+
+
+def is_infra_blessed(blessing_uri: str) -> bool:
+    """Whether an InfraBlessing directory says INFRA_BLESSED (False for INFRA_NOT_BLESSED).
+
+    Raises:
+      InputError: if it holds neither marker.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    if FileSystems.exists(_join(blessing_uri, INFRA_NOT_BLESSED)):
+        return False
+    if FileSystems.exists(_join(blessing_uri, INFRA_BLESSED)):
+        return True
+    raise InputError(
+        f"{blessing_uri}: an InfraBlessing without an {INFRA_BLESSED} or {INFRA_NOT_BLESSED} file"
+    )

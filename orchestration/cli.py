@@ -35,6 +35,8 @@ COMMANDS = {
     "demo": "conveyor.orchestration.demo",
     "examples": "conveyor.components.example_gen.cli",
     "infer": "conveyor.components.inference.cli",
+    "infra-validate": "conveyor.components.infra_validator.cli",
+    "push": "conveyor.components.pusher.cli",
     "evaluate": "conveyor.components.evaluation.cli",
     "statistics": "conveyor.components.statistics.cli",
     "schema": "conveyor.components.schema_gen.cli",

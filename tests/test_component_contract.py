@@ -47,7 +47,13 @@ FOLDERS = sorted(
 
 
 #: The steps whose input is not examples, and the name of their first argument.
-OTHER_INPUTS = {"schema_gen": "statistics", "validation": "statistics", "monitor": "source"}
+OTHER_INPUTS = {
+    "schema_gen": "statistics",
+    "validation": "statistics",
+    "monitor": "source",
+    "infra_validator": "model",
+    "pusher": "model",
+}
 
 
 def _names(cell: str) -> list[str]:
