@@ -6,6 +6,18 @@ beside the DAG file, so Airflow's workers need only the ``conveyor`` package and
 parsing the DAG imports nothing but Airflow (no TensorFlow, no Beam). The tasks
 of one DAG run share a Conveyor run id made from Airflow's ``{{ run_id }}``.
 
+A component that is skipped (its ``Cond`` is false, or a producer it needs was
+skipped) ends its task "skipped": ``conveyor component run`` records it SKIPPED
+and exits with :data:`SKIPPED_EXIT_CODE`, the operator's ``skip_on_exit_code``.
+Every task runs once its upstream tasks succeeded or were skipped (trigger rule
+``none_failed``), so the command, not Airflow, decides whether a component
+downstream of a skipped one runs (an optional input left out) or is skipped too.
+
+The pipeline's runtime parameters are the DAG's params (typed, with their
+defaults; one without default must be given), so a DAG run's conf
+(``{"epochs": 5}``, ``airflow dags trigger --conf``) sets them; each task passes
+their values to ``conveyor component run --runtime-parameter``.
+
 Example::
 
     from conveyor.orchestration.airflow import AirflowDagConfig, AirflowDagRunner
@@ -25,9 +37,17 @@ import re
 from dataclasses import dataclass, field
 
 from conveyor.dsl import Pipeline
+from conveyor.dsl.runtime import runtime_parameters_of
 from conveyor.orchestration.loader import save_pipeline
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+#: The exit status of ``conveyor component run`` for a skipped component in the DAG's tasks:
+#: BashOperator's ``skip_on_exit_code`` (99, Airflow's default for it too).
+SKIPPED_EXIT_CODE = 99
+
+#: A runtime parameter's type as a DAG param's JSON-schema type.
+_PARAM_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
 def safe_id(name: str) -> str:
@@ -99,6 +119,14 @@ def render_dag(
     for c in pipeline.components:
         ups = [task_ids[u.id] for u in c.upstream]
         rows.append(f"    ({task_ids[c.id]!r}, {c.id!r}, {ups!r}),")
+    params = {}
+    for name, p in runtime_parameters_of(pipeline).items():
+        spec = {"type": _PARAM_TYPES[p.ptype]}
+        if p.default is not None:
+            spec["default"] = p.default
+        if p.description:
+            spec["description"] = p.description
+        params[name] = spec
     start = cfg.start_date
     return _TEMPLATE.format(
         name=pipeline.name,
@@ -106,6 +134,8 @@ def render_dag(
         conveyor=cfg.conveyor,
         beam_args=list(cfg.beam_args),
         components="\n".join(rows),
+        runtime_parameters="".join(f"    {k!r}: {v!r},\n" for k, v in params.items()),
+        skipped_exit_code=SKIPPED_EXIT_CODE,
         dag_id=cfg.dag_id or safe_id(pipeline.name),
         schedule=cfg.schedule,
         start_date=f"datetime.datetime({start.year}, {start.month}, {start.day})",
@@ -120,7 +150,9 @@ _TEMPLATE = '''\
 Written by Conveyor (conveyor pipeline compile --engine airflow): compile the
 pipeline again rather than edit this file. Each task runs ``conveyor component
 run`` on the pickled pipeline beside this file; the tasks of one DAG run share a
-Conveyor run id made from Airflow's run id.
+Conveyor run id made from Airflow's run id. A skipped component (its condition
+false, or a producer it needs skipped) ends its task "skipped"; the pipeline's
+runtime parameters are this DAG's params, set by a DAG run's conf.
 """
 
 import datetime
@@ -133,6 +165,10 @@ try:  # Airflow 3 keeps the operator in the standard provider.
     from airflow.providers.standard.operators.bash import BashOperator
 except ImportError:
     from airflow.operators.bash import BashOperator
+try:
+    from airflow.sdk import Param
+except ImportError:
+    from airflow.models.param import Param
 
 PIPELINE = {pickle_path!r}
 CONVEYOR = {conveyor!r}
@@ -141,6 +177,12 @@ BEAM_ARGS = {beam_args!r}
 COMPONENTS = [
 {components}
 ]
+# The pipeline's runtime parameters (name: JSON schema): the DAG's params, which a DAG run's
+# conf ({{"name": value}}) sets.
+RUNTIME_PARAMETERS = {{
+{runtime_parameters}}}
+# What `conveyor component run` exits with when it skips the component: the task is "skipped".
+SKIPPED_EXIT_CODE = {skipped_exit_code}
 
 
 def conveyor_run_id(airflow_run_id):
@@ -148,12 +190,20 @@ def conveyor_run_id(airflow_run_id):
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", airflow_run_id).strip("-.")
 
 
+def shell_quote(value):
+    return shlex.quote(str(value))
+
+
 def component_command(component_id):
     args = [CONVEYOR, "component", "run", "--pipeline-path", PIPELINE,
-            "--component", component_id, "--run-id", "{{{{ run_id | conveyor_run_id }}}}"]
+            "--component", component_id, "--run-id", "{{{{ run_id | conveyor_run_id }}}}",
+            "--skipped-exit-code", str(SKIPPED_EXIT_CODE)]
+    command = " ".join(shlex.quote(a) for a in args)
+    for name in RUNTIME_PARAMETERS:  # each value as this DAG run has it, quoted when rendered
+        command += f" --runtime-parameter {{name}}={{{{{{{{ params[{{name!r}}] | shell_quote }}}}}}}}"
     if BEAM_ARGS:
-        args += ["--", *BEAM_ARGS]
-    return " ".join(shlex.quote(a) for a in args)
+        command += " -- " + " ".join(shlex.quote(a) for a in BEAM_ARGS)
+    return command
 
 
 with DAG(
@@ -162,12 +212,19 @@ with DAG(
     start_date={start_date},
     catchup=False,
     default_args={{"retries": {retries}}},
-    user_defined_filters={{"conveyor_run_id": conveyor_run_id}},
+    user_defined_filters={{"conveyor_run_id": conveyor_run_id, "shell_quote": shell_quote}},
+    params={{name: Param(**schema) for name, schema in RUNTIME_PARAMETERS.items()}},
     tags={tags!r},
 ) as dag:
     tasks = {{}}
     for task_id, component_id, upstream in COMPONENTS:
-        tasks[task_id] = BashOperator(task_id=task_id, bash_command=component_command(component_id))
+        tasks[task_id] = BashOperator(
+            task_id=task_id,
+            bash_command=component_command(component_id),
+            skip_on_exit_code=SKIPPED_EXIT_CODE,
+            # Upstream tasks skipped too: the command decides whether this one runs.
+            trigger_rule="none_failed",
+        )
         for up in upstream:
             tasks[up] >> tasks[task_id]
 '''

@@ -11,6 +11,19 @@ must be storage every pod sees (a shared volume), and so must the metadata
 store (SQLite under the root, or the pipeline's ``metadata_connection_config``).
 The tasks of one Kubeflow run share its job id as their Conveyor run id.
 
+Conditions: a component that may be skipped (it was made in a ``Cond`` block,
+or needs an output of one that may be) is a check task, ``conveyor component
+check``, whose output (``true`` or ``false``; on ``false`` it records the
+component SKIPPED) a ``dsl.If`` group reads: the component's task runs only in
+that group, whose name shows the condition. Components after it depend on it
+through ``dsl.OneOf`` of its task's state and the state of a small task of the
+``dsl.Else`` group (Kubeflow lets nothing outside a condition depend on a task
+inside it); ``conveyor component run`` then skips those that need its outputs.
+
+The pipeline's runtime parameters are parameters of the Kubeflow pipeline (the
+compiled pipeline function takes them, typed, with their defaults; one without
+default is required), passed to every task as ``--runtime-parameter NAME=VALUE``.
+
 Example::
 
     from conveyor.orchestration.kubeflow import KubeflowDagConfig, KubeflowDagRunner
@@ -25,14 +38,22 @@ or ``conveyor pipeline compile --engine kubeflow --pipeline-path FILE --output f
 
 # No ``from __future__ import annotations``: kfp reads the component functions'
 # annotations as types, and would take the string "str" for an artifact type.
+import inspect
 import os
 import re
 from dataclasses import dataclass, field
 
 from conveyor.dsl import Pipeline
+from conveyor.dsl.conditions import conditions_of
+from conveyor.dsl.runtime import runtime_parameters_of
 
 #: The name of the Kubeflow pipeline's parameter that sets the pipeline root.
 ROOT_PARAMETER = "pipeline_root"
+#: What a check task writes when its component runs (else ``false``).
+RUNS = "true"
+#: Inputs and outputs of Conveyor's own: a runtime parameter may not be named so.
+_RESERVED = (ROOT_PARAMETER, "run_id")
+_OWN_PREFIX = "conveyor_"
 
 
 @dataclass
@@ -84,36 +105,32 @@ class KubeflowDagRunner:
             raise ValueError(
                 "KubeflowDagConfig.pipeline_path: the pipeline file inside the image is required"
             )
+        params = runtime_parameters_of(pipeline)
+        bad = [n for n in params if n in _RESERVED or n.startswith(_OWN_PREFIX)]
+        if bad:
+            raise ValueError(
+                f"runtime parameter(s) {bad} clash with the Kubeflow pipeline's own inputs "
+                f"({', '.join(_RESERVED)}, {_OWN_PREFIX}*): rename them"
+            )
+        plan = _Plan(pipeline)
         names = [_kfp_name(c.id) for c in pipeline.components]
+        names += [
+            _kfp_name(cid) + suffix for cid in plan.skippable for suffix in ("-check", "-skipped")
+        ]
         clashes = sorted({n for n in names if names.count(n) > 1})
         if clashes:
             raise ValueError(
                 f"component ids map to the same Kubeflow component name(s) {clashes}; rename them"
             )
-
-        ops = {c.id: self._container_component(dsl, c.id) for c in pipeline.components}
-
-        # The parameter's name is ROOT_PARAMETER.
-        def conveyor_pipeline(pipeline_root: str = pipeline.root):
-            tasks = {}
-            for c in pipeline.components:
-                task = ops[c.id](
-                    pipeline_root=pipeline_root, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
-                )
-                task.set_display_name(c.id)
-                # Conveyor caches through its own metadata; the run id differs per run anyway.
-                task.set_caching_options(False)
-                ups = [tasks[u.id] for u in c.upstream]
-                if ups:
-                    task.after(*ups)
-                tasks[c.id] = task
-
-        description = cfg.description or (
-            f"Conveyor pipeline {pipeline.name!r}: " + ", ".join(c.id for c in pipeline.components)
-        )
+        ops = _Ops(dsl, cfg, params, plan)
         kfp_pipeline = dsl.pipeline(
-            name=_kfp_pipeline_name(pipeline.name), description=description
-        )(conveyor_pipeline)
+            name=_kfp_pipeline_name(pipeline.name),
+            description=cfg.description
+            or (
+                f"Conveyor pipeline {pipeline.name!r}: "
+                + ", ".join(c.id for c in pipeline.components)
+            ),
+        )(_pipeline_function(dsl, pipeline, params, plan, ops))
         output = os.path.abspath(cfg.output)
         from conveyor.beam_utils.outputs import staged_output
 
@@ -121,32 +138,168 @@ class KubeflowDagRunner:
             compiler.Compiler().compile(kfp_pipeline, staged)
         return output
 
-    def _container_component(self, dsl, component_id: str):
-        cfg = self.config
-        tail = ["--", *cfg.beam_args] if cfg.beam_args else []
 
-        def component(pipeline_root: str, run_id: str):
+class _Plan:
+    """Which components may be skipped, and who waits for them through a state."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+        self.skippable: list[str] = []
+        for c in pipeline.components:  # topological order: producers first
+            if conditions_of(c) or self.skipped_producers(c):
+                self.skippable.append(c.id)
+        #: For each component, the skippable components it waits for (by their state).
+        self.after = {
+            c.id: [u.id for u in c.upstream if u.id in self.skippable] for c in pipeline.components
+        }
+        self.with_state = {u for ups in self.after.values() for u in ups}
+
+    def skipped_producers(self, c) -> list[str]:
+        """The skippable producers of the component's required inputs."""
+        return sorted(
+            {
+                ch.producer.id
+                for key, ch in c.inputs.items()
+                if not c.INPUTS[key].optional
+                and getattr(ch, "producer", None) is not None
+                and ch.producer.id in self.skippable
+            }
+        )
+
+    def condition_text(self, c) -> str:
+        parts = [repr(p) for p in conditions_of(c)]
+        ups = self.skipped_producers(c)
+        if ups:
+            parts.append(f"{', '.join(ups)} not skipped")
+        return " and ".join(parts)
+
+
+class _Ops:
+    """The container components: each component's task, and a check and an Else task for each
+    one that may be skipped."""
+
+    def __init__(self, dsl, cfg: KubeflowDagConfig, params: dict, plan: _Plan):
+        self.dsl, self.cfg, self.params, self.plan = dsl, cfg, params, plan
+        self.run, self.check, self.skipped = {}, {}, {}
+        for c in plan.pipeline.components:
+            gated = c.id in plan.skippable
+            self.run[c.id] = self._conveyor(
+                c.id, "run", after=[] if gated else plan.after[c.id], state=c.id in plan.with_state
+            )
+            if gated:
+                self.check[c.id] = self._conveyor(c.id, "check", after=plan.after[c.id])
+                self.skipped[c.id] = self._skipped(c.id)
+
+    def _inputs(self, after: list[str]) -> list[tuple[str, object]]:
+        inputs = [(ROOT_PARAMETER, str), ("run_id", str)]
+        inputs += [(name, p.ptype) for name, p in sorted(self.params.items())]
+        return inputs + [(f"{_OWN_PREFIX}after_{i}", str) for i in range(len(after))]
+
+    def _conveyor(self, component_id: str, action: str, after: list[str], state: bool = False):
+        """``conveyor component run`` (or ``check``) of one component, in the image."""
+        cfg, dsl = self.cfg, self.dsl
+        inputs = self._inputs(after)
+        output = "conveyor_decision" if action == "check" else "conveyor_state" if state else None
+        if output:
+            inputs.append((output, dsl.OutputPath(str)))
+        tail = ["--", *cfg.beam_args] if cfg.beam_args and action == "run" else []
+
+        def body(v: dict):
+            args = ["component", action, "--pipeline-path", cfg.pipeline_path]
+            args += ["--component", component_id, "--run-id", v["run_id"]]
+            args += ["--pipeline-root", v[ROOT_PARAMETER]]
+            for name in sorted(self.params):
+                args += ["--runtime-parameter", dsl.ConcatPlaceholder([f"{name}=", v[name]])]
+            if output:
+                flag = "--decision-file" if action == "check" else "--state-file"
+                args += [flag, v[output]]
+            return dsl.ContainerSpec(image=cfg.image, command=[cfg.conveyor], args=args + tail)
+
+        suffix = "-check" if action == "check" else ""
+        doc = (
+            f"Whether the Conveyor component {component_id!r} runs: writes {RUNS} or false "
+            "(and records it SKIPPED)."
+            if action == "check"
+            else f"Runs the Conveyor component {component_id!r}."
+        )
+        return _container(dsl, _kfp_name(component_id) + suffix, doc, inputs, body)
+
+    def _skipped(self, component_id: str):
+        """The Else task: gives the state SKIPPED to the components after it (its check recorded it)."""
+        cfg, dsl = self.cfg, self.dsl
+
+        def body(v: dict):
+            script = 'printf SKIPPED > "$0"'
             return dsl.ContainerSpec(
-                image=cfg.image,
-                command=[cfg.conveyor],
-                args=[
-                    "component",
-                    "run",
-                    "--pipeline-path",
-                    cfg.pipeline_path,
-                    "--component",
-                    component_id,
-                    "--run-id",
-                    run_id,
-                    "--pipeline-root",
-                    pipeline_root,
-                    *tail,
-                ],
+                image=cfg.image, command=["sh", "-c", script, v["conveyor_state"]]
             )
 
-        component.__name__ = _kfp_name(component_id).replace("-", "_")
-        component.__doc__ = f"Runs the Conveyor component {component_id!r}."
-        return dsl.container_component(component)
+        doc = f"The Conveyor component {component_id!r} was skipped."
+        inputs = [("conveyor_state", dsl.OutputPath(str))]
+        return _container(dsl, _kfp_name(component_id) + "-skipped", doc, inputs, body)
+
+
+def _container(dsl, name: str, doc: str, inputs: list[tuple[str, object]], body):
+    """A kfp container component with these typed inputs (kfp reads the function's signature)."""
+    names = [n for n, _ in inputs]
+
+    def component(*args):
+        return body(dict(zip(names, args)))
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    component.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, kind, annotation=t) for n, t in inputs]
+    )
+    component.__name__ = name.replace("-", "_")
+    component.__doc__ = doc
+    return dsl.container_component(component)
+
+
+def _pipeline_function(dsl, pipeline: Pipeline, params: dict, plan: _Plan, ops: _Ops):
+    """The kfp pipeline function: its parameters are the root and the runtime parameters."""
+    required = [n for n, p in sorted(params.items()) if p.default is None]
+    optional = [n for n, p in sorted(params.items()) if p.default is not None]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    signature = [inspect.Parameter(n, kind, annotation=params[n].ptype) for n in required]
+    signature.append(inspect.Parameter(ROOT_PARAMETER, kind, annotation=str, default=pipeline.root))
+    signature += [
+        inspect.Parameter(n, kind, annotation=params[n].ptype, default=params[n].default)
+        for n in optional
+    ]
+    names = [p.name for p in signature]
+
+    def conveyor_pipeline(*args):
+        values = dict(zip(names, args))
+        common = {"run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, **values}
+        tasks, states = {}, {}
+        for c in pipeline.components:
+            after = {f"{_OWN_PREFIX}after_{i}": states[u] for i, u in enumerate(plan.after[c.id])}
+            plain = [tasks[u.id] for u in c.upstream if u.id not in plan.skippable]
+            if c.id not in plan.skippable:
+                tasks[c.id] = _settle(ops.run[c.id](**common, **after), c.id, plain)
+                continue
+            gate = _settle(ops.check[c.id](**common, **after), f"{c.id}: check", plain)
+            condition = gate.outputs["conveyor_decision"] == RUNS
+            with dsl.If(condition, name=f"{c.id} if {plan.condition_text(c)}"):
+                task = tasks[c.id] = _settle(ops.run[c.id](**common), c.id, [])
+            if c.id in plan.with_state:
+                with dsl.Else(name=f"{c.id} skipped"):
+                    skip = _settle(ops.skipped[c.id](), f"{c.id}: skipped", [])
+                states[c.id] = dsl.OneOf(
+                    task.outputs["conveyor_state"], skip.outputs["conveyor_state"]
+                )
+
+    conveyor_pipeline.__signature__ = inspect.Signature(signature)
+    return conveyor_pipeline
+
+
+def _settle(task, display_name: str, after: list):
+    task.set_display_name(display_name)
+    # Conveyor caches through its own metadata; the run id differs per run anyway.
+    task.set_caching_options(False)
+    if after:
+        task.after(*after)
+    return task
 
 
 def _kfp_pipeline_name(name: str) -> str:

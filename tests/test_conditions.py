@@ -5,6 +5,12 @@ import os
 
 import pytest
 from orchestration_components import Bless, Join, Produce, Sum
+from test_exporters import (
+    _airflow,
+    _airflow_env,
+    airflow_home,  # noqa: F401  (a fixture: an initialised Airflow home)
+    needs_airflow,
+)
 
 from conveyor.dsl import (
     Artifact,
@@ -288,3 +294,257 @@ def test_run_status_shows_skipped_components_and_why(tmp_path, conveyor):
     assert rows["Sum"][2] == "skipped: its input 'examples' comes from Produce, which was skipped"
     listed = conveyor("run", "list", "--pipeline-name", "gated").stdout
     assert "COMPLETE  COMPLETE=4 SKIPPED=2" in listed
+
+
+# -- Kubeflow: the spec carries the condition, and runs as Kubeflow would run it ----------
+
+
+def _kfp_fill(arg: str, values: dict, outputs: dict, workdir) -> str:
+    """One container argument with Kubeflow's placeholders filled."""
+    import re
+
+    if arg.startswith('{"Concat"'):
+        return "".join(_kfp_fill(a, values, outputs, workdir) for a in json.loads(arg)["Concat"])
+    m = re.fullmatch(r"\{\{\$\.inputs\.parameters\['(.+?)'\]\}\}", arg)
+    if m:
+        value = values[m.group(1)]
+        return value if isinstance(value, str) else json.dumps(value)
+    m = re.fullmatch(r"\{\{\$\.outputs\.parameters\['(.+?)'\]\.output_file\}\}", arg)
+    if m:
+        outputs[m.group(1)] = str(workdir / f"out-{len(os.listdir(workdir))}")
+        open(outputs[m.group(1)], "w").close()
+        return outputs[m.group(1)]
+    return arg
+
+
+def _kfp_condition(condition: str, values: dict) -> bool:
+    import re
+
+    m = re.fullmatch(r"(!\()?inputs\.parameter_values\['(.+?)'\] == '(.*?)'\)?", condition)
+    assert m, condition
+    return (values[m.group(2)] == m.group(3)) != bool(m.group(1))
+
+
+def _kfp_run_dag(spec, dag, inputs, workdir, job_id, ran):
+    """Runs a (sub-)DAG of a compiled spec as Kubeflow's backend would; returns its outputs."""
+    import subprocess
+
+    from conftest import CONVEYOR
+
+    results, pending = {}, dict(dag["tasks"])
+    while pending:
+        ready = [
+            n for n, t in pending.items() if not set(t.get("dependentTasks", [])) & set(pending)
+        ]
+        assert ready, pending
+        for name in ready:
+            task = pending.pop(name)
+            values = {}
+            for key, src in task.get("inputs", {}).get("parameters", {}).items():
+                if "componentInputParameter" in src:
+                    values[key] = inputs[src["componentInputParameter"]]
+                elif "taskOutputParameter" in src:
+                    p = src["taskOutputParameter"]
+                    values[key] = results[p["producerTask"]][p["outputParameterKey"]]
+                else:
+                    constant = src["runtimeValue"]["constant"]
+                    values[key] = job_id if constant == "{{$.pipeline_job_uuid}}" else constant
+            condition = task.get("triggerPolicy", {}).get("condition")
+            if condition and not _kfp_condition(condition, values):
+                results[name] = None
+                continue
+            component = spec["components"][task["componentRef"]["name"]]
+            if "dag" in component:
+                results[name] = _kfp_run_dag(spec, component["dag"], values, workdir, job_id, ran)
+                continue
+            executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
+            outputs = {}
+            argv = [
+                _kfp_fill(a, values, outputs, workdir)
+                for a in executor["container"]["command"] + executor["container"].get("args", [])
+            ]
+            argv[0] = CONVEYOR if argv[0] == "conveyor" else argv[0]
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, (argv, proc.stdout[-2000:], proc.stderr[-2000:])
+            ran.append(task["taskInfo"]["name"])
+            results[name] = {k: open(path).read() for k, path in outputs.items()}
+    out = {}
+    for key, src in dag.get("outputs", {}).get("parameters", {}).items():
+        selectors = src.get("valueFromOneof", {}).get("parameterSelectors") or [
+            src["valueFromParameter"]
+        ]
+        found = [
+            results[s["producerSubtask"]][s["outputParameterKey"]]
+            for s in selectors
+            if results.get(s["producerSubtask"]) is not None
+        ]
+        assert len(found) == 1, (key, found)
+        out[key] = found[0]
+    return out
+
+
+def run_kubeflow_spec(spec, workdir, job_id: str, parameters: dict | None = None) -> list[str]:
+    """Runs every task of a compiled spec on this machine, in Kubeflow's order and with its
+    conditions, placeholders filled as its backend fills them; returns the tasks run, by name."""
+    inputs = {}
+    for name, d in spec["root"]["inputDefinitions"]["parameters"].items():
+        value = (parameters or {}).get(name, d.get("defaultValue"))
+        inputs[name] = int(value) if d["parameterType"] == "NUMBER_INTEGER" else value
+    ran: list[str] = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    _kfp_run_dag(spec, spec["root"]["dag"], inputs, workdir, job_id, ran)
+    return ran
+
+
+def _gated_file(tmp_path, name="gated"):
+    path = tmp_path / f"{name}_pipeline.py"
+    path.write_text(
+        "from conveyor.dsl import RuntimeParameter\n"
+        "from test_conditions import _gated\n"
+        f"pipeline = _gated({str(tmp_path / 'root')!r}, "
+        "blessed=RuntimeParameter('bless', bool, default=False), "
+        f"name={name!r})\n"
+    )
+    return str(path)
+
+
+def test_kubeflow_spec_gates_the_tasks_with_the_condition(tmp_path, conveyor):
+    import yaml
+
+    spec_path = tmp_path / "gated.yaml"
+    conveyor(
+        "pipeline",
+        "compile",
+        "--engine",
+        "kubeflow",
+        "--pipeline-path",
+        _gated_file(tmp_path),
+        "--output",
+        str(spec_path),
+    )
+    spec = yaml.safe_load(spec_path.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    names = {t["taskInfo"]["name"]: n for n, t in tasks.items()}
+    # Produce and Sum (which needs Produce's output) are decided by a check task each...
+    assert {"Produce: check", "Sum: check", "Bless", "Other", "OtherSum", "Join"} <= set(names)
+    check = spec["deploymentSpec"]["executors"][
+        spec["components"][tasks[names["Produce: check"]]["componentRef"]["name"]]["executorLabel"]
+    ]["container"]["args"]
+    assert check[:2] == ["component", "check"] and "--decision-file" in check
+    assert tasks[names["Produce: check"]]["dependentTasks"] == [names["Bless"]]
+    # ... whose output a dsl.If group reads; the group's name is the condition.
+    groups = {
+        t["taskInfo"]["name"]: t
+        for c in spec["components"].values()
+        if "dag" in c
+        for t in c["dag"]["tasks"].values()
+    } | {t["taskInfo"]["name"]: t for t in tasks.values()}
+    produce_if = groups[
+        "Produce if Bless.outputs['blessing'].future()[0].custom_property('blessed') == 1"
+    ]
+    assert produce_if["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--conveyor-produce-check-conveyor_decision'] "
+        "== 'true'"
+    )
+    blessed = "Bless.outputs['blessing'].future()[0].custom_property('blessed') == 1"
+    sum_if = groups[f"Sum if {blessed} and Produce not skipped"]
+    assert sum_if["triggerPolicy"]["condition"].endswith("== 'true'")
+    # Join (Produce's examples optional) waits for Produce or its Else task, through dsl.OneOf.
+    join = tasks[names["Join"]]
+    assert join["inputs"]["parameters"]["conveyor_after_0"]["taskOutputParameter"][
+        "outputParameterKey"
+    ].endswith("oneof-1")
+
+    ran = run_kubeflow_spec(spec, tmp_path / "kfp", "job-1")
+    assert "Produce" not in ran and "Sum" not in ran and "Produce: skipped" in ran
+    md = Metadata(str(tmp_path / "root" / "metadata.sqlite"))
+    summary = md.run_summary("gated", "job-1")
+    assert {r["component_id"]: r["state"] for r in summary["components"]} == SKIPPED_RUN
+    assert summary["state"] == "COMPLETE"
+    # The runtime parameter is the Kubeflow pipeline's: bless=true runs the gated tasks.
+    ran = run_kubeflow_spec(spec, tmp_path / "kfp2", "job-2", {"bless": True})
+    assert {"Produce", "Sum"} <= set(ran) and "Produce: skipped" not in ran
+    states = {r["component_id"]: r["state"] for r in md.run_status("gated", "job-2")}
+    assert states["Produce"] == states["Sum"] == states["Join"] == "COMPLETE"
+    assert md.runtime_parameters("gated", "job-2") == {"bless": True}
+
+
+# -- Airflow: a skipped component's task ends "skipped"; a DAG run's conf sets runtime parameters --
+
+
+def _task_states(env, dag_id: str, airflow_run_id: str) -> dict:
+    out = _airflow(env, "tasks", "states-for-dag-run", dag_id, airflow_run_id, "-o", "json")
+    rows = json.loads(out[out.index("[") : out.rindex("]") + 1])
+    return {r["task_id"]: r["state"] for r in rows}
+
+
+def test_airflow_dag_file_renders_params_and_skip_handling(tmp_path, conveyor):
+    import ast
+
+    out = tmp_path / "dags" / "gated.py"
+    conveyor(
+        "pipeline",
+        "compile",
+        "--engine",
+        "airflow",
+        "--pipeline-path",
+        _gated_file(tmp_path),
+        "--output",
+        str(out),
+    )
+    tree = ast.parse(out.read_text())
+    table = {
+        n.targets[0].id: n.value
+        for n in tree.body
+        if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+    }
+    assert ast.literal_eval(table["RUNTIME_PARAMETERS"]) == {
+        "bless": {"type": "boolean", "default": False}
+    }
+    assert ast.literal_eval(table["SKIPPED_EXIT_CODE"]) == 99
+    text = out.read_text()
+    assert "skip_on_exit_code=SKIPPED_EXIT_CODE" in text and 'trigger_rule="none_failed"' in text
+
+
+@needs_airflow
+def test_airflow_skips_the_tasks_of_skipped_components(tmp_path, conveyor, airflow_home):  # noqa: F811
+    dags = tmp_path / "dags"
+    conveyor(
+        "pipeline",
+        "compile",
+        "--engine",
+        "airflow",
+        "--pipeline-path",
+        _gated_file(tmp_path),
+        "--output",
+        str(dags / "gated.py"),
+    )
+    env = _airflow_env(airflow_home, dags)
+    _airflow(env, "dags", "test", "gated", "2024-02-01")
+    airflow_run = "manual__2024-02-01T00:00:00+00:00"
+    assert _task_states(env, "gated", airflow_run) == {
+        "Bless": "success",
+        "Produce": "skipped",
+        "Sum": "skipped",
+        "Other": "success",
+        "OtherSum": "success",
+        "Join": "success",
+    }
+    md = Metadata(str(tmp_path / "root" / "metadata.sqlite"))
+    run_id = "manual__2024-02-01T00-00-00-00-00"
+    summary = md.run_summary("gated", run_id)
+    assert {r["component_id"]: r["state"] for r in summary["components"]} == SKIPPED_RUN
+    assert summary["state"] == "COMPLETE"
+
+    # The DAG run's conf sets the runtime parameter: blessed, every task runs.
+    _airflow(env, "dags", "test", "gated", "2024-02-02", "--conf", json.dumps({"bless": True}))
+    states = _task_states(env, "gated", "manual__2024-02-02T00:00:00+00:00")
+    assert set(states.values()) == {"success"}
+    run_id = "manual__2024-02-02T00-00-00-00-00"
+    assert md.runtime_parameters("gated", run_id) == {"bless": True}
+    [bless] = [
+        e
+        for e in md.executions_of_run("gated", run_id)
+        if e.properties["component_id"].string_value == "Bless"
+    ]
+    assert json.loads(bless.custom_properties["parameters"].string_value)["blessed"] is True
