@@ -281,6 +281,71 @@ def test_a_model_that_sleeps_times_out_and_its_process_is_killed(models, example
         assert gone(pid), f"serving process {pid} still runs"
 
 
+#: run_infra_validator of a sleeping model with a long deadline, in a process of its own.
+VALIDATE = """
+import sys
+from conveyor.components.infra_validator import run_infra_validator
+run_infra_validator(sys.argv[1], sys.argv[2], examples=sys.argv[3],
+                    validation_spec={"max_loading_time_seconds": 600, "num_tries": 1})
+"""
+
+
+def serving_children(parent: int) -> list[int]:
+    """The pids of the serving processes (probe.py) ``parent`` started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"probe.py" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def test_a_validator_killed_by_sigkill_leaves_no_serving_process(models, examples_dir, tmp_path):
+    import signal
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            VALIDATE,
+            str(models["sleeping"]),
+            str(tmp_path / "b"),
+            str(examples_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    children: list[int] = []
+    try:
+        deadline = time.time() + 120
+        while not children:
+            assert proc.poll() is None, f"the validator exited ({proc.returncode})"
+            assert time.time() < deadline, "no serving process started"
+            time.sleep(0.1)
+            children = serving_children(proc.pid)
+        time.sleep(1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert gone(children[0], 15), "the serving process outlived its validator"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in children:
+            if not gone(pid, 0.1):
+                os.kill(pid, signal.SIGKILL)
+    assert not (tmp_path / "b").exists() or not os.listdir(tmp_path / "b")
+
+
 def test_a_rerun_into_the_same_folder_leaves_one_verdict(models, tmp_path):
     out = tmp_path / "blessing"
     run(models["broken"], out)

@@ -151,6 +151,20 @@ def test_an_unblessed_model_is_not_pushed_and_nothing_is_written(model, tmp_path
     assert snapshot(base) == before
 
 
+def test_a_model_on_an_object_store_is_pushed(model, tmp_path, object_store):
+    """A Beam filesystem without folders (teststore://, as gs://): the model is known by its files."""
+    for path in (model / layout.SERVING_DIR).rglob("*"):
+        if path.is_file():
+            key = path.relative_to(model).as_posix()
+            object_store.objects[f"teststore://bucket/model/{key}"] = path.read_bytes()
+    base = tmp_path / "serving"
+    summary = push("teststore://bucket/model", base)
+    assert summary["model"] == "teststore://bucket/model/" + layout.SERVING_DIR
+    assert_serves(base / summary["pushed_version"])
+    with pytest.raises(InputError, match="not a SavedModel"):
+        push("teststore://bucket/elsewhere", base)
+
+
 def test_bad_inputs_raise(model, tmp_path):
     with pytest.raises(InputError, match="no such model folder"):
         push(tmp_path / "nowhere", tmp_path / "s")
@@ -326,6 +340,18 @@ def test_a_killed_push_before_any_version_then_a_rerun_gives_exactly_one(model, 
     [version] = os.listdir(base)
     assert version.isdigit()
     assert_serves(base / version)
+
+
+def test_a_push_stopped_by_sigterm_mid_copy_removes_its_copy(model, tmp_path):
+    base = tmp_path / "serving"
+    proc = start_paused_push(tmp_path, model, base, "marks")
+    try:
+        assert len(os.listdir(base)) == 1
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        kill(proc)
+    assert os.listdir(base) == []
 
 
 # --- the command line ------------------------------------------------------------

@@ -126,7 +126,8 @@ def run_infra_validator(
 
         FileSystems.set_options(pipeline_options(beam_args))
 
-    if not FileSystems.exists(model):
+    # An object store has no folders: a model there is known by its files (checked below).
+    if "://" not in model and not os.path.exists(model):
         raise InputError(f"{model}: no such model folder")
     model_dir = layout.serving_model_dir(model)
     if "://" not in model_dir:

@@ -6,8 +6,10 @@ copies this file into an empty temporary folder and runs it there as
 library and TensorFlow (the site-packages folders named in the request are
 added to ``sys.path``; their ``.pth`` files are not run). The request
 (JSON) holds ``model_dir``, ``tags``, ``signature_names``, ``requests`` (a
-TFRecord file of serialized ``tf.Example``, or null for LOAD_ONLY) and
-``site_dirs``.
+TFRecord file of serialized ``tf.Example``, or null for LOAD_ONLY),
+``site_dirs`` and ``exit_after_seconds``: it ends itself then, or as soon as
+the process that started it is gone, so a validator killed with SIGKILL
+leaves no server running.
 
 It reports one JSON object a line on its standard output, which is kept for
 reports (anything else printed there goes to standard error):
@@ -21,6 +23,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 
 _MAX_ERROR = 2000
@@ -117,11 +120,23 @@ def _describe(outputs) -> dict:
     }
 
 
+def _watch(parent: int, seconds: float) -> None:
+    """Ends this process when its parent is gone (killed with -9) or after ``seconds``."""
+    end = time.monotonic() + seconds
+    while os.getppid() == parent and time.monotonic() < end:
+        time.sleep(0.2)
+    os._exit(3)
+
+
 def main(argv) -> int:
     begin = time.monotonic()
+    parent = os.getppid()
     report = _reporter()
     with open(argv[1], encoding="utf-8") as f:
         request = json.load(f)
+    threading.Thread(
+        target=_watch, args=(parent, request["exit_after_seconds"]), daemon=True
+    ).start()
     sys.path.extend(d for d in request["site_dirs"] if d not in sys.path)
     try:
         import tensorflow as tf

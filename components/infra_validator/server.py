@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 _KEEP = ("PATH", "LANG", "LANGUAGE", "LD_LIBRARY_PATH", "TZ", "OMP_NUM_THREADS", "SYSTEMROOT")
 _KEEP_PREFIXES = ("LC_", "TF_", "CUDA_", "NVIDIA_")
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
+#: How long after the deadline a serving process this one did not kill ends itself.
+_GRACE_SECONDS = 30
 #: How much of the serving process's stderr a failure quotes.
 _TAIL_LINES = 12
 
@@ -120,6 +122,8 @@ def validate_once(
                     "signature_names": list(signature_names),
                     "requests": requests_file,
                     "site_dirs": site_dirs(),
+                    # Killed at the deadline; this is in case this process is killed first.
+                    "exit_after_seconds": deadline_seconds + _GRACE_SECONDS,
                 },
                 f,
             )

@@ -87,13 +87,14 @@ def run_pusher(
         from conveyor.beam_utils.options import pipeline_options
 
         FileSystems.set_options(pipeline_options(beam_args))
-    if not FileSystems.exists(model):
-        raise InputError(f"{model}: no such model folder")
     model_dir = layout.serving_model_dir(model)
     if not any(
         FileSystems.exists(FileSystems.join(model_dir, name))
         for name in ("saved_model.pb", "saved_model.pbtxt")
     ):
+        # An object store has no folders: a model there is known by its files.
+        if "://" not in model and not os.path.exists(model):
+            raise InputError(f"{model}: no such model folder")
         raise InputError(f"{model_dir}: not a SavedModel (no saved_model.pb)")
     blessed, reason = _blessed(model_blessing, infra_blessing)
     summary = {
@@ -216,9 +217,9 @@ def _source_files(model_dir: str) -> tuple[list[str], list[str]]:
 def _copy_file(source: str, target: str) -> None:
     """Copies one file and syncs it (a remote source through Beam's filesystems)."""
     if "://" in source:
-        from apache_beam.io.filesystems import FileSystems
+        from conveyor.beam_utils.file_readers import open_binary
 
-        with FileSystems.open(source) as src, open(target, "wb") as dst:
+        with open_binary(source) as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 22)
             dst.flush()
             os.fsync(dst.fileno())
