@@ -95,10 +95,7 @@ def run_pipeline(args, beam_args) -> int:
                 f"({len(pipeline.components)} components) to {path}"
             )
             return 0
-        print(f"pipeline {pipeline.name!r}: {len(pipeline.components)} components in order:")
-        for c in pipeline.components:
-            ups = ", ".join(u.id for u in c.upstream) or "-"
-            print(f"  {c.id:<20} after: {ups}")
+        _print_plan(pipeline)
         return 0
     update = args.action == "update"
     try:
@@ -136,6 +133,22 @@ def run_pipeline(args, beam_args) -> int:
 
 
 _EXPORT_WHAT = {"airflow": "Airflow DAG", "kubeflow": "Kubeflow pipeline spec"}
+
+
+def _print_plan(pipeline) -> None:
+    """The components in order, what each waits for and its condition; the runtime parameters."""
+    from conveyor.dsl.conditions import conditions_of
+    from conveyor.dsl.runtime import runtime_parameters_of
+
+    print(f"pipeline {pipeline.name!r}: {len(pipeline.components)} components in order:")
+    for c in pipeline.components:
+        ups = ", ".join(u.id for u in c.upstream) or "-"
+        cond = " and ".join(repr(p) for p in conditions_of(c))
+        print(f"  {c.id:<20} after: {ups}" + (f"  if {cond}" if cond else ""))
+    for name, p in runtime_parameters_of(pipeline).items():
+        default = "required" if p.default is None else f"default {p.default!r}"
+        about = f": {p.description}" if p.description else ""
+        print(f"  runtime parameter {name} ({p.ptype.__name__}, {default}){about}")
 
 
 def _default_output(name: str, engine: str) -> str:

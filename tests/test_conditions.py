@@ -285,6 +285,10 @@ def test_run_status_shows_skipped_components_and_why(tmp_path, conveyor):
         f"pipeline = _gated({str(tmp_path / 'root')!r}, blessed=False)\n"
     )
     conveyor("pipeline", "create", "--pipeline-path", str(path))
+    plan = conveyor("pipeline", "compile", "--pipeline-path", str(path)).stdout
+    blessed = "Bless.outputs['blessing'].future()[0].custom_property('blessed') == 1"
+    assert f"Produce              after: Bless  if {blessed}\n" in plan
+    assert f"Sum                  after: Produce, Bless  if {blessed}\n" in plan
     created = conveyor("run", "create", "--pipeline-name", "gated", "--workers", "2").stdout
     assert "Produce: SKIPPED (condition false" in created and "2 skipped" in created
     status = conveyor("run", "status", "--pipeline-name", "gated").stdout.splitlines()

@@ -160,6 +160,9 @@ def _pipeline_file(tmp_path):
 
 def test_run_create_takes_runtime_parameters(tmp_path, conveyor):
     conveyor("pipeline", "create", "--pipeline-path", _pipeline_file(tmp_path))
+    plan = conveyor("pipeline", "compile", "--pipeline-path", _pipeline_file(tmp_path)).stdout
+    assert "runtime parameter n (int, required): how many numbers\n" in plan
+    assert "runtime parameter other_n (int, default 2)\n" in plan
     created = conveyor(
         "run",
         "create",
