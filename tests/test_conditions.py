@@ -268,11 +268,12 @@ def test_a_simple_value_output_gates_a_component(tmp_path):
     }
 
 
-def test_beam_runner_skips_like_the_local_runner(tmp_path):
+@pytest.mark.parametrize("in_process", [True, False], ids=["in_process", "child_processes"])
+def test_beam_runner_skips_like_the_local_runner(tmp_path, in_process):
     from conveyor.orchestration.beam_runner import BeamDagRunner
 
     pipeline = _gated(tmp_path / "root", blessed=False)
-    result = BeamDagRunner(quiet=True).run(pipeline, run_id="b1")
+    result = BeamDagRunner(in_process=in_process, quiet=True).run(pipeline, run_id="b1")
     assert {cid: s["state"] for cid, s in result["components"].items()} == SKIPPED_RUN
     assert result["failed"] == {}
     _check_skipped_run(pipeline, "b1")
@@ -298,6 +299,46 @@ def test_run_status_shows_skipped_components_and_why(tmp_path, conveyor):
     assert rows["Sum"][2] == "skipped: its input 'examples' comes from Produce, which was skipped"
     listed = conveyor("run", "list", "--pipeline-name", "gated").stdout
     assert "COMPLETE  COMPLETE=4 SKIPPED=2" in listed
+
+
+def test_component_run_and_check_as_orchestrators_call_them(tmp_path, conveyor):
+    path = _gated_file(tmp_path)
+    state = tmp_path / "state"
+
+    def component(action, cid, *extra, check=True):
+        return conveyor(
+            "component",
+            action,
+            "--pipeline-path",
+            path,
+            "--component",
+            cid,
+            "--run-id",
+            "r1",
+            *extra,
+            check=check,
+        )
+
+    component("run", "Bless")
+    decided = tmp_path / "decision"
+    out = component("check", "Produce", "--decision-file", str(decided)).stdout
+    assert out.startswith("Produce: SKIPPED (condition false: ") and decided.read_text() == "false"
+    md = Metadata(str(tmp_path / "root" / "metadata.sqlite"))
+    assert [r["state"] for r in md.run_status("gated", "r1")] == ["COMPLETE", "SKIPPED"]
+    skipped = component(
+        "run", "Sum", "--skipped-exit-code", "99", "--state-file", str(state), check=False
+    )
+    assert skipped.returncode == 99 and state.read_text() == "SKIPPED"
+    assert '"reason": "skipped: its input' in skipped.stdout
+    assert component("run", "Other", "--state-file", str(state)).returncode == 0
+    assert state.read_text() == "COMPLETE"
+    component("check", "Join", "--decision-file", str(decided))
+    assert decided.read_text() == "true"  # its optional input's producer was skipped: it runs
+    early = component("check", "Produce", "--run-id", "r2", check=False)  # the last --run-id
+    assert early.returncode == 1
+    assert "its condition reads Bless.outputs['blessing'], which run 'r2' has not produced" in (
+        early.stderr
+    )
 
 
 # -- Kubeflow: the spec carries the condition, and runs as Kubeflow would run it ----------
