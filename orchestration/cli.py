@@ -80,7 +80,8 @@ def _top_parser(with_commands: bool = True) -> argparse.ArgumentParser:
     the command modules, which import nothing heavy)."""
     epilog = None
     if with_commands:
-        lines = "\n".join(f"  {name:<12} {load_command(name).help}" for name in COMMANDS)
+        width = max(map(len, COMMANDS))
+        lines = "\n".join(f"  {name:<{width}} {load_command(name).help}" for name in COMMANDS)
         epilog = (
             f"commands:\n{lines}\n\nRun 'conveyor COMMAND --help' for a command's options; "
             "flags after '--' go to Beam unchanged."

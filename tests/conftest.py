@@ -265,6 +265,7 @@ SLOW = {
         "test_validation_parity",
         "test_trainer",  # trains models
         "test_crash",  # starts, kills and waits for runner and component processes
+        "test_infra_validator",  # a fresh TensorFlow process per validation
     },
     "fixtures": {"job_endpoint", "parallel_job_endpoint", "worker_pool"},
     "tests": {
@@ -272,6 +273,7 @@ SLOW = {
         "test_interactive::test_notebook_runs_and_exports_to_pipelines_that_run",  # a kernel, three runners
         "test_exporters::test_airflow_loads_the_dag_and_runs_its_tasks",  # Airflow's own processes
         "test_exporters::test_run_create_triggers_airflow",
+        "test_conditions::test_airflow_skips_the_tasks_of_skipped_components",  # airflow dags test
         "test_user_errors::test_run_fn_errors_show_the_users_lines",  # trains
         "test_user_errors::test_trainer_node_failure_leads_with_the_users_error",
         "test_user_errors::test_op_error_in_a_worker_process_names_the_users_line",

@@ -80,7 +80,8 @@ def test_help_lists_every_command_with_its_modules_help_without_importing_beam(t
     for name in COMMANDS:
         help_ = load_command(name).help
         assert isinstance(help_, str) and help_.strip() and "\n" not in help_, name
-        assert f"  {name:<12} {help_}\n" in proc.stdout, (name, proc.stdout)
+        width = max(map(len, COMMANDS))
+        assert f"  {name:<{width}} {help_}\n" in proc.stdout, (name, proc.stdout)
 
 
 @pytest.mark.parametrize("name", ["pipeline", "component", "examples"])
