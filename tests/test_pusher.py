@@ -319,7 +319,7 @@ def test_a_push_killed_mid_copy_leaves_no_visible_version_and_a_rerun_pushes_onc
         assert temp in os.listdir(base)
 
         kill(first)
-        assert os.listdir(base) == sorted([temp, summary["pushed_version"]])
+        assert sorted(os.listdir(base)) == sorted([temp, summary["pushed_version"]])
         assert visible(base) == [summary["pushed_version"]]  # still nothing partial to serve
 
         rerun = push(model, base)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.beam_utils.cli_args import check_input_arguments, missing_values
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.io import DEFAULT_BATCH_SIZE, parse_splits
-    from conveyor.beam_utils.outputs import staged_output
+    from conveyor.beam_utils.outputs import check_output, staged_output
     from conveyor.components.example_gen.component import run_example_gen
     from conveyor.components.example_gen.inputs import (
         input_root,
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     )
 
     check_input_arguments(args)
+    # The output is checked before any work, the input's resolution included.
+    check_output(args.output, inputs=[input_root(args.input)])
     try:
         splits = parse_splits(args.splits) if args.splits is not None else None
     except ValueError as e:
