@@ -369,3 +369,14 @@ def _summary_features(dirs: Sequence[str]) -> dict[str, str] | None:
             if merged.setdefault(name, kind) != kind:
                 return None
     return merged
+
+
+def with_one_schema(examples: Mapping[str, ReadExamples]) -> dict[str, ReadExamples]:
+    """The readers of several splits, every one after the first reading with the first one's
+    schema, so their batches can meet in one PCollection."""
+    reads = dict(examples)
+    first, *rest = reads
+    schema = reads[first].arrow_schema
+    for name in rest:
+        reads[name] = reads[name].with_schema(schema)
+    return reads

@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from conveyor.beam_utils.errors import UsageError
 from conveyor.beam_utils.io import ReadExamples
 from conveyor.beam_utils.options import pipeline_options
+from conveyor.beam_utils.read import with_one_schema
 from conveyor.beam_utils.summary import SumCounts, count_one, count_rows, count_value, reconcile
 from conveyor.components.evaluation.transform import (
     DEFAULT_HOT_KEY_FANOUT,
@@ -65,7 +66,7 @@ def run_evaluation(
     """
     if not examples:
         raise UsageError("no examples to evaluate")
-    reads = _one_schema(examples)
+    reads = with_one_schema(examples)
     evaluate = EvaluateModel(
         settings,
         next(iter(reads.values())).arrow_schema,
@@ -107,16 +108,6 @@ def run_evaluation(
         "blessed": validation["blessed"],
         "rows_rejected_on_read": int(_read_json(rejected_path)),
     }
-
-
-def _one_schema(examples: Mapping[str, ReadExamples]) -> dict[str, ReadExamples]:
-    """The readers, every one after the first reading with the first one's schema."""
-    reads = dict(examples)
-    first, *rest = reads
-    schema = reads[first].arrow_schema
-    for name in rest:
-        reads[name] = reads[name].with_schema(schema)
-    return reads
 
 
 def _write_rejected(totals: Mapping[str, int], splits: list, path: str) -> int:

@@ -27,6 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from conveyor.beam_utils import files
 from conveyor.beam_utils.errors import UsageError
 from conveyor.beam_utils.io import ReadExamples, WriteExamples
+from conveyor.beam_utils.read import with_one_schema
 from conveyor.beam_utils.summary import SumCounts, count_one, count_rows, count_value, reconcile
 from conveyor.components.inference.handler import release_models
 from conveyor.components.inference.transform import (
@@ -121,7 +122,7 @@ def run_bulk_inference(
     if not examples:
         raise UsageError("no splits to run inference on")
     # Everything is checked here, before the pipeline runs.
-    reads = _one_schema(examples)
+    reads = with_one_schema(examples)
     schema = next(iter(reads.values())).arrow_schema
     infer = {
         name: BulkInference(
@@ -190,16 +191,6 @@ def run_bulk_inference(
         raise RuntimeError(f"bulk inference finished without writing {path}")
     with FileSystems.open(path) as f:
         return json.loads(f.read().decode("utf-8"))
-
-
-def _one_schema(examples: Mapping[str, ReadExamples]) -> dict[str, ReadExamples]:
-    """The readers, every one after the first reading with the first one's schema."""
-    reads = dict(examples)
-    first, *rest = reads
-    schema = reads[first].arrow_schema
-    for name in rest:
-        reads[name] = reads[name].with_schema(schema)
-    return reads
 
 
 def summarize(counts: Mapping[tuple[str, str], int], info: Mapping) -> dict:
