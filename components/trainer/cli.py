@@ -12,7 +12,8 @@ output, one ``Split-<name>/`` folder per split), calls ``run_fn(fn_args)`` from
 The output is written beside and renamed into place as every command's is. A
 split that is not there, a module file that is missing, lacks the function or
 does not import, and ``run_fn`` raising are input errors (exit status 2), named
-with the file and the user's lines.
+with the file and the user's lines. ``--base-model`` (a Model folder or a
+SavedModel folder) is ``fn_args.base_model``, a model to warm-start from.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--schema", metavar="FILE", help="a schema.pbtxt: fn_args.schema_path")
     parser.add_argument(
+        "--base-model",
+        metavar="DIR",
+        help="a model to warm-start from (a Model folder with Format-Serving/, as conveyor "
+        "train's OUTPUT/model, or a SavedModel folder): fn_args.base_model",
+    )
+    parser.add_argument(
         "--train-split",
         default="train",
         metavar="NAME",
@@ -81,13 +88,13 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.io import read_examples_dir
     from conveyor.beam_utils.outputs import check_output, is_remote, staged_output
-    from conveyor.components.trainer.component import run_trainer
+    from conveyor.components.trainer.component import check_base_model, run_trainer
 
     if is_remote(args.output):
         raise UsageError(
             f"{args.output}: conveyor train writes a local folder (run_fn saves there)"
         )
-    inputs = [args.examples, args.module_file, args.transform_graph, args.schema]
+    inputs = [args.examples, args.module_file, args.transform_graph, args.schema, args.base_model]
     check_output(args.output, inputs=inputs)
     if beam_args:
         raise UsageError("conveyor train runs no Beam pipeline: it takes no flags after '--'")
@@ -98,6 +105,12 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     transform_graph = _transform_graph(args.transform_graph) if args.transform_graph else None
     if args.schema:
         _check_file(args.schema, "schema file")
+    base_model = None
+    if args.base_model:
+        from conveyor.dsl.layout import serving_model_dir
+
+        base_model = serving_model_dir(args.base_model)
+        check_base_model(base_model)
     reads = {
         s: read_examples_dir(args.examples, s)
         for s in dict.fromkeys([args.train_split, args.eval_split])
@@ -116,6 +129,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             eval_steps=args.eval_steps,
             custom_config=custom_config,
             run_fn_name=args.run_fn,
+            base_model=base_model,
         )
     print(format_summary(summary, args))
     return 0
@@ -171,6 +185,7 @@ def format_summary(summary: dict, args: argparse.Namespace) -> str:
     model = posixpath.join(args.output, MODEL)
     lines = [
         f"Trainer: {args.run_fn} ({args.module_file}) on {args.examples}",
+        *([f"  base model: {summary['base_model']}"] if summary.get("base_model") else []),
         f"  model: {posixpath.join(model, SERVING_DIR)}  {summary['signature']}",
     ]
     for key, value in summary.get("run_fn_result", {}).items():

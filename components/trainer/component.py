@@ -50,6 +50,24 @@ def check_serving_model(path: str) -> str:
     return f"serving_default({', '.join(sig.inputs)}) -> {', '.join(sig.outputs)}"
 
 
+def check_base_model(path: str) -> None:
+    """Checks the base model folder ``path`` holds a SavedModel (local or on a Beam filesystem).
+
+    Raises:
+      InputError: naming ``base_model`` and the folder, when it has no
+        ``saved_model.pb`` (or ``saved_model.pbtxt``).
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    if not any(
+        FileSystems.exists(FileSystems.join(path, name))
+        for name in ("saved_model.pb", "saved_model.pbtxt")
+    ):
+        raise InputError(
+            f"base_model {path}: no SavedModel there (expected saved_model.pb in the folder)"
+        )
+
+
 def _split_files(examples: Mapping[str, ReadExamples], split: str) -> list[str]:
     """The file patterns of one split, as ``run_fn`` gets them (``fn_args.train_files``): one,
     or one per Examples artifact when the reader reads several."""
@@ -74,6 +92,7 @@ def run_trainer(
     eval_steps: int | None = None,
     custom_config: dict | None = None,
     run_fn_name: str = "run_fn",
+    base_model: str | None = None,
 ) -> dict:
     """Runs ``run_fn(FnArgs)`` from ``module_file`` and checks the model; returns a summary.
 
@@ -84,14 +103,18 @@ def run_trainer(
     layout); logs and checkpoints go to ``model_run_dir`` (default
     ``<model_dir>/model_run``), and so does the summary (``trainer_summary.json``):
     ``{"serving_model_dir", "signature", "run_fn_result"}`` (the last when
-    ``run_fn`` returns a dict: its numbers and strings).
+    ``run_fn`` returns a dict: its numbers and strings), plus ``"base_model"``
+    when there is one. ``base_model`` is a SavedModel folder to start from
+    (``fn_args.base_model``, TFX's warm start); the Trainer node passes its
+    ``base_model`` input's ``Format-Serving`` folder.
 
     Training is the user's TensorFlow code, not a Beam pipeline, so there are no
     ``beam_args``.
 
     Raises:
       InputError: a split is not in ``examples``; the module file does not exist
-        or lacks ``run_fn_name``; ``run_fn`` saved no usable SavedModel.
+        or lacks ``run_fn_name``; ``base_model`` holds no SavedModel; ``run_fn``
+        saved no usable SavedModel.
       UserCodeError: (an InputError) the module does not import, or ``run_fn``
         raised: the message is the user's error, with the lines of the module it
         came from.
@@ -103,6 +126,8 @@ def run_trainer(
     """
     train_files = _split_files(examples, train_split)
     eval_files = _split_files(examples, eval_split)
+    if base_model is not None:
+        check_base_model(base_model)
     run_fn = load_run_fn(module_file, run_fn_name)
     serving = os.path.join(model_dir, SERVING_DIR)
     model_run_dir = model_run_dir or os.path.join(model_dir, MODEL_RUN_DIR)
@@ -117,6 +142,7 @@ def run_trainer(
         train_steps=train_steps,
         eval_steps=eval_steps,
         custom_config=dict(custom_config or {}),
+        base_model=base_model,
     )
     try:
         result = run_fn(args)
@@ -125,6 +151,8 @@ def run_trainer(
         raise user_code_error(e, f"{run_fn_name} ({module_file})", module_file) from e
     signature = check_serving_model(serving)
     summary = {"serving_model_dir": serving, "signature": signature}
+    if base_model is not None:
+        summary["base_model"] = base_model
     if isinstance(result, dict):
         summary["run_fn_result"] = {
             k: v for k, v in result.items() if isinstance(v, (int, float, str))

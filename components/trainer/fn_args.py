@@ -20,6 +20,19 @@ class FnArgs:
       schema_path: a ``schema.pbtxt``, or None.
       train_steps, eval_steps: step counts when given.
       custom_config: the component's free-form settings.
+      base_model: the serving SavedModel folder (``<model>/Format-Serving``) of the
+        Trainer's ``base_model`` input, a model to start this training from (warm
+        start, fine-tuning); None when the input is absent or empty (a resolver
+        that found no model yet, as on a pipeline's first run). TFX's name.
+
+    Example (a run_fn that starts from the base model when there is one)::
+
+        def run_fn(fn_args):
+            if fn_args.base_model:
+                model = tf.keras.models.load_model(fn_args.base_model)
+            else:
+                model = build_model()
+            ...
     """
 
     train_files: list[str]
@@ -31,6 +44,7 @@ class FnArgs:
     train_steps: int | None = None
     eval_steps: int | None = None
     custom_config: dict[str, Any] = field(default_factory=dict)
+    base_model: str | None = None
 
     # TFX's names, so run_fns written for TFX read the same.
     @property

@@ -9,7 +9,9 @@ class Trainer(Component):
     """Trains a model with the user's ``run_fn`` from ``module_file``.
 
     Inputs: ``examples`` (usually Transform's transformed examples),
-    optional ``transform_graph`` and ``schema``. Outputs: ``model`` (the
+    optional ``transform_graph``, ``schema`` and ``base_model`` (a Model to
+    warm-start from: ``fn_args.base_model`` is its ``Format-Serving`` folder,
+    None without one, e.g. when a Resolver found no model yet). Outputs: ``model`` (the
     SavedModel in ``Format-Serving/``) and ``model_run`` (logs). The module
     file's contents are part of the cache key. Several Examples artifacts on
     ``examples`` (a Resolver's spans) are one input: ``fn_args.train_files``
@@ -21,12 +23,21 @@ class Trainer(Component):
                           examples=transform.outputs["transformed_examples"],
                           transform_graph=transform.outputs["transform_graph"],
                           custom_config={"epochs": 2})
+
+    Warm start from the latest model this Trainer made (none on the first run)::
+
+        latest = Resolver(strategy_class=LatestArtifactStrategy,
+                          model=Channel(type="Model", producer_component_id="Trainer"),
+                          ).with_id("latest_model_resolver")
+        trainer = Trainer(module_file="flights_utils.py", examples=...,
+                          base_model=latest.outputs["model"])
     """
 
     INPUTS = {
         "examples": InputSpec("Examples"),
         "transform_graph": InputSpec("TransformGraph", optional=True),
         "schema": InputSpec("Schema", optional=True),
+        "base_model": InputSpec("Model", optional=True),
     }
     OUTPUTS = {"model": "Model", "model_run": "ModelRun"}
     PARAMETERS = {
@@ -50,6 +61,7 @@ class Trainer(Component):
         if schema is not None:
             schema_path = layout.schema_path(schema.uri)
         graph = ctx.inputs.get("transform_graph")
+        base = ctx.inputs.get("base_model")
         # Several Examples artifacts (a Resolver's spans) are one input: run_fn gets each split's
         # file patterns of all of them (fn_args.train_files holds one per artifact).
         uris = [a.uri for a in ctx.input_lists["examples"]]
@@ -68,5 +80,6 @@ class Trainer(Component):
             eval_steps=p["eval_steps"],
             custom_config=p["custom_config"],
             run_fn_name=p["run_fn"],
+            base_model=layout.serving_model_dir(base.uri) if base is not None else None,
         )  # writes the summary (trainer_summary.json) in model_run
         return {"model": {"signature": summary["signature"]}}
