@@ -15,8 +15,8 @@ Example::
     pipeline = Pipeline("flights", root="out/pipeline", components=[gen, stats])
 """
 
-from conveyor.dsl import layout
-from conveyor.dsl.artifacts import ARTIFACT_TYPES, Artifact, check_type
+from conveyor.dsl import artifact_types, layout
+from conveyor.dsl.artifacts import ARTIFACT_TYPES, Artifact, Property, PropertyType, check_type
 from conveyor.dsl.component import (
     REQUIRED,
     Channel,
@@ -56,11 +56,14 @@ __all__ = [
     "Pipeline",
     "PipelineDefinitionError",
     "Predicate",
+    "Property",
+    "PropertyType",
     "Resolver",
     "ResolverStrategy",
     "RuntimeParameter",
     "RuntimeParameterError",
     "SpanRangeStrategy",
+    "artifact_types",
     "check_type",
     "file_digest",
     "layout",

@@ -249,7 +249,7 @@ class Component:
                     raise PipelineDefinitionError(f"{self.id}: missing required parameter {name!r}")
                 self.parameters[name] = default
         self.outputs = {
-            key: Channel.output_of(self, key, check_type(t)) for key, t in self.OUTPUTS.items()
+            key: Channel.output_of(self, key, type_name_of(t)) for key, t in self.OUTPUTS.items()
         }
 
     def with_id(self, id: str) -> Component:

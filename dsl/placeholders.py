@@ -185,7 +185,7 @@ class ArtifactValue(Placeholder):
         if self.kind == "uri":
             value = art.uri
         elif self.kind == "value":
-            value = art.properties["value"] if "value" in art.properties else _read_value(art.uri)
+            value = _value_of(art)
         else:
             value = art.properties.get(self.name)
         seen[repr(self)] = value
@@ -195,6 +195,19 @@ class ArtifactValue(Placeholder):
         if self.kind in ("value", "uri"):
             return f"{self.artifact!r}.{self.kind}"
         return f"{self.artifact!r}.{self.kind}({self.name!r})"
+
+
+def _value_of(art):
+    """A simple-value artifact's value: a value artifact's (``Integer``...) as its class decodes
+    its file; else its ``value`` property, or the ``value`` file read as JSON or text."""
+    from conveyor.dsl.artifact_types import ValueArtifact
+
+    if isinstance(art, ValueArtifact):
+        try:
+            return art.read()
+        except (FileNotFoundError, ValueError):
+            return None
+    return art.properties["value"] if "value" in art.properties else _read_value(art.uri)
 
 
 def _read_value(uri: str):

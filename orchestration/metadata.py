@@ -32,7 +32,7 @@ import socket
 import time
 from collections.abc import Iterable
 
-from conveyor.dsl.artifacts import ARTIFACT_TYPES, Artifact
+from conveyor.dsl.artifacts import ARTIFACT_TYPES, Artifact, declared_properties, make_artifact
 
 PIPELINE_CONTEXT = "conveyor.Pipeline"
 RUN_CONTEXT = "conveyor.PipelineRun"
@@ -191,12 +191,24 @@ class Metadata:
 
         types = {}
         for name in ARTIFACT_TYPES:
-            t = pb.ArtifactType(name=name)
-            t.properties["split_names"] = pb.STRING
-            types[name] = self.store.put_artifact_type(t, can_add_fields=True)
+            types[name] = self.store.put_artifact_type(
+                _artifact_type_proto(name), can_add_fields=True, can_omit_fields=True
+            )
         for name in (PIPELINE_CONTEXT, RUN_CONTEXT, NODE_CONTEXT):
             types[name] = self.store.put_context_type(pb.ContextType(name=name))
         return types
+
+    def _artifact_type_id(self, type_name: str) -> int:
+        """The id of an artifact type, registered (with its declared typed properties) if new:
+        a custom artifact class is registered the first time one of its artifacts is recorded."""
+        if type_name not in self._types:
+            self._types[type_name] = self._call(
+                self.store.put_artifact_type,
+                _artifact_type_proto(type_name),
+                can_add_fields=True,
+                can_omit_fields=True,
+            )
+        return self._types[type_name]
 
     def _execution_type(self, type_name: str) -> int:
         from ml_metadata.proto import metadata_store_pb2 as pb
@@ -538,12 +550,15 @@ class Metadata:
     def _artifact_proto(self, a: Artifact):
         from ml_metadata.proto import metadata_store_pb2 as pb
 
-        art = pb.Artifact(type_id=self._types[a.type_name], uri=a.uri, state=pb.Artifact.LIVE)
+        type_id = self._artifact_type_id(a.type_name)
+        art = pb.Artifact(type_id=type_id, uri=a.uri, state=pb.Artifact.LIVE)
+        typed = _mlmd_property_types(a.type_name)
         for pk, pv in a.properties.items():
-            if pk == "split_names":
-                art.properties["split_names"].string_value = str(pv)
-            else:
-                set_value(art.custom_properties[pk], pv)
+            if pk in typed and _set_typed(art.properties[pk], typed[pk], pv):
+                continue
+            if pk in art.properties:  # a value that does not fit the declared type: kept custom
+                del art.properties[pk]
+            set_value(art.custom_properties[pk], pv)
         return art
 
     # -- queries ------------------------------------------------------------------
@@ -984,11 +999,68 @@ def get_value(value):
 
 
 def _artifact_of(a, type_names: dict[int, str]) -> Artifact:
-    """The :class:`Artifact` of an MLMD artifact: its custom properties typed, ``split_names``."""
+    """The :class:`Artifact` of an MLMD artifact, of its type's class (``Examples``...) when one is
+    registered: its properties and custom properties typed, in one dict."""
     props = {k: get_value(v) for k, v in a.custom_properties.items()}
-    if "split_names" in a.properties and a.properties["split_names"].string_value:
-        props["split_names"] = a.properties["split_names"].string_value
-    return Artifact(type_names[a.type_id], a.uri, a.id, props)
+    for k, v in a.properties.items():
+        value = get_value(v)
+        if k == "split_names" and not value:
+            continue  # the empty string of an artifact without splits
+        props[k] = value.get("__value__", value) if isinstance(value, dict) else value
+    return make_artifact(type_names[a.type_id], a.uri, a.id, props)
+
+
+#: An artifact property type as an MLMD property type's name.
+_MLMD_TYPES = {"INT": "INT", "FLOAT": "DOUBLE", "STRING": "STRING", "JSON_VALUE": "STRUCT"}
+
+
+def _mlmd_property_types(type_name: str) -> dict:
+    """``{property: MLMD PropertyType}`` of an artifact type.
+
+    A custom artifact class's declared properties. The standard types keep the
+    layout Conveyor's stores (and their queries) have always had: ``split_names``
+    the only typed property, the rest (an Examples' ``span`` and ``version`` too)
+    custom properties.
+    """
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    if type_name in ARTIFACT_TYPES:
+        return {"split_names": pb.STRING}
+    return {
+        k: getattr(pb, _MLMD_TYPES[p.type.name]) for k, p in declared_properties(type_name).items()
+    }
+
+
+def _artifact_type_proto(type_name: str):
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    t = pb.ArtifactType(name=type_name)
+    for k, v in _mlmd_property_types(type_name).items():
+        t.properties[k] = v
+    return t
+
+
+def _set_typed(value, mlmd_type, v) -> bool:
+    """Sets an MLMD ``Value`` of a declared property's type; False if ``v`` does not fit it."""
+    from google.protobuf import json_format
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    if mlmd_type == pb.INT and isinstance(v, int) and _INT64[0] <= v <= _INT64[1]:
+        value.int_value = int(v)
+    elif mlmd_type == pb.DOUBLE and isinstance(v, (int, float)) and not isinstance(v, bool):
+        value.double_value = float(v)
+    elif mlmd_type == pb.STRING and isinstance(v, str):
+        value.string_value = v
+    elif mlmd_type == pb.STRUCT:
+        try:
+            json_format.ParseDict(
+                v if isinstance(v, dict) else {"__value__": v}, value.struct_value
+            )
+        except (json_format.ParseError, TypeError, ValueError):
+            return False
+    else:
+        return False
+    return True
 
 
 def _mlmd_state(state: str):
