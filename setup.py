@@ -2,8 +2,9 @@
 
 `conveyor` itself has no ``__init__``: ``conveyor.components`` is ``components/``,
 ``conveyor.dsl`` is ``dsl/``, ``conveyor.beam_utils`` is ``beam_utils/`` and
-``conveyor.orchestration`` is ``orchestration/``. Subpackages are found here so that a new component folder
-needs no packaging edit.
+``conveyor.orchestration`` is ``orchestration/`` and ``conveyor.tfx`` (TFX's ``tfx.v1``
+names) is ``tfx/``. Subpackages are found here so that a new component folder needs no
+packaging edit.
 """
 
 from setuptools import Extension, find_packages, setup
@@ -13,6 +14,7 @@ FOLDERS = {
     "beam_utils": "conveyor.beam_utils",
     "orchestration": "conveyor.orchestration",
     "dsl": "conveyor.dsl",
+    "tfx": "conveyor.tfx",
 }
 
 packages = []
