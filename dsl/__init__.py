@@ -27,6 +27,14 @@ from conveyor.dsl.component import (
     file_digest,
 )
 from conveyor.dsl.conditions import Cond
+from conveyor.dsl.function_component import (
+    BeamComponentParameter,
+    InputArtifact,
+    OutputArtifact,
+    OutputDict,
+    Parameter,
+    component,
+)
 from conveyor.dsl.importer import Importer
 from conveyor.dsl.pipeline import Pipeline
 from conveyor.dsl.placeholders import Predicate, logical_and, logical_not, logical_or
@@ -45,14 +53,19 @@ __all__ = [
     "REQUIRED",
     "Artifact",
     "ArtifactStore",
+    "BeamComponentParameter",
     "Channel",
     "Component",
     "Cond",
     "ExecutionContext",
     "Importer",
+    "InputArtifact",
     "InputSpec",
     "LatestArtifactStrategy",
     "LatestBlessedModelStrategy",
+    "OutputArtifact",
+    "OutputDict",
+    "Parameter",
     "Pipeline",
     "PipelineDefinitionError",
     "Predicate",
@@ -65,6 +78,7 @@ __all__ = [
     "SpanRangeStrategy",
     "artifact_types",
     "check_type",
+    "component",
     "file_digest",
     "layout",
     "logical_and",

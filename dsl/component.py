@@ -248,6 +248,11 @@ class Component:
                 if default is REQUIRED:
                     raise PipelineDefinitionError(f"{self.id}: missing required parameter {name!r}")
                 self.parameters[name] = default
+        # A parameter read when the pipeline runs (other.outputs["x"].future()[0].value): it waits
+        # for that output's producer; the launcher puts the value in.
+        self._upstream_extra += [
+            ch.producer for ch in placeholder_channels(self.parameters) if ch.producer is not None
+        ]
         self.outputs = {
             key: Channel.output_of(self, key, type_name_of(t)) for key, t in self.OUTPUTS.items()
         }
@@ -318,6 +323,18 @@ class Component:
 
 #: The default of a parameter that must be given.
 REQUIRED = object()
+
+
+def placeholder_channels(parameters: dict) -> list:
+    """The channels read by the placeholders among parameter values (``channel.future()[0].value``)."""
+    from conveyor.dsl.placeholders import Placeholder
+
+    return [
+        ch
+        for value in parameters.values()
+        if isinstance(value, Placeholder)
+        for ch in value.channels()
+    ]
 
 
 def file_digest(path: str) -> str:

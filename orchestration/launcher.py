@@ -278,6 +278,10 @@ def run_component(
     from conveyor.orchestration.skipping import prepare
 
     component, skipped = prepare(md, pipeline, component, run_id, runtime_parameters)
+    if skipped is None:  # parameters read from another component's output in this run
+        from conveyor.orchestration.parameter_values import with_placeholder_values
+
+        component, skipped = with_placeholder_values(md, pipeline, component, run_id)
     if skipped is not None:
         ids = (pipeline.name, run_id, component_id)
         md.record_skipped(execution_type(component), *ids, component.parameters, skipped)
