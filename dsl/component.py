@@ -290,6 +290,21 @@ class Component:
         self._upstream_extra.append(other)
         return self
 
+    def add_upstream_node(self, upstream_node: Component) -> Component:
+        """TFX's name of :meth:`add_upstream`."""
+        return self.add_upstream(upstream_node)
+
+    def add_downstream_node(self, downstream_node: Component) -> Component:
+        """Makes ``downstream_node`` run after this component (TFX's ``add_downstream_node``)."""
+        downstream_node.add_upstream(self)
+        return self
+
+    def with_beam_pipeline_args(self, beam_pipeline_args) -> Component:
+        """Adds Beam flags for this component, after the pipeline's (TFX's
+        ``with_beam_pipeline_args``); returns the component."""
+        self.beam_args = list(self.beam_args) + list(beam_pipeline_args)
+        return self
+
     @property
     def upstream(self) -> list[Component]:
         """The components this one waits for."""
