@@ -14,11 +14,13 @@ The strategies, with TFX's names and configurations:
   1): the N newest artifacts of each channel, newest first.
 - :class:`LatestBlessedModelStrategy`: the newest Model (channel ``model``)
   that a ModelBlessing (channel ``model_blessing``) says is blessed, with that
-  blessing.
+  blessing; given an InfraBlessing channel (``model_infra_blessing``), only a
+  model the InfraValidator blessed too, with that infra blessing.
 - :class:`SpanRangeStrategy` (``{"range_config": {"static_range":
   {"start_span_number": a, "end_span_number": b}}}`` or ``{"range_config":
-  {"rolling_range": {"num_spans": n}}}``): the Examples whose ``span`` is in the
-  range, the latest version of each span, in span order.
+  {"rolling_range": {"num_spans": n}}}``): the Examples whose spans (``span``,
+  or ``spans`` for one read from several) are in the range, the latest version
+  of each span, in span order.
 
 A strategy is a :class:`ResolverStrategy`: ``resolve_artifacts(store,
 input_dict)`` gets a read-only :class:`ArtifactStore` and each channel's
@@ -41,6 +43,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,7 +81,11 @@ class ArtifactStore(Protocol):
     def producer_inputs(self, artifact_id: int) -> dict[str, list[Artifact]]:
         """The inputs (``{key: [Artifact, ...]}``) of the execution that first output an
         artifact (for a ModelBlessing: the Evaluator's, its ``model`` among them); ``{}``
-        if none did."""
+        if none did.
+
+        A store may also have ``producer_inputs_by_id(artifact_ids)`` (``{id:
+        producer_inputs(id)}`` in one batch; ML Metadata's has):
+        :func:`producer_inputs_of` uses it when there."""
         ...
 
 
@@ -130,22 +137,62 @@ class LatestArtifactStrategy(ResolverStrategy):
         return {key: list(reversed(arts))[:n] for key, arts in input_dict.items()}
 
 
-def is_blessed(blessing: Artifact) -> bool:
-    """Whether a ModelBlessing says blessed: its ``blessed`` property (1 or 0, TFX's; the older
-    ``"BLESSED"``/``"NOT_BLESSED"`` too), else its ``BLESSED`` marker file."""
+def _verdict(blessing: Artifact, yes: tuple, no: tuple, markers) -> bool:
+    """A blessing's ``blessed`` property read as a verdict (1/0 or one of the strings), else its
+    marker files (``markers(uri)``); no verdict at all (no marker, folder gone) is not blessed."""
     value = blessing.properties.get("blessed")
     if isinstance(value, str):
         value = value.strip().upper()
-    if value in (1, "1", "BLESSED", "TRUE"):
+    if value in yes:
         return True
-    if value in (0, "0", "NOT_BLESSED", "FALSE"):
+    if value in no:
         return False
-    from conveyor.dsl import layout
-
     try:
-        return layout.is_blessed(blessing.uri)
+        return markers(blessing.uri)
     except Exception:  # no marker, or the folder is gone: not a blessing to trust
         return False
+
+
+def is_blessed(blessing: Artifact) -> bool:
+    """Whether a ModelBlessing says blessed: its ``blessed`` property (1 or 0, TFX's; the older
+    ``"BLESSED"``/``"NOT_BLESSED"`` too), else its ``BLESSED`` marker file."""
+    from conveyor.dsl import layout
+
+    return _verdict(
+        blessing, (1, "1", "BLESSED", "TRUE"), (0, "0", "NOT_BLESSED", "FALSE"), layout.is_blessed
+    )
+
+
+def is_infra_blessed(blessing: Artifact) -> bool:
+    """Whether an InfraBlessing says blessed: its ``blessed`` property (1 or 0, as the
+    InfraValidator records it; ``"INFRA_BLESSED"``/``"INFRA_NOT_BLESSED"`` too), else its
+    ``INFRA_BLESSED`` / ``INFRA_NOT_BLESSED`` marker file.
+
+    Example::
+
+        is_infra_blessed(Artifact("InfraBlessing", "/root/InfraValidator/blessing/7", 9,
+                                  {"blessed": 1}))  # True
+    """
+    from conveyor.dsl import layout
+
+    return _verdict(
+        blessing,
+        (1, "1", "INFRA_BLESSED", "TRUE"),
+        (0, "0", "INFRA_NOT_BLESSED", "FALSE"),
+        layout.is_infra_blessed,
+    )
+
+
+def producer_inputs_of(
+    store: ArtifactStore, artifact_ids: list[int]
+) -> dict[int, dict[str, list[Artifact]]]:
+    """``{artifact id: store.producer_inputs(id)}`` for several artifacts: in one batch when the
+    store has ``producer_inputs_by_id`` (ML Metadata's does: a few queries for all of them), else
+    one call each."""
+    batch = getattr(store, "producer_inputs_by_id", None)
+    if batch is not None:
+        return batch(list(artifact_ids))
+    return {i: store.producer_inputs(i) for i in artifact_ids}
 
 
 def _as_int(value) -> int | None:
@@ -161,63 +208,109 @@ def _as_int(value) -> int | None:
 
 
 class LatestBlessedModelStrategy(ResolverStrategy):
-    """The newest Model whose ModelBlessing says blessed, and that blessing.
+    """The newest Model whose ModelBlessing says blessed (and, given, whose InfraBlessing says
+    infra-blessed), with those blessings.
 
     The resolver's channels are ``model`` (Model) and ``model_blessing``
-    (ModelBlessing), as in TFX. A blessing's model is its ``current_model_id``
-    property (the Evaluator records it), or else, by lineage, the ``model``
-    input of the execution that produced the blessing. Among the blessed models
-    the newest wins, with its newest blessing; none blessed gives both outputs
-    empty.
+    (ModelBlessing), as in TFX, and optionally ``model_infra_blessing``
+    (InfraBlessing; TFX's key for it). A ModelBlessing's model is its
+    ``current_model_id`` property (the Evaluator records it), or else, by
+    lineage, the ``model`` input of the execution that produced the blessing; an
+    InfraBlessing's model is found the same way (the InfraValidator's ``model``
+    input). With an infra blessing channel a model counts only if it has both a
+    blessed ModelBlessing and an infra-blessed InfraBlessing; without one, the
+    ModelBlessing alone decides. The newest model that counts wins, with its
+    newest blessing (and newest infra blessing) of those that say blessed; none
+    gives every output empty.
 
     Example::
 
         Resolver(strategy_class=LatestBlessedModelStrategy,
-                 model=Channel(type="Model"), model_blessing=Channel(type="ModelBlessing"))
+                 model=Channel(type="Model"), model_blessing=Channel(type="ModelBlessing"),
+                 model_infra_blessing=Channel(type="InfraBlessing"))
     """
 
     def __init__(
-        self, model_channel_key: str = "model", model_blessing_channel_key: str = "model_blessing"
+        self,
+        model_channel_key: str = "model",
+        model_blessing_channel_key: str = "model_blessing",
+        model_infra_blessing_channel_key: str = "model_infra_blessing",
     ):
         self.model_key = model_channel_key
         self.blessing_key = model_blessing_channel_key
+        self.infra_key = model_infra_blessing_channel_key
+
+    def _usage(self) -> str:
+        return (
+            f"{self.model_key}=Channel(type='Model'), "
+            f"{self.blessing_key}=Channel(type='ModelBlessing') and optionally "
+            f"{self.infra_key}=Channel(type='InfraBlessing')"
+        )
 
     def check_channels(self, channels):
-        for key, type_name in ((self.model_key, "Model"), (self.blessing_key, "ModelBlessing")):
+        wanted = {
+            self.model_key: "Model",
+            self.blessing_key: "ModelBlessing",
+            self.infra_key: "InfraBlessing",
+        }
+        for key, type_name in wanted.items():
             if key not in channels:
+                if key == self.infra_key:
+                    continue
                 raise PipelineDefinitionError(
                     f"LatestBlessedModelStrategy needs a channel {key!r} ({type_name}): "
-                    f"{self.model_key}=Channel(type='Model'), "
-                    f"{self.blessing_key}=Channel(type='ModelBlessing')"
+                    + self._usage()
                 )
             if channels[key].type_name != type_name:
                 raise PipelineDefinitionError(
                     f"LatestBlessedModelStrategy: channel {key!r} must be {type_name}, "
                     f"not {channels[key].type_name}"
                 )
+        extra = sorted(set(channels) - set(wanted))
+        if extra:
+            raise PipelineDefinitionError(
+                f"LatestBlessedModelStrategy: unknown channel {extra[0]!r} "
+                f"({channels[extra[0]].type_name}); it takes " + self._usage()
+            )
 
-    def _model_of(self, store, blessing: Artifact) -> int | None:
-        model_id = _as_int(blessing.properties.get("current_model_id"))
-        if model_id is not None:
-            return model_id
-        models = store.producer_inputs(blessing.id).get("model") or []
-        return models[0].id if models else None
+    @staticmethod
+    def _newest_by_model(store, blessings: list[Artifact], says_blessed) -> dict[int, Artifact]:
+        """``{model id: newest blessing of it}`` among ``blessings`` (oldest first) that say
+        blessed; a blessing's model is its ``current_model_id``, else its producer's ``model``
+        input (looked up in one batch)."""
+        kept = [b for b in blessings if says_blessed(b)]
+        model_of = {b.id: _as_int(b.properties.get("current_model_id")) for b in kept}
+        unknown = [i for i, m in model_of.items() if m is None]
+        if unknown:
+            for i, inputs in producer_inputs_of(store, unknown).items():
+                models = inputs.get("model") or []
+                model_of[i] = models[0].id if models else None
+        newest: dict[int, Artifact] = {}
+        for b in kept:  # oldest first: later ones win
+            if model_of.get(b.id) is not None:
+                newest[model_of[b.id]] = b
+        return newest
 
     def resolve_artifacts(self, store, input_dict):
+        with_infra = self.infra_key in input_dict
+        empty = {self.model_key: [], self.blessing_key: []}
+        if with_infra:
+            empty[self.infra_key] = []
         models = input_dict.get(self.model_key) or []
-        rank = {m.id: i for i, m in enumerate(models)}  # oldest first
-        best: tuple[int, Artifact, Artifact] | None = None
-        for blessing in input_dict.get(self.blessing_key) or []:  # oldest first: later ones win
-            if not is_blessed(blessing):
+        blessed = self._newest_by_model(store, input_dict.get(self.blessing_key) or [], is_blessed)
+        if not models or not blessed:
+            return empty
+        infra = {}
+        if with_infra:
+            infra = self._newest_by_model(store, input_dict[self.infra_key] or [], is_infra_blessed)
+        for model in reversed(models):  # newest first
+            if model.id not in blessed or (with_infra and model.id not in infra):
                 continue
-            model_id = self._model_of(store, blessing)
-            if model_id not in rank:
-                continue
-            if best is None or rank[model_id] >= best[0]:
-                best = (rank[model_id], models[rank[model_id]], blessing)
-        if best is None:
-            return {self.model_key: [], self.blessing_key: []}
-        return {self.model_key: [best[1]], self.blessing_key: [best[2]]}
+            out = {self.model_key: [model], self.blessing_key: [blessed[model.id]]}
+            if with_infra:
+                out[self.infra_key] = [infra[model.id]]
+            return out
+        return empty
 
 
 def _field(config, name: str):
@@ -236,7 +329,7 @@ def _field(config, name: str):
 
 
 class SpanRangeStrategy(ResolverStrategy):
-    """The artifacts whose ``span`` property is in a range; the latest version of each span.
+    """The artifacts whose spans are in a range; the latest version of each span.
 
     ``range_config`` is TFX's RangeConfig, as a dict (or an object with those fields):
 
@@ -246,9 +339,24 @@ class SpanRangeStrategy(ResolverStrategy):
       (``start_span_number`` ignores lower ones, ``skip_num_recent_spans`` leaves
       out the highest ones first).
 
-    Of several artifacts of one span, the one with the highest ``version``
-    property (then the newest) is taken. Artifacts without a ``span`` are left
-    out. Each channel's choice is in span order, lowest first.
+    The spans an artifact covers are its ``spans`` property when it has one (an
+    ExampleGen that read a range of spans records them, as JSON, with their
+    ``versions``), else its ``span``; artifacts with neither are left out. The
+    rule, per channel:
+
+    1. Of several artifacts covering the same spans, the one with the highest
+       version (``versions``, else ``version``, compared from the highest span
+       down) is kept, then the newest.
+    2. The range is taken over the spans covered (a rolling range counts spans,
+       not artifacts: an artifact of spans 3 and 4 brings two).
+    3. An artifact is chosen only if all its spans are in the range (one reaching
+       outside it would bring data from outside).
+    4. Each span is read once: artifacts are taken newest first, and one sharing
+       a span with an artifact already taken is left out (so a span whose only
+       artifacts overlap a newer one is not read).
+
+    For artifacts of one span each this is: the latest version of each span in
+    the range. Each channel's choice is in span order, lowest first.
 
     Example::
 
@@ -300,17 +408,77 @@ class SpanRangeStrategy(ResolverStrategy):
     def resolve_artifacts(self, store, input_dict):
         out = {}
         for key, arts in input_dict.items():
-            latest: dict[int, tuple[tuple, Artifact]] = {}
+            best: dict[tuple[int, ...], tuple[tuple, Artifact]] = {}
             for position, a in enumerate(arts):  # oldest first
-                span = _as_int(a.properties.get("span"))
-                if span is None:
+                covered = span_versions(a)
+                if not covered:
                     continue
-                order = (_as_int(a.properties.get("version")) or 0, position)
-                if span not in latest or order >= latest[span][0]:
-                    latest[span] = (order, a)
-            wanted = self._spans(list(latest))
-            out[key] = [latest[s][1] for s in sorted(wanted)]
+                spans = tuple(sorted(covered))
+                order = (tuple(covered[s] for s in reversed(spans)), position)
+                if spans not in best or order >= best[spans][0]:
+                    best[spans] = (order, a)
+            wanted = self._spans(sorted({s for spans in best for s in spans}))
+            taken: list[tuple[tuple[int, ...], Artifact]] = []
+            read: set[int] = set()
+            # newest first
+            for spans, (_, a) in sorted(best.items(), key=lambda kv: kv[1][0][1], reverse=True):
+                if set(spans) <= wanted and read.isdisjoint(spans):
+                    taken.append((spans, a))
+                    read.update(spans)
+            out[key] = [a for _, a in sorted(taken, key=lambda t: t[0])]
         return out
+
+
+def _int_list(value, artifact: Artifact, name: str) -> list[int] | None:
+    """A ``spans``/``versions`` property (JSON text or a list) as ints; None if unset."""
+    if value is None or value == "":
+        return None
+    items = value
+    if isinstance(value, str):
+        try:
+            items = json.loads(value)
+        except ValueError:
+            items = None
+    numbers = [_as_int(v) for v in items] if isinstance(items, (list, tuple)) else [None]
+    if not numbers or any(n is None for n in numbers):
+        raise ValueError(
+            f"{artifact.type_name} artifact {artifact.id} ({artifact.uri}): property {name!r} "
+            f"must be a list of ints (JSON, as ExampleGen records it), not {value!r}"
+        )
+    return numbers
+
+
+def span_versions(artifact: Artifact) -> dict[int, int]:
+    """``{span: version}`` of the spans an artifact covers (``{}`` for none).
+
+    Its ``spans`` property (JSON list, as an ExampleGen reading a range records
+    it) with ``versions`` (one each), else its ``span`` with ``version``; a
+    missing version counts as 0.
+
+    Raises:
+      ValueError: ``spans`` or ``versions`` not a list of ints, or of other lengths.
+
+    Example::
+
+        span_versions(Artifact("Examples", "e", 1, {"span": 4, "spans": "[3, 4]",
+                                                    "versions": "[0, 2]"}))  # {3: 0, 4: 2}
+    """
+    props = artifact.properties
+    version = _as_int(props.get("version")) or 0
+    spans = _int_list(props.get("spans"), artifact, "spans")
+    if spans is None:
+        span = _as_int(props.get("span"))
+        return {} if span is None else {span: version}
+    versions = _int_list(props.get("versions"), artifact, "versions")
+    if versions is None:
+        versions = [version] * len(spans)
+    if len(versions) != len(spans):
+        raise ValueError(
+            f"{artifact.type_name} artifact {artifact.id} ({artifact.uri}): 'versions' "
+            f"{props.get('versions')!r} does not give one version per span of 'spans' "
+            f"{props.get('spans')!r}"
+        )
+    return dict(zip(spans, versions, strict=True))
 
 
 def _strategy_name(cls) -> str:

@@ -606,16 +606,7 @@ class Metadata:
             a.id: a
             for a in self._call(self.store.get_artifacts_by_id, [e.artifact_id for e in chosen])
         }
-        type_names = self._type_names()
-        keyed: dict[str, list[tuple[int, Artifact]]] = {}
-        for n, e in enumerate(chosen):
-            steps = e.path.steps
-            # [key, index] (one step only in stores written before lists: index 0)
-            index = steps[1].index if len(steps) > 1 and steps[1].HasField("index") else n
-            keyed.setdefault(steps[0].key, []).append(
-                (index, _artifact_of(arts[e.artifact_id], type_names))
-            )
-        return {k: [a for _, a in sorted(v, key=lambda p: p[0])] for k, v in keyed.items()}
+        return _by_key(chosen, arts, self._type_names())
 
     def _type_names(self) -> dict[int, str]:
         return {t.id: t.name for t in self._call(self.store.get_artifact_types)}
@@ -862,17 +853,10 @@ class Metadata:
 
     def _first_outputs(self, artifact_ids: list[int]) -> dict[int, tuple]:
         """``{artifact id: (execution, output key)}`` of the execution that first output each."""
-        from ml_metadata.proto import metadata_store_pb2 as pb
-
         if not artifact_ids:
             return {}
         events = self._call(self.store.get_events_by_artifact_ids, list(artifact_ids))
-        first: dict[int, tuple[int, str]] = {}
-        for e in events:
-            if e.type != pb.Event.OUTPUT:
-                continue
-            if e.artifact_id not in first or e.execution_id < first[e.artifact_id][0]:
-                first[e.artifact_id] = (e.execution_id, e.path.steps[0].key)
+        first = {aid: (x, key) for aid, (x, key, _) in _first_output_events(events).items()}
         if not first:
             return {}
         executions = {
@@ -895,42 +879,162 @@ class Metadata:
         only those first output by the component ``producer_component_id`` (on
         ``output_key``) when given. An artifact's producer is the execution that
         first output it (a Resolver passing it on, or a cached rerun, is not).
+
+        Seen from a pipeline, only that pipeline's artifacts are read (those
+        attributed to its ``conveyor.Pipeline`` context, or to the component's
+        ``conveyor.Node`` context): a handful of queries whatever else the store
+        holds. See :meth:`_scoped_artifacts`.
         """
         from ml_metadata.proto import metadata_store_pb2 as pb
 
-        live = [
-            a
-            for a in self._call(self.store.get_artifacts_by_type, type_name)
-            if a.state == pb.Artifact.LIVE
-        ]
-        filtered = self.scope is not None or producer_component_id or output_key
-        if filtered:
-            producers = self._first_outputs([a.id for a in live])
-            kept = []
-            for a in live:
-                if a.id not in producers:
-                    continue
-                ex, key = producers[a.id]
-                props = ex.properties
-                if self.scope is not None and props["pipeline_name"].string_value != self.scope:
-                    continue
-                if producer_component_id and (
-                    props["component_id"].string_value != producer_component_id
-                ):
-                    continue
-                if output_key and key != output_key:
-                    continue
-                kept.append(a)
-            live = kept
+        if self.scope is not None:
+            live = self._scoped_artifacts(type_name, producer_component_id, output_key)
+        else:
+            live = [
+                a
+                for a in self._call(self.store.get_artifacts_by_type, type_name)
+                if a.state == pb.Artifact.LIVE
+            ]
+            if producer_component_id or output_key:
+                live = self._first_output_by(live, producer_component_id, output_key)
         names = self._type_names()
         return [_artifact_of(a, names) for a in sorted(live, key=_age)]
 
+    def _first_output_by(self, live: list, producer_component_id, output_key) -> list:
+        """Those of ``live`` (MLMD artifacts) first output by the scope's pipeline, by
+        ``producer_component_id`` and on ``output_key`` (each if given): the whole-store way,
+        reading the producing execution of each."""
+        producers = self._first_outputs([a.id for a in live])
+        kept = []
+        for a in live:
+            if a.id not in producers:
+                continue
+            ex, key = producers[a.id]
+            if _produced_by(ex, self.scope, producer_component_id) and (
+                not output_key or key == output_key
+            ):
+                kept.append(a)
+        return kept
+
+    def _scoped_artifacts(self, type_name: str, producer_component_id, output_key) -> list:
+        """The scope pipeline's LIVE MLMD artifacts of a type first output by
+        ``producer_component_id`` on ``output_key`` (each if given), read through its contexts.
+
+        Every artifact an execution outputs is attributed to that execution's
+        contexts (:meth:`finish_execution`), so those of the component's
+        ``conveyor.Node`` context (the ``conveyor.Pipeline`` one without a
+        component) are exactly the ones some execution of it output: one query,
+        the type filtered as it comes. Their events (one query) tell the first
+        producing execution and its output key; only an artifact that several
+        executions output (a Resolver or an Importer passed it on, a cached run
+        output it again) has that first execution read (one query for all of
+        them) to check its pipeline and component. The results are those of the
+        whole-store scan.
+        """
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        type_id = self._types.get(type_name)
+        if type_id is None:
+            found = self._call(self.store.get_artifact_type, type_name)
+            type_id = found.id if found is not None else None
+        if type_id is None:
+            return []
+        live = [
+            a
+            for a in self._context_artifacts(type_name, producer_component_id)
+            if a.type_id == type_id and a.state == pb.Artifact.LIVE
+        ]
+        if not live:
+            return []
+        events = self._call(self.store.get_events_by_artifact_ids, [a.id for a in live])
+        first = _first_output_events(events)
+        shared = sorted({x for x, _, several in first.values() if several})
+        executions = {}
+        if shared:
+            executions = {ex.id: ex for ex in self._call(self.store.get_executions_by_id, shared)}
+        kept = []
+        for a in live:
+            if a.id not in first:
+                continue
+            execution_id, key, several = first[a.id]
+            if output_key and key != output_key:
+                continue
+            if several and not (
+                execution_id in executions
+                and _produced_by(executions[execution_id], self.scope, producer_component_id)
+            ):
+                continue
+            kept.append(a)
+        return kept
+
+    def _context_artifacts(self, type_name: str, producer_component_id) -> list:
+        """The MLMD artifacts attributed to the scope pipeline's context (of ``type_name``), or
+        to both it and ``producer_component_id``'s node context; ``[]`` if there is none."""
+        import ml_metadata as mlmd
+
+        pipeline = self._call(self.store.get_context_by_type_and_name, PIPELINE_CONTEXT, self.scope)
+        if pipeline is None:
+            return []
+        if not producer_component_id:
+            query = f"contexts_p.id = {pipeline.id}"
+        else:
+            node = self._call(
+                self.store.get_context_by_type_and_name,
+                NODE_CONTEXT,
+                f"{self.scope}.{producer_component_id}",
+            )
+            if node is None:
+                return []
+            if "." not in self.scope and "." not in producer_component_id:
+                # "<pipeline>.<component>" names one pair only: the node's artifacts are its own
+                # (all types: a component outputs few, so no filter is cheaper).
+                return self._call(self.store.get_artifacts_by_context, node.id)
+            # "a.b" + "c" and "a" + "b.c" share a node context: the pipeline's too, to tell them
+            # apart.
+            query = f"contexts_p.id = {pipeline.id} AND contexts_n.id = {node.id}"
+        if "'" not in type_name and "\\" not in type_name:
+            query = f"type = '{type_name}' AND " + query
+        options = mlmd.ListOptions(filter_query=query)
+        return self._call(self.store.get_artifacts, list_options=options)
+
     def producer_inputs(self, artifact_id: int) -> dict[str, list[Artifact]]:
         """The inputs of the execution that first output an artifact (``{}`` if none did)."""
-        first = self._first_outputs([artifact_id])
-        if artifact_id not in first:
-            return {}
-        return self.input_lists_of_execution(first[artifact_id][0].id)
+        return self.producer_inputs_by_id([artifact_id]).get(artifact_id, {})
+
+    def producer_inputs_by_id(
+        self, artifact_ids: list[int]
+    ) -> dict[int, dict[str, list[Artifact]]]:
+        """:meth:`producer_inputs` of several artifacts in three queries (their events, the
+        producing executions' events, the input artifacts): ``{artifact id: {key: [Artifact,
+        ...]}}``, ``{}`` for one that no execution output.
+
+        Example::
+
+            md.producer_inputs_by_id([blessing.id])[blessing.id]["model"]  # the Evaluator's model
+        """
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        ids = sorted(set(artifact_ids))
+        out: dict[int, dict[str, list[Artifact]]] = {i: {} for i in ids}
+        if not ids:
+            return out
+        first = _first_output_events(self._call(self.store.get_events_by_artifact_ids, ids))
+        producers = sorted({x for x, _, _ in first.values()})
+        if not producers:
+            return out
+        inputs: dict[int, list] = {x: [] for x in producers}
+        for e in self._call(self.store.get_events_by_execution_ids, producers):
+            if e.type == pb.Event.INPUT:
+                inputs[e.execution_id].append(e)
+        wanted = sorted({e.artifact_id for evs in inputs.values() for e in evs})
+        arts = (
+            {a.id: a for a in self._call(self.store.get_artifacts_by_id, wanted)} if wanted else {}
+        )
+        names = self._type_names()
+        by_execution = {x: _by_key(evs, arts, names) if evs else {} for x, evs in inputs.items()}
+        for aid, (x, _, _) in first.items():
+            out[aid] = by_execution[x]
+        return out
 
     def artifacts_with_uri(self, uri: str, type_name: str) -> list[Artifact]:
         """The live artifacts of a type recorded with this uri, oldest first."""
@@ -943,6 +1047,47 @@ class Metadata:
             if a.state == pb.Artifact.LIVE and names.get(a.type_id) == type_name
         ]
         return [_artifact_of(a, names) for a in sorted(found, key=_age)]
+
+
+def _first_output_events(events) -> dict[int, tuple[int, str, bool]]:
+    """``{artifact id: (first execution id, its output key, whether several executions output
+    it)}`` from an artifact's events; the first is the lowest execution id."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    first: dict[int, tuple[int, str, bool]] = {}
+    for e in events:
+        if e.type != pb.Event.OUTPUT:
+            continue
+        seen = first.get(e.artifact_id)
+        if seen is None:
+            first[e.artifact_id] = (e.execution_id, e.path.steps[0].key, False)
+        elif e.execution_id < seen[0]:
+            first[e.artifact_id] = (e.execution_id, e.path.steps[0].key, True)
+        elif e.execution_id != seen[0]:
+            first[e.artifact_id] = (seen[0], seen[1], True)
+    return first
+
+
+def _produced_by(execution, pipeline_name: str | None, component_id: str | None) -> bool:
+    """Whether an MLMD execution is of that pipeline and that component (each if given)."""
+    props = execution.properties
+    if pipeline_name is not None and props["pipeline_name"].string_value != pipeline_name:
+        return False
+    return not component_id or props["component_id"].string_value == component_id
+
+
+def _by_key(events, arts: dict, type_names: dict[int, str]) -> dict[str, list[Artifact]]:
+    """``{key: [Artifact, ...]}`` of one execution's input or output events, in event path order
+    (``arts``: the MLMD artifacts by id)."""
+    keyed: dict[str, list[tuple[int, Artifact]]] = {}
+    for n, e in enumerate(events):
+        steps = e.path.steps
+        # [key, index] (one step only in stores written before lists: index 0)
+        index = steps[1].index if len(steps) > 1 and steps[1].HasField("index") else n
+        keyed.setdefault(steps[0].key, []).append(
+            (index, _artifact_of(arts[e.artifact_id], type_names))
+        )
+    return {k: [a for _, a in sorted(v, key=lambda p: p[0])] for k, v in keyed.items()}
 
 
 def _age(a) -> tuple:

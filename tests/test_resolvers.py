@@ -124,6 +124,34 @@ class ReadSchema(Component):
             f.write(text)
 
 
+class InfraValidate(Component):
+    """An InfraBlessing of its model, as the InfraValidator records one: the ``INFRA_BLESSED`` or
+    ``INFRA_NOT_BLESSED`` marker and ``blessed`` 1/0 (no property with ``markers_only``: the
+    marker then decides). The model is known by lineage only (its ``model`` input)."""
+
+    INPUTS = {"model": InputSpec("Model")}
+    OUTPUTS = {"blessing": "InfraBlessing"}
+    PARAMETERS = {"blessed": True, "markers_only": False}
+
+    def execute(self, ctx):
+        p = ctx.parameters
+        marker = "INFRA_BLESSED" if p["blessed"] else "INFRA_NOT_BLESSED"
+        open(os.path.join(ctx.outputs["blessing"].uri, marker), "w").close()
+        return {"blessing": {} if p["markers_only"] else {"blessed": int(p["blessed"])}}
+
+
+class RangeExamples(Component):
+    """An Examples artifact with the properties given (``spans``/``versions`` as an ExampleGen
+    that read a range records them)."""
+
+    OUTPUTS = {"examples": "Examples"}
+    PARAMETERS = {"properties": None}
+
+    def execute(self, ctx):
+        open(os.path.join(ctx.outputs["examples"].uri, "data"), "w").close()
+        return {"examples": dict(ctx.parameters["properties"])}
+
+
 def _run(pipeline, **kwargs):
     return LocalDagRunner(quiet=True, in_process=True).run(pipeline, **kwargs)
 
@@ -262,6 +290,204 @@ def test_strategies_over_a_store_interface():
     assert [a.uri for a in skip.resolve_artifacts(store, {"e": examples})["e"]] == ["e2v1"]
 
 
+class _BatchStore(_FakeStore):
+    """A _FakeStore that also answers ``producer_inputs_by_id`` (as Metadata does), counting calls."""
+
+    def __init__(self, inputs_of=None):
+        super().__init__(inputs_of)
+        self.batches, self.singles = [], 0
+
+    def producer_inputs(self, artifact_id):
+        self.singles += 1
+        return super().producer_inputs(artifact_id)
+
+    def producer_inputs_by_id(self, artifact_ids):
+        self.batches.append(sorted(artifact_ids))
+        return {i: self.inputs_of.get(i, {}) for i in artifact_ids}
+
+
+def _infra(aid, blessed):
+    return Artifact("InfraBlessing", f"infra{aid}", aid, {"blessed": int(blessed)})
+
+
+def test_latest_blessed_model_strategy_with_an_infra_blessing():
+    models = [Artifact("Model", f"m{i}", i) for i in (1, 2, 3)]
+    blessings = [
+        Artifact("ModelBlessing", f"b{i}", 10 + i, {"blessed": 1, "current_model_id": i})
+        for i in (1, 2, 3)
+    ]
+    # Model 3: blessed, not infra-blessed; model 2: both (two infra blessings: the newer wins);
+    # model 1: both. An InfraBlessing names its model by lineage only.
+    infra = [_infra(21, True), _infra(22, True), _infra(23, False), _infra(24, True)]
+    lineage = {i.id: {"model": [models[m - 1]]} for i, m in zip(infra, (1, 2, 3, 2))}
+    strategy = LatestBlessedModelStrategy()
+    inputs = {"model": models, "model_blessing": blessings, "model_infra_blessing": infra}
+    store = _BatchStore(lineage)
+    got = strategy.resolve_artifacts(store, inputs)
+    assert {k: [a.id for a in v] for k, v in got.items()} == {
+        "model": [2],
+        "model_blessing": [12],
+        "model_infra_blessing": [24],
+    }
+    # The infra blessings' models were looked up in one batch (the infra-blessed ones only).
+    assert store.batches == [[21, 22, 24]] and store.singles == 0
+    # A store without the batch method: one producer_inputs call each.
+    plain = _FakeStore(lineage)
+    assert strategy.resolve_artifacts(plain, inputs) == got
+    # Without the infra channel, as before: the newest blessed model.
+    without = strategy.resolve_artifacts(store, {"model": models, "model_blessing": blessings})
+    assert [a.id for a in without["model"]] == [3] and set(without) == {"model", "model_blessing"}
+
+    # None infra-blessed (or no infra blessing at all): every output empty.
+    none = {"model": [], "model_blessing": [], "model_infra_blessing": []}
+    assert strategy.resolve_artifacts(store, {**inputs, "model_infra_blessing": infra[2:3]}) == none
+    assert strategy.resolve_artifacts(store, {**inputs, "model_infra_blessing": []}) == none
+    # Infra-blessed but not blessed by the Evaluator does not count either.
+    assert strategy.resolve_artifacts(store, {**inputs, "model_blessing": blessings[2:]}) == none
+
+
+def test_infra_blessing_verdict_from_markers(tmp_path):
+    from conveyor.dsl.resolver import is_infra_blessed
+
+    yes, no, empty = (tmp_path / n for n in ("yes", "no", "empty"))
+    for folder, marker in ((yes, "INFRA_BLESSED"), (no, "INFRA_NOT_BLESSED"), (empty, None)):
+        folder.mkdir()
+        if marker:
+            (folder / marker).write_text("")
+    assert is_infra_blessed(Artifact("InfraBlessing", str(yes), 1))
+    assert not is_infra_blessed(Artifact("InfraBlessing", str(no), 2))
+    assert not is_infra_blessed(Artifact("InfraBlessing", str(empty), 3))  # no verdict
+    assert not is_infra_blessed(Artifact("InfraBlessing", str(tmp_path / "gone"), 4))
+    # The property wins over the markers; the strings too.
+    assert not is_infra_blessed(Artifact("InfraBlessing", str(yes), 5, {"blessed": 0}))
+    assert is_infra_blessed(Artifact("InfraBlessing", str(no), 6, {"blessed": "INFRA_BLESSED"}))
+
+
+def test_latest_blessed_model_strategy_channel_errors():
+    model, blessing = Channel(type="Model"), Channel(type="ModelBlessing")
+    with pytest.raises(
+        PipelineDefinitionError,
+        match="channel 'model_infra_blessing' must be InfraBlessing, not ModelBlessing",
+    ):
+        Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=model,
+            model_blessing=blessing,
+            model_infra_blessing=Channel(type="ModelBlessing"),
+        )
+    with pytest.raises(
+        PipelineDefinitionError, match="channel 'model' must be Model, not Examples"
+    ):
+        Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type="Examples"),
+            model_blessing=blessing,
+        )
+    with pytest.raises(
+        PipelineDefinitionError, match="unknown channel 'infra_blessing' .*model_infra_blessing="
+    ):
+        Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=model,
+            model_blessing=blessing,
+            infra_blessing=Channel(type="InfraBlessing"),
+        )
+    ok = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=model,
+        model_blessing=blessing,
+        model_infra_blessing=Channel(type="InfraBlessing"),
+    )
+    assert ok.outputs["model_infra_blessing"].type_name == "InfraBlessing"
+
+
+def _ex(aid, **props):
+    return Artifact("Examples", f"e{aid}", aid, props)
+
+
+def _uris(strategy, examples):
+    return [a.uri for a in strategy.resolve_artifacts(_FakeStore(), {"e": examples})["e"]]
+
+
+def _rolling(n):
+    return SpanRangeStrategy({"rolling_range": {"num_spans": n}})
+
+
+def _static(a, b):
+    return SpanRangeStrategy({"static_range": {"start_span_number": a, "end_span_number": b}})
+
+
+def test_span_range_strategy_over_multi_span_artifacts():
+    from conveyor.dsl.resolver import span_versions
+
+    assert span_versions(_ex(1, span=4, spans="[3, 4]", versions="[0, 2]")) == {3: 0, 4: 2}
+    assert span_versions(_ex(1, span=4, spans=[4, 3], version=1)) == {3: 1, 4: 1}
+    assert span_versions(_ex(1, span=4)) == {4: 0} and span_versions(_ex(1)) == {}
+
+    # An ExampleGen reading spans 1-2, then span 3 alone, then spans 3-4 (oldest first).
+    a12 = _ex(1, span=2, spans="[1, 2]")
+    b3 = _ex(2, span=3)
+    c34 = _ex(3, span=4, spans="[3, 4]")
+    history = [a12, b3, c34]
+    # The rolling range counts spans (4 of them), not artifacts: the 2 highest are 3 and 4, and
+    # c34 covers both (b3, older, shares span 3: left out so span 3 is read once).
+    assert _uris(_rolling(2), history) == ["e3"]
+    # Spans 1-3: a12 and b3 are inside; c34 reaches out to span 4: left out.
+    assert _uris(_static(1, 3), history) == ["e1", "e2"]
+    assert _uris(_static(2, 3), history) == ["e2"]  # a12 reaches out to span 1
+    assert _uris(_rolling(4), history) == ["e1", "e3"]  # a12 and c34, in span order
+    # Newest first: a span-3 artifact newer than c34 wins span 3, and c34 (sharing it) is left
+    # out, so span 4 is not read: each span once, from the newest artifact.
+    b3_again = _ex(4, span=3)
+    assert _uris(_rolling(2), [*history, b3_again]) == ["e4"]
+
+    # Daily windows of two spans: [1,2], [2,3], [3,4], [4,5].
+    windows = [_ex(i, span=i + 1, spans=[i, i + 1]) for i in (1, 2, 3, 4)]
+    assert _uris(_rolling(2), windows) == ["e4"]
+    assert _uris(_rolling(4), windows) == ["e2", "e4"]  # spans 2-3 and 4-5, none twice
+    assert _uris(_rolling(3), windows) == ["e4"]  # [3,4] shares span 4 with the newer [4,5]
+
+    # The same spans read twice: the higher version (from the highest span down), then newest.
+    older_v = _ex(1, span=4, spans="[3, 4]", versions="[0, 1]", version=1)
+    newer_v = _ex(2, span=4, spans="[3, 4]", versions="[2, 0]", version=0)
+    assert _uris(_rolling(2), [older_v, newer_v]) == ["e1"]
+    same = _ex(3, span=4, spans="[3, 4]", versions="[0, 1]", version=1)
+    assert _uris(_rolling(2), [older_v, newer_v, same]) == ["e3"]
+
+    for bad, field in (
+        (_ex(7, span=3, spans="3-4"), "'spans'"),
+        (_ex(7, span=3, spans='["a"]'), "'spans'"),
+        (_ex(7, span=4, spans="[3, 4]", versions="[1]"), "'versions'"),
+    ):
+        with pytest.raises(ValueError, match=f"Examples artifact 7 \\(e7\\): .*{field}"):
+            _rolling(2).resolve_artifacts(_FakeStore(), {"e": [bad]})
+
+
+def test_span_range_strategy_reads_example_gen_range_properties(tmp_path):
+    from conveyor.components.example_gen.inputs import artifact_properties, resolve_input
+
+    for span in (3, 4, 5):
+        for version in (0, 1):
+            folder = tmp_path / f"span-{span}" / f"v-{version}"
+            folder.mkdir(parents=True)
+            (folder / "data.csv").write_text("x\n1\n")
+    config = {"splits": [{"name": "train", "pattern": "span-{SPAN}/v-{VERSION}/*"}]}
+    summary = {"splits": {"train": 1}, "rows_read": 1, "rows_rejected": 0}
+
+    def examples(aid, range_config):
+        resolved = resolve_input(str(tmp_path), config, range_config)
+        return _ex(aid, **artifact_properties(resolved, summary))
+
+    both = examples(1, {"static_range": {"start_span_number": 3, "end_span_number": 4}})
+    assert both.properties["spans"] == "[3, 4]" and both.properties["span"] == 4
+    latest = examples(2, None)  # the latest span alone: 5
+    from conveyor.dsl.resolver import span_versions
+
+    assert span_versions(both) == {3: 1, 4: 1} and span_versions(latest) == {5: 1}
+    assert _uris(_rolling(3), [both, latest]) == ["e1", "e2"]
+    assert _uris(_rolling(2), [both, latest]) == ["e2"]  # spans 4-5: "both" reaches out to 3
+
+
 def test_cache_key_counts_every_input_artifact():
     rec = Record()
     a1, a2 = Artifact("Model", "m1", 1), Artifact("Model", "m2", 2)
@@ -394,6 +620,74 @@ def test_span_range_strategy_over_runs(tmp_path):
         {"span": 1},
         {"span": 2, "version": 1},
     ]
+
+
+def test_latest_blessed_model_strategy_with_infra_blessing_over_runs(tmp_path):
+    root = str(tmp_path / "root")
+
+    def pipeline(tag, infra_blessed, markers_only=False):
+        baseline = Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type="Model", producer_component_id="Train"),
+            model_blessing=Channel(type="ModelBlessing"),
+            model_infra_blessing=Channel(type="InfraBlessing"),
+        ).with_id("latest_blessed_model_resolver")
+        train = Train(tag=tag, base_model=baseline.outputs["model"])
+        evaluate = Evaluate(model=train.outputs["model"], blessed=True)
+        infra = InfraValidate(
+            model=train.outputs["model"], blessed=infra_blessed, markers_only=markers_only
+        )
+        record = Record(models=baseline.outputs["model"], run=tag)
+        return Pipeline("ct", root, [baseline, train, evaluate, infra, record])
+
+    def baseline_after(*args, **kwargs):
+        p = pipeline(*args, **kwargs)
+        result = _run(p)
+        return _report(p, result)["lists"].get("models"), result
+
+    assert baseline_after(1, infra_blessed=True)[0] is None
+    assert baseline_after(2, infra_blessed=False)[0] == [{"tag": 1}]
+    # Model 2 is blessed but not infra-blessed: the older model 1 (both) stays the baseline.
+    assert baseline_after(3, infra_blessed=True, markers_only=True)[0] == [{"tag": 1}]
+    # Model 3's InfraBlessing has no property: its INFRA_BLESSED marker decides.
+    models, result = baseline_after(4, infra_blessed=False)
+    assert models == [{"tag": 3}]
+    md = Metadata(os.path.join(root, "metadata.sqlite"))
+    [execution] = [
+        e
+        for e in md.executions_of_run("ct", result["run_id"])
+        if e.properties["component_id"].string_value == "latest_blessed_model_resolver"
+    ]
+    outputs = md.output_lists_of_execution(execution.id)
+    [infra] = outputs["model_infra_blessing"]
+    assert os.path.exists(os.path.join(infra.uri, "INFRA_BLESSED"))
+    assert md.producer_inputs(infra.id)["model"][0].id == outputs["model"][0].id
+    assert outputs["model_blessing"][0].properties["current_model_id"] == outputs["model"][0].id
+    assert md.input_lists_of_execution(execution.id) == outputs
+
+
+def test_span_range_strategy_over_multi_span_runs(tmp_path):
+    root = str(tmp_path / "root")
+
+    # What the resolver output, read back from ML Metadata: each artifact's spans.
+    def covered(props, num_spans):
+        gen = RangeExamples(properties=props).with_id("ExampleGen")
+        spans = Resolver(
+            strategy_class=SpanRangeStrategy,
+            config={"range_config": {"rolling_range": {"num_spans": num_spans}}},
+            examples=Channel(type="Examples", producer_component_id="ExampleGen"),
+        ).with_id("span_resolver")
+        spans.add_upstream(gen)
+        p = Pipeline("spans", root, [gen, spans])
+        result = _run(p)
+        md = Metadata(p.metadata_path)
+        arts = md.latest_output_lists("spans", result["run_id"], "span_resolver")["examples"]
+        return [a.properties.get("spans", a.properties["span"]) for a in arts]
+
+    assert covered({"span": 2, "spans": "[1, 2]"}, 2) == ["[1, 2]"]
+    assert covered({"span": 3}, 3) == ["[1, 2]", 3]
+    assert covered({"span": 4, "spans": "[3, 4]"}, 2) == ["[3, 4]"]  # span 3 read once
+    assert covered({"span": 5}, 3) == ["[3, 4]", 5]
 
 
 def test_an_empty_resolver_output_fails_a_required_input(tmp_path):
@@ -673,3 +967,132 @@ def test_typed_properties_round_trip(tmp_path):
     assert [a.properties for a in md.artifacts_of_type("Examples") if a.id == old_id] == [
         {"span": "7"}
     ]
+
+
+# -- what resolvers read: pipeline-scoped ML Metadata queries -----------------------------------
+
+
+class _CountingStore:
+    """Wraps an MLMD store, counting the calls of each method."""
+
+    def __init__(self, store):
+        self._store, self.calls = store, {}
+
+    def __getattr__(self, name):
+        fn = getattr(self._store, name)
+
+        def counted(*args, **kwargs):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return fn(*args, **kwargs)
+
+        return counted
+
+
+def _record(md, pipeline, component, outputs, inputs=None, run="r1", state="COMPLETE"):
+    ex = md.start_execution("conveyor.Test", pipeline, run, component, inputs or {}, "")
+    md.finish_execution(ex, state, outputs)
+    return ex
+
+
+def _scoped_store(tmp_path, extra_models=0):
+    """A store of several pipelines whose artifacts test every rule of ``artifacts``."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    md = Metadata(str(tmp_path / "metadata.sqlite"))
+    m = {n: Artifact("Model", str(tmp_path / n)) for n in ("m1", "m2", "m3", "m4", "m5", "gone")}
+    _record(md, "ct", "Train", {"model": m["m1"], "best": m["m5"]})
+    _record(md, "ct.x", "a", {"model": m["m2"]})  # node context "ct.x.a" ...
+    _record(md, "ct", "x.a", {"model": m["m3"]})  # ... the same name as this one's
+    _record(md, "other", "Train", {"model": m["m4"]})
+    _record(md, "ct", "r", {"model": [m["m1"]]}, inputs={"model": [m["m1"]]})  # a Resolver
+    _record(md, "ct", "Train", {"model": m["m1"]}, run="r2", state="CACHED")  # a cached rerun
+    _record(md, "other", "importer", {"result": m["m1"]})  # an Importer reusing m1 elsewhere
+    _record(md, "ct", "Train", {"model": m["gone"]}, run="r3")
+    for i in range(extra_models):
+        _record(md, "ct", "Train", {"model": Artifact("Model", str(tmp_path / f"x{i}"))}, run="r4")
+    [gone] = md.store.get_artifacts_by_id([m["gone"].id])
+    gone.state = pb.Artifact.DELETED
+    md.store.put_artifacts([gone])
+    stats = Artifact("ExampleStatistics", str(tmp_path / "s"))
+    _record(md, "ct", "Train", {"statistics": stats}, inputs={"model": m["m1"]}, run="r5")
+    return md, {k: v.id for k, v in m.items()}
+
+
+def test_pipeline_scoped_artifacts_as_the_whole_store_scan(tmp_path):
+    md, m = _scoped_store(tmp_path)
+
+    def ids(pipeline, *args):
+        view = md if pipeline is None else md.for_pipeline(pipeline)
+        return [a.id for a in view.artifacts(*args)]
+
+    assert ids("ct", "Model") == [m["m1"], m["m5"], m["m3"]]  # oldest first
+    assert ids("ct", "Model", "Train") == [m["m1"], m["m5"]]  # first output by Train
+    assert ids("ct", "Model", "Train", "model") == [m["m1"]]
+    assert ids("ct", "Model", "Train", "best") == [m["m5"]]
+    assert ids("ct", "Model", "r") == []  # the Resolver only passed m1 on
+    assert ids("ct", "Model", "x.a") == [m["m3"]]  # not ct.x's a, whose node name is the same
+    assert ids("ct.x", "Model", "a") == [m["m2"]]
+    assert ids("ct.x", "Model") == [m["m2"]]
+    assert ids("other", "Model") == [m["m4"]]  # m1 came from ct: not other's
+    assert ids("other", "Model", "importer") == []
+    assert ids("nope", "Model") == [] and ids("ct", "Model", "nope") == []
+    assert ids("ct", "Examples") == [] and ids("ct", "ExampleStatistics", "Train") != []
+    assert ids(None, "Model", "Train") == [m["m1"], m["m5"], m["m4"]]  # the whole store
+    # Every question, against the whole-store scan (the reference: each artifact's producer).
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from conveyor.orchestration.metadata import _age
+
+    compared = 0
+    for pipeline in ("ct", "ct.x", "other", "nope"):
+        view = md.for_pipeline(pipeline)
+        for type_name in ("Model", "ExampleStatistics", "Examples"):
+            live = [
+                a for a in md.store.get_artifacts_by_type(type_name) if a.state == pb.Artifact.LIVE
+            ]
+            for component in (None, "Train", "a", "x.a", "r", "importer", "nope"):
+                for key in (None, "model", "best", "result", "statistics"):
+                    scan = sorted(view._first_output_by(live, component, key), key=_age)
+                    got = view.artifacts(type_name, component, key)
+                    assert [a.id for a in got] == [a.id for a in scan], (pipeline, component, key)
+                    compared += 1
+    assert compared == 4 * 3 * 7 * 5
+
+
+def _calls(md, fn):
+    md.store = counting = _CountingStore(md.store)
+    try:
+        fn()
+    finally:
+        md.store = counting._store
+    return counting.calls
+
+
+def test_pipeline_scoped_queries_do_not_grow_with_the_store(tmp_path):
+    small, _ = _scoped_store(tmp_path / "small")
+    big, _ = _scoped_store(tmp_path / "big", extra_models=25)
+    for args in (("Model",), ("Model", "Train"), ("Model", "Train", "model"), ("Model", "x.a")):
+        few = _calls(small, lambda a=args: small.for_pipeline("ct").artifacts(*a))
+        many = _calls(big, lambda a=args: big.for_pipeline("ct").artifacts(*a))
+        assert few == many, args  # the same queries, whatever the number of artifacts
+        assert "get_artifacts_by_type" not in many  # never the whole store's
+        assert sum(many.values()) <= 6, many
+        # Only artifacts several executions output have their producer read.
+        assert many.get("get_executions_by_id", 0) <= 1
+    assert len(big.for_pipeline("ct").artifacts("Model", "Train")) == 2 + 25
+
+    blessings = []
+    for i in range(4):
+        model = Artifact("Model", str(tmp_path / f"bm{i}"))
+        _record(big, "ct", "Train", {"model": model}, run=f"b{i}")
+        blessing = Artifact("InfraBlessing", str(tmp_path / f"ib{i}"))
+        _record(big, "ct", "InfraValidator", {"blessing": blessing}, inputs={"model": model})
+        blessings.append((blessing.id, model.id))
+    ids = [b for b, _ in blessings] + [10**6]  # one unknown id: {}
+    calls = _calls(big, lambda: big.producer_inputs_by_id(ids))
+    assert sum(calls.values()) <= 4, calls  # not one round trip per artifact
+    batch = big.producer_inputs_by_id(ids)
+    for blessing, model in blessings:
+        assert [a.id for a in batch[blessing]["model"]] == [model]
+        assert batch[blessing] == big.producer_inputs(blessing)
+    assert batch[10**6] == {} and big.producer_inputs(10**6) == {}
