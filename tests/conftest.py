@@ -277,6 +277,8 @@ SLOW = {
         "test_user_errors::test_run_fn_errors_show_the_users_lines",  # trains
         "test_user_errors::test_trainer_node_failure_leads_with_the_users_error",
         "test_user_errors::test_op_error_in_a_worker_process_names_the_users_line",
+        "test_continuous_runners::test_airflow_dags_test_runs_the_continuous_training_loop",  # 3 DAG runs
+        "test_continuous_runners::test_kubeflow_spec_runs_the_continuous_training_loop",  # CLI per task
     },
 }
 
