@@ -14,7 +14,9 @@ class Transform(Component):
     Outputs: ``transform_graph`` (``transform_fn/`` and ``transformed_metadata/``,
     readable with ``tft.TFTransformOutput``), ``transformed_examples``
     (``Split-<name>/transformed_examples-*.gz``) and ``updated_analyzer_cache``,
-    which a later execution reuses so unchanged train data is not analyzed again.
+    which a later execution reuses so unchanged train data is not analyzed again
+    (the ``analyzer_cache`` input, TFX's, names the cache to start from instead:
+    a Resolver's latest ``updated_analyzer_cache``, say).
     The ``transform_graph`` artifact's ``analysis`` property says how its
     analyzers were found: ``"computed"`` (the train split was analyzed) or
     ``"cached"`` (every analyzer came from the previous execution's cache).
@@ -28,7 +30,11 @@ class Transform(Component):
                               module_file="flights_utils.py")
     """
 
-    INPUTS = {"examples": InputSpec("Examples"), "schema": InputSpec("Schema", optional=True)}
+    INPUTS = {
+        "examples": InputSpec("Examples"),
+        "schema": InputSpec("Schema", optional=True),
+        "analyzer_cache": InputSpec("TransformCache", optional=True),
+    }
     OUTPUTS = {
         "transform_graph": "TransformGraph",
         "transformed_examples": "Examples",
@@ -102,7 +108,10 @@ class Transform(Component):
 
 
 def _previous_cache(ctx) -> str | None:
-    """The newest analyzer cache an earlier execution of this component published."""
+    """The ``analyzer_cache`` input's folder if given, else the newest analyzer cache an
+    earlier execution of this component published."""
+    if "analyzer_cache" in ctx.inputs:
+        return ctx.inputs["analyzer_cache"].uri
     folder = os.path.dirname(ctx.outputs["updated_analyzer_cache"].uri)
     done = [n for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
     if not done:
