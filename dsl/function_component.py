@@ -74,7 +74,12 @@ __all__ = [
     "OutputArtifact",
     "OutputDict",
     "Parameter",
+    "as_class",
+    "check_parameter_value",
     "component",
+    "fits_type",
+    "parameter_value",
+    "recorded_properties",
 ]
 
 
@@ -206,7 +211,7 @@ def _argument(func, name: str, hint, default) -> tuple[str, Any]:
             raise PipelineDefinitionError(f"{where}: an output artifact cannot be optional")
         return OUTPUT, hint.type
     if isinstance(hint, Parameter):
-        if has_default and default is not None and not _fits(default, hint.type):
+        if has_default and default is not None and not fits_type(default, hint.type):
             raise PipelineDefinitionError(
                 f"{where}: the default {default!r} is not a {hint.type.__name__} (nor None)"
             )
@@ -219,7 +224,7 @@ def _argument(func, name: str, hint, default) -> tuple[str, Any]:
         return BEAM, hint.type
     simple = _simple_type(hint)
     if simple is not None:
-        if has_default and default is not None and not _fits(default, simple):
+        if has_default and default is not None and not fits_type(default, simple):
             raise PipelineDefinitionError(
                 f"{where}: the default {default!r} is not a {simple.__name__} (nor None)"
             )
@@ -235,7 +240,7 @@ def _argument(func, name: str, hint, default) -> tuple[str, Any]:
     )
 
 
-def _fits(value, type_) -> bool:
+def fits_type(value, type_) -> bool:
     """Whether ``value`` is a ``type_`` (an int is a float; a bool is neither int nor float)."""
     if type_ is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -321,7 +326,7 @@ class FunctionComponent(Component):
                     "for a value known when the pipeline is defined"
                 )
             if fmt == PARAMETER:
-                _check_parameter(type(self).__name__, key, self.ARG_TYPES[key], value)
+                check_parameter_value(type(self).__name__, key, self.ARG_TYPES[key], value)
         super().__init__(**kwargs)
 
     @classmethod
@@ -341,7 +346,7 @@ class FunctionComponent(Component):
 
     def execute(self, ctx):
         """Calls the function with its artifacts, values and parameters; records what it returns."""
-        outputs = {key: _typed(a, self.ARG_TYPES.get(key)) for key, a in ctx.outputs.items()}
+        outputs = {key: as_class(a, self.ARG_TYPES.get(key)) for key, a in ctx.outputs.items()}
         call = {}
         for name, fmt in self.ARG_FORMATS.items():
             if fmt == OUTPUT:
@@ -352,13 +357,13 @@ class FunctionComponent(Component):
                 value = ctx.parameters.get(name)
                 if value is None and name in self.OPTIONAL:
                     continue  # the function's own default
-                call[name] = _parameter_value(self.id, name, self.ARG_TYPES[name], value)
+                call[name] = parameter_value(self.id, name, self.ARG_TYPES[name], value)
             elif name in ctx.inputs:
-                art = _typed(ctx.inputs[name], self.ARG_TYPES[name] if fmt == INPUT else None)
+                art = as_class(ctx.inputs[name], self.ARG_TYPES[name] if fmt == INPUT else None)
                 call[name] = art if fmt == INPUT else art.read()
         returned = type(self).FUNCTION(**call)
         self._write_returned(returned, outputs)
-        return {key: _recorded(art) for key, art in outputs.items()}
+        return {key: recorded_properties(art) for key, art in outputs.items()}
 
     def _write_returned(self, returned, outputs: dict[str, Artifact]) -> None:
         if returned is None:
@@ -375,7 +380,7 @@ class FunctionComponent(Component):
             raise ValueError(f"{self.id}: the function did not return {missing} (its OutputDict)")
         for key, kind in self.RETURNED.items():
             value = returned[key]
-            if value is not None and not _fits(value, kind):
+            if value is not None and not fits_type(value, kind):
                 raise TypeError(
                     f"{self.id}: returned {key!r} is {value!r} ({type(value).__name__}), "
                     f"not a {kind.__name__}"
@@ -383,9 +388,9 @@ class FunctionComponent(Component):
             outputs[key].write(float(value) if kind is float and value is not None else value)
 
 
-def _check_parameter(component: str, name: str, type_, value) -> None:
-    """A parameter's value when the pipeline is defined: of its type, a runtime parameter, or a
-    placeholder read when it runs."""
+def check_parameter_value(component: str, name: str, type_, value) -> None:
+    """Checks a parameter's value when the pipeline is defined: of its type, a runtime parameter,
+    or a placeholder read when it runs; a PipelineDefinitionError names it otherwise."""
     from conveyor.dsl.placeholders import Placeholder, Predicate
     from conveyor.dsl.runtime import RuntimeParameter
 
@@ -394,7 +399,7 @@ def _check_parameter(component: str, name: str, type_, value) -> None:
             f"{component}: parameter {name!r} is a predicate ({value!r}); a placeholder value "
             "(channel.future()[0].value) or a constant is"
         )
-    if value is None or isinstance(value, Placeholder) or _fits(value, type_):
+    if value is None or isinstance(value, Placeholder) or fits_type(value, type_):
         return
     if isinstance(value, RuntimeParameter):
         if value.ptype is type_ or (type_ is float and value.ptype is int):
@@ -409,13 +414,14 @@ def _check_parameter(component: str, name: str, type_, value) -> None:
     )
 
 
-def _parameter_value(component_id: str, name: str, type_, value):
-    """A parameter's value when the component runs (read from an artifact, maybe): checked."""
+def parameter_value(component_id: str, name: str, type_, value):
+    """A parameter's value when the component runs (maybe read from an artifact), checked: a
+    text is parsed as an int, float or bool parameter needs; a TypeError names it otherwise."""
     if isinstance(value, str) and type_ in (int, float, bool):
         from conveyor.dsl.runtime import RuntimeParameter
 
         value = RuntimeParameter(name, type_).parse(value)
-    if not _fits(value, type_):
+    if not fits_type(value, type_):
         raise TypeError(
             f"{component_id}: parameter {name!r} is Parameter[{type_.__name__}], "
             f"but its value in this run is {value!r}"
@@ -423,7 +429,7 @@ def _parameter_value(component_id: str, name: str, type_, value):
     return float(value) if type_ is float else value
 
 
-def _typed(art: Artifact, cls) -> Artifact:
+def as_class(art: Artifact, cls=None) -> Artifact:
     """``art`` as an instance of its class (``cls``, or its type's registered class)."""
     if cls is not None and isinstance(art, cls) or cls is None and type(art) is not Artifact:
         return art
@@ -432,8 +438,9 @@ def _typed(art: Artifact, cls) -> Artifact:
     return make_artifact(art.type_name, art.uri, art.id, art.properties)
 
 
-def _recorded(art: Artifact) -> dict:
-    """What to record of an output artifact: its properties, and a simple value as ``value``."""
+def recorded_properties(art: Artifact) -> dict:
+    """What to record of an output artifact: its properties, and a simple value (an Integer's,
+    Float's, String's or Boolean's, if written) as ``value``."""
     from conveyor.dsl.artifact_types import ValueArtifact
 
     props = dict(art.properties)

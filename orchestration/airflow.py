@@ -13,6 +13,12 @@ Every task runs once its upstream tasks succeeded or were skipped (trigger rule
 ``none_failed``), so the command, not Airflow, decides whether a component
 downstream of a skipped one runs (an optional input left out) or is skipped too.
 
+A container component (``create_container_component``) is a task like the
+others: ``conveyor component run`` runs its command as a subprocess on the
+worker with its placeholders filled (its image is recorded, not pulled: the
+command's programs must be on the workers). The DAG's ``CONTAINERS`` table and
+the task's documentation show its image and command.
+
 The pipeline's runtime parameters are the DAG's params (typed, with their
 defaults; one without default must be given), so a DAG run's conf
 (``{"epochs": 5}``, ``airflow dags trigger --conf``) sets them; each task passes
@@ -37,6 +43,7 @@ import re
 from dataclasses import dataclass, field
 
 from conveyor.dsl import Pipeline
+from conveyor.dsl.container_component import ContainerComponent
 from conveyor.dsl.runtime import runtime_parameters_of
 from conveyor.orchestration.loader import save_pipeline
 
@@ -127,8 +134,17 @@ def render_dag(
         if p.description:
             spec["description"] = p.description
         params[name] = spec
+    containers = {
+        task_ids[c.id]: {
+            "image": c.IMAGE,
+            "command": [str(a) if isinstance(a, str) else repr(a) for a in c.COMMAND],
+        }
+        for c in pipeline.components
+        if isinstance(c, ContainerComponent)
+    }
     start = cfg.start_date
     return _TEMPLATE.format(
+        containers="".join(f"    {k!r}: {v!r},\n" for k, v in containers.items()),
         name=pipeline.name,
         pickle_path=pickle_path,
         conveyor=cfg.conveyor,
@@ -177,6 +193,10 @@ BEAM_ARGS = {beam_args!r}
 COMPONENTS = [
 {components}
 ]
+# Container components (task id: image and command): the task runs the command with its
+# placeholders filled, here on the worker (the image is recorded, not pulled).
+CONTAINERS = {{
+{containers}}}
 # The pipeline's runtime parameters (name: JSON schema): the DAG's params, which a DAG run's
 # conf ({{"name": value}}) sets.
 RUNTIME_PARAMETERS = {{
@@ -192,6 +212,14 @@ def conveyor_run_id(airflow_run_id):
 
 def shell_quote(value):
     return shlex.quote(str(value))
+
+
+def container_doc(task_id):
+    if task_id not in CONTAINERS:
+        return None
+    spec = CONTAINERS[task_id]
+    command = " ".join(spec["command"])
+    return f"Container component: image `{{spec['image']}}`, command `{{command}}`"
 
 
 def component_command(component_id):
@@ -221,6 +249,7 @@ with DAG(
         tasks[task_id] = BashOperator(
             task_id=task_id,
             bash_command=component_command(component_id),
+            doc_md=container_doc(task_id),
             skip_on_exit_code=SKIPPED_EXIT_CODE,
             # Upstream tasks skipped too: the command decides whether this one runs.
             trigger_rule="none_failed",

@@ -20,6 +20,15 @@ through ``dsl.OneOf`` of its task's state and the state of a small task of the
 ``dsl.Else`` group (Kubeflow lets nothing outside a condition depend on a task
 inside it); ``conveyor component run`` then skips those that need its outputs.
 
+Container components (``create_container_component``) run their command in
+their own image, as a container task; Conveyor's image runs a ``prepare`` task
+before it (skipped or cached: the command does not run; else the execution is
+recorded RUNNING and the command's placeholders filled, each an output the
+container task takes) and a ``publish`` task after it that records the outputs
+(:mod:`conveyor.orchestration.container_steps`). The outputs are written under
+the pipeline root, so the image's pods must see that storage too. A command
+that fails fails the Kubeflow run; its execution stays RUNNING in ML Metadata.
+
 The pipeline's runtime parameters are parameters of the Kubeflow pipeline (the
 compiled pipeline function takes them, typed, with their defaults; one without
 default is required), passed to every task as ``--runtime-parameter NAME=VALUE``.
@@ -45,6 +54,7 @@ from dataclasses import dataclass, field
 
 from conveyor.dsl import Pipeline
 from conveyor.dsl.conditions import conditions_of
+from conveyor.dsl.container_component import ContainerComponent
 from conveyor.dsl.runtime import runtime_parameters_of
 
 #: The name of the Kubeflow pipeline's parameter that sets the pipeline root.
@@ -117,6 +127,12 @@ class KubeflowDagRunner:
         names += [
             _kfp_name(cid) + suffix for cid in plan.skippable for suffix in ("-check", "-skipped")
         ]
+        names += [
+            _kfp_name(cid) + suffix
+            for cid in plan.containers
+            for suffix in ("-prepare", "-publish")
+        ]
+        names += [_kfp_name(cid) + "-done" for cid in plan.containers]
         clashes = sorted({n for n in names if names.count(n) > 1})
         if clashes:
             raise ValueError(
@@ -148,9 +164,13 @@ class _Plan:
         for c in pipeline.components:  # topological order: producers first
             if conditions_of(c) or self.skipped_producers(c):
                 self.skippable.append(c.id)
-        #: For each component, the skippable components it waits for (by their state).
+        #: Container components: a prepare task, the command in its image, a publish task.
+        self.containers = [c.id for c in pipeline.components if isinstance(c, ContainerComponent)]
+        #: Components whose last task is inside a condition group: others wait for their state.
+        self.gated = self.skippable + [c for c in self.containers if c not in self.skippable]
+        #: For each component, the gated components it waits for (by their state).
         self.after = {
-            c.id: [u.id for u in c.upstream if u.id in self.skippable] for c in pipeline.components
+            c.id: [u.id for u in c.upstream if u.id in self.gated] for c in pipeline.components
         }
         self.with_state = {u for ups in self.after.values() for u in ups}
 
@@ -181,7 +201,11 @@ class _Ops:
     def __init__(self, dsl, cfg: KubeflowDagConfig, params: dict, plan: _Plan):
         self.dsl, self.cfg, self.params, self.plan = dsl, cfg, params, plan
         self.run, self.check, self.skipped = {}, {}, {}
+        self.prepare, self.container, self.publish = {}, {}, {}
         for c in plan.pipeline.components:
+            if c.id in plan.containers:
+                self._container_ops(c)
+                continue
             gated = c.id in plan.skippable
             self.run[c.id] = self._conveyor(
                 c.id, "run", after=[] if gated else plan.after[c.id], state=c.id in plan.with_state
@@ -189,6 +213,63 @@ class _Ops:
             if gated:
                 self.check[c.id] = self._conveyor(c.id, "check", after=plan.after[c.id])
                 self.skipped[c.id] = self._skipped(c.id)
+
+    def _container_ops(self, c) -> None:
+        """A container component's prepare task (Conveyor's image), its command (its own image),
+        its publish task and the Else task that stands for it when it is done already."""
+        dsl = self.dsl
+        templated = [i for i, item in enumerate(c.COMMAND) if not isinstance(item, str)]
+        self.prepare[c.id] = self._steps(c.id, "prepare", self.plan.after[c.id], templated)
+        self.publish[c.id] = self._steps(c.id, "publish", [], [])
+        names = {i: f"{_OWN_PREFIX}arg_{i}" for i in templated}
+
+        def body(v: dict):
+            command = [v[names[i]] if i in names else item for i, item in enumerate(c.COMMAND)]
+            return dsl.ContainerSpec(image=c.IMAGE, command=command)
+
+        doc = f"The container component {c.id!r}: its command in {c.IMAGE}."
+        inputs = [(names[i], str) for i in templated]
+        self.container[c.id] = _container(dsl, _kfp_name(c.id), doc, inputs, body)
+        self.skipped[c.id] = self._skipped(c.id, suffix="-done", state="DONE")
+
+    def _steps(self, component_id: str, step: str, after: list[str], templated: list[int]):
+        """``python -m conveyor.orchestration.container_steps prepare|publish`` of one component."""
+        cfg, dsl = self.cfg, self.dsl
+        inputs = self._inputs(after)
+        if step == "publish":
+            inputs.append((f"{_OWN_PREFIX}execution", str))
+            outputs = ["conveyor_state"]
+        else:
+            outputs = ["conveyor_decision", f"{_OWN_PREFIX}execution"]
+            outputs += [f"{_OWN_PREFIX}arg_{i}" for i in templated]
+        inputs += [(o, dsl.OutputPath(str)) for o in outputs]
+
+        def body(v: dict):
+            args = ["-m", "conveyor.orchestration.container_steps", step]
+            args += ["--pipeline-path", cfg.pipeline_path, "--component", component_id]
+            args += ["--run-id", v["run_id"], "--pipeline-root", v[ROOT_PARAMETER]]
+            for name in sorted(self.params):
+                args += ["--runtime-parameter", dsl.ConcatPlaceholder([f"{name}=", v[name]])]
+            if step == "publish":
+                args += ["--execution-id", v[f"{_OWN_PREFIX}execution"]]
+                args += ["--state-file", v["conveyor_state"]]
+            else:
+                args += ["--decision-file", v["conveyor_decision"]]
+                args += ["--execution-file", v[f"{_OWN_PREFIX}execution"]]
+                for i in templated:
+                    args += [
+                        "--arg-file",
+                        dsl.ConcatPlaceholder([f"{i}=", v[f"{_OWN_PREFIX}arg_{i}"]]),
+                    ]
+            return dsl.ContainerSpec(image=cfg.image, command=["python"], args=args)
+
+        doc = (
+            f"Conveyor's step before the container component {component_id!r}: whether its command "
+            f"runs ({RUNS}) and its filled placeholders"
+            if step == "prepare"
+            else f"Conveyor's step after the container component {component_id!r}: records its outputs"
+        )
+        return _container(dsl, f"{_kfp_name(component_id)}-{step}", doc, inputs, body)
 
     def _inputs(self, after: list[str]) -> list[tuple[str, object]]:
         inputs = [(ROOT_PARAMETER, str), ("run_id", str)]
@@ -224,19 +305,24 @@ class _Ops:
         )
         return _container(dsl, _kfp_name(component_id) + suffix, doc, inputs, body)
 
-    def _skipped(self, component_id: str):
-        """The Else task: gives the state SKIPPED to the components after it (its check recorded it)."""
+    def _skipped(self, component_id: str, suffix: str = "-skipped", state: str = "SKIPPED"):
+        """The Else task: gives the state SKIPPED to the components after it (its check recorded
+        it); DONE for a container component whose prepare task found it skipped or cached."""
         cfg, dsl = self.cfg, self.dsl
 
         def body(v: dict):
-            script = 'printf SKIPPED > "$0"'
+            script = f'printf {state} > "$0"'
             return dsl.ContainerSpec(
                 image=cfg.image, command=["sh", "-c", script, v["conveyor_state"]]
             )
 
-        doc = f"The Conveyor component {component_id!r} was skipped."
+        doc = (
+            f"The Conveyor component {component_id!r} was skipped."
+            if state == "SKIPPED"
+            else f"The container component {component_id!r} was done already (cached or skipped)."
+        )
         inputs = [("conveyor_state", dsl.OutputPath(str))]
-        return _container(dsl, _kfp_name(component_id) + "-skipped", doc, inputs, body)
+        return _container(dsl, _kfp_name(component_id) + suffix, doc, inputs, body)
 
 
 def _container(dsl, name: str, doc: str, inputs: list[tuple[str, object]], body):
@@ -274,7 +360,10 @@ def _pipeline_function(dsl, pipeline: Pipeline, params: dict, plan: _Plan, ops: 
         tasks, states = {}, {}
         for c in pipeline.components:
             after = {f"{_OWN_PREFIX}after_{i}": states[u] for i, u in enumerate(plan.after[c.id])}
-            plain = [tasks[u.id] for u in c.upstream if u.id not in plan.skippable]
+            plain = [tasks[u.id] for u in c.upstream if u.id not in plan.gated]
+            if c.id in plan.containers:
+                states[c.id] = _container_tasks(dsl, c, ops, common, after, plain)
+                continue
             if c.id not in plan.skippable:
                 tasks[c.id] = _settle(ops.run[c.id](**common, **after), c.id, plain)
                 continue
@@ -291,6 +380,20 @@ def _pipeline_function(dsl, pipeline: Pipeline, params: dict, plan: _Plan, ops: 
 
     conveyor_pipeline.__signature__ = inspect.Signature(signature)
     return conveyor_pipeline
+
+
+def _container_tasks(dsl, c, ops: _Ops, common: dict, after: dict, plain: list):
+    """A container component's tasks: prepare, then (if it runs) the command in its image and
+    publish; returns the state the components after it wait for."""
+    prep = _settle(ops.prepare[c.id](**common, **after), f"{c.id}: prepare", plain)
+    args = {n: prep.outputs[n] for n in prep.outputs if n.startswith(f"{_OWN_PREFIX}arg_")}
+    with dsl.If(prep.outputs["conveyor_decision"] == RUNS, name=f"{c.id} runs in {c.IMAGE}"):
+        command = _settle(ops.container[c.id](**args), c.id, [])
+        execution = {f"{_OWN_PREFIX}execution": prep.outputs[f"{_OWN_PREFIX}execution"]}
+        publish = _settle(ops.publish[c.id](**common, **execution), f"{c.id}: publish", [command])
+    with dsl.Else(name=f"{c.id} done already"):
+        done = _settle(ops.skipped[c.id](), f"{c.id}: done already", [])
+    return dsl.OneOf(publish.outputs["conveyor_state"], done.outputs["conveyor_state"])
 
 
 def _settle(task, display_name: str, after: list):
