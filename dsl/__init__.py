@@ -27,6 +27,7 @@ from conveyor.dsl.component import (
     file_digest,
 )
 from conveyor.dsl.conditions import Cond
+from conveyor.dsl.container_component import create_container_component
 from conveyor.dsl.function_component import (
     BeamComponentParameter,
     InputArtifact,
@@ -79,6 +80,7 @@ __all__ = [
     "artifact_types",
     "check_type",
     "component",
+    "create_container_component",
     "file_digest",
     "layout",
     "logical_and",

@@ -316,6 +316,15 @@ def test_a_mixed_pipeline_runs_locally_and_reruns_cached(tmp_path, in_process):
     }
 
 
+def test_the_beam_dag_runner_runs_it_too(tmp_path):
+    from conveyor.orchestration import BeamDagRunner
+
+    pipeline = mixed(tmp_path / "root")
+    result = BeamDagRunner(quiet=True).run(pipeline)
+    assert _states(result) == STATES
+    _check_outputs(Metadata(pipeline.metadata_path), "cc", result["run_id"])
+
+
 def test_a_failing_command_fails_the_node_with_the_end_of_its_stderr(tmp_path):
     pipeline = mixed(tmp_path / "root", label="fail")
     with pytest.raises(PipelineRunError) as err:
