@@ -38,6 +38,9 @@ V1_NAMES = {
         "ConnectionConfigType",
     ],
     "orchestration.experimental": ["KubeflowV2DagRunner", "KubeflowV2DagRunnerConfig"],
+    "dsl.io": ["fileio"],
+    "extensions.google_cloud_big_query": ["BigQueryExampleGen"],
+    "extensions.google_cloud_ai_platform": ["Trainer", "Tuner", "Pusher", "BulkInferrer"],
 }  # fmt: skip
 
 
@@ -103,3 +106,27 @@ def test_pipeline_takes_tfx_arguments_and_refuses_the_rest(chain, tmp_path):
         tfx.dsl.Pipeline(pipeline_name="p", components=[gen])
     with pytest.raises(PipelineDefinitionError, match="LocalDagRunner.run: run_options: "):
         tfx.orchestration.LocalDagRunner().run(pipeline, run_options=object())
+
+
+def test_cloud_extensions_are_refused_naming_the_argument():
+    ext = tfx.extensions
+    with pytest.raises(PipelineDefinitionError, match="BigQueryExampleGen: query: BigQuery"):
+        ext.google_cloud_big_query.BigQueryExampleGen(query="SELECT 1")
+    vertex = {ext.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True}
+    with pytest.raises(PipelineDefinitionError, match="Trainer: custom_config: Vertex AI"):
+        ext.google_cloud_ai_platform.Trainer(module_file="m.py", custom_config=vertex)
+
+
+def test_fileio_and_version(tmp_path):
+    fileio = tfx.dsl.io.fileio
+    folder = str(tmp_path / "a" / "b")
+    fileio.makedirs(folder)
+    with fileio.open(f"{folder}/x.txt", "w") as f:
+        f.write("hello")
+    assert fileio.exists(f"{folder}/x.txt") and fileio.isdir(folder)
+    assert fileio.glob(f"{folder}/*.txt") == [f"{folder}/x.txt"]
+    fileio.rename(f"{folder}/x.txt", f"{folder}/y.txt")
+    assert fileio.listdir(folder) == ["y.txt"]
+    fileio.rmtree(str(tmp_path / "a"))
+    assert not fileio.exists(folder)
+    assert tfx.__version__ == __import__("importlib.metadata").metadata.version("conveyor")

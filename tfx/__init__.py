@@ -15,6 +15,7 @@ and output keys, mapped onto Conveyor's own nodes:
 - :mod:`conveyor.tfx.types`: ``standard_artifacts``, ``Channel``.
 - :mod:`conveyor.tfx.orchestration`: ``LocalDagRunner``, ``metadata``,
   ``experimental.KubeflowV2DagRunner``, the Airflow and Beam DAG runners.
+- :mod:`conveyor.tfx.extensions`: the Google Cloud components, refused when made.
 
 An argument TFX has and Conveyor cannot honour (a custom executor spec,
 Vertex or Cloud settings, a feature Conveyor's node does not have) is an
@@ -36,12 +37,16 @@ neither Beam nor TensorFlow.
 
 import importlib
 
-_SUBMODULES = ("components", "dsl", "orchestration", "proto", "types")
+_SUBMODULES = ("components", "dsl", "extensions", "orchestration", "proto", "types")
 
-__all__ = list(_SUBMODULES)
+__all__ = [*_SUBMODULES, "__version__"]
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # TFX's tfx.__version__: here, Conveyor's version
+        from importlib.metadata import version
+
+        return version("conveyor")
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -128,6 +128,7 @@ class TfxOutputs(dict):
 
     @property
     def component_id(self) -> str:
+        """The component's id as it is now (``with_id`` may have renamed it)."""
         return self.component.id
 
     def __missing__(self, key):

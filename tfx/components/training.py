@@ -299,6 +299,7 @@ class _TunerOnNode:
         tune_args=None,
         custom_config=None,
     ):
+        """Conveyor's Tuner ``node`` made of TFX's Tuner arguments."""
         name = "Tuner"
         kwargs = user_function(name, module_file, tuner_fn, "tuner_fn", "tuner_fn")
         kwargs.update(_steps_and_split(name, "train_args", train_args, TrainArgs, "train_split"))

@@ -16,7 +16,7 @@ Example::
     pipeline = tfx.dsl.Pipeline(pipeline_name="penguins", pipeline_root="out/penguins",
                                 components=[..., pusher], enable_cache=True)
 
-``components`` and ``experimental`` are imported on first use.
+``components``, ``experimental`` and ``io`` (``io.fileio``) are imported on first use.
 """
 
 import importlib
@@ -25,7 +25,7 @@ from conveyor.dsl import Channel, Cond, Importer, Resolver, RuntimeParameter
 from conveyor.dsl.artifacts import Artifact
 from conveyor.tfx.dsl.pipeline import ExecutionMode, Pipeline
 
-_SUBMODULES = ("components", "experimental")
+_SUBMODULES = ("components", "experimental", "io")
 
 __all__ = [
     "Artifact",
@@ -38,6 +38,7 @@ __all__ = [
     "RuntimeParameter",
     "components",
     "experimental",
+    "io",
 ]
 
 

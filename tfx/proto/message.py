@@ -122,9 +122,11 @@ class Field:
 
     @property
     def where(self) -> str:
+        """``Message.field``, for messages."""
         return f"{self.owner}.{self.name}"
 
     def default(self):
+        """The value an unset field reads as."""
         raise NotImplementedError
 
     def check(self, value):
@@ -132,6 +134,7 @@ class Field:
         raise NotImplementedError
 
     def is_default(self, value) -> bool:
+        """Whether ``value`` is the field's default (an empty list or map is not printed)."""
         return value == self.default()
 
     def plain(self, value, camel: bool):
@@ -411,14 +414,17 @@ class RepeatedField(list):
         return item
 
     def append(self, value) -> None:
+        """Appends ``value`` (checked; a dict for a message element)."""
         super().append(self._checked(value))
         self._touch()
 
     def extend(self, values) -> None:
+        """Appends each of ``values`` (checked)."""
         super().extend(self._field.check(values))
         self._touch()
 
     def insert(self, index, value) -> None:
+        """Inserts ``value`` (checked) before ``index``."""
         super().insert(index, self._checked(value))
         self._touch()
 
