@@ -11,7 +11,10 @@ store holding 1,000 runs of the pipeline. The store is SQLite, built here:
    ``start_execution``, ``finish_execution``, ``finish_run``), as the launcher
    records them: per run an Examples artifact (``span`` = the run's number,
    ``version`` 0), a Model (its input event: the Examples) and a ModelBlessing
-   (``blessed`` 1 for three runs in four, ``current_model_id``).
+   (``blessed`` 1 for three runs in four, ``current_model_id``);
+3. with ``--other-runs K``, K runs of another pipeline (``resolver_bench_other``)
+   are written alike: artifacts of the same types that a pipeline-scoped query
+   must not read (default 0: one pipeline only).
 
 Then, in each of ``--repeats`` fresh runs of the same pipeline (one more,
 first, as a warm-up, not counted), these nodes run through
@@ -30,12 +33,15 @@ Each node's figure is the median; the overhead is against (a). For each
 resolver the time is split into the candidates query (``Resolver.candidates``:
 ``Metadata.artifacts`` for each channel), the strategy's choice, and the rest
 (deciding the condition and runtime parameters, recording the execution and its
-events); and the candidates query is split into its ML Metadata calls.
+events); and the candidates query is split into its ML Metadata calls, both
+for the whole-store scan (``get_artifacts_by_type`` and the producer of every
+artifact: what ``Metadata.artifacts`` did before it was pipeline-scoped) and
+for the pipeline-scoped query it makes now (``scoped``).
 
 Usage::
 
     .venv/bin/python benchmarks/orchestration/resolver_overhead.py [--runs 1000] [--repeats 7]
-        [--keep DIR] [--json PATH]
+        [--other-runs 0] [--keep DIR] [--json PATH]
 
 Results: a table on stdout, and JSON at ``benchmarks/orchestration/results.json``
 (``--json`` to put it elsewhere). ``--keep DIR`` builds the store in DIR and leaves it there.
@@ -76,6 +82,7 @@ from conveyor.orchestration.metadata import COMPLETE  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIPELINE = "resolver_bench"
+OTHER_PIPELINE = "resolver_bench_other"
 TARGET_SECONDS = 0.5
 NUM_SPANS = 7
 
@@ -160,8 +167,9 @@ def past_pipeline(root: str) -> Pipeline:
     return Pipeline(PIPELINE, root, [gen, train, evaluate], enable_cache=False)
 
 
-def build_store(root: str, runs: int) -> dict:
-    """Run 0 through the runner, runs 1..runs-1 written through Metadata's methods; the timings."""
+def build_store(root: str, runs: int, other_runs: int = 0) -> dict:
+    """Run 0 through the runner, runs 1..runs-1 written through Metadata's methods, then
+    ``other_runs`` runs of another pipeline (``OTHER_PIPELINE``) alike; the timings."""
     began = time.perf_counter()
     pipeline = past_pipeline(root)
     LocalDagRunner(in_process=True, quiet=True).run(pipeline, run_id="past-00000")
@@ -171,30 +179,42 @@ def build_store(root: str, runs: int) -> dict:
     ids = [c.id for c in pipeline.components]
     written = time.perf_counter()
 
-    def record(run_id, cid, inputs, key, type_name, props):
-        ex = md.start_execution(types[cid], PIPELINE, run_id, cid, inputs, "", {})
+    def record(name, run_id, cid, inputs, key, type_name, props):
+        ex = md.start_execution(types[cid], name, run_id, cid, inputs, "", {})
         art = Artifact(type_name, f"{root}/{cid}/{key}/{ex}", properties=dict(props))
         md.finish_execution(ex, COMPLETE, {key: art})
         return art
 
-    for i in range(1, runs):
-        run_id = f"past-{i:05d}"
-        md.start_run(PIPELINE, run_id, ids)
+    def write_runs(name: str, first: int, count: int) -> None:
+        for i in range(first, first + count):
+            run_id = f"past-{i:05d}"
+            md.start_run(name, run_id, ids)
 
-        span = {"span": i, "version": 0, "split_names": '["train"]'}
-        examples = record(run_id, "ExampleGen", {}, "examples", "Examples", span)
-        model = record(run_id, "Trainer", {"examples": examples}, "model", "Model", {})
-        blessing = _blessing_props(i % 4 != 3, model)
-        record(run_id, "Evaluator", {"model": model}, "blessing", "ModelBlessing", blessing)
-        md.finish_run(PIPELINE, run_id, COMPLETE)
-        if i % 250 == 0:
-            print(f"  {i} runs written, {time.perf_counter() - began:.1f}s", flush=True)
+            span = {"span": i, "version": 0, "split_names": '["train"]'}
+            examples = record(name, run_id, "ExampleGen", {}, "examples", "Examples", span)
+            model = record(name, run_id, "Trainer", {"examples": examples}, "model", "Model", {})
+            blessing = _blessing_props(i % 4 != 3, model)
+            record(
+                name, run_id, "Evaluator", {"model": model}, "blessing", "ModelBlessing", blessing
+            )
+            md.finish_run(name, run_id, COMPLETE)
+            if (i - first + 1) % 250 == 0:
+                print(
+                    f"  {name}: {i - first + 1} runs written, {time.perf_counter() - began:.1f}s",
+                    flush=True,
+                )
+
+    write_runs(PIPELINE, 1, runs - 1)
+    write_seconds = (time.perf_counter() - written) / max(runs - 1, 1)
+    # Another pipeline's runs in the same store (what a pipeline-scoped query should not read).
+    write_runs(OTHER_PIPELINE, 1, other_runs)
     store = md.store
     return {
         "past_runs": runs,
+        "other_pipeline_runs": other_runs,
         "build_seconds": round(time.perf_counter() - began, 2),
         "first_run_seconds": round(first_run, 3),
-        "write_seconds_per_run": round((time.perf_counter() - written) / max(runs - 1, 1), 4),
+        "write_seconds_per_run": round(write_seconds, 4),
         "executions": len(store.get_executions()),
         "artifacts": len(store.get_artifacts()),
         "events": len(store.get_events_by_execution_ids([e.id for e in store.get_executions()])),
@@ -311,10 +331,56 @@ def time_nodes(root: str, repeats: int, runs: int) -> dict:
     return {"nodes": rows, "queries": query_split(md, repeats)}
 
 
+#: The producer each resolver's channel of a type names.
+PRODUCERS = {"Examples": "ExampleGen", "Model": "Trainer", "ModelBlessing": "Evaluator"}
+
+
+def scoped_split(md: Metadata, type_name: str, producer: str, repeats: int) -> dict:
+    """Where the pipeline-scoped ``Metadata.for_pipeline(p).artifacts(type, producer)`` spends its
+    time: the node context's artifacts, their events, the producing executions of those several
+    executions output (the only ones read), making Artifacts; and the whole call."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from conveyor.orchestration.metadata import _artifact_of, _first_output_events
+
+    view = md.for_pipeline(PIPELINE)
+    times: dict[str, list[float]] = {
+        k: [] for k in ("context_artifacts", "events", "shared_producers", "to_artifacts", "total")
+    }
+    counts = {}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        arts = [
+            a
+            for a in view._context_artifacts(type_name, producer)
+            if a.state == pb.Artifact.LIVE and md._types.get(type_name) == a.type_id
+        ]
+        t1 = time.perf_counter()
+        first = _first_output_events(
+            md._call(md.store.get_events_by_artifact_ids, [a.id for a in arts])
+        )
+        t2 = time.perf_counter()
+        shared = sorted({x for x, _, several in first.values() if several})
+        if shared:
+            md._call(md.store.get_executions_by_id, shared)
+        t3 = time.perf_counter()
+        names = md._type_names()
+        [_artifact_of(a, names) for a in arts]
+        t4 = time.perf_counter()
+        got = view.artifacts(type_name, producer)
+        t5 = time.perf_counter()
+        for key, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+            times[key].append(took)
+        counts = {"artifacts": len(arts), "executions_read": len(shared), "kept": len(got)}
+    return {**counts, **{k: round(_median(v), 4) for k, v in times.items()}}
+
+
 def query_split(md: Metadata, repeats: int) -> dict:
-    """Where ``Metadata.artifacts(type, producer)`` spends its time, per type: fetching every
-    artifact of the type, then the events and executions of all of them (to learn each one's
-    pipeline and producer), then making Artifacts of those kept."""
+    """Where ``Metadata.artifacts(type, producer)`` spends its time, per type. The whole-store
+    scan (what it did before it read the pipeline's contexts, and still does for a store not seen
+    from a pipeline): fetching every artifact of the type, then the events and executions of all
+    of them (to learn each one's pipeline and producer), then making Artifacts of those kept;
+    and, under ``scoped``, the pipeline-scoped query's parts (:func:`scoped_split`)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     from conveyor.orchestration.metadata import _artifact_of
@@ -346,6 +412,8 @@ def query_split(md: Metadata, repeats: int) -> dict:
             "events_and_executions_of_all": round(_median(first), 4),
             "to_artifacts": round(_median(convert), 4),
         }
+        if hasattr(md, "_context_artifacts"):  # the pipeline-scoped query (absent before it)
+            out[type_name]["scoped"] = scoped_split(md, type_name, PRODUCERS[type_name], repeats)
     # Not per resolver, for comparison: a cache lookup that misses (scans every execution of the
     # component's type: Trainer's, one per past run) and what a runner does once per run.
     for what, fn in (
@@ -367,7 +435,9 @@ def query_split(md: Metadata, repeats: int) -> dict:
 def print_table(result: dict) -> None:
     store = result["store"]
     print(
-        f"\nML Metadata store: {store['past_runs']} past runs, {store['executions']} executions, "
+        f"\nML Metadata store: {store['past_runs']} past runs"
+        f" (and {store.get('other_pipeline_runs', 0)} of another pipeline), "
+        f"{store['executions']} executions, "
         f"{store['artifacts']} artifacts, {store['sqlite_mb']} MB SQLite; built in "
         f"{store['build_seconds']}s ({store['write_seconds_per_run'] * 1000:.1f} ms per run written)"
     )
@@ -387,7 +457,7 @@ def print_table(result: dict) -> None:
                 f"  {row['node']:<22} {s['candidates_query']:.4f} / {s['strategy']:.4f} / "
                 f"{s['rest']:.4f}   resolved {row['resolved']}"
             )
-    print("\nMetadata.artifacts(type, producer) per type (s):")
+    print("\nMetadata.artifacts(type, producer) per type (s), the whole-store scan:")
     for type_name in ("Examples", "Model", "ModelBlessing"):
         q = result["queries"][type_name]
         print(
@@ -395,6 +465,16 @@ def print_table(result: dict) -> None:
             f"{q['get_artifacts_by_type']:.4f}, events+executions of all "
             f"{q['events_and_executions_of_all']:.4f}, to Artifact {q['to_artifacts']:.4f}"
         )
+    for type_name in ("Examples", "Model", "ModelBlessing"):
+        q = result["queries"][type_name].get("scoped")
+        if q:
+            print(
+                f"  {type_name:<14} scoped to {PIPELINE}.{PRODUCERS[type_name]}: "
+                f"{q['artifacts']} artifacts: context {q['context_artifacts']:.4f}, events "
+                f"{q['events']:.4f}, {q['executions_read']} producers read "
+                f"{q['shared_producers']:.4f}, to Artifact {q['to_artifacts']:.4f}; "
+                f"the call {q['total']:.4f}"
+            )
     q = result["queries"]
     print(
         f"  for comparison: a cache miss of Trainer (scans its {store['past_runs']} executions) "
@@ -414,6 +494,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000, help="past runs in the store")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per node (median)")
+    parser.add_argument(
+        "--other-runs",
+        type=int,
+        default=0,
+        help=f"runs of another pipeline ({OTHER_PIPELINE}) in the same store (default 0)",
+    )
     parser.add_argument("--keep", metavar="DIR", help="build the store here and keep it")
     parser.add_argument(
         "--json",
@@ -424,12 +510,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.repeats < 1:
         parser.error("--runs and --repeats must be at least 1")
+    if args.other_runs < 0:
+        parser.error(f"--other-runs must be 0 or more, not {args.other_runs}")
     root = args.keep or tempfile.mkdtemp(prefix="conveyor-resolver-bench-")
     if args.keep and os.path.exists(os.path.join(root, "metadata.sqlite")):
         parser.error(f"--keep {root}: it holds a store already; give an empty folder")
     try:
         print(f"building a store of {args.runs} past runs in {root}", flush=True)
-        store = build_store(root, args.runs)
+        store = build_store(root, args.runs, args.other_runs)
         timed = time_nodes(root, args.repeats, args.runs)
         resolver_rows = [r for r in timed["nodes"] if "split_seconds" in r]
         result = {
