@@ -160,6 +160,13 @@ def test_kubeflow_v2_runner_writes_a_spec_whose_commands_run(ran, tmp_path, conv
         assert container["image"] == "registry.test/penguins:1"
         conveyor(*[values.get(a, a) for a in container["args"]])
     assert _states(ran["metadata"], "kfp-1") == dict.fromkeys(IDS, "CACHED")
+    # write_out=False: the same spec, returned only (TFX's default file name, nothing written).
+    aside = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=runner.config, output_dir=str(tmp_path / "aside")
+    )
+    assert aside.output_path(_pipeline(ran)) == str(tmp_path / "aside" / "pipeline.json")
+    returned = aside.run(_pipeline(ran), write_out=False)
+    assert returned["root"] == spec["root"] and not (tmp_path / "aside").exists()
     with pytest.raises(ValueError, match="default_commands: "):
         tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_commands=["python"])
 

@@ -79,7 +79,7 @@ class KubeflowV2DagRunner:
     """TFX's Kubeflow V2 runner: compiles the pipeline into a spec (it submits nothing).
 
     Args: ``config``, ``output_dir`` (default: the current folder),
-    ``output_filename`` (default ``<pipeline_name>_pipeline.json``; ``.yaml`` works too).
+    ``output_filename`` (default ``pipeline.json``, as TFX; ``.yaml`` works too).
     """
 
     def __init__(
@@ -94,16 +94,16 @@ class KubeflowV2DagRunner:
 
     def output_path(self, pipeline) -> str:
         """Where the spec is written."""
-        name = self.output_filename or f"{pipeline.name}_pipeline.json"
+        name = self.output_filename or "pipeline.json"
         return os.path.abspath(os.path.join(self.output_dir or os.getcwd(), name))
 
     def run(self, pipeline, parameter_values: dict | None = None, write_out: bool = True) -> dict:
-        """Compiles the spec; writes it (``write_out``) and returns it as a dict.
+        """Compiles the spec; writes it and the pickled pipeline (``write_out``; False writes
+        nothing) and returns the spec as a dict.
 
         ``parameter_values`` (values for runtime parameters) is refused: the
         spec keeps their defaults; set them when submitting the run.
         """
-        from conveyor.orchestration.kubeflow import KubeflowDagConfig, KubeflowDagRunner
         from conveyor.orchestration.loader import save_pipeline
 
         if parameter_values:
@@ -115,14 +115,21 @@ class KubeflowV2DagRunner:
         output = self.output_path(pipeline)
         pipeline_path = self.config.pipeline_path
         if pipeline_path is None:
-            stem = os.path.splitext(output)[0]
-            pickle_path = save_pipeline(pipeline, stem + ".pipeline.pkl")
+            pickle_path = os.path.splitext(output)[0] + ".pipeline.pkl"
+            if write_out:
+                save_pipeline(pipeline, pickle_path)
             pipeline_path = os.path.relpath(pickle_path)
-        target = output
-        if not write_out:
-            target = os.path.join(
-                tempfile.mkdtemp(prefix="conveyor-kfp-"), os.path.basename(output)
+        if write_out:
+            return self._compile(pipeline, output, pipeline_path)
+        # Nothing written beside the output: the spec is compiled aside and only returned.
+        with tempfile.TemporaryDirectory(prefix="conveyor-kfp-") as tmp:
+            return self._compile(
+                pipeline, os.path.join(tmp, os.path.basename(output)), pipeline_path
             )
+
+    def _compile(self, pipeline, target: str, pipeline_path: str) -> dict:
+        from conveyor.orchestration.kubeflow import KubeflowDagConfig, KubeflowDagRunner
+
         cfg = KubeflowDagConfig(
             output=target,
             pipeline_path=pipeline_path,
