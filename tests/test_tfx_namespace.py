@@ -23,8 +23,9 @@ V1_NAMES = {
     ],
     "dsl.experimental": [
         "LatestArtifactStrategy", "LatestBlessedModelStrategy", "SpanRangeStrategy",
-        "ResolverStrategy", "RuntimeParameter",
+        "ResolverStrategy", "RuntimeParameter", "create_container_component",
     ],
+    "dsl.placeholders": ["input", "output", "exec_property"],
     "types": ["standard_artifacts", "Channel", "BaseChannel", "OutputChannel", "BaseNode"],
     "types.standard_artifacts": [
         "Examples", "ExampleStatistics", "Schema", "ExampleAnomalies", "TransformGraph",
@@ -58,6 +59,7 @@ def test_importing_the_namespace_and_its_dsl_loads_neither_beam_nor_tensorflow()
     code = (
         "import sys\nfrom conveyor import tfx\n"
         "tfx.dsl.Pipeline, tfx.proto.TrainArgs, tfx.orchestration.metadata, tfx.types.Channel\n"
+        "tfx.dsl.experimental.create_container_component, tfx.dsl.placeholders.input\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'apache_beam', 'tensorflow'}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -16,7 +16,8 @@ Example::
     pipeline = tfx.dsl.Pipeline(pipeline_name="penguins", pipeline_root="out/penguins",
                                 components=[..., pusher], enable_cache=True)
 
-``components``, ``experimental`` and ``io`` (``io.fileio``) are imported on first use.
+``components``, ``experimental``, ``io`` (``io.fileio``) and ``placeholders`` are imported on
+first use.
 """
 
 import importlib
@@ -25,7 +26,7 @@ from conveyor.dsl import Channel, Cond, Importer, Resolver, RuntimeParameter
 from conveyor.dsl.artifacts import Artifact
 from conveyor.tfx.dsl.pipeline import ExecutionMode, Pipeline
 
-_SUBMODULES = ("components", "experimental", "io")
+_SUBMODULES = ("components", "experimental", "io", "placeholders")
 
 __all__ = [
     "Artifact",
@@ -39,6 +40,7 @@ __all__ = [
     "components",
     "experimental",
     "io",
+    "placeholders",
 ]
 
 

@@ -1,4 +1,5 @@
-"""TFX's ``tfx.dsl.experimental``: the resolver strategies and ``RuntimeParameter``.
+"""TFX's ``tfx.dsl.experimental``: the resolver strategies, ``RuntimeParameter`` and
+``create_container_component``.
 
 Example::
 
@@ -18,6 +19,7 @@ from conveyor.dsl import (
     RuntimeParameter,
     SpanRangeStrategy,
 )
+from conveyor.dsl.container_component import create_container_component
 
 __all__ = [
     "LatestArtifactStrategy",
@@ -25,23 +27,5 @@ __all__ = [
     "ResolverStrategy",
     "RuntimeParameter",
     "SpanRangeStrategy",
+    "create_container_component",
 ]
-
-
-def __getattr__(name: str):
-    if name == "create_container_component":
-        # Container components are their own piece of work; found here once they exist.
-        import importlib
-
-        for home in ("conveyor.tfx.dsl.components", "conveyor.dsl.container_component"):
-            try:
-                module = importlib.import_module(home)
-            except ImportError:
-                continue
-            if hasattr(module, name):
-                return getattr(module, name)
-        raise AttributeError(
-            "conveyor.tfx.dsl.experimental has no create_container_component yet: Conveyor has "
-            "no container components"
-        )
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
