@@ -5,7 +5,8 @@ latest month (span) of ``<root>/data/spans/span-N/flights.csv``:
 
     ExampleGen (latest span) -> StatisticsGen -> SchemaGen -> ExampleValidator
     span_range_resolver (the latest two spans) -> Transform -> Trainer
-    latest_blessed_model_resolver (the baseline) -> Evaluator (AUC >= 0.6 and
+    latest_blessed_model_resolver (the baseline: the last model blessed by both the
+        Evaluator and InfraValidator) -> Evaluator (AUC >= 0.6 and
         not below the baseline's) -> InfraValidator -> Pusher (under a Cond:
         only a blessed model) -> <root>/serving_model/<version>
     BulkInferrer (the eval split, when blessed)
@@ -152,6 +153,7 @@ def create_pipeline(
         strategy_class=LatestBlessedModelStrategy,
         model=Channel(type="Model", producer_component_id="Trainer"),
         model_blessing=Channel(type="ModelBlessing", producer_component_id="Evaluator"),
+        model_infra_blessing=Channel(type="InfraBlessing", producer_component_id="InfraValidator"),
     ).with_id("latest_blessed_model_resolver")
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
