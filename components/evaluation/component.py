@@ -98,8 +98,10 @@ def run_evaluation(
             counts | "CountRows" >> SumCounts(how, _write_rejected, list(reads), rejected_path)
     finally:
         if model_path:
+            from conveyor.components.evaluation.preprocessing import release_preprocessing_models
             from conveyor.components.inference import release_models
 
+            release_preprocessing_models()
             release_models()  # the models, while TensorFlow is up (not at exit)
     validation = _read_json(FileSystems.join(output_dir, "validation.json"))
     return {

@@ -9,7 +9,9 @@ What is read from the config:
 
 * ``model_specs``: ``name``, ``label_key``, ``prediction_key``,
   ``example_weight_key``, ``is_baseline`` (at most one candidate and one
-  baseline);
+  baseline), ``signature_name`` (the model's prediction signature) and
+  ``preprocessing_function_names`` (its signatures that turn raw examples into
+  the transformed features the label, weight and slices may be read from);
 * ``slicing_specs``: the overall slice (an empty spec), ``feature_keys``
   (one slice per value, crossed when there are several keys) and
   ``feature_values`` (only those values);
@@ -288,16 +290,33 @@ DEFAULT_METRICS = {
 # --- settings --------------------------------------------------------------------
 
 
+#: The preprocessing signatures TFMA calls when a model spec names none (each
+#: only if the model has it; TFMA's ``transformed_features`` extractor defaults).
+DEFAULT_PREPROCESSING_FUNCTION_NAMES = ("transformed_features", "transformed_labels")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSettings:
-    """One model's columns. ``prediction_key`` names a column of the examples
-    (model-free) or, with a SavedModel, an output of its signature."""
+    """One model's columns and signatures.
+
+    ``prediction_key`` names a column of the examples (model-free) or, with a
+    SavedModel, an output of its signature ``signature_name`` (None: the
+    evaluation's default, ``serving_default``). ``preprocessing_function_names``
+    are signatures of the same SavedModel called on the raw examples first
+    (TFMA's field): their outputs are this model's transformed features, where
+    ``label_key``, ``example_weight_key`` and the slicing columns are looked up
+    before the raw features (a TFX module file's ``transform_features``
+    signature gives, for instance, a ``species_xf`` label). Empty: the
+    signatures of :data:`DEFAULT_PREPROCESSING_FUNCTION_NAMES` the model has.
+    """
 
     name: str
     label_key: str
     prediction_key: str | None = None
     example_weight_key: str | None = None
     is_baseline: bool = False
+    signature_name: str | None = None
+    preprocessing_function_names: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -530,6 +549,11 @@ class EvalSettings:
         return any(KINDS[m.kind].needs == CLASSES for m in self.metrics)
 
     @property
+    def needs_vectors(self) -> bool:
+        """Whether predictions are read as vectors of class scores."""
+        return self.needs_classes
+
+    @property
     def decision_thresholds(self) -> tuple[float, ...]:
         """Every threshold a metric counts a confusion matrix at, sorted."""
         out = set()
@@ -576,11 +600,9 @@ class EvalSettings:
 
 
 def _default_baseline(candidate: ModelSettings) -> ModelSettings:
-    """A baseline model spec with the candidate's columns."""
+    """A baseline model spec with the candidate's columns and signatures."""
     name = "baseline" if candidate.name != "baseline" else "baseline_model"
-    return ModelSettings(
-        name, candidate.label_key, candidate.prediction_key, candidate.example_weight_key, True
-    )
+    return dataclasses.replace(candidate, name=name, is_baseline=True)
 
 
 def metric_spec(class_name: str, config: Mapping | None = None) -> MetricSpec:
@@ -804,9 +826,29 @@ def _model_settings(config) -> tuple[ModelSettings, ...]:
                 prediction_key=spec.prediction_key or None,
                 example_weight_key=spec.example_weight_key or None,
                 is_baseline=spec.is_baseline,
+                signature_name=spec.signature_name or None,
+                preprocessing_function_names=_preprocessing_names(spec, i),
             )
         )
     return tuple(models)
+
+
+def _preprocessing_names(spec, i: int) -> tuple[str, ...]:
+    """``preprocessing_function_names``: signatures of the model (TFMA's Python
+    ``name@feature`` preprocessing functions are refused)."""
+    names = tuple(spec.preprocessing_function_names)
+    for name in names:
+        if not name:
+            raise UsageError(f"model_specs[{i}].preprocessing_function_names has an empty name")
+        if "@" in name:
+            raise UsageError(
+                f"model_specs[{i}].preprocessing_function_names: {name!r} names one of TFMA's "
+                "Python preprocessing functions (name@feature), which is not supported; name "
+                "a signature of the SavedModel (e.g. transform_features)"
+            )
+    if len(set(names)) != len(names):
+        raise UsageError(f"model_specs[{i}].preprocessing_function_names repeats a name: {names}")
+    return names
 
 
 def _slices(config, extra_slices: Sequence[SliceSpec]) -> tuple[SliceSpec, ...]:

@@ -71,7 +71,8 @@ _LOG_EPS = 1e-15
 class Chunk:
     """The rows of one slice in one input batch, as numpy arrays.
 
-    ``labels`` and ``weights`` are float64 ``(n,)``, NaN where missing;
+    ``labels`` and ``weights`` hold one float64 ``(n,)`` array per model (NaN
+    where missing; models that read the same column share one array);
     ``predictions`` holds one array per model: ``(n,)`` for a scalar
     prediction, ``(n, k)`` for a vector of class scores, NaN where missing;
     ``missing_prediction`` marks rows without a (well-shaped) prediction.
@@ -80,19 +81,26 @@ class Chunk:
     __slots__ = ("labels", "weights", "predictions", "missing_prediction")
 
     def __init__(self, labels, weights, predictions, missing_prediction):
-        self.labels = labels
-        self.weights = weights
+        self.labels = list(labels)
+        self.weights = list(weights)
         self.predictions = predictions
         self.missing_prediction = missing_prediction
 
     def __len__(self):
-        return len(self.labels)
+        return len(self.labels[0])
 
     def take(self, rows: np.ndarray) -> Chunk:
         """The chunk of the given rows (an index or a boolean mask)."""
+        taken: dict = {}
+
+        def pick(a):
+            if id(a) not in taken:
+                taken[id(a)] = a[rows]
+            return taken[id(a)]
+
         return Chunk(
-            self.labels[rows],
-            self.weights[rows],
+            [pick(a) for a in self.labels],
+            [pick(a) for a in self.weights],
             [p[rows] for p in self.predictions],
             [m[rows] for m in self.missing_prediction],
         )
@@ -200,20 +208,26 @@ class MetricsKernel:
             return acc
         acc.rows += n
         replicate_weights = self._replicate_weights(chunk)
-        for state, pred, missing in zip(acc.models, chunk.predictions, chunk.missing_prediction):
-            self._add_model(state, chunk, pred, missing, replicate_weights)
+        for i, state in enumerate(acc.models):
+            self._add_model(
+                state,
+                chunk.labels[i],
+                chunk.weights[i],
+                chunk.predictions[i],
+                chunk.missing_prediction[i],
+                replicate_weights,
+            )
         return acc
 
     def _replicate_weights(self, chunk: Chunk) -> np.ndarray | None:
         if self.samples == 1:
             return None
         # Deterministic for given data: the seed mixes the configured seed and the labels' bytes.
-        digest = zlib.crc32(np.ascontiguousarray(chunk.labels).tobytes())
+        digest = zlib.crc32(np.ascontiguousarray(chunk.labels[0]).tobytes())
         rng = np.random.default_rng([self.seed, digest, len(chunk)])
         return rng.poisson(1.0, size=(self.samples - 1, len(chunk))).astype(np.float64)
 
-    def _add_model(self, state: ModelState, chunk: Chunk, pred, missing, replicate_weights):
-        labels, weights = chunk.labels, chunk.weights
+    def _add_model(self, state: ModelState, labels, weights, pred, missing, replicate_weights):
         problems = state.problems
         ok = np.ones(len(labels), bool)
 

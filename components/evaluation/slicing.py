@@ -14,7 +14,7 @@ numpy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -85,13 +85,29 @@ class BatchSlicer:
     """Turns one RecordBatch into ``[(slice key, Chunk)]`` for an :class:`EvalSettings`.
 
     ``prediction_columns`` gives, per model (in ``settings.models`` order), the
-    column that holds its predictions.
+    column that holds its predictions. ``label_columns`` and ``weight_columns``
+    (per model) and ``slice_columns`` (``{slicing feature: column}``) say where
+    a model's label and weight and a slicing feature are read when that is not
+    the column of their own name (a model's transformed features); slice keys
+    keep the feature's name.
     """
 
-    def __init__(self, settings: EvalSettings, prediction_columns: Sequence[str]):
+    def __init__(
+        self,
+        settings: EvalSettings,
+        prediction_columns: Sequence[str],
+        *,
+        label_columns: Sequence[str] | None = None,
+        weight_columns: Sequence[str | None] | None = None,
+        slice_columns: Mapping[str, str] | None = None,
+    ):
         self.settings = settings
         self.prediction_columns = list(prediction_columns)
-        self.vector = settings.needs_classes
+        models = settings.models
+        self.label_columns = list(label_columns or [m.label_key for m in models])
+        self.weight_columns = list(weight_columns or [m.example_weight_key for m in models])
+        self.slice_columns = dict(slice_columns or {})
+        self.vector = settings.needs_vectors
 
     def check_schema(self, schema: pa.Schema) -> None:
         """Raises InputError naming a label, prediction, weight or slicing column
@@ -103,12 +119,13 @@ class BatchSlicer:
             t = schema.field(name).type
             return t.value_type if (pa.types.is_list(t) or pa.types.is_large_list(t)) else t
 
-        for model, pcol in zip(self.settings.models, self.prediction_columns):
-            for what, col in (
-                ("label", model.label_key),
-                ("prediction", pcol),
-                ("example weight", model.example_weight_key),
-            ):
+        for model, label, pcol, wcol in zip(
+            self.settings.models,
+            self.label_columns,
+            self.prediction_columns,
+            self.weight_columns,
+        ):
+            for what, col in (("label", label), ("prediction", pcol), ("example weight", wcol)):
                 if col is None:
                     continue
                 if col not in names:
@@ -121,31 +138,27 @@ class BatchSlicer:
                         f"{what} column {col!r} holds {value_type(col)}; it must be numeric (INT or FLOAT)"
                     )
         for spec in self.settings.slices:
-            for col in spec.columns:
-                if col not in names:
+            for name in spec.columns:
+                if self.slice_columns.get(name, name) not in names:
                     raise InputError(
-                        f"slicing column {col!r} is not in the examples; columns: {', '.join(schema.names)}"
+                        f"slicing column {name!r} is not in the examples; columns: {', '.join(schema.names)}"
                     )
 
     def chunk(self, batch: pa.RecordBatch) -> Chunk:
         """The whole batch as one Chunk."""
         n = batch.num_rows
-        first = self.settings.models[0]
-        labels, _ = _scalar_column(batch.column(first.label_key), n)
-        if first.example_weight_key:
-            weights, _ = _scalar_column(batch.column(first.example_weight_key), n)
-        else:
-            weights = np.ones(n)
+        read: dict = {}
+
+        def scalar(col):
+            if col not in read:
+                read[col] = _scalar_column(batch.column(col), n)[0]
+            return read[col]
+
+        labels = [scalar(col) for col in self.label_columns]
+        ones = np.ones(n)
+        weights = [ones if col is None else scalar(col) for col in self.weight_columns]
         preds, missing = [], []
-        for model, col in zip(self.settings.models, self.prediction_columns):
-            if (
-                model.label_key != first.label_key
-                or model.example_weight_key != first.example_weight_key
-            ):
-                raise InputError(
-                    "candidate and baseline must share label_key and example_weight_key "
-                    f"({first.name!r} and {model.name!r} differ)"
-                )
+        for col in self.prediction_columns:
             if self.vector:
                 values, miss = _vector_column(batch.column(col), n)
             else:
@@ -177,7 +190,7 @@ class BatchSlicer:
         dictionaries: list[list] = []
         columns = spec.columns
         for name in columns:
-            col = batch.column(name)
+            col = batch.column(self.slice_columns.get(name, name))
             if isinstance(col, pa.ChunkedArray):
                 col = col.combine_chunks()
             if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):

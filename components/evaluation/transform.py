@@ -40,6 +40,14 @@ from conveyor.components.evaluation.config import (
     settings_from_eval_config,
 )
 from conveyor.components.evaluation.metrics import Chunk, MetricsKernel, SliceAccumulator
+from conveyor.components.evaluation.preprocessing import (
+    DEAD,
+    PreprocessFn,
+    check_models_with_preprocessing,
+    names_of,
+    plan_preprocessing,
+    resolve_columns,
+)
 from conveyor.components.evaluation.slicing import BatchSlicer
 
 METRICS_NAMESPACE = "conveyor.evaluation"
@@ -106,14 +114,15 @@ class MetricsCombineFn(beam.CombineFn):
 class _SliceFn(beam.DoFn):
     """A RecordBatch -> ``(slice key, Chunk)`` per slice it has rows in."""
 
-    def __init__(self, settings: EvalSettings, prediction_columns, checked: bool):
+    def __init__(self, settings: EvalSettings, prediction_columns, checked: bool, columns=None):
         self._settings = settings
-        self._columns = list(prediction_columns)
+        self._predictions = list(prediction_columns)
         self._checked = checked
+        self._columns = columns
         self._rows = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "examples_in")
 
     def setup(self):
-        self._slicer = BatchSlicer(self._settings, self._columns)
+        self._slicer = _slicer(self._settings, self._predictions, self._columns)
         self._schema = None
 
     def process(self, batch: pa.RecordBatch):
@@ -122,6 +131,33 @@ class _SliceFn(beam.DoFn):
             self._schema = batch.schema
         self._rows.inc(batch.num_rows)
         yield from self._slicer.split(batch)
+
+
+def _slicer(settings: EvalSettings, prediction_columns, columns) -> BatchSlicer:
+    """The BatchSlicer reading labels, weights and slices where ``columns``
+    (a :class:`~.preprocessing.ResolvedColumns`, or None: their own names) says."""
+    if columns is None:
+        return BatchSlicer(settings, prediction_columns)
+    return BatchSlicer(
+        settings,
+        prediction_columns,
+        label_columns=columns.labels,
+        weight_columns=columns.weights,
+        slice_columns=columns.slices,
+    )
+
+
+def _inference(model, path: str, schema: pa.Schema, signature: str):
+    """BulkInference of one model spec's prediction signature (a missing one names the spec)."""
+    from conveyor.components.inference import BulkInference
+
+    prefix = BASELINE_PREFIX if model.is_baseline else CANDIDATE_PREFIX
+    try:
+        return BulkInference(path, schema, signature, prediction_prefix=prefix)
+    except InputError as e:
+        if "has no signature" not in str(e):
+            raise
+        raise InputError(f"model spec {model.name!r} (signature_name {signature!r}): {e}") from None
 
 
 def _slice_output(item, settings: EvalSettings):
@@ -180,8 +216,17 @@ class EvaluateModel(beam.PTransform):
         that names no prediction column, there is no baseline: as TFX's
         Evaluator does, the baseline spec is dropped and the change
         thresholds are skipped (listed in the validation), not failed.
-      signature: the signature of both models.
+      signature: the prediction signature of a model whose spec names no
+        ``signature_name`` (a spec's ``signature_name`` is its own).
+
       hot_key_fanout: intermediate keys per slice in the combine.
+
+    A model spec's ``preprocessing_function_names`` (signatures of its
+    SavedModel, e.g. a TFX module file's ``transform_features``) run on the raw
+    examples first; their outputs are where its label, weight and the slicing
+    features are looked up before the raw columns (see
+    :mod:`~conveyor.components.evaluation.preprocessing`). A batch they fail on
+    counts as failed inference.
     """
 
     def __init__(
@@ -217,13 +262,11 @@ class EvaluateModel(beam.PTransform):
         paths = {settings.candidate.name: model_path}
         if settings.baseline is not None:
             paths[settings.baseline.name] = baseline_model_path
+        check_models_with_preprocessing(settings, paths)
         for model in settings.models:
             path = paths.get(model.name)
             if path:
-                from conveyor.components.inference import BulkInference
-
-                prefix = BASELINE_PREFIX if model.is_baseline else CANDIDATE_PREFIX
-                infer = BulkInference(path, schema_now, signature, prediction_prefix=prefix)
+                infer = _inference(model, path, schema_now, model.signature_name or signature)
                 outputs = list(infer.signature.outputs)
                 key = model.prediction_key
                 if key is None:
@@ -234,7 +277,8 @@ class EvaluateModel(beam.PTransform):
                     key = outputs[0]
                 elif key not in outputs:
                     raise InputError(
-                        f"model {path} (signature {signature!r}) has no output {key!r}; outputs: {outputs}"
+                        f"model {path} (signature {infer.signature.name!r}) has no output "
+                        f"{key!r}; outputs: {outputs}"
                     )
                 self.inference.append(infer)
                 schema_now = infer.prediction_schema
@@ -245,8 +289,21 @@ class EvaluateModel(beam.PTransform):
                         f"model spec {model.name!r} needs a prediction_key (a column) or a model"
                     )
                 columns.append(model.prediction_key)
+        self.preprocessing = []
+        for model in settings.models:
+            path = paths.get(model.name)
+            if path:
+                prefix = BASELINE_PREFIX if model.is_baseline else CANDIDATE_PREFIX
+                pre = plan_preprocessing(model, path, schema, schema_now, prefix)
+                if pre is not None:
+                    self.preprocessing.append(pre)
+                    schema_now = pre.output_schema
         self.prediction_columns = columns
-        self.slicer = BatchSlicer(settings, columns)
+        if schema_now is not None:
+            self.columns = resolve_columns(settings, schema_now, names_of(self.preprocessing))
+        else:
+            self.columns = None
+        self.slicer = _slicer(settings, columns, self.columns)
         if schema_now is not None:
             self.slicer.check_schema(schema_now)
         self.input_schema = schema_now
@@ -262,12 +319,20 @@ class EvaluateModel(beam.PTransform):
             batches = result.predictions | f"AppendPredictions{i}" >> AppendPredictions(
                 result.prediction_schema, result.prediction_columns
             )
+        for i, pre in enumerate(self.preprocessing):
+            result = batches | f"Preprocess{i}" >> beam.ParDo(PreprocessFn(pre)).with_outputs(
+                DEAD, main="batches"
+            )
+            dead_counts.append(result[DEAD])
+            batches = result.batches
         fanout = self.hot_key_fanout
         slices = (
             batches
             | "SplitBySlice"
             >> beam.ParDo(
-                _SliceFn(settings, self.prediction_columns, self.input_schema is not None)
+                _SliceFn(
+                    settings, self.prediction_columns, self.input_schema is not None, self.columns
+                )
             )
             | "ComputeMetrics"
             >> beam.CombinePerKey(MetricsCombineFn(settings)).with_hot_key_fanout(fanout)
