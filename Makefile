@@ -33,9 +33,10 @@ $(AIRFLOW_STAMP): airflow-constraints.txt
 demo: install
 	$(BIN)/conveyor demo --output out/demo
 
-# The whole suite, as CI runs it: the Airflow venv too, for the DAG export tests.
+# The whole suite, as CI runs it: the Airflow venv too, for the DAG export tests; two
+# pytest workers (one per core), each test file on one worker.
 test: install airflow-env
-	$(BIN)/pytest -q --durations=10 tests
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=10 tests
 
 # Without the tests marked slow (job services, worker processes, training, whole pipelines;
 # the list is in tests/conftest.py): a quick check while working.
