@@ -44,6 +44,7 @@ COMMANDS = {
     "monitor": "conveyor.components.monitor.cli",
     "transform": "conveyor.components.transform.cli",
     "train": "conveyor.components.trainer.cli",
+    "ui": "conveyor.orchestration.ui.cli",
 }
 
 

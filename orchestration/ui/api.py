@@ -1,0 +1,215 @@
+"""The JSON API: every route the pages read, and the two actions (start a run, cancel one).
+
+Routes take ``?pipeline=NAME`` where an id alone may be ambiguous (artifact ids are per
+store; run ids are searched in every pipeline without it). :data:`OPENAPI` documents them;
+``tests/test_ui_api.py`` checks that it lists every route of the app.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from conveyor.orchestration.ui import graph, queries, views
+from conveyor.orchestration.ui.actions import ActionError, cancel_run, start_run
+
+
+def _ui(request: Request):
+    return request.app.state.ui
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ActionError(f"{name}: not an integer: {text!r}", 400) from None
+
+
+def pipelines(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    rows = []
+    for ref in store.pipelines():
+        with store.metadata(ref) as md:
+            rows.append(queries.pipeline_row(ref, md))
+    return JSONResponse({"pipelines": rows})
+
+
+def pipeline(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    ref = store.pipeline(request.path_params["name"])
+    with store.metadata(ref) as md:
+        return JSONResponse(queries.pipeline_row(ref, md))
+
+
+def runs(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    ref = store.pipeline(request.path_params["name"])
+    with store.metadata(ref) as md:
+        return JSONResponse({"pipeline": ref.name, "runs": queries.runs_of(ref, md)})
+
+
+async def create_run(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    ref = store.pipeline(request.path_params["name"])
+    body = await _body(request)
+    started = start_run(ref, body.get("runtime_parameters"), bool(body.get("no_cache")))
+    return JSONResponse(dict(started, pipeline=ref.name), status_code=202)
+
+
+async def _body(request: Request) -> dict:
+    """The request's JSON object, or its form fields (``runtime_parameters`` as NAME=VALUE lines)."""
+    kind = request.headers.get("content-type", "")
+    raw = await request.body()
+    if not raw:
+        return {}
+    if kind.startswith("application/json"):
+        try:
+            body = json.loads(raw)
+        except ValueError as e:
+            raise ActionError(f"request body: not JSON ({e})", 400) from None
+        if not isinstance(body, dict):
+            raise ActionError("request body: must be a JSON object", 400)
+        return body
+    form = await request.form()
+    params = {}
+    for line in str(form.get("runtime_parameters") or "").splitlines():
+        if line.strip():
+            name, sep, value = line.strip().partition("=")
+            if not sep:
+                raise ActionError(f"runtime_parameters: {line!r} is not NAME=VALUE", 400)
+            params[name.strip()] = value.strip()
+    return {"runtime_parameters": params, "no_cache": bool(form.get("no_cache"))}
+
+
+def run(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    run_id = request.path_params["run_id"]
+    ref = store.find_run(run_id, request.query_params.get("pipeline"))
+    with store.metadata(ref) as md:
+        return JSONResponse(queries.run_detail(ref, md, run_id))
+
+
+def cancel(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    run_id = request.path_params["run_id"]
+    ref = store.find_run(run_id, request.query_params.get("pipeline"))
+    with store.metadata(ref) as md:
+        return JSONResponse(cancel_run(md, ref, run_id), status_code=202)
+
+
+def component_log(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    run_id, cid = request.path_params["run_id"], request.path_params["component_id"]
+    ref = store.find_run(run_id, request.query_params.get("pipeline"))
+    with store.metadata(ref) as md:
+        detail = queries.run_detail(ref, md, run_id)
+    [component] = [c for c in detail["components"] if c["component_id"] == cid] or [None]
+    if component is None:
+        raise queries.NotFound(f"no component {cid!r} in run {run_id!r}")
+    max_bytes = _int(request.query_params.get("tail", "64000"), "tail")
+    text = queries.tail(component["log"], max(1, max_bytes)) if component["log"] else None
+    return JSONResponse(
+        {"run_id": run_id, "component_id": cid, "state": component["state"], "log": text}
+    )
+
+
+def artifact(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    artifact_id = _int(request.path_params["id"], "artifact id")
+    ref = store.find_artifact(artifact_id, request.query_params.get("pipeline"))
+    with store.metadata(ref) as md:
+        detail = queries.artifact_detail(ref, md, artifact_id)
+    detail["view"] = views.view_of(detail["type"], detail["uri"])
+    return JSONResponse(detail)
+
+
+def lineage(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    artifact_id = _int(request.path_params["id"], "artifact id")
+    ref = store.find_artifact(artifact_id, request.query_params.get("pipeline"))
+    with store.metadata(ref) as md:
+        return JSONResponse(dict(graph.lineage(md, artifact_id), pipeline=ref.name))
+
+
+def csrf(request: Request) -> JSONResponse:
+    return JSONResponse({"csrf_token": _ui(request).csrf})
+
+
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(OPENAPI)
+
+
+def _op(summary: str, params: list[str] = (), query: list[str] = (), post: bool = False) -> dict:
+    parameters = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
+    ]
+    parameters += [
+        {"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in query
+    ]
+    op = {
+        "summary": summary,
+        "parameters": parameters,
+        "responses": {"200": {"description": "JSON"}},
+    }
+    if post:
+        op["responses"] = {
+            "202": {"description": "accepted"},
+            "403": {"description": "no CSRF token"},
+        }
+        op["parameters"].append(
+            {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": {"type": "string"}}
+        )
+    return op
+
+
+#: The OpenAPI 3 document of the API (served at ``/api/openapi.json``).
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "Conveyor UI", "version": "1"},
+    "paths": {
+        "/api/openapi.json": {"get": _op("This document")},
+        "/api/csrf": {"get": _op("The CSRF token POST requests send as X-CSRF-Token")},
+        "/api/pipelines": {"get": _op("Pipelines: registered and in the --root stores, last run")},
+        "/api/pipelines/{name}": {"get": _op("One pipeline", ["name"])},
+        "/api/pipelines/{name}/runs": {
+            "get": _op("Runs of a pipeline, newest first", ["name"]),
+            "post": dict(
+                _op(
+                    "Start a run ({runtime_parameters: {name: value}, no_cache})",
+                    ["name"],
+                    post=True,
+                ),
+                requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
+            ),
+        },
+        "/api/runs/{run_id}": {
+            "get": _op(
+                "A run: components with state, timings, inputs, outputs; edges",
+                ["run_id"],
+                ["pipeline"],
+            )
+        },
+        "/api/runs/{run_id}/cancel": {
+            "post": _op(
+                "Cancel a running run (SIGTERM to its runner)", ["run_id"], ["pipeline"], post=True
+            )
+        },
+        "/api/runs/{run_id}/components/{component_id}/log": {
+            "get": _op(
+                "The tail of a component's log", ["run_id", "component_id"], ["pipeline", "tail"]
+            )
+        },
+        "/api/artifacts/{id}": {
+            "get": _op(
+                "An artifact: type, uri, properties, producer, consumers, its view",
+                ["id"],
+                ["pipeline"],
+            )
+        },
+        "/api/artifacts/{id}/lineage": {
+            "get": _op("Executions and artifacts upstream and downstream", ["id"], ["pipeline"])
+        },
+    },
+}

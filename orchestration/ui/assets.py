@@ -1,0 +1,72 @@
+"""The UI's stylesheet and script, served from here (``/static/ui.css``, ``/static/ui.js``):
+no CDN, no build step, so every page works offline."""
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 0; color: #222; }
+header { background: #263238; color: #fff; padding: 8px 16px; }
+header a { color: #fff; text-decoration: none; margin-right: 16px; }
+main { padding: 12px 16px; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #eceff1; cursor: pointer; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.state { padding: 1px 6px; border-radius: 3px; font-size: 12px; }
+.COMPLETE { background: #7bc67b; } .CACHED { background: #9ecae1; }
+.RUNNING { background: #fdd36a; } .FAILED { background: #f28b82; }
+.CANCELED, .SKIPPED { background: #d0d0d0; } .NOT_STARTED { background: #fff; border: 1px solid #aaa; }
+.bad { background: #fde0dc; }
+pre.log, pre.error { background: #111; color: #eee; padding: 8px; max-height: 480px; overflow: auto; }
+pre.error { background: #5b1010; }
+svg.dag, svg.lineage { border: 1px solid #ddd; background: #fafafa; }
+svg.hist { vertical-align: middle; }
+.muted { color: #777; }
+"""
+
+JS = """
+// Sortable tables: a click on a header sorts by that column (numbers as numbers).
+document.addEventListener('click', function (ev) {
+  var th = ev.target.closest('th'); if (!th) return;
+  var table = th.closest('table.sortable'); if (!table) return;
+  var i = Array.prototype.indexOf.call(th.parentNode.children, th);
+  var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+  var dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
+  rows.sort(function (a, b) {
+    var x = a.cells[i].dataset.v || a.cells[i].textContent, y = b.cells[i].dataset.v || b.cells[i].textContent;
+    var nx = parseFloat(x), ny = parseFloat(y);
+    if (!isNaN(nx) && !isNaN(ny)) return dir * (nx - ny);
+    return dir * x.localeCompare(y);
+  });
+  rows.forEach(function (r) { body.appendChild(r); });
+});
+// Forms marked data-api post JSON with the CSRF token, then reload.
+document.addEventListener('submit', function (ev) {
+  var form = ev.target; if (!form.dataset.api) return;
+  ev.preventDefault();
+  var token = document.querySelector('meta[name=csrf-token]').content;
+  var body = {};
+  var params = form.querySelector('[name=runtime_parameters]');
+  if (params) {
+    body.runtime_parameters = {};
+    params.value.split('\\n').forEach(function (line) {
+      var i = line.indexOf('='); if (i > 0) body.runtime_parameters[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+    });
+  }
+  var nc = form.querySelector('[name=no_cache]'); if (nc) body.no_cache = nc.checked;
+  fetch(form.action, {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': token},
+                      body: JSON.stringify(body), credentials: 'same-origin'})
+    .then(function (r) { return r.json().then(function (j) { return [r, j]; }); })
+    .then(function (rj) {
+      var out = form.querySelector('.result');
+      if (out) out.textContent = rj[0].ok ? 'started: ' + JSON.stringify(rj[1]) : (rj[1].error || rj[0].status);
+      if (rj[0].ok) setTimeout(function () { location.reload(); }, 2000);
+    });
+});
+// A live log: [data-log-url] is refreshed every 2 s while its run is running.
+(function () {
+  var pre = document.querySelector('pre[data-log-url]'); if (!pre) return;
+  setInterval(function () {
+    fetch(pre.dataset.logUrl, {credentials: 'same-origin'}).then(function (r) { return r.json(); })
+      .then(function (j) { if (j.log !== null) pre.textContent = j.log; });
+  }, 2000);
+})();
+"""

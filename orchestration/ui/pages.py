@@ -1,0 +1,304 @@
+"""The HTML pages: pipelines, a pipeline's runs, a run (its DAG), a node, an artifact, a
+lineage graph. Plain HTML built here, the stylesheet and script from ``/static``."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from conveyor.orchestration.metadata import RUNNING
+from conveyor.orchestration.ui import graph, queries, views
+from conveyor.orchestration.ui.render import render_view
+
+e = html.escape
+
+
+def _q(text) -> str:
+    return quote(str(text), safe="")
+
+
+def page(request: Request, title: str, body: str, refresh: int | None = None) -> HTMLResponse:
+    """A whole page: the header, ``body``, the CSRF token; ``refresh`` reloads it every N s."""
+    ui = request.app.state.ui
+    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    text = (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>{e(title)} · Conveyor</title>{meta}"
+        f'<meta name="csrf-token" content="{e(ui.csrf)}">'
+        '<link rel="stylesheet" href="/static/ui.css"></head><body>'
+        '<header><a href="/"><b>Conveyor</b></a><a href="/">Pipelines</a>'
+        '<a href="/api/openapi.json">API</a></header>'
+        f"<main><h1>{e(title)}</h1>{body}</main>"
+        '<script src="/static/ui.js"></script></body></html>'
+    )
+    return HTMLResponse(text)
+
+
+def state(s: str | None) -> str:
+    return f'<span class="state {e(s or "")}">{e(s or "-")}</span>' if s else "-"
+
+
+def _time(epoch) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
+
+
+def _secs(s) -> str:
+    return f"{s:.1f} s" if isinstance(s, (int, float)) else "-"
+
+
+def art_link(pipeline: str, a: dict) -> str:
+    return f'<a href="/pipelines/{_q(pipeline)}/artifacts/{a["id"]}">{e(a["type"])} #{a["id"]}</a>'
+
+
+def pipelines_page(request: Request) -> HTMLResponse:
+    store = request.app.state.ui.store
+    rows = []
+    for ref in store.pipelines():
+        with store.metadata(ref) as md:
+            p = queries.pipeline_row(ref, md)
+        last = p["last_run"] or {}
+        run = (
+            f'<a href="/pipelines/{_q(p["name"])}/runs/{_q(last["run_id"])}">{e(last["run_id"])}</a>'
+            if last
+            else "-"
+        )
+        rows.append(
+            f'<tr><td><a href="/pipelines/{_q(p["name"])}">{e(p["name"])}</a></td>'
+            f"<td>{e(p['engine'] or 'unregistered')}</td><td class=num>{p['runs']}</td>"
+            f"<td>{run}</td><td>{e(last.get('create_time', '-'))}</td>"
+            f"<td>{state(last.get('state'))}</td><td class=muted>{e(p['root'])}</td></tr>"
+        )
+    body = (
+        '<table class="sortable pipelines"><thead><tr><th>Pipeline</th><th>Engine</th><th>Runs</th>'
+        "<th>Last run</th><th>Started</th><th>State</th><th>Root</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + (
+            ""
+            if rows
+            else "<p>No pipelines: register one (conveyor pipeline create) or give --root.</p>"
+        )
+    )
+    return page(request, "Pipelines", body)
+
+
+def runs_page(request: Request) -> HTMLResponse:
+    store = request.app.state.ui.store
+    ref = store.pipeline(request.path_params["name"])
+    with store.metadata(ref) as md:
+        runs = queries.runs_of(ref, md)
+    rows = []
+    for r in runs:
+        counts = " ".join(f"{k.lower()}={v}" for k, v in sorted(r["components"].items()))
+        params = ", ".join(f"{k}={v}" for k, v in r["runtime_parameters"].items())
+        rows.append(
+            f'<tr data-state="{e(r["state"])}"><td><a href="/pipelines/{_q(ref.name)}/runs/{_q(r["run_id"])}">'
+            f"{e(r['run_id'])}</a></td><td>{e(r['create_time'])}</td>"
+            f"<td class=num>{_secs(r['duration_seconds'])}</td><td>{state(r['state'])}"
+            f" <span class=muted>{e(r['reason'])}</span></td><td>{e(counts)}</td><td>{e(params)}</td></tr>"
+        )
+    live = any(r["state"] == RUNNING for r in runs)
+    last_params = runs[0]["runtime_parameters"] if runs else {}
+    form = ""
+    if ref.startable:
+        form = (
+            f'<form method="post" data-api="1" action="/api/pipelines/{_q(ref.name)}/runs" class="start">'
+            "<h2>Start a run</h2><p>Runtime parameters (NAME=VALUE, one a line):</p>"
+            f'<textarea name="runtime_parameters" rows="3" cols="50">'
+            f"{e(chr(10).join(f'{k}={v}' for k, v in last_params.items()))}</textarea><br>"
+            '<label><input type="checkbox" name="no_cache"> no cache</label> '
+            '<button type="submit">Start</button> <span class="result"></span></form>'
+        )
+    body = (
+        f"<p>Engine: {e(ref.engine or 'unregistered')} · root <code>{e(ref.root)}</code>"
+        + (" · <b>a run is live: this page refreshes every 3 s</b>" if live else "")
+        + "</p>"
+        '<table class="sortable runs"><thead><tr><th>Run</th><th>Started</th><th>Duration</th>'
+        "<th>State</th><th>Components</th><th>Runtime parameters</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + form
+    )
+    return page(request, f"Runs of {ref.name}", body, refresh=3 if live else None)
+
+
+def run_page(request: Request) -> HTMLResponse:
+    store = request.app.state.ui.store
+    ref = store.pipeline(request.path_params["name"])
+    run_id = request.path_params["run_id"]
+    with store.metadata(ref) as md:
+        if md is None:
+            raise queries.NotFound(f"no run {run_id!r} of pipeline {ref.name!r}")
+        run = queries.run_detail(ref, md, run_id)
+    base = f"/pipelines/{_q(ref.name)}/runs/{_q(run_id)}"
+    nodes = [
+        {
+            "id": c["component_id"],
+            "label": c["component_id"],
+            "sub": f"{c['state']}"
+            + (f" · {c['seconds']:.1f}s" if c["seconds"] is not None else ""),
+            "state": c["state"],
+            "href": f"{base}/nodes/{_q(c['component_id'])}",
+        }
+        for c in run["components"]
+    ]
+    edges = [(x["from"], x["to"], x["key"]) for x in run["edges"]]
+    rows = []
+    for c in run["components"]:
+        outs = " ".join(art_link(ref.name, a) for arts in c["outputs"].values() for a in arts)
+        err = (c["error"] or c["reason"] or "").splitlines()
+        rows.append(
+            f'<tr><td><a href="{base}/nodes/{_q(c["component_id"])}">{e(c["component_id"])}</a></td>'
+            f"<td>{state(c['state'])}</td><td>{'yes' if c['cached'] else ''}</td>"
+            f"<td>{_time(c['start_time'])}</td><td class=num>{_secs(c['seconds'])}</td>"
+            f"<td>{outs}</td><td class=muted>{e(err[0] if err else '')}</td></tr>"
+        )
+    live = run["state"] == RUNNING
+    cancel = (
+        f'<form method="post" data-api="1" action="/api/runs/{_q(run_id)}/cancel?pipeline={_q(ref.name)}">'
+        '<button type="submit">Cancel run</button> <span class="result"></span></form>'
+        if live
+        else ""
+    )
+    params = ", ".join(f"{k}={v}" for k, v in run["runtime_parameters"].items()) or "none"
+    body = (
+        f'<p>Pipeline <a href="/pipelines/{_q(ref.name)}">{e(ref.name)}</a> · started '
+        f"{e(run['create_time'])} · {state(run['state'])} <span class=muted>{e(run['reason'])}</span>"
+        f" · runtime parameters: {e(params)}</p>{cancel}"
+        + graph.svg(nodes, edges, "dag")
+        + '<table class="sortable components"><thead><tr><th>Component</th><th>State</th><th>Cached</th>'
+        "<th>Started</th><th>Duration</th><th>Outputs</th><th>Error / reason</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    return page(request, f"Run {run_id}", body, refresh=3 if live else None)
+
+
+def node_page(request: Request) -> HTMLResponse:
+    store = request.app.state.ui.store
+    ref = store.pipeline(request.path_params["name"])
+    run_id, cid = request.path_params["run_id"], request.path_params["component_id"]
+    with store.metadata(ref) as md:
+        if md is None:
+            raise queries.NotFound(f"no run {run_id!r} of pipeline {ref.name!r}")
+        run = queries.run_detail(ref, md, run_id)
+    found = [c for c in run["components"] if c["component_id"] == cid]
+    if not found:
+        raise queries.NotFound(f"no component {cid!r} in run {run_id!r}")
+    c = found[0]
+    parts = []
+    if c["error"]:
+        parts.append(f'<h2>Error</h2><pre class="error">{e(c["error"])}</pre>')
+    if c["reason"]:
+        parts.append(f"<p>Reason: {e(c['reason'])}</p>")
+    parts.append(
+        f"<p>{state(c['state'])} · execution {c['execution_id'] or '-'} · started "
+        f"{_time(c['start_time'])} · {_secs(c['seconds'])}{' · cached' if c['cached'] else ''}</p>"
+    )
+    for title, key in (("Inputs", "inputs"), ("Outputs", "outputs")):
+        rows = "".join(
+            f"<tr><td>{e(k)}</td><td>{art_link(ref.name, a)}</td><td><code>{e(a['uri'])}</code></td></tr>"
+            for k, arts in c[key].items()
+            for a in arts
+        )
+        parts.append(
+            f"<h2>{title}</h2><table class={key}><tbody>{rows or '<tr><td>none</td></tr>'}</tbody></table>"
+        )
+    params = "".join(
+        f"<tr><td>{e(k)}</td><td><code>{e(json.dumps(v, default=str))}</code></td></tr>"
+        for k, v in sorted(c["parameters"].items())
+    )
+    parts.append(f"<h2>Parameters</h2><table class=parameters><tbody>{params}</tbody></table>")
+    if c["log"]:
+        url = f"/api/runs/{_q(run_id)}/components/{_q(cid)}/log?pipeline={_q(ref.name)}"
+        live = f' data-log-url="{e(url)}"' if c["state"] == RUNNING else ""
+        parts.append(f'<h2>Log (tail)</h2><pre class="log"{live}>{e(queries.tail(c["log"]))}</pre>')
+    else:
+        parts.append(
+            "<h2>Log</h2><p class=muted>No log file (the runner did not write one here).</p>"
+        )
+    back = f'<p><a href="/pipelines/{_q(ref.name)}/runs/{_q(run_id)}">run {e(run_id)}</a></p>'
+    return page(request, f"{cid} in {run_id}", back + "".join(parts))
+
+
+def artifact_page(request: Request) -> HTMLResponse:
+    store = request.app.state.ui.store
+    ref = store.pipeline(request.path_params["name"])
+    artifact_id = _artifact_id(request)
+    with store.metadata(ref) as md:
+        if md is None:
+            raise queries.NotFound(f"no artifact {artifact_id} in pipeline {ref.name!r}")
+        a = queries.artifact_detail(ref, md, artifact_id)
+    view = views.view_of(a["type"], a["uri"])
+    producer = a["producer"]
+    made = (
+        f'made by <a href="/pipelines/{_q(ref.name)}/runs/{_q(producer["run_id"])}/nodes/'
+        f'{_q(producer["component_id"])}">{e(producer["component_id"])}</a> in run '
+        f"{e(producer['run_id'])}"
+        if producer
+        else "no producer recorded"
+    )
+    props = "".join(
+        f"<tr><td>{e(k)}</td><td><code>{e(json.dumps(v, default=str))}</code></td></tr>"
+        for k, v in sorted(a["properties"].items())
+    )
+    body = (
+        f"<p>{made} · <code>{e(a['uri'])}</code> · "
+        f'<a href="/pipelines/{_q(ref.name)}/artifacts/{artifact_id}/lineage">lineage</a></p>'
+        f"<table class=properties><tbody>{props}</tbody></table>"
+        + render_view(view, ref.name, request.app.state.ui.file_url(ref, a["uri"]))
+    )
+    return page(request, f"{a['type']} #{artifact_id}", body)
+
+
+def _artifact_id(request: Request) -> int:
+    try:
+        return int(request.path_params["id"])
+    except ValueError:
+        raise queries.NotFound(f"no artifact {request.path_params['id']!r}") from None
+
+
+def lineage_page(request: Request) -> HTMLResponse:
+    store = request.app.state.ui.store
+    ref = store.pipeline(request.path_params["name"])
+    artifact_id = _artifact_id(request)
+    with store.metadata(ref) as md:
+        if md is None:
+            raise queries.NotFound(f"no artifact {artifact_id} in pipeline {ref.name!r}")
+        queries.artifact_detail(ref, md, artifact_id)  # 404 for an unknown id
+        g = graph.lineage(md, artifact_id)
+    base = f"/pipelines/{_q(ref.name)}"
+    nodes = []
+    for n in g["nodes"]:
+        if n["kind"] == "artifact":
+            nodes.append(
+                {
+                    "id": n["id"],
+                    "label": f"{n['type']} #{n['artifact_id']}",
+                    "sub": "this artifact" if n["artifact_id"] == artifact_id else "artifact",
+                    "state": "artifact",
+                    "href": f"{base}/artifacts/{n['artifact_id']}",
+                }
+            )
+        else:
+            nodes.append(
+                {
+                    "id": n["id"],
+                    "label": n["component_id"],
+                    "sub": f"run {n['run_id']}",
+                    "state": n["state"],
+                    "href": f"{base}/runs/{_q(n['run_id'])}/nodes/{_q(n['component_id'])}",
+                }
+            )
+    edges = [(x["from"], x["to"], x["key"]) for x in g["edges"]]
+    note = "<p class=muted>(cut at 300 nodes)</p>" if g["truncated"] else ""
+    body = (
+        f'<p><a href="{base}/artifacts/{artifact_id}">artifact {artifact_id}</a>: what made it '
+        "(left) and what used it (right).</p>" + note + graph.svg(nodes, edges, "lineage")
+    )
+    return page(request, f"Lineage of artifact {artifact_id}", body)

@@ -1,0 +1,230 @@
+"""The data every page and API route shows, read from a pipeline's ML Metadata.
+
+Each function takes a :class:`~conveyor.orchestration.ui.store.PipelineRef` and its open
+:class:`~conveyor.orchestration.Metadata` and returns plain JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conveyor.orchestration.metadata import RUNNING, get_value
+from conveyor.orchestration.ui.store import NotFound
+
+
+def pipeline_row(ref, md) -> dict:
+    """A pipeline as the pipelines list shows it: name, engine, root, its last run."""
+    runs = md.runs(ref.name) if md is not None else []
+    last = runs[0] if runs else None
+    return {
+        "name": ref.name,
+        "engine": ref.engine,
+        "registered": ref.record is not None,
+        "startable": ref.startable,
+        "root": ref.root,
+        "pipeline_path": ref.record.get("pipeline_path") if ref.record else None,
+        "runs": len(runs),
+        "last_run": None
+        if last is None
+        else {k: last[k] for k in ("run_id", "state", "create_time", "reason")},
+    }
+
+
+def runs_of(ref, md) -> list[dict]:
+    """The runs of a pipeline, newest first, with component counts by state."""
+    if md is None:
+        return []
+    out = []
+    for r in md.runs(ref.name):
+        summary = md.run_summary(ref.name, r["run_id"])
+        counts: dict[str, int] = {}
+        for c in summary["components"]:
+            counts[c["state"]] = counts.get(c["state"], 0) + 1
+        timings = _timings(md, ref.name, r["run_id"])
+        starts = [t[0] for t in timings.values() if t[0]]
+        ends = [t[1] for t in timings.values() if t[1]]
+        duration = round(max(ends) - min(starts), 2) if starts and ends else None
+        out.append(
+            {
+                "run_id": r["run_id"],
+                "create_time": r["create_time"],
+                "state": r["state"],
+                "reason": r["reason"],
+                "duration_seconds": duration if r["state"] != RUNNING else None,
+                "components": counts,
+                "runtime_parameters": md.runtime_parameters(ref.name, r["run_id"]) or {},
+            }
+        )
+    return out
+
+
+def _timings(md, pipeline: str, run_id: str) -> dict[int, tuple]:
+    """``{execution id: (start, end or None)}`` of a run's executions (epoch seconds)."""
+    out = {}
+    for ex in md.executions_of_run(pipeline, run_id):
+        props = ex.custom_properties
+        start = props["start_time"].double_value if "start_time" in props else None
+        end = props["end_time"].double_value if "end_time" in props else None
+        out[ex.id] = (start, end)
+    return out
+
+
+def artifact_row(art, pipeline: str) -> dict:
+    """An artifact as a link shows it: id, type, uri, its properties."""
+    return {
+        "id": art.id,
+        "type": art.type_name,
+        "uri": art.uri,
+        "properties": _jsonable(art.properties),
+        "pipeline": pipeline,
+    }
+
+
+def _jsonable(props: dict) -> dict:
+    return json.loads(json.dumps(props, default=str))
+
+
+def run_detail(ref, md, run_id: str) -> dict:
+    """A run: its state and, per component, state, timings, parameters, inputs, outputs, the
+    edges between components (an input produced by another component of the run), the log."""
+    summary = md.run_summary(ref.name, run_id)
+    if summary is None:
+        raise NotFound(f"no run {run_id!r} of pipeline {ref.name!r}")
+    timings = _timings(md, ref.name, run_id)
+    executions = {ex.id: ex for ex in md.executions_of_run(ref.name, run_id)}
+    producers: dict[int, str] = {}  # artifact id -> component of this run that output it
+    components = []
+    for row in summary["components"]:
+        ex_id = row["execution_id"]
+        inputs, outputs, params = {}, {}, {}
+        start = end = None
+        if ex_id is not None:
+            inputs = md.input_lists_of_execution(ex_id)
+            outputs = md.output_lists_of_execution(ex_id)
+            for arts in outputs.values():
+                for a in arts:
+                    producers.setdefault(a.id, row["component_id"])
+            ex = executions[ex_id]
+            if "parameters" in ex.custom_properties:
+                params = json.loads(ex.custom_properties["parameters"].string_value)
+            start, end = timings.get(ex_id, (None, None))
+        components.append(
+            {
+                "component_id": row["component_id"],
+                "state": row["state"],
+                "cached": row["cached"],
+                "execution_id": ex_id,
+                "start_time": start,
+                "end_time": end,
+                "seconds": row["seconds"],
+                "error": row["error"],
+                "reason": row.get("reason", ""),
+                "parameters": params,
+                "inputs": {
+                    k: [artifact_row(a, ref.name) for a in arts] for k, arts in inputs.items()
+                },
+                "outputs": {
+                    k: [artifact_row(a, ref.name) for a in arts] for k, arts in outputs.items()
+                },
+                "log": log_path(ref, run_id, row["component_id"]),
+            }
+        )
+    edges = []
+    for c in components:
+        for key, arts in c["inputs"].items():
+            for a in arts:
+                src = producers.get(a["id"]) or md.producer_of(a["id"])
+                if src and src != c["component_id"]:
+                    edges.append(
+                        {"from": src, "to": c["component_id"], "key": key, "artifact": a["id"]}
+                    )
+    return {
+        "pipeline": ref.name,
+        "run_id": run_id,
+        "state": summary["state"],
+        "reason": summary["reason"],
+        "create_time": summary["create_time"],
+        "runtime_parameters": md.runtime_parameters(ref.name, run_id) or {},
+        "runner": summary["runner"],
+        "components": components,
+        "edges": _unique(edges),
+    }
+
+
+def _unique(edges: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for e in edges:
+        key = (e["from"], e["to"], e["artifact"])
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+def log_path(ref, run_id: str, component_id: str) -> str | None:
+    """Where the local runner wrote a component's log (``<root>/.conveyor/runs/<run>/<id>.log``),
+    if that file exists."""
+    path = os.path.join(ref.root, ".conveyor", "runs", run_id, f"{component_id}.log")
+    return path if os.path.isfile(path) else None
+
+
+def tail(path: str, max_bytes: int = 64_000) -> str:
+    """The end of a text file (at most ``max_bytes``), decoded leniently."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - max_bytes))
+        data = f.read()
+    text = data.decode("utf-8", errors="replace")
+    return text if size <= max_bytes else text.split("\n", 1)[-1]
+
+
+def artifact_detail(ref, md, artifact_id: int) -> dict:
+    """An artifact: its type, uri, properties, the execution that produced it (component, run,
+    parameters) and those that read it."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    found = md._call(md.store.get_artifacts_by_id, [artifact_id])
+    if not found:
+        raise NotFound(f"no artifact {artifact_id} in pipeline {ref.name!r}")
+    [a] = found
+    types = md._type_names()
+    props = {k: get_value(v) for k, v in a.custom_properties.items()}
+    props.update({k: get_value(v) for k, v in a.properties.items()})
+    events = md._call(md.store.get_events_by_artifact_ids, [artifact_id])
+    ex_ids = sorted({e.execution_id for e in events})
+    executions = (
+        {x.id: x for x in md._call(md.store.get_executions_by_id, ex_ids)} if ex_ids else {}
+    )
+    producer, consumers = None, []
+    for e in sorted(events, key=lambda e: e.execution_id):
+        row = _execution_row(executions.get(e.execution_id))
+        if row is None:
+            continue
+        if e.type == pb.Event.OUTPUT and producer is None:
+            producer = row
+        elif e.type == pb.Event.INPUT:
+            consumers.append(row)
+    return {
+        "id": a.id,
+        "pipeline": ref.name,
+        "type": types.get(a.type_id, str(a.type_id)),
+        "uri": a.uri,
+        "state": pb.Artifact.State.Name(a.state),
+        "properties": _jsonable(props),
+        "producer": producer,
+        "consumers": consumers,
+    }
+
+
+def _execution_row(ex) -> dict | None:
+    if ex is None:
+        return None
+    props = ex.properties
+    return {
+        "execution_id": ex.id,
+        "component_id": props["component_id"].string_value if "component_id" in props else "",
+        "run_id": props["run_id"].string_value if "run_id" in props else "",
+        "state": props["state"].string_value if "state" in props else "",
+    }

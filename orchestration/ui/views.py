@@ -1,0 +1,231 @@
+"""What each artifact type shows: data read from the files a component wrote in its uri.
+
+:func:`view_of` returns ``{"kind", ...}`` for the artifact's type: statistics (per split
+and feature, from ``Split-*/FeatureStats.pb``), schema (``schema.pbtxt``), anomalies
+(``Split-*/SchemaDiff.pb``), evaluation (``metrics.json``, ``validation.json``),
+blessing (the ``BLESSED``/``NOT_BLESSED`` marker, ``infra_validation.json``), pushed
+model (``push_summary.json``), inference result (``inference_summary.json``), examples
+(``summary.json``), transform graph (``transform_summary.json``). The protos are read
+with ``tensorflow_metadata`` (plain protobuf: no TensorFlow import).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from conveyor.orchestration.ui.store import read_json
+
+#: Top values and histogram buckets kept per feature.
+TOP_VALUES = 5
+
+
+def _splits(uri: str, file_name: str) -> dict[str, str]:
+    """``{split: path}`` of ``<uri>/Split-<split>/<file_name>`` (or ``<uri>/<file_name>``)."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(uri), "Split-*", file_name))):
+        out[os.path.basename(os.path.dirname(path))[len("Split-") :]] = path
+    if not out and os.path.isfile(os.path.join(uri, file_name)):
+        out[""] = os.path.join(uri, file_name)
+    return out
+
+
+def statistics_view(uri: str) -> dict:
+    """Per split, one row per feature: type, count, missing %, mean, std, min, median, max,
+    zeros, unique, top values, histogram buckets ``[low, high, count]``."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    splits = {}
+    for split, path in _splits(uri, "FeatureStats.pb").items():
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with open(path, "rb") as f:
+            stats.ParseFromString(f.read())
+        rows = []
+        num_examples = 0
+        for dataset in stats.datasets:
+            num_examples = dataset.num_examples
+            rows += [_feature_row(f, dataset.num_examples) for f in dataset.features]
+        splits[split] = {"num_examples": num_examples, "features": rows}
+    return {"kind": "statistics", "splits": splits}
+
+
+def _feature_row(feature, num_examples: int) -> dict:
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    name = ".".join(feature.path.step) or feature.name
+    row = {
+        "feature": name,
+        "type": statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
+    }
+    which = feature.WhichOneof("stats")
+    stats = getattr(feature, which) if which else None
+    common = stats.common_stats if stats is not None and which != "custom_stats" else None
+    if common is not None:
+        count = common.num_non_missing
+        total = count + common.num_missing
+        row["count"] = count
+        row["missing_pct"] = round(100.0 * common.num_missing / total, 2) if total else 0.0
+    if which == "num_stats":
+        n = feature.num_stats
+        row.update(
+            mean=n.mean, std=n.std_dev, min=n.min, median=n.median, max=n.max, zeros=n.num_zeros
+        )
+        standard = [h for h in n.histograms if h.type == h.STANDARD]
+        if standard:
+            row["histogram"] = [
+                [b.low_value, b.high_value, b.sample_count] for b in standard[0].buckets
+            ]
+    elif which == "string_stats":
+        s = feature.string_stats
+        row["unique"] = s.unique
+        row["top_values"] = [[v.value, v.frequency] for v in s.top_values[:TOP_VALUES]]
+        if s.rank_histogram.buckets:
+            row["histogram"] = [
+                [b.label, b.label, b.sample_count]
+                for b in s.rank_histogram.buckets[: TOP_VALUES * 4]
+            ]
+    return row
+
+
+def schema_view(uri: str) -> dict:
+    """One row per feature of ``schema.pbtxt``: name, type, presence, valency, domain."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    path = os.path.join(uri, "schema.pbtxt")
+    if not os.path.isfile(path):
+        return {"kind": "schema", "features": [], "missing": "schema.pbtxt"}
+    with open(path) as f:
+        schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    domains = {d.name: [v for v in d.value] for d in schema.string_domain}
+    rows = []
+    for f in schema.feature:
+        domain = f.domain or (f.WhichOneof("domain_info") or "")
+        values = domains.get(f.domain, [])
+        if f.WhichOneof("domain_info") == "string_domain":
+            values = list(f.string_domain.value)
+        rows.append(
+            {
+                "feature": f.name,
+                "type": schema_pb2.FeatureType.Name(f.type),
+                "presence": "required" if f.presence.min_fraction >= 1.0 else "optional",
+                "min_fraction": f.presence.min_fraction,
+                "valency": "single" if f.HasField("shape") or f.value_count.max == 1 else "",
+                "domain": domain,
+                "domain_values": values[:20],
+            }
+        )
+    return {"kind": "schema", "features": rows}
+
+
+def anomalies_view(uri: str) -> dict:
+    """Per split, one row per anomalous feature: severity, short and long descriptions."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    splits = {}
+    for split, path in _splits(uri, "SchemaDiff.pb").items():
+        anomalies = anomalies_pb2.Anomalies()
+        with open(path, "rb") as f:
+            anomalies.ParseFromString(f.read())
+        rows = [
+            {
+                "feature": name,
+                "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
+                "short_description": info.short_description,
+                "description": info.description,
+            }
+            for name, info in sorted(anomalies.anomaly_info.items())
+        ]
+        if anomalies.HasField("dataset_anomaly_info"):
+            info = anomalies.dataset_anomaly_info
+            rows.append(
+                {
+                    "feature": "(dataset)",
+                    "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
+                    "short_description": info.short_description,
+                    "description": info.description,
+                }
+            )
+        splits[split] = {"anomalies": rows}
+    return {"kind": "anomalies", "splits": splits}
+
+
+def evaluation_view(uri: str) -> dict:
+    """The slice table (``metrics.json``: one row per slice and metric values) and the
+    validation (``validation.json``: blessed, failures, skipped thresholds); plot files."""
+    metrics = read_json(os.path.join(uri, "metrics.json")) or []
+    names: list[str] = []
+    rows = []
+    for entry in metrics if isinstance(metrics, list) else []:
+        values = entry.get("metrics", {})
+        for k in values:
+            if k not in names:
+                names.append(k)
+        slice_ = entry.get("slice") or {}
+        rows.append(
+            {
+                "slice": ", ".join(f"{k}={v}" for k, v in slice_.items()) or "Overall",
+                "metrics": values,
+            }
+        )
+    plots = sorted(
+        os.path.relpath(p, uri) for p in glob.glob(os.path.join(glob.escape(uri), "plots", "*.png"))
+    )
+    return {
+        "kind": "evaluation",
+        "metric_names": names,
+        "slices": rows,
+        "validation": read_json(os.path.join(uri, "validation.json")),
+        "plots": plots,
+    }
+
+
+def blessing_view(uri: str) -> dict:
+    """Whether the model was blessed (the marker file written) and, for InfraValidator's
+    blessing, its ``infra_validation.json``."""
+    markers = [
+        m
+        for m in ("BLESSED", "NOT_BLESSED", "INFRA_BLESSED", "INFRA_NOT_BLESSED")
+        if os.path.exists(os.path.join(uri, m))
+    ]
+    return {
+        "kind": "blessing",
+        "markers": markers,
+        "blessed": any(m in ("BLESSED", "INFRA_BLESSED") for m in markers),
+        "infra_validation": read_json(os.path.join(uri, "infra_validation.json")),
+    }
+
+
+def _summary(kind: str, file_name: str):
+    def view(uri: str) -> dict:
+        return {"kind": kind, "summary": read_json(os.path.join(uri, file_name))}
+
+    view.__doc__ = f"``{file_name}`` of the artifact, as it is."
+    return view
+
+
+#: artifact type -> its view.
+VIEWS = {
+    "ExampleStatistics": statistics_view,
+    "Schema": schema_view,
+    "ExampleAnomalies": anomalies_view,
+    "ModelEvaluation": evaluation_view,
+    "ModelBlessing": blessing_view,
+    "InfraBlessing": blessing_view,
+    "PushedModel": _summary("pushed_model", "push_summary.json"),
+    "InferenceResult": _summary("inference_result", "inference_summary.json"),
+    "Examples": _summary("examples", "summary.json"),
+    "TransformGraph": _summary("transform_graph", "transform_summary.json"),
+}
+
+
+def view_of(type_name: str, uri: str) -> dict | None:
+    """The view of an artifact of ``type_name`` stored at ``uri`` (None: no view for its type,
+    or its folder is not on this machine)."""
+    view = VIEWS.get(type_name)
+    if view is None or "://" in uri or not os.path.isdir(uri):
+        return None
+    try:
+        return view(uri)
+    except Exception as e:  # a half-written or foreign file: say so on the page
+        return {"kind": "error", "error": f"{type(e).__name__}: {e}"}
