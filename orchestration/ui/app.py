@@ -31,12 +31,20 @@ class UiState:
       store: the pipelines and their metadata.
       token: the access token every request must carry, or None.
       csrf: the CSRF token POSTs must send (default: a fresh random one).
+      hosts: the host names a request's ``Host`` header may give (None: any).
     """
 
-    def __init__(self, store: Store, token: str | None = None, csrf: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        token: str | None = None,
+        csrf: str | None = None,
+        hosts: set[str] | None = None,
+    ):
         self.store = store
         self.token = token or None
         self.csrf = csrf or security.new_token()
+        self.hosts = hosts
 
     def file_url(self, ref, uri: str) -> str | None:
         """``/files/<pipeline>/<path>`` of a folder inside ``ref``'s root (None outside it)."""
@@ -60,13 +68,19 @@ class Guard:
             return await self.app(scope, receive, send)
         request = Request(scope)
         set_cookie = None
+        if self.state.hosts is not None and not _host_allowed(request, self.state.hosts):
+            # DNS rebinding: a page of another site whose name now points to 127.0.0.1
+            return await _error(400, "unexpected Host header")(scope, receive, send)
         if self.state.token:
             given = security.request_token(request.headers, request.cookies, request.query_params)
             if not security.same(given, self.state.token):
                 return await _error(401, "missing or wrong access token (--token)")(
                     scope, receive, send
                 )
-            if request.cookies.get(security.TOKEN_COOKIE) != self.state.token:
+            if (
+                request.query_params.get("token")
+                and request.cookies.get(security.TOKEN_COOKIE) != given
+            ):
                 set_cookie = self.state.token
         if request.method not in ("GET", "HEAD"):
             sent = request.headers.get(security.CSRF_HEADER)
@@ -91,6 +105,12 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)
+
+
+def _host_allowed(request: Request, hosts: set[str]) -> bool:
+    host = request.headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in hosts
 
 
 def _error(status: int, message: str) -> Response:
@@ -155,7 +175,10 @@ ROUTES = [
 
 
 def create_app(
-    roots: list[str] | None = None, token: str | None = None, csrf: str | None = None
+    roots: list[str] | None = None,
+    token: str | None = None,
+    csrf: str | None = None,
+    hosts: set[str] | None = None,
 ) -> Starlette:
     """The UI's ASGI app over the registered pipelines (``CONVEYOR_HOME``) and ``roots``.
 
@@ -163,8 +186,11 @@ def create_app(
       roots: extra pipeline roots (folders holding a ``metadata.sqlite``).
       token: an access token every request must carry (None: no check, for loopback).
       csrf: the CSRF token actions need (default: random, shown on every page).
+      hosts: the names a request's ``Host`` may give (None: any); ``conveyor ui`` on a
+        loopback address allows only ``127.0.0.1``, ``localhost`` and ``[::1]``, against
+        DNS rebinding.
     """
-    state = UiState(Store(roots), token, csrf)
+    state = UiState(Store(roots), token, csrf, hosts)
     app = Starlette(
         routes=ROUTES,
         exception_handlers={

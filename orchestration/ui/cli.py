@@ -56,7 +56,10 @@ def run(args, beam_args) -> int:
 
     from conveyor.orchestration.ui.app import create_app
 
-    app = create_app(roots=args.root, token=token)
+    hosts = (
+        {"127.0.0.1", "localhost", "[::1]", args.host} if security.is_loopback(args.host) else None
+    )
+    app = create_app(roots=args.root, token=token, hosts=hosts)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     server = uvicorn.Server(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host

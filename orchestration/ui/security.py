@@ -51,11 +51,11 @@ def same(a: str | None, b: str | None) -> bool:
 
 
 def request_token(headers, cookies, query) -> str | None:
-    """The access token a request carries: bearer header, cookie or ``?token=``."""
+    """The access token a request carries: bearer header, else ``?token=``, else the cookie."""
     auth = headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return cookies.get(TOKEN_COOKIE) or query.get("token")
+    return query.get("token") or cookies.get(TOKEN_COOKIE)
 
 
 def origin_ok(headers) -> bool:
