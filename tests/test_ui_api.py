@@ -133,6 +133,10 @@ def test_artifact_and_lineage(client):
     examples = comps["Produce"]["outputs"]["examples"][0]["id"]
     a = client.get(f"/api/artifacts/{examples}").json()
     assert a["type"] == "Examples" and a["producer"]["component_id"] == "Produce"
+    assert a["files"] == [{"path": "data.json", "bytes": len("[0, 1, 2]")}]
+    page = client.get(f"/pipelines/{NAME}/artifacts/{examples}").text
+    link = f"/files/{NAME}/Produce/examples/{a['producer']['execution_id']}/data.json"
+    assert f'href="{link}"' in page and client.get(link).json() == [0, 1, 2]
     assert {c["component_id"] for c in a["consumers"]} >= {"Sum", "Join"}
     g = client.get(f"/api/artifacts/{model}/lineage").json()
     kinds = {n["id"]: n for n in g["nodes"]}
@@ -302,13 +306,14 @@ def test_importing_and_creating_the_app_pulls_no_tensorflow_or_beam(ui_store):
 
 
 def test_real_server(ui_store, tmp_path):
-    """``conveyor ui --port 0`` listens on 127.0.0.1, answers, and stops on SIGTERM (shutting
+    """``conveyor ui --home H --port 0`` listens on 127.0.0.1, answers, and stops on SIGTERM (shutting
     down cleanly, then exiting 128 + SIGTERM as every conveyor command a signal stops)."""
     import http.client
 
-    env = dict(os.environ, CONVEYOR_HOME=str(ui_store[1]))
+    env = {k: v for k, v in os.environ.items() if k != "CONVEYOR_HOME"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.orchestration.cli", "ui", "--port", "0"],
+        [sys.executable, "-m", "conveyor.orchestration.cli", "ui", "--port", "0"]
+        + ["--home", str(ui_store[1])],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,

@@ -122,6 +122,7 @@ def artifact(request: Request) -> JSONResponse:
     with store.metadata(ref) as md:
         detail = queries.artifact_detail(ref, md, artifact_id)
     detail["view"] = views.view_of(detail["type"], detail["uri"])
+    detail["files"] = queries.list_files(detail["uri"])
     return JSONResponse(detail)
 
 

@@ -235,6 +235,7 @@ def artifact_page(request: Request) -> HTMLResponse:
             raise queries.NotFound(f"no artifact {artifact_id} in pipeline {ref.name!r}")
         a = queries.artifact_detail(ref, md, artifact_id)
     view = views.view_of(a["type"], a["uri"])
+    files = request.app.state.ui.file_url(ref, a["uri"])
     producer = a["producer"]
     made = (
         f'made by <a href="/pipelines/{_q(ref.name)}/runs/{_q(producer["run_id"])}/nodes/'
@@ -251,9 +252,22 @@ def artifact_page(request: Request) -> HTMLResponse:
         f"<p>{made} · <code>{e(a['uri'])}</code> · "
         f'<a href="/pipelines/{_q(ref.name)}/artifacts/{artifact_id}/lineage">lineage</a></p>'
         f"<table class=properties><tbody>{props}</tbody></table>"
-        + render_view(view, ref.name, request.app.state.ui.file_url(ref, a["uri"]))
+        + render_view(view, ref.name, files)
+        + _files(a["uri"], files)
     )
     return page(request, f"{a['type']} #{artifact_id}", body)
+
+
+def _files(uri: str, files_url: str | None) -> str:
+    """The artifact folder's files, linked when the folder is inside the pipeline root."""
+    rows = []
+    for f in queries.list_files(uri):
+        name = e(f["path"])
+        link = f'<a href="{files_url}/{quote(f["path"])}">{name}</a>' if files_url else name
+        rows.append(f"<tr><td>{link}</td><td class=num>{f['bytes']}</td></tr>")
+    if not rows:
+        return ""
+    return f'<h2>Files</h2><table class="files"><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _artifact_id(request: Request) -> int:

@@ -228,3 +228,23 @@ def _execution_row(ex) -> dict | None:
         "run_id": props["run_id"].string_value if "run_id" in props else "",
         "state": props["state"].string_value if "state" in props else "",
     }
+
+
+def list_files(uri: str, limit: int = 100) -> list[dict]:
+    """The files in an artifact's folder (``{"path": relative, "bytes"}``, at most ``limit``),
+    hidden ones left out; none for a remote uri or a folder not here."""
+    if "://" in uri or not os.path.isdir(uri):
+        return []
+    out = []
+    for dirpath, dirs, names in os.walk(uri):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(n for n in names if not n.startswith(".")):
+            path = os.path.join(dirpath, name)
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                continue
+            out.append({"path": os.path.relpath(path, uri), "bytes": size})
+            if len(out) >= limit:
+                return out
+    return out
