@@ -83,6 +83,9 @@ def test_pipelines_and_runs(client):
     assert runs["run-fail"]["runtime_parameters"] == {"n": 3, "sleep": 0.0, "fail": True}
     assert runs["run-ok"]["duration_seconds"] > 0
     assert client.get("/api/pipelines/nope/runs").status_code == 404
+    page = client.get(f"/api/pipelines/{NAME}/runs?limit=1&offset=1").json()
+    assert page["total"] >= 3 and [r["run_id"] for r in page["runs"]] == ["run-fail"]
+    assert client.get(f"/api/pipelines/{NAME}/runs?limit=0").status_code == 400
 
 
 def test_run_components_edges_and_log(client):

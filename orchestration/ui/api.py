@@ -46,8 +46,13 @@ def pipeline(request: Request) -> JSONResponse:
 def runs(request: Request) -> JSONResponse:
     store = _ui(request).store
     ref = store.pipeline(request.path_params["name"])
+    limit = _int(request.query_params.get("limit", "100"), "limit")
+    offset = _int(request.query_params.get("offset", "0"), "offset")
+    if limit < 1 or offset < 0:
+        raise ActionError("limit must be >= 1 and offset >= 0", 400)
     with store.metadata(ref) as md:
-        return JSONResponse({"pipeline": ref.name, "runs": queries.runs_of(ref, md)})
+        page = queries.runs_of(ref, md, limit, offset)
+    return JSONResponse(dict(page, pipeline=ref.name))
 
 
 async def create_run(request: Request) -> JSONResponse:
@@ -175,7 +180,7 @@ OPENAPI = {
         "/api/pipelines": {"get": _op("Pipelines: registered and in the --root stores, last run")},
         "/api/pipelines/{name}": {"get": _op("One pipeline", ["name"])},
         "/api/pipelines/{name}/runs": {
-            "get": _op("Runs of a pipeline, newest first", ["name"]),
+            "get": _op("Runs of a pipeline, newest first", ["name"], ["limit", "offset"]),
             "post": dict(
                 _op(
                     "Start a run ({runtime_parameters: {name: value}, no_cache})",

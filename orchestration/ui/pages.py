@@ -90,8 +90,13 @@ def pipelines_page(request: Request) -> HTMLResponse:
 def runs_page(request: Request) -> HTMLResponse:
     store = request.app.state.ui.store
     ref = store.pipeline(request.path_params["name"])
+    try:
+        offset = max(0, int(request.query_params.get("offset", "0")))
+    except ValueError:
+        offset = 0
     with store.metadata(ref) as md:
-        runs = queries.runs_of(ref, md)
+        listing = queries.runs_of(ref, md, RUNS_PER_PAGE, offset)
+    runs = listing["runs"]
     rows = []
     for r in runs:
         counts = " ".join(f"{k.lower()}={v}" for k, v in sorted(r["components"].items()))
@@ -122,9 +127,28 @@ def runs_page(request: Request) -> HTMLResponse:
         "<th>State</th><th>Components</th><th>Runtime parameters</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
+        + _pager(ref.name, offset, listing["total"])
         + form
     )
     return page(request, f"Runs of {ref.name}", body, refresh=3 if live else None)
+
+
+#: Runs on one page of a pipeline's runs.
+RUNS_PER_PAGE = 50
+
+
+def _pager(name: str, offset: int, total: int) -> str:
+    links = []
+    if offset > 0:
+        links.append(
+            f'<a href="/pipelines/{_q(name)}?offset={max(0, offset - RUNS_PER_PAGE)}">newer</a>'
+        )
+    if offset + RUNS_PER_PAGE < total:
+        links.append(f'<a href="/pipelines/{_q(name)}?offset={offset + RUNS_PER_PAGE}">older</a>')
+    shown = (
+        f"runs {offset + 1}-{min(total, offset + RUNS_PER_PAGE)} of {total}" if total else "no runs"
+    )
+    return f"<p class=pager>{shown} {' · '.join(links)}</p>"
 
 
 def run_page(request: Request) -> HTMLResponse:

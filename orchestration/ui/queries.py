@@ -13,10 +13,19 @@ from conveyor.orchestration.metadata import RUNNING, get_value
 from conveyor.orchestration.ui.store import NotFound
 
 
+def _run_contexts(md, pipeline: str) -> list:
+    """The pipeline's run contexts, newest first."""
+    return sorted(md._run_contexts_of(pipeline), key=lambda c: c.id, reverse=True)
+
+
 def pipeline_row(ref, md) -> dict:
     """A pipeline as the pipelines list shows it: name, engine, root, its last run."""
-    runs = md.runs(ref.name) if md is not None else []
-    last = runs[0] if runs else None
+    contexts = _run_contexts(md, ref.name) if md is not None else []
+    last = None
+    if contexts:
+        run_id = contexts[0].custom_properties["run_id"].string_value
+        summary = md.run_summary(ref.name, run_id, context=contexts[0])
+        last = {k: summary[k] for k in ("run_id", "state", "create_time", "reason")}
     return {
         "name": ref.name,
         "engine": ref.engine,
@@ -24,39 +33,39 @@ def pipeline_row(ref, md) -> dict:
         "startable": ref.startable,
         "root": ref.root,
         "pipeline_path": ref.record.get("pipeline_path") if ref.record else None,
-        "runs": len(runs),
-        "last_run": None
-        if last is None
-        else {k: last[k] for k in ("run_id", "state", "create_time", "reason")},
+        "runs": len(contexts),
+        "last_run": last,
     }
 
 
-def runs_of(ref, md) -> list[dict]:
-    """The runs of a pipeline, newest first, with component counts by state."""
-    if md is None:
-        return []
+def runs_of(ref, md, limit: int = 100, offset: int = 0) -> dict:
+    """``{"total", "offset", "runs"}``: a page of the pipeline's runs, newest first, each with
+    its state, duration, component counts by state and runtime parameters."""
+    contexts = _run_contexts(md, ref.name) if md is not None else []
     out = []
-    for r in md.runs(ref.name):
-        summary = md.run_summary(ref.name, r["run_id"])
+    for c in contexts[offset : offset + limit]:
+        run_id = c.custom_properties["run_id"].string_value
+        summary = md.run_summary(ref.name, run_id, context=c)
         counts: dict[str, int] = {}
-        for c in summary["components"]:
-            counts[c["state"]] = counts.get(c["state"], 0) + 1
-        timings = _timings(md, ref.name, r["run_id"])
+        for row in summary["components"]:
+            counts[row["state"]] = counts.get(row["state"], 0) + 1
+        timings = _timings(md, ref.name, run_id)
         starts = [t[0] for t in timings.values() if t[0]]
         ends = [t[1] for t in timings.values() if t[1]]
         duration = round(max(ends) - min(starts), 2) if starts and ends else None
+        params = c.custom_properties.get("runtime_parameters")
         out.append(
             {
-                "run_id": r["run_id"],
-                "create_time": r["create_time"],
-                "state": r["state"],
-                "reason": r["reason"],
-                "duration_seconds": duration if r["state"] != RUNNING else None,
+                "run_id": run_id,
+                "create_time": summary["create_time"],
+                "state": summary["state"],
+                "reason": summary["reason"],
+                "duration_seconds": duration if summary["state"] != RUNNING else None,
                 "components": counts,
-                "runtime_parameters": md.runtime_parameters(ref.name, r["run_id"]) or {},
+                "runtime_parameters": json.loads(params.string_value) if params else {},
             }
         )
-    return out
+    return {"total": len(contexts), "offset": offset, "runs": out}
 
 
 def _timings(md, pipeline: str, run_id: str) -> dict[int, tuple]:
