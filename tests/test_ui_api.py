@@ -24,6 +24,7 @@ from conveyor.dsl import Pipeline, RuntimeParameter
 from conveyor.orchestration import LocalDagRunner, registry
 from conveyor.orchestration.local_runner import PipelineRunError
 from conveyor.orchestration.ui import create_app, graph, views
+from conveyor.orchestration.ui.render import render_view
 
 NAME = "ui"
 
@@ -219,6 +220,8 @@ def test_start_a_run_and_cancel_one(client):
     assert r.status_code == 202
     live = _wait(client, lambda r: r["run_id"] not in before and r["state"] == "RUNNING")
     assert 'http-equiv="refresh"' in client.get(f"/pipelines/{NAME}").text  # refreshes itself
+    node = client.get(f"/pipelines/{NAME}/runs/{live['run_id']}/nodes/Produce").text
+    assert "data-log-url=" in node  # its log, followed while it runs
     c = client.post(f"/api/runs/{live['run_id']}/cancel", headers={"X-CSRF-Token": "the-csrf"})
     assert c.status_code == 202, c.text
     done = _wait(client, lambda r: r["run_id"] == live["run_id"] and r["state"] != "RUNNING", 60)
@@ -262,6 +265,9 @@ def test_statistics_schema_anomalies_views(tmp_path):
     assert x["feature"] == "x" and x["missing_pct"] == 20.0 and x["zeros"] == 3
     assert x["histogram"] == [[0.0, 4.0, 8.0]]
     assert city["unique"] == 2 and city["top_values"] == [["Oslo", 7.0]]
+    html = render_view(view, NAME, None)
+    assert "<h2>Split train · 10 examples</h2>" in html and "Oslo (7)" in html
+    assert html.count('<svg class="hist"') == 1 and html.count("<tr><td>") == 2
 
     schema = schema_pb2.Schema()
     schema.feature.add(name="x", type=schema_pb2.INT).presence.min_fraction = 1.0
@@ -275,6 +281,8 @@ def test_statistics_schema_anomalies_views(tmp_path):
     (tmp_path / "Split-train" / "SchemaDiff.pb").write_bytes(anomalies.SerializeToString())
     [bad] = views.view_of("ExampleAnomalies", str(tmp_path))["splits"]["train"]["anomalies"]
     assert bad["feature"] == "city" and bad["severity"] == "ERROR"
+    html = render_view(views.view_of("ExampleAnomalies", str(tmp_path)), NAME, None)
+    assert '<tr class="bad"><td>city</td><td>ERROR</td><td>Unexpected string values' in html
 
     (tmp_path / "metrics.json").write_text(
         json.dumps(
@@ -285,9 +293,11 @@ def test_statistics_schema_anomalies_views(tmp_path):
         json.dumps({"blessed": False, "failures": [{"metric": "auc"}]})
     )
     ev = views.view_of("ModelEvaluation", str(tmp_path))
-    assert [s["slice"] for s in ev["slices"]] == ["Overall", "c=a"] and not ev["validation"][
-        "blessed"
-    ]
+    assert [s["slice"] for s in ev["slices"]] == ["Overall", "c=a"]
+    assert ev["validation"]["blessed"] is False
+    html = render_view(ev, NAME, None)
+    assert "<h2>Validation: NOT BLESSED</h2>" in html and 'data-v="0.6">0.6</td>' in html
+    assert '<table class="sortable slices">' in html and '<tr class="bad"><td>auc</td>' in html
     (tmp_path / "summary.json").write_text("{half")  # half-written: no view, no crash
     assert views.view_of("Examples", str(tmp_path))["summary"] is None
 

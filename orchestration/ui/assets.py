@@ -64,9 +64,12 @@ document.addEventListener('submit', function (ev) {
 // A live log: [data-log-url] is refreshed every 2 s while its run is running.
 (function () {
   var pre = document.querySelector('pre[data-log-url]'); if (!pre) return;
-  setInterval(function () {
+  var timer = setInterval(function () {
     fetch(pre.dataset.logUrl, {credentials: 'same-origin'}).then(function (r) { return r.json(); })
-      .then(function (j) { if (j.log !== null) pre.textContent = j.log; });
+      .then(function (j) {
+        if (j.log !== null) pre.textContent = j.log;
+        if (j.state !== 'RUNNING' && j.state !== 'NOT_STARTED') clearInterval(timer);
+      });
   }, 2000);
 })();
 """

@@ -240,7 +240,8 @@ def node_page(request: Request) -> HTMLResponse:
     parts.append(f"<h2>Parameters</h2><table class=parameters><tbody>{params}</tbody></table>")
     if c["log"]:
         url = f"/api/runs/{_q(run_id)}/components/{_q(cid)}/log?pipeline={_q(ref.name)}"
-        live = f' data-log-url="{e(url)}"' if c["state"] == RUNNING else ""
+        following = run["state"] == RUNNING and c["state"] in (RUNNING, "NOT_STARTED")
+        live = f' data-log-url="{e(url)}"' if following else ""
         parts.append(f'<h2>Log (tail)</h2><pre class="log"{live}>{e(queries.tail(c["log"]))}</pre>')
     else:
         parts.append(
