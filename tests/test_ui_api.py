@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,6 +269,20 @@ def test_statistics_schema_anomalies_views(tmp_path):
     html = render_view(view, NAME, None)
     assert "<h2>Split train · 10 examples</h2>" in html and "Oslo (7)" in html
     assert html.count('<svg class="hist"') == 1 and html.count("<tr><td>") == 2
+    assert view["drift"] is None  # one split
+    # a second split: x's mean moved by 2 stds, Oslo's share from 7/7 to 1/4
+    f.num_stats.mean, f.num_stats.std_dev = 3.5, 1.0
+    g.string_stats.top_values.add(value="Rome", frequency=3)
+    g.string_stats.top_values[0].frequency = 1
+    (tmp_path / "Split-eval").mkdir()
+    (tmp_path / "Split-eval" / "FeatureStats.pb").write_bytes(stats.SerializeToString())
+    d = views.view_of("ExampleStatistics", str(tmp_path))["drift"]
+    assert d["between"] == ["eval", "train"]
+    assert {r["feature"]: (r["measure"], r["value"]) for r in d["features"]} == {
+        "x": ("mean_shift_in_std", 2.0),
+        "city": ("l_infinity", 0.75),
+    }
+    shutil.rmtree(tmp_path / "Split-eval")
 
     schema = schema_pb2.Schema()
     schema.feature.add(name="x", type=schema_pb2.INT).presence.min_fraction = 1.0

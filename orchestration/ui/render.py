@@ -69,7 +69,18 @@ def _statistics(view: dict) -> str:
             + "".join(rows)
             + "</tbody></table>"
         )
-    return "".join(out) or "<p>No FeatureStats.pb in this artifact.</p>"
+    d = view.get("drift")
+    if d and d["features"]:
+        rows = "".join(
+            f"<tr><td>{e(f['feature'])}</td><td>{e(f['measure'])}</td>{_td(f['value'])}</tr>"
+            for f in d["features"]
+        )
+        out.append(
+            f"<h2>Drift between {e(d['between'][0])} and {e(d['between'][1])}</h2>"
+            '<table class="sortable drift"><thead><tr><th>Feature</th><th>Measure</th>'
+            f"<th>Value</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    return "".join(out) or "<p>No statistics file in this artifact.</p>"
 
 
 def _schema(view: dict) -> str:

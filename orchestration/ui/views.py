@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 
+from conveyor.dsl import layout
 from conveyor.orchestration.ui.store import read_json
 
 #: Top values and histogram buckets kept per feature.
@@ -23,8 +24,9 @@ TOP_VALUES = 5
 def _splits(uri: str, file_name: str) -> dict[str, str]:
     """``{split: path}`` of ``<uri>/Split-<split>/<file_name>`` (or ``<uri>/<file_name>``)."""
     out = {}
-    for path in sorted(glob.glob(os.path.join(glob.escape(uri), "Split-*", file_name))):
-        out[os.path.basename(os.path.dirname(path))[len("Split-") :]] = path
+    pattern = os.path.join(glob.escape(uri), layout.SPLIT_PREFIX + "*", file_name)
+    for path in sorted(glob.glob(pattern)):
+        out[layout.split_name(os.path.dirname(path))] = path
     if not out and os.path.isfile(os.path.join(uri, file_name)):
         out[""] = os.path.join(uri, file_name)
     return out
@@ -36,7 +38,7 @@ def statistics_view(uri: str) -> dict:
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     splits = {}
-    for split, path in _splits(uri, "FeatureStats.pb").items():
+    for split, path in _splits(uri, layout.STATS_FILE).items():
         stats = statistics_pb2.DatasetFeatureStatisticsList()
         with open(path, "rb") as f:
             stats.ParseFromString(f.read())
@@ -46,7 +48,47 @@ def statistics_view(uri: str) -> dict:
             num_examples = dataset.num_examples
             rows += [_feature_row(f, dataset.num_examples) for f in dataset.features]
         splits[split] = {"num_examples": num_examples, "features": rows}
-    return {"kind": "statistics", "splits": splits}
+    return {"kind": "statistics", "splits": splits, "drift": drift(splits)}
+
+
+def drift(splits: dict) -> dict | None:
+    """Between the first two splits, per feature both have: ``l_infinity`` (a string feature:
+    the largest difference of a value's share among the top values) or
+    ``mean_shift_in_std`` (a number: the difference of the means over the larger std).
+
+    Returns ``{"between": [a, b], "features": [{"feature", "measure", "value"}]}``, None
+    with fewer than two splits.
+    """
+    if len(splits) < 2:
+        return None
+    a, b = list(splits)[:2]
+    right = {f["feature"]: f for f in splits[b]["features"]}
+    rows = []
+    for fa in splits[a]["features"]:
+        fb = right.get(fa["feature"])
+        if fb is None:
+            continue
+        if "top_values" in fa and "top_values" in fb:
+            pa, pb = _shares(fa["top_values"]), _shares(fb["top_values"])
+            value = max(
+                (abs(pa.get(v, 0.0) - pb.get(v, 0.0)) for v in set(pa) | set(pb)), default=0.0
+            )
+            rows.append(
+                {"feature": fa["feature"], "measure": "l_infinity", "value": round(value, 4)}
+            )
+        elif "mean" in fa and "mean" in fb:
+            scale = max(fa.get("std") or 0.0, fb.get("std") or 0.0)
+            diff = abs(fa["mean"] - fb["mean"])
+            value = diff / scale if scale else (0.0 if diff == 0 else float("inf"))
+            rows.append(
+                {"feature": fa["feature"], "measure": "mean_shift_in_std", "value": round(value, 4)}
+            )
+    return {"between": [a, b], "features": rows}
+
+
+def _shares(top_values: list) -> dict:
+    total = sum(c for _, c in top_values) or 1.0
+    return {v: c / total for v, c in top_values}
 
 
 def _feature_row(feature, num_examples: int) -> dict:
@@ -92,9 +134,9 @@ def schema_view(uri: str) -> dict:
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    path = os.path.join(uri, "schema.pbtxt")
+    path = layout.schema_path(uri)
     if not os.path.isfile(path):
-        return {"kind": "schema", "features": [], "missing": "schema.pbtxt"}
+        return {"kind": "schema", "features": [], "missing": layout.SCHEMA_FILE}
     with open(path) as f:
         schema = text_format.Parse(f.read(), schema_pb2.Schema())
     domains = {d.name: [v for v in d.value] for d in schema.string_domain}
@@ -123,7 +165,7 @@ def anomalies_view(uri: str) -> dict:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     splits = {}
-    for split, path in _splits(uri, "SchemaDiff.pb").items():
+    for split, path in _splits(uri, layout.ANOMALIES_FILE).items():
         anomalies = anomalies_pb2.Anomalies()
         with open(path, "rb") as f:
             anomalies.ParseFromString(f.read())
@@ -183,15 +225,12 @@ def evaluation_view(uri: str) -> dict:
 def blessing_view(uri: str) -> dict:
     """Whether the model was blessed (the marker file written) and, for InfraValidator's
     blessing, its ``infra_validation.json``."""
-    markers = [
-        m
-        for m in ("BLESSED", "NOT_BLESSED", "INFRA_BLESSED", "INFRA_NOT_BLESSED")
-        if os.path.exists(os.path.join(uri, m))
-    ]
+    names = (layout.BLESSED, layout.NOT_BLESSED, layout.INFRA_BLESSED, layout.INFRA_NOT_BLESSED)
+    markers = [m for m in names if os.path.exists(os.path.join(uri, m))]
     return {
         "kind": "blessing",
         "markers": markers,
-        "blessed": any(m in ("BLESSED", "INFRA_BLESSED") for m in markers),
+        "blessed": any(m in (layout.BLESSED, layout.INFRA_BLESSED) for m in markers),
         "infra_validation": read_json(os.path.join(uri, "infra_validation.json")),
     }
 
@@ -214,7 +253,7 @@ VIEWS = {
     "InfraBlessing": blessing_view,
     "PushedModel": _summary("pushed_model", "push_summary.json"),
     "InferenceResult": _summary("inference_result", "inference_summary.json"),
-    "Examples": _summary("examples", "summary.json"),
+    "Examples": _summary("examples", layout.SUMMARY_FILE),
     "TransformGraph": _summary("transform_graph", "transform_summary.json"),
 }
 
