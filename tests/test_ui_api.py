@@ -168,6 +168,9 @@ def test_pages_render(client):
     page = client.get(f"/pipelines/{NAME}/runs/run-ok").text
     assert page.count('class="node"') == 3 and page.count('class="edge"') == 3
     assert '<meta name="csrf-token" content="the-csrf">' in page
+    assert "style=" not in page and "<script>" not in page  # nothing inline: the CSP allows none
+    csp = client.get("/").headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
     assert 'http-equiv="refresh"' not in page  # not live
     assert client.get(f"/pipelines/{NAME}/runs/nope").status_code == 404
 

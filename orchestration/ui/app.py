@@ -57,6 +57,13 @@ class UiState:
         return f"/files/{quote(ref.name, safe='')}/{quote(rel)}"
 
 
+#: Pages load nothing but this server's own script, styles and images (offline, no CDN).
+CSP = (
+    b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    b"connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
 class Guard:
     """ASGI middleware: the access token on every request, the CSRF token on every POST."""
 
@@ -101,6 +108,7 @@ class Guard:
                     headers.append((b"set-cookie", token.encode()))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"x-frame-options", b"DENY"))
+                headers.append((b"content-security-policy", CSP))
                 message = dict(message, headers=headers)
             await send(message)
 

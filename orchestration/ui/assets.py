@@ -20,6 +20,7 @@ pre.error { background: #5b1010; }
 svg.dag, svg.lineage { border: 1px solid #ddd; background: #fafafa; }
 svg.hist { vertical-align: middle; }
 .muted { color: #777; }
+figure.plot { display: inline-block; margin: 4px; }
 """
 
 JS = """
