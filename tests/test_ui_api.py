@@ -224,6 +224,11 @@ def test_start_a_run_and_cancel_one(client):
     assert r.status_code == 202
     live = _wait(client, lambda r: r["run_id"] not in before and r["state"] == "RUNNING")
     assert 'http-equiv="refresh"' in client.get(f"/pipelines/{NAME}").text  # refreshes itself
+    # Sum and Join have not run: their edges come from the earlier runs, the DAG is whole
+    edges = {
+        (e["from"], e["to"]) for e in client.get(f"/api/runs/{live['run_id']}").json()["edges"]
+    }
+    assert edges == {("Produce", "Sum"), ("Sum", "Join"), ("Produce", "Join")}
     node = client.get(f"/pipelines/{NAME}/runs/{live['run_id']}/nodes/Produce").text
     assert "data-log-url=" in node  # its log, followed while it runs
     c = client.post(f"/api/runs/{live['run_id']}/cancel", headers={"X-CSRF-Token": "the-csrf"})

@@ -148,6 +148,9 @@ def run_detail(ref, md, run_id: str) -> dict:
                     edges.append(
                         {"from": src, "to": c["component_id"], "key": key, "artifact": a["id"]}
                     )
+    unrun = {c["component_id"] for c in components if c["execution_id"] is None}
+    if unrun:
+        edges += _earlier_edges(md, ref.name, run_id, unrun)
     return {
         "pipeline": ref.name,
         "run_id": run_id,
@@ -161,10 +164,31 @@ def run_detail(ref, md, run_id: str) -> dict:
     }
 
 
+def _earlier_edges(md, pipeline: str, run_id: str, components: set[str], runs: int = 5) -> list:
+    """Edges into ``components`` (not run yet in ``run_id``) as the latest earlier runs that
+    ran them recorded them (``"artifact": None``): the DAG of a live run is drawn whole."""
+    out, left = [], set(components)
+    for c in _run_contexts(md, pipeline)[: runs + 1]:
+        other = c.custom_properties["run_id"].string_value
+        if other == run_id or not left:
+            continue
+        for ex in md.executions_of_run(pipeline, other):
+            cid = ex.properties["component_id"].string_value
+            if cid not in left:
+                continue
+            for key, arts in md.input_lists_of_execution(ex.id).items():
+                for a in arts:
+                    src = md.producer_of(a.id)
+                    if src and src != cid:
+                        out.append({"from": src, "to": cid, "key": key, "artifact": None})
+            left.discard(cid)
+    return out
+
+
 def _unique(edges: list[dict]) -> list[dict]:
     seen, out = set(), []
     for e in edges:
-        key = (e["from"], e["to"], e["artifact"])
+        key = (e["from"], e["to"], e["key"])
         if key not in seen:
             seen.add(key)
             out.append(e)
