@@ -678,7 +678,7 @@ def _metric(class_name: str, config: str = "", extra: str = "") -> str:
                 "AUC",
                 extra="cross_slice_thresholds { threshold { value_threshold { lower_bound { value: 0 } } } }",
             ),
-            "auc: cross_slice_thresholds are not supported",
+            "auc: a cross_slice_threshold needs cross_slicing_specs",
         ),
         (
             _metric("AUC", extra="threshold { change_threshold { absolute { value: 0 } } }"),
@@ -694,8 +694,8 @@ def _metric(class_name: str, config: str = "", extra: str = "") -> str:
             "metric name 'auc' is configured twice with different settings",
         ),
         (
-            _MODEL + 'cross_slicing_specs { baseline_spec { feature_keys: "a" } }',
-            "cross_slicing_specs are not supported",
+            _MODEL + 'cross_slicing_specs { baseline_spec { slice_keys_sql: "SELECT 1" } }',
+            "slice_keys_sql are not supported",
         ),
         ('metrics_specs { metrics { class_name: "AUC" } }', "has no model_specs"),
         (
@@ -711,16 +711,17 @@ def _metric(class_name: str, config: str = "", extra: str = "") -> str:
             r"names \['a'\] in both feature_keys and feature_values",
         ),
         (
-            _MODEL + "metrics_specs { binarize { class_ids { values: 1 } } }",
-            r"metrics_specs\[0\].binarize is not supported",
+            _MODEL + "metrics_specs { binarize { k_list { values: 1 } } }",
+            r"metrics_specs\[0\].binarize.k_list is not supported",
         ),
         (
             _MODEL + "metrics_specs { aggregate { macro_average: true } }",
-            r"metrics_specs\[0\].aggregate is not supported",
+            r"metrics_specs\[0\].aggregate.macro_average needs class_weights",
         ),
         (
-            _MODEL + 'metrics_specs { cross_slice_thresholds { key: "auc" value {} } }',
-            r"metrics_specs\[0\].cross_slice_thresholds are not supported",
+            _MODEL + 'metrics_specs { metrics { class_name: "AUC" } cross_slice_thresholds { '
+            'key: "auc" value { thresholds { threshold { value_threshold { lower_bound { value: 0 } } } } } } }',
+            "auc: a cross_slice_threshold needs cross_slicing_specs",
         ),
         (
             _MODEL + 'metrics_specs { output_names: "head" }',

@@ -19,6 +19,7 @@ from conveyor.beam_utils.io import ReadExamples
 from conveyor.beam_utils.options import pipeline_options
 from conveyor.beam_utils.read import with_one_schema
 from conveyor.beam_utils.summary import SumCounts, count_one, count_rows, count_value, reconcile
+from conveyor.components.evaluation.report import CROSS_SLICE_FILE
 from conveyor.components.evaluation.transform import (
     DEFAULT_HOT_KEY_FANOUT,
     EvaluateModel,
@@ -60,7 +61,8 @@ def run_evaluation(
       images: also write the PNG plots.
 
     Returns:
-      ``{"metrics", "validation", "blessed", "rows_rejected_on_read"}`` as written.
+      ``{"metrics", "validation", "blessed", "rows_rejected_on_read"}`` as written
+      (and ``"cross_slice_metrics"`` with cross slicing specs).
       The readers' counts reconcile (rows read = examples + rows rejected), or
       the pipeline fails.
     """
@@ -104,12 +106,16 @@ def run_evaluation(
             release_preprocessing_models()
             release_models()  # the models, while TensorFlow is up (not at exit)
     validation = _read_json(FileSystems.join(output_dir, "validation.json"))
-    return {
+    out = {
         "metrics": _read_json(FileSystems.join(output_dir, "metrics.json")),
         "validation": validation,
         "blessed": validation["blessed"],
         "rows_rejected_on_read": int(_read_json(rejected_path)),
     }
+    cross = FileSystems.join(output_dir, CROSS_SLICE_FILE)
+    if FileSystems.exists(cross):
+        out["cross_slice_metrics"] = _read_json(cross)
+    return out
 
 
 def _write_rejected(totals: Mapping[str, int], splits: list, path: str) -> int:

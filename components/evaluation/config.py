@@ -15,16 +15,29 @@ What is read from the config:
 * ``slicing_specs``: the overall slice (an empty spec), ``feature_keys``
   (one slice per value, crossed when there are several keys) and
   ``feature_values`` (only those values);
+* ``cross_slicing_specs``: each slice of ``baseline_spec`` compared with each
+  of ``slicing_specs`` (every other slice when none), the metric being the
+  baseline slice's value minus the comparison slice's, as TFMA computes it;
 * ``metrics_specs``: ``metrics`` (by ``class_name``, with their JSON
-  ``config``), each metric's ``threshold`` and ``per_slice_thresholds``, and
-  the spec-level ``thresholds`` / ``per_slice_thresholds`` maps (value
-  thresholds and change thresholds against the baseline);
+  ``config``), each metric's ``threshold``, ``per_slice_thresholds`` and
+  ``cross_slice_thresholds`` (value thresholds), the spec-level
+  ``thresholds`` / ``per_slice_thresholds`` / ``cross_slice_thresholds`` maps
+  (value thresholds and change thresholds against the baseline), and
+  ``binarize.class_ids`` / ``aggregate`` (``micro_average``,
+  ``macro_average``, ``weighted_macro_average``, ``class_weights``) for
+  binary metrics of a multi-class model (see
+  :mod:`~conveyor.components.evaluation.class_groups`);
 * ``options``: ``compute_confidence_intervals`` and ``min_slice_size``.
 
-Anything we would otherwise silently ignore (``cross_slicing_specs``,
-``slice_keys_sql``, ``binarize``, ``aggregate``, cross-slice thresholds,
-custom metric modules, an unknown ``class_name``) is refused with a
-:class:`~conveyor.beam_utils.errors.UsageError` that names it.
+Anything we would otherwise silently ignore is refused with a
+:class:`~conveyor.beam_utils.errors.UsageError` that names it:
+``slice_keys_sql`` (needs an SQL engine over the features), custom metric
+modules and unknown ``class_name`` s (metrics are Conveyor's own mergeable
+computations, not TFMA's or Keras' code), ``binarize.k_list`` /
+``binarize.top_k_list`` / ``aggregate.top_k_list`` (top-k sub keys),
+a change threshold on cross slices, multi-output models (``label_keys``,
+``prediction_keys``, ``example_weight_keys``, ``output_names``), ranking
+(``query_key``), and TFMA's Python preprocessing functions (``name@feature``).
 
 As in TFX's Evaluator, whether there is a baseline is said by the caller
 (``has_baseline``, from the ``baseline_model`` input), not by the config alone:
@@ -287,6 +300,21 @@ DEFAULT_METRICS = {
 }
 
 
+def decision_thresholds_of(metrics: Iterable[MetricSpec]) -> tuple[float, ...]:
+    """Every threshold one of ``metrics`` counts a confusion matrix at, sorted."""
+    out = set()
+    for m in metrics:
+        confusion_at = KINDS[m.kind].confusion_at
+        if confusion_at is not None:
+            out.update(confusion_at(m))
+    return tuple(sorted(out))
+
+
+def top_ks_of(metrics: Iterable[MetricSpec]) -> tuple[int, ...]:
+    """Every ``k`` one of ``metrics`` counts hits in the top ``k`` class scores for, sorted."""
+    return tuple(sorted({m.k for m in metrics if KINDS[m.kind].needs == CLASSES}))
+
+
 # --- settings --------------------------------------------------------------------
 
 
@@ -366,6 +394,42 @@ OVERALL = SliceSpec()
 
 
 @dataclasses.dataclass(frozen=True)
+class CrossSliceSpec:
+    """TFMA's ``CrossSlicingSpec``: each slice of ``baseline`` compared with each
+    slice of the ``comparisons`` (none: every other slice evaluated).
+
+    A cross slice's metric is the baseline slice's value minus the comparison
+    slice's, as in TFMA.
+    """
+
+    baseline: SliceSpec
+    comparisons: tuple[SliceSpec, ...] = ()
+
+    def matches(self, baseline_key: tuple, comparison_key: tuple) -> bool:
+        """Whether the pair of slice keys is one of this spec's cross slices."""
+        if not self.baseline.matches(baseline_key):
+            return False
+        if self.comparisons:
+            return any(c.matches(comparison_key) for c in self.comparisons)
+        return not self.baseline.matches(comparison_key)
+
+    def covers(self, other: CrossSliceSpec) -> bool:
+        """Whether every cross slice of ``other`` is one of this spec's."""
+        if other.baseline != self.baseline:
+            return False
+        if not self.comparisons:
+            return other.baseline not in other.comparisons
+        return bool(other.comparisons) and set(other.comparisons) <= set(self.comparisons)
+
+    def describe(self) -> dict:
+        """The spec as TFMA writes it (``baseline_spec``, ``slicing_specs``)."""
+        out = {"baseline_spec": self.baseline.describe()}
+        if self.comparisons:
+            out["slicing_specs"] = [c.describe() for c in self.comparisons]
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
 class Threshold:
     """A value threshold (``lower``/``upper``) and/or a change threshold against
     the baseline (``direction`` with ``absolute`` and/or ``relative``)."""
@@ -413,18 +477,32 @@ class ThresholdRule:
     metric: str
     threshold: Threshold
     slices: tuple[SliceSpec, ...] | None = None
+    #: A cross-slice rule (TFMA's ``cross_slice_thresholds``): checked on the
+    #: cross slices of these specs only, never on single slices.
+    cross_slices: tuple[CrossSliceSpec, ...] | None = None
 
     def applies_to(self, slice_key: tuple) -> bool:
         """Whether the rule is checked on the slice with this key."""
+        if self.cross_slices is not None:
+            return False
         if self.slices is None:
             return True
         return any(s.matches(slice_key) for s in self.slices)
 
+    def applies_to_cross(self, baseline_key: tuple, comparison_key: tuple) -> bool:
+        """Whether the rule is checked on the cross slice of these two slice keys."""
+        return self.cross_slices is not None and any(
+            c.matches(baseline_key, comparison_key) for c in self.cross_slices
+        )
+
     def describe(self) -> dict:
-        """``metric``, ``threshold`` (as TFMA writes it) and, for per-slice rules, ``slices``."""
+        """``metric``, ``threshold`` (as TFMA writes it) and, for per-slice rules,
+        ``slices`` (``cross_slices`` for cross-slice rules)."""
         out = {"metric": self.metric, "threshold": self.threshold.describe()}
         if self.slices is not None:
             out["slices"] = [s.describe() for s in self.slices]
+        if self.cross_slices is not None:
+            out["cross_slices"] = [c.describe() for c in self.cross_slices]
         return out
 
 
@@ -479,8 +557,33 @@ class EvalSettings:
     seed: int = 0
     #: Change thresholds not checked, for want of a baseline (:meth:`without_baseline`).
     skipped_change_thresholds: tuple[ThresholdRule, ...] = ()
+    #: Cross slices compared (TFMA's ``cross_slicing_specs``); their slices are in ``slices``.
+    cross_slices: tuple[CrossSliceSpec, ...] = ()
+    #: Binarized / aggregated multi-class metrics, one group per ``metrics_specs``
+    #: entry with ``binarize`` or ``aggregate`` (:class:`~.class_groups.ClassGroup`).
+    class_groups: tuple = ()
 
     def __post_init__(self):
+        self._check_models()
+        names = self.metric_names
+        if not names:
+            raise UsageError("no metrics to compute")
+        seen = set()
+        for name in names:
+            if name in seen:
+                raise UsageError(f"metric name {name!r} is configured twice")
+            seen.add(name)
+        self._check_kinds()
+        self._check_thresholds(seen)
+        self._check_cross_slices()
+        if self.min_slice_size < 1:
+            raise UsageError(f"min_slice_size must be at least 1, got {self.min_slice_size}")
+        if self.bootstrap_samples < 2:
+            raise UsageError(f"bootstrap_samples must be at least 2, got {self.bootstrap_samples}")
+        if self.num_buckets < 2:
+            raise UsageError(f"num_buckets must be at least 2, got {self.num_buckets}")
+
+    def _check_models(self) -> None:
         candidates = [m for m in self.models if not m.is_baseline]
         baselines = [m for m in self.models if m.is_baseline]
         if len(candidates) != 1:
@@ -495,34 +598,79 @@ class EvalSettings:
         for m in self.models:
             if not m.label_key:
                 raise UsageError(f"model spec {m.name!r} has no label_key")
-        if not self.metrics:
-            raise UsageError("no metrics to compute")
-        seen = set()
-        for m in self.metrics:
-            if m.name in seen:
-                raise UsageError(f"metric name {m.name!r} is configured twice")
-            seen.add(m.name)
-        for rule in self.thresholds:
-            if rule.metric not in seen:
-                raise UsageError(f"a threshold names metric {rule.metric!r}, which is not computed")
-            if rule.threshold.has_change and not baselines:
-                raise UsageError(
-                    f"metric {rule.metric!r} has a change threshold but no baseline model is configured"
-                )
-            if KINDS[self.metric(rule.metric).kind].plot:
-                raise UsageError(f"{rule.metric!r} is a plot; thresholds apply to scalar metrics")
+
+    def _check_kinds(self) -> None:
         needs = {KINDS[m.kind].needs for m in self.metrics}
         if CLASSES in needs and needs & {PROBABILITIES, VALUES}:
             raise UsageError(
                 "multiclass metrics (over a vector of class scores) cannot be mixed with "
                 "binary or regression metrics (over one prediction) in one evaluation"
             )
-        if self.min_slice_size < 1:
-            raise UsageError(f"min_slice_size must be at least 1, got {self.min_slice_size}")
-        if self.bootstrap_samples < 2:
-            raise UsageError(f"bootstrap_samples must be at least 2, got {self.bootstrap_samples}")
-        if self.num_buckets < 2:
-            raise UsageError(f"num_buckets must be at least 2, got {self.num_buckets}")
+        if self.class_groups and needs & {PROBABILITIES, VALUES}:
+            raise UsageError(
+                "metrics_specs with binarize or aggregate read predictions as vectors of class "
+                "scores; binary or regression metrics outside them (over one prediction) "
+                "cannot be in the same evaluation"
+            )
+        for group in self.class_groups:
+            for m in group.metrics:
+                if KINDS[m.kind].needs not in (PROBABILITIES, VALUES):
+                    raise UsageError(
+                        f"{m.name!r} cannot be binarized or aggregated (binary and value "
+                        "metrics can)"
+                    )
+
+    def _check_thresholds(self, names: set) -> None:
+        has_baseline = self.baseline is not None
+        for rule in self.thresholds:
+            if rule.metric not in names:
+                raise UsageError(f"a threshold names metric {rule.metric!r}, which is not computed")
+            if rule.cross_slices is not None and rule.threshold.has_change:
+                raise UsageError(
+                    f"metric {rule.metric!r}: a change_threshold on cross slices is not "
+                    "supported; cross_slice_thresholds take value thresholds"
+                )
+            if rule.threshold.has_change and not has_baseline:
+                raise UsageError(
+                    f"metric {rule.metric!r} has a change threshold but no baseline model is configured"
+                )
+            if KINDS[self.output_kind(rule.metric)].plot:
+                raise UsageError(f"{rule.metric!r} is a plot; thresholds apply to scalar metrics")
+            for cross in rule.cross_slices or ():
+                if not any(c.covers(cross) for c in self.cross_slices):
+                    raise UsageError(
+                        f"metric {rule.metric!r}: the cross_slice_threshold's cross slicing spec "
+                        f"{cross.describe()} is not among the cross_slicing_specs evaluated"
+                    )
+
+    def _check_cross_slices(self) -> None:
+        for cross in self.cross_slices:
+            for spec in (cross.baseline, *cross.comparisons):
+                if spec not in self.slices:
+                    raise UsageError(
+                        f"cross slicing spec {cross.describe()} names slices {spec.describe()} "
+                        "that are not evaluated (not in slices)"
+                    )
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Every metric output name: the metrics', then each class group's
+        (``auc/classId:1``, ``auc/macro_average``...)."""
+        names = [m.name for m in self.metrics]
+        for group in self.class_groups:
+            names += [n for m in group.metrics for n in group.output_names(m)]
+        return tuple(names)
+
+    def output_kind(self, name: str) -> str:
+        """The kind of the metric output under ``name``."""
+        for m in self.metrics:
+            if m.name == name:
+                return m.kind
+        for group in self.class_groups:
+            for m in group.metrics:
+                if name in group.output_names(m):
+                    return m.kind
+        raise KeyError(name)
 
     @property
     def candidate(self) -> ModelSettings:
@@ -551,22 +699,17 @@ class EvalSettings:
     @property
     def needs_vectors(self) -> bool:
         """Whether predictions are read as vectors of class scores."""
-        return self.needs_classes
+        return self.needs_classes or bool(self.class_groups)
 
     @property
     def decision_thresholds(self) -> tuple[float, ...]:
         """Every threshold a metric counts a confusion matrix at, sorted."""
-        out = set()
-        for m in self.metrics:
-            confusion_at = KINDS[m.kind].confusion_at
-            if confusion_at is not None:
-                out.update(confusion_at(m))
-        return tuple(sorted(out))
+        return decision_thresholds_of(self.metrics)
 
     @property
     def top_ks(self) -> tuple[int, ...]:
         """Every ``k`` a class metric counts hits in the top ``k`` scores for, sorted."""
-        return tuple(sorted({m.k for m in self.metrics if KINDS[m.kind].needs == CLASSES}))
+        return top_ks_of(self.metrics)
 
     def with_slices(self, slices: Iterable[SliceSpec]) -> EvalSettings:
         """The same settings with other slicing specs."""
@@ -781,12 +924,13 @@ def settings_from_eval_config(
       columns (:meth:`EvalSettings.with_baseline`).
     """
     config = load_eval_config(config)
-    if config.cross_slicing_specs:
-        raise UsageError("cross_slicing_specs are not supported")
     models = _model_settings(config)
-    slices = _slices(config, extra_slices)
-    metrics, rules = _metrics_and_rules(config, models)
+    cross = tuple(_cross_slice_spec(c) for c in config.cross_slicing_specs)
+    slices = _slices(config, extra_slices, cross)
+    metrics, groups, rules = _metrics_and_rules(config, models)
     weighted = any(m.example_weight_key for m in models)
+    if groups and not metrics:
+        metrics = [metric_spec("ExampleCount")]  # not the binary defaults: scores are vectors
     skipped: tuple[ThresholdRule, ...] = ()
     if has_baseline is False:
         models = tuple(m for m in models if not m.is_baseline)
@@ -800,6 +944,8 @@ def settings_from_eval_config(
         thresholds=tuple(rules),
         seed=seed,
         skipped_change_thresholds=skipped,
+        cross_slices=cross,
+        class_groups=tuple(groups),
         **_options(config),
     )
 
@@ -851,10 +997,19 @@ def _preprocessing_names(spec, i: int) -> tuple[str, ...]:
     return names
 
 
-def _slices(config, extra_slices: Sequence[SliceSpec]) -> tuple[SliceSpec, ...]:
-    """The ``slicing_specs`` (overall when none), then ``extra_slices``; overall always first."""
+def _cross_slice_spec(proto) -> CrossSliceSpec:
+    return CrossSliceSpec(
+        _slice_spec(proto.baseline_spec), tuple(_slice_spec(s) for s in proto.slicing_specs)
+    )
+
+
+def _slices(
+    config, extra_slices: Sequence[SliceSpec], cross: Sequence[CrossSliceSpec] = ()
+) -> tuple[SliceSpec, ...]:
+    """The ``slicing_specs`` (overall when none), then ``extra_slices`` and the slices
+    the cross slicing specs compare (as TFMA evaluates them); overall always first."""
     slices = [_slice_spec(s) for s in config.slicing_specs] or [OVERALL]
-    for s in extra_slices:
+    for s in (*extra_slices, *(x for c in cross for x in (c.baseline, *c.comparisons))):
         if s not in slices:
             slices.append(s)
     if OVERALL not in slices:
@@ -862,9 +1017,13 @@ def _slices(config, extra_slices: Sequence[SliceSpec]) -> tuple[SliceSpec, ...]:
     return tuple(slices)
 
 
-def _metrics_and_rules(config, models) -> tuple[list[MetricSpec], list[ThresholdRule]]:
-    """The candidate's metrics and the thresholds on them, from every ``metrics_specs``."""
+def _metrics_and_rules(config, models) -> tuple[list[MetricSpec], list, list[ThresholdRule]]:
+    """The candidate's metrics, class groups (entries with ``binarize``/``aggregate``) and
+    the thresholds on them, from every ``metrics_specs``."""
+    from conveyor.components.evaluation.class_groups import class_group
+
     metrics: list[MetricSpec] = []
+    groups: list = []
     rules: list[ThresholdRule] = []
     candidate = next((m.name for m in models if not m.is_baseline), None)
     for i, ms in enumerate(config.metrics_specs):
@@ -872,27 +1031,43 @@ def _metrics_and_rules(config, models) -> tuple[list[MetricSpec], list[Threshold
         _check_metrics_spec(ms, where, models)
         if ms.model_names and candidate not in ms.model_names:
             continue  # metrics for other models only
+        grouped = ms.HasField("binarize") or ms.HasField("aggregate")
+        own: list[MetricSpec] = []
+        spec_rules: list[ThresholdRule] = []
         for mc in ms.metrics:
             spec = _metric_of(mc, where)
-            if spec in metrics:
+            counted_once = not grouped or spec.kind in COUNT_KINDS
+            target = metrics if counted_once else own
+            if spec in target:
                 continue  # the same metric again
-            if any(m.name == spec.name for m in metrics):
+            if any(m.name == spec.name for m in target):
                 raise UsageError(
                     f"metric name {spec.name!r} is configured twice with different settings"
                 )
-            metrics.append(spec)
-            rules += _metric_rules(spec.name, mc)
-        rules += _spec_rules(ms)
-    return metrics, rules
+            target.append(spec)
+            spec_rules += _metric_rules(spec.name, mc)
+        spec_rules += _spec_rules(ms)
+        group = class_group(ms, where, tuple(own), PLOT_KINDS) if grouped else None
+        if group is not None and own:
+            groups.append(group)
+            spec_rules = _expand_rules(spec_rules, group)
+        rules += spec_rules
+    return metrics, groups, rules
+
+
+def _expand_rules(rules: list[ThresholdRule], group) -> list[ThresholdRule]:
+    """A class group's thresholds on a metric apply to each of its outputs (every class
+    and the aggregate), as TFMA applies a spec's thresholds to all its sub keys."""
+    names = {m.name: group.output_names(m) for m in group.metrics}
+    out = []
+    for rule in rules:
+        for name in names.get(rule.metric, (rule.metric,)):
+            out.append(dataclasses.replace(rule, metric=name))
+    return out
 
 
 def _check_metrics_spec(ms, where: str, models) -> None:
     """Refuses what a ``metrics_specs`` entry may ask that is not computed as asked."""
-    for field in ("binarize", "aggregate"):
-        if ms.HasField(field):
-            raise UsageError(f"{where}.{field} is not supported")
-    if ms.cross_slice_thresholds:
-        raise UsageError(f"{where}.cross_slice_thresholds are not supported")
     if ms.output_names or ms.query_key:
         raise UsageError(f"{where}: output_names and query_key are not supported")
     if ms.HasField("example_weights") and any(m.example_weight_key for m in models):
@@ -920,19 +1095,32 @@ def _metric_of(mc, where: str) -> MetricSpec:
 
 
 def _metric_rules(name: str, mc) -> list[ThresholdRule]:
-    """A ``MetricConfig``'s own ``threshold`` and ``per_slice_thresholds``."""
-    if mc.cross_slice_thresholds:
-        raise UsageError(f"{name}: cross_slice_thresholds are not supported")
+    """A ``MetricConfig``'s own ``threshold``, ``per_slice_thresholds`` and
+    ``cross_slice_thresholds``."""
     rules = [ThresholdRule(name, _threshold(mc.threshold))] if mc.HasField("threshold") else []
-    return rules + [_per_slice_rule(name, ps) for ps in mc.per_slice_thresholds]
+    rules += [_per_slice_rule(name, ps) for ps in mc.per_slice_thresholds]
+    return rules + [_cross_slice_rule(name, cs) for cs in mc.cross_slice_thresholds]
 
 
 def _spec_rules(ms) -> list[ThresholdRule]:
-    """A ``metrics_specs`` entry's ``thresholds`` and ``per_slice_thresholds`` maps (by metric name)."""
+    """A ``metrics_specs`` entry's ``thresholds``, ``per_slice_thresholds`` and
+    ``cross_slice_thresholds`` maps (by metric name)."""
     rules = [ThresholdRule(name, _threshold(t)) for name, t in ms.thresholds.items()]
     for name, per in ms.per_slice_thresholds.items():
         rules += [_per_slice_rule(name, ps) for ps in per.thresholds]
+    for name, cross in ms.cross_slice_thresholds.items():
+        rules += [_cross_slice_rule(name, cs) for cs in cross.thresholds]
     return rules
+
+
+def _cross_slice_rule(name: str, cs) -> ThresholdRule:
+    if not cs.cross_slicing_specs:
+        raise UsageError(f"{name}: a cross_slice_threshold needs cross_slicing_specs")
+    return ThresholdRule(
+        name,
+        _threshold(cs.threshold),
+        cross_slices=tuple(_cross_slice_spec(c) for c in cs.cross_slicing_specs),
+    )
 
 
 def _per_slice_rule(name: str, ps) -> ThresholdRule:

@@ -43,10 +43,22 @@ import zlib
 
 import numpy as np
 
+from conveyor.components.evaluation.class_groups import (
+    MICRO,
+    aggregate_metric_name,
+    class_metric_name,
+    macro_values,
+    stream_inputs,
+)
 from conveyor.components.evaluation.config import (
+    CLASSES,
+    KINDS,
     MULTICLASS_KINDS,
     PLOT_KINDS,
+    PROBABILITIES,
     EvalSettings,
+    decision_thresholds_of,
+    top_ks_of,
 )
 
 #: Reasons a row is left out of a model's metrics, in accumulator order.
@@ -162,34 +174,47 @@ class SliceAccumulator:
 
 class MetricsKernel:
     """Creates, updates, merges and reads :class:`SliceAccumulator` for one
-    :class:`EvalSettings` (the vectorized heart of the CombineFn)."""
+    :class:`EvalSettings` (the vectorized heart of the CombineFn).
 
-    def __init__(self, settings: EvalSettings):
+    The accumulator holds one :class:`ModelState` per model for the metrics,
+    then, per class group (``binarize`` / ``aggregate``, see
+    :mod:`~conveyor.components.evaluation.class_groups`), one per stream (a
+    class, or the micro average) and model, each fed the binary rows of its
+    stream by a kernel of the group's metrics (``metrics``: those alone).
+    """
+
+    def __init__(self, settings: EvalSettings, metrics=None):
         self.settings = settings
+        self.metrics = tuple(settings.metrics if metrics is None else metrics)
         self.samples = 1 + (
             settings.bootstrap_samples if settings.compute_confidence_intervals else 0
         )
         self.buckets = settings.num_buckets
-        self.thresholds = np.asarray(settings.decision_thresholds, np.float64)
-        self.ks = np.asarray(settings.top_ks, np.int64)
-        self.probability = settings.needs_probabilities
-        self.classes = settings.needs_classes
+        self.thresholds = np.asarray(decision_thresholds_of(self.metrics), np.float64)
+        self.ks = np.asarray(top_ks_of(self.metrics), np.int64)
+        self.probability = any(KINDS[m.kind].needs == PROBABILITIES for m in self.metrics)
+        self.classes = any(KINDS[m.kind].needs == CLASSES for m in self.metrics)
         self.n_models = len(settings.models)
         self.seed = settings.seed
+        self.groups = (
+            []
+            if metrics is not None
+            else [(g, MetricsKernel(settings, g.metrics)) for g in settings.class_groups]
+        )
 
     # --- accumulate -------------------------------------------------------------
 
+    def _state(self) -> ModelState:
+        return ModelState(
+            self.samples, self.buckets, len(self.thresholds), len(self.ks), self.probability
+        )
+
     def create(self) -> SliceAccumulator:
         """An empty accumulator."""
-        return SliceAccumulator(
-            0,
-            [
-                ModelState(
-                    self.samples, self.buckets, len(self.thresholds), len(self.ks), self.probability
-                )
-                for _ in range(self.n_models)
-            ],
-        )
+        states = [self._state() for _ in range(self.n_models)]
+        for group, kernel in self.groups:
+            states += [kernel._state() for _ in group.streams for _ in range(self.n_models)]
+        return SliceAccumulator(0, states)
 
     def merge(self, accumulators) -> SliceAccumulator:
         """The sum of accumulators (the first one, updated)."""
@@ -208,15 +233,30 @@ class MetricsKernel:
             return acc
         acc.rows += n
         replicate_weights = self._replicate_weights(chunk)
-        for i, state in enumerate(acc.models):
+        for i in range(self.n_models):
             self._add_model(
-                state,
+                acc.models[i],
                 chunk.labels[i],
                 chunk.weights[i],
                 chunk.predictions[i],
                 chunk.missing_prediction[i],
                 replicate_weights,
             )
+        pos = self.n_models
+        for group, kernel in self.groups:
+            for stream in group.streams:
+                for i in range(self.n_models):
+                    rows = stream_inputs(
+                        stream,
+                        group.class_weights,
+                        chunk.labels[i],
+                        chunk.weights[i],
+                        chunk.predictions[i],
+                        chunk.missing_prediction[i],
+                        replicate_weights,
+                    )
+                    kernel._add_model(acc.models[pos], *rows)
+                    pos += 1
         return acc
 
     def _replicate_weights(self, chunk: Chunk) -> np.ndarray | None:
@@ -281,6 +321,8 @@ class MetricsKernel:
         if self.classes:
             self._add_classes(state, labels, pred, w)
             return
+        if pred.ndim == 2:
+            return  # class scores with count metrics only (the rest is in class groups)
         sums[:, _WP] += w @ pred
         sums[:, _WL2] += w @ (labels * labels)
         err = pred - labels
@@ -325,26 +367,54 @@ class MetricsKernel:
     def outputs(self, acc: SliceAccumulator) -> dict:
         """``{model name: {"metrics", "plots", "confidence_intervals", "problems", "notes"}}``."""
         out = {}
-        for spec, state in zip(self.settings.models, acc.models):
-            values = self._metrics_at(acc.rows, state, 0)
+        for i, spec in enumerate(self.settings.models):
+            state = acc.models[i]
+            groups = self._group_states(acc, i)
+
+            def at(s, state=state, groups=groups):
+                return {
+                    **self._metrics_at(acc.rows, state, s),
+                    **_group_values(acc.rows, groups, s),
+                }
+
+            values = at(0)
+            problems = state.problems.copy()
+            plots = self._plots(state)
+            notes = {}
+            if state.hist is not None and any(m.kind == "auc" for m in self.metrics):
+                notes["auc_bucketing_error_bound"] = _clean(_auc_error_bound(state.hist[0]))
+            for _, kernel, states in groups:
+                for stream, st in states.items():
+                    problems = np.maximum(problems, st.problems)
+                    suffix = _suffix(stream)
+                    plots.update({f"{k}/{suffix}": v for k, v in kernel._plots(st).items()})
+                    if st.hist is not None and any(m.kind == "auc" for m in kernel.metrics):
+                        bound = _clean(_auc_error_bound(st.hist[0]))
+                        notes[f"auc_bucketing_error_bound/{suffix}"] = bound
             result = {
                 "metrics": {k: _clean(v) for k, v in values.items()},
                 "problems": {
-                    name: int(state.problems[i])
-                    for i, name in enumerate(PROBLEMS)
-                    if state.problems[i]
+                    name: int(problems[j]) for j, name in enumerate(PROBLEMS) if problems[j]
                 },
             }
-            plots = self._plots(state)
             if plots:
                 result["plots"] = plots
-            if state.hist is not None and any(m.kind == "auc" for m in self.settings.metrics):
-                result["notes"] = {
-                    "auc_bucketing_error_bound": _clean(_auc_error_bound(state.hist[0]))
-                }
+            if notes:
+                result["notes"] = notes
             if self.samples > 1:
-                result["confidence_intervals"] = self._intervals(acc.rows, state, values)
+                result["confidence_intervals"] = self._intervals(values, at)
             out[spec.name] = result
+        return out
+
+    def _group_states(self, acc: SliceAccumulator, model: int) -> list:
+        """``[(group, its kernel, {stream: the model's state})]`` of the class groups."""
+        pos, out = self.n_models, []
+        for group, kernel in self.groups:
+            states = {}
+            for stream in group.streams:
+                states[stream] = acc.models[pos + model]
+                pos += self.n_models
+            out.append((group, kernel, states))
         return out
 
     def _metrics_at(self, rows: int, state: ModelState, s: int) -> dict:
@@ -354,7 +424,7 @@ class MetricsKernel:
         t_index = {float(t): i for i, t in enumerate(self.thresholds)}
         k_index = {int(k): i for i, k in enumerate(self.ks)}
         hist = state.hist[s] if state.hist is not None else None
-        for m in self.settings.metrics:
+        for m in self.metrics:
             kind = m.kind
             if kind in PLOT_KINDS:
                 continue
@@ -400,7 +470,7 @@ class MetricsKernel:
 
     def _plots(self, state: ModelState) -> dict:
         out = {}
-        for m in self.settings.metrics:
+        for m in self.metrics:
             if m.kind == "confusion_matrix_at_thresholds":
                 rows = []
                 for t in m.thresholds:
@@ -429,11 +499,12 @@ class MetricsKernel:
                 }
         return out
 
-    def _intervals(self, rows: int, state: ModelState, point: dict) -> dict:
-        replicates = [self._metrics_at(rows, state, s) for s in range(1, self.samples)]
+    def _intervals(self, point: dict, at) -> dict:
+        """Bootstrap intervals of ``point``'s metrics; ``at(s)`` gives replicate ``s``'s values."""
+        replicates = [at(s) for s in range(1, self.samples)]
         t = _t_quantile(len(replicates) - 1)
         out = {}
-        counts = {m.name for m in self.settings.metrics if m.kind == "example_count"}
+        counts = {m.name for m in self.metrics if m.kind == "example_count"}
         for name, value in point.items():
             if name in counts:
                 continue
@@ -448,6 +519,30 @@ class MetricsKernel:
                 "std_error": se,
             }
         return out
+
+
+def _suffix(stream) -> str:
+    """What a class group stream's outputs are named after: ``classId:2`` or ``micro_average``."""
+    return MICRO if stream == MICRO else f"classId:{stream}"
+
+
+def _group_values(rows: int, groups: list, s: int) -> dict:
+    """The class groups' metric values at replicate ``s``: per class of ``class_ids``,
+    the micro average, and the (weighted) macro average over the class weights."""
+    out = {}
+    for group, kernel, states in groups:
+        per_class, label_weights = {}, {}
+        for stream, state in states.items():
+            values = kernel._metrics_at(rows, state, s)
+            if stream == MICRO:
+                out.update({aggregate_metric_name(k, MICRO): v for k, v in values.items()})
+                continue
+            per_class[stream] = values
+            label_weights[stream] = float(state.sums[s, _WL])
+            if stream in group.class_ids:
+                out.update({class_metric_name(k, stream): v for k, v in values.items()})
+        out.update(macro_values(group, per_class, label_weights))
+    return out
 
 
 # --- curve arithmetic -------------------------------------------------------------

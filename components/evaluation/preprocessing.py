@@ -102,8 +102,7 @@ def plan_preprocessing(
       InputError: a named signature the model lacks (the message lists the
         ones it has), or one the raw examples cannot feed.
     """
-    from conveyor.components.inference.logs import output_feature_type
-    from conveyor.components.inference.model import plan_inputs, read_signature
+    from conveyor.components.inference import output_feature_type, plan_inputs, read_signature
 
     names = model.preprocessing_function_names
     required = bool(names)
@@ -303,8 +302,7 @@ class PreprocessFn(beam.DoFn):
         """The batch with every transformed feature column appended (raises on a bad output)."""
         import tensorflow as tf
 
-        from conveyor.components.inference.logs import prediction_column
-        from conveyor.components.inference.model import EXAMPLES
+        from conveyor.components.inference import prediction_column
 
         pre = self._pre
         if self._loaded is None:
@@ -314,7 +312,7 @@ class PreprocessFn(beam.DoFn):
         serialized = None
         results = []
         for sig, plan in zip(pre.signatures, pre.plans):
-            if plan.mode == EXAMPLES:
+            if plan.examples_key is not None:  # serialized tf.Examples (else named tensors)
                 if serialized is None:
                     serialized = tf.constant(np.asarray(self._encode(raw), dtype=object), tf.string)
                 args = {plan.examples_key: serialized}
@@ -347,7 +345,7 @@ class PreprocessFn(beam.DoFn):
 def _tensor_args(raw: pa.RecordBatch, plan) -> dict:
     import tensorflow as tf
 
-    from conveyor.components.inference.handler import column_tensor
+    from conveyor.components.inference import column_tensor
 
     return {
         t.key: tf.constant(column_tensor(raw.column(t.key), t.key, t.dtype, t.shape), dtype=t.dtype)

@@ -8,6 +8,10 @@ Under the output directory:
   reason), ``confidence_intervals``, ``baseline_metrics`` and ``diff``
   (candidate minus baseline), and ``"empty": true`` for a configured slice
   without examples;
+* ``cross_slice_metrics.json`` (with ``cross_slicing_specs``): per cross slice,
+  ``baseline_slice``, ``comparison_slice`` and ``metrics`` (the baseline
+  slice's value minus the comparison slice's, TFMA's cross-slice metric; and
+  ``baseline_metrics`` for the baseline model);
 * ``plots.json``: per slice, the confusion matrices at thresholds, the
   calibration plot buckets and the ROC curve points;
 * ``validation.json``: ``blessed``, one failure per (metric, slice,
@@ -42,6 +46,8 @@ from conveyor.dsl.layout import BLESSED, NOT_BLESSED
 
 #: The folder of the output that holds the BLESSED or NOT_BLESSED marker.
 BLESSING_DIR = "blessing"
+#: The cross-slice metrics (with ``cross_slicing_specs``), beside ``metrics.json``.
+CROSS_SLICE_FILE = "cross_slice_metrics.json"
 
 
 def slice_entry(key: tuple, rows: int, outputs: dict) -> dict:
@@ -52,6 +58,18 @@ def slice_entry(key: tuple, rows: int, outputs: dict) -> dict:
         "example_count": int(rows),
         "models": outputs,
     }
+
+
+def _find(fixed: tuple, keys) -> tuple | None:
+    """The key among ``keys`` of the slice a ``feature_values`` spec fixes (its values are
+    text; the data's may be numbers: ``("g", "0")`` is the slice ``("g", 0)``), or None."""
+    if fixed in keys:
+        return fixed
+    text = tuple((k, str(v)) for k, v in fixed)
+    for key in keys:
+        if len(key) == len(fixed) and tuple((k, str(v)) for k, v in key) == text:
+            return key
+    return None
 
 
 def _key(entry: dict) -> tuple:
@@ -78,7 +96,7 @@ def build_report(settings: EvalSettings, entries: list, inference_failures: int 
     empty = set()
     for spec in settings.slices:
         fixed = () if spec.is_overall() else spec.fixed_key()
-        if fixed is not None and fixed not in kept and fixed not in suppressed:
+        if fixed is not None and _find(fixed, kept) is None and _find(fixed, suppressed) is None:
             kept[fixed] = slice_entry(fixed, 0, {})
             empty.add(fixed)
     ordered = sorted(kept, key=lambda k: _order(settings, k))
@@ -116,14 +134,58 @@ def build_report(settings: EvalSettings, entries: list, inference_failures: int 
                 p["baseline_plots"] = e["models"][base]["plots"]
             plots_out.append(p)
 
-    validation = validate(settings, kept, empty, inference_failures)
+    cross = cross_slice_entries(settings, kept, empty, ordered)
+    validation = validate(settings, kept, empty, inference_failures, cross)
     validation["suppressed_slices"] = len(suppressed)
-    return {
+    out = {
         "metrics": metrics_out,
         "plots": plots_out,
         "validation": validation,
         "blessed": validation["blessed"],
     }
+    if settings.cross_slices:
+        out["cross_slice_metrics"] = cross
+    return out
+
+
+def _differences(base: dict, comparison: dict) -> dict:
+    """``base - comparison`` for every scalar metric both have (TFMA's cross-slice value)."""
+    return {
+        name: v - comparison[name]
+        for name, v in base.items()
+        if isinstance(v, (int, float)) and isinstance(comparison.get(name), (int, float))
+    }
+
+
+def cross_slice_entries(settings: EvalSettings, entries: dict, empty: set, ordered) -> list:
+    """One entry per cross slice of ``settings.cross_slices`` over the slices with examples.
+
+    Each is ``{"baseline_slice", "comparison_slice", "metrics"}`` (and
+    ``baseline_metrics`` for the baseline model): the baseline slice's metric
+    minus the comparison slice's, per scalar metric, as TFMA computes them. A
+    pair two specs share is listed once.
+    """
+    cand = settings.candidate.name
+    base = settings.baseline.name if settings.baseline else None
+    keys = [k for k in ordered if k not in empty]
+    out, seen = [], set()
+    for spec in settings.cross_slices:
+        for b in keys:
+            for c in keys:
+                if (b, c) in seen or not spec.matches(b, c):
+                    continue
+                seen.add((b, c))
+                be, ce = entries[b]["models"], entries[c]["models"]
+                row = {
+                    "baseline_slice": _describe_key(b),
+                    "comparison_slice": _describe_key(c),
+                    "slice_keys": [[list(kv) for kv in b], [list(kv) for kv in c]],
+                    "metrics": _differences(be[cand]["metrics"], ce[cand]["metrics"]),
+                }
+                if base:
+                    row["baseline_metrics"] = _differences(be[base]["metrics"], ce[base]["metrics"])
+                out.append(row)
+    return out
 
 
 def _describe_key(key: tuple) -> dict:
@@ -166,20 +228,71 @@ def _check(rule: ThresholdRule, value, baseline) -> str | None:
     return None
 
 
+def _validate_cross(settings: EvalSettings, cross: list) -> tuple[int, list]:
+    """Checks the cross-slice thresholds on the cross slices they apply to: (checked, failures).
+
+    A rule that applies to no cross slice (their slices had no examples) fails.
+    """
+    checked, failures = 0, []
+    for rule in settings.thresholds:
+        if rule.cross_slices is None:
+            continue
+        hits = 0
+        for row in cross:
+            b, c = (tuple(tuple(kv) for kv in k) for k in row["slice_keys"])
+            if not rule.applies_to_cross(b, c):
+                continue
+            hits += 1
+            value = row["metrics"].get(rule.metric)
+            reason = _check(rule, value, None)
+            if reason:
+                failures.append(
+                    {
+                        "metric": rule.metric,
+                        "cross_slice": {
+                            "baseline_slice": row["baseline_slice"],
+                            "comparison_slice": row["comparison_slice"],
+                        },
+                        "threshold": rule.threshold.describe(),
+                        "value": value,
+                        "reason": reason,
+                    }
+                )
+        checked += hits
+        if not hits:
+            failures.append(
+                {
+                    "metric": rule.metric,
+                    "cross_slices": [c.describe() for c in rule.cross_slices],
+                    "threshold": rule.threshold.describe(),
+                    "value": None,
+                    "reason": "no cross slice it applies to has examples",
+                }
+            )
+    return checked, failures
+
+
 def validate(
-    settings: EvalSettings, entries: dict, empty: set, inference_failures: int = 0
+    settings: EvalSettings,
+    entries: dict,
+    empty: set,
+    inference_failures: int = 0,
+    cross: list | None = None,
 ) -> dict:
-    """Checks every threshold on every slice it applies to; returns the validation result."""
+    """Checks every threshold on every slice (or cross slice, from
+    :func:`cross_slice_entries`) it applies to; returns the validation result."""
     cand = settings.candidate.name
     base = settings.baseline.name if settings.baseline else None
-    failures = []
-    checked = 0
+    checked, failures = _validate_cross(settings, cross or [])
     missing_slices = []
     for rule in settings.thresholds:
+        if rule.cross_slices is not None:
+            continue
         if rule.slices is not None:
             for spec in rule.slices:
                 fixed = () if spec.is_overall() else spec.fixed_key()
-                if fixed is not None and (fixed not in entries or fixed in empty):
+                found = _find(fixed, entries) if fixed is not None else None
+                if fixed is not None and (found is None or found in empty):
                     missing_slices.append(_describe_key(fixed))
                     failures.append(
                         {
@@ -291,6 +404,10 @@ def write_report(report: dict, output_dir: str, html: bool = True, images: bool 
     _write_bytes(join(output_dir, "metrics.json"), _json(report["metrics"]).encode())
     _write_bytes(join(output_dir, "plots.json"), _json(report["plots"]).encode())
     _write_bytes(join(output_dir, "validation.json"), _json(report["validation"]).encode())
+    if "cross_slice_metrics" in report:
+        _write_bytes(
+            join(output_dir, CROSS_SLICE_FILE), _json(report["cross_slice_metrics"]).encode()
+        )
     blessing_dir = join(output_dir, BLESSING_DIR)
     stale = join(blessing_dir, NOT_BLESSED if report["blessed"] else BLESSED)
     if FileSystems.exists(stale):
