@@ -86,7 +86,9 @@ def test_pipelines_and_runs(client):
     assert runs["run-ok"]["duration_seconds"] > 0
     assert client.get("/api/pipelines/nope/runs").status_code == 404
     page = client.get(f"/api/pipelines/{NAME}/runs?limit=1&offset=1").json()
-    assert page["total"] >= 3 and [r["run_id"] for r in page["runs"]] == ["run-fail"]
+    assert page["has_more"] and [r["run_id"] for r in page["runs"]] == ["run-fail"]
+    last = client.get(f"/api/pipelines/{NAME}/runs?limit=5&offset=2").json()
+    assert not last["has_more"] and [r["run_id"] for r in last["runs"]] == ["run-ok"]
     assert client.get(f"/api/pipelines/{NAME}/runs?limit=0").status_code == 400
 
 

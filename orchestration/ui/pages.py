@@ -69,12 +69,12 @@ def pipelines_page(request: Request) -> HTMLResponse:
         )
         rows.append(
             f'<tr><td><a href="/pipelines/{_q(p["name"])}">{e(p["name"])}</a></td>'
-            f"<td>{e(p['engine'] or 'unregistered')}</td><td class=num>{p['runs']}</td>"
+            f"<td>{e(p['engine'] or 'unregistered')}</td>"
             f"<td>{run}</td><td>{e(last.get('create_time', '-'))}</td>"
             f"<td>{state(last.get('state'))}</td><td class=muted>{e(p['root'])}</td></tr>"
         )
     body = (
-        '<table class="sortable pipelines"><thead><tr><th>Pipeline</th><th>Engine</th><th>Runs</th>'
+        '<table class="sortable pipelines"><thead><tr><th>Pipeline</th><th>Engine</th>'
         "<th>Last run</th><th>Started</th><th>State</th><th>Root</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
@@ -127,7 +127,7 @@ def runs_page(request: Request) -> HTMLResponse:
         "<th>State</th><th>Components</th><th>Runtime parameters</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
-        + _pager(ref.name, offset, listing["total"])
+        + _pager(ref.name, offset, len(runs), listing["has_more"])
         + form
     )
     return page(request, f"Runs of {ref.name}", body, refresh=3 if live else None)
@@ -137,18 +137,16 @@ def runs_page(request: Request) -> HTMLResponse:
 RUNS_PER_PAGE = 50
 
 
-def _pager(name: str, offset: int, total: int) -> str:
+def _pager(name: str, offset: int, shown: int, has_more: bool) -> str:
     links = []
     if offset > 0:
         links.append(
             f'<a href="/pipelines/{_q(name)}?offset={max(0, offset - RUNS_PER_PAGE)}">newer</a>'
         )
-    if offset + RUNS_PER_PAGE < total:
+    if has_more:
         links.append(f'<a href="/pipelines/{_q(name)}?offset={offset + RUNS_PER_PAGE}">older</a>')
-    shown = (
-        f"runs {offset + 1}-{min(total, offset + RUNS_PER_PAGE)} of {total}" if total else "no runs"
-    )
-    return f"<p class=pager>{shown} {' · '.join(links)}</p>"
+    text = f"runs {offset + 1}-{offset + shown}" if shown else "no runs"
+    return f"<p class=pager>{text} {' · '.join(links)}</p>"
 
 
 def run_page(request: Request) -> HTMLResponse:

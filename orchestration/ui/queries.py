@@ -13,14 +13,28 @@ from conveyor.orchestration.metadata import RUNNING, get_value
 from conveyor.orchestration.ui.store import NotFound
 
 
-def _run_contexts(md, pipeline: str) -> list:
-    """The pipeline's run contexts, newest first."""
-    return sorted(md._run_contexts_of(pipeline), key=lambda c: c.id, reverse=True)
+def _run_contexts(md, pipeline: str, limit: int | None = None) -> list:
+    """The pipeline's run contexts, newest first (the ``limit`` newest: one filtered query)."""
+    from ml_metadata.metadata_store import metadata_store as ms
+
+    from conveyor.orchestration.metadata import RUN_CONTEXT
+
+    if limit is not None and "'" not in pipeline and "\\" not in pipeline:
+        query = (
+            f"type = '{RUN_CONTEXT}' AND "
+            f"custom_properties.pipeline_name.string_value = '{pipeline}'"
+        )
+        options = ms.ListOptions(
+            limit=limit, order_by=ms.OrderByField.ID, is_asc=False, filter_query=query
+        )
+        return list(md._call(md.store.get_contexts, list_options=options))
+    newest = sorted(md._run_contexts_of(pipeline), key=lambda c: c.id, reverse=True)
+    return newest if limit is None else newest[:limit]
 
 
 def pipeline_row(ref, md) -> dict:
     """A pipeline as the pipelines list shows it: name, engine, root, its last run."""
-    contexts = _run_contexts(md, ref.name) if md is not None else []
+    contexts = _run_contexts(md, ref.name, 1) if md is not None else []
     last = None
     if contexts:
         run_id = contexts[0].custom_properties["run_id"].string_value
@@ -33,15 +47,14 @@ def pipeline_row(ref, md) -> dict:
         "startable": ref.startable,
         "root": ref.root,
         "pipeline_path": ref.record.get("pipeline_path") if ref.record else None,
-        "runs": len(contexts),
         "last_run": last,
     }
 
 
 def runs_of(ref, md, limit: int = 100, offset: int = 0) -> dict:
-    """``{"total", "offset", "runs"}``: a page of the pipeline's runs, newest first, each with
-    its state, duration, component counts by state and runtime parameters."""
-    contexts = _run_contexts(md, ref.name) if md is not None else []
+    """``{"offset", "has_more", "runs"}``: a page of the pipeline's runs, newest first, each
+    with its state, duration, component counts by state and runtime parameters."""
+    contexts = _run_contexts(md, ref.name, offset + limit + 1) if md is not None else []
     out = []
     for c in contexts[offset : offset + limit]:
         run_id = c.custom_properties["run_id"].string_value
@@ -49,7 +62,7 @@ def runs_of(ref, md, limit: int = 100, offset: int = 0) -> dict:
         counts: dict[str, int] = {}
         for row in summary["components"]:
             counts[row["state"]] = counts.get(row["state"], 0) + 1
-        timings = _timings(md, ref.name, run_id)
+        timings = _timings(md, ref.name, run_id, context=c)
         starts = [t[0] for t in timings.values() if t[0]]
         ends = [t[1] for t in timings.values() if t[1]]
         duration = round(max(ends) - min(starts), 2) if starts and ends else None
@@ -65,13 +78,17 @@ def runs_of(ref, md, limit: int = 100, offset: int = 0) -> dict:
                 "runtime_parameters": json.loads(params.string_value) if params else {},
             }
         )
-    return {"total": len(contexts), "offset": offset, "runs": out}
+    return {"offset": offset, "has_more": len(contexts) > offset + limit, "runs": out}
 
 
-def _timings(md, pipeline: str, run_id: str) -> dict[int, tuple]:
+def _timings(md, pipeline: str, run_id: str, context=None) -> dict[int, tuple]:
     """``{execution id: (start, end or None)}`` of a run's executions (epoch seconds)."""
     out = {}
-    for ex in md.executions_of_run(pipeline, run_id):
+    if context is not None:
+        executions = md._call(md.store.get_executions_by_context, context.id)
+    else:
+        executions = md.executions_of_run(pipeline, run_id)
+    for ex in executions:
         props = ex.custom_properties
         start = props["start_time"].double_value if "start_time" in props else None
         end = props["end_time"].double_value if "end_time" in props else None
