@@ -374,3 +374,41 @@ def test_real_server(ui_store, tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+
+
+def test_reads_while_a_runner_writes(tmp_path, monkeypatch):
+    """Runs written in another thread (the store's lock file, as another process takes it) while
+    the API reads: every answer is 200, no "database is locked", no run shown half-written."""
+    import threading
+
+    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "home"))
+    root = tmp_path / "root"
+    pipeline = ui_pipeline(root)
+    LocalDagRunner(in_process=True, quiet=True).run(pipeline, run_id="w-0")
+    errors = []
+
+    def write():
+        try:
+            for i in range(1, 6):
+                LocalDagRunner(in_process=True, quiet=True).run(
+                    pipeline, run_id=f"w-{i}", enable_cache=False
+                )
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    writer = threading.Thread(target=write)
+    client = TestClient(create_app(roots=[str(root)]))
+    writer.start()
+    seen = set()
+    while writer.is_alive():
+        r = client.get(f"/api/pipelines/{NAME}/runs")
+        assert r.status_code == 200, r.text
+        for run in r.json()["runs"]:
+            seen.add(run["run_id"])
+            assert run["state"] in ("RUNNING", "COMPLETE"), run
+            d = client.get(f"/api/runs/{run['run_id']}?pipeline={NAME}")
+            assert d.status_code == 200 and d.json()["state"] in ("RUNNING", "COMPLETE")
+    writer.join()
+    assert not errors
+    assert {f"w-{i}" for i in range(6)} == {r["run_id"] for r in _runs(client).values()}
+    assert len(seen) >= 2
