@@ -939,3 +939,41 @@ def test_binarize_aggregate_and_cross_slices_match_tfma(tmp_path):
                 assert mine == pytest.approx(their_values[their_name], abs=tol), (key, name)
                 compared += 1
     assert compared == (3 + 2) * 15  # 15 metrics on 3 slices and 2 cross slices
+
+
+def test_preprocess_fn_loads_its_model_once_and_transforms_whole_batches(monkeypatch, raw, models):
+    """PreprocessFn, pickled as a runner ships it: one model load in setup for all batches,
+    one call per batch, the outputs appended as columns (values checked against numpy)."""
+    import pickle
+
+    import tensorflow as tf
+
+    from conveyor.components.evaluation.config import ModelSettings
+    from conveyor.components.evaluation.preprocessing import PreprocessFn, plan_preprocessing
+
+    loads = []
+    real_load = tf.saved_model.load
+
+    def counting_load(path, *args, **kwargs):
+        loads.append(path)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.saved_model, "load", counting_load)
+    schema = raw["batch"].schema
+    model = ModelSettings("c", "label_xf", preprocessing_function_names=("transform_features",))
+    pre = plan_preprocessing(model, models["candidate"], schema, schema, "__candidate__/")
+    assert pre.outputs["label_xf"] == "__candidate__/transformed_features/label_xf"
+    fn = pickle.loads(pickle.dumps(PreprocessFn(pre)))
+    fn.setup()
+    try:
+        outs = [out for i in range(0, N, 100) for out in fn.process(raw["batch"].slice(i, 100))]
+    finally:
+        fn.teardown()
+    assert loads == [models["candidate"]]
+    assert len(outs) == N // 100 and all(o.schema == pre.output_schema for o in outs)
+    table = pa.Table.from_batches(outs)
+    column = table.column("__candidate__/transformed_features/label_xf").combine_chunks()
+    assert np.array_equal(column.flatten().to_numpy(), (raw["label"] == "yes").astype(np.int64))
+    x_xf = table.column("__candidate__/transformed_features/x_xf").combine_chunks()
+    assert np.allclose(x_xf.flatten().to_numpy(), 2 * raw["x"])
+    assert table.column("x").equals(pa.Table.from_batches([raw["batch"]]).column("x"))

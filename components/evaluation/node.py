@@ -34,6 +34,13 @@ class Evaluator(Component):
     skipped, as in TFX: value thresholds alone decide, and ``validation.json``
     lists the skipped ones under ``skipped_change_thresholds``.
 
+    Models saved by a TFX module file work as in TFX: the config's
+    ``model_specs[].preprocessing_function_names`` (e.g. ``transform_features``)
+    are called on the raw examples first, so the label, weight and slicing
+    features may be transformed ones (``label_key: "species_xf"``), and each
+    spec's ``signature_name`` is its prediction signature (``signature``, the
+    node parameter, when it names none).
+
     The blessing's properties are TFX's: ``blessed`` (1 or 0), ``current_model``
     and ``current_model_id`` (the model's uri and ML Metadata id), and
     ``baseline_model`` / ``baseline_model_id`` when there is a baseline.
