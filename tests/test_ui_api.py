@@ -177,6 +177,22 @@ def test_pages_render(client):
     assert client.get(f"/pipelines/{NAME}/runs/nope").status_code == 404
 
 
+def test_compare_runs(client):
+    c = client.get(f"/api/pipelines/{NAME}/compare?runs=run-ok,run-fail").json()
+    assert [r["run_id"] for r in c["runs"]] == ["run-ok", "run-fail"]
+    rows = {(r["section"], r["name"]): r for r in c["rows"]}
+    fail = rows[("runtime_parameter", "fail")]
+    assert fail["values"] == [False, True] and fail["differs"]
+    assert rows[("parameter", "Produce.n")] == dict(
+        rows[("parameter", "Produce.n")], values=[3, 3], differs=False
+    )
+    page = client.get(f"/pipelines/{NAME}/compare?runs=run-ok&runs=run-fail").text
+    assert page.count("<tr class=bad>") == sum(r["differs"] for r in c["rows"]) >= 1
+    assert client.get(f"/api/pipelines/{NAME}/compare?runs=run-ok").status_code == 400
+    assert client.get(f"/api/pipelines/{NAME}/compare?runs=run-ok,nope").status_code == 404
+    assert 'form="compare"' in client.get(f"/pipelines/{NAME}").text
+
+
 def test_openapi_lists_every_route(client):
     spec = client.get("/api/openapi.json").json()
     app = client.app

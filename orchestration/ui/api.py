@@ -12,6 +12,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from conveyor.orchestration.ui import compare as comparing
 from conveyor.orchestration.ui import graph, queries, views
 from conveyor.orchestration.ui.actions import ActionError, cancel_run, start_run
 
@@ -86,6 +87,22 @@ async def _body(request: Request) -> dict:
                 raise ActionError(f"runtime_parameters: {line!r} is not NAME=VALUE", 400)
             params[name.strip()] = value.strip()
     return {"runtime_parameters": params, "no_cache": bool(form.get("no_cache"))}
+
+
+def compare_runs(request: Request) -> JSONResponse:
+    store = _ui(request).store
+    ref = store.pipeline(request.path_params["name"])
+    run_ids = run_ids_of(request)
+    with store.metadata(ref) as md:
+        return JSONResponse(comparing.compare(ref, md, run_ids))
+
+
+def run_ids_of(request: Request) -> list[str]:
+    """``?runs=a,b`` or ``?runs=a&runs=b``: the run ids to compare, 400 without two."""
+    ids = [r for v in request.query_params.getlist("runs") for r in v.split(",") if r]
+    if not 2 <= len(ids) <= comparing.MAX_RUNS:
+        raise ActionError(f"runs: give 2 to {comparing.MAX_RUNS} run ids, got {len(ids)}", 400)
+    return ids
 
 
 def run(request: Request) -> JSONResponse:
@@ -189,6 +206,9 @@ OPENAPI = {
                 ),
                 requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
             ),
+        },
+        "/api/pipelines/{name}/compare": {
+            "get": _op("Runs side by side: parameters, input spans, metrics", ["name"], ["runs"])
         },
         "/api/runs/{run_id}": {
             "get": _op(

@@ -161,6 +161,7 @@ def _static(text: str, media_type: str):
 ROUTES = [
     Route("/", pages.pipelines_page),
     Route("/pipelines/{name}", pages.runs_page),
+    Route("/pipelines/{name}/compare", pages.compare_page),
     Route("/pipelines/{name}/runs/{run_id}", pages.run_page),
     Route("/pipelines/{name}/runs/{run_id}/nodes/{component_id}", pages.node_page),
     Route("/pipelines/{name}/artifacts/{id}", pages.artifact_page),
@@ -174,6 +175,7 @@ ROUTES = [
     Route("/api/pipelines/{name}", api.pipeline),
     Route("/api/pipelines/{name}/runs", api.runs, methods=["GET"]),
     Route("/api/pipelines/{name}/runs", api.create_run, methods=["POST"]),
+    Route("/api/pipelines/{name}/compare", api.compare_runs),
     Route("/api/runs/{run_id}", api.run),
     Route("/api/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
     Route("/api/runs/{run_id}/components/{component_id}/log", api.component_log),

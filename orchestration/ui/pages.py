@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from conveyor.orchestration.metadata import RUNNING
+from conveyor.orchestration.ui import compare as comparing
 from conveyor.orchestration.ui import graph, queries, views
 from conveyor.orchestration.ui.render import render_view
 
@@ -102,7 +103,9 @@ def runs_page(request: Request) -> HTMLResponse:
         counts = " ".join(f"{k.lower()}={v}" for k, v in sorted(r["components"].items()))
         params = ", ".join(f"{k}={v}" for k, v in r["runtime_parameters"].items())
         rows.append(
-            f'<tr data-state="{e(r["state"])}"><td><a href="/pipelines/{_q(ref.name)}/runs/{_q(r["run_id"])}">'
+            f'<tr data-state="{e(r["state"])}"><td><input type="checkbox" name="runs" '
+            f'value="{e(r["run_id"])}" form="compare"> '
+            f'<a href="/pipelines/{_q(ref.name)}/runs/{_q(r["run_id"])}">'
             f"{e(r['run_id'])}</a></td><td>{e(r['create_time'])}</td>"
             f"<td class=num>{_secs(r['duration_seconds'])}</td><td>{state(r['state'])}"
             f" <span class=muted>{e(r['reason'])}</span></td><td>{e(counts)}</td><td>{e(params)}</td></tr>"
@@ -128,7 +131,8 @@ def runs_page(request: Request) -> HTMLResponse:
         + "".join(rows)
         + "</tbody></table>"
         + _pager(ref.name, offset, len(runs), listing["has_more"])
-        + form
+        + f'<form id="compare" method="get" action="/pipelines/{_q(ref.name)}/compare">'
+        '<button type="submit">Compare the runs ticked</button></form>' + form
     )
     return page(request, f"Runs of {ref.name}", body, refresh=3 if live else None)
 
@@ -199,6 +203,34 @@ def run_page(request: Request) -> HTMLResponse:
         + "</tbody></table>"
     )
     return page(request, f"Run {run_id}", body, refresh=3 if live else None)
+
+
+def compare_page(request: Request) -> HTMLResponse:
+    from conveyor.orchestration.ui.api import run_ids_of
+
+    store = request.app.state.ui.store
+    ref = store.pipeline(request.path_params["name"])
+    run_ids = run_ids_of(request)
+    with store.metadata(ref) as md:
+        table = comparing.compare(ref, md, run_ids)
+    head = "".join(
+        f'<th><a href="/pipelines/{_q(ref.name)}/runs/{_q(r["run_id"])}">{e(r["run_id"])}</a>'
+        f"<br>{state(r['state'])}</th>"
+        for r in table["runs"]
+    )
+    rows = "".join(
+        f"<tr{' class=bad' if row['differs'] else ''}><td>{e(row['section'])}</td>"
+        f"<td>{e(row['name'])}</td>"
+        + "".join(f"<td><code>{e(json.dumps(v, default=str))}</code></td>" for v in row["values"])
+        + "</tr>"
+        for row in table["rows"]
+    )
+    body = (
+        "<p>Rows that differ between the runs are highlighted.</p>"
+        '<table class="sortable compare"><thead><tr><th>What</th><th>Name</th>'
+        f"{head}</tr></thead><tbody>{rows}</tbody></table>"
+    )
+    return page(request, f"Compare runs of {ref.name}", body)
 
 
 def node_page(request: Request) -> HTMLResponse:
