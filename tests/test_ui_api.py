@@ -343,6 +343,21 @@ def test_statistics_schema_anomalies_views(tmp_path):
     assert views.view_of("Examples", str(tmp_path))["summary"] is None
 
 
+def test_examples_view_samples_rows(tmp_path):
+    from conveyor.beam_utils.tfrecord_io import write_records
+
+    x_is_5 = b"\n\x0c\n\n\n\x01x\x12\x05\x1a\x03\n\x01\x05"  # a tf.Example {x: [5]}
+    (tmp_path / "Split-train").mkdir()
+    write_records(str(tmp_path / "Split-train" / "data_tfrecord-00000-of-00001.gz"), [x_is_5] * 12)
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"splits": {"train": 12}, "features": {"x": "INT"}})
+    )
+    view = views.view_of("Examples", str(tmp_path))
+    assert view["sample"] == {"train": [{"x": 5}] * views.SAMPLE_ROWS}
+    html = render_view(view, NAME, None)
+    assert "<h2>First rows of train</h2>" in html and html.count('data-v="5">5</td>') == 10
+
+
 def test_importing_and_creating_the_app_pulls_no_tensorflow_or_beam(ui_store):
     code = (
         "import sys\n"
@@ -351,6 +366,10 @@ def test_importing_and_creating_the_app_pulls_no_tensorflow_or_beam(ui_store):
         f"c = TestClient(create_app(roots=[{str(ui_store[0])!r}]))\n"
         "assert c.get('/api/runs/run-ok').status_code == 200\n"
         "assert c.get('/pipelines/ui/runs/run-ok').status_code == 200\n"
+        "for a in range(1, 4):  # artifact views (examples, statistics) read without TF either\n"
+        "    assert c.get(f'/pipelines/ui/artifacts/{a}').status_code == 200\n"
+        "import conveyor.beam_utils.example_parsing, conveyor.beam_utils.tfrecord_io  # rows\n"
+        "import tensorflow_metadata.proto.v0.statistics_pb2  # the statistics view\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'apache_beam')]\n"
         "print(heavy)\n"
     )

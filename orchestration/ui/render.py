@@ -171,6 +171,23 @@ def _json_table(data) -> str:
     return f'<table class="summary"><tbody>{rows}</tbody></table>'
 
 
+def _sample(sample: dict) -> str:
+    out = []
+    for split, rows in sample.items():
+        if not rows:
+            continue
+        names = list(rows[0])
+        out.append(
+            f"<h2>First rows of {e(split)}</h2>"
+            '<table class="sortable sample"><thead><tr>'
+            + "".join(f"<th>{e(n)}</th>" for n in names)
+            + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(_td(r.get(n)) for n in names) + "</tr>" for r in rows)
+            + "</tbody></table>"
+        )
+    return "".join(out)
+
+
 def render_view(view: dict | None, pipeline: str, files: str | None) -> str:
     """The HTML of a view (empty without one); ``files`` is the URL of the artifact's folder."""
     if view is None:
@@ -195,6 +212,7 @@ def render_view(view: dict | None, pipeline: str, files: str | None) -> str:
         )
         return (
             f'<h2>Splits</h2><table class="splits"><tbody>{splits}</tbody></table>'
-            + _json_table({k: v for k, v in summary.items() if k != "splits"})
+            + _json_table({k: v for k, v in summary.items() if k not in ("splits", "features")})
+            + _sample(view.get("sample") or {})
         )
     return "<h2>Summary</h2>" + _json_table(summary) if summary is not None else ""

@@ -243,6 +243,49 @@ def _summary(kind: str, file_name: str):
     return view
 
 
+#: Rows of each split shown from an Examples artifact.
+SAMPLE_ROWS = 10
+
+
+def examples_view(uri: str) -> dict:
+    """``summary.json`` (split counts, features and their types) and the first rows of each
+    split, decoded from its TFRecord files with Conveyor's own tf.Example decoder."""
+    summary = read_json(os.path.join(uri, layout.SUMMARY_FILE))
+    features = summary.get("features") if isinstance(summary, dict) else None
+    sample = {}
+    if isinstance(features, dict) and features:
+        for folder in sorted(glob.glob(os.path.join(glob.escape(uri), layout.SPLIT_PREFIX + "*"))):
+            split = layout.split_name(folder)
+            files = sorted(glob.glob(os.path.join(glob.escape(folder), "*")))
+            if split is not None and files:
+                sample[split] = _first_rows(files[0], features, SAMPLE_ROWS)
+    return {"kind": "examples", "summary": summary, "sample": sample}
+
+
+def _first_rows(path: str, features: dict, n: int) -> list[dict]:
+    import contextlib
+    import itertools
+
+    from conveyor.beam_utils import arrow, tfrecord_io
+    from conveyor.beam_utils.example_parsing import ExampleDecoder
+
+    with open(path, "rb") as f, contextlib.closing(tfrecord_io.open_records(f, path)) as records:
+        batch = list(itertools.islice(records, n))
+    if not batch:
+        return []
+    rows = ExampleDecoder(arrow.make_schema(features)).decode(batch).to_pylist()
+    return [{k: _cell(v) for k, v in row.items()} for row in rows]
+
+
+def _cell(value):
+    if isinstance(value, list):
+        value = [_cell(v) for v in value]
+        return value[0] if len(value) == 1 else value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
 #: artifact type -> its view.
 VIEWS = {
     "ExampleStatistics": statistics_view,
@@ -253,7 +296,7 @@ VIEWS = {
     "InfraBlessing": blessing_view,
     "PushedModel": _summary("pushed_model", "push_summary.json"),
     "InferenceResult": _summary("inference_result", "inference_summary.json"),
-    "Examples": _summary("examples", layout.SUMMARY_FILE),
+    "Examples": examples_view,
     "TransformGraph": _summary("transform_graph", "transform_summary.json"),
 }
 
