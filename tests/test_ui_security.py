@@ -90,9 +90,10 @@ def test_token_on_every_request(root):
     assert c.get("/api/pipelines?token=wrong").status_code == 401
     assert c.get("/api/pipelines", headers={"Authorization": "Bearer s3cret"}).status_code == 200
     assert not c.cookies.get(security.TOKEN_COOKIE)  # a script's bearer token sets no cookie
-    r = c.get("/?token=s3cret")  # a browser's first visit: sets the cookie
-    assert r.status_code == 200
+    r = c.get(f"/pipelines/{NAME}?token=s3cret&offset=0", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/pipelines/{NAME}?offset=0"
     assert any(h.startswith(security.TOKEN_COOKIE) for h in r.headers.get_list("set-cookie"))
+    assert c.get("/api/pipelines?token=s3cret").status_code == 200  # scripts: no redirect
     assert c.get(f"/files/{NAME}/note.txt").text == "inside"  # the cookie from now on
     c.cookies.clear()
     assert c.get("/api/pipelines").status_code == 401

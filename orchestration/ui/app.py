@@ -12,11 +12,17 @@ Example::
 from __future__ import annotations
 
 import os
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from conveyor.orchestration.ui import api, assets, pages, security
@@ -74,7 +80,6 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request = Request(scope)
-        set_cookie = None
         if self.state.hosts is not None and not _host_allowed(request, self.state.hosts):
             # DNS rebinding: a page of another site whose name now points to 127.0.0.1
             return await _error(400, "unexpected Host header")(scope, receive, send)
@@ -84,11 +89,10 @@ class Guard:
                 return await _error(401, "missing or wrong access token (--token)")(
                     scope, receive, send
                 )
-            if (
-                request.query_params.get("token")
-                and request.cookies.get(security.TOKEN_COOKIE) != given
-            ):
-                set_cookie = self.state.token
+            page = request.method == "GET" and not request.url.path.startswith("/api/")
+            if page and request.query_params.get("token"):
+                # a browser's first visit: the token goes into a cookie and out of the URL
+                return await _without_token(request, self.state.token)(scope, receive, send)
         if request.method not in ("GET", "HEAD"):
             sent = request.headers.get(security.CSRF_HEADER)
             if not security.same(sent, self.state.csrf) or not security.origin_ok(request.headers):
@@ -101,11 +105,6 @@ class Guard:
                 headers = list(message.get("headers", []))
                 cookie = f"{security.CSRF_COOKIE}={self.state.csrf}; Path=/; SameSite=Strict"
                 headers.append((b"set-cookie", cookie.encode()))
-                if set_cookie:
-                    token = (
-                        f"{security.TOKEN_COOKIE}={set_cookie}; Path=/; HttpOnly; SameSite=Strict"
-                    )
-                    headers.append((b"set-cookie", token.encode()))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"x-frame-options", b"DENY"))
                 headers.append((b"content-security-policy", CSP))
@@ -113,6 +112,16 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)
+
+
+def _without_token(request: Request, token: str) -> Response:
+    """A redirect to the same URL without ``?token=``, setting the token's cookie."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+    location = request.url.path + (f"?{query}" if query else "")
+    response = RedirectResponse(location, status_code=303)
+    cookie = f"{security.TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+    response.headers.append("set-cookie", cookie)
+    return response
 
 
 def _host_allowed(request: Request, hosts: set[str]) -> bool:

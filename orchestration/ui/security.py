@@ -3,7 +3,7 @@ paths confined to the pipeline roots.
 
 * Token: when the server has one (required off loopback), a request carries it as
   ``Authorization: Bearer T``, the ``conveyor_ui_token`` cookie, or once as ``?token=T``
-  (which sets the cookie); anything else is 401.
+  (a page then redirects to its URL without it, setting the cookie); anything else is 401.
 * CSRF: pages carry the server's CSRF token (a ``<meta name="csrf-token">`` and the
   ``conveyor_csrf`` cookie); a POST must send it back as ``X-CSRF-Token`` (or a form field
   ``csrf_token``) and, when the browser says where it comes from (``Origin``), from this host.
