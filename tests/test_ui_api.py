@@ -447,3 +447,11 @@ def test_reads_while_a_runner_writes(tmp_path, monkeypatch):
     assert not errors
     assert {f"w-{i}" for i in range(6)} == {r["run_id"] for r in _runs(client).values()}
     assert len(seen) >= 2
+
+
+def test_bad_request_bodies(client):
+    h = {"X-CSRF-Token": "the-csrf"}
+    r = client.post(f"/api/pipelines/{NAME}/runs", content=b"n=3", headers=h)
+    assert r.status_code == 400 and "not JSON" in r.json()["error"]
+    r = client.post(f"/api/pipelines/{NAME}/runs", json=[1], headers=h)
+    assert r.status_code == 400 and "JSON object" in r.json()["error"]

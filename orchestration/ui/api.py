@@ -65,28 +65,17 @@ async def create_run(request: Request) -> JSONResponse:
 
 
 async def _body(request: Request) -> dict:
-    """The request's JSON object, or its form fields (``runtime_parameters`` as NAME=VALUE lines)."""
-    kind = request.headers.get("content-type", "")
+    """The request's JSON object (``{}`` for an empty body); 400 for anything else."""
     raw = await request.body()
     if not raw:
         return {}
-    if kind.startswith("application/json"):
-        try:
-            body = json.loads(raw)
-        except ValueError as e:
-            raise ActionError(f"request body: not JSON ({e})", 400) from None
-        if not isinstance(body, dict):
-            raise ActionError("request body: must be a JSON object", 400)
-        return body
-    form = await request.form()
-    params = {}
-    for line in str(form.get("runtime_parameters") or "").splitlines():
-        if line.strip():
-            name, sep, value = line.strip().partition("=")
-            if not sep:
-                raise ActionError(f"runtime_parameters: {line!r} is not NAME=VALUE", 400)
-            params[name.strip()] = value.strip()
-    return {"runtime_parameters": params, "no_cache": bool(form.get("no_cache"))}
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        raise ActionError(f"request body: not JSON ({e})", 400) from None
+    if not isinstance(body, dict):
+        raise ActionError("request body: must be a JSON object", 400)
+    return body
 
 
 def compare_runs(request: Request) -> JSONResponse:

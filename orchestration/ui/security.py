@@ -5,8 +5,9 @@ paths confined to the pipeline roots.
   ``Authorization: Bearer T``, the ``conveyor_ui_token`` cookie, or once as ``?token=T``
   (a page then redirects to its URL without it, setting the cookie); anything else is 401.
 * CSRF: pages carry the server's CSRF token (a ``<meta name="csrf-token">`` and the
-  ``conveyor_csrf`` cookie); a POST must send it back as ``X-CSRF-Token`` (or a form field
-  ``csrf_token``) and, when the browser says where it comes from (``Origin``), from this host.
+  ``conveyor_csrf`` cookie); a POST must send it back in the ``X-CSRF-Token`` header (which a
+  cross-site form cannot set) and, when the browser says where it comes from (``Origin``),
+  come from this host.
 * Paths: :func:`safe_path` resolves a request's relative path inside a root, refusing
   ``..``, absolute paths, NUL, backslashes, percent signs left after decoding (double
   encodings) and symlinks that lead out.
