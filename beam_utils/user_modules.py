@@ -16,6 +16,7 @@ Nothing here imports Beam or TensorFlow at module level.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -126,12 +127,14 @@ def _own_dirs() -> tuple[str, ...]:
     return tuple(os.path.join(root, d) for d in ("beam_utils", "components", "orchestration"))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def is_user_file(filename: str, path: str | None) -> bool:
     """Whether ``filename`` is the user's code: the module ``path``, or a file beside or below it.
 
     A module file often imports helpers from its folder; their frames are the
     user's too. Installed packages (``site-packages``) and Conveyor's own files
-    are not, wherever they are.
+    are not, wherever they are. Answers are remembered: Transform asks for every
+    frame of every op a ``preprocessing_fn`` makes, the same few hundred files.
     """
     if not path or not filename or filename.startswith("<"):
         return False
@@ -229,9 +232,7 @@ def import_file(path: str, prefix: str) -> ModuleType:
         raise InputError(f"{path}: not a Python module file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    folder = os.path.dirname(os.path.abspath(path))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    add_module_folder(path)
     try:
         spec.loader.exec_module(module)
     except Exception as e:
@@ -241,6 +242,45 @@ def import_file(path: str, prefix: str) -> ModuleType:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def add_module_folder(path: str | None) -> None:
+    """Puts the folder of the module file ``path`` first on ``sys.path`` (once), so the helper
+    modules a user keeps beside it import while its functions run (TFX's users do).
+
+    A remote path (``gs://...``) or a folder that is not here is left out.
+    """
+    if not path or "://" in path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder) and folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
+def function_file(dotted: str) -> tuple[str, str]:
+    """``(module source file, function name)`` of TFX's Python path ``"package.module.function"``.
+
+    The module is found, not imported, where this runs (the pipeline's ``sys.path``).
+
+    Raises:
+      ImportError: the module is not found, or is not a Python source file.
+
+    Example::
+
+        function_file("my_models.penguin.run_fn")   # ('/src/my_models/penguin.py', 'run_fn')
+    """
+    module, _, name = dotted.rpartition(".")
+    if not module or not name:
+        raise ImportError(f"{dotted!r} is not a Python path to a function ('module.function')")
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as e:
+        raise ImportError(f"cannot find module {module!r} of {dotted!r}: {e}") from None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        raise ImportError(f"module {module!r} of {dotted!r} is not importable from here")
+    if not spec.origin.endswith(".py"):
+        raise ImportError(f"module {module!r} is {spec.origin}, not a Python source file")
+    return os.path.abspath(spec.origin), name
 
 
 def module_import_error(exc: BaseException, path: str) -> UserCodeError:

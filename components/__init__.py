@@ -4,7 +4,7 @@ Each step is a Beam PTransform in its own subpackage (``conveyor.components.stat
 ...) and a pipeline component, importable from here::
 
     from conveyor.components import ExampleGen, StatisticsGen, SchemaGen, ExampleValidator
-    from conveyor.components import Transform, Trainer, Evaluator, BulkInferrer
+    from conveyor.components import Transform, Tuner, Trainer, Evaluator, BulkInferrer
     from conveyor.components import InfraValidator, Pusher
 
 Names are imported on first use so that the command line starts fast.
@@ -20,6 +20,7 @@ _NODES = {
     "ExampleValidator": "conveyor.components.validation.node",
     "Transform": "conveyor.components.transform.node",
     "Trainer": "conveyor.components.trainer.node",
+    "Tuner": "conveyor.components.tuner.node",
     "Evaluator": "conveyor.components.evaluation.node",
     "BulkInferrer": "conveyor.components.inference.node",
     "InfraValidator": "conveyor.components.infra_validator.node",

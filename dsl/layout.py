@@ -27,6 +27,8 @@ __all__ = [
     "ANOMALIES_FILE",
     "ANOMALIES_REPORT_FILE",
     "BLESSED",
+    "EVAL_MODEL_DIR",
+    "HYPERPARAMETERS_FILE",
     "INFRA_BLESSED",
     "INFRA_NOT_BLESSED",
     "NOT_BLESSED",
@@ -55,6 +57,10 @@ ANOMALIES_FILE = "SchemaDiff.pb"
 ANOMALIES_REPORT_FILE = "report.txt"
 #: Where TFX's Trainer puts the serving SavedModel inside a Model artifact.
 SERVING_DIR = "Format-Serving"
+#: Where TFX's Trainer puts an eval model inside a Model artifact (``fn_args.eval_model_dir``).
+EVAL_MODEL_DIR = "Format-TFMA"
+#: A HyperParameters artifact's file (TFX Tuner's): the JSON of ``HyperParameters.get_config()``.
+HYPERPARAMETERS_FILE = "best_hyperparameters.txt"
 #: The marker files of a ModelBlessing artifact (TFX Evaluator's layout).
 BLESSED = "BLESSED"
 NOT_BLESSED = "NOT_BLESSED"

@@ -45,6 +45,7 @@ COMMANDS = {
     "transform": "conveyor.components.transform.cli",
     "train": "conveyor.components.trainer.cli",
     "ui": "conveyor.orchestration.ui.cli",
+    "tune": "conveyor.components.tuner.cli",
 }
 
 

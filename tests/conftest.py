@@ -267,7 +267,7 @@ SLOW = {
         "test_crash",  # starts, kills and waits for runner and component processes
         "test_infra_validator",  # a fresh TensorFlow process per validation
     },
-    "fixtures": {"job_endpoint", "parallel_job_endpoint", "worker_pool"},
+    "fixtures": {"job_endpoint", "parallel_job_endpoint", "worker_pool", "penguin_tuning_run"},
     "tests": {
         "test_inference::test_portable_runner_gives_same_predictions",  # its own job service
         "test_interactive::test_notebook_runs_and_exports_to_pipelines_that_run",  # a kernel, three runners

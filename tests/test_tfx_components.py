@@ -249,7 +249,11 @@ def refusals(gen, module_file):
             module_file=module_file,
             train_args=tfx.dsl.RuntimeParameter(name="args", ptype=str),
         ),
-        "Tuner": lambda: c.Tuner(examples=examples, module_file=module_file),
+        "tune_args.num_parallel_trials": lambda: c.Tuner(
+            examples=examples,
+            module_file=module_file,
+            tune_args=tfx.proto.TuneArgs(num_parallel_trials=2),
+        ),
         "fairness_indicator_thresholds": lambda: c.Evaluator(
             examples=examples, fairness_indicator_thresholds=[0.5]
         ),
@@ -287,7 +291,7 @@ REFUSED = [
     ("trainer_fn", "Trainer: trainer_fn: TFX's Estimator"),
     ("train_args.splits", r"Trainer: train_args.splits: .*\['a', 'b'\]"),
     ("train_args", "Trainer: train_args: a RuntimeParameter"),
-    ("Tuner", "Tuner: Tuner: Conveyor has no Tuner component"),
+    ("tune_args.num_parallel_trials", "Tuner: tune_args.num_parallel_trials: trials run one"),
     ("fairness_indicator_thresholds", "Evaluator: fairness_indicator_thresholds: "),
     ("eval_config", "Evaluator: eval_config: required"),
     ("serving_spec", "InfraValidator: serving_spec: required"),

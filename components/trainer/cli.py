@@ -13,7 +13,9 @@ The output is written beside and renamed into place as every command's is. A
 split that is not there, a module file that is missing, lacks the function or
 does not import, and ``run_fn`` raising are input errors (exit status 2), named
 with the file and the user's lines. ``--base-model`` (a Model folder or a
-SavedModel folder) is ``fn_args.base_model``, a model to warm-start from.
+SavedModel folder) is ``fn_args.base_model``, a model to warm-start from;
+``--hyperparameters`` (``conveyor tune``'s ``best_hyperparameters``) is
+``fn_args.hyperparameters``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "train's OUTPUT/model, or a SavedModel folder): fn_args.base_model",
     )
     parser.add_argument(
+        "--hyperparameters",
+        metavar="PATH",
+        help="a HyperParameters folder (conveyor tune's OUTPUT/best_hyperparameters) or its "
+        "best_hyperparameters.txt: fn_args.hyperparameters",
+    )
+    parser.add_argument(
         "--train-split",
         default="train",
         metavar="NAME",
@@ -89,12 +97,20 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.beam_utils.io import read_examples_dir
     from conveyor.beam_utils.outputs import check_output, is_remote, staged_output
     from conveyor.components.trainer.component import check_base_model, run_trainer
+    from conveyor.components.trainer.fn_args import find_transform_graph, read_hyperparameters
 
     if is_remote(args.output):
         raise UsageError(
             f"{args.output}: conveyor train writes a local folder (run_fn saves there)"
         )
-    inputs = [args.examples, args.module_file, args.transform_graph, args.schema, args.base_model]
+    inputs = [
+        args.examples,
+        args.module_file,
+        args.transform_graph,
+        args.schema,
+        args.base_model,
+        args.hyperparameters,
+    ]
     check_output(args.output, inputs=inputs)
     if beam_args:
         raise UsageError("conveyor train runs no Beam pipeline: it takes no flags after '--'")
@@ -102,7 +118,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     for flag, steps in (("--train-steps", args.train_steps), ("--eval-steps", args.eval_steps)):
         if steps is not None and steps < 1:
             raise UsageError(f"{flag} must be positive, not {steps}")
-    transform_graph = _transform_graph(args.transform_graph) if args.transform_graph else None
+    transform_graph = find_transform_graph(args.transform_graph) if args.transform_graph else None
     if args.schema:
         _check_file(args.schema, "schema file")
     base_model = None
@@ -111,6 +127,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
         base_model = serving_model_dir(args.base_model)
         check_base_model(base_model)
+    hyperparameters = read_hyperparameters(args.hyperparameters) if args.hyperparameters else None
     reads = {
         s: read_examples_dir(args.examples, s)
         for s in dict.fromkeys([args.train_split, args.eval_split])
@@ -130,6 +147,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             custom_config=custom_config,
             run_fn_name=args.run_fn,
             base_model=base_model,
+            hyperparameters=hyperparameters,
         )
     print(format_summary(summary, args))
     return 0
@@ -160,20 +178,6 @@ def _check_file(path: str, what: str) -> None:
 
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such {what}")
-
-
-def _transform_graph(path: str) -> str:
-    """The transform graph folder: ``path`` itself, or its ``transform_graph/`` (a transform output)."""
-    import os
-
-    from conveyor.beam_utils.errors import InputError
-
-    for folder in (path, os.path.join(path, "transform_graph")):
-        if os.path.isdir(os.path.join(folder, "transform_fn")):
-            return folder
-    raise InputError(
-        f"{path}: not a tf.Transform graph (no transform_fn/ in it or in its transform_graph/)"
-    )
 
 
 def format_summary(summary: dict, args: argparse.Namespace) -> str:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.user_modules import import_file, user_code_error
-from conveyor.components.trainer.fn_args import FnArgs
-from conveyor.dsl.layout import SERVING_DIR
+from conveyor.components.trainer.fn_args import make_fn_args, split_files
+from conveyor.dsl.layout import EVAL_MODEL_DIR, SERVING_DIR
 
 if TYPE_CHECKING:
     from conveyor.beam_utils.io import ReadExamples
@@ -68,16 +70,6 @@ def check_base_model(path: str) -> None:
         )
 
 
-def _split_files(examples: Mapping[str, ReadExamples], split: str) -> list[str]:
-    """The file patterns of one split, as ``run_fn`` gets them (``fn_args.train_files``): one,
-    or one per Examples artifact when the reader reads several."""
-    if split not in examples:
-        have = sorted(str(s) for s in examples)
-        raise InputError(f"the examples have no split {split!r} (splits: {have})")
-    read = examples[split]
-    return list(getattr(read, "file_patterns", None) or [read.file_pattern])
-
-
 def run_trainer(
     examples: Mapping[str, ReadExamples],
     model_dir: str,
@@ -86,25 +78,31 @@ def run_trainer(
     model_run_dir: str | None = None,
     transform_graph_dir: str | None = None,
     schema_path: str | None = None,
-    train_split: str = "train",
-    eval_split: str = "eval",
+    train_split: str | Sequence[str] = "train",
+    eval_split: str | Sequence[str] = "eval",
     train_steps: int | None = None,
     eval_steps: int | None = None,
     custom_config: dict | None = None,
     run_fn_name: str = "run_fn",
     base_model: str | None = None,
+    hyperparameters: dict | None = None,
 ) -> dict:
     """Runs ``run_fn(FnArgs)`` from ``module_file`` and checks the model; returns a summary.
 
-    ``run_fn`` gets the file patterns of ``examples[train_split]`` and
-    ``examples[eval_split]`` (gzip TFRecords of ``tf.Example``, as
+    ``run_fn`` gets TFX's :class:`~conveyor.components.trainer.FnArgs`: the file
+    patterns of the ``train_split`` split(s) and ``eval_split`` split(s) of
+    ``examples`` (a name or a list of names, TFX's ``train_args.splits``; gzip
+    TFRecords of ``tf.Example``, as
     :func:`~conveyor.beam_utils.io.read_examples_dir` reads an Examples
-    directory) and saves a SavedModel in ``<model_dir>/Format-Serving`` (TFX's
-    layout); logs and checkpoints go to ``model_run_dir`` (default
-    ``<model_dir>/model_run``), and so does the summary (``trainer_summary.json``):
-    ``{"serving_model_dir", "signature", "run_fn_result"}`` (the last when
-    ``run_fn`` returns a dict: its numbers and strings), plus ``"base_model"``
-    when there is one. ``base_model`` is a SavedModel folder to start from
+    directory), a ``data_accessor`` over them, ``hyperparameters`` (a
+    ``keras_tuner.HyperParameters`` config), a scratch ``working_dir`` (removed
+    after) and ``eval_model_dir`` (``<model_dir>/Format-TFMA``). It saves a
+    SavedModel in ``<model_dir>/Format-Serving`` (TFX's layout); logs and
+    checkpoints go to ``model_run_dir`` (default ``<model_dir>/model_run``), and
+    so does the summary (``trainer_summary.json``): ``{"serving_model_dir",
+    "signature", "run_fn_result"}`` (the last when ``run_fn`` returns a dict: its
+    numbers and strings), plus ``"base_model"`` and ``"hyperparameters"`` when
+    given. ``base_model`` is a SavedModel folder to start from
     (``fn_args.base_model``, TFX's warm start); the Trainer node passes its
     ``base_model`` input's ``Format-Serving`` folder.
 
@@ -124,35 +122,46 @@ def run_trainer(
         reads = {s: read_examples_dir("out/examples", s) for s in ("train", "eval")}
         summary = run_trainer(reads, "out/model", "trainer_module.py", schema_path="schema.pbtxt")
     """
-    train_files = _split_files(examples, train_split)
-    eval_files = _split_files(examples, eval_split)
+    train_splits = [train_split] if isinstance(train_split, str) else list(train_split)
+    eval_splits = [eval_split] if isinstance(eval_split, str) else list(eval_split)
+    split_files(examples, [*train_splits, *eval_splits])  # a missing split before anything else
     if base_model is not None:
         check_base_model(base_model)
     run_fn = load_run_fn(module_file, run_fn_name)
     serving = os.path.join(model_dir, SERVING_DIR)
     model_run_dir = model_run_dir or os.path.join(model_dir, MODEL_RUN_DIR)
     os.makedirs(model_run_dir, exist_ok=True)
-    args = FnArgs(
-        train_files=train_files,
-        eval_files=eval_files,
-        serving_model_dir=serving,
-        model_run_dir=model_run_dir,
-        transform_graph_path=transform_graph_dir,
-        schema_path=schema_path,
-        train_steps=train_steps,
-        eval_steps=eval_steps,
-        custom_config=dict(custom_config or {}),
-        base_model=base_model,
-    )
+    working_dir = tempfile.mkdtemp(prefix="conveyor-trainer-")
     try:
-        result = run_fn(args)
-    except Exception as e:
-        # The user's error and their lines first; the whole traceback stays chained for logs.
-        raise user_code_error(e, f"{run_fn_name} ({module_file})", module_file) from e
+        args = make_fn_args(
+            examples,
+            train_splits,
+            eval_splits,
+            serving_model_dir=serving,
+            eval_model_dir=os.path.join(model_dir, EVAL_MODEL_DIR),
+            model_run_dir=model_run_dir,
+            working_dir=working_dir,
+            transform_graph_path=transform_graph_dir,
+            schema_path=schema_path,
+            train_steps=train_steps,
+            eval_steps=eval_steps,
+            custom_config=dict(custom_config or {}),
+            base_model=base_model,
+            hyperparameters=hyperparameters,
+        )
+        try:
+            result = run_fn(args)
+        except Exception as e:
+            # The user's error and their lines first; the whole traceback stays chained for logs.
+            raise user_code_error(e, f"{run_fn_name} ({module_file})", module_file) from e
+    finally:
+        shutil.rmtree(working_dir, ignore_errors=True)
     signature = check_serving_model(serving)
     summary = {"serving_model_dir": serving, "signature": signature}
     if base_model is not None:
         summary["base_model"] = base_model
+    if hyperparameters is not None:
+        summary["hyperparameters"] = hyperparameters
     if isinstance(result, dict):
         summary["run_fn_result"] = {
             k: v for k, v in result.items() if isinstance(v, (int, float, str))

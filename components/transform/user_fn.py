@@ -32,6 +32,7 @@ from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.user_modules import (
     Frame,
     UserCodeError,
+    add_module_folder,
     exception_chain,
     is_user_file,
     module_import_error,
@@ -283,6 +284,7 @@ def _exec_module(source: str, path: str, name: str) -> Callable:
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
     module = types.ModuleType(f"conveyor_user_module_{digest}")
     module.__file__ = path
+    add_module_folder(path)  # its helpers beside it import, here and in a worker on this machine
     try:
         code = compile(source, path, "exec")
         exec(code, module.__dict__)  # noqa: S102 - running the user's module is the point
