@@ -107,6 +107,7 @@ def measure(root: str, repeats: int) -> dict:
 
 
 def main() -> None:
+    """Builds the store (unless ``--keep`` holds one) and prints and saves the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=20)

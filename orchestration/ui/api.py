@@ -29,6 +29,7 @@ def _int(text: str, name: str) -> int:
 
 
 def pipelines(request: Request) -> JSONResponse:
+    """``GET /api/pipelines``: every known pipeline with its engine and last run."""
     store = _ui(request).store
     rows = []
     for ref in store.pipelines():
@@ -38,6 +39,7 @@ def pipelines(request: Request) -> JSONResponse:
 
 
 def pipeline(request: Request) -> JSONResponse:
+    """``GET /api/pipelines/{name}``: one pipeline."""
     store = _ui(request).store
     ref = store.pipeline(request.path_params["name"])
     with store.metadata(ref) as md:
@@ -45,6 +47,7 @@ def pipeline(request: Request) -> JSONResponse:
 
 
 def runs(request: Request) -> JSONResponse:
+    """``GET /api/pipelines/{name}/runs?limit=&offset=``: a page of runs, newest first."""
     store = _ui(request).store
     ref = store.pipeline(request.path_params["name"])
     limit = _int(request.query_params.get("limit", "100"), "limit")
@@ -57,6 +60,7 @@ def runs(request: Request) -> JSONResponse:
 
 
 async def create_run(request: Request) -> JSONResponse:
+    """``POST /api/pipelines/{name}/runs``: starts a run (``{runtime_parameters, no_cache}``); 202."""
     store = _ui(request).store
     ref = store.pipeline(request.path_params["name"])
     body = await _body(request)
@@ -79,6 +83,7 @@ async def _body(request: Request) -> dict:
 
 
 def compare_runs(request: Request) -> JSONResponse:
+    """``GET /api/pipelines/{name}/compare?runs=a,b``: runs side by side."""
     store = _ui(request).store
     ref = store.pipeline(request.path_params["name"])
     run_ids = run_ids_of(request)
@@ -95,6 +100,7 @@ def run_ids_of(request: Request) -> list[str]:
 
 
 def run(request: Request) -> JSONResponse:
+    """``GET /api/runs/{run_id}[?pipeline=]``: a run's components, timings, artifacts, edges."""
     store = _ui(request).store
     run_id = request.path_params["run_id"]
     ref = store.find_run(run_id, request.query_params.get("pipeline"))
@@ -103,6 +109,7 @@ def run(request: Request) -> JSONResponse:
 
 
 def cancel(request: Request) -> JSONResponse:
+    """``POST /api/runs/{run_id}/cancel``: SIGTERM to a running run's runner; 202."""
     store = _ui(request).store
     run_id = request.path_params["run_id"]
     ref = store.find_run(run_id, request.query_params.get("pipeline"))
@@ -111,6 +118,7 @@ def cancel(request: Request) -> JSONResponse:
 
 
 def component_log(request: Request) -> JSONResponse:
+    """``GET /api/runs/{run_id}/components/{component_id}/log?tail=N``: a log's end."""
     store = _ui(request).store
     run_id, cid = request.path_params["run_id"], request.path_params["component_id"]
     ref = store.find_run(run_id, request.query_params.get("pipeline"))
@@ -127,6 +135,7 @@ def component_log(request: Request) -> JSONResponse:
 
 
 def artifact(request: Request) -> JSONResponse:
+    """``GET /api/artifacts/{id}[?pipeline=]``: an artifact, its producer, consumers, view, files."""
     store = _ui(request).store
     artifact_id = _int(request.path_params["id"], "artifact id")
     ref = store.find_artifact(artifact_id, request.query_params.get("pipeline"))
@@ -138,6 +147,7 @@ def artifact(request: Request) -> JSONResponse:
 
 
 def lineage(request: Request) -> JSONResponse:
+    """``GET /api/artifacts/{id}/lineage``: executions and artifacts up and downstream."""
     store = _ui(request).store
     artifact_id = _int(request.path_params["id"], "artifact id")
     ref = store.find_artifact(artifact_id, request.query_params.get("pipeline"))
@@ -146,10 +156,12 @@ def lineage(request: Request) -> JSONResponse:
 
 
 def csrf(request: Request) -> JSONResponse:
+    """``GET /api/csrf``: the CSRF token (scripts send it as ``X-CSRF-Token``)."""
     return JSONResponse({"csrf_token": _ui(request).csrf})
 
 
 def openapi(request: Request) -> JSONResponse:
+    """``GET /api/openapi.json``: :data:`OPENAPI`."""
     return JSONResponse(OPENAPI)
 
 

@@ -14,6 +14,7 @@ HELP = "serve a web UI of the pipelines, runs, artifacts and lineage (ML Metadat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``conveyor ui``'s options."""
     parser.add_argument("--home", metavar="DIR", help="CONVEYOR_HOME: the pipeline registry")
     parser.add_argument(
         "--root",
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args, beam_args) -> int:
+    """Serves the UI until stopped (SIGINT or SIGTERM); usage errors before anything listens."""
     from conveyor.beam_utils.errors import UsageError
     from conveyor.orchestration.ui import security
 

@@ -41,6 +41,7 @@ def page(request: Request, title: str, body: str, refresh: int | None = None) ->
 
 
 def state(s: str | None) -> str:
+    """A state as a coloured badge."""
     return f'<span class="state {e(s or "")}">{e(s or "-")}</span>' if s else "-"
 
 
@@ -53,10 +54,12 @@ def _secs(s) -> str:
 
 
 def art_link(pipeline: str, a: dict) -> str:
+    """A link to an artifact's page: ``Type #id``."""
     return f'<a href="/pipelines/{_q(pipeline)}/artifacts/{a["id"]}">{e(a["type"])} #{a["id"]}</a>'
 
 
 def pipelines_page(request: Request) -> HTMLResponse:
+    """``/``: the pipelines, their engine, last run and its state."""
     store = request.app.state.ui.store
     rows = []
     for ref in store.pipelines():
@@ -89,6 +92,7 @@ def pipelines_page(request: Request) -> HTMLResponse:
 
 
 def runs_page(request: Request) -> HTMLResponse:
+    """``/pipelines/{name}``: its runs (refreshing while one is live), a form to start one."""
     store = request.app.state.ui.store
     ref = store.pipeline(request.path_params["name"])
     try:
@@ -154,6 +158,7 @@ def _pager(name: str, offset: int, shown: int, has_more: bool) -> str:
 
 
 def run_page(request: Request) -> HTMLResponse:
+    """``/pipelines/{name}/runs/{run_id}``: the run's DAG and its components."""
     store = request.app.state.ui.store
     ref = store.pipeline(request.path_params["name"])
     run_id = request.path_params["run_id"]
@@ -206,6 +211,7 @@ def run_page(request: Request) -> HTMLResponse:
 
 
 def compare_page(request: Request) -> HTMLResponse:
+    """``/pipelines/{name}/compare?runs=a&runs=b``: runs side by side."""
     from conveyor.orchestration.ui.api import run_ids_of
 
     store = request.app.state.ui.store
@@ -234,6 +240,7 @@ def compare_page(request: Request) -> HTMLResponse:
 
 
 def node_page(request: Request) -> HTMLResponse:
+    """``.../runs/{run_id}/nodes/{component_id}``: a component's error first, artifacts, parameters, log."""
     store = request.app.state.ui.store
     ref = store.pipeline(request.path_params["name"])
     run_id, cid = request.path_params["run_id"], request.path_params["component_id"]
@@ -282,6 +289,7 @@ def node_page(request: Request) -> HTMLResponse:
 
 
 def artifact_page(request: Request) -> HTMLResponse:
+    """``/pipelines/{name}/artifacts/{id}``: an artifact, its view and files."""
     store = request.app.state.ui.store
     ref = store.pipeline(request.path_params["name"])
     artifact_id = _artifact_id(request)
@@ -333,6 +341,7 @@ def _artifact_id(request: Request) -> int:
 
 
 def lineage_page(request: Request) -> HTMLResponse:
+    """``/pipelines/{name}/artifacts/{id}/lineage``: what made it and what used it."""
     store = request.app.state.ui.store
     ref = store.pipeline(request.path_params["name"])
     artifact_id = _artifact_id(request)

@@ -47,6 +47,7 @@ class PipelineRef:
 
     @property
     def metadata_path(self) -> str:
+        """``<root>/metadata.sqlite``."""
         return os.path.join(self.root, "metadata.sqlite")
 
 
