@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from urllib.parse import quote
 
 e = html.escape
 
@@ -146,7 +147,7 @@ def _evaluation(view: dict, files: str | None) -> str:
     )
     if files and view["plots"]:
         out += "<h2>Plots</h2>" + "".join(
-            f'<figure class="plot"><img src="{files}/{e(p)}" width="280" '
+            f'<figure class="plot"><img src="{files}/{e(quote(p))}" width="280" '
             f'alt="{e(p)}"><figcaption>{e(p)}</figcaption></figure>'
             for p in view["plots"][:24]
         )
