@@ -43,7 +43,7 @@ test: install airflow-env
 test-fast: install
 	$(BIN)/pytest -q --durations=10 -m "not slow" tests
 
-LINT_PATHS := components beam_utils dsl orchestration tests benchmarks
+LINT_PATHS := components beam_utils dsl orchestration tfx tests benchmarks
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
