@@ -193,7 +193,7 @@ class InteractiveContext:
         return produced[what.key]
 
     def show(self, what) -> str | None:
-        """Renders an output inline: statistics (Facets), a schema, anomalies, an evaluation.
+        """Renders an output inline: statistics (Conveyor's own tables), a schema, anomalies, an evaluation.
 
         In IPython the rendering is displayed and None returned; elsewhere the HTML
         is returned.
@@ -247,25 +247,17 @@ def _splits(uri: str, file_name: str) -> dict[str, str]:
 
 
 def statistics_html(uri: str) -> str:
-    """Facets Overview of the splits' ``FeatureStats.pb``: two splits side by side, else one view each."""
-    from tensorflow_data_validation.utils.display_util import get_statistics_html
-
+    """Conveyor's statistics view of the splits' ``FeatureStats.pb`` (train first): a table
+    per split, and the drift between the first two. Self-contained: no script or style
+    is loaded from the network."""
     from conveyor.beam_utils.proto_io import read_statistics
+    from conveyor.components.statistics import TABLE_CSS, statistics_view
+    from conveyor.components.statistics import statistics_html as render
 
     paths = layout.split_files(uri, layout.STATS_FILE)
     names = sorted(paths, key=lambda s: (s != "train", s))
-    stats = {split: read_statistics(paths[split]) for split in names}
-    if len(names) == 2:
-        lhs, rhs = names
-        return (
-            f"<h4>Statistics: {html.escape(lhs)} (lhs) and {html.escape(rhs)} (rhs)</h4>"
-            + get_statistics_html(stats[lhs], stats[rhs], lhs_name=lhs, rhs_name=rhs)
-        )
-    return "".join(
-        f"<h4>Statistics: {html.escape(split)}</h4>"
-        + get_statistics_html(stats[split], lhs_name=split)
-        for split in names
-    )
+    view = statistics_view({split: read_statistics(paths[split]) for split in names})
+    return f"<style>{TABLE_CSS}</style>" + render(view)
 
 
 def schema_frame(uri: str):

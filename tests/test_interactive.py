@@ -75,8 +75,10 @@ def test_show_statistics_schema_and_anomalies_of_real_components(tmp_path):
     )
     context.run(validator)
 
-    facets = context.show(stats.outputs["statistics"])
-    assert "facets" in facets and "Statistics: train (lhs) and eval (rhs)" in facets
+    shown = context.show(stats.outputs["statistics"])
+    assert shown.index("<h2>Split train") < shown.index("<h2>Split eval")
+    assert "Drift between train and eval" in shown and "body_mass_g" in shown
+    assert "https://" not in shown and "facets" not in shown
     table = context.show(schema.outputs["schema"])
     assert "<table" in table and "species" in table and "body_mass_g" in table
     assert "Anomalies (eval, train)" in context.show(validator.outputs["anomalies"])

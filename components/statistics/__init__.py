@@ -3,7 +3,8 @@
 ``GenerateStatistics(options)`` turns a PCollection of ``pyarrow.RecordBatch``
 (Conveyor's canonical format) into one tensorflow-metadata
 ``DatasetFeatureStatisticsList``; ``conveyor statistics`` runs it from the
-command line and writes ``FeatureStats.pb`` and ``statistics.html``.
+command line and writes ``FeatureStats.pb`` and ``statistics.html`` (Conveyor's own
+page, :func:`statistics_page`: self-contained, it opens offline).
 
 Exact figures: example counts and weighted counts, num_non_missing/num_missing,
 min/max/avg/tot num_values, min, max, mean and std_dev (float64, mergeable
@@ -44,6 +45,15 @@ _EXPORTS = {
     "slice_batch": "slicing",
     "StatisticsGen": "node",
     "run_statistics": "component",
+    "statistics_view": "view",
+    "statistics_html": "view",
+    "statistics_page": "view",
+    "feature_row": "view",
+    "histogram_svg": "view",
+    "table_cell": "view",
+    "format_number": "view",
+    "SORT_JS": "view",
+    "TABLE_CSS": "view",
 }
 
 __all__ = sorted(_EXPORTS)

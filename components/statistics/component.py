@@ -100,7 +100,7 @@ def run_statistics(
     for split, out in outs.items():
         stats[split or ""] = read_stats(posixpath.join(out, STATS_FILE))
         if html:
-            report.write_html(stats[split or ""], posixpath.join(out, HTML_FILE))
+            report.write_html(stats[split or ""], posixpath.join(out, HTML_FILE), split or "")
     return stats
 
 

@@ -1,8 +1,9 @@
 """Human-readable renderings of a ``DatasetFeatureStatisticsList``.
 
-:func:`write_html` writes the Facets Overview page (TFDV's rendering of the
-proto, which reads our output as it reads its own); :func:`summary` is a short
-plain-text table for the terminal.
+:func:`write_html` writes Conveyor's own statistics page (``view.statistics_page``:
+per-feature tables and inline SVG histograms, its style and script inlined, no
+external URL, so it opens offline); :func:`summary` is a short plain-text table for
+the terminal.
 """
 
 from __future__ import annotations
@@ -12,23 +13,24 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 FNS = statistics_pb2.FeatureNameStatistics
 
 
-def html(stats: statistics_pb2.DatasetFeatureStatisticsList) -> str:
-    """The Facets Overview HTML of ``stats`` (a self-contained page)."""
-    from tensorflow_data_validation.utils.display_util import get_statistics_html
+def html(stats: statistics_pb2.DatasetFeatureStatisticsList, split: str = "") -> str:
+    """The self-contained statistics page of ``stats`` (of ``split``, "" for no split)."""
+    from conveyor.components.statistics.view import statistics_page, statistics_view
 
-    body = get_statistics_html(stats)
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Conveyor statistics</title>"
-        "</head><body>" + body + "</body></html>"
-    )
+    if not isinstance(stats, statistics_pb2.DatasetFeatureStatisticsList):
+        raise TypeError(f"stats: a DatasetFeatureStatisticsList, not {type(stats).__name__}")
+    title = f"Conveyor statistics: {split}" if split else "Conveyor statistics"
+    return statistics_page(statistics_view({split: stats}), title)
 
 
-def write_html(stats: statistics_pb2.DatasetFeatureStatisticsList, path: str) -> None:
+def write_html(
+    stats: statistics_pb2.DatasetFeatureStatisticsList, path: str, split: str = ""
+) -> None:
     """Writes :func:`html` to ``path`` (any Beam filesystem)."""
     from conveyor.beam_utils.files import create_file
 
     with create_file(path) as f:
-        f.write(html(stats).encode("utf-8"))
+        f.write(html(stats, split).encode("utf-8"))
 
 
 def _common(feature):

@@ -1,15 +1,15 @@
 """The UI's stylesheet and script, served from here (``/static/ui.css``, ``/static/ui.js``):
 no CDN, no build step, so every page works offline."""
 
-CSS = """
+from conveyor.components.statistics import SORT_JS, TABLE_CSS
+
+CSS = (
+    TABLE_CSS
+    + """
 body { font-family: system-ui, sans-serif; margin: 0; color: #222; }
 header { background: #263238; color: #fff; padding: 8px 16px; }
 header a { color: #fff; text-decoration: none; margin-right: 16px; }
 main { padding: 12px 16px; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #eceff1; cursor: pointer; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .state { padding: 1px 6px; border-radius: 3px; font-size: 12px; }
 .COMPLETE { background: #7bc67b; } .CACHED { background: #9ecae1; }
 .RUNNING { background: #fdd36a; } .FAILED { background: #f28b82; }
@@ -18,27 +18,14 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre.log, pre.error { background: #111; color: #eee; padding: 8px; max-height: 480px; overflow: auto; }
 pre.error { background: #5b1010; }
 svg.dag, svg.lineage { border: 1px solid #ddd; background: #fafafa; }
-svg.hist { vertical-align: middle; }
 .muted { color: #777; }
 figure.plot { display: inline-block; margin: 4px; }
 """
+)
 
-JS = """
-// Sortable tables: a click on a header sorts by that column (numbers as numbers).
-document.addEventListener('click', function (ev) {
-  var th = ev.target.closest('th'); if (!th) return;
-  var table = th.closest('table.sortable'); if (!table) return;
-  var i = Array.prototype.indexOf.call(th.parentNode.children, th);
-  var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-  var dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
-  rows.sort(function (a, b) {
-    var x = a.cells[i].dataset.v || a.cells[i].textContent, y = b.cells[i].dataset.v || b.cells[i].textContent;
-    var nx = parseFloat(x), ny = parseFloat(y);
-    if (!isNaN(nx) && !isNaN(ny)) return dir * (nx - ny);
-    return dir * x.localeCompare(y);
-  });
-  rows.forEach(function (r) { body.appendChild(r); });
-});
+JS = (
+    SORT_JS
+    + """
 // Forms marked data-api post JSON with the CSRF token, then reload.
 document.addEventListener('submit', function (ev) {
   var form = ev.target; if (!form.dataset.api) return;
@@ -74,3 +61,4 @@ document.addEventListener('submit', function (ev) {
   }, 2000);
 })();
 """
+)

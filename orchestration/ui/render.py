@@ -1,5 +1,6 @@
 """HTML of an artifact's view (:mod:`conveyor.orchestration.ui.views`): tables, and inline SVG
-histograms for statistics."""
+histograms for statistics (rendered by the statistics component's ``statistics_html``, the
+same page ``statistics.html`` shows)."""
 
 from __future__ import annotations
 
@@ -7,81 +8,17 @@ import html
 import json
 from urllib.parse import quote
 
+from conveyor.components.statistics import (
+    format_number,
+    statistics_html,
+    table_cell,
+)
+
 e = html.escape
 
 
-def _num(v) -> str:
-    if isinstance(v, bool) or v is None:
-        return e(str(v))
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return e(str(v))
-
-
-def _td(v) -> str:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return f'<td class=num data-v="{v}">{_num(v)}</td>'
-    return f"<td>{e('' if v is None else str(v))}</td>"
-
-
-def histogram(buckets: list, width: int = 120, height: int = 28) -> str:
-    """An inline SVG bar chart of ``[[low, high, count], ...]``."""
-    if not buckets:
-        return ""
-    top = max(b[2] for b in buckets) or 1
-    w = width / len(buckets)
-    bars = "".join(
-        f'<rect x="{i * w:.1f}" y="{height - height * b[2] / top:.1f}" width="{max(w - 1, 1):.1f}" '
-        f'height="{height * b[2] / top:.1f}" fill="#5c6bc0"><title>{e(str(b[0]))}–{e(str(b[1]))}: '
-        f"{b[2]:g}</title></rect>"
-        for i, b in enumerate(buckets)
-    )
-    return f'<svg class="hist" width="{width}" height="{height}">{bars}</svg>'
-
-
-def _statistics(view: dict) -> str:
-    cols = [
-        "type",
-        "count",
-        "missing_pct",
-        "mean",
-        "std",
-        "min",
-        "median",
-        "max",
-        "zeros",
-        "unique",
-    ]
-    out = []
-    for split, data in view["splits"].items():
-        rows = []
-        for f in data["features"]:
-            top = ", ".join(f"{e(str(v))} ({c:g})" for v, c in f.get("top_values", []))
-            rows.append(
-                f"<tr><td>{e(f['feature'])}</td>"
-                + "".join(_td(f.get(c)) for c in cols)
-                + f"<td>{top}</td><td>{histogram(f.get('histogram', []))}</td></tr>"
-            )
-        out.append(
-            f"<h2>Split {e(split or '(none)')} · {data['num_examples']} examples</h2>"
-            '<table class="sortable statistics"><thead><tr><th>Feature</th>'
-            + "".join(f"<th>{c.replace('_pct', ' %')}</th>" for c in cols)
-            + "<th>Top values</th><th>Histogram</th></tr></thead><tbody>"
-            + "".join(rows)
-            + "</tbody></table>"
-        )
-    d = view.get("drift")
-    if d and d["features"]:
-        rows = "".join(
-            f"<tr><td>{e(f['feature'])}</td><td>{e(f['measure'])}</td>{_td(f['value'])}</tr>"
-            for f in d["features"]
-        )
-        out.append(
-            f"<h2>Drift between {e(d['between'][0])} and {e(d['between'][1])}</h2>"
-            '<table class="sortable drift"><thead><tr><th>Feature</th><th>Measure</th>'
-            f"<th>Value</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
-    return "".join(out) or "<p>No statistics file in this artifact.</p>"
+_num = format_number
+_td = table_cell
 
 
 def _schema(view: dict) -> str:
@@ -197,7 +134,7 @@ def render_view(view: dict | None, pipeline: str, files: str | None) -> str:
     if kind == "error":
         return f'<pre class="error">could not read this artifact: {e(view["error"])}</pre>'
     if kind == "statistics":
-        return _statistics(view)
+        return statistics_html(view)
     if kind == "schema":
         return _schema(view)
     if kind == "anomalies":

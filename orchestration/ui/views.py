@@ -17,9 +17,6 @@ import os
 from conveyor.dsl import layout
 from conveyor.orchestration.ui.store import read_json
 
-#: Top values and histogram buckets kept per feature.
-TOP_VALUES = 5
-
 
 def _splits(uri: str, file_name: str) -> dict[str, str]:
     """``{split: path}`` of ``<uri>/Split-<split>/<file_name>`` (or ``<uri>/<file_name>``)."""
@@ -34,99 +31,18 @@ def _splits(uri: str, file_name: str) -> dict[str, str]:
 
 def statistics_view(uri: str) -> dict:
     """Per split, one row per feature: type, count, missing %, mean, std, min, median, max,
-    zeros, unique, top values, histogram buckets ``[low, high, count]``."""
+    zeros, unique, top values, histogram buckets ``[low, high, count]``; drift between the
+    first two splits (the statistics component's own view, ``statistics_view``)."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    splits = {}
+    from conveyor.components.statistics import statistics_view as view_of_stats
+
+    stats = {}
     for split, path in _splits(uri, layout.STATS_FILE).items():
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        stats[split] = statistics_pb2.DatasetFeatureStatisticsList()
         with open(path, "rb") as f:
-            stats.ParseFromString(f.read())
-        rows = []
-        num_examples = 0
-        for dataset in stats.datasets:
-            num_examples = dataset.num_examples
-            rows += [_feature_row(f, dataset.num_examples) for f in dataset.features]
-        splits[split] = {"num_examples": num_examples, "features": rows}
-    return {"kind": "statistics", "splits": splits, "drift": drift(splits)}
-
-
-def drift(splits: dict) -> dict | None:
-    """Between the first two splits, per feature both have: ``l_infinity`` (a string feature:
-    the largest difference of a value's share among the top values) or
-    ``mean_shift_in_std`` (a number: the difference of the means over the larger std).
-
-    Returns ``{"between": [a, b], "features": [{"feature", "measure", "value"}]}``, None
-    with fewer than two splits.
-    """
-    if len(splits) < 2:
-        return None
-    a, b = list(splits)[:2]
-    right = {f["feature"]: f for f in splits[b]["features"]}
-    rows = []
-    for fa in splits[a]["features"]:
-        fb = right.get(fa["feature"])
-        if fb is None:
-            continue
-        if "top_values" in fa and "top_values" in fb:
-            pa, pb = _shares(fa["top_values"]), _shares(fb["top_values"])
-            value = max(
-                (abs(pa.get(v, 0.0) - pb.get(v, 0.0)) for v in set(pa) | set(pb)), default=0.0
-            )
-            rows.append(
-                {"feature": fa["feature"], "measure": "l_infinity", "value": round(value, 4)}
-            )
-        elif "mean" in fa and "mean" in fb:
-            scale = max(fa.get("std") or 0.0, fb.get("std") or 0.0)
-            diff = abs(fa["mean"] - fb["mean"])
-            value = diff / scale if scale else (0.0 if diff == 0 else float("inf"))
-            rows.append(
-                {"feature": fa["feature"], "measure": "mean_shift_in_std", "value": round(value, 4)}
-            )
-    return {"between": [a, b], "features": rows}
-
-
-def _shares(top_values: list) -> dict:
-    total = sum(c for _, c in top_values) or 1.0
-    return {v: c / total for v, c in top_values}
-
-
-def _feature_row(feature, num_examples: int) -> dict:
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    name = ".".join(feature.path.step) or feature.name
-    row = {
-        "feature": name,
-        "type": statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
-    }
-    which = feature.WhichOneof("stats")
-    stats = getattr(feature, which) if which else None
-    common = stats.common_stats if stats is not None and which != "custom_stats" else None
-    if common is not None:
-        count = common.num_non_missing
-        total = count + common.num_missing
-        row["count"] = count
-        row["missing_pct"] = round(100.0 * common.num_missing / total, 2) if total else 0.0
-    if which == "num_stats":
-        n = feature.num_stats
-        row.update(
-            mean=n.mean, std=n.std_dev, min=n.min, median=n.median, max=n.max, zeros=n.num_zeros
-        )
-        standard = [h for h in n.histograms if h.type == h.STANDARD]
-        if standard:
-            row["histogram"] = [
-                [b.low_value, b.high_value, b.sample_count] for b in standard[0].buckets
-            ]
-    elif which == "string_stats":
-        s = feature.string_stats
-        row["unique"] = s.unique
-        row["top_values"] = [[v.value, v.frequency] for v in s.top_values[:TOP_VALUES]]
-        if s.rank_histogram.buckets:
-            row["histogram"] = [
-                [b.label, b.label, b.sample_count]
-                for b in s.rank_histogram.buckets[: TOP_VALUES * 4]
-            ]
-    return row
+            stats[split].ParseFromString(f.read())
+    return view_of_stats(stats)
 
 
 def schema_view(uri: str) -> dict:
