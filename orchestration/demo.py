@@ -157,4 +157,17 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     for label, pattern in places:
         path = _latest(pattern)
         print(f"  {label:<36} {path or '(none: ' + pattern + ')'}")
+    print("\n" + "\n".join(closing_lines(args.output)))
     return 0
+
+
+def closing_lines(output: str) -> list[str]:
+    """The demo's last words: the command that shows its runs in ``conveyor ui``, and the URL."""
+    from conveyor.orchestration.ui.cli import command_line
+
+    command, url = command_line(output)
+    return [
+        "[demo] See the runs, their DAGs, statistics, evaluations and lineage in a browser:",
+        f"  {command}",
+        f"  then open {url}",
+    ]

@@ -11,6 +11,28 @@ import argparse
 import os
 
 HELP = "serve a web UI of the pipelines, runs, artifacts and lineage (ML Metadata)"
+#: Where ``conveyor ui`` listens unless ``--host``/``--port`` say otherwise.
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
+
+
+def command_line(root: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> list[str]:
+    """The command that shows pipeline ``root`` and the URL to open: ``[command, url]``.
+
+    Example::
+
+        command_line("out/demo")  # ["conveyor ui --root out/demo", "http://127.0.0.1:8765/"]
+    """
+    import shlex
+
+    if not root:
+        raise ValueError("root: the pipeline root to show, not empty")
+    command = f"conveyor ui --root {shlex.quote(root)}"
+    if host != DEFAULT_HOST:
+        command += f" --host {shlex.quote(host)}"
+    if port != DEFAULT_PORT:
+        command += f" --port {port}"
+    shown = f"[{host}]" if ":" in host else host
+    return [command, f"http://{shown}:{port}/"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="a pipeline root (with its metadata.sqlite) to show too; repeatable",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (default 8765; 0: any free)"
+    )
     parser.add_argument(
         "--token",
         metavar="T",
