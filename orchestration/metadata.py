@@ -287,11 +287,11 @@ class Metadata:
             parameters or {}, sort_keys=True, default=str
         )
         _set_process(ex.custom_properties, "", process or process_identity())
-        events = [
+        events = _merged_events(
             self._event(pb.Event.INPUT, key, art, i)
             for key, arts in inputs.items()
             for i, art in enumerate(_as_list(arts))
-        ]
+        )
         ex_id, _, _ = self._call(self.store.put_execution, ex, [], self._contexts_by_id(contexts))
         if events:
             pairs = []
@@ -1076,17 +1076,39 @@ def _produced_by(execution, pipeline_name: str | None, component_id: str | None)
     return not component_id or props["component_id"].string_value == component_id
 
 
+def _merged_events(events) -> list:
+    """One event per artifact: MLMD keeps a single event of a type per artifact and execution,
+    so an artifact given under several keys (a cached model that is also the resolved
+    baseline) gets one event whose path holds each ``[key, index]`` in turn, as TFX records it."""
+    by_artifact: dict = {}
+    for ev in events:
+        seen = by_artifact.get(ev.artifact_id)
+        if seen is None:
+            by_artifact[ev.artifact_id] = ev
+        else:
+            seen.path.steps.extend(ev.path.steps)
+    return list(by_artifact.values())
+
+
+def _event_paths(event, n: int) -> list[tuple[str, int]]:
+    """The ``(key, index)`` pairs of an event's path: ``[key, index, key, index...]`` (one key
+    step only in stores written before lists: index ``n``, the event's position)."""
+    pairs: list[tuple[str, int]] = []
+    for step in event.path.steps:
+        if step.HasField("key"):
+            pairs.append((step.key, n))
+        elif step.HasField("index") and pairs:
+            pairs[-1] = (pairs[-1][0], step.index)
+    return pairs
+
+
 def _by_key(events, arts: dict, type_names: dict[int, str]) -> dict[str, list[Artifact]]:
     """``{key: [Artifact, ...]}`` of one execution's input or output events, in event path order
     (``arts``: the MLMD artifacts by id)."""
     keyed: dict[str, list[tuple[int, Artifact]]] = {}
     for n, e in enumerate(events):
-        steps = e.path.steps
-        # [key, index] (one step only in stores written before lists: index 0)
-        index = steps[1].index if len(steps) > 1 and steps[1].HasField("index") else n
-        keyed.setdefault(steps[0].key, []).append(
-            (index, _artifact_of(arts[e.artifact_id], type_names))
-        )
+        for key, index in _event_paths(e, n):
+            keyed.setdefault(key, []).append((index, _artifact_of(arts[e.artifact_id], type_names)))
     return {k: [a for _, a in sorted(v, key=lambda p: p[0])] for k, v in keyed.items()}
 
 
