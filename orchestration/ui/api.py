@@ -47,7 +47,8 @@ def pipeline(request: Request) -> JSONResponse:
 
 
 def runs(request: Request) -> JSONResponse:
-    """``GET /api/pipelines/{name}/runs?limit=&offset=``: a page of runs, newest first."""
+    """``GET /api/pipelines/{name}/runs?limit=&offset=``: a page of runs, newest first, each
+    with the ``spans`` of the examples it ingested."""
     store = _ui(request).store
     ref = store.pipeline(request.path_params["name"])
     limit = _int(request.query_params.get("limit", "100"), "limit")
@@ -198,7 +199,11 @@ OPENAPI = {
         "/api/pipelines": {"get": _op("Pipelines: registered and in the --root stores, last run")},
         "/api/pipelines/{name}": {"get": _op("One pipeline", ["name"])},
         "/api/pipelines/{name}/runs": {
-            "get": _op("Runs of a pipeline, newest first", ["name"], ["limit", "offset"]),
+            "get": _op(
+                "Runs of a pipeline, newest first (state, duration, components, spans)",
+                ["name"],
+                ["limit", "offset"],
+            ),
             "post": dict(
                 _op(
                     "Start a run ({runtime_parameters: {name: value}, no_cache})",

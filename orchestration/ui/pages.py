@@ -106,13 +106,15 @@ def runs_page(request: Request) -> HTMLResponse:
     for r in runs:
         counts = " ".join(f"{k.lower()}={v}" for k, v in sorted(r["components"].items()))
         params = ", ".join(f"{k}={v}" for k, v in r["runtime_parameters"].items())
+        spans = ", ".join(str(x) for x in r.get("spans") or []) or "-"
         rows.append(
             f'<tr data-state="{e(r["state"])}"><td><input type="checkbox" name="runs" '
             f'value="{e(r["run_id"])}" form="compare"> '
             f'<a href="/pipelines/{_q(ref.name)}/runs/{_q(r["run_id"])}">'
             f"{e(r['run_id'])}</a></td><td>{e(r['create_time'])}</td>"
             f"<td class=num>{_secs(r['duration_seconds'])}</td><td>{state(r['state'])}"
-            f" <span class=muted>{e(r['reason'])}</span></td><td>{e(counts)}</td><td>{e(params)}</td></tr>"
+            f" <span class=muted>{e(r['reason'])}</span></td><td>{e(counts)}</td>"
+            f"<td class=spans>{e(spans)}</td><td>{e(params)}</td></tr>"
         )
     live = any(r["state"] == RUNNING for r in runs)
     last_params = runs[0]["runtime_parameters"] if runs else {}
@@ -131,7 +133,8 @@ def runs_page(request: Request) -> HTMLResponse:
         + (" · <b>a run is live: this page refreshes every 3 s</b>" if live else "")
         + "</p>"
         '<table class="sortable runs"><thead><tr><th>Run</th><th>Started</th><th>Duration</th>'
-        "<th>State</th><th>Components</th><th>Runtime parameters</th></tr></thead><tbody>"
+        "<th>State</th><th>Components</th><th>Spans</th><th>Runtime parameters</th></tr>"
+        "</thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
         + _pager(ref.name, offset, len(runs), listing["has_more"])

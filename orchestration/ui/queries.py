@@ -56,13 +56,16 @@ def runs_of(ref, md, limit: int = 100, offset: int = 0) -> dict:
     with its state, duration, component counts by state and runtime parameters."""
     contexts = _run_contexts(md, ref.name, offset + limit + 1) if md is not None else []
     out = []
+    types = None
     for c in contexts[offset : offset + limit]:
         run_id = c.custom_properties["run_id"].string_value
         summary = md.run_summary(ref.name, run_id, context=c)
         counts: dict[str, int] = {}
         for row in summary["components"]:
             counts[row["state"]] = counts.get(row["state"], 0) + 1
-        timings = _timings(md, ref.name, run_id, context=c)
+        executions = md._call(md.store.get_executions_by_context, c.id)
+        timings = _timings(md, ref.name, run_id, executions=executions)
+        types = types or _type_names(md)
         starts = [t[0] for t in timings.values() if t[0]]
         ends = [t[1] for t in timings.values() if t[1]]
         duration = round(max(ends) - min(starts), 2) if starts and ends else None
@@ -76,17 +79,66 @@ def runs_of(ref, md, limit: int = 100, offset: int = 0) -> dict:
                 "duration_seconds": duration if summary["state"] != RUNNING else None,
                 "components": counts,
                 "runtime_parameters": json.loads(params.string_value) if params else {},
+                "spans": input_spans(md, executions, types),
             }
         )
     return {"offset": offset, "has_more": len(contexts) > offset + limit, "runs": out}
 
 
-def _timings(md, pipeline: str, run_id: str, context=None) -> dict[int, tuple]:
+def _type_names(md) -> tuple[dict[int, str], dict[int, str]]:
+    """``({artifact type id: name}, {execution type id: name})``."""
+    artifact_types = md._call(md.store.get_artifact_types)
+    execution_types = md._call(md.store.get_execution_types)
+    return {t.id: t.name for t in artifact_types}, {t.id: t.name for t in execution_types}
+
+
+def input_spans(md, executions: list, types=None) -> list[int]:
+    """The spans a run ingested: the ``span`` property of the Examples its executions output
+    where they read no Examples themselves (ExampleGen, an Importer of examples), sorted.
+
+    Resolvers (which pick earlier spans) and components that turn Examples into Examples
+    (Transform) do not count. Two queries a run: the events, then their artifacts.
+    """
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from conveyor.orchestration.launcher import RESOLVER_TYPE
+
+    if not executions:
+        return []
+    artifact_types, execution_types = types or _type_names(md)
+    ingesting = {ex.id for ex in executions if execution_types.get(ex.type_id) != RESOLVER_TYPE}
+    events = md._call(md.store.get_events_by_execution_ids, sorted(ingesting))
+    if not events:
+        return []
+    artifacts = {
+        a.id: a
+        for a in md._call(md.store.get_artifacts_by_id, sorted({ev.artifact_id for ev in events}))
+    }
+
+    def examples(ev) -> bool:
+        a = artifacts.get(ev.artifact_id)
+        return a is not None and artifact_types.get(a.type_id) == "Examples"
+
+    for ev in events:
+        if ev.type == pb.Event.INPUT and examples(ev):
+            ingesting.discard(ev.execution_id)
+    spans = set()
+    for ev in events:
+        if ev.type == pb.Event.OUTPUT and ev.execution_id in ingesting and examples(ev):
+            a = artifacts[ev.artifact_id]
+            for props in (a.properties, a.custom_properties):
+                value = get_value(props["span"]) if "span" in props else None
+                if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+                    spans.add(int(value))
+    return sorted(spans)
+
+
+def _timings(md, pipeline: str, run_id: str, context=None, executions=None) -> dict[int, tuple]:
     """``{execution id: (start, end or None)}`` of a run's executions (epoch seconds)."""
     out = {}
-    if context is not None:
+    if executions is None and context is not None:
         executions = md._call(md.store.get_executions_by_context, context.id)
-    else:
+    elif executions is None:
         executions = md.executions_of_run(pipeline, run_id)
     for ex in executions:
         props = ex.custom_properties
