@@ -46,6 +46,7 @@ _EXPORTS = {
     "StatisticsGen": "node",
     "run_statistics": "component",
     "statistics_view": "view",
+    "drift": "view",
     "statistics_html": "view",
     "statistics_page": "view",
     "feature_row": "view",

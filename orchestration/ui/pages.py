@@ -234,10 +234,21 @@ def compare_page(request: Request) -> HTMLResponse:
         + "</tr>"
         for row in table["rows"]
     )
+    stats = "".join(
+        f"<section class=compare-statistics><h2>Statistics {e(s['output'])}, split "
+        f"{e(s['split'] or '(none)')}: "
+        + " vs ".join(
+            art_link(ref.name, {"id": i, "type": "ExampleStatistics"}) for i in s["artifacts"]
+        )
+        + "</h2>"
+        + render_view(s["view"], ref.name, None)
+        + "</section>"
+        for s in table.get("statistics", [])
+    )
     body = (
         "<p>Rows that differ between the runs are highlighted.</p>"
         '<table class="sortable compare"><thead><tr><th>What</th><th>Name</th>'
-        f"{head}</tr></thead><tbody>{rows}</tbody></table>"
+        f"{head}</tr></thead><tbody>{rows}</tbody></table>" + stats
     )
     return page(request, f"Compare runs of {ref.name}", body)
 
