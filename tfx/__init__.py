@@ -37,6 +37,10 @@ neither Beam nor TensorFlow.
 
 import importlib
 
+# TFX's pipeline files run ``import absl`` then ``absl.logging.set_verbosity(...)`` in their
+# ``__main__`` block, which works because importing TFX loads absl.logging; so does this.
+import absl.logging  # noqa: F401
+
 _SUBMODULES = ("components", "dsl", "extensions", "orchestration", "proto", "types")
 
 __all__ = [*_SUBMODULES, "__version__"]
