@@ -266,6 +266,7 @@ SLOW = {
         "test_trainer",  # trains models
         "test_crash",  # starts, kills and waits for runner and component processes
         "test_infra_validator",  # a fresh TensorFlow process per validation
+        "test_tfx_acceptance",  # the penguin TFX pipeline, trained, on four runners
     },
     "fixtures": {"job_endpoint", "parallel_job_endpoint", "worker_pool", "penguin_tuning_run"},
     "tests": {
