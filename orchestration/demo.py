@@ -73,6 +73,22 @@ def run_summary(md, pipeline_name: str, run_id: str) -> dict:
     return out
 
 
+def months_to_run(spans_folder: str, spans: int) -> tuple[list[int], bool]:
+    """The months this demo run adds, one pipeline run each, and whether it is a rerun.
+
+    The months after the latest span in ``spans_folder``, up to ``spans``; when
+    there are none (a second ``make demo``), the latest span, run again.
+    ExampleGen reads the latest span there is, so no earlier month can be run.
+    """
+    present = {
+        int(name[len("span-") :])
+        for name in (os.listdir(spans_folder) if os.path.isdir(spans_folder) else [])
+        if name.startswith("span-") and name[len("span-") :].isdigit()
+    }
+    new = list(range(max(present, default=0) + 1, spans + 1))
+    return (new, False) if new else ([max(present)], True)
+
+
 def _number(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -105,6 +121,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         os.path.dirname(os.path.abspath(__file__)), "templates", "flights", "pipeline.py"
     )
     root = os.path.abspath(args.output)
+    spans_folder = os.path.join(root, "data", "spans")
+    months, rerun = months_to_run(spans_folder, args.spans)  # before the template writes span 1
     os.environ.update(
         FLIGHTS_ROOT=root,
         FLIGHTS_ROWS=str(args.rows),
@@ -115,12 +133,17 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     pipeline.beam_pipeline_args += list(beam_args)
     import flights_utils  # the template's module file, on the path once the template loads
 
-    spans_folder = os.path.join(root, "data", "spans")
     md = Metadata(pipeline.metadata_path)
     rows = []
-    for span in range(1, args.spans + 1):
+    for span in months:
         flights_utils.write_labeled_spans(spans_folder, span, args.rows)
-        print(f"\n[demo] span {span}: month {span} of 2013 arrives; running the pipeline")
+        if not rerun:
+            print(f"\n[demo] span {span}: month {span} of 2013 arrives; running the pipeline")
+        else:
+            print(
+                f"\n[demo] spans up to {span} are there from an earlier demo run; running the "
+                f"pipeline again on the latest (span {span})"
+            )
         start = time.perf_counter()
         try:
             result = LocalDagRunner().run(pipeline, enable_cache=False if args.no_cache else None)

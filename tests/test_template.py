@@ -13,7 +13,7 @@ import json
 import os
 
 from conveyor.orchestration import Metadata
-from conveyor.orchestration.demo import print_summary, run_summary
+from conveyor.orchestration.demo import months_to_run, print_summary, run_summary
 
 COMPONENTS = (
     "ExampleGen",
@@ -156,3 +156,15 @@ def test_demo_refuses_a_span_count_out_of_range(conveyor, tmp_path):
     for spans in ("0", "13"):
         result = conveyor("demo", "--output", str(tmp_path), "--spans", spans, check=False)
         assert result.returncode == 2 and "--spans must be 1 to 12" in result.stdout
+
+
+def test_demo_runs_the_months_not_there_yet_and_reruns_the_latest(tmp_path):
+    folder = tmp_path / "spans"
+    assert months_to_run(str(folder), 3) == ([1, 2, 3], False)  # a first demo run
+    (folder / "span-1").mkdir(parents=True)
+    (folder / "span-2").mkdir()
+    (folder / "notes").mkdir()
+    assert months_to_run(str(folder), 3) == ([3], False)  # month 3 arrives
+    assert months_to_run(str(folder), 2) == ([2], True)  # a second run: the latest again
+    (folder / "span-5").mkdir()  # ExampleGen reads span 5 whatever month is added below it
+    assert months_to_run(str(folder), 3) == ([5], True)
