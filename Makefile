@@ -36,12 +36,12 @@ demo: install
 # The whole suite, as CI runs it: the Airflow venv too, for the DAG export tests; two
 # pytest workers (one per core), each test file on one worker.
 test: install airflow-env
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=10 tests
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=10 --ignore=tests/engines tests
 
 # Without the tests marked slow (job services, worker processes, training, whole pipelines;
 # the list is in tests/conftest.py): a quick check while working.
 test-fast: install
-	$(BIN)/pytest -q --durations=10 -m "not slow" tests
+	$(BIN)/pytest -q --durations=10 -m "not slow" --ignore=tests/engines tests
 
 LINT_PATHS := components beam_utils dsl orchestration tfx tests benchmarks
 
