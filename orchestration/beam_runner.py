@@ -282,7 +282,7 @@ class BeamDagRunner:
         start_all = time.time()
         md = metadata_for(pipeline)
         md.reap_lost(pipeline.name)
-        md.start_run(pipeline.name, run_id, [c.id for c in pipeline.components])
+        md.start_run(pipeline.name, run_id, [c.id for c in pipeline.components], root=pipeline.root)
         if values:
             md.record_runtime_parameters(pipeline.name, run_id, values)
         p = beam.Pipeline(options=PipelineOptions(args))

@@ -11,6 +11,13 @@ import os
 import shutil
 import sys
 
+from conveyor.orchestration.metadata_flags import (
+    add_metadata_arguments,
+    config_from_args,
+    config_of_record,
+    record_entry,
+)
+
 #: Each command's one-line help, by the name of its functions (``add_<name>_arguments``,
 #: ``run_<name>``; see ``conveyor.orchestration.cli.COMMANDS``).
 HELP = {
@@ -59,6 +66,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         help="kubeflow: the pipeline file inside the image (default: --pipeline-path; "
         "a relative path is relative to the image's working directory)",
     )
+    add_metadata_arguments(parser, "create/update: record that the runs keep ")
 
 
 def run_pipeline(args, beam_args) -> int:
@@ -84,6 +92,7 @@ def run_pipeline(args, beam_args) -> int:
     from conveyor.orchestration.loader import load_pipeline
 
     pipeline = load_pipeline(args.pipeline_path)
+    metadata = record_entry(config_from_args(args), pipeline)
     exported = args.engine in ("airflow", "kubeflow")
     if args.action == "compile":
         if exported:
@@ -120,6 +129,7 @@ def run_pipeline(args, beam_args) -> int:
             args.engine,
             update=update,
             compiled=compiled,
+            metadata=metadata,
         )
     except (FileExistsError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
@@ -129,6 +139,8 @@ def run_pipeline(args, beam_args) -> int:
     )
     if compiled:
         print(f"wrote its {_EXPORT_WHAT[args.engine]} to {compiled}")
+    if metadata:
+        print(f"its ML Metadata: MySQL {metadata['mysql']} (user {metadata['user'] or '-'})")
     return 0
 
 
@@ -206,6 +218,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="local engine: components run at once (beam engine: give Beam flags after "
         "--, e.g. -- --direct_running_mode=multi_processing --direct_num_workers=2)",
     )
+    add_metadata_arguments(parser)
 
 
 def _add_runtime_parameter_argument(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -257,6 +270,12 @@ def run_run(args, beam_args) -> int:
 
         pipeline = load_pipeline(record["pipeline_path"])
         given = _given_values(pipeline, args.runtime_parameter)
+        chosen = config_from_args(args)
+        entry = record.get("metadata") or {}
+        if chosen is None and entry and entry.get("from") != "pipeline":
+            chosen = config_of_record(record)
+        if chosen is not None:
+            pipeline.metadata_connection_config = chosen
         if beam_args:
             pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
         if record["engine"] == "beam":
@@ -279,7 +298,7 @@ def run_run(args, beam_args) -> int:
             return 1
         print(f"run {result['run_id']} finished")
         return 0
-    md = _open_metadata(record)
+    md = _open_metadata(record, args)
     if md is None:
         print(f"no runs of {record['name']!r}")
         return 0
@@ -322,12 +341,16 @@ def run_run(args, beam_args) -> int:
     return 0
 
 
-def _open_metadata(record: dict):
+def _open_metadata(record: dict, args=None):
     """The registered pipeline's ML Metadata store (None if there is none yet); a usage error naming
-    it if it cannot be opened."""
+    it if it cannot be opened. A MySQL one (``--metadata-mysql``, or recorded at ``pipeline
+    create``) is opened as it is: a server that does not answer is a usage error naming it."""
     from conveyor.beam_utils.errors import UsageError
     from conveyor.orchestration.metadata import Metadata
 
+    config = config_of_record(record, args)
+    if config is not None:
+        return Metadata(config)
     path = os.path.join(record["root"], "metadata.sqlite")
     if not os.path.exists(path):
         return None
@@ -431,6 +454,7 @@ def add_component_command_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="check: write 'true' (it runs) or 'false' (it was recorded SKIPPED) to this file",
     )
+    add_metadata_arguments(parser)
 
 
 def run_component_command(args, beam_args) -> int:
@@ -451,6 +475,9 @@ def run_component_command(args, beam_args) -> int:
         )
     if beam_args:
         pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
+    chosen = config_from_args(args)
+    if chosen is not None:
+        pipeline.metadata_connection_config = chosen
     try:
         pipeline.component(args.component)
     except KeyError as e:
@@ -493,7 +520,9 @@ def _check_component(md, pipeline, args, values: dict) -> int:
     from conveyor.orchestration.launcher import ComponentError, execution_type
     from conveyor.orchestration.skipping import prepare
 
-    md.note_components(pipeline.name, args.run_id, [c.id for c in pipeline.components])
+    md.note_components(
+        pipeline.name, args.run_id, [c.id for c in pipeline.components], root=pipeline.root
+    )
     component = pipeline.component(args.component)
     try:
         resolved, skipped = prepare(md, pipeline, component, args.run_id, values)

@@ -268,7 +268,7 @@ class LocalDagRunner:
         )
         md = metadata_for(pipeline)
         md.reap_lost(pipeline.name)
-        md.start_run(pipeline.name, run_id, [c.id for c in pipeline.components])
+        md.start_run(pipeline.name, run_id, [c.id for c in pipeline.components], root=pipeline.root)
         if values:
             md.record_runtime_parameters(pipeline.name, run_id, values)
         if self.in_process:
@@ -471,7 +471,9 @@ def run_component_in_child(
     check_root(pipeline.root)
     md = metadata_for(pipeline)
     md.reap_lost(pipeline.name)
-    md.note_components(pipeline.name, run_id, [c.id for c in pipeline.components])
+    md.note_components(
+        pipeline.name, run_id, [c.id for c in pipeline.components], root=pipeline.root
+    )
     tmp = tempfile.mkdtemp(prefix="conveyor-component-")
     try:
         pickle_path = save_pipeline(pipeline, os.path.join(tmp, "pipeline.pkl"))

@@ -1,7 +1,8 @@
 """Recording pipelines in ML Metadata: artifacts, executions, contexts, events.
 
 Uses the real ``ml-metadata`` library; SQLite at ``<root>/metadata.sqlite`` by
-default, any MLMD ``ConnectionConfig`` otherwise. Every pipeline run is a
+default, any MLMD ``ConnectionConfig`` otherwise: a MySQL or MariaDB server
+(:func:`mysql_config`) that several runs and teams share. Every pipeline run is a
 context (``conveyor.PipelineRun``) inside the pipeline's context
 (``conveyor.Pipeline``); every component is a ``conveyor.Node`` context; every
 execution links its input and output artifacts by events, so lineage can be
@@ -9,7 +10,9 @@ walked both ways.
 
 SQLite allows one writer at a time and MLMD reports a busy database as an
 error, so calls on a SQLite store are serialized across processes with a lock
-file beside the database.
+file beside the database. A MySQL server takes writers at once: a call that a
+deadlock undid, or that lost the race to make the same type or context, is
+made again.
 
 Each execution records the process that runs it (pid, host and a token that
 tells it from a later process given the same pid), and each run started by a
@@ -32,6 +35,7 @@ import socket
 import time
 from collections.abc import Iterable
 
+from conveyor.beam_utils.errors import UsageError
 from conveyor.dsl.artifacts import ARTIFACT_TYPES, Artifact, declared_properties, make_artifact
 
 PIPELINE_CONTEXT = "conveyor.Pipeline"
@@ -134,11 +138,91 @@ def sqlite_config(path: str):
     return config
 
 
+def mysql_config(host: str, port: int, database: str, user: str, password: str = ""):
+    """An MLMD ``ConnectionConfig`` for a MySQL (or MariaDB) server; ML Metadata creates
+    ``database`` if it is missing (the user needs the CREATE privilege for that).
+
+    Example::
+
+        Pipeline("flights", root="out/flights", components=[...],
+                 metadata_connection_config=mysql_config("127.0.0.1", 3306, "conveyor",
+                                                         "conveyor", os.environ["PW"]))
+    """
+    from ml_metadata.proto import metadata_store_pb2
+
+    if not host or not isinstance(host, str):
+        raise ValueError(f"mysql_config: host is a host name or address, not {host!r}")
+    if not database or not isinstance(database, str):
+        raise ValueError(f"mysql_config: database is a database name, not {database!r}")
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 < port < 65536:
+        raise ValueError(f"mysql_config: port is a port number (1-65535), not {port!r}")
+    config = metadata_store_pb2.ConnectionConfig()
+    config.mysql.host = host
+    config.mysql.port = port
+    config.mysql.database = database
+    config.mysql.user = user or ""
+    config.mysql.password = password or ""
+    return config
+
+
+def describe_config(config) -> str:
+    """Where a ``ConnectionConfig`` points, without its password: ``mysql://user@host:port/db``
+    or ``sqlite:PATH``."""
+    if config.HasField("mysql"):
+        m = config.mysql
+        where = f"{m.host}:{m.port}" if m.host else f"socket {m.socket}"
+        return f"mysql://{m.user + '@' if m.user else ''}{where}/{m.database}"
+    if config.HasField("sqlite"):
+        return f"sqlite:{config.sqlite.filename_uri}"
+    return config.WhichOneof("config") or "an empty ConnectionConfig"
+
+
+class MetadataConnectionError(UsageError):
+    """The metadata store cannot be reached or opened; the message names it and what to do."""
+
+
+def _connection_error(config, error: Exception) -> MetadataConnectionError:
+    """Why a MySQL store did not open, told apart by a plain TCP connection (MLMD's own
+    message names neither the server nor the cause)."""
+    m = config.mysql
+    where = describe_config(config)
+    if m.host:
+        try:
+            socket.create_connection((m.host, m.port or 3306), timeout=5).close()
+        except OSError as e:
+            return MetadataConnectionError(
+                f"no MySQL server answers at {m.host}:{m.port or 3306} ({e.strerror or e}): "
+                "start one (a private MariaDB for tests and trials: python -m "
+                "conveyor.orchestration.engines start mariadb, then use the flags in "
+                ".engines/mariadb.args and the password in .engines/mariadb.env), or give "
+                "the server's address with --metadata-mysql HOST:PORT/DATABASE"
+            )
+    return MetadataConnectionError(
+        f"the MySQL server at {where} did not open the ML Metadata store ({error}): check the "
+        "user (--metadata-mysql-user or CONVEYOR_MYSQL_USER), the password "
+        "(CONVEYOR_MYSQL_PASSWORD) and that the user may create and use database "
+        f"{m.database!r} (GRANT ALL PRIVILEGES ON `{m.database}`.* TO the user)"
+    )
+
+
+#: Errors of MySQL that a retry of the same call gets past: lock waits and deadlocks between
+#: two runs writing at once, and the race of two processes making the same type or context.
+_MYSQL_TRANSIENT = ("deadlock", "lock wait timeout", "try restarting transaction")
+
+
 class Metadata:
     """A pipeline's ML Metadata store.
 
     Args:
-      connection_config: an MLMD ``ConnectionConfig``, or a path to a SQLite file.
+      connection_config: an MLMD ``ConnectionConfig`` (SQLite, or a MySQL/MariaDB
+        server: :func:`mysql_config`), or a path to a SQLite file.
+
+    A MySQL store that cannot be reached is a :class:`MetadataConnectionError`
+    naming the server and how to start one.
     """
 
     def __init__(self, connection_config):
@@ -148,11 +232,28 @@ class Metadata:
             connection_config = sqlite_config(str(connection_config))
         self.config = connection_config
         self._lock_path = None
+        self._mysql = connection_config.HasField("mysql")
         if connection_config.HasField("sqlite"):
             self._lock_path = connection_config.sqlite.filename_uri + ".lock"
-        with self._locked():
-            self.store = metadata_store.MetadataStore(connection_config)
-            self._types = self._register_types()
+        if not self._mysql:
+            with self._locked():
+                self.store = metadata_store.MetadataStore(connection_config)
+                self._types = self._register_types()
+            return
+        for attempt in range(10):
+            try:
+                self.store = metadata_store.MetadataStore(connection_config)
+            except Exception as e:  # MLMD raises RuntimeError with no cause for every failure
+                if "mysql_real_connect" in str(e):
+                    raise _connection_error(connection_config, e) from None
+                if attempt == 9:
+                    raise
+                # Two processes making the schema of a new database at once: one sees the
+                # other's half-made tables; it is whole a moment later.
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            break
+        self._types = self._call(self._register_types, retry_exists=True)
 
     # -- locking ----------------------------------------------------------------
 
@@ -173,16 +274,34 @@ class Metadata:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _call(self, fn, *args, **kwargs):
-        """One store call under the lock, retried briefly if the database is busy."""
+    def _call(self, fn, *args, retry_exists: bool = False, **kwargs):
+        """One store call under the lock, retried briefly if the database is busy (SQLite) or
+        a transaction met another's (MySQL). ``retry_exists``: ``fn`` gets or makes something
+        by name, so "already exists" (another process made it first) is retried too."""
+        import ml_metadata.errors as mlmd_errors
+
         for attempt in range(20):
             try:
                 with self._locked():
                     return fn(*args, **kwargs)
             except Exception as e:  # MLMD raises its own errors for a busy database
-                if "locked" not in str(e).lower() and "busy" not in str(e).lower() or attempt == 19:
+                text = str(e).lower()
+                transient = "locked" in text or "busy" in text
+                if self._mysql:
+                    transient = transient or any(t in text for t in _MYSQL_TRANSIENT)
+                    if retry_exists and isinstance(e, mlmd_errors.AlreadyExistsError):
+                        transient = True
+                if not transient or attempt == 19:
                     raise
                 time.sleep(0.05 * (attempt + 1))
+
+    def _held(self, fn, *args):
+        """One store call inside a block that holds the lock already (SQLite: no retry, the
+        lock keeps others out; MySQL: no lock, so retried as :meth:`_call` retries). Each MLMD
+        call is one transaction, so a call a deadlock undid can be made again."""
+        if not self._mysql:
+            return fn(*args)
+        return self._call(fn, *args)
 
     # -- types ------------------------------------------------------------------
 
@@ -207,6 +326,7 @@ class Metadata:
                 _artifact_type_proto(type_name),
                 can_add_fields=True,
                 can_omit_fields=True,
+                retry_exists=True,
             )
         return self._types[type_name]
 
@@ -218,7 +338,9 @@ class Metadata:
             t = pb.ExecutionType(name=type_name)
             for prop in ("component_id", "run_id", "pipeline_name", "cache_key", "state"):
                 t.properties[prop] = pb.STRING
-            self._types[key] = self._call(self.store.put_execution_type, t, can_add_fields=True)
+            self._types[key] = self._call(
+                self.store.put_execution_type, t, can_add_fields=True, retry_exists=True
+            )
         return self._types[key]
 
     # -- contexts ---------------------------------------------------------------
@@ -235,7 +357,7 @@ class Metadata:
                 ctx.custom_properties[k].string_value = str(v)
             return self.store.put_contexts([ctx])[0]
 
-        return self._call(get_or_put)
+        return self._call(get_or_put, retry_exists=True)
 
     def run_contexts(self, pipeline_name: str, run_id: str, component_id: str) -> list[int]:
         """Context ids (pipeline, run, node) an execution of a component belongs to."""
@@ -371,10 +493,16 @@ class Metadata:
     # -- runs -------------------------------------------------------------------------
 
     def start_run(
-        self, pipeline_name: str, run_id: str, component_ids: list[str], runner: dict | None = None
+        self,
+        pipeline_name: str,
+        run_id: str,
+        component_ids: list[str],
+        runner: dict | None = None,
+        root: str | None = None,
     ) -> None:
-        """Records a run a runner starts: its components, the runner's process, state RUNNING."""
-        self._context(PIPELINE_CONTEXT, pipeline_name)
+        """Records a run a runner starts: its components, the runner's process, state RUNNING;
+        ``root``, the pipeline root, on the pipeline's context (:meth:`pipeline_root`)."""
+        self._note_root(pipeline_name, root)
         ctx_id = self._context(
             RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id)
         )
@@ -391,8 +519,36 @@ class Metadata:
 
         self._call(put)
 
-    def note_components(self, pipeline_name: str, run_id: str, component_ids: list[str]) -> None:
-        """Records a run's components, if nothing did yet (runs an orchestrator drives one by one)."""
+    def _note_root(self, pipeline_name: str, root: str | None) -> None:
+        """The pipeline's context, made if new, with its latest root (a store on a server
+        is shared by pipelines whose roots are anywhere: readers such as the UI find them so)."""
+        ctx_id = self._context(PIPELINE_CONTEXT, pipeline_name)
+        if not root:
+            return
+
+        def put():
+            [ctx] = self.store.get_contexts_by_id([ctx_id])
+            props = ctx.custom_properties
+            if "root" not in props or props["root"].string_value != root:
+                props["root"].string_value = root
+                self.store.put_contexts([ctx])
+
+        self._call(put)
+
+    def pipeline_root(self, pipeline_name: str) -> str | None:
+        """The pipeline root its latest run recorded (None: none did, or no such pipeline)."""
+        ctx = self._call(self.store.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
+        if ctx is None or "root" not in ctx.custom_properties:
+            return None
+        return ctx.custom_properties["root"].string_value or None
+
+    def note_components(
+        self, pipeline_name: str, run_id: str, component_ids: list[str], root: str | None = None
+    ) -> None:
+        """Records a run's components, if nothing did yet (runs an orchestrator drives one by
+        one); ``root`` as :meth:`start_run` records it."""
+        if root:
+            self._note_root(pipeline_name, root)
         ctx_id = self._context(
             RUN_CONTEXT, f"{pipeline_name}.{run_id}", self._run_properties(pipeline_name, run_id)
         )
@@ -527,24 +683,25 @@ class Metadata:
         ]
         new = [a for _, _, a in listed if a.id is None]
         arts = [self._artifact_proto(a) for a in new]
+        held = self._held
         with self._locked():
-            self.store.put_executions([ex])
-            ids = self.store.put_artifacts(arts) if arts else []
+            held(self.store.put_executions, [ex])
+            ids = held(self.store.put_artifacts, arts) if arts else []
             for a, i in zip(new, ids):
                 a.id = i
             events = [self._event(pb.Event.OUTPUT, key, a, i) for key, i, a in listed]
             for ev in events:
                 ev.execution_id = execution_id
             if events:
-                self.store.put_events(events)
-            contexts = [c.id for c in self.store.get_contexts_by_execution(execution_id)]
+                held(self.store.put_events, events)
+            contexts = [c.id for c in held(self.store.get_contexts_by_execution, execution_id)]
             if listed:
                 attributions = [
                     pb.Attribution(context_id=c, artifact_id=aid)
                     for c in contexts
                     for aid in sorted({a.id for _, _, a in listed})
                 ]
-                self.store.put_attributions_and_associations(attributions, [])
+                held(self.store.put_attributions_and_associations, attributions, [])
         return outputs
 
     def _artifact_proto(self, a: Artifact):

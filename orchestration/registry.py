@@ -1,8 +1,9 @@
 """Registered pipelines: what ``conveyor pipeline create`` remembers.
 
 Each registered pipeline is ``$CONVEYOR_HOME/pipelines/<name>.json`` (default
-home ``~/.conveyor``): its name, the pipeline file, its root, the engine and,
-for Airflow and Kubeflow, the DAG file or pipeline spec compiled for it.
+home ``~/.conveyor``): its name, the pipeline file, its root, the engine,
+for Airflow and Kubeflow the DAG file or pipeline spec compiled for it, and
+its ML Metadata store when that is a MySQL server (``metadata``, no password).
 """
 
 from __future__ import annotations
@@ -25,9 +26,17 @@ def _path(name: str) -> pathlib.Path:
 
 
 def register(
-    name: str, pipeline_path: str, root: str, engine: str, update: bool, compiled: str | None = None
+    name: str,
+    pipeline_path: str,
+    root: str,
+    engine: str,
+    update: bool,
+    compiled: str | None = None,
+    metadata: dict | None = None,
 ) -> dict:
-    """Records a pipeline; ``compiled`` is its Airflow DAG file or Kubeflow spec, if any."""
+    """Records a pipeline; ``compiled`` is its Airflow DAG file or Kubeflow spec, if any;
+    ``metadata`` where its ML Metadata is when not SQLite under the root (no password:
+    :func:`conveyor.orchestration.metadata_flags.record_entry`)."""
     path = _path(name)
     if path.exists() and not update:
         raise FileExistsError(f"pipeline {name!r} already exists; use 'conveyor pipeline update'")
@@ -39,6 +48,7 @@ def register(
         "root": root,
         "engine": engine,
         "compiled": compiled,
+        "metadata": metadata,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     tmp = path.with_suffix(f".tmp{os.getpid()}")

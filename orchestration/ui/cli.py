@@ -1,6 +1,8 @@
 """``conveyor ui``: serves the UI on ``--host``:``--port`` (127.0.0.1:8765) with uvicorn.
 
-A host other than a loopback address needs an access token (``--token`` or the
+``--metadata-mysql HOST[:PORT]/DB`` shows every pipeline of a MySQL ML Metadata
+store too (user and password as for ``conveyor run``:
+:mod:`conveyor.orchestration.metadata_flags`). A host other than a loopback address needs an access token (``--token`` or the
 ``CONVEYOR_UI_TOKEN`` environment variable), checked on every request. ``--home`` sets
 ``CONVEYOR_HOME`` (the pipeline registry) for the server and the runs it starts.
 """
@@ -45,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="a pipeline root (with its metadata.sqlite) to show too; repeatable",
     )
+    from conveyor.orchestration.metadata_flags import add_metadata_arguments
+
+    add_metadata_arguments(parser, "show the pipelines of ")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="port (default 8765; 0: any free)"
@@ -77,6 +82,10 @@ def run(args, beam_args) -> int:
     for root in args.root:
         if not os.path.isdir(root):
             raise UsageError(f"--root {root}: no such folder")
+    stores = list(args.root)
+    server = _server_store(args)
+    if server is not None:
+        stores.append(server)
 
     import uvicorn
 
@@ -85,13 +94,25 @@ def run(args, beam_args) -> int:
     hosts = (
         {"127.0.0.1", "localhost", "[::1]", args.host} if security.is_loopback(args.host) else None
     )
-    app = create_app(roots=args.root, token=token, hosts=hosts)
+    app = create_app(roots=stores, token=token, hosts=hosts)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     server = uvicorn.Server(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     _announce(server, shown, token)
     server.run()
     return 0
+
+
+def _server_store(args):
+    """The ``ConnectionConfig`` of ``--metadata-mysql`` (None without it), opened once here so
+    that a server that does not answer is a usage error before anything listens."""
+    from conveyor.orchestration.metadata import Metadata
+    from conveyor.orchestration.metadata_flags import config_from_args
+
+    config = config_from_args(args)
+    if config is not None:
+        Metadata(config)
+    return config
 
 
 def _announce(server, host: str, token: str | None) -> None:

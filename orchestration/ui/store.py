@@ -1,10 +1,13 @@
 """What the UI reads: the registered pipelines, the pipeline roots given, their ML Metadata.
 
-Every pipeline root holds its store at ``<root>/metadata.sqlite``. A store is opened
-once (never created: a root without one has no runs yet) and read under a lock of
-its own, since the web server answers from several threads; each read goes
-through :class:`conveyor.orchestration.Metadata`, which takes the store's lock file
-and retries while a runner writing at the same time holds the database.
+Every pipeline root holds its store at ``<root>/metadata.sqlite``, unless its
+pipeline keeps ML Metadata on a MySQL server (registered so, or shown with
+``conveyor ui --metadata-mysql``: the ``roots`` given may then be ``ConnectionConfig``
+messages too). A store is opened once (a SQLite one is never created: a root
+without one has no runs yet) and read under a lock of its own, since the web
+server answers from several threads; each read goes through
+:class:`conveyor.orchestration.Metadata`, which takes the store's lock file and
+retries while a runner writing at the same time holds the database.
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ class PipelineRef:
 
     Args:
       name: the pipeline's name (its ML Metadata context).
-      root: its pipeline root (absolute).
+      root: its pipeline root (absolute); None for one found on a MySQL server that
+        recorded none (:data:`NO_ROOT`, inside which no file is).
       record: its registry record (``conveyor pipeline create``), or None for a
-        pipeline found only in a ``--root`` store.
+        pipeline found only in a ``--root`` store or on a MySQL server.
+      connection: the ``ConnectionConfig`` of its MySQL store; None: SQLite under the root.
     """
 
-    def __init__(self, name: str, root: str, record: dict | None = None):
+    def __init__(self, name: str, root: str | None, record: dict | None = None, connection=None):
         self.name = name
-        self.root = os.path.realpath(root)
+        self.root = os.path.realpath(root) if root else NO_ROOT
         self.record = record
+        self.connection = connection
 
     @property
     def engine(self) -> str | None:
@@ -50,13 +56,28 @@ class PipelineRef:
         """``<root>/metadata.sqlite``."""
         return os.path.join(self.root, "metadata.sqlite")
 
+    @property
+    def store_key(self) -> str:
+        """Which store holds it: the SQLite path, or ``mysql://user@host:port/db``."""
+        if self.connection is not None:
+            from conveyor.orchestration.metadata import describe_config
+
+            return describe_config(self.connection)
+        return self.metadata_path
+
+
+#: The root of a pipeline whose MySQL store recorded none: a path below a file, so no real
+#: path is ever inside it and nothing is served from it.
+NO_ROOT = os.path.join(os.devnull, "no-pipeline-root")
+
 
 class Store:
     """The pipelines of a registry (``CONVEYOR_HOME``) and of extra pipeline roots.
 
     Args:
       roots: pipeline roots to show beside the registered pipelines; each one's
-        ``metadata.sqlite`` may hold several pipelines.
+        ``metadata.sqlite`` may hold several pipelines. An item may also be a MySQL
+        ``ConnectionConfig`` (``--metadata-mysql``): every pipeline on that server too.
 
     Example::
 
@@ -66,12 +87,18 @@ class Store:
             md.runs("flights")
     """
 
-    def __init__(self, roots: list[str] | None = None):
-        self.roots = [os.path.realpath(r) for r in roots or []]
+    def __init__(self, roots: list | None = None):
+        folders = [r for r in roots or [] if isinstance(r, (str, os.PathLike))]
+        self.servers = [r for r in roots or [] if not isinstance(r, (str, os.PathLike))]
+        self.roots = [os.path.realpath(r) for r in folders]
         for r in self.roots:
             if not os.path.isdir(r):
                 raise FileNotFoundError(f"--root {r}: no such folder")
+        for c in self.servers:
+            if not (hasattr(c, "HasField") and c.HasField("mysql")):
+                raise TypeError(f"roots: a folder or a MySQL ConnectionConfig, not {c!r}")
         self._open: dict[str, object] = {}
+        self._records: dict[tuple, object] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -81,11 +108,42 @@ class Store:
         """Every pipeline known: registered ones first, then those in the roots' stores."""
         refs: dict[str, PipelineRef] = {}
         for record in registry.all_pipelines():
-            refs[record["name"]] = PipelineRef(record["name"], record["root"], record)
+            refs[record["name"]] = PipelineRef(
+                record["name"], record["root"], record, self._record_connection(record)
+            )
         for root in self.roots:
             for name in self._pipeline_names(root):
                 refs.setdefault(name, PipelineRef(name, root))
+        for config in self.servers:
+            for name, root in self._server_pipelines(config):
+                refs.setdefault(name, PipelineRef(name, root, connection=config))
         return list(refs.values())
+
+    def _record_connection(self, record: dict):
+        """The MySQL ``ConnectionConfig`` a registered pipeline's record names (None: SQLite),
+        worked out once per version of the record."""
+        if not record.get("metadata"):
+            return None
+        key = (record["name"], record.get("updated"))
+        if key not in self._records:
+            from conveyor.orchestration.metadata_flags import config_of_record
+
+            self._records[key] = config_of_record(record)
+        return self._records[key]
+
+    def _server_pipelines(self, config) -> list[tuple[str, str | None]]:
+        """``(name, root)`` of every pipeline in a MySQL store (root: as its latest run
+        recorded it)."""
+        from conveyor.orchestration.metadata import PIPELINE_CONTEXT, describe_config
+
+        with self._reading(describe_config(config), config) as md:
+            contexts = md._call(md.store.get_contexts_by_type, PIPELINE_CONTEXT)
+            return [
+                (c.name, c.custom_properties["root"].string_value or None)
+                if "root" in c.custom_properties
+                else (c.name, None)
+                for c in contexts
+            ]
 
     def pipeline(self, name: str) -> PipelineRef:
         """The pipeline named ``name``; :class:`NotFound` naming those known otherwise."""
@@ -112,19 +170,22 @@ class Store:
 
     def metadata(self, ref: PipelineRef):
         """A context manager giving ``ref``'s :class:`Metadata` (None: no runs yet), read alone."""
-        return self._reading(ref.metadata_path)
+        return self._reading(ref.store_key, ref.connection)
 
-    def _reading(self, path: str):
+    def _reading(self, path: str, connection=None):
         with self._guard:
             lock = self._locks.setdefault(path, threading.Lock())
-        return _Reading(self, path, lock)
+        return _Reading(self, path, lock, connection)
 
-    def _get(self, path: str):
+    def _get(self, path: str, connection=None):
         if path not in self._open:
-            if not os.path.exists(path):
-                return None
             from conveyor.orchestration.metadata import Metadata
 
+            if connection is not None:  # a server's store: opened (made) as runs would
+                self._open[path] = Metadata(connection)
+                return self._open[path]
+            if not os.path.exists(path):
+                return None
             self._open[path] = Metadata(path)
         return self._open[path]
 
@@ -155,11 +216,11 @@ class Store:
         refs = [self.pipeline(pipeline)] if pipeline else self.pipelines()
         found: dict[str, PipelineRef] = {}
         for ref in refs:
-            if ref.metadata_path in found:
+            if ref.store_key in found:
                 continue
             with self.metadata(ref) as md:
                 if md is not None and md._call(md.store.get_artifacts_by_id, [artifact_id]):
-                    found[ref.metadata_path] = ref
+                    found[ref.store_key] = ref
         if not found:
             raise NotFound(f"no artifact {artifact_id}")
         if len(found) > 1:
@@ -175,13 +236,14 @@ class Ambiguous(LookupError):
 
 
 class _Reading:
-    def __init__(self, store: Store, path: str, lock: threading.Lock):
+    def __init__(self, store: Store, path: str, lock: threading.Lock, connection=None):
         self.store, self.path, self.lock = store, path, lock
+        self.connection = connection
 
     def __enter__(self):
         self.lock.acquire()
         try:
-            return self.store._get(self.path)
+            return self.store._get(self.path, self.connection)
         except BaseException:
             self.lock.release()
             raise
