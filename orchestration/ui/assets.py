@@ -19,7 +19,8 @@ pre.log, pre.error { background: #111; color: #eee; padding: 8px; max-height: 48
 pre.error { background: #5b1010; }
 svg.dag, svg.lineage { border: 1px solid #ddd; background: #fafafa; }
 .muted { color: #777; }
-figure.plot { display: inline-block; margin: 4px; }
+figure.plot, figure.curves { display: inline-block; margin: 4px 8px; vertical-align: top; }
+svg.plot { margin-right: 6px; }
 """
 )
 
@@ -46,9 +47,27 @@ document.addEventListener('submit', function (ev) {
     .then(function (rj) {
       var out = form.querySelector('.result');
       if (out) out.textContent = rj[0].ok ? 'started: ' + JSON.stringify(rj[1]) : (rj[1].error || rj[0].status);
-      if (rj[0].ok) setTimeout(function () { location.reload(); }, 2000);
+      if (!rj[0].ok) return;
+      if (form.dataset.runsUrl) waitForNewRun(form, out); else setTimeout(function () { location.reload(); }, 2000);
     });
 });
+// A run just started: reload once ML Metadata has it (its runner takes a moment to start),
+// so the page shows it and then refreshes itself while it is live.
+function waitForNewRun(form, out) {
+  var tries = 0;
+  var timer = setInterval(function () {
+    tries += 1;
+    fetch(form.dataset.runsUrl, {credentials: 'same-origin'}).then(function (r) { return r.json(); })
+      .then(function (j) {
+        var newest = j.runs && j.runs.length ? j.runs[0].run_id : '';
+        if (newest && newest !== form.dataset.newest) { clearInterval(timer); location.reload(); }
+        else if (tries >= 120) {
+          clearInterval(timer);
+          if (out) out.textContent += ' (no run recorded after 2 minutes: see its log)';
+        }
+      });
+  }, 1000);
+}
 // A live log: [data-log-url] is refreshed every 2 s while its run is running.
 (function () {
   var pre = document.querySelector('pre[data-log-url]'); if (!pre) return;

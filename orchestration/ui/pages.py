@@ -121,7 +121,9 @@ def runs_page(request: Request) -> HTMLResponse:
     form = ""
     if ref.startable:
         form = (
-            f'<form method="post" data-api="1" action="/api/pipelines/{_q(ref.name)}/runs" class="start">'
+            f'<form method="post" data-api="1" action="/api/pipelines/{_q(ref.name)}/runs" '
+            f'class="start" data-runs-url="/api/pipelines/{_q(ref.name)}/runs?limit=1" '
+            f'data-newest="{e(runs[0]["run_id"] if runs and offset == 0 else "")}">'
             "<h2>Start a run</h2><p>Runtime parameters (NAME=VALUE, one a line):</p>"
             f'<textarea name="runtime_parameters" rows="3" cols="50">'
             f"{e(chr(10).join(f'{k}={v}' for k, v in last_params.items()))}</textarea><br>"

@@ -13,6 +13,9 @@ from conveyor.components.statistics import (
     statistics_html,
     table_cell,
 )
+from conveyor.orchestration.ui import plots
+
+__all__ = ["MAX_PLOTTED_SLICES", "render_view"]
 
 e = html.escape
 
@@ -56,12 +59,55 @@ def _anomalies(view: dict) -> str:
     return "".join(out)
 
 
-def _evaluation(view: dict, files: str | None) -> str:
+def _slice_table(view: dict) -> str:
+    """The sortable slice table; with a baseline, each metric's baseline value and the
+    difference (candidate minus baseline) beside it."""
     names = view["metric_names"]
-    rows = "".join(
-        f"<tr><td>{e(s['slice'])}</td>" + "".join(_td(s["metrics"].get(n)) for n in names) + "</tr>"
-        for s in view["slices"]
+    baseline = any("baseline_metrics" in s for s in view["slices"])
+    head = "".join(
+        f"<th>{e(n)}</th>" + (f"<th>{e(n)} (baseline)</th><th>{e(n)} diff</th>" if baseline else "")
+        for n in names
     )
+    rows = []
+    for s in view["slices"]:
+        cells = []
+        for n in names:
+            cells.append(_td(s["metrics"].get(n)))
+            if baseline:
+                cells.append(_td((s.get("baseline_metrics") or {}).get(n)))
+                cells.append(_td((s.get("diff") or {}).get(n)))
+        rows.append(f"<tr><td>{e(s['slice'])}</td>{''.join(cells)}</tr>")
+    return (
+        f'<h2>Slices</h2><table class="sortable slices{" baseline" if baseline else ""}">'
+        f"<thead><tr><th>Slice</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _curves(view: dict) -> str:
+    """Each slice's ROC and calibration plots, drawn here as inline SVG."""
+    figures = []
+    for c in (view.get("curves") or [])[:MAX_PLOTTED_SLICES]:
+        parts = []
+        if c["roc"]:
+            parts.append(plots.roc_svg(c["roc"], f"ROC · {c['slice']}", c.get("baseline_roc")))
+        if c["calibration"]:
+            parts.append(
+                plots.calibration_svg(
+                    c["calibration"], f"Calibration · {c['slice']}", c.get("baseline_calibration")
+                )
+            )
+        figures.append(
+            f'<figure class="curves" data-slice="{e(c["slice"])}">{"".join(parts)}'
+            f"<figcaption>{e(c['slice'])}</figcaption></figure>"
+        )
+    return "<h2>Plots</h2>" + "".join(figures) if figures else ""
+
+
+#: Slices whose plots the evaluation view draws (the first ones of ``plots.json``).
+MAX_PLOTTED_SLICES = 12
+
+
+def _evaluation(view: dict, files: str | None) -> str:
     v = view.get("validation") or {}
     failures = "".join(
         f'<tr class="bad"><td>{e(str(f.get("metric")))}</td><td>{e(json.dumps(f.get("slice", {})))}</td>'
@@ -78,15 +124,16 @@ def _evaluation(view: dict, files: str | None) -> str:
             if failures
             else ""
         )
-        + '<h2>Slices</h2><table class="sortable slices"><thead><tr><th>Slice</th>'
-        + "".join(f"<th>{e(n)}</th>" for n in names)
-        + f"</tr></thead><tbody>{rows}</tbody></table>"
+        + _slice_table(view)
+        + _curves(view)
     )
     if files and view["plots"]:
-        out += "<h2>Plots</h2>" + "".join(
-            f'<figure class="plot"><img src="{files}/{e(quote(p))}" width="280" '
-            f'alt="{e(p)}"><figcaption>{e(p)}</figcaption></figure>'
-            for p in view["plots"][:24]
+        out += (
+            "<h2>The Evaluator's images</h2><ul class=images>"
+            + "".join(
+                f'<li><a href="{files}/{e(quote(p))}">{e(p)}</a></li>' for p in view["plots"][:48]
+            )
+            + "</ul>"
         )
     return out
 

@@ -15,6 +15,7 @@ import glob
 import os
 
 from conveyor.dsl import layout
+from conveyor.orchestration.ui.plots import curves
 from conveyor.orchestration.ui.store import read_json
 
 
@@ -109,8 +110,10 @@ def anomalies_view(uri: str) -> dict:
 
 
 def evaluation_view(uri: str) -> dict:
-    """The slice table (``metrics.json``: one row per slice and metric values) and the
-    validation (``validation.json``: blessed, failures, skipped thresholds); plot files."""
+    """The slice table (``metrics.json``: one row per slice, its metric values and, with a
+    baseline model, the baseline's and the difference), the validation (``validation.json``:
+    blessed, failures, skipped thresholds), the ROC and calibration curves of each slice
+    (``plots.json``, see :func:`conveyor.orchestration.ui.plots.curves`) and the PNG files."""
     metrics = read_json(os.path.join(uri, "metrics.json")) or []
     names: list[str] = []
     rows = []
@@ -120,12 +123,14 @@ def evaluation_view(uri: str) -> dict:
             if k not in names:
                 names.append(k)
         slice_ = entry.get("slice") or {}
-        rows.append(
-            {
-                "slice": ", ".join(f"{k}={v}" for k, v in slice_.items()) or "Overall",
-                "metrics": values,
-            }
-        )
+        row = {
+            "slice": ", ".join(f"{k}={v}" for k, v in slice_.items()) or "Overall",
+            "metrics": values,
+        }
+        for key in ("baseline_metrics", "diff"):
+            if isinstance(entry.get(key), dict):
+                row[key] = entry[key]
+        rows.append(row)
     plots = sorted(
         os.path.relpath(p, uri) for p in glob.glob(os.path.join(glob.escape(uri), "plots", "*.png"))
     )
@@ -135,6 +140,7 @@ def evaluation_view(uri: str) -> dict:
         "slices": rows,
         "validation": read_json(os.path.join(uri, "validation.json")),
         "plots": plots,
+        "curves": curves(read_json(os.path.join(uri, "plots.json"))),
     }
 
 
