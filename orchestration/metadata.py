@@ -720,11 +720,20 @@ class Metadata:
 
     # -- queries ------------------------------------------------------------------
 
-    def find_cached(self, cache_key: str, type_name: str) -> dict[str, Artifact] | None:
-        """Outputs of the latest COMPLETE execution with this cache key whose files still exist."""
+    def find_cached(
+        self, cache_key: str, type_name: str, pipeline_name: str | None = None
+    ) -> dict[str, Artifact] | None:
+        """Outputs of the latest COMPLETE execution with this cache key whose files still exist;
+        of ``pipeline_name``'s executions only, when given: pipelines that share a store (a
+        MySQL server, or one root) may have components alike, whose outputs are each other's
+        to reuse no more than TFX's are (they lie under the other pipeline's root)."""
         executions = self._call(self.store.get_executions_by_type, type_name)
         for ex in sorted(executions, key=lambda e: e.id, reverse=True):
             if ex.properties["cache_key"].string_value != cache_key:
+                continue
+            if pipeline_name is not None and (
+                ex.properties["pipeline_name"].string_value != pipeline_name
+            ):
                 continue
             if ex.properties["state"].string_value not in (COMPLETE,):
                 continue
