@@ -35,7 +35,11 @@ class Pipeline:
       beam_pipeline_args: Beam flags for every component.
       enable_cache: reuse outputs of an identical earlier execution.
       metadata_connection_config: an ML Metadata ``ConnectionConfig`` (default:
-        SQLite at ``<root>/metadata.sqlite``).
+        SQLite at ``<root>/metadata.sqlite``); a MySQL or MariaDB server that several
+        pipelines and teams share:
+        ``conveyor.orchestration.metadata.mysql_config(host, port, database, user, password)``.
+        It travels with the pipeline (pickled for component processes and Beam steps),
+        password included.
     """
 
     def __init__(
