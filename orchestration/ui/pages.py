@@ -291,6 +291,11 @@ def node_page(request: Request) -> HTMLResponse:
         for k, v in sorted(c["parameters"].items())
     )
     parts.append(f"<h2>Parameters</h2><table class=parameters><tbody>{params}</tbody></table>")
+    if c["beam_args"]:
+        flags = "".join(f"<li><code>{e(a)}</code></li>" for a in c["beam_args"])
+        parts.append(f"<h2>Beam args</h2><ul class=beam-args>{flags}</ul>")
+    elif c["execution_id"] is not None:
+        parts.append("<h2>Beam args</h2><p class=muted>none recorded for this execution</p>")
     if c["log"]:
         url = f"/api/runs/{_q(run_id)}/components/{_q(cid)}/log?pipeline={_q(ref.name)}"
         following = run["state"] == RUNNING and c["state"] in (RUNNING, "NOT_STARTED")

@@ -176,7 +176,7 @@ def run_detail(ref, md, run_id: str) -> dict:
     for row in summary["components"]:
         ex_id = row["execution_id"]
         inputs, outputs, params = {}, {}, {}
-        start = end = None
+        start = end = beam_args = None
         if ex_id is not None:
             inputs = md.input_lists_of_execution(ex_id)
             outputs = md.output_lists_of_execution(ex_id)
@@ -186,6 +186,7 @@ def run_detail(ref, md, run_id: str) -> dict:
             ex = executions[ex_id]
             if "parameters" in ex.custom_properties:
                 params = json.loads(ex.custom_properties["parameters"].string_value)
+            beam_args = _beam_args(ex)
             start, end = timings.get(ex_id, (None, None))
         components.append(
             {
@@ -199,6 +200,7 @@ def run_detail(ref, md, run_id: str) -> dict:
                 "error": row["error"],
                 "reason": row.get("reason", ""),
                 "parameters": params,
+                "beam_args": beam_args,
                 "inputs": {
                     k: [artifact_row(a, ref.name) for a in arts] for k, arts in inputs.items()
                 },
@@ -231,6 +233,23 @@ def run_detail(ref, md, run_id: str) -> dict:
         "components": components,
         "edges": _unique(edges),
     }
+
+
+def _beam_args(ex) -> list[str] | None:
+    """The Beam flags the execution ran with (its ``beam_args`` custom property, a JSON list
+    of the pipeline's and the component's flags); None when the launcher recorded none."""
+    prop = ex.custom_properties.get(BEAM_ARGS_PROPERTY)
+    if prop is None:
+        return None
+    try:
+        value = json.loads(prop.string_value)
+    except ValueError:
+        return [prop.string_value]
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+#: The execution custom property holding its Beam flags (a JSON list).
+BEAM_ARGS_PROPERTY = "beam_args"
 
 
 def _earlier_edges(md, pipeline: str, run_id: str, components: set[str], runs: int = 5) -> list:

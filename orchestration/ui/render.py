@@ -173,6 +173,50 @@ def _sample(sample: dict) -> str:
     return "".join(out)
 
 
+def _inference(view: dict) -> str:
+    """The counts, then the first predictions: one row each, a column per output."""
+    out = ""
+    if view.get("skipped"):
+        out += "<p class=bad>Skipped: the model was not blessed (SKIPPED_NOT_BLESSED).</p>"
+    if view.get("summary") is not None:
+        out += "<h2>Summary</h2>" + _json_table(view["summary"])
+    sample = view.get("sample") or {}
+    if sample.get("error"):
+        out += f'<pre class="error">could not read the predictions: {e(sample["error"])}</pre>'
+    rows = sample.get("predictions") or []
+    if rows:
+        names = []
+        for r in rows:
+            names += [n for n in r["outputs"] if n not in names]
+        body = "".join(
+            f"<tr>{_td(i)}<td>{e(r['kind'])}</td>"
+            + "".join(_prediction_cell(r["outputs"].get(n)) for n in names)
+            + "</tr>"
+            for i, r in enumerate(rows)
+        )
+        out += (
+            f"<h2>First predictions</h2><p class=muted>from {e(sample['file'])}</p>"
+            '<table class="sortable predictions"><thead><tr><th>#</th><th>Log</th>'
+            + "".join(f"<th>{e(n)}</th>" for n in names)
+            + f"</tr></thead><tbody>{body}</tbody></table>"
+        )
+    return out
+
+
+def _prediction_cell(value) -> str:
+    if not isinstance(value, list):
+        return _td(value)
+    if value and all(isinstance(c, list) and len(c) == 2 for c in value):  # classes
+        text = ", ".join(f"{label}: {_plain(score)}" for label, score in value)
+    else:
+        text = ", ".join(_plain(v) for v in value)
+    return f"<td>{e(text)}</td>"
+
+
+def _plain(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def render_view(view: dict | None, pipeline: str, files: str | None) -> str:
     """The HTML of a view (empty without one); ``files`` is the URL of the artifact's folder."""
     if view is None:
@@ -190,6 +234,8 @@ def render_view(view: dict | None, pipeline: str, files: str | None) -> str:
         return _evaluation(view, files)
     if kind == "blessing":
         return _blessing(view)
+    if kind == "inference_result":
+        return _inference(view)
     summary = view.get("summary")
     if kind == "examples" and isinstance(summary, dict):
         splits = "".join(

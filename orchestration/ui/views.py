@@ -4,8 +4,9 @@
 and feature, from ``Split-*/FeatureStats.pb``), schema (``schema.pbtxt``), anomalies
 (``Split-*/SchemaDiff.pb``), evaluation (``metrics.json``, ``validation.json``),
 blessing (the ``BLESSED``/``NOT_BLESSED`` marker, ``infra_validation.json``), pushed
-model (``push_summary.json``), inference result (``inference_summary.json``), examples
-(``summary.json``), transform graph (``transform_summary.json``). The protos are read
+model (``push_summary.json``), inference result (``inference_summary.json`` and the first
+predictions of its PredictionLogs), examples (``summary.json`` and the first rows of each
+split), transform graph (``transform_summary.json``). The protos are read
 with ``tensorflow_metadata`` (plain protobuf: no TensorFlow import).
 """
 
@@ -165,6 +166,23 @@ def _summary(kind: str, file_name: str):
     return view
 
 
+def inference_view(uri: str) -> dict:
+    """``inference_summary.json`` (the counts) and the first predictions of its
+    PredictionLog files (:func:`conveyor.orchestration.ui.predictions.sample`); ``skipped``
+    when BulkInferrer ran nothing because the model was not blessed."""
+    from conveyor.orchestration.ui import predictions
+
+    return {
+        "kind": "inference_result",
+        "summary": read_json(os.path.join(uri, "inference_summary.json")),
+        "skipped": os.path.exists(os.path.join(uri, SKIPPED_MARKER)),
+        "sample": predictions.sample(uri),
+    }
+
+
+#: What BulkInferrer writes instead of predictions for a model that is not blessed.
+SKIPPED_MARKER = "SKIPPED_NOT_BLESSED"
+
 #: Rows of each split shown from an Examples artifact.
 SAMPLE_ROWS = 10
 
@@ -217,7 +235,7 @@ VIEWS = {
     "ModelBlessing": blessing_view,
     "InfraBlessing": blessing_view,
     "PushedModel": _summary("pushed_model", "push_summary.json"),
-    "InferenceResult": _summary("inference_result", "inference_summary.json"),
+    "InferenceResult": inference_view,
     "Examples": examples_view,
     "TransformGraph": _summary("transform_graph", "transform_summary.json"),
 }
