@@ -92,8 +92,17 @@ def run_pipeline(args, beam_args) -> int:
     from conveyor.orchestration.loader import load_pipeline
 
     pipeline = load_pipeline(args.pipeline_path)
-    metadata = record_entry(config_from_args(args), pipeline)
+    flag_config = config_from_args(args)
     exported = args.engine in ("airflow", "kubeflow")
+    if flag_config is not None and exported:
+        # The exported tasks run 'conveyor component run --pipeline-path FILE': only the
+        # pipeline file's own config reaches them.
+        raise UsageError(
+            f"--metadata-mysql does not reach the tasks of a pipeline on {args.engine}: set "
+            "metadata_connection_config=mysql_config(...) in the pipeline file instead "
+            "(conveyor.orchestration.metadata.mysql_config)"
+        )
+    metadata = record_entry(flag_config, pipeline)
     if args.action == "compile":
         if exported:
             if not args.output:
@@ -248,10 +257,17 @@ def _given_values(pipeline, assignments: list[str]) -> dict:
 
 
 def run_run(args, beam_args) -> int:
+    from conveyor.beam_utils.errors import UsageError
     from conveyor.orchestration import registry
 
     record = registry.get(args.pipeline_name)
     if args.action == "create" and record["engine"] in ("airflow", "kubeflow"):
+        if config_from_args(args) is not None:
+            raise UsageError(
+                f"run create --metadata-mysql: pipeline {record['name']!r} runs on "
+                f"{record['engine']}, whose tasks read the pipeline file's own "
+                "metadata_connection_config; set it there"
+            )
         given = {}
         if args.runtime_parameter:  # checked here: the orchestrator gets them typed
             from conveyor.orchestration.loader import load_pipeline
@@ -270,12 +286,7 @@ def run_run(args, beam_args) -> int:
 
         pipeline = load_pipeline(record["pipeline_path"])
         given = _given_values(pipeline, args.runtime_parameter)
-        chosen = config_from_args(args)
-        entry = record.get("metadata") or {}
-        if chosen is None and entry and entry.get("from") != "pipeline":
-            chosen = config_of_record(record)
-        if chosen is not None:
-            pipeline.metadata_connection_config = chosen
+        _use_chosen_store(pipeline, record, args)
         if beam_args:
             pipeline.beam_pipeline_args = pipeline.beam_pipeline_args + list(beam_args)
         if record["engine"] == "beam":
@@ -322,8 +333,6 @@ def run_run(args, beam_args) -> int:
         run_id = runs[0]["run_id"]
     summary = md.run_summary(record["name"], run_id)
     if summary is None:
-        from conveyor.beam_utils.errors import UsageError
-
         raise UsageError(f"no run {run_id!r} of pipeline {record['name']!r}")
     reason = f" ({summary['reason']})" if summary["reason"] else ""
     print(f"run {run_id} of {record['name']}: {summary['state']}{reason}")
@@ -339,6 +348,17 @@ def run_run(args, beam_args) -> int:
             + (f"  {error}" if error else "")
         )
     return 0
+
+
+def _use_chosen_store(pipeline, record: dict, args) -> None:
+    """Points ``pipeline`` at ``--metadata-mysql``, else at the store its record names (when
+    that came from a flag: one the pipeline file set is the pipeline's own already)."""
+    chosen = config_from_args(args)
+    entry = record.get("metadata") or {}
+    if chosen is None and entry and entry.get("from") != "pipeline":
+        chosen = config_of_record(record)
+    if chosen is not None:
+        pipeline.metadata_connection_config = chosen
 
 
 def _open_metadata(record: dict, args=None):

@@ -247,3 +247,26 @@ def test_the_cache_can_be_kept_to_one_pipeline_of_a_shared_store(tmp_path):
     mine = md.find_cached("same-key", "conveyor.Produce", pipeline_name="a")
     assert mine["examples"].uri == str(out)
     assert md.find_cached("same-key", "conveyor.Produce")["examples"].uri == str(out)
+
+
+def test_mysql_flags_that_would_not_reach_an_exported_pipeline_are_refused(tmp_path, conveyor):
+    path = tmp_path / "toy.py"
+    path.write_text(
+        "from orchestration_components import Produce\n"
+        "from conveyor.orchestration import Pipeline\n"
+        f"pipeline = Pipeline('toy', {str(tmp_path / 'root')!r}, [Produce(n=1)])\n"
+    )
+    out = conveyor(
+        "pipeline",
+        "create",
+        "--pipeline-path",
+        str(path),
+        "--engine",
+        "kubeflow",
+        "--metadata-mysql",
+        "db/team",
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "--metadata-mysql does not reach the tasks of a pipeline on kubeflow" in out.stderr
+    assert "metadata_connection_config=mysql_config" in out.stderr
