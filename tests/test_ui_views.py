@@ -70,6 +70,9 @@ class Evaluate(Component):
             "blessed": False,
             "thresholds_checked": 1,
             "failures": [{"metric": "auc", "slice": {"carrier": "UA"}, "value": 0.6}],
+            "skipped_change_thresholds": [
+                {"metric": "recall", "threshold": {"absolute": 0.1}, "reason": "no baseline model"}
+            ],
         }
         for name, data in (
             ("metrics.json", metrics),
@@ -97,6 +100,27 @@ class Infer(Component):
             f.write(data)
         with open(os.path.join(uri, "inference_summary.json"), "w") as f:
             json.dump({"examples_in": 12, "examples_predicted": 12}, f)
+
+
+class TransformLike(Component):
+    """Writes what Transform writes in its TransformGraph: the summary, the raw schema
+    (``metadata/``) and the transformed one (``transformed_metadata/``)."""
+
+    OUTPUTS = {"transform_graph": "TransformGraph"}
+
+    def execute(self, ctx):
+        from tensorflow_metadata.proto.v0 import schema_pb2
+
+        uri = ctx.outputs["transform_graph"].uri
+        for folder, names in (("metadata", ["fare"]), ("transformed_metadata", ["fare_xf", "b"])):
+            schema = schema_pb2.Schema()
+            for n in names:
+                schema.feature.add(name=n, type=schema_pb2.FLOAT)
+            os.makedirs(os.path.join(uri, folder))
+            with open(os.path.join(uri, folder, "schema.pbtxt"), "w") as f:
+                f.write(str(schema))
+        with open(os.path.join(uri, "transform_summary.json"), "w") as f:
+            json.dump({"analyzed": True, "rows": {"train": 8}}, f)
 
 
 def _prediction_logs() -> list[bytes]:
@@ -136,7 +160,7 @@ def client(tmp_path_factory):
     logs = base / "logs.gz"
     write_records(str(logs), _prediction_logs())
     root = base / "root"
-    comps = [Evaluate(), Infer(logs=str(logs))]
+    comps = [Evaluate(), Infer(logs=str(logs)), TransformLike()]
     pipeline = Pipeline(NAME, str(root), comps, beam_pipeline_args=["--direct_num_workers=1"])
     LocalDagRunner(in_process=True, quiet=True).run(pipeline, run_id="run-1")
     _record_beam_args(root, "Infer", ["--direct_num_workers=1"])
@@ -204,6 +228,8 @@ def test_evaluation_page_draws_the_plots(client):
     assert "<th>auc (baseline)</th><th>auc diff</th>" in page
     assert 'data-v="0.75">0.75</td>' in page and 'data-v="0.05">0.05</td>' in page
     assert "<h2>Validation: NOT BLESSED</h2>" in page
+    skipped = re.search(r'<table class="skipped">.*?</table>', page).group(0)
+    assert "<td>recall</td>" in skipped and "no baseline model" in skipped
     assert "style=" not in page and "<script>" not in page  # the CSP allows neither
 
 
@@ -261,3 +287,15 @@ def test_node_shows_the_beam_args_recorded_on_its_execution(client):
     assert "<h2>Beam args</h2>" in page and "<code>--direct_num_workers=1</code>" in page
     page = client.get(f"/pipelines/{NAME}/runs/run-1/nodes/Evaluate").text
     assert "none recorded for this execution" in page
+
+
+def test_transform_graph_shows_its_input_and_output_features(client):
+    a = _artifact(client, "TransformLike", "transform_graph")
+    view = a["view"]
+    assert [f["feature"] for f in view["input_features"]] == ["fare"]
+    assert [f["feature"] for f in view["output_features"]] == ["fare_xf", "b"]
+    assert view["summary"]["rows"] == {"train": 8}
+    page = client.get(f"/pipelines/{NAME}/artifacts/{a['id']}").text
+    out = re.search(r'<table class="sortable output-features">.*?</table>', page).group(0)
+    assert out.count("<tr><td>") == 2 and "<td>fare_xf</td><td>FLOAT</td>" in out
+    assert "<h2>Input features</h2>" in page

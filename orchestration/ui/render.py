@@ -24,7 +24,7 @@ _num = format_number
 _td = table_cell
 
 
-def _schema(view: dict) -> str:
+def _schema(view: dict, css: str = "schema") -> str:
     rows = "".join(
         f"<tr><td>{e(f['feature'])}</td><td>{e(f['type'])}</td><td>{e(f['presence'])}</td>"
         f"<td>{e(f['valency'])}</td><td>{e(f['domain'])}</td>"
@@ -32,7 +32,7 @@ def _schema(view: dict) -> str:
         for f in view["features"]
     )
     return (
-        '<table class="sortable schema"><thead><tr><th>Feature</th><th>Type</th><th>Presence</th>'
+        f'<table class="sortable {css}"><thead><tr><th>Feature</th><th>Type</th><th>Presence</th>'
         "<th>Valency</th><th>Domain</th><th>Values</th></tr></thead><tbody>"
         + rows
         + "</tbody></table>"
@@ -103,6 +103,24 @@ def _curves(view: dict) -> str:
     return "<h2>Plots</h2>" + "".join(figures) if figures else ""
 
 
+def _skipped(skipped: list) -> str:
+    """The change thresholds not checked (no baseline model yet), as ``validation.json`` lists them."""
+    rows = "".join(
+        f"<tr><td>{e(str(t.get('metric')))}</td>"
+        f"<td><code>{e(json.dumps(t.get('threshold', ''), default=str))}</code></td>"
+        f"<td>{e(str(t.get('reason', '')))}</td></tr>"
+        for t in skipped
+        if isinstance(t, dict)
+    )
+    if not rows:
+        return ""
+    return (
+        "<h2>Change thresholds skipped</h2>"
+        '<table class="skipped"><thead><tr><th>Metric</th><th>Threshold</th><th>Why</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+
+
 #: Slices whose plots the evaluation view draws (the first ones of ``plots.json``).
 MAX_PLOTTED_SLICES = 12
 
@@ -124,6 +142,7 @@ def _evaluation(view: dict, files: str | None) -> str:
             if failures
             else ""
         )
+        + _skipped(v.get("skipped_change_thresholds") or [])
         + _slice_table(view)
         + _curves(view)
     )
@@ -171,6 +190,18 @@ def _sample(sample: dict) -> str:
             + "</tbody></table>"
         )
     return "".join(out)
+
+
+def _transform(view: dict) -> str:
+    """The summary, then the input (raw) and output (transformed) features."""
+    out = "<h2>Summary</h2>" + _json_table(view["summary"]) if view.get("summary") else ""
+    for title, key in (
+        ("Input features", "input_features"),
+        ("Output features", "output_features"),
+    ):
+        if view.get(key):
+            out += f"<h2>{title}</h2>" + _schema({"features": view[key]}, key.replace("_", "-"))
+    return out
 
 
 def _inference(view: dict) -> str:
@@ -236,6 +267,8 @@ def render_view(view: dict | None, pipeline: str, files: str | None) -> str:
         return _blessing(view)
     if kind == "inference_result":
         return _inference(view)
+    if kind == "transform_graph":
+        return _transform(view)
     summary = view.get("summary")
     if kind == "examples" and isinstance(summary, dict):
         splits = "".join(

@@ -180,6 +180,22 @@ def inference_view(uri: str) -> dict:
     }
 
 
+def transform_view(uri: str) -> dict:
+    """``transform_summary.json`` and the features in and out: the raw schema under
+    ``metadata/`` and the transformed one under ``transformed_metadata/`` (TFT's layout)."""
+    out = {"kind": "transform_graph", "summary": read_json(os.path.join(uri, SUMMARY_TRANSFORM))}
+    for key, folder in (
+        ("input_features", "metadata"),
+        ("output_features", "transformed_metadata"),
+    ):
+        path = os.path.join(uri, folder)
+        out[key] = schema_view(path)["features"] if os.path.isdir(path) else []
+    return out
+
+
+#: The Transform component's summary in its TransformGraph.
+SUMMARY_TRANSFORM = "transform_summary.json"
+
 #: What BulkInferrer writes instead of predictions for a model that is not blessed.
 SKIPPED_MARKER = "SKIPPED_NOT_BLESSED"
 
@@ -237,7 +253,7 @@ VIEWS = {
     "PushedModel": _summary("pushed_model", "push_summary.json"),
     "InferenceResult": inference_view,
     "Examples": examples_view,
-    "TransformGraph": _summary("transform_graph", "transform_summary.json"),
+    "TransformGraph": transform_view,
 }
 
 
