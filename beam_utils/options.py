@@ -46,6 +46,9 @@ def pipeline_options(beam_args: Iterable[str] | None = None, **overrides):
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from conveyor.beam_utils.engine_checks import check_engine
+
+    check_engine(beam_args)  # a cluster or worker pool that is not there: a clear error now
     return PipelineOptions(with_local_defaults(beam_args), **overrides)
 
 
