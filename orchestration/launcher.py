@@ -5,11 +5,19 @@ This is the unit every runner calls, in-process or as
 (the child process :class:`LocalDagRunner`, :class:`BeamDagRunner` and
 ``conveyor component run`` start for each component).
 
-Outputs are written to ``<root>/<component>/<key>/.<execution>.tmp`` and renamed
-to ``<root>/<component>/<key>/<execution>`` only when the component succeeds, so
+Outputs are written to ``<root>/<component>/<key>/.<execution>.tmp`` and published
+at ``<root>/<component>/<key>/<execution>`` only when the component succeeds, so
 a failed or killed component leaves nothing published. The temporary folders
 are recorded on the execution, so whoever finds it dead (its runner, or a later
-run) can remove them.
+run) can remove them. Publishing goes through Beam's ``FileSystems``
+(:mod:`conveyor.beam_utils.publish`): a rename on a local disk; on an object
+store (``s3://``, ``gs://``: no folders, no atomic rename) a copy, then a
+completion marker written last. Readers here (cache hits, a component's inputs,
+a Resolver's picks) skip an artifact under the root that lacks its marker, and
+say so. Under a remote root the outputs TensorFlow writes itself
+(:data:`LOCAL_STAGING_TYPES`: SavedModels, which TensorFlow cannot write to S3
+without tensorflow-io) are staged in a local temporary folder and copied up,
+and such inputs are copied down to one before the component runs.
 
 As a child process, the launcher stops cleanly: SIGTERM or SIGINT interrupts the
 component's own code (Conveyor's bookkeeping finishes first), records the
@@ -25,6 +33,7 @@ thread: its execution recorded CANCELED, its temporary outputs removed.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -34,6 +43,7 @@ import threading
 import time
 import traceback
 
+from conveyor.beam_utils import publish as publishing
 from conveyor.beam_utils.errors import InputError
 from conveyor.dsl import Component, ExecutionContext, Importer, Pipeline, Resolver
 from conveyor.dsl.artifacts import Artifact
@@ -48,6 +58,43 @@ from conveyor.orchestration.metadata import (
 
 #: The environment variable naming the pid of the process that started a launcher.
 PARENT_PID_ENV = "CONVEYOR_PARENT_PID"
+
+#: Artifact types TensorFlow reads and writes itself (SavedModels and their assets), not through
+#: Beam's FileSystems: under a remote root they are staged and read on local disk.
+LOCAL_STAGING_TYPES = frozenset({"Model", "TransformGraph", "TransformCache", "ModelRun"})
+
+
+def _use_remote_options(root: str, beam_args: list[str]) -> None:
+    """Lets Beam's FileSystems reach a remote root outside a pipeline with the Beam flags
+    (``--s3_endpoint_url``, credentials...), as the components' pipelines do."""
+    if publishing.is_remote(root):
+        from apache_beam.io.filesystems import FileSystems
+
+        from conveyor.beam_utils.options import pipeline_options
+
+        FileSystems.set_options(pipeline_options(beam_args))
+
+
+def incomplete_artifacts(root: str, artifacts) -> list[str]:
+    """The URIs of ``artifacts`` published under ``root`` on an object store without their
+    completion marker: half written (the publisher was killed mid-copy) or half removed."""
+    prefix = root.rstrip("/") + "/"
+    return [
+        a.uri
+        for a in artifacts
+        if a.uri.startswith(prefix)
+        and publishing.is_remote(a.uri)
+        and not publishing.has_folders(a.uri)
+        and not publishing.is_complete(a.uri)
+    ]
+
+
+def _no_log(message: str) -> None:
+    """``log`` for callers that want none."""
+
+
+def _half_written(uri: str) -> str:
+    return f"{uri} has no completion marker ({publishing.MARKER}): half written, ignored"
 
 
 class PipelineRootError(InputError):
@@ -90,6 +137,11 @@ class ComponentError(RuntimeError):
 
 class EmptyInputError(ComponentError):
     """A required input whose Resolver found nothing; the component is recorded FAILED."""
+
+
+class IncompleteInputError(EmptyInputError):
+    """A required input whose every artifact lacks its completion marker (half written on an
+    object store); the component is recorded FAILED."""
 
 
 class ComponentCanceled(ComponentError):
@@ -170,14 +222,17 @@ def cache_key(
 
 
 def resolve_input_lists(
-    md: Metadata, pipeline: Pipeline, component: Component, run_id: str
+    md: Metadata, pipeline: Pipeline, component: Component, run_id: str, log=print
 ) -> dict[str, list[Artifact]]:
     """``{key: [Artifact, ...]}``: what each input's producer output in this run.
 
     A Resolver's output may be empty: an optional input is then left out, a
     required one is a :class:`ComponentError` naming the resolver and what it
-    looked for.
+    looked for. An artifact under the root on an object store without its
+    completion marker is left out (``log`` says so); an input left with none is
+    a :class:`ComponentError`.
     """
+    log = log or _no_log
     inputs = {}
     for key, channel in component.inputs.items():
         producer = channel.producer
@@ -188,6 +243,17 @@ def resolve_input_lists(
             )
         produced = md.latest_output_lists(pipeline.name, run_id, producer.id)
         arts = (produced or {}).get(channel.key) or []
+        half = set(incomplete_artifacts(pipeline.root, arts))
+        if half:
+            for uri in sorted(half):
+                log(f"{component.id}: input {key!r}: {_half_written(uri)}")
+            arts = [a for a in arts if a.uri not in half]
+            if not arts:
+                raise IncompleteInputError(
+                    f"{component.id}: input {key!r}: every artifact {producer.id} recorded "
+                    f"({', '.join(sorted(half))}) lacks its completion marker "
+                    f"({publishing.MARKER}): half written; run {producer.id} again"
+                )
         if not arts and produced is not None and isinstance(producer, Resolver):
             spec = component.INPUTS.get(key)
             if spec is not None and spec.optional:
@@ -271,6 +337,7 @@ def run_component(
     """
     component = pipeline.component(component_id)
     check_root(pipeline.root)
+    log = log or _no_log
     md = md or metadata_for(pipeline)
     start = time.time()
     # Its runtime parameters' values, and whether its condition and its producers let it run.
@@ -293,16 +360,17 @@ def run_component(
             "reason": skipped,
         }
     if isinstance(component, (Resolver, Importer)):
-        return _run_without_code(md, pipeline, component, run_id, start)
+        _use_remote_options(pipeline.root, pipeline.beam_pipeline_args + component.beam_args)
+        return _run_without_code(md, pipeline, component, run_id, start, log)
+    _use_remote_options(pipeline.root, pipeline.beam_pipeline_args + component.beam_args)
     try:
-        input_lists = resolve_input_lists(md, pipeline, component, run_id)
+        input_lists = resolve_input_lists(md, pipeline, component, run_id, log)
     except EmptyInputError as e:  # recorded, so `run status` shows it FAILED and why
         ids = (execution_type(component), pipeline.name, run_id, component_id)
         with _guard.lock:
             ex_id = md.start_execution(*ids, {}, "", component.parameters)
             md.finish_execution(ex_id, FAILED, error=str(e))
         raise
-    inputs = {k: v[0] for k, v in input_lists.items()}
     beam_args = pipeline.beam_pipeline_args + component.beam_args
     key = cache_key(component, input_lists, beam_args)
     use_cache = pipeline.enable_cache if enable_cache is None else enable_cache
@@ -310,10 +378,15 @@ def run_component(
     ex_id = None
     staging: dict[str, Artifact] = {}
     published: list[str] = []
+    local_inputs: str | None = None
     try:
         with _guard.lock:
             _guard.check()
             cached = md.find_cached(key, type_name) if use_cache else None
+            half = incomplete_artifacts(pipeline.root, (cached or {}).values())
+            if half:
+                log(f"{component_id}: not using the cache: {'; '.join(map(_half_written, half))}")
+                cached = None
             ex_id = md.start_execution(
                 type_name,
                 pipeline.name,
@@ -336,24 +409,25 @@ def run_component(
                 for k, t in component.OUTPUTS.items()
             }
             staging = {
-                k: Artifact(a.type_name, f"{pipeline.root}/{component_id}/{k}/.{ex_id}.tmp")
+                k: Artifact(a.type_name, _staging_uri(pipeline.root, component_id, k, ex_id, a))
                 for k, a in final.items()
             }
             md.set_staging(ex_id, [a.uri for a in staging.values()])
             _guard.current = (md.config, ex_id)
             for a in staging.values():
-                if os.path.exists(a.uri):
-                    shutil.rmtree(a.uri)
-                os.makedirs(a.uri)
+                publishing.prepare_staging(a.uri)
             _guard.check()
+        ctx_lists = input_lists
+        if publishing.is_remote(pipeline.root):
+            local_inputs, ctx_lists = _localized_inputs(input_lists)
         ctx = ExecutionContext(
-            inputs,
+            {k: v[0] for k, v in ctx_lists.items()},
             staging,
             dict(component.parameters),
             beam_args,
             run_id,
             pipeline.root,
-            input_lists=input_lists,
+            input_lists=ctx_lists,
         )
         try:
             _guard.armed = True
@@ -363,8 +437,8 @@ def run_component(
         with _guard.lock:
             _guard.check()
             for k, a in final.items():
-                os.replace(staging[k].uri, a.uri)
-                published.append(a.uri)
+                published.append(a.uri)  # before: a publish stopped midway is removed too
+                publishing.publish(staging[k].uri, a.uri)
                 a.properties.update(props.get(k, {}))
             md.finish_execution(ex_id, COMPLETE, final)
             ex_id = None
@@ -383,7 +457,14 @@ def run_component(
                 summary = user_error_summary(e)
                 message = f"{component_id} failed: {summary}"
                 error = summary + "\n" + traceback.format_exc()
-            remove_staging(list(published) + [a.uri for a in staging.values()])
+            leftovers = list(published) + [a.uri for a in staging.values()]
+            remove_staging(leftovers)
+            for uri in leftovers:
+                if publishing.is_remote(uri):
+                    try:
+                        publishing.remove_tree(uri)
+                    except Exception as cleanup:  # the store's error must not hide the component's
+                        log(f"{component_id}: could not remove {uri}: {cleanup}")
             if ex_id is not None:
                 md.finish_execution(ex_id, CANCELED if stopped else FAILED, error=error)
         if stopped:
@@ -391,12 +472,48 @@ def run_component(
                 message, _guard.signum if isinstance(e, _Stop) else signal.SIGINT
             ) from e
         raise ComponentError(message) from e
+    finally:
+        if local_inputs is not None:
+            shutil.rmtree(local_inputs, ignore_errors=True)
     return {
         "component_id": component_id,
         "state": COMPLETE,
         "seconds": time.time() - start,
         "outputs": {k: a.uri for k, a in final.items()},
     }
+
+
+def _staging_uri(root: str, component_id: str, key: str, ex_id: int, final: Artifact) -> str:
+    """Where an output is written before it is published: beside its final URI, or, under a
+    remote root, a local temporary folder for the types TensorFlow writes itself."""
+    if publishing.is_remote(root) and final.type_name in LOCAL_STAGING_TYPES:
+        import tempfile
+
+        return tempfile.mkdtemp(prefix=f"conveyor-{component_id}-{key}-{ex_id}-")
+    return f"{root}/{component_id}/{key}/.{ex_id}.tmp"
+
+
+def _localized_inputs(
+    input_lists: dict[str, list[Artifact]],
+) -> tuple[str | None, dict[str, list[Artifact]]]:
+    """Local copies of the remote inputs of :data:`LOCAL_STAGING_TYPES` (the others are read
+    where they are): ``(the temporary folder holding them or None, the input lists to give
+    the component)``. The recorded inputs keep their URIs."""
+    import tempfile
+
+    folder = None
+    lists = {}
+    for key, arts in input_lists.items():
+        lists[key] = []
+        for a in arts:
+            if a.type_name in LOCAL_STAGING_TYPES and publishing.is_remote(a.uri):
+                folder = folder or tempfile.mkdtemp(prefix="conveyor-inputs-")
+                local = copy.copy(a)
+                local.properties = dict(a.properties)
+                local.uri = publishing.localize(a.uri, folder)
+                a = local
+            lists[key].append(a)
+    return folder, lists
 
 
 # -- nodes that run no code: resolvers and importers ----------------------------------------
@@ -416,11 +533,18 @@ def _imported(md: Metadata, importer: Importer) -> Artifact:
 
 
 def _run_without_code(
-    md: Metadata, pipeline: Pipeline, component: Resolver | Importer, run_id: str, start: float
+    md: Metadata,
+    pipeline: Pipeline,
+    component: Resolver | Importer,
+    run_id: str,
+    start: float,
+    log=print,
 ) -> dict:
     """Runs a Resolver (its strategy picks artifacts from ML Metadata, within the pipeline) or an
     Importer (registers its source): one execution, recorded COMPLETE and never cached, whose
-    input (a Resolver's) and output events are those artifacts. A failure is recorded FAILED."""
+    input (a Resolver's) and output events are those artifacts. A Resolver's pick without its
+    completion marker (on an object store) is left out, and ``log`` says so. A failure is
+    recorded FAILED."""
     component_id = component.id
     type_name = execution_type(component)
     ids = (type_name, pipeline.name, run_id, component_id)
@@ -430,6 +554,11 @@ def _run_without_code(
             _guard.check()
             if isinstance(component, Resolver):
                 outputs = component.resolve(md.for_pipeline(pipeline.name))
+                for k, arts in outputs.items():
+                    half = set(incomplete_artifacts(pipeline.root, arts))
+                    for uri in sorted(half):
+                        log(f"{component_id}: {k}: {_half_written(uri)}")
+                    outputs[k] = [a for a in arts if a.uri not in half]
                 inputs = {k: v for k, v in outputs.items() if v}
             else:
                 inputs, outputs = {}, {component.output_key: [_imported(md, component)]}
