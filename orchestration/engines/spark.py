@@ -1,0 +1,424 @@
+"""An Apache Spark 3.5 standalone cluster on loopback, with Beam's Spark job server.
+
+What :func:`start` starts, each a process of its own (logs in ``.engines/logs/``):
+
+- ``spark-master``: the master, ``spark://127.0.0.1:7077``, web UI on 8080;
+- ``spark-worker-1`` and ``spark-worker-2``: two workers of one core each, web
+  UIs on 8091 and 8092 (8081 is Flink's);
+- ``spark-worker-pool``: Beam's Python SDK worker pool on 127.0.0.1:50001, for
+  ``--environment_type=EXTERNAL`` (the executors ask it for SDK workers);
+- ``spark-job-server``: Beam's ``SparkJobServerDriver`` on a free port, one
+  Spark application whose executors stay up across Beam jobs.
+
+Spark is PyPI's ``pyspark`` (its ``spark-class`` and ``jars/``). The job server
+runs from a launcher jar built here whose manifest puts pyspark's Spark jars
+and Beam's unshaded Spark runner (fetched with Maven from
+``poms/spark-3/pom.xml``) on the class path and opens the JDK packages Spark
+needs on Java 17. The Beam flags that reach the cluster through it are written
+to ``.engines/spark.args``; :func:`beam_args` with ``own_job_server=True``
+gives the other way, the Python SparkRunner starting a job server of its own
+for each pipeline from ``--spark_job_server_jar`` (slower: a new JVM, Spark
+application and executors every time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from conveyor.orchestration.engines import common
+from conveyor.orchestration.engines.common import EngineError
+
+__all__ = [
+    "MASTER_HOST",
+    "MASTER_PORT",
+    "MASTER_URL",
+    "MASTER_UI_PORT",
+    "WORKER_UI_PORTS",
+    "WORKER_POOL_PORT",
+    "PYSPARK_REQUIREMENT",
+    "JOB_SERVER_POM",
+    "JOB_SERVER_MAIN",
+    "spark_home",
+    "job_server_jar",
+    "job_server_properties",
+    "beam_args",
+    "master_state",
+    "start",
+    "stop",
+    "status",
+]
+
+MASTER_HOST = "127.0.0.1"
+MASTER_PORT = 7077
+MASTER_URL = f"spark://{MASTER_HOST}:{MASTER_PORT}"
+MASTER_UI_PORT = 8080
+WORKER_UI_PORTS = (8091, 8092)
+WORKER_CORES = 1
+WORKER_MEMORY = "2g"
+WORKER_POOL_PORT = 50001
+PYSPARK_REQUIREMENT = "pyspark==3.5.3"
+JOB_SERVER_POM = str(Path(__file__).resolve().parent / "poms" / "spark-3" / "pom.xml")
+JOB_SERVER_MAIN = "org.apache.beam.runners.spark.SparkJobServerDriver"
+#: The Beam release of the Java runner in JOB_SERVER_POM (see the note there).
+JOB_SERVER_BEAM_VERSION = "2.62.0"
+
+_MASTER = "spark-master"
+_WORKERS = tuple(f"spark-worker-{i}" for i in range(1, len(WORKER_UI_PORTS) + 1))
+_POOL = "spark-worker-pool"
+_JOB_SERVER = "spark-job-server"
+_PROCESSES = (_JOB_SERVER, _POOL, *_WORKERS[::-1], _MASTER)  # the order they are stopped in
+#: How long an executor keeps the SDK workers of a job between its tasks (Beam's default, 0,
+#: starts new Python workers for every task: ~10 s each here).
+ENVIRONMENT_CACHE_MILLIS = 30000
+
+
+def spark_home() -> str:
+    """The folder of the installed pyspark (SPARK_HOME: ``bin/spark-class``, ``jars/``)."""
+    try:
+        import pyspark
+    except ImportError as exc:
+        raise EngineError(
+            f"pyspark is not installed: pip install {PYSPARK_REQUIREMENT} "
+            "(the Spark standalone cluster runs from its spark-class and jars)"
+        ) from exc
+    home = os.path.dirname(os.path.abspath(pyspark.__file__))
+    if not os.path.exists(os.path.join(home, "bin", "spark-class")):
+        raise EngineError(
+            f"{home} has no bin/spark-class: reinstall pyspark ({PYSPARK_REQUIREMENT})"
+        )
+    return home
+
+
+def _spark_dir(*parts: str) -> str:
+    path = os.path.join(common.engines_dir(), "spark", *parts)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _spark_env(home: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        SPARK_HOME=home,
+        # Binds the web UIs and block managers to loopback too, not only the RPC ports.
+        SPARK_LOCAL_IP=MASTER_HOST,
+        SPARK_LOG_DIR=_spark_dir("logs"),
+        SPARK_LOCAL_DIRS=_spark_dir("local"),
+        SPARK_CONF_DIR=_spark_dir("conf"),
+        SPARK_NO_DAEMONIZE="1",
+    )
+    java = common.java_executable()
+    env.setdefault("JAVA_HOME", str(Path(os.path.realpath(java)).parents[1]))
+    return env
+
+
+# Libraries both ship where Beam's newer one must win: Spark's Guava 14 and Gson 2.2 lack
+# methods Beam's GCS options call (Spark itself uses a relocated Guava).
+_BEAM_WINS = frozenset({"guava", "gson"})
+# Two different artifacts of one name (JetBrains' and Android's): both stay.
+_BOTH = frozenset({"annotations"})
+
+
+def _manifest_line(key: str, value: str) -> str:
+    # A manifest line holds at most 72 bytes; longer ones go on with lines that start with a space.
+    raw = f"{key}: {value}".encode()
+    chunks = [raw[:72]] + [raw[i : i + 71] for i in range(72, len(raw), 71)]
+    return "\r\n ".join(c.decode() for c in chunks) + "\r\n"
+
+
+def _jar_name(path: str) -> str:
+    """A jar's artifact name without its version: ``jackson-core-2.15.2.jar`` -> ``jackson-core``."""
+    stem = os.path.basename(path)[: -len(".jar")]
+    parts = stem.split("-")
+    for i, part in enumerate(parts):
+        if part[:1].isdigit():
+            return "-".join(parts[:i])
+    return stem
+
+
+def job_server_jar() -> str:
+    """The launcher jar of Beam's Spark job server, built (and its jars fetched) when missing.
+
+    ``java -jar`` of it runs :data:`JOB_SERVER_MAIN` with pyspark's Spark jars
+    first on the class path, then those of Beam's runner that Spark does not
+    ship already (Spark's own versions of shared libraries win, as they do under
+    spark-submit), and with the JDK packages Spark needs opened.
+    """
+    home = spark_home()
+    lib = os.path.dirname(_lib_dir())
+    beam_jars = common.fetch_maven(JOB_SERVER_POM, _lib_dir())
+    spark_jars = sorted(str(p) for p in Path(home, "jars").glob("*.jar"))
+    shipped = {_jar_name(p).removesuffix("_2.12") for p in spark_jars} - _BEAM_WINS - _BOTH
+    spark_jars = [p for p in spark_jars if _jar_name(p) not in _BEAM_WINS]
+    classpath = spark_jars + [p for p in beam_jars if _jar_name(p) not in shipped]
+    if not any(os.path.basename(p).startswith("beam-runners-spark-3-") for p in classpath):
+        raise EngineError(
+            f"Beam's Spark runner jar is missing from {lib}/lib: delete that folder and run "
+            "`python -m conveyor.orchestration.engines start spark` again"
+        )
+    opens = " ".join(o.split("=", 1)[1].rsplit("=", 1)[0] for o in common.JAVA17_OPENS)
+    manifest = (
+        "Manifest-Version: 1.0\r\n"
+        + _manifest_line("Main-Class", JOB_SERVER_MAIN)
+        + _manifest_line("Add-Opens", opens)
+        + _manifest_line("Class-Path", " ".join(Path(p).as_uri() for p in classpath))
+        + "\r\n"
+    )
+    jar = os.path.join(lib, f"beam-runners-spark-3-job-server-{JOB_SERVER_BEAM_VERSION}.jar")
+    if os.path.exists(jar):
+        with zipfile.ZipFile(jar) as existing:
+            if existing.read("META-INF/MANIFEST.MF").decode() == manifest:
+                return jar
+    tmp = jar + ".tmp"
+    with zipfile.ZipFile(tmp, "w") as out:
+        out.writestr("META-INF/MANIFEST.MF", manifest)
+    os.replace(tmp, jar)
+    return jar
+
+
+def _lib_dir() -> str:
+    return os.path.join(common.cache_dir(), f"spark-3-job-server-{JOB_SERVER_BEAM_VERSION}", "lib")
+
+
+def job_server_properties() -> list[str]:
+    """The JVM system properties Beam's Spark job server needs here (Spark reads ``spark.*``).
+
+    The driver binds to loopback; executors put Beam's Guava (and Gson) before
+    the Guava 14 of Spark's own class path, as the driver does.
+    """
+    first = sorted(
+        str(p)
+        for p in Path(_lib_dir()).glob("*.jar")
+        if _jar_name(str(p)) in _BEAM_WINS | {"failureaccess"}
+    )
+    return [
+        f"-Dspark.driver.host={MASTER_HOST}",
+        f"-Dspark.driver.bindAddress={MASTER_HOST}",
+        "-Dspark.executor.extraClassPath=" + os.pathsep.join(first),
+    ]
+
+
+def beam_args(
+    jar: str | None = None,
+    environment: str = "EXTERNAL",
+    *,
+    job_endpoint: str | None = None,
+    own_job_server: bool = False,
+) -> list[str]:
+    """The Beam flags that run a pipeline on this cluster.
+
+    By default through the running job server at ``job_endpoint``; with
+    ``own_job_server`` the Python SparkRunner starts one from ``jar`` for the
+    pipeline. ``environment`` EXTERNAL: SDK workers from the worker pool beside
+    the Spark workers; LOOPBACK: in the submitting Python process (one machine).
+    """
+    if own_job_server:
+        flags = [
+            "--runner=SparkRunner",
+            f"--spark_master_url={MASTER_URL}",
+            f"--spark_job_server_jar={jar or job_server_jar()}",
+        ] + [f"--job_server_jvm_properties={p}" for p in job_server_properties()]
+    else:
+        if not job_endpoint:
+            raise EngineError("beam_args needs the job_endpoint of the running Spark job server")
+        flags = ["--runner=PortableRunner", f"--job_endpoint={job_endpoint}"]
+    flags.append(f"--environment_type={environment}")
+    if environment == "EXTERNAL":
+        flags.append(f"--environment_config=localhost:{WORKER_POOL_PORT}")
+    flags.append(f"--environment_cache_millis={ENVIRONMENT_CACHE_MILLIS}")
+    return flags
+
+
+def _start_job_server(jar: str, env: dict) -> str:
+    port = common.free_port()
+    artifacts = _spark_dir("artifacts")
+    argv = [
+        common.java_executable(),
+        *job_server_properties(),
+        # One Spark application for every Beam job: executors, their fetched jars and the
+        # JVMs' warm-up are paid once, not per pipeline (Beam's SparkContextFactory reads it).
+        "-Dbeam.spark.test.reuseSparkContext=true",
+        "-jar",
+        jar,
+        "--spark-master-url",
+        MASTER_URL,
+        "--job-host",
+        "localhost",
+        "--job-port",
+        str(port),
+        "--artifact-port",
+        "0",
+        "--expansion-port",
+        "0",
+        "--artifacts-dir",
+        artifacts,
+    ]
+    pid = common.start_process(_JOB_SERVER, argv, env=env)
+    common.wait_for_port(
+        "127.0.0.1", port, 120, "Beam's Spark job server", common.log_path(_JOB_SERVER), pid
+    )
+    with open(os.path.join(_spark_dir(), "job_endpoint"), "w") as handle:
+        handle.write(f"localhost:{port}")
+    return f"localhost:{port}"
+
+
+def _job_endpoint() -> str | None:
+    if not common.pid_alive(common.read_pid(_JOB_SERVER)):
+        return None
+    try:
+        with open(os.path.join(_spark_dir(), "job_endpoint")) as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def _get_json(url: str, timeout: float = 2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read().decode())
+
+
+def master_state() -> dict | None:
+    """The master's ``/json`` state (status, aliveworkers, workers, ...), or None when down."""
+    try:
+        return _get_json(f"http://{MASTER_HOST}:{MASTER_UI_PORT}/json/")
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+def _wait_for_workers(count: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = master_state()
+        if state and state.get("status") == "ALIVE" and state.get("aliveworkers", 0) >= count:
+            return state
+        for name in _WORKERS:
+            if not common.pid_alive(common.read_pid(name)):
+                raise EngineError(
+                    f"the Spark worker {name} exited; the end of {common.log_path(name)}:\n"
+                    + common.log_tail(common.log_path(name))
+                )
+        if time.monotonic() > deadline:
+            raise EngineError(
+                f"the Spark master did not show {count} ALIVE workers within {timeout:.0f}s "
+                f"(it shows {state and state.get('aliveworkers')}); see "
+                + ", ".join(common.log_path(n) for n in (_MASTER, *_WORKERS))
+            )
+        time.sleep(0.5)
+
+
+def _check_ports_free() -> None:
+    busy = [
+        port
+        for port in (MASTER_PORT, MASTER_UI_PORT, *WORKER_UI_PORTS, WORKER_POOL_PORT)
+        if common.port_open(MASTER_HOST, port)
+    ]
+    if busy:
+        raise EngineError(
+            f"ports {busy} on {MASTER_HOST} are taken by something that is not this project's "
+            "Spark (no pid file of it): stop that, or `python -m conveyor.orchestration.engines "
+            "stop spark` if it is a Spark left from before"
+        )
+
+
+def start() -> dict:
+    """Starts the master, two workers and the worker pool (what is already up is kept),
+    waits until the master shows both workers ALIVE, writes ``.engines/spark.args``."""
+    home = spark_home()
+    jar = job_server_jar()
+    if not any(common.pid_alive(common.read_pid(n)) for n in _PROCESSES):
+        _check_ports_free()
+    env = _spark_env(home)
+    spark_class = os.path.join(home, "bin", "spark-class")
+    try:
+        if not common.pid_alive(common.read_pid(_MASTER)):
+            pid = common.start_process(
+                _MASTER,
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.master.Master",
+                    "--host",
+                    MASTER_HOST,
+                    "--port",
+                    str(MASTER_PORT),
+                    "--webui-port",
+                    str(MASTER_UI_PORT),
+                ],
+                env=env,
+            )
+            log = common.log_path(_MASTER)
+            common.wait_for_port(MASTER_HOST, MASTER_PORT, 90, "the Spark master", log, pid)
+            common.wait_for_port(MASTER_HOST, MASTER_UI_PORT, 60, "the Spark master UI", log, pid)
+        for name, ui_port in zip(_WORKERS, WORKER_UI_PORTS):
+            if common.pid_alive(common.read_pid(name)):
+                continue
+            work_dir = _spark_dir(name)
+            common.start_process(
+                name,
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    MASTER_URL,
+                    "--host",
+                    MASTER_HOST,
+                    "--cores",
+                    str(WORKER_CORES),
+                    "--memory",
+                    WORKER_MEMORY,
+                    "--webui-port",
+                    str(ui_port),
+                    "--work-dir",
+                    work_dir,
+                ],
+                env=env,
+            )
+        state = _wait_for_workers(len(_WORKERS), 120)
+        if not common.pid_alive(common.read_pid(_POOL)):
+            common.start_worker_pool(_POOL, WORKER_POOL_PORT)
+        endpoint = _job_endpoint() or _start_job_server(jar, env)
+    except BaseException:
+        stop()
+        raise
+    args = common.write_args("spark", beam_args(jar, job_endpoint=endpoint))
+    return {
+        "master": MASTER_URL,
+        "master_ui": f"http://{MASTER_HOST}:{MASTER_UI_PORT}",
+        "workers": [w["id"] for w in state.get("workers", []) if w.get("state") == "ALIVE"],
+        "worker_uis": [f"http://{MASTER_HOST}:{p}" for p in WORKER_UI_PORTS],
+        "worker_pool": f"localhost:{WORKER_POOL_PORT}",
+        "job_endpoint": endpoint,
+        "job_server_jar": jar,
+        "args": args,
+    }
+
+
+def stop() -> None:
+    """Stops the job server, the worker pool, the workers and the master; removes
+    ``.engines/spark.args``."""
+    for name in _PROCESSES:
+        common.stop_process(name)
+    try:
+        os.remove(common.args_path("spark"))
+    except FileNotFoundError:
+        pass
+    # Executors' scratch files of finished applications; the logs stay.
+    for name in _WORKERS:
+        shutil.rmtree(os.path.join(common.engines_dir(), "spark", name), ignore_errors=True)
+
+
+def status() -> dict:
+    """Which of the processes run, and what the master reports."""
+    state = master_state()
+    return {
+        "processes": {n: common.pid_alive(common.read_pid(n)) for n in _PROCESSES[::-1]},
+        "master": MASTER_URL,
+        "master_status": state and state.get("status"),
+        "alive_workers": state and state.get("aliveworkers"),
+        "job_endpoint": _job_endpoint(),
+        "args": common.args_path("spark") if os.path.exists(common.args_path("spark")) else None,
+    }
