@@ -32,7 +32,9 @@ Example::
     tfx.orchestration.LocalDagRunner().run(pipeline)
 
 The submodules are imported on first use, so importing this package loads
-neither Beam nor TensorFlow.
+neither Beam nor TensorFlow. Importing it selects Keras 2 (``tf_keras``) for
+``tf.keras`` (``TF_USE_LEGACY_KERAS=1``, unless set) and for KerasTuner in
+module files that use ``tf.keras``, as TFX 1.16's module files expect.
 """
 
 import importlib
@@ -40,6 +42,11 @@ import importlib
 # TFX's pipeline files run ``import absl`` then ``absl.logging.set_verbosity(...)`` in their
 # ``__main__`` block, which works because importing TFX loads absl.logging; so does this.
 import absl.logging  # noqa: F401
+
+from conveyor.tfx._keras import select_legacy_keras
+
+# tf.keras is Keras 2 for TFX's module files, as under TFX 1.16 (see _keras).
+select_legacy_keras()
 
 _SUBMODULES = ("components", "dsl", "extensions", "orchestration", "proto", "types")
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from conveyor.beam_utils.errors import InputError
 from conveyor.beam_utils.user_modules import import_file, user_code_error
 from conveyor.components.trainer.fn_args import make_fn_args, split_files
+from conveyor.components.trainer.keras_backend import install_keras_tuner_hook
 from conveyor.dsl.layout import EVAL_MODEL_DIR, SERVING_DIR
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def load_run_fn(module_file: str, name: str = "run_fn"):
     """
     if not os.path.isfile(module_file):
         raise InputError(f"{module_file}: no such module file")
+    install_keras_tuner_hook()  # KerasTuner on the Keras the module file uses
     module = import_file(module_file, "conveyor_user_trainer_")
     fn = getattr(module, name, None)
     if fn is None:

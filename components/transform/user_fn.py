@@ -39,6 +39,7 @@ from conveyor.beam_utils.user_modules import (
     user_code_error,
     user_frames,
 )
+from conveyor.components.trainer import install_keras_tuner_hook
 from conveyor.dsl import layout
 
 DEFAULT_FN_NAME = "preprocessing_fn"
@@ -285,6 +286,7 @@ def _exec_module(source: str, path: str, name: str) -> Callable:
     module = types.ModuleType(f"conveyor_user_module_{digest}")
     module.__file__ = path
     add_module_folder(path)  # its helpers beside it import, here and in a worker on this machine
+    install_keras_tuner_hook()  # TFX's module files import KerasTuner beside preprocessing_fn
     try:
         code = compile(source, path, "exec")
         exec(code, module.__dict__)  # noqa: S102 - running the user's module is the point
