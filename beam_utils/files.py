@@ -66,10 +66,13 @@ def examples_splits(examples_dir: str) -> dict[str, str]:
     from apache_beam.io.filesystems import FileSystems
 
     pattern = FileSystems.join(examples_dir, SPLIT_PREFIX + "*")
-    try:
-        found = FileSystems.match([pattern])[0].metadata_list
-    except Exception:
-        found = []
+    found = []
+    # An object store lists no folders, and its "*" stops at "/": match the files inside too.
+    for each in (pattern, FileSystems.join(pattern, "*")):
+        try:
+            found += FileSystems.match([each])[0].metadata_list
+        except Exception:
+            pass
     splits = {}
     for m in found:
         # Directories are not listed by every filesystem; derive split folders from files.
