@@ -36,6 +36,7 @@ from conveyor.orchestration.engines import common
 from conveyor.orchestration.engines.common import EngineError
 
 __all__ = [
+    "PROCESSES",
     "MASTER_HOST",
     "MASTER_PORT",
     "MASTER_URL",
@@ -50,6 +51,7 @@ __all__ = [
     "job_server_properties",
     "beam_args",
     "master_state",
+    "executors",
     "start",
     "stop",
     "status",
@@ -73,7 +75,7 @@ _MASTER = "spark-master"
 _WORKERS = tuple(f"spark-worker-{i}" for i in range(1, len(WORKER_UI_PORTS) + 1))
 _POOL = "spark-worker-pool"
 _JOB_SERVER = "spark-job-server"
-_PROCESSES = (_JOB_SERVER, _POOL, *_WORKERS[::-1], _MASTER)  # the order they are stopped in
+PROCESSES = (_JOB_SERVER, _POOL, *_WORKERS[::-1], _MASTER)  # the order they are stopped in
 #: How long an executor keeps the SDK workers of a job between its tasks (Beam's default, 0,
 #: starts new Python workers for every task: ~10 s each here).
 ENVIRONMENT_CACHE_MILLIS = 30000
@@ -278,7 +280,7 @@ def _job_endpoint() -> str | None:
         return None
 
 
-def _get_json(url: str, timeout: float = 2.0):
+def _get_json(url: str, timeout: float = 10.0):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read().decode())
 
@@ -289,6 +291,40 @@ def master_state() -> dict | None:
         return _get_json(f"http://{MASTER_HOST}:{MASTER_UI_PORT}/json/")
     except (OSError, urllib.error.URLError, ValueError):
         return None
+
+
+def _driver_ui() -> str | None:
+    # Spark logs the port of the application's UI (4040, or the next free one); the last
+    # start of the job server's log is the one that counts.
+    found = None
+    try:
+        with open(common.log_path(_JOB_SERVER), errors="replace") as handle:
+            for line in handle:
+                if line.startswith("=== "):
+                    found = None
+                elif "Successfully started service 'SparkUI' on port " in line:
+                    port = line.rsplit(" on port ", 1)[1].strip().rstrip(".")
+                    found = f"http://{MASTER_HOST}:{port}"
+    except OSError:
+        return None
+    return found
+
+
+def executors() -> dict[str, dict]:
+    """The executors of the job server's Spark application, by id (``driver``
+    left out): host, totalTasks, completedTasks, ... from Spark's REST API;
+    empty before the first job or when the job server is down."""
+    ui = _driver_ui()
+    if not ui or not common.pid_alive(common.read_pid(_JOB_SERVER)):
+        return {}
+    try:
+        apps = _get_json(f"{ui}/api/v1/applications")
+        if not apps:
+            return {}
+        found = _get_json(f"{ui}/api/v1/applications/{apps[0]['id']}/executors")
+    except (OSError, urllib.error.URLError, ValueError):
+        return {}
+    return {e["id"]: e for e in found if e.get("id") != "driver"}
 
 
 def _wait_for_workers(count: int, timeout: float) -> dict:
@@ -331,7 +367,7 @@ def start() -> dict:
     waits until the master shows both workers ALIVE, writes ``.engines/spark.args``."""
     home = spark_home()
     jar = job_server_jar()
-    if not any(common.pid_alive(common.read_pid(n)) for n in _PROCESSES):
+    if not any(common.pid_alive(common.read_pid(n)) for n in PROCESSES):
         _check_ports_free()
     env = _spark_env(home)
     spark_class = os.path.join(home, "bin", "spark-class")
@@ -400,12 +436,13 @@ def start() -> dict:
 def stop() -> None:
     """Stops the job server, the worker pool, the workers and the master; removes
     ``.engines/spark.args``."""
-    for name in _PROCESSES:
+    for name in PROCESSES:
         common.stop_process(name)
-    try:
-        os.remove(common.args_path("spark"))
-    except FileNotFoundError:
-        pass
+    for path in (common.args_path("spark"), os.path.join(_spark_dir(), "job_endpoint")):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
     # Executors' scratch files of finished applications; the logs stay.
     for name in _WORKERS:
         shutil.rmtree(os.path.join(common.engines_dir(), "spark", name), ignore_errors=True)
@@ -415,7 +452,7 @@ def status() -> dict:
     """Which of the processes run, and what the master reports."""
     state = master_state()
     return {
-        "processes": {n: common.pid_alive(common.read_pid(n)) for n in _PROCESSES[::-1]},
+        "processes": {n: common.pid_alive(common.read_pid(n)) for n in PROCESSES[::-1]},
         "master": MASTER_URL,
         "master_status": state and state.get("status"),
         "alive_workers": state and state.get("aliveworkers"),
