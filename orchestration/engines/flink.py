@@ -177,6 +177,8 @@ def flink_args(environment: str = "EXTERNAL") -> list[str]:
         f"--flink_master={MASTER}",
         f"--flink_job_server_jar={job_server_jar()}",
         f"--parallelism={SLOTS}",
+        # One SDK worker per slot: Flink's default is one per TaskManager, all slots sharing it.
+        f"--sdk_worker_parallelism={SLOTS}",
         f"--environment_type={environment}",
     ]
     if environment == "EXTERNAL":
