@@ -146,6 +146,12 @@ def start(
             "stop it first: python -m conveyor.orchestration.engines stop mariadb"
         )
     mariadbd = _binary("mariadbd")
+    port = int(port or common.free_port())
+    if common.port_open("127.0.0.1", port):  # else the wait below would take it for ours
+        raise EngineError(
+            f"port {port} on 127.0.0.1 is taken by another process: give another port "
+            "(or none: a free one is chosen)"
+        )
     os.makedirs(data_dir, exist_ok=True)
     secret_path = os.path.join(data_dir, "conveyor-user.json")
     fresh = not os.path.isdir(os.path.join(data_dir, "mysql"))
@@ -160,7 +166,6 @@ def start(
             f"{data_dir} holds a MariaDB data folder that Conveyor did not make "
             f"({secret_path} is missing): give an empty folder"
         ) from None
-    port = int(port or common.free_port())
     socket = _socket_path(data_dir)
     argv = [
         mariadbd,

@@ -102,7 +102,7 @@ def test_two_runs_at_once_status_lineage_cache_and_the_ui(server, tmp_path, monk
     )
     target = _target(server, "conveyor_e2e")  # a new database: both runs make its schema at once
     for name, n in (("team_a", 4), ("team_b", 5)):
-        path = _pipeline_file(tmp_path, name, n, sleep=1.0)
+        path = _pipeline_file(tmp_path, name, n, sleep=2.0)
         _conveyor(env, "pipeline", "create", "--pipeline-path", path, *target)
 
     started = time.time()
@@ -122,22 +122,20 @@ def test_two_runs_at_once_status_lineage_cache_and_the_ui(server, tmp_path, monk
         assert "Produce: DONE" in out and "Sum: DONE" in out and "(cached)" not in out
     assert not (tmp_path / "team_a" / "metadata.sqlite").exists()  # the server holds it all
 
-    # Both ran at once: each one's Produce started before the other's ended.
+    # Both ran at once: each run's span (first execution's start to last one's end) overlaps
+    # the other's.
     md = Metadata(_config(server, "conveyor_e2e"))
-    produce = {}
+    spans = {}
     for name in ("team_a", "team_b"):
         [run] = md.runs(name)
-        [ex] = [
-            e
-            for e in md.executions_of_run(name, run["run_id"])
-            if e.properties["component_id"].string_value == "Produce"
-        ]
-        produce[name] = (
-            ex.custom_properties["start_time"].double_value,
-            ex.custom_properties["end_time"].double_value,
+        executions = md.executions_of_run(name, run["run_id"])
+        assert len(executions) == 2, (name, executions)
+        spans[name] = (
+            min(e.custom_properties["start_time"].double_value for e in executions),
+            max(e.custom_properties["end_time"].double_value for e in executions),
         )
-    (a0, a1), (b0, b1) = produce["team_a"], produce["team_b"]
-    assert a0 < b1 and b0 < a1, produce
+    (a0, a1), (b0, b1) = spans["team_a"], spans["team_b"]
+    assert a0 < b1 and b0 < a1, spans
     assert min(a0, b0) >= started - 1
 
     again = _conveyor(env, "run", "create", "--pipeline-name", "team_a").stdout
@@ -279,3 +277,22 @@ def _context_type(name: str):
     from ml_metadata.proto import metadata_store_pb2
 
     return metadata_store_pb2.ContextType(name=name)
+
+
+def test_start_names_what_is_missing_or_taken(tmp_path, monkeypatch):
+    """No MariaDB installed (none found on PATH nor in /usr/sbin): the error says how to install
+    it; a port another process holds: the error names it. Neither leaves a process."""
+    import shutil
+    import socket
+
+    monkeypatch.setenv("CONVEYOR_ENGINES_DIR", str(tmp_path / "engines"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(common.EngineError, match=f"port {port} on 127.0.0.1 is taken"):
+            mariadb.start(data_dir=str(tmp_path / "data"), port=port)
+    assert not mariadb.status()["running"] and common.read_pid("mariadb") is None
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
+    with pytest.raises(common.EngineError, match="apt-get install -y mariadb-server"):
+        mariadb.start(data_dir=str(tmp_path / "other"))
