@@ -94,14 +94,16 @@ class Evaluator(Component):
             os.path.join(out, BLESSING_DIR, verdict),
             os.path.join(ctx.outputs["blessing"].uri, verdict),
         )
-        overall = report["metrics"][0]["metrics"]
-        summary = {
-            k: overall[k] for k in ("example_count", "auc", "binary_accuracy") if k in overall
-        }
         return {
-            "evaluation": {"overall": json.dumps(summary)},
+            "evaluation": {"overall": json.dumps(overall_summary(report))},
             "blessing": blessing_properties(bool(report["blessed"]), model, baseline),
         }
+
+
+def overall_summary(report: dict) -> dict:
+    """Every metric of the overall slice of an evaluation ``report`` (its first entry), by
+    name: the Evaluation artifact's ``overall`` property."""
+    return dict(sorted(report["metrics"][0]["metrics"].items()))
 
 
 def blessing_properties(blessed: bool, model=None, baseline=None) -> dict:
