@@ -379,6 +379,12 @@ def _pipeline_function(dsl, pipeline: Pipeline, params: dict, plan: _Plan, ops: 
                 )
 
     conveyor_pipeline.__signature__ = inspect.Signature(signature)
+    # kfp reads parameter descriptions from the function's docstring (its Args section).
+    described = [(n, " ".join((params[n].description or "").split())) for n in names if n in params]
+    described = [(n, d) for n, d in described if d]
+    conveyor_pipeline.__doc__ = f"Conveyor pipeline {pipeline.name!r}." + (
+        "\n\nArgs:\n" + "".join(f"    {n}: {d}\n" for n, d in described) if described else ""
+    )
     return conveyor_pipeline
 
 
