@@ -37,16 +37,12 @@ def sqlite_metadata_connection_config(metadata_db_uri: str):
 def mysql_metadata_connection_config(
     host: str, port: int, database: str, username: str, password: str
 ):
-    """An ML Metadata ``ConnectionConfig`` for a MySQL server (TFX's arguments)."""
-    from ml_metadata.proto import metadata_store_pb2
+    """An ML Metadata ``ConnectionConfig`` for a MySQL server, with TFX's arguments
+    (Conveyor's :func:`conveyor.orchestration.metadata.mysql_config`: a bad host, port or
+    database is a ValueError naming it)."""
+    from conveyor.orchestration.metadata import mysql_config
 
-    config = metadata_store_pb2.ConnectionConfig()
-    config.mysql.host = host
-    config.mysql.port = int(port)
-    config.mysql.database = database
-    config.mysql.user = username
-    config.mysql.password = password
-    return config
+    return mysql_config(host, port, database, username, password)
 
 
 def __getattr__(name: str):
