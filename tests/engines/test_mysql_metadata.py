@@ -296,3 +296,32 @@ def test_start_names_what_is_missing_or_taken(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
     with pytest.raises(common.EngineError, match="apt-get install -y mariadb-server"):
         mariadb.start(data_dir=str(tmp_path / "other"))
+
+
+def test_component_run_records_in_the_server(server, tmp_path):
+    """What orchestrators call, one component at a time: ``conveyor component run
+    --metadata-mysql``; the second component finds the first one's output in the server."""
+    env = dict(os.environ, CONVEYOR_HOME=str(tmp_path / "home"))
+    env[MYSQL_PASSWORD_ENV] = server["password"]
+    path = _pipeline_file(tmp_path, "by_step", 6, sleep=0.0)
+    target = _target(server, "conveyor_steps")
+    for component in ("Produce", "Sum"):
+        out = _conveyor(
+            env,
+            "component",
+            "run",
+            "--pipeline-path",
+            path,
+            "--component",
+            component,
+            "--run-id",
+            "s1",
+            *target,
+        ).stdout
+        assert '"state": "COMPLETE"' in out
+    md = Metadata(_config(server, "conveyor_steps"))
+    states = {r["component_id"]: r["state"] for r in md.run_status("by_step", "s1")}
+    assert states == {"Produce": "COMPLETE", "Sum": "COMPLETE"}
+    stats = md.latest_outputs("by_step", "s1", "Sum")["statistics"]
+    assert json.loads(open(os.path.join(stats.uri, "sum.json")).read()) == sum(range(6))
+    assert not (tmp_path / "by_step" / "metadata.sqlite").exists()
