@@ -14,10 +14,13 @@ run) can remove them. Publishing goes through Beam's ``FileSystems``
 store (``s3://``, ``gs://``: no folders, no atomic rename) a copy, then a
 completion marker written last. Readers here (cache hits, a component's inputs,
 a Resolver's picks) skip an artifact under the root that lacks its marker, and
-say so. Under a remote root the outputs TensorFlow writes itself
-(:data:`LOCAL_STAGING_TYPES`: SavedModels, which TensorFlow cannot write to S3
-without tensorflow-io) are staged in a local temporary folder and copied up,
-and such inputs are copied down to one before the component runs.
+say so. Under a remote root a component with an output TensorFlow writes itself
+(:data:`LOCAL_STAGING_TYPES`: SavedModels, which TensorFlow 2.16 cannot write to
+S3 without tensorflow-io; Transform, Trainer, Tuner) runs on local disk: all its
+outputs are staged in local temporary folders and copied up, all its inputs
+copied down first. The others read and write the store directly through Beam,
+copying down only the SavedModels they load (Evaluator, BulkInferrer,
+InfraValidator, Pusher).
 
 As a child process, the launcher stops cleanly: SIGTERM or SIGINT interrupts the
 component's own code (Conveyor's bookkeeping finishes first), records the
@@ -373,6 +376,9 @@ def run_component(
         raise
     beam_args = pipeline.beam_pipeline_args + component.beam_args
     key = cache_key(component, input_lists, beam_args)
+    local_io = publishing.is_remote(pipeline.root) and any(
+        t in LOCAL_STAGING_TYPES for t in component.OUTPUTS.values()
+    )
     use_cache = pipeline.enable_cache if enable_cache is None else enable_cache
     type_name = execution_type(component)
     ex_id = None
@@ -382,7 +388,9 @@ def run_component(
     try:
         with _guard.lock:
             _guard.check()
-            cached = md.find_cached(key, type_name) if use_cache else None
+            cached = (
+                md.find_cached(key, type_name, pipeline_name=pipeline.name) if use_cache else None
+            )
             half = incomplete_artifacts(pipeline.root, (cached or {}).values())
             if half:
                 log(f"{component_id}: not using the cache: {'; '.join(map(_half_written, half))}")
@@ -395,6 +403,7 @@ def run_component(
                 input_lists,
                 key,
                 component.parameters,
+                beam_args=beam_args,
             )
             if cached is not None:
                 md.finish_execution(ex_id, CACHED, cached)
@@ -409,7 +418,9 @@ def run_component(
                 for k, t in component.OUTPUTS.items()
             }
             staging = {
-                k: Artifact(a.type_name, _staging_uri(pipeline.root, component_id, k, ex_id, a))
+                k: Artifact(
+                    a.type_name, _staging_uri(pipeline.root, component_id, k, ex_id, local_io)
+                )
                 for k, a in final.items()
             }
             md.set_staging(ex_id, [a.uri for a in staging.values()])
@@ -419,7 +430,7 @@ def run_component(
             _guard.check()
         ctx_lists = input_lists
         if publishing.is_remote(pipeline.root):
-            local_inputs, ctx_lists = _localized_inputs(input_lists)
+            local_inputs, ctx_lists = _localized_inputs(input_lists, every_type=local_io)
         ctx = ExecutionContext(
             {k: v[0] for k, v in ctx_lists.items()},
             staging,
@@ -483,10 +494,10 @@ def run_component(
     }
 
 
-def _staging_uri(root: str, component_id: str, key: str, ex_id: int, final: Artifact) -> str:
-    """Where an output is written before it is published: beside its final URI, or, under a
-    remote root, a local temporary folder for the types TensorFlow writes itself."""
-    if publishing.is_remote(root) and final.type_name in LOCAL_STAGING_TYPES:
+def _staging_uri(root: str, component_id: str, key: str, ex_id: int, local: bool) -> str:
+    """Where an output is written before it is published: beside its final URI, or a local
+    temporary folder (``local``: a component that writes with TensorFlow, under a remote root)."""
+    if local:
         import tempfile
 
         return tempfile.mkdtemp(prefix=f"conveyor-{component_id}-{key}-{ex_id}-")
@@ -494,11 +505,11 @@ def _staging_uri(root: str, component_id: str, key: str, ex_id: int, final: Arti
 
 
 def _localized_inputs(
-    input_lists: dict[str, list[Artifact]],
+    input_lists: dict[str, list[Artifact]], every_type: bool = False
 ) -> tuple[str | None, dict[str, list[Artifact]]]:
-    """Local copies of the remote inputs of :data:`LOCAL_STAGING_TYPES` (the others are read
-    where they are): ``(the temporary folder holding them or None, the input lists to give
-    the component)``. The recorded inputs keep their URIs."""
+    """Local copies of the remote inputs of :data:`LOCAL_STAGING_TYPES` (of every type with
+    ``every_type``; the others are read where they are): ``(the temporary folder holding them
+    or None, the input lists to give the component)``. The recorded inputs keep their URIs."""
     import tempfile
 
     folder = None
@@ -506,7 +517,8 @@ def _localized_inputs(
     for key, arts in input_lists.items():
         lists[key] = []
         for a in arts:
-            if a.type_name in LOCAL_STAGING_TYPES and publishing.is_remote(a.uri):
+            wanted = every_type or a.type_name in LOCAL_STAGING_TYPES
+            if wanted and publishing.is_remote(a.uri):
                 folder = folder or tempfile.mkdtemp(prefix="conveyor-inputs-")
                 local = copy.copy(a)
                 local.properties = dict(a.properties)
