@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.conveyor-installed
 
-.PHONY: install airflow-env demo test test-fast lint bench clean
+.PHONY: install airflow-env chromium demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -30,17 +30,29 @@ $(AIRFLOW_STAMP): airflow-constraints.txt
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -c airflow-constraints.txt "apache-airflow==2.10.5"
 	touch $(AIRFLOW_STAMP)
 
+# Debian's Chromium for the browser tests (tests/test_ui_browser.py drives it through
+# Playwright with executable_path=/usr/bin/chromium: no browser download, no `playwright install`).
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "$(CHROMIUM) is missing and there is no apt-get: install Chromium so that $(CHROMIUM) exists"; exit 1; }
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium
+
 demo: install
 	$(BIN)/conveyor demo --output out/demo
 
 # The whole suite, as CI runs it: the Airflow venv too, for the DAG export tests; two
 # pytest workers (one per core), each test file on one worker.
-test: install airflow-env
+test: install airflow-env chromium
 	$(BIN)/pytest -q -n 2 --dist loadfile --durations=10 --ignore=tests/engines tests
 
 # Without the tests marked slow (job services, worker processes, training, whole pipelines;
 # the list is in tests/conftest.py): a quick check while working.
-test-fast: install
+test-fast: install chromium
 	$(BIN)/pytest -q --durations=10 -m "not slow" --ignore=tests/engines tests
 
 LINT_PATHS := components beam_utils dsl orchestration tfx tests benchmarks

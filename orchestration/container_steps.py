@@ -94,7 +94,7 @@ def prepare_container(
         raise
     key = cache_key(component, input_lists, pipeline.beam_pipeline_args + component.beam_args)
     use_cache = pipeline.enable_cache if enable_cache is None else enable_cache
-    cached = md.find_cached(key, type_name) if use_cache else None
+    cached = md.find_cached(key, type_name, pipeline_name=pipeline.name) if use_cache else None
     ex_id = md.start_execution(type_name, *ids, input_lists, key, component.parameters)
     if cached is not None:
         md.finish_execution(ex_id, CACHED, cached)

@@ -384,12 +384,15 @@ class Metadata:
         cache_key: str,
         parameters: dict | None = None,
         process: dict | None = None,
+        beam_args: list[str] | None = None,
     ) -> int:
         """Records a RUNNING execution with its input events and parameters; returns its id.
 
         An input may hold several artifacts (a list): one event each, its path
         ``[key, index]`` as TFX records it. ``process`` is the
         :func:`process_identity` of the process that runs it (default: this one).
+        ``beam_args``, the flags the step's Beam pipeline gets (the pipeline's, then the
+        component's), is recorded as a JSON list in the ``beam_args`` custom property.
         """
         from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -405,6 +408,8 @@ class Metadata:
         ):
             ex.properties[k].string_value = v
         ex.custom_properties["start_time"].double_value = time.time()
+        if beam_args:
+            ex.custom_properties["beam_args"].string_value = json.dumps(list(beam_args))
         ex.custom_properties["parameters"].string_value = json.dumps(
             parameters or {}, sort_keys=True, default=str
         )

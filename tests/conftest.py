@@ -267,6 +267,7 @@ SLOW = {
         "test_crash",  # starts, kills and waits for runner and component processes
         "test_infra_validator",  # a fresh TensorFlow process per validation
         "test_tfx_acceptance",  # the penguin TFX pipeline, trained, on four runners
+        "test_ui_browser",  # headless Chromium against a real conveyor ui server
     },
     "fixtures": {"job_endpoint", "parallel_job_endpoint", "worker_pool", "penguin_tuning_run"},
     "tests": {

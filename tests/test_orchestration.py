@@ -198,3 +198,19 @@ def test_concurrent_runs_share_one_store(tmp_path):
         assert json.load(open(os.path.join(sums.uri, "sum.json"))) == sum(range(n))
         model = md.latest_outputs("conc", f"run{n}", "Join")["model"]
         assert {cid for cid, _ in md.lineage(model.id)} == {"Sum", "Produce"}
+
+
+def test_each_execution_records_the_beam_args_its_step_gets(tmp_path):
+    """The pipeline's Beam flags, then the component's, as the launcher passes them on."""
+    pipeline, p, s, j = _pipeline(tmp_path, beam_pipeline_args=["--direct_num_workers=1"])
+    s.with_beam_pipeline_args(["--experiments=use_runner_v2"])
+    result = LocalDagRunner(quiet=True).run(pipeline)
+    md = Metadata(pipeline.metadata_path)
+    ids = {r["component_id"]: r["execution_id"] for r in md.run_status("toy", result["run_id"])}
+    by_id = {ex.id: ex for ex in md.store.get_executions_by_id(list(ids.values()))}
+    recorded = {
+        cid: json.loads(by_id[ex_id].custom_properties["beam_args"].string_value)
+        for cid, ex_id in ids.items()
+    }
+    assert recorded["Sum"] == ["--direct_num_workers=1", "--experiments=use_runner_v2"]
+    assert recorded["Produce"] == recorded["Join"] == ["--direct_num_workers=1"]
