@@ -25,7 +25,9 @@ Names are imported on first use.
 from conveyor.beam_utils.lazy import lazy_exports
 
 _EXPORTS = {
+    "TUNER_RESULTS_FILE": "node",
     "Tuner": "node",
+    "TunerResults": "node",
     "TunerFnResult": "fn_result",
     "run_tuner": "component",
 }

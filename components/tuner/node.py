@@ -10,6 +10,17 @@ from conveyor.components.trainer import (
     resolve_user_function,
 )
 from conveyor.dsl import Component, InputSpec, PipelineDefinitionError, layout
+from conveyor.dsl.artifacts import Artifact
+
+#: The trials file in a TunerResults artifact.
+TUNER_RESULTS_FILE = "tuner_results.json"
+
+
+class TunerResults(Artifact):
+    """TFX's TunerResults: every trial of a search (``tuner_results.json``: a list of
+    ``{"trial_id", "status", "score", "hyperparameters"}``, in the tuner's order)."""
+
+    TYPE_NAME = "TunerResults"
 
 
 class Tuner(Component):
@@ -19,7 +30,8 @@ class Tuner(Component):
     (a KerasTuner tuner and the arguments of its ``search``); the node runs the
     search and writes the best trial's hyperparameters. Inputs: ``examples``
     (usually Transform's transformed examples), optional ``schema``,
-    ``transform_graph`` and ``base_model``. Output: ``best_hyperparameters`` (a
+    ``transform_graph`` and ``base_model``. Outputs: ``tuner_results`` (every
+    trial, :class:`TunerResults`) and ``best_hyperparameters`` (a
     HyperParameters artifact: ``best_hyperparameters.txt``, the JSON of
     ``HyperParameters.get_config()``, as TFX writes it), which a Trainer's
     ``hyperparameters`` input reads; its properties ``best_score`` and
@@ -52,7 +64,7 @@ class Tuner(Component):
         "transform_graph": InputSpec("TransformGraph", optional=True),
         "base_model": InputSpec("Model", optional=True),
     }
-    OUTPUTS = {"best_hyperparameters": "HyperParameters"}
+    OUTPUTS = {"best_hyperparameters": "HyperParameters", "tuner_results": "TunerResults"}
     PARAMETERS = {
         "module_file": None,
         "tuner_fn": "tuner_fn",
@@ -106,10 +118,20 @@ class Tuner(Component):
             custom_config=parse_custom_config(p["custom_config"]),
             base_model=layout.serving_model_dir(base.uri) if base is not None else None,
         )
+        import json
+        import os
+
+        results = ctx.outputs["tuner_results"].uri
+        os.makedirs(results, exist_ok=True)
+        with open(os.path.join(results, TUNER_RESULTS_FILE), "w") as f:
+            json.dump(summary["trials"], f, indent=2)
         properties = {"trials": len(summary["trials"])}
         if summary["best_score"] is not None:
             properties["best_score"] = summary["best_score"]
-        return {"best_hyperparameters": properties}
+        return {
+            "best_hyperparameters": properties,
+            "tuner_results": {"trials": len(summary["trials"])},
+        }
 
 
 def _tune_args(value, node_id: str) -> dict:

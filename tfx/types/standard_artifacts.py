@@ -12,6 +12,7 @@ Example::
     ).with_id("latest_blessed_model_resolver")
 """
 
+from conveyor.components.tuner import TunerResults
 from conveyor.dsl.artifact_types import (
     Boolean,
     Bytes,
@@ -56,4 +57,5 @@ __all__ = [
     "String",
     "TransformCache",
     "TransformGraph",
+    "TunerResults",
 ]
