@@ -5,7 +5,12 @@ for a file of zero bytes; S3 (AWS, and s3proxy alike) refuses to complete an
 upload without parts (``MalformedXML``), so any empty output (a shard with no
 rows, an empty rejected-rows file) failed the write. :func:`install` makes the
 writer upload one empty part in that case, which S3 accepts (the last part of an
-upload has no minimum size). Importing :mod:`conveyor.beam_utils.publish` installs it.
+upload has no minimum size).
+
+Importing this module installs it (so does importing :mod:`conveyor.beam_utils.publish`, as
+every launcher does). SDK workers in other processes (a worker pool beside Flink or Spark)
+get it with the Beam flag ``--beam_plugins=conveyor.beam_utils.s3_empty_files``, which
+Beam's worker imports at start; ``orchestration/engines/s3proxy.py`` writes it among its flags.
 """
 
 from __future__ import annotations
@@ -33,3 +38,6 @@ def install() -> bool:
     finish.__doc__ = original.__doc__
     uploader.finish = finish
     return True
+
+
+install()

@@ -57,12 +57,15 @@ def _read_state() -> dict | None:
 
 
 def beam_flags(endpoint: str, access_key: str, secret_key: str) -> list[str]:
-    """The flags that point Beam's S3 filesystem at ``endpoint`` with these credentials."""
+    """The flags that point Beam's S3 filesystem at ``endpoint`` with these credentials (and
+    load :mod:`conveyor.beam_utils.s3_empty_files` in every SDK worker)."""
     return [
         f"--s3_endpoint_url={endpoint}",
         f"--s3_access_key_id={access_key}",
         f"--s3_secret_access_key={secret_key}",
         f"--s3_region_name={_REGION}",
+        # SDK workers in other processes write empty files to S3 only with this (apache/beam#21369).
+        "--beam_plugins=conveyor.beam_utils.s3_empty_files",
     ]
 
 
