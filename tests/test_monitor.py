@@ -238,8 +238,6 @@ def _write_csv(path, x, c, ts):
 
 
 def test_cli_watches_files_until_stop_after(tmp_path, capsys):
-    from google.protobuf import text_format
-
     from conveyor.beam_utils.proto_io import read_anomalies
     from conveyor.orchestration.cli import main
 
@@ -249,33 +247,12 @@ def test_cli_watches_files_until_stop_after(tmp_path, capsys):
     for k in range(3):  # window 2 drifts; each file holds one window
         _write_csv(incoming / f"part-{k}.csv", *_window_rows(k, rng, rows=200))
     (incoming / "notes.txt.skip").write_text("not matched")
-    schema_path = tmp_path / "schema.pbtxt"
-    schema_path.write_text(text_format.MessageToString(_schema()))
     baseline_path = tmp_path / "FeatureStats.pb"
     baseline_path.write_bytes(_baseline().SerializeToString())
     out = tmp_path / "out"
 
-    rc = main(
-        [
-            "monitor",
-            "--input",
-            str(incoming / "*.csv"),
-            "--schema",
-            str(schema_path),
-            "--baseline-statistics",
-            str(baseline_path),
-            "--output",
-            str(out),
-            "--window-seconds",
-            str(WINDOW),
-            "--timestamp-column",
-            "ts",
-            "--poll-interval",
-            "1",
-            "--stop-after",
-            "2",
-        ]
-    )
+    extra = ["--baseline-statistics", str(baseline_path), "--poll-interval", "1"]
+    rc = main(_watch_args(incoming, tmp_path, out, *extra, "--stop-after", "2"))
     captured = capsys.readouterr()
     printed = captured.out
     assert rc == 1, printed  # the drifting window has ERROR anomalies
@@ -872,28 +849,9 @@ def test_cli_model_on_watched_folder(tmp_path, sigmoid_model, capsys):
     table = pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
     _write_labelled_csv(incoming / "part-0.csv", table)
     out = tmp_path / "out"
+    extra = ["--label-key", "label", "--model", str(sigmoid_model)]
     rc = main(
-        [
-            "monitor",
-            "--input",
-            str(incoming / "*.csv"),
-            "--schema",
-            str(_schema_file(tmp_path)),
-            "--output",
-            str(out),
-            "--window-seconds",
-            str(WINDOW),
-            "--timestamp-column",
-            "ts",
-            "--label-key",
-            "label",
-            "--model",
-            str(sigmoid_model),
-            "--poll-interval",
-            "1",
-            "--stop-after",
-            "2",
-        ]
+        _watch_args(incoming, tmp_path, out, *extra, "--poll-interval", "1", "--stop-after", "2")
     )
     captured = capsys.readouterr()
     assert rc == 0, captured
@@ -996,27 +954,8 @@ def test_cli_watches_parquet_files(tmp_path, capsys):
         _write_parquet(incoming / f"part-{k}.parquet", *_window_rows(k, rng, rows=150))
     (incoming / "broken.parquet").write_bytes(b"not parquet at all")
     out = tmp_path / "out"
-    rc = main(
-        [
-            "monitor",
-            "--input",
-            str(incoming / "*.parquet"),
-            "--schema",
-            str(_schema_file(tmp_path)),
-            "--output",
-            str(out),
-            "--window-seconds",
-            str(WINDOW),
-            "--timestamp-column",
-            "ts",
-            "--batch-size",
-            "64",
-            "--poll-interval",
-            "1",
-            "--stop-after",
-            "2",
-        ]
-    )
+    extra = ["--batch-size", "64", "--poll-interval", "1", "--stop-after", "2"]
+    rc = main(_watch_args(incoming, tmp_path, out, *extra, pattern="*.parquet"))
     captured = capsys.readouterr()
     assert rc == 0, captured
     results = [json.loads((out / f / "result.json").read_text()) for f in _window_folders(out)]
