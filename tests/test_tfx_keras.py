@@ -129,19 +129,23 @@ def test_users_setting_is_kept(tmp_path):
     assert _run(code, tmp_path, {"TF_USE_LEGACY_KERAS": "0"}) == {"env": "0", "selected": False}
 
 
-def test_tf_keras_resolved_to_keras_3_first_is_reported(tmp_path):
+def test_tf_keras_resolved_to_keras_3_first_is_pointed_at_keras_2(tmp_path):
+    # TFX's pipeline files import tensorflow_model_analysis (which reads tf.keras) before tfx.
     got = _run(
         """
         import json, os
+        import tensorflow_model_analysis as tfma
         import tensorflow as tf
-        tf.keras.layers  # resolved now, with the variable unset: Keras 3
-        from conveyor.tfx._keras import select_legacy_keras
-        print(json.dumps({"selected": select_legacy_keras(),
-                          "keras": tf.keras.Model.__module__.split(".")[0]}))
+        before = tf.keras.Model.__module__.split(".")[0]
+        from conveyor import tfx
+        from tensorflow.keras import layers
+        print(json.dumps({"before": before, "after": tf.keras.Model.__module__.split(".")[0],
+                          "layers": layers.Dense.__module__.split(".")[0],
+                          "env": os.environ.get("TF_USE_LEGACY_KERAS")}))
         """,
         tmp_path,
     )
-    assert got == {"selected": False, "keras": "keras"}
+    assert got == {"before": "keras", "after": "tf_keras", "layers": "tf_keras", "env": "1"}
 
 
 def test_without_conveyor_tfx_nothing_changes(tmp_path):

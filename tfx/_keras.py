@@ -26,12 +26,12 @@ _log = logging.getLogger(__name__)
 
 
 def select_legacy_keras() -> bool:
-    """Sets ``TF_USE_LEGACY_KERAS=1`` unless the user set it or ``tf.keras`` is already Keras 3.
+    """Sets ``TF_USE_LEGACY_KERAS=1`` (unless the user set it) and makes ``tf.keras`` Keras 2.
 
     Returns whether ``tf.keras`` is Keras 2 for this process. A value the user
-    set is kept (a warning says TFX's Keras module files need Keras 2); so is
-    a ``tf.keras`` TensorFlow already resolved to Keras 3 (a warning names the
-    fix: import ``conveyor.tfx`` before TensorFlow, or set the variable).
+    set is kept (a warning says TFX's Keras module files need Keras 2). A
+    ``tf.keras`` TensorFlow already resolved to Keras 3, with the variable
+    unset, is pointed at Keras 2 (:func:`_repoint_tf_keras`).
     """
     import importlib.util
 
@@ -42,6 +42,8 @@ def select_legacy_keras() -> bool:
         return False
     if _VARIABLE not in os.environ:
         os.environ[_VARIABLE] = "1"
+        if not legacy_keras_selected():
+            _repoint_tf_keras()
     elif not legacy_keras_selected():
         _log.warning(
             "%s=%s keeps tf.keras on Keras 3; TFX's Keras module files need Keras 2 "
@@ -49,12 +51,25 @@ def select_legacy_keras() -> bool:
             _VARIABLE,
             os.environ[_VARIABLE],
         )
-    selected = legacy_keras_selected()
-    if not selected and os.environ.get(_VARIABLE) == "1":
-        _log.warning(
-            "tf.keras was already resolved to Keras 3 before conveyor.tfx was imported; "
-            "import conveyor.tfx before TensorFlow (or set %s=1) to run TFX's Keras module files",
-            _VARIABLE,
-        )
     install_keras_tuner_hook()
-    return selected
+    return legacy_keras_selected()
+
+
+def _repoint_tf_keras() -> None:
+    """Points ``tf.keras`` at Keras 2 when TensorFlow already resolved it to Keras 3.
+
+    TFX's pipeline files import TensorFlow Model Analysis before ``tfx``; TFMA
+    0.47 reads ``tf.keras`` on import, which TensorFlow then resolves to Keras 3
+    for good (the variable is read once). TensorFlow's own loader resolves
+    ``tf.keras`` by setting the attribute; this does the same with Keras 2, and
+    for ``import tensorflow.keras...``. Code that already holds Keras 3's
+    ``tf.keras`` keeps it.
+    """
+    import sys
+
+    import tf_keras.api._v2.keras as keras_2
+
+    tf = sys.modules["tensorflow"]
+    tf.keras = keras_2
+    sys.modules["tensorflow.keras"] = keras_2
+    _log.info("tf.keras was resolved to Keras 3 before conveyor.tfx was imported: now Keras 2")
