@@ -206,6 +206,24 @@ def examples_dir(tmp_path_factory, penguins):
     )
 
 
+def infer_with_output_examples(out: Path, examples: Path, model: str, *more) -> int:
+    """``conveyor infer`` of an Examples folder writing ``output_examples`` too; its exit status.
+
+    ``more``: further flags, then ``--`` and the Beam flags if any.
+    """
+    return run_cli(
+        "infer",
+        "--examples",
+        examples,
+        "--model",
+        model,
+        "--output",
+        out,
+        "--output-examples",
+        *more,
+    )
+
+
 def assert_predictions_match(out: Path, expected: dict, splits=("eval", "train")):
     got = {}
     for split in splits:
@@ -297,19 +315,7 @@ def test_example_signature_matches_model_and_writes_bulkinferrer_layout(
 
     path, expected = model_dir
     out = tmp_path / "out"
-    assert (
-        run_cli(
-            "infer",
-            "--examples",
-            examples_dir,
-            "--model",
-            path,
-            "--output",
-            out,
-            "--output-examples",
-        )
-        == 0
-    )
+    assert infer_with_output_examples(out, examples_dir, path) == 0
 
     assert_predictions_match(out, expected)
     files = sorted(os.listdir(out / "inference_result"))
@@ -529,15 +535,10 @@ tf.saved_model.save(model, {str(path)!r}, signatures={{"serving_default": serve}
 def test_multi_processing_gives_same_predictions(tmp_path, model_dir, examples_dir):
     path, expected = model_dir
     out = tmp_path / "out"
-    rc = run_cli(
-        "infer",
-        "--examples",
-        examples_dir,
-        "--model",
-        path,
-        "--output",
+    rc = infer_with_output_examples(
         out,
-        "--output-examples",
+        examples_dir,
+        path,
         "--batch-size",
         "16:64",
         "--",
@@ -552,18 +553,7 @@ def test_multi_processing_gives_same_predictions(tmp_path, model_dir, examples_d
 def test_portable_runner_gives_same_predictions(tmp_path, model_dir, examples_dir, job_endpoint):
     path, expected = model_dir
     out = tmp_path / "out"
-    rc = run_cli(
-        "infer",
-        "--examples",
-        examples_dir,
-        "--model",
-        path,
-        "--output",
-        out,
-        "--output-examples",
-        "--",
-        *portable_args(job_endpoint),
-    )
+    rc = infer_with_output_examples(out, examples_dir, path, "--", *portable_args(job_endpoint))
     assert rc == 0
     assert_predictions_match(out, expected)
 
