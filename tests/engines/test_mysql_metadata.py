@@ -57,9 +57,6 @@ def _target(server, database: str) -> list[str]:
 
 
 def _pipeline_file(folder, name: str, n: int, sleep: float) -> str:
-    # Each pipeline its own n: until the launcher scopes the cache to the pipeline
-    # (Metadata.find_cached(pipeline_name=)), alike components of two pipelines in one store
-    # reuse each other's outputs.
     path = folder / f"{name}.py"
     path.write_text(
         "from orchestration_components import Produce, Sum\n"
@@ -101,7 +98,7 @@ def test_two_runs_at_once_status_lineage_cache_and_the_ui(server, tmp_path, monk
         **{MYSQL_PASSWORD_ENV: server["password"]},
     )
     target = _target(server, "conveyor_e2e")  # a new database: both runs make its schema at once
-    for name, n in (("team_a", 4), ("team_b", 5)):
+    for name, n in (("team_a", 4), ("team_b", 5), ("team_c", 4)):
         path = _pipeline_file(tmp_path, name, n, sleep=2.0)
         _conveyor(env, "pipeline", "create", "--pipeline-path", path, *target)
 
@@ -149,6 +146,9 @@ def test_two_runs_at_once_status_lineage_cache_and_the_ui(server, tmp_path, monk
     # The flag on the command reads the same store as the registry's record.
     flagged = _conveyor(env, "run", "list", "--pipeline-name", "team_b", *target).stdout
     assert len(flagged.splitlines()) == 1 and "COMPLETE=2" in flagged
+    # team_c's components are team_a's exactly (same cache keys): the cache is per pipeline.
+    other = _conveyor(env, "run", "create", "--pipeline-name", "team_c").stdout
+    assert "Sum: DONE" in other and "(cached)" not in other
 
     # Lineage: the cached Sum's statistics came from team_a's own Produce output.
     stats = md.latest_outputs("team_a", latest, "Sum")["statistics"]
@@ -160,7 +160,7 @@ def test_two_runs_at_once_status_lineage_cache_and_the_ui(server, tmp_path, monk
     monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "ui-home"))
     client = TestClient(create_app(roots=[_config(server, "conveyor_e2e")]))
     pipelines = {p["name"]: p for p in client.get("/api/pipelines").json()["pipelines"]}
-    assert set(pipelines) == {"team_a", "team_b"}
+    assert set(pipelines) == {"team_a", "team_b", "team_c"}
     assert pipelines["team_a"]["root"] == str(tmp_path / "team_a")
     assert not pipelines["team_a"]["registered"]
     run = client.get(f"/api/runs/{latest}").json()
