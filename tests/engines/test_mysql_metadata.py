@@ -325,3 +325,38 @@ def test_component_run_records_in_the_server(server, tmp_path):
     stats = md.latest_outputs("by_step", "s1", "Sum")["statistics"]
     assert json.loads(open(os.path.join(stats.uri, "sum.json")).read()) == sum(range(6))
     assert not (tmp_path / "by_step" / "metadata.sqlite").exists()
+
+
+def test_a_pipeline_file_with_its_own_mysql_config_needs_no_flag(server, tmp_path):
+    """A pipeline file that sets ``metadata_connection_config=mysql_config(...)`` itself:
+    ``pipeline create`` records that (no password), and ``run create``/``run status`` use it."""
+    env = dict(os.environ, CONVEYOR_HOME=str(tmp_path / "home"))
+    env[MYSQL_PASSWORD_ENV] = server["password"]
+    path = tmp_path / "own.py"
+    path.write_text(
+        "import os\n"
+        "from orchestration_components import Produce, Sum\n"
+        "from conveyor.orchestration import Pipeline\n"
+        "from conveyor.orchestration.metadata import mysql_config\n"
+        "p = Produce(n=2)\n"
+        "s = Sum(examples=p.outputs['examples'])\n"
+        f"config = mysql_config({server['host']!r}, {server['port']}, 'conveyor_own', "
+        f"{server['user']!r}, os.environ['{MYSQL_PASSWORD_ENV}'])\n"
+        f"pipeline = Pipeline('own', {str(tmp_path / 'own')!r}, [p, s], "
+        "metadata_connection_config=config)\n"
+    )
+    _conveyor(env, "pipeline", "create", "--pipeline-path", str(path))
+    record = json.loads((tmp_path / "home" / "pipelines" / "own.json").read_text())
+    assert record["metadata"] == {
+        "mysql": f"127.0.0.1:{server['port']}/conveyor_own",
+        "user": server["user"],
+        "from": "pipeline",
+    }
+    assert server["password"] not in json.dumps(record)
+    _conveyor(env, "run", "create", "--pipeline-name", "own")
+    status = _conveyor(env, "run", "status", "--pipeline-name", "own").stdout
+    assert re.search(r"Produce\s+COMPLETE", status) and re.search(r"Sum\s+COMPLETE", status)
+    assert not (tmp_path / "own" / "metadata.sqlite").exists()
+    assert [r["state"] for r in Metadata(_config(server, "conveyor_own")).runs("own")] == [
+        "COMPLETE"
+    ]
