@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.conveyor-installed
 
-.PHONY: install airflow-env chromium demo test test-fast lint bench clean
+.PHONY: install airflow-env chromium mariadb engines engines-stop test-engines demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -41,6 +41,28 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "$(CHROMIUM) is missing and there is no apt-get: install Chromium so that $(CHROMIUM) exists"; exit 1; }
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium
+
+# MariaDB from Debian's packages, for ML Metadata on MySQL (tests/engines/test_mysql_metadata.py
+# starts its own server with its data in a temporary folder; no system server is used).
+mariadb:
+	@command -v mariadbd >/dev/null 2>&1 || test -x /usr/sbin/mariadbd || \
+	  { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends mariadb-server mariadb-client; }
+
+# The real engines on loopback: Flink 1.19 (JobManager, TaskManager with 2 slots, Beam's Flink
+# job server, a Python worker pool on 50000) and Spark 3.5 (a master, two workers, Beam's Spark
+# job server, a worker pool on 50001); logs in .engines/logs/, the Beam flags that reach each in
+# .engines/<engine>.args. The jars come from PyPI and Maven Central, cached in .engines/cache/
+# and ~/.m2.
+engines: install
+	$(BIN)/python -m conveyor.orchestration.engines start
+
+engines-stop:
+	test ! -x $(BIN)/python || $(BIN)/python -m conveyor.orchestration.engines stop
+
+# The tests against real servers (Flink, Spark, MariaDB, s3proxy): each fixture starts what is
+# not up and stops only what it started. Not part of `make test`; CI runs both.
+test-engines: install mariadb
+	$(BIN)/pytest -q --durations=20 tests/engines
 
 demo: install
 	$(BIN)/conveyor demo --output out/demo
