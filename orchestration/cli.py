@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"conveyor {name}", description=command.help)
     command.add_arguments(parser)
     args = parser.parse_args(own[1:])
+    from conveyor.beam_utils.engine_checks import explain_failure
     from conveyor.beam_utils.errors import InputError, UsageError, user_error
     from conveyor.dsl import PipelineDefinitionError
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:
             # A runner hands back an error raised in a pipeline step wrapped (in a
             # RuntimeError with the worker's traceback as its message, for one).
-            found = user_error(e)
+            found = user_error(e) or explain_failure(e, beam_args)
             if found is None:
                 raise
             message, status = f"error: {found}", 2
