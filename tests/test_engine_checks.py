@@ -152,3 +152,10 @@ def test_a_worker_without_conveyor_is_explained():
     wrapped = ValueError("step failed")
     wrapped.__cause__ = failed
     assert explain_failure(wrapped) is not None
+
+
+def test_engines_command_names_an_engine_that_does_not_exist(capsys):
+    from conveyor.orchestration.engines.__main__ import main
+
+    assert main(["start", "no_such_engine"]) == 2
+    assert "no engine named 'no_such_engine'" in capsys.readouterr().err
