@@ -68,7 +68,12 @@ _CONFIG = {
     "taskmanager.host": "localhost",
     "taskmanager.bind-host": "127.0.0.1",
     "taskmanager.numberOfTaskSlots": SLOTS,
-    "taskmanager.memory.process.size": "1600m",
+    "taskmanager.memory.process.size": "2048m",
+    # A Beam job is many operators at once; Flink's batch shuffle asks 512 buffers of each by
+    # default, more than a small TaskManager has: fewer per partition, more network memory.
+    "taskmanager.memory.network.min": "384m",
+    "taskmanager.memory.network.max": "384m",
+    "taskmanager.network.sort-shuffle.min-buffers": 64,
     "parallelism.default": SLOTS,
     "blob.server.port": "0",
     "web.submit.enable": "false",
