@@ -76,9 +76,6 @@ _WORKERS = tuple(f"spark-worker-{i}" for i in range(1, len(WORKER_UI_PORTS) + 1)
 _POOL = "spark-worker-pool"
 _JOB_SERVER = "spark-job-server"
 PROCESSES = (_JOB_SERVER, _POOL, *_WORKERS[::-1], _MASTER)  # the order they are stopped in
-#: How long an executor keeps the SDK workers of a job between its tasks (Beam's default, 0,
-#: starts new Python workers for every task: ~10 s each here).
-ENVIRONMENT_CACHE_MILLIS = 30000
 
 
 def spark_home() -> str:
@@ -233,7 +230,9 @@ def beam_args(
     flags.append(f"--environment_type={environment}")
     if environment == "EXTERNAL":
         flags.append(f"--environment_config=localhost:{WORKER_POOL_PORT}")
-    flags.append(f"--environment_cache_millis={ENVIRONMENT_CACHE_MILLIS}")
+    # Not --environment_cache_millis: it keeps SDK workers between tasks, but the cache closes
+    # them that long after they started even mid-bundle (a 30 s one failed the orchestrating
+    # bundle of the BeamDagRunner with "CANCELLED: client cancelled").
     return flags
 
 
