@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 from conveyor.dsl import Component, InputSpec
 from conveyor.dsl.layout import BLESSED, NOT_BLESSED, serving_model_dir
@@ -90,9 +89,12 @@ class Evaluator(Component):
             beam_args=ctx.beam_args,
         )
         verdict = BLESSED if report["blessed"] else NOT_BLESSED
-        shutil.copyfile(
-            os.path.join(out, BLESSING_DIR, verdict),
-            os.path.join(ctx.outputs["blessing"].uri, verdict),
+        from apache_beam.io.filesystems import FileSystems
+
+        # Through Beam's FileSystems: the outputs may be on an object store (an s3:// root).
+        FileSystems.copy(
+            [FileSystems.join(out, BLESSING_DIR, verdict)],
+            [FileSystems.join(ctx.outputs["blessing"].uri, verdict)],
         )
         return {
             "evaluation": {"overall": json.dumps(overall_summary(report))},
