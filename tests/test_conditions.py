@@ -9,8 +9,11 @@ from test_exporters import (
     _airflow,
     _airflow_env,
     airflow_home,  # noqa: F401  (a fixture: an initialised Airflow home)
+    compile_kubeflow_spec,
+    compile_pipeline,
     needs_airflow,
 )
+from test_orchestration_cli import component_command
 
 from conveyor.dsl import (
     Artifact,
@@ -306,18 +309,7 @@ def test_component_run_and_check_as_orchestrators_call_them(tmp_path, conveyor):
     state = tmp_path / "state"
 
     def component(action, cid, *extra, check=True):
-        return conveyor(
-            "component",
-            action,
-            "--pipeline-path",
-            path,
-            "--component",
-            cid,
-            "--run-id",
-            "r1",
-            *extra,
-            check=check,
-        )
+        return component_command(conveyor, action, path, cid, "r1", *extra, check=check)
 
     component("run", "Bless")
     decided = tmp_path / "decision"
@@ -454,20 +446,8 @@ def _gated_file(tmp_path, name="gated"):
 
 
 def test_kubeflow_spec_gates_the_tasks_with_the_condition(tmp_path, conveyor):
-    import yaml
-
     spec_path = tmp_path / "gated.yaml"
-    conveyor(
-        "pipeline",
-        "compile",
-        "--engine",
-        "kubeflow",
-        "--pipeline-path",
-        _gated_file(tmp_path),
-        "--output",
-        str(spec_path),
-    )
-    spec = yaml.safe_load(spec_path.read_text())
+    spec = compile_kubeflow_spec(conveyor, _gated_file(tmp_path), spec_path)
     tasks = spec["root"]["dag"]["tasks"]
     names = {t["taskInfo"]["name"]: n for n, t in tasks.items()}
     # Produce and Sum (which needs Produce's output) are decided by a check task each...
@@ -527,16 +507,7 @@ def test_airflow_dag_file_renders_params_and_skip_handling(tmp_path, conveyor):
     import ast
 
     out = tmp_path / "dags" / "gated.py"
-    conveyor(
-        "pipeline",
-        "compile",
-        "--engine",
-        "airflow",
-        "--pipeline-path",
-        _gated_file(tmp_path),
-        "--output",
-        str(out),
-    )
+    compile_pipeline(conveyor, "airflow", _gated_file(tmp_path), out)
     tree = ast.parse(out.read_text())
     table = {
         n.targets[0].id: n.value
@@ -554,16 +525,7 @@ def test_airflow_dag_file_renders_params_and_skip_handling(tmp_path, conveyor):
 @needs_airflow
 def test_airflow_skips_the_tasks_of_skipped_components(tmp_path, conveyor, airflow_home):  # noqa: F811
     dags = tmp_path / "dags"
-    conveyor(
-        "pipeline",
-        "compile",
-        "--engine",
-        "airflow",
-        "--pipeline-path",
-        _gated_file(tmp_path),
-        "--output",
-        str(dags / "gated.py"),
-    )
+    compile_pipeline(conveyor, "airflow", _gated_file(tmp_path), dags / "gated.py")
     env = _airflow_env(airflow_home, dags)
     _airflow(env, "dags", "test", "gated", "2024-02-01")
     airflow_run = "manual__2024-02-01T00:00:00+00:00"

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 from orchestration_components import Produce
 from test_conditions import run_kubeflow_spec
 from test_exporters import (
@@ -16,6 +15,8 @@ from test_exporters import (
     _airflow,
     _airflow_env,
     airflow_home,  # noqa: F401  (a fixture: an initialised Airflow home)
+    compile_kubeflow_spec,
+    compile_pipeline,
     needs_airflow,
 )
 
@@ -369,12 +370,8 @@ def test_kubeflow_runs_the_command_in_its_image_between_conveyors_steps(
 ):
     path = _pipeline_file(tmp_path)
     spec_path = tmp_path / "cc.yaml"
-    conveyor(
-        "pipeline", "compile", "--engine", "kubeflow", "--pipeline-path", path,
-        "--output", str(spec_path), "--image", "registry.test/conveyor:1",
-        "--image-pipeline-path", path,
-    )  # fmt: skip
-    spec = yaml.safe_load(spec_path.read_text())
+    image = ["--image", "registry.test/conveyor:1", "--image-pipeline-path", path]
+    spec = compile_kubeflow_spec(conveyor, path, spec_path, *image)
     executors = spec["deploymentSpec"]["executors"]
     container = executors["exec-conveyor-report"]["container"]
     assert container["image"] == IMAGE and "args" not in container
@@ -408,10 +405,7 @@ def test_kubeflow_runs_the_command_in_its_image_between_conveyors_steps(
 
 def test_airflow_dag_has_the_container_task(tmp_path, conveyor):
     out = tmp_path / "dags" / "cc.py"
-    conveyor(
-        "pipeline", "compile", "--engine", "airflow", "--pipeline-path", _pipeline_file(tmp_path),
-        "--output", str(out),
-    )  # fmt: skip
+    compile_pipeline(conveyor, "airflow", _pipeline_file(tmp_path), out)
     text = out.read_text()
     assert "('Report', 'Report', ['Produce', 'Score'])," in text
     assert f"'Report': {{'image': {IMAGE!r}, 'command': ['python3', '-c'," in text
@@ -420,10 +414,7 @@ def test_airflow_dag_has_the_container_task(tmp_path, conveyor):
 @needs_airflow
 def test_airflow_runs_the_container_pipeline(tmp_path, conveyor, airflow_home):  # noqa: F811
     dags = tmp_path / "dags"
-    conveyor(
-        "pipeline", "compile", "--engine", "airflow", "--pipeline-path", _pipeline_file(tmp_path),
-        "--output", str(dags / "cc.py"),
-    )  # fmt: skip
+    compile_pipeline(conveyor, "airflow", _pipeline_file(tmp_path), dags / "cc.py")
     env = _airflow_env(airflow_home, dags)
     script = (
         "import sys\nfrom airflow.models import DagBag\n"

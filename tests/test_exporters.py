@@ -40,6 +40,18 @@ def _pipeline_file(tmp_path, name="toy"):
     return str(path)
 
 
+def compile_pipeline(conveyor, engine, pipeline_path, output, *more):
+    """``conveyor pipeline compile --engine ENGINE`` of a pipeline file to ``output``."""
+    args = ["--engine", engine, "--pipeline-path", str(pipeline_path), "--output", str(output)]
+    return conveyor("pipeline", "compile", *args, *more)
+
+
+def compile_kubeflow_spec(conveyor, pipeline_path, spec_path, *more) -> dict:
+    """Compiles a pipeline file for Kubeflow to ``spec_path``; returns the spec it wrote."""
+    compile_pipeline(conveyor, "kubeflow", pipeline_path, spec_path, *more)
+    return yaml.safe_load(spec_path.read_text())
+
+
 EDGES = {"Produce": [], "Sum": ["Produce"], "Join": ["Produce", "Sum"]}
 
 
@@ -53,9 +65,7 @@ def test_airflow_dag_file_is_plain_python_without_conveyor_imports(tmp_path, con
         "pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, check=False
     )
     assert missing.returncode == 2 and "needs --output" in missing.stderr
-    res = conveyor(
-        "pipeline", "compile", "--engine", "airflow", "--pipeline-path", path, "--output", str(out)
-    )
+    res = compile_pipeline(conveyor, "airflow", path, out)
     assert str(out) in res.stdout
     assert (tmp_path / "dags" / "toy.pipeline.pkl").exists()
     tree = ast.parse(out.read_text())
@@ -126,16 +136,7 @@ print("RESULT " + json.dumps({"errors": {k: str(v) for k, v in bag.import_errors
 def test_airflow_loads_the_dag_and_runs_its_tasks(tmp_path, conveyor, airflow_home):
     dags = tmp_path / "dags"
     path = _pipeline_file(tmp_path)
-    conveyor(
-        "pipeline",
-        "compile",
-        "--engine",
-        "airflow",
-        "--pipeline-path",
-        path,
-        "--output",
-        str(dags / "toy.py"),
-    )
+    compile_pipeline(conveyor, "airflow", path, dags / "toy.py")
     aenv = _airflow_env(airflow_home, dags)
 
     proc = subprocess.run(
@@ -217,21 +218,13 @@ def test_run_create_without_airflow_says_how_to_install(tmp_path, conveyor, conv
 def test_kubeflow_spec_has_a_container_task_per_component(tmp_path, conveyor):
     path = _pipeline_file(tmp_path)
     spec_path = tmp_path / "toy.yaml"
-    conveyor(
-        "pipeline",
-        "compile",
-        "--engine",
-        "kubeflow",
-        "--pipeline-path",
-        path,
-        "--output",
-        str(spec_path),
+    image = [
         "--image",
         "registry.test/conveyor:1",
         "--image-pipeline-path",
         "pipelines/toy_pipeline.py",
-    )
-    spec = yaml.safe_load(spec_path.read_text())
+    ]
+    spec = compile_kubeflow_spec(conveyor, path, spec_path, *image)
     assert spec["pipelineInfo"]["name"] == "toy"
     root_param = spec["root"]["inputDefinitions"]["parameters"]["pipeline_root"]
     assert root_param["defaultValue"] == str(tmp_path / "root")
@@ -268,17 +261,7 @@ def test_kubeflow_container_commands_run_the_components(tmp_path, conveyor):
     """Each task's command line, placeholders filled as Kubeflow would, runs its component."""
     path = _pipeline_file(tmp_path)
     spec_path = tmp_path / "toy.yaml"
-    conveyor(
-        "pipeline",
-        "compile",
-        "--engine",
-        "kubeflow",
-        "--pipeline-path",
-        path,
-        "--output",
-        str(spec_path),
-    )
-    spec = yaml.safe_load(spec_path.read_text())
+    spec = compile_kubeflow_spec(conveyor, path, spec_path)
     other_root = tmp_path / "kfp_root"
     values = {
         "{{$.inputs.parameters['run_id']}}": "job-1234",

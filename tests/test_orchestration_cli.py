@@ -19,6 +19,12 @@ def _pipeline_file(tmp_path, n=4):
     return str(path)
 
 
+def component_command(conveyor, action, path, component, run_id, *more, check=True):
+    """``conveyor component ACTION`` (run, check...) of one component of a pipeline file."""
+    args = ["--pipeline-path", str(path), "--component", component, "--run-id", run_id]
+    return conveyor("component", action, *args, *more, check=check)
+
+
 def test_pipeline_and_run_commands(tmp_path, conveyor):
     path = _pipeline_file(tmp_path)
     assert (
@@ -52,37 +58,13 @@ def test_pipeline_and_run_commands(tmp_path, conveyor):
 
 def test_component_run_is_the_unit_for_orchestrators(tmp_path, conveyor):
     path = _pipeline_file(tmp_path, n=5)
-    out = conveyor(
-        "component", "run", "--pipeline-path", path, "--component", "Produce", "--run-id", "r1"
-    )
+    out = component_command(conveyor, "run", path, "Produce", "r1")
     assert '"state": "COMPLETE"' in out.stdout
-    early = conveyor(
-        "component",
-        "run",
-        "--pipeline-path",
-        path,
-        "--component",
-        "Sum",
-        "--run-id",
-        "r2",
-        check=False,
-    )
+    early = component_command(conveyor, "run", path, "Sum", "r2", check=False)
     assert early.returncode == 1 and "has not produced" in early.stderr
-    out = conveyor(
-        "component", "run", "--pipeline-path", path, "--component", "Sum", "--run-id", "r1"
-    )
+    out = component_command(conveyor, "run", path, "Sum", "r1")
     assert '"state": "COMPLETE"' in out.stdout
-    bad = conveyor(
-        "component",
-        "run",
-        "--pipeline-path",
-        path,
-        "--component",
-        "Nope",
-        "--run-id",
-        "r1",
-        check=False,
-    )
+    bad = component_command(conveyor, "run", path, "Nope", "r1", check=False)
     assert bad.returncode == 2 and "no component 'Nope'" in bad.stderr
 
 

@@ -4,9 +4,10 @@ import json
 import os
 
 import pytest
-import yaml
 from orchestration_components import Join, Produce, Sum
 from test_conditions import run_kubeflow_spec
+from test_exporters import compile_kubeflow_spec
+from test_orchestration_cli import component_command
 
 from conveyor.dsl import Pipeline, PipelineDefinitionError, RuntimeParameter, RuntimeParameterError
 from conveyor.dsl.runtime import parse_assignments, resolve_runtime_parameters
@@ -158,21 +159,17 @@ def _pipeline_file(tmp_path):
     return str(path)
 
 
+def _values(*assignments: str) -> list[str]:
+    """``--runtime-parameter NAME=VALUE`` for each assignment."""
+    return [flag for a in assignments for flag in ("--runtime-parameter", a)]
+
+
 def test_run_create_takes_runtime_parameters(tmp_path, conveyor):
     conveyor("pipeline", "create", "--pipeline-path", _pipeline_file(tmp_path))
     plan = conveyor("pipeline", "compile", "--pipeline-path", _pipeline_file(tmp_path)).stdout
     assert "runtime parameter n (int, required): how many numbers\n" in plan
     assert "runtime parameter other_n (int, default 2)\n" in plan
-    created = conveyor(
-        "run",
-        "create",
-        "--pipeline-name",
-        "rt",
-        "--runtime-parameter",
-        "n=3",
-        "--runtime-parameter",
-        "other_n=4",
-    )
+    created = conveyor("run", "create", "--pipeline-name", "rt", *_values("n=3", "other_n=4"))
     assert "4 done (0 cached)" in created.stdout
     status = conveyor("run", "status", "--pipeline-name", "rt").stdout
     assert "runtime parameters: n=3, other_n=4" in status
@@ -181,10 +178,7 @@ def test_run_create_takes_runtime_parameters(tmp_path, conveyor):
     assert _sum(md, "rt", run["run_id"]) == 3
     for args, message in (
         (["--runtime-parameter", "n=three"], "runtime parameter 'n' (int): 'three' is not an int"),
-        (
-            ["--runtime-parameter", "n=1", "--runtime-parameter", "nope=1"],
-            "unknown runtime parameter 'nope'",
-        ),
+        (_values("n=1", "nope=1"), "unknown runtime parameter 'nope'"),
         ([], "runtime parameter 'n' has no value and no default"),
         (["--runtime-parameter", "n"], "--runtime-parameter 'n': expected NAME=VALUE"),
     ):
@@ -197,50 +191,20 @@ def test_run_create_takes_runtime_parameters(tmp_path, conveyor):
 def test_component_run_takes_runtime_parameters(tmp_path, conveyor):
     """What Airflow's and Kubeflow's tasks run: the values on the command line."""
     path = _pipeline_file(tmp_path)
-    out = conveyor(
-        "component",
-        "run",
-        "--pipeline-path",
-        path,
-        "--component",
-        "Produce",
-        "--run-id",
-        "r1",
-        "--runtime-parameter",
-        "n=4",
-    )
+    out = component_command(conveyor, "run", path, "Produce", "r1", "--runtime-parameter", "n=4")
     assert '"state": "COMPLETE"' in out.stdout
     md = Metadata(str(tmp_path / "root" / "metadata.sqlite"))
     assert md.runtime_parameters("rt", "r1") == {"n": 4, "other_n": 2}
-    missing = conveyor(
-        "component",
-        "run",
-        "--pipeline-path",
-        path,
-        "--component",
-        "Sum",
-        "--run-id",
-        "r1",
-        check=False,
-    )
+    missing = component_command(conveyor, "run", path, "Sum", "r1", check=False)
     assert missing.returncode == 2 and "'n' has no value and no default" in missing.stderr
 
 
 def test_kubeflow_pipeline_takes_them_as_its_parameters(tmp_path, conveyor):
     spec_path = tmp_path / "rt.yaml"
-    conveyor(
-        "pipeline",
-        "compile",
-        "--engine",
-        "kubeflow",
-        "--pipeline-path",
-        _pipeline_file(tmp_path),
-        "--output",
-        str(spec_path),
-    )
-    spec = yaml.safe_load(spec_path.read_text())
+    spec = compile_kubeflow_spec(conveyor, _pipeline_file(tmp_path), spec_path)
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert params["n"] == {"parameterType": "NUMBER_INTEGER"}  # no default: required
+    # no default: required
+    assert params["n"] == {"parameterType": "NUMBER_INTEGER", "description": "how many numbers"}
     assert params["other_n"]["parameterType"] == "NUMBER_INTEGER"
     assert params["other_n"]["defaultValue"] == 2 and params["other_n"]["isOptional"]
     for task in spec["root"]["dag"]["tasks"].values():
@@ -280,16 +244,7 @@ def test_run_create_for_kubeflow_and_airflow_passes_the_values(tmp_path, conveyo
     fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "airflow-args"}\n')
     fake.chmod(0o755)
     conveyor_env["PATH"] = f"{fake.parent}{os.pathsep}{conveyor_env['PATH']}"
-    conveyor(
-        "run",
-        "create",
-        "--pipeline-name",
-        "rt",
-        "--runtime-parameter",
-        "n=3",
-        "--runtime-parameter",
-        "other_n=5",
-    )
+    conveyor("run", "create", "--pipeline-name", "rt", *_values("n=3", "other_n=5"))
     args = (tmp_path / "airflow-args").read_text().split(" ", 4)
     assert args[:4] == ["dags", "trigger", "rt", "--conf"]
     assert json.loads(args[4]) == {"n": 3, "other_n": 5}
