@@ -103,13 +103,21 @@ def _results(path):
     return sorted(rows, key=lambda r: r["window_start"])
 
 
+def _monitor(stream, log, *args, **kwargs) -> list[dict]:
+    """Runs ``stream | MonitorWindows(*args, **kwargs)`` streaming; its results, by window start."""
+    from conveyor.components.monitor import MonitorWindows
+
+    with beam.Pipeline(options=_streaming_options()) as p:
+        _ = p | stream | MonitorWindows(*args, **kwargs) | _collect(log)
+    return _results(log)
+
+
 def _drift_types(result):
     return {(f, t) for f, t in result["anomalies"] if t.startswith("COMPARATOR_")}
 
 
 def test_drift_in_third_window_with_timestamp_column(tmp_path):
     from conveyor.beam_utils.proto_io import read_anomalies, read_statistics
-    from conveyor.components.monitor import MonitorWindows
 
     rng = np.random.default_rng(1)
     windows = [_window_rows(k, rng) for k in range(4)]
@@ -131,17 +139,9 @@ def test_drift_in_third_window_with_timestamp_column(tmp_path):
 
     out = tmp_path / "out"
     log = tmp_path / "results.jsonl"
-    with beam.Pipeline(options=_streaming_options()) as p:
-        _ = (
-            p
-            | stream
-            | MonitorWindows(
-                _schema(), _baseline(), WINDOW, timestamp_column="ts", output_dir=str(out)
-            )
-            | _collect(log)
-        )
-
-    results = _results(log)
+    results = _monitor(
+        stream, log, _schema(), _baseline(), WINDOW, timestamp_column="ts", output_dir=str(out)
+    )
     assert [r["num_examples"] for r in results] == [ROWS] * 4
     starts = [r["window_start"] for r in results]
     assert starts == [
@@ -177,7 +177,6 @@ def test_drift_in_third_window_with_timestamp_column(tmp_path):
 
 def test_arrival_time_and_metrics_per_window(tmp_path, caplog):
     from conveyor.components.evaluation import make_settings
-    from conveyor.components.monitor import MonitorWindows
 
     rng = np.random.default_rng(3)
     schema = _schema()  # without label and prediction: they stay out of the statistics
@@ -196,14 +195,7 @@ def test_arrival_time_and_metrics_per_window(tmp_path, caplog):
     log = tmp_path / "results.jsonl"
     settings = make_settings("label", "pred", metrics=["BinaryAccuracy"])
     with caplog.at_level("INFO", logger="conveyor.components.monitor.transform"):
-        with beam.Pipeline(options=_streaming_options()) as p:
-            _ = (
-                p
-                | stream
-                | MonitorWindows(schema, None, 10, eval_settings=settings)
-                | _collect(log)
-            )
-    results = _results(log)
+        results = _monitor(stream, log, schema, None, 10, eval_settings=settings)
     assert [r["num_examples"] for r in results] == [100, 100]
     assert [r["window_start"] for r in results] == ["1970-01-01T00:00:00Z", "1970-01-01T00:00:10Z"]
     assert [r["metrics"]["binary_accuracy"] for r in results] == [1.0, 0.0]
@@ -731,7 +723,6 @@ def _ten_rows(k, rng, *, unlabelled=False, missing_x=False):
 def test_model_per_window_metrics_unlabelled_and_dead_letters(tmp_path, sigmoid_model):
     from conveyor.components.evaluation import make_settings
     from conveyor.components.inference import BulkInference
-    from conveyor.components.monitor import MonitorWindows
 
     rng = np.random.default_rng(11)
     # window 0: 30 labelled rows and 10 without a label; window 1: 30 labelled
@@ -756,23 +747,17 @@ def test_model_per_window_metrics_unlabelled_and_dead_letters(tmp_path, sigmoid_
     )
     settings = make_settings("label", metrics=["BinaryAccuracy", "ExampleCount"])
     out, log = tmp_path / "out", tmp_path / "results.jsonl"
-    with beam.Pipeline(options=_streaming_options()) as p:
-        _ = (
-            p
-            | stream
-            | MonitorWindows(
-                _schema(),
-                None,
-                WINDOW,
-                timestamp_column="ts",
-                output_dir=str(out),
-                eval_settings=settings,
-                model=model,
-            )
-            | _collect(log)
-        )
-
-    r0, r1 = _results(log)
+    r0, r1 = _monitor(
+        stream,
+        log,
+        _schema(),
+        None,
+        WINDOW,
+        timestamp_column="ts",
+        output_dir=str(out),
+        eval_settings=settings,
+        model=model,
+    )
     assert [r["num_examples"] for r in (r0, r1)] == [40, 40]  # dead letters are in the statistics
     assert r0["metrics"]["binary_accuracy"] == 1.0 and r0["metrics"]["example_count"] == 30
     assert (r0["rows_without_label"], r0["examples_predicted"], r0["examples_dead_lettered"]) == (
@@ -870,8 +855,6 @@ def test_cli_model_on_watched_folder(tmp_path, sigmoid_model, capsys):
 
 
 def test_allowed_lateness_refires_window_and_drops_later_data(tmp_path, caplog):
-    from conveyor.components.monitor import MonitorWindows
-
     rng = np.random.default_rng(17)
 
     def rows(n, k=0):
@@ -891,22 +874,17 @@ def test_allowed_lateness_refires_window_and_drops_later_data(tmp_path, caplog):
     )
     out, log = tmp_path / "out", tmp_path / "results.jsonl"
     with caplog.at_level("INFO", logger="conveyor.components.monitor.transform"):
-        with beam.Pipeline(options=_streaming_options()) as p:
-            _ = (
-                p
-                | stream
-                | MonitorWindows(
-                    _schema(),
-                    None,
-                    WINDOW,
-                    timestamp_column="ts",
-                    output_dir=str(out),
-                    allowed_lateness=30,
-                )
-                | _collect(log)
-            )
-
-    results = sorted(_results(log), key=lambda r: (r["window_start"], r["pane_index"]))
+        results = _monitor(
+            stream,
+            log,
+            _schema(),
+            None,
+            WINDOW,
+            timestamp_column="ts",
+            output_dir=str(out),
+            allowed_lateness=30,
+        )
+    results.sort(key=lambda r: (r["window_start"], r["pane_index"]))
     got = [
         (r["window_start"][-9:], r["firing"], r["pane_index"], r["num_examples"]) for r in results
     ]
