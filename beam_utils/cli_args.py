@@ -1,8 +1,9 @@
-"""Command-line arguments shared by every ``conveyor`` command that reads examples.
+"""Command-line arguments shared by ``conveyor`` commands.
 
-Every such command takes ``--input PATTERN [--format csv|tfrecord|parquet]`` or
-``--examples DIR`` (an ExampleGen output with splits) and writes under
-``--output DIR``. This module imports nothing heavy, so ``--help`` stays fast.
+Every command that reads examples takes ``--input PATTERN [--format
+csv|tfrecord|parquet]`` or ``--examples DIR`` (an ExampleGen output with
+splits) and writes under ``--output DIR``; the commands that read statistics
+take ``--dataset``. This module imports nothing heavy, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,6 +12,17 @@ import argparse
 
 from conveyor.beam_utils.errors import UsageError
 from conveyor.beam_utils.files import DEFAULT_MISSING_VALUES
+
+__all__ = [
+    "DEFAULT_MISSING",
+    "FORMATS",
+    "add_dataset_argument",
+    "add_input_arguments",
+    "check_input_arguments",
+    "missing_values",
+    "read_transforms",
+    "refuse_beam_args",
+]
 
 FORMATS = ("csv", "tfrecord", "parquet")
 #: ``--missing-values``' default: the readers' markers besides the empty field, which is always one.
@@ -52,6 +64,21 @@ def add_input_arguments(
         metavar="CHAR",
         help="CSV field delimiter (default: ','; a tab as $'\\t')",
     )
+
+
+def add_dataset_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--dataset NAME``: which dataset of sliced statistics a command reads."""
+    parser.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="dataset to read in sliced statistics (default: the first, the whole data)",
+    )
+
+
+def refuse_beam_args(command: str, beam_args: list[str]) -> None:
+    """Raises :class:`UsageError` if Beam flags came after ``--`` to a command that runs no pipeline."""
+    if beam_args:
+        raise UsageError(f"conveyor {command} runs no pipeline; it takes no Beam flags after '--'")
 
 
 def _one_character(text: str) -> str:

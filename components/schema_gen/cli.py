@@ -17,6 +17,8 @@ HELP = f"Infer a schema ({SCHEMA_FILE}) from statistics, for a person to curate.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``conveyor schema``."""
+    from conveyor.beam_utils.cli_args import add_dataset_argument
+
     parser.add_argument(
         "--statistics",
         required=True,
@@ -46,23 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="give INT features an int_domain with their observed min and max (not done by TFDV)",
     )
-    parser.add_argument(
-        "--dataset",
-        metavar="NAME",
-        help="dataset to read in sliced statistics (default: the first, the whole data)",
-    )
+    add_dataset_argument(parser)
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Infers and writes the schema; returns the exit status (0)."""
+    from conveyor.beam_utils.cli_args import refuse_beam_args
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import check_output, staged_output
     from conveyor.beam_utils.proto_io import schema_text
     from conveyor.components.schema_gen.component import run_schema_gen
     from conveyor.components.schema_gen.schema_inference import InferOptions
 
-    if beam_args:
-        raise UsageError("conveyor schema runs no pipeline; it takes no Beam flags after '--'")
+    refuse_beam_args("schema", beam_args)
     check_output(args.output, is_file=True, inputs=[args.statistics])
     try:
         options = InferOptions(

@@ -17,6 +17,8 @@ HELP = f"Validate statistics against a schema (drift, skew): {ANOMALIES_FILE} + 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``conveyor validate``."""
+    from conveyor.beam_utils.cli_args import add_dataset_argument
+
     parser.add_argument(
         "--statistics",
         required=True,
@@ -55,17 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="report anomalies of this type (e.g. SCHEMA_NEW_COLUMN) as WARNING, "
         "which does not fail the gate (repeatable)",
     )
-    parser.add_argument(
-        "--dataset",
-        metavar="NAME",
-        help="dataset to read in sliced statistics (default: the first, the whole data)",
-    )
+    add_dataset_argument(parser)
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Validates and writes the anomalies; returns the exit status (1 with an ERROR anomaly)."""
     import posixpath
 
+    from conveyor.beam_utils.cli_args import refuse_beam_args
     from conveyor.beam_utils.errors import UsageError
     from conveyor.beam_utils.outputs import check_output, staged_output
     from conveyor.beam_utils.proto_io import read_schema, read_statistics
@@ -73,8 +72,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from conveyor.components.validation.report import anomalies_report
     from conveyor.components.validation.validate import ValidationOptions
 
-    if beam_args:
-        raise UsageError("conveyor validate runs no pipeline; it takes no Beam flags after '--'")
+    refuse_beam_args("validate", beam_args)
     try:
         options = ValidationOptions(
             environment=args.environment,
