@@ -124,6 +124,12 @@ class PredictionLogEncoder:
             return prediction.serialized
         return _encode_examples(prediction.examples)
 
+    def _address(self, row_log, serialized_example: bytes) -> None:
+        """Names the signature in a classify or regress log's request and response; adds the example."""
+        row_log.request.model_spec.signature_name = self._signature.name
+        row_log.request.input.example_list.examples.add().ParseFromString(serialized_example)
+        row_log.response.model_spec.signature_name = self._signature.name
+
     def _classify(self, prediction: BatchPrediction) -> list[bytes]:
         from tensorflow_serving.apis import prediction_log_pb2
 
@@ -139,11 +145,8 @@ class PredictionLogEncoder:
         out = []
         for i in range(n):
             log = prediction_log_pb2.PredictionLog()
-            cl = log.classify_log
-            cl.request.model_spec.signature_name = self._signature.name
-            cl.request.input.example_list.examples.add().ParseFromString(ser[i])
-            cl.response.model_spec.signature_name = self._signature.name
-            result = cl.response.result.classifications.add()
+            self._address(log.classify_log, ser[i])
+            result = log.classify_log.response.result.classifications.add()
             labels = _string_list(classes[i]) if classes is not None else None
             for j in range(width):
                 c = result.classes.add()
@@ -167,11 +170,8 @@ class PredictionLogEncoder:
         out = []
         for i in range(n):
             log = prediction_log_pb2.PredictionLog()
-            rl = log.regress_log
-            rl.request.model_spec.signature_name = self._signature.name
-            rl.request.input.example_list.examples.add().ParseFromString(ser[i])
-            rl.response.model_spec.signature_name = self._signature.name
-            rl.response.result.regressions.add().value = float(values[i])
+            self._address(log.regress_log, ser[i])
+            log.regress_log.response.result.regressions.add().value = float(values[i])
             out.append(log.SerializeToString())
         return out
 
