@@ -53,6 +53,26 @@ def _reads(examples_dir):
     return {s: read_examples_dir(examples_dir, s) for s in ("train", "eval")}
 
 
+def _transform_args(examples_dir, module: str, out) -> list[str]:
+    """``conveyor transform``'s arguments: ``module``'s preprocessing_fn over the examples to ``out``."""
+    return [
+        "transform",
+        "--examples",
+        str(examples_dir),
+        "--module-file",
+        module,
+        "--output",
+        str(out),
+    ]
+
+
+def _run_module(module: str, examples_dir, out, **kwargs):
+    """Runs Transform with ``module``'s preprocessing_fn on the examples' train and eval splits."""
+    from conveyor.components.transform import load_preprocessing_fn, run_transform
+
+    return run_transform(_reads(examples_dir), str(out), load_preprocessing_fn(module), **kwargs)
+
+
 # ------------------------------------------------------------------ preprocessing_fn: the command line
 
 
@@ -73,16 +93,7 @@ def test_cli_op_that_fails_on_the_data_is_one_error_at_the_users_line(tmp_path, 
     )
     out = tmp_path / "out"
     proc = subprocess.run(
-        [
-            *CONVEYOR,
-            "transform",
-            "--examples",
-            examples,
-            "--module-file",
-            module,
-            "--output",
-            str(out),
-        ],
+        [*CONVEYOR, *_transform_args(examples, module, out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -129,17 +140,7 @@ def test_cli_module_that_does_not_load_exits_2_naming_file_and_line(tmp_path, ex
     )
     lacking = _write(tmp_path / "lacking.py", "def prep(inputs):\n    return inputs\n")
     for module in (broken, missing, lacking):
-        rc = main(
-            [
-                "transform",
-                "--examples",
-                examples,
-                "--module-file",
-                module,
-                "--output",
-                str(tmp_path / "out"),
-            ]
-        )
+        rc = main(_transform_args(examples, module, tmp_path / "out"))
         assert rc == 2
     err = capsys.readouterr().err
     assert (
@@ -163,11 +164,7 @@ def test_cli_module_that_does_not_load_exits_2_naming_file_and_line(tmp_path, ex
 
 
 def test_missing_feature_names_the_users_line(tmp_path, examples):
-    from conveyor.components.transform import (
-        MissingFeatureError,
-        load_preprocessing_fn,
-        run_transform,
-    )
+    from conveyor.components.transform import MissingFeatureError
 
     module = _write(
         tmp_path / "m.py",
@@ -179,7 +176,7 @@ def test_missing_feature_names_the_users_line(tmp_path, examples):
         """,
     )
     with pytest.raises(MissingFeatureError) as info:
-        run_transform(_reads(examples), str(tmp_path / "o"), load_preprocessing_fn(module))
+        _run_module(module, examples, tmp_path / "o")
     message = str(info.value)
     assert message.splitlines()[0].startswith(
         "preprocessing_fn needs feature 'no_such_feature', which is not in"
@@ -217,11 +214,7 @@ def test_import_errors_are_user_code_errors_with_the_line(tmp_path):
 
 def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples):
     """An op feeding an analyzer fails on the data (analysis), and a tf.py_function raises."""
-    from conveyor.components.transform import (
-        PreprocessingFnError,
-        load_preprocessing_fn,
-        run_transform,
-    )
+    from conveyor.components.transform import PreprocessingFnError
 
     analyzer = _write(
         tmp_path / "analyzer.py",
@@ -240,7 +233,7 @@ def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples)
         """,
     )
     with pytest.raises(PreprocessingFnError) as info:
-        run_transform(_reads(examples), str(tmp_path / "o1"), load_preprocessing_fn(analyzer))
+        _run_module(analyzer, examples, tmp_path / "o1")
     lines = str(info.value).splitlines()
     assert lines[0].startswith(
         f"preprocessing_fn ({analyzer}) failed on the examples of Split-train: "
@@ -275,7 +268,7 @@ def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples)
         """,
     )
     with pytest.raises(PreprocessingFnError) as info:
-        run_transform(_reads(examples), str(tmp_path / "o2"), load_preprocessing_fn(py))
+        _run_module(py, examples, tmp_path / "o2")
     lines = str(info.value).splitlines()
     assert lines[0].startswith(f"preprocessing_fn ({py}) failed on the examples of Split-")
     assert ": ValueError: too many rows: " in lines[0] and lines[0].endswith(
@@ -289,11 +282,7 @@ def test_op_error_in_an_analyzer_input_and_py_function_error(tmp_path, examples)
 
 def test_op_error_in_a_worker_process_names_the_users_line(tmp_path, examples):
     """Workers in other processes hand back only the text of the error; it still leads to the line."""
-    from conveyor.components.transform import (
-        PreprocessingFnError,
-        load_preprocessing_fn,
-        run_transform,
-    )
+    from conveyor.components.transform import PreprocessingFnError
 
     module = _write(
         tmp_path / "prep.py",
@@ -307,10 +296,10 @@ def test_op_error_in_a_worker_process_names_the_users_line(tmp_path, examples):
         """,
     )
     with pytest.raises(PreprocessingFnError) as info:
-        run_transform(
-            _reads(examples),
-            str(tmp_path / "o"),
-            load_preprocessing_fn(module),
+        _run_module(
+            module,
+            examples,
+            tmp_path / "o",
             beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
         )
     lines = str(info.value).splitlines()
@@ -325,11 +314,7 @@ def test_op_error_in_a_worker_process_names_the_users_line(tmp_path, examples):
 
 
 def test_output_without_a_known_shape_is_refused_at_its_line(tmp_path, examples):
-    from conveyor.components.transform import (
-        PreprocessingFnError,
-        load_preprocessing_fn,
-        run_transform,
-    )
+    from conveyor.components.transform import PreprocessingFnError
 
     module = _write(
         tmp_path / "shape.py",
@@ -342,7 +327,7 @@ def test_output_without_a_known_shape_is_refused_at_its_line(tmp_path, examples)
         """,
     )
     with pytest.raises(PreprocessingFnError) as info:
-        run_transform(_reads(examples), str(tmp_path / "o"), load_preprocessing_fn(module))
+        _run_module(module, examples, tmp_path / "o")
     assert str(info.value).splitlines()[0] == (
         f"preprocessing_fn ({module}) returns 'mass' of shape (None, None): every dimension but the "
         "first (the batch) must be known (tf.reshape it, or return a tf.SparseTensor) "
