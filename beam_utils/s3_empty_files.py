@@ -8,9 +8,12 @@ writer upload one empty part in that case, which S3 accepts (the last part of an
 upload has no minimum size).
 
 Importing this module installs it (so does importing :mod:`conveyor.beam_utils.publish`, as
-every launcher does). SDK workers in other processes (a worker pool beside Flink or Spark)
-get it with the Beam flag ``--beam_plugins=conveyor.beam_utils.s3_empty_files``, which
-Beam's worker imports at start; ``orchestration/engines/s3proxy.py`` writes it among its flags.
+every launcher does, which covers the in-memory runner and LOOPBACK workers). SDK workers
+started through Beam's ``sdk_worker_main`` (its containers' boot, Dataflow) import it with the
+Beam flag ``--beam_plugins=conveyor.beam_utils.s3_empty_files``, which
+``orchestration/engines/s3proxy.py`` writes among its flags. Workers of Beam's
+``worker_pool_main`` do not run ``sdk_worker_main``: they load no plugins (and get no S3
+options for FileSystems either).
 """
 
 from __future__ import annotations
