@@ -155,10 +155,12 @@ def start(data_dir: str | None = None, buckets: tuple[str, ...] = (DEFAULT_BUCKE
 
 
 def stop() -> None:
-    """Stops s3proxy, removes its args file and the temporary data folder :func:`start` made."""
+    """Stops s3proxy, removes its args and properties files and the temporary data folder
+    :func:`start` made."""
     state = _read_state() or {}
     common.stop_process(_NAME)
-    for path in (common.args_path(_NAME), _state_path()):
+    properties = os.path.join(common.engines_dir(), f"{_NAME}.properties")  # holds the secret
+    for path in (common.args_path(_NAME), _state_path(), properties):
         try:
             os.remove(path)
         except FileNotFoundError:
