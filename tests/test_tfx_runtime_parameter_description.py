@@ -53,3 +53,16 @@ def test_airflow_dag_params_carry_the_description(tmp_path):
     source = open(written).read()
     assert repr({"type": "integer", "default": 100, "description": DESCRIPTION}) in source
     assert repr({"type": "integer", "default": 5}) in source
+
+
+def test_a_folder_named_airflow_is_not_taken_for_airflow(tmp_path, monkeypatch):
+    import sys
+
+    from conveyor.tfx.orchestration.airflow import AirflowDagRunner, AirflowPipelineConfig
+
+    (tmp_path / "scratch" / "airflow").mkdir(parents=True)  # a namespace package "airflow"
+    monkeypatch.syspath_prepend(str(tmp_path / "scratch"))
+    monkeypatch.delitem(sys.modules, "airflow", raising=False)
+    config = AirflowPipelineConfig(output=str(tmp_path / "dags" / "described.py"))
+    assert AirflowDagRunner(config).run(_pipeline(tmp_path)) == config.output
+    monkeypatch.delitem(sys.modules, "airflow", raising=False)

@@ -141,8 +141,10 @@ class AirflowDagRunner:
         )
         path = _AirflowDagRunner(cfg).run(pipeline)
         try:
-            import airflow  # noqa: F401
+            import airflow
         except ImportError:
+            return path
+        if getattr(airflow, "__file__", None) is None:  # a folder named airflow, not Airflow
             return path
         namespace: dict = {"__file__": path, "__name__": "conveyor_airflow_dag"}
         with open(path) as f:
