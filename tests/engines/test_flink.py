@@ -266,7 +266,11 @@ def _assert_complete(result, pipeline):
     assert result["failed"] == {}, result["failed"]
     states = {cid: s["state"] for cid, s in result["components"].items()}
     assert set(states) == {c.id for c in pipeline.components}
-    assert all(state in ("COMPLETE", "CACHED") for state in states.values()), states
+    # A model of 600 rows and one epoch may not be blessed: then the Pusher (under its Cond)
+    # and the BulkInferrer (which needs a blessing) are skipped, and nothing else may be.
+    gated = {"Pusher", "BulkInferrer"}
+    assert all(states[cid] == "COMPLETE" for cid in set(states) - gated), states
+    assert all(states[cid] in ("COMPLETE", "SKIPPED") for cid in gated), states
 
 
 def test_flights_template_on_the_beam_dag_runner_on_flink(tmp_path, monkeypatch, flink_engine):
