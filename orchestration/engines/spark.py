@@ -5,8 +5,9 @@ What :func:`start` starts, each a process of its own (logs in ``.engines/logs/``
 - ``spark-master``: the master, ``spark://127.0.0.1:7077``, web UI on 8080;
 - ``spark-worker-1`` and ``spark-worker-2``: two workers of one core each, web
   UIs on 8091 and 8092 (8081 is Flink's);
-- ``spark-worker-pool``: Beam's Python SDK worker pool on 127.0.0.1:50001, for
-  ``--environment_type=EXTERNAL`` (the executors ask it for SDK workers);
+- ``spark-worker-pool``: a Python SDK worker pool on 127.0.0.1:50001, for
+  ``--environment_type=EXTERNAL`` (the executors ask it for SDK workers; see
+  :mod:`conveyor.orchestration.engines.spark_worker_pool`);
 - ``spark-job-server``: Beam's ``SparkJobServerDriver`` on a free port, one
   Spark application whose executors stay up across Beam jobs.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -48,6 +50,7 @@ __all__ = [
     "JOB_SERVER_MAIN",
     "spark_home",
     "job_server_jar",
+    "start_worker_pool",
     "job_server_properties",
     "beam_args",
     "master_state",
@@ -179,6 +182,32 @@ def job_server_jar() -> str:
         out.writestr("META-INF/MANIFEST.MF", manifest)
     os.replace(tmp, jar)
     return jar
+
+
+def start_worker_pool(name: str, port: int) -> int:
+    """Starts a Python SDK worker pool for Spark on 127.0.0.1:``port`` and returns its pid.
+
+    As :func:`common.start_worker_pool` (this interpreter, its folder first on
+    PATH, the project importable), but the pool is
+    :mod:`conveyor.orchestration.engines.spark_worker_pool`: Spark's executors,
+    several JVMs, give their SDK workers the same ids, which Beam's own pool
+    mixes up (it stopped one executor's worker when the other's ended).
+    """
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    root = str(Path(__file__).resolve().parents[2].parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    argv = [
+        sys.executable,
+        "-m",
+        "conveyor.orchestration.engines.spark_worker_pool",
+        f"--service_port={port}",
+    ]
+    pid = common.start_process(name, argv, env=env)
+    common.wait_for_port(
+        "127.0.0.1", port, 60, f"the Python SDK worker pool {name}", common.log_path(name), pid
+    )
+    return pid
 
 
 def _lib_dir() -> str:
@@ -414,7 +443,7 @@ def start() -> dict:
             )
         state = _wait_for_workers(len(_WORKERS), 120)
         if not common.pid_alive(common.read_pid(_POOL)):
-            common.start_worker_pool(_POOL, WORKER_POOL_PORT)
+            start_worker_pool(_POOL, WORKER_POOL_PORT)
         endpoint = _job_endpoint() or _start_job_server(jar, env)
     except BaseException:
         stop()

@@ -30,7 +30,7 @@ def spark_engine():
     started = [name for name, alive in before.items() if not alive]
     pool = "spark-test-worker-pool"
     port = common.free_port()
-    common.start_worker_pool(pool, port)
+    spark.start_worker_pool(pool, port)
     args = common.read_args("spark")
     try:
         yield Engine(
