@@ -62,8 +62,10 @@ def test_flights_template_with_its_root_on_s3(s3, tmp_path):
         "InfraValidator": "COMPLETE",
         # The first model of 1,500 flights and one epoch: pushed only if the Evaluator blessed it.
         "Pusher": states["Pusher"]["state"],
-        "BulkInferrer": "COMPLETE",
+        "BulkInferrer": states["BulkInferrer"]["state"],
     }
+    # Both need a blessed model (the Evaluator's verdict on a small model may go either way).
+    assert {states["Pusher"]["state"], states["BulkInferrer"]["state"]} <= {"COMPLETE", "SKIPPED"}
     published = [
         uri
         for s in states.values()
@@ -71,7 +73,7 @@ def test_flights_template_with_its_root_on_s3(s3, tmp_path):
         for uri in s["outputs"].values()
         if uri.startswith(root + "/")
     ]
-    assert len(published) >= 14 and all(publish.is_complete(u) for u in published)
+    assert len(published) >= 12 and all(publish.is_complete(u) for u in published)
     files = set(publish.list_files(root))
     assert not [f for f in files if "/." in f and not f.endswith(publish.MARKER)]  # no staging
     model = states["Trainer"]["outputs"]["model"]
@@ -80,7 +82,8 @@ def test_flights_template_with_its_root_on_s3(s3, tmp_path):
     assert any(f.startswith(f"{graph}/transform_fn/") for f in files)
     blessing = states["Evaluator"]["outputs"]["blessing"]
     assert {f"{blessing}/BLESSED", f"{blessing}/NOT_BLESSED"} & files
-    inferred = states["BulkInferrer"]["outputs"]["inference_result"]
-    assert [f for f in files if f.startswith(inferred + "/")]
+    if states["BulkInferrer"]["state"] == "COMPLETE":
+        inferred = states["BulkInferrer"]["outputs"]["inference_result"]
+        assert [f for f in files if f.startswith(inferred + "/")]
     if states["Pusher"]["state"] == "COMPLETE":
         assert os.listdir(template.serving_folder(str(tmp_path / "local")))
