@@ -63,15 +63,41 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+def runs_folder(root: str) -> str:
+    """Where a pipeline root's run folders are: ``<root>/.conveyor/runs`` on a local root.
+
+    A run folder holds the pipeline's pickle, the component logs and status files, which
+    processes on this machine read and write with plain file calls; under a remote root
+    (``s3://``, ``gs://``) it is local instead: ``$CONVEYOR_RUNS_DIR`` (default
+    ``~/.cache/conveyor/runs``) ``/<scheme>/<bucket and path>``.
+    """
+    if "://" not in root:
+        return os.path.join(root, ".conveyor", "runs")
+    scheme, rest = root.split("://", 1)
+    base = os.environ.get("CONVEYOR_RUNS_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "conveyor", "runs"
+    )
+    parts = [p for p in rest.split("/") if p and p not in (".", "..")]
+    return os.path.join(base, scheme, *parts)
+
+
 def prepare_run(pipeline: Pipeline, run_id: str | None) -> tuple[str, str]:
-    """``(run_id, run_dir)``: a new id if none is given, and ``<root>/.conveyor/runs/<id>/`` made.
+    """``(run_id, run_dir)``: a new id if none is given, and the run folder made
+    (``<root>/.conveyor/runs/<id>/``; under a remote root see :func:`runs_folder`).
 
     Raises :class:`PipelineRootError` if the root is a file, cannot be created or
-    is not writable.
+    is not writable, or is remote while ML Metadata would be kept under it.
     """
     check_root(pipeline.root)
+    if "://" in pipeline.root and pipeline.metadata_connection_config is None:
+        raise PipelineRootError(
+            pipeline.root,
+            "is remote, so ML Metadata cannot be kept under it (SQLite needs a local file): "
+            "give the pipeline a metadata_connection_config (a local sqlite_config or "
+            "mysql_config) or --metadata-mysql",
+        )
     run_id = run_id or new_run_id()
-    run_dir = os.path.join(pipeline.root, ".conveyor", "runs", run_id)
+    run_dir = os.path.join(runs_folder(pipeline.root), run_id)
     try:
         os.makedirs(run_dir, exist_ok=True)
     except OSError as e:

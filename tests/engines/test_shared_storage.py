@@ -187,3 +187,33 @@ def test_examples_and_statistics_on_flink_with_the_root_on_s3(s3, tmp_path, flin
     assert f"{stats}/Split-train/FeatureStats.pb" in publish.list_files(stats)
     # The rejected-rows file is empty: written to S3 only with the fix for apache/beam#21369.
     assert any("/rejected/" in f for f in publish.list_files(examples))
+
+
+def test_local_dag_runner_runs_a_pipeline_with_its_root_on_s3(s3, tmp_path, monkeypatch):
+    """The LocalDagRunner itself: run folders (pickle, logs) local, artifacts on the store."""
+    from conveyor.beam_utils import publish
+    from conveyor.orchestration import LocalDagRunner, Metadata
+    from conveyor.orchestration.local_runner import PipelineRootError, runs_folder
+
+    monkeypatch.setenv("CONVEYOR_RUNS_DIR", str(tmp_path / "runs"))
+    _upload_spans(tmp_path, s3["flags"])
+    root = ROOT + "-local-runner"
+    pipeline = _small_pipeline(tmp_path, s3["flags"], root=root)
+    result = LocalDagRunner(quiet=True).run(pipeline)
+    md = Metadata(str(tmp_path / "metadata.sqlite"))
+    status = md.run_status("shared", result["run_id"])
+    assert {s["state"] for s in status} == {"COMPLETE"}, status
+    run_dir = os.path.join(runs_folder(root), result["run_id"])
+    assert run_dir.startswith(str(tmp_path / "runs" / "s3" / "conveyor"))
+    assert os.path.exists(os.path.join(run_dir, "StatisticsGen.log"))
+    assert not os.path.exists("s3:")  # nothing made a local folder named after the scheme
+    stats = md.latest_outputs("shared", result["run_id"], "StatisticsGen")["statistics"]
+    assert stats.uri.startswith(root + "/") and publish.is_complete(stats.uri)
+
+    again = LocalDagRunner(quiet=True).run(pipeline)
+    assert {s["state"] for s in md.run_status("shared", again["run_id"])} == {"CACHED"}
+
+    # SQLite under a remote root cannot work: a clear error before anything runs.
+    pipeline.metadata_connection_config = None
+    with pytest.raises(PipelineRootError, match="metadata_connection_config"):
+        LocalDagRunner(quiet=True).run(pipeline)
