@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.conveyor-installed
 
-.PHONY: install airflow-env chromium mariadb engines engines-stop test-engines demo test test-fast lint bench clean
+.PHONY: install airflow-env chromium mariadb engines engines-stop test-engines test-engines-all demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -60,8 +60,12 @@ engines-stop:
 	test ! -x $(BIN)/python || $(BIN)/python -m conveyor.orchestration.engines stop
 
 # The tests against real servers (Flink, Spark, MariaDB, s3proxy): each fixture starts what is
-# not up and stops only what it started. Not part of `make test`; CI runs both.
+# not up and stops only what it started. Not part of `make test`; CI runs both. The few that send
+# a whole pipeline as many engine jobs (tests/engines/conftest.py: LONG) run in test-engines-all.
 test-engines: install mariadb
+	$(BIN)/pytest -q --durations=20 -m "not engines_long" tests/engines
+
+test-engines-all: install mariadb
 	$(BIN)/pytest -q --durations=20 tests/engines
 
 demo: install

@@ -55,3 +55,20 @@ def flink_engine():
         else:
             for name in started:
                 common.stop_process(name)
+
+
+#: Tests that send a whole pipeline as many engine jobs (each with its own job-server start) or
+#: copy a whole pipeline's artifacts to and from the object store: tens of minutes on 2 cores.
+#: ``make test-engines`` (and CI) leaves them out; ``make test-engines-all`` runs them too.
+LONG = {
+    "test_flights_template_on_the_local_dag_runner_with_components_on_flink",
+    "test_flights_template_on_the_local_dag_runner_with_components_on_spark",
+    "test_flights_template_with_its_root_on_s3",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the :data:`LONG` tests ``engines_long``."""
+    for item in items:
+        if item.originalname in LONG:
+            item.add_marker(pytest.mark.engines_long)
