@@ -208,7 +208,11 @@ def _assert_complete(result, pipeline):
     assert result["failed"] == {}, result["failed"]
     states = {cid: s["state"] for cid, s in result["components"].items()}
     assert set(states) == {c.id for c in pipeline.components}
-    assert all(state in ("COMPLETE", "CACHED") for state in states.values()), states
+    # The Pusher is gated on the Evaluator's blessing: a one-epoch model on 600 rows is not
+    # always blessed, and a Pusher skipped by its condition is a finished run too.
+    allowed = {cid: ("COMPLETE", "CACHED") for cid in states}
+    allowed["Pusher"] = ("COMPLETE", "CACHED", "SKIPPED")
+    assert all(state in allowed[cid] for cid, state in states.items()), states
 
 
 def test_flights_template_on_the_beam_dag_runner_on_spark(tmp_path, monkeypatch, spark_engine):
