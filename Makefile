@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt beam_utils/_wire.c
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" "setuptools>=69" wheel
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,data,kubeflow]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,data,kubeflow,engines]"
 	touch $(STAMP)
 
 # Apache Airflow for the DAG export tests, in its own venv: its pins clash with ours.
