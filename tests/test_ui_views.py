@@ -168,8 +168,8 @@ def client(tmp_path_factory):
 
 
 def _record_beam_args(root, component: str, flags: list[str]) -> None:
-    """Writes the ``beam_args`` property on the component's execution, as the launcher is
-    to record it (it does not yet: see the UI's README)."""
+    """Writes the ``beam_args`` property on the component's execution, as the launcher records
+    it (tests/test_orchestration.py checks the launcher's side), with flags of the test's own."""
     from conveyor.orchestration import Metadata
     from conveyor.orchestration.ui.queries import BEAM_ARGS_PROPERTY
 
