@@ -229,11 +229,6 @@ def refusals(gen, module_file):
         "exclude_splits": lambda: c.SchemaGen(statistics=examples, exclude_splits=["eval"]),
         "preprocessing_fn": lambda: c.Transform(examples=examples, preprocessing_fn="nope"),
         "module_file": lambda: c.Transform(examples=examples),
-        "splits_config.transform_splits": lambda: c.Transform(
-            examples=examples,
-            module_file=module_file,
-            splits_config=tfx.proto.SplitsConfig(transform_splits=["train"]),
-        ),
         "materialize": lambda: c.Transform(
             examples=examples, module_file=module_file, materialize=False
         ),
@@ -285,7 +280,6 @@ REFUSED = [
     ("exclude_splits", "SchemaGen: exclude_splits: "),
     ("preprocessing_fn", "Transform: preprocessing_fn: a Python path"),
     ("module_file", "Transform: module_file: exactly one of"),
-    ("splits_config.transform_splits", "Transform: splits_config.transform_splits: "),
     ("materialize", "Transform: materialize: "),
     ("force_tf_compat_v1", "Transform: force_tf_compat_v1: "),
     ("trainer_fn", "Trainer: trainer_fn: TFX's Estimator"),

@@ -630,3 +630,46 @@ def test_portable_runner_loopback(job_endpoint, tmp_path, module_file, examples,
             str(tmp_path / "out" / "transformed_examples" / f"Split-{split}" / "*.gz")
         )
         assert _rows(table) == _rows(transformed[split])
+
+
+def test_node_transform_splits_writes_only_those_splits(tmp_path, examples, module_file):
+    """TFX's splits_config.transform_splits: the train split is analyzed whether or not it is
+    transformed; only the named splits are written; a split the examples lack is named."""
+    from orchestration_components import CsvExamples
+
+    from conveyor import tfx
+    from conveyor.beam_utils.errors import UsageError
+    from conveyor.components import Transform
+    from conveyor.dsl import ExecutionContext
+    from conveyor.dsl.artifacts import Artifact
+
+    source = CsvExamples(csv="x.csv").outputs["examples"]
+
+    def execute(node, name):
+        staging = {k: Artifact(t, str(tmp_path / name / k)) for k, t in node.OUTPUTS.items()}
+        for a in staging.values():
+            os.makedirs(a.uri)
+        ctx = ExecutionContext(
+            {"examples": Artifact("Examples", examples)},
+            staging,
+            dict(node.parameters),
+            [],
+            name,
+            str(tmp_path),
+        )
+        return node.execute(ctx), staging["transformed_examples"].uri
+
+    node = Transform(examples=source, module_file=module_file, transform_splits=["eval"])
+    props, out = execute(node, "eval-only")
+    assert json.loads(props["transformed_examples"]["split_names"]) == ["eval"]
+    assert sorted(os.listdir(out)) == ["Split-eval"]
+
+    wrapped = tfx.components.Transform(
+        examples=source,
+        module_file=module_file,
+        splits_config=tfx.proto.SplitsConfig(analyze_splits=["train"], transform_splits=["eval"]),
+    )
+    assert wrapped.parameters["transform_splits"] == ["eval"]
+
+    with pytest.raises(UsageError, match=r"transform_splits names \['test'\].*splits: eval, train"):
+        execute(Transform(examples=source, module_file=module_file, transform_splits=["test"]), "x")

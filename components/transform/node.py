@@ -44,6 +44,9 @@ class Transform(Component):
         "module_file": REQUIRED,
         "preprocessing_fn": "preprocessing_fn",
         "train_split": "train",
+        # Splits whose transformed examples are written (TFX's splits_config.transform_splits);
+        # empty: every split.
+        "transform_splits": [],
     }
     FILE_PARAMETERS = ("module_file",)
 
@@ -51,6 +54,7 @@ class Transform(Component):
         """Runs :func:`~conveyor.components.transform.component.run_transform` into the outputs."""
         import shutil
 
+        from conveyor.beam_utils.errors import UsageError
         from conveyor.beam_utils.io import read_examples_dir
         from conveyor.beam_utils.proto_io import read_schema
         from conveyor.components.transform.component import (
@@ -66,6 +70,16 @@ class Transform(Component):
         uris = [a.uri for a in ctx.input_lists["examples"]]
         examples = uris[0] if len(uris) == 1 else uris
         splits = sorted({s for uri in uris for s in layout.examples_splits(uri)})
+        wanted = list(p.get("transform_splits") or [])
+        missing = [s for s in wanted if s not in splits]
+        if missing:
+            raise UsageError(
+                f"Transform: transform_splits names {missing}, which the examples do not have "
+                f"(splits: {', '.join(splits)})"
+            )
+        if wanted:
+            # The analyzed split is read even when it is not to be transformed.
+            splits = sorted({*wanted, p["train_split"]} & set(splits))
         readers = {s: read_examples_dir(examples, s) for s in splits}
         schema = None
         if "schema" in ctx.inputs:
@@ -100,6 +114,9 @@ class Transform(Component):
         if os.path.exists(summary_path):
             os.replace(summary_path, os.path.join(graph, SUMMARY_FILE))
         shutil.rmtree(work, ignore_errors=True)
+        for split in layout.examples_splits(examples_out):
+            if wanted and split not in wanted:
+                shutil.rmtree(layout.split_uri(examples_out, split))
         splits = sorted(layout.examples_splits(examples_out))
         return {
             "transformed_examples": {"split_names": json.dumps(splits)},

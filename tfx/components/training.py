@@ -91,7 +91,8 @@ class Transform(TfxComponent, _Transform):
     Args, TFX's: ``examples``, ``schema``; exactly one of ``module_file`` (its
     ``preprocessing_fn``) or ``preprocessing_fn`` (a Python path to the
     function); ``splits_config`` (``proto.SplitsConfig``: one ``analyze_splits``
-    entry; ``transform_splits`` is refused: every split is transformed);
+    entry; ``transform_splits``, the splits whose transformed examples are
+    written, default every split);
     ``analyzer_cache`` and ``custom_config`` when Conveyor's Transform has them.
     Refused: ``materialize=False``, ``disable_analyzer_cache=True`` (Conveyor
     always reuses its previous analyzer cache), ``force_tf_compat_v1=True``,
@@ -137,12 +138,7 @@ class Transform(TfxComponent, _Transform):
         if splits_config is not None:
             config = field_of(splits_config, name, "splits_config", SplitsConfig)
             if config.transform_splits:
-                raise refuse(
-                    name,
-                    "splits_config.transform_splits",
-                    "Conveyor's Transform transforms every split of its examples; "
-                    f"choosing {list(config.transform_splits)} is not supported",
-                )
+                kwargs["transform_splits"] = list(config.transform_splits)
             split = single_split(
                 name, "splits_config.analyze_splits", config.analyze_splits, "train_split"
             )
