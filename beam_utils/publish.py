@@ -176,12 +176,18 @@ def copy_tree(source: str, destination: str) -> list[str]:
 def publish(staging: str, final: str) -> None:
     """Publishes the artifact written in ``staging`` at ``final`` and removes ``staging``.
 
-    Local to local: an atomic rename. Onto an object store: the files copied, then
-    :data:`MARKER` written last. Whatever was at ``final`` before is removed first.
+    Local to local: an atomic rename; a ``final`` folder that already holds files is an
+    error (execution ids are unique only within one ML Metadata store, so it is another
+    store's artifact: two stores on one root), never overwritten. Onto an object store: the
+    files copied, then :data:`MARKER` written last; whatever was at ``final`` before (a
+    half-written copy) is removed first.
     """
     if not is_remote(staging) and not is_remote(final):
-        if os.path.exists(final):
-            shutil.rmtree(final)
+        if os.path.isdir(final) and os.listdir(final):
+            raise FileExistsError(
+                f"{final} already holds an artifact, from another ML Metadata store on this "
+                "pipeline root: give the pipeline a fresh root or its old metadata store"
+            )
         os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
         os.replace(staging, final)
         return

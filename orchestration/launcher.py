@@ -48,6 +48,7 @@ import traceback
 
 from conveyor.beam_utils import publish as publishing
 from conveyor.beam_utils.errors import InputError
+from conveyor.beam_utils.flag_secrets import redact, without_secrets
 from conveyor.dsl import Component, ExecutionContext, Importer, Pipeline, Resolver
 from conveyor.dsl.artifacts import Artifact
 from conveyor.orchestration.metadata import (
@@ -214,13 +215,15 @@ def cache_key(
     component: Component, inputs: dict[str, Artifact | list[Artifact]], beam_args: list[str]
 ) -> str:
     """What an execution's outputs depend on: the component's fingerprint and id, every input
-    artifact's id (``key=3``; ``key=3,5`` for an input of several) and the Beam flags."""
+    artifact's id (``key=3``; ``key=3,5`` for an input of several) and the Beam flags (not
+    those holding credentials: :func:`conveyor.beam_utils.flag_secrets.without_secrets`)."""
+
     h = hashlib.sha256(component.fingerprint().encode())
     h.update(component.id.encode())  # two nodes never share an execution, even if configured alike
     for key in sorted(inputs):
         arts = inputs[key] if isinstance(inputs[key], (list, tuple)) else [inputs[key]]
         h.update(f"{key}={','.join(str(a.id) for a in arts)}".encode())
-    h.update(" ".join(beam_args).encode())
+    h.update(" ".join(without_secrets(beam_args)).encode())
     return h.hexdigest()
 
 
@@ -403,7 +406,7 @@ def run_component(
                 input_lists,
                 key,
                 component.parameters,
-                beam_args=beam_args,
+                beam_args=redact(beam_args),
             )
             if cached is not None:
                 md.finish_execution(ex_id, CACHED, cached)

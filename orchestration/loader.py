@@ -50,7 +50,9 @@ def save_pipeline(pipeline: Pipeline, path: str) -> str:
                 cloudpickle.register_pickle_by_value(module)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
+    # Owner-only: the pipeline may carry credentials (a MySQL metadata_connection_config's
+    # password, Beam flags with S3 keys) that its launcher processes need.
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         cloudpickle.dump(pipeline, f)
     os.replace(tmp, path)
     return path

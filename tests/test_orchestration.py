@@ -214,3 +214,30 @@ def test_each_execution_records_the_beam_args_its_step_gets(tmp_path):
     }
     assert recorded["Sum"] == ["--direct_num_workers=1", "--experiments=use_runner_v2"]
     assert recorded["Produce"] == recorded["Join"] == ["--direct_num_workers=1"]
+
+
+def test_credential_flags_are_neither_recorded_nor_in_the_cache_key(tmp_path):
+    """A secret in the Beam flags (an S3 key, a password) never reaches ML Metadata, and a
+    rotated one still hits the cache."""
+    flags = ["--s3_secret_access_key=hunter2", "--db_password", "pw1", "--direct_num_workers=1"]
+    pipeline, *_ = _pipeline(tmp_path, beam_pipeline_args=flags)
+    first = LocalDagRunner(quiet=True).run(pipeline)
+    md = Metadata(pipeline.metadata_path)
+    ids = [r["execution_id"] for r in md.run_status("toy", first["run_id"])]
+    for ex in md.store.get_executions_by_id(ids):
+        recorded = ex.custom_properties["beam_args"].string_value
+        assert "hunter2" not in recorded and "pw1" not in recorded
+        assert json.loads(recorded) == [
+            "--s3_secret_access_key=***",
+            "--db_password",
+            "***",
+            "--direct_num_workers=1",
+        ]
+    assert "hunter2" not in open(pipeline.metadata_path, "rb").read().decode("latin-1")
+    pipeline.beam_pipeline_args = ["--s3_secret_access_key=rotated", "--db_password", "pw2"] + [
+        "--direct_num_workers=1"
+    ]
+    again = LocalDagRunner(quiet=True).run(pipeline)
+    assert {s["state"] for s in md.run_status("toy", again["run_id"])} == {"CACHED"}
+    run_pickle = tmp_path / ".conveyor" / "runs" / again["run_id"] / "pipeline.pkl"
+    assert run_pickle.stat().st_mode & 0o077 == 0  # owner-only: it carries the flags

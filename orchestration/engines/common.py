@@ -302,10 +302,11 @@ def args_path(engine: str) -> str:
 
 
 def write_args(engine: str, flags: list[str]) -> str:
-    """Writes the Beam flags that reach ``engine``, one a line; returns the path."""
+    """Writes the Beam flags that reach ``engine``, one a line; returns the path. Owner-only
+    (0600): flags may hold credentials (s3proxy's secret key)."""
     path = args_path(engine)
     tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
         handle.write("".join(f"{flag}\n" for flag in flags))
     os.replace(tmp, path)
     return path
