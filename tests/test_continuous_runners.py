@@ -142,6 +142,7 @@ def test_kubeflow_spec_has_the_pushers_condition_group_and_the_noise_parameter(t
         "parameterType": "NUMBER_DOUBLE",
         "defaultValue": 0.0,
         "isOptional": True,
+        "description": "how bad the model is",
     }
     tasks = spec["root"]["dag"]["tasks"]
     names = {t["taskInfo"]["name"]: n for n, t in tasks.items()}

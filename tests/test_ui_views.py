@@ -160,27 +160,11 @@ def client(tmp_path_factory):
     logs = base / "logs.gz"
     write_records(str(logs), _prediction_logs())
     root = base / "root"
-    comps = [Evaluate(), Infer(logs=str(logs)), TransformLike()]
-    pipeline = Pipeline(NAME, str(root), comps, beam_pipeline_args=["--direct_num_workers=1"])
+    # Only Infer gets Beam flags: the launcher records them on its execution, none on the others.
+    infer = Infer(logs=str(logs)).with_beam_pipeline_args(["--direct_num_workers=1"])
+    pipeline = Pipeline(NAME, str(root), [Evaluate(), infer, TransformLike()])
     LocalDagRunner(in_process=True, quiet=True).run(pipeline, run_id="run-1")
-    _record_beam_args(root, "Infer", ["--direct_num_workers=1"])
     return TestClient(create_app(roots=[str(root)]))
-
-
-def _record_beam_args(root, component: str, flags: list[str]) -> None:
-    """Writes the ``beam_args`` property on the component's execution, as the launcher records
-    it (tests/test_orchestration.py checks the launcher's side), with flags of the test's own."""
-    from conveyor.orchestration import Metadata
-    from conveyor.orchestration.ui.queries import BEAM_ARGS_PROPERTY
-
-    md = Metadata(str(root / "metadata.sqlite"))
-    [ex] = [
-        x
-        for x in md.executions_of_run(NAME, "run-1")
-        if x.properties["component_id"].string_value == component
-    ]
-    ex.custom_properties[BEAM_ARGS_PROPERTY].string_value = json.dumps(flags)
-    md.store.put_execution(ex, [], [])
 
 
 def _artifact(client, component: str, key: str) -> dict:
