@@ -80,10 +80,13 @@ def test_statistics_on_spark_equal_in_memory_and_both_workers_work(work, spark_e
     workers = spark.master_state()["workers"]
     assert sorted(w["coresused"] for w in workers if w["state"] == "ALIVE") == [1, 1], workers
     assert list(local_pids.values()) == [20_000]
-    assert sum(pids.values()) == 20_000
-    # Two SDK workers (one per executor), neither of them this process; each a real share.
-    assert len(pids) == 2 and os.getpid() not in map(int, pids), pids
-    assert min(pids.values()) >= 20_000 // 10, pids
+    # Every row read at least once. A task Spark runs again (retried, or recomputed for a lost
+    # shuffle output) reads its rows again in another SDK worker, so the sum may be higher
+    # (seen once in CI: 31,456 rows over three workers); the statistics below still must equal.
+    assert sum(pids.values()) >= 20_000, pids
+    # At least two SDK workers, none of them this process, two with a real share each.
+    assert len(pids) >= 2 and os.getpid() not in map(int, pids), pids
+    assert sorted(pids.values())[-2] >= 20_000 // 10, pids
     assert_same_statistics(stats, local)
 
 
