@@ -9,6 +9,7 @@ pool started by ``make engines`` does not import.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
@@ -27,18 +28,21 @@ def _replace_flag(args: list[str], name: str, value: str) -> list[str]:
     return [f"--{name}={value}" if a.startswith(f"--{name}=") else a for a in args]
 
 
-@pytest.fixture(scope="session")
-def flink_engine():
-    """The Flink cluster of ``make engines`` (started here when it is not up)."""
-    from conveyor.orchestration.engines import common, flink
+@contextlib.contextmanager
+def engine_up(engine, start_pool):
+    """An :class:`Engine` for the engine module ``engine`` (``flink``, ``spark``): started when
+    not up, with a worker pool of the tests' own (``start_pool(name, port)``); on the way out
+    the pool stops, and of the engine's processes only those started here."""
+    from conveyor.orchestration.engines import common
 
-    before = {name: common.pid_alive(common.read_pid(name)) for name in flink.PROCESSES}
-    flink.start()
-    started = [name for name, alive in before.items() if not alive]
-    pool = "flink-test-worker-pool"
+    name = engine.__name__.rsplit(".", 1)[-1]
+    before = {p: common.pid_alive(common.read_pid(p)) for p in engine.PROCESSES}
+    engine.start()
+    started = [p for p, alive in before.items() if not alive]
+    pool = f"{name}-test-worker-pool"
     port = common.free_port()
-    common.start_worker_pool(pool, port)
-    args = common.read_args("flink")
+    start_pool(pool, port)
+    args = common.read_args(name)
     try:
         yield Engine(
             args=args,
@@ -50,11 +54,20 @@ def flink_engine():
         )
     finally:
         common.stop_process(pool)
-        if len(started) == len(flink.PROCESSES):
-            flink.stop()
+        if len(started) == len(engine.PROCESSES):
+            engine.stop()
         else:
-            for name in started:
-                common.stop_process(name)
+            for p in started:
+                common.stop_process(p)
+
+
+@pytest.fixture(scope="session")
+def flink_engine():
+    """The Flink cluster of ``make engines`` (started here when it is not up)."""
+    from conveyor.orchestration.engines import common, flink
+
+    with engine_up(flink, common.start_worker_pool) as engine:
+        yield engine
 
 
 #: Tests that send a whole pipeline as many engine jobs (each with its own job-server start) or
