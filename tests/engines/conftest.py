@@ -70,6 +70,20 @@ def flink_engine():
         yield engine
 
 
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """s3proxy (an S3-compatible server) started for the test module, its data in a temporary
+    folder; stopped at the module's end, with no process left."""
+    from conveyor.orchestration.engines import s3proxy
+
+    info = s3proxy.start(data_dir=str(tmp_path_factory.mktemp("s3data")))
+    try:
+        yield info
+    finally:
+        s3proxy.stop()
+    assert not s3proxy.status()["running"]
+
+
 #: Tests that send a whole pipeline as many engine jobs (each with its own job-server start) or
 #: copy a whole pipeline's artifacts to and from the object store: tens of minutes on 2 cores.
 #: ``make test-engines`` (and CI) leaves them out; ``make test-engines-all`` runs them too.

@@ -19,19 +19,6 @@ ROOT = "s3://conveyor/root"
 DATA = "s3://conveyor/data/spans"
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """s3proxy started for this module (its data in a temporary folder), stopped at the end."""
-    from conveyor.orchestration.engines import s3proxy
-
-    info = s3proxy.start(data_dir=str(tmp_path_factory.mktemp("s3data")))
-    try:
-        yield info
-    finally:
-        s3proxy.stop()
-    assert not s3proxy.status()["running"]
-
-
 def _use(flags):
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions

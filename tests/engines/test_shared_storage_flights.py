@@ -13,20 +13,6 @@ from __future__ import annotations
 import os
 import sys
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """s3proxy started for this module (its data in a temporary folder), stopped at the end."""
-    from conveyor.orchestration.engines import s3proxy
-
-    info = s3proxy.start(data_dir=str(tmp_path_factory.mktemp("s3data")))
-    try:
-        yield info
-    finally:
-        s3proxy.stop()
-
 
 def test_flights_template_with_its_root_on_s3(s3, tmp_path):
     from conveyor.beam_utils import publish
