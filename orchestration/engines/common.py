@@ -324,6 +324,23 @@ def read_args(engine: str) -> list[str]:
         return [line.strip() for line in handle if line.strip()]
 
 
+def _worker_boot_script() -> str:
+    """An executable that starts one SDK worker with the job's pipeline options
+    (:mod:`conveyor.orchestration.engines.sdk_worker_boot`, on this interpreter): the pool
+    runs it per worker instead of a bare ``SdkHarness``, which would never get the job's
+    S3 or GCS options."""
+    path = os.path.join(engines_dir(), "sdk-worker-boot")
+    text = (
+        "#!/bin/sh\n"
+        f'exec "{sys.executable}" -m conveyor.orchestration.engines.sdk_worker_boot "$@"\n'
+    )
+    with open(path + ".tmp", "w") as handle:
+        handle.write(text)
+    os.chmod(path + ".tmp", 0o755)
+    os.replace(path + ".tmp", path)
+    return path
+
+
 def start_worker_pool(name: str, port: int) -> int:
     """Starts Beam's Python SDK worker pool on 127.0.0.1:``port`` with this
     interpreter (so its workers import Conveyor and the TFX libraries), its
@@ -340,6 +357,7 @@ def start_worker_pool(name: str, port: int) -> int:
         "-m",
         "apache_beam.runners.worker.worker_pool_main",
         f"--service_port={port}",
+        f"--container_executable={_worker_boot_script()}",
     ]
     pid = start_process(name, argv, env=env)
     wait_for_port("127.0.0.1", port, 60, f"the Python SDK worker pool {name}", log_path(name), pid)

@@ -5,8 +5,8 @@ server, a Python SDK worker pool) is the one ``make engines`` starts; the
 ``flink_engine`` fixture starts it when it is not up. Each step runs once in
 memory and once on Flink, and the outputs must be equal with the comparisons
 of ``tests/test_distributed.py`` (its helpers, imported). That both slots got
-work is checked as there: each SDK worker records its process id for every
-batch it handles.
+work is Flink's own count of the records each subtask read (its REST API); the
+SDK workers record their process ids as there, to show the work ran on the pool.
 """
 
 # The fixtures imported from test_distributed are parameters of the tests here.
@@ -53,9 +53,26 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FLIGHTS_TEMPLATE = os.path.join(REPO, "orchestration", "templates", "flights", "pipeline.py")
 
 
+def _rest(path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{flink.REST_PORT}{path}", timeout=5) as r:
+        return json.loads(r.read())
+
+
 def _finished_jobs() -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{flink.REST_PORT}/overview", timeout=5) as r:
-        return json.loads(r.read())["jobs-finished"]
+    return _rest("/overview")["jobs-finished"]
+
+
+def _records_per_subtask_of_last_job() -> list[list[int]]:
+    """For each operator of the last finished Flink job that ran on both slots, the records
+    each of its subtasks read: Flink's own count of the work each slot did."""
+    finished = [j for j in _rest("/jobs/overview")["jobs"] if j["state"] == "FINISHED"]
+    job = max(finished, key=lambda j: j["end-time"])["jid"]
+    per_vertex = []
+    for vertex in _rest(f"/jobs/{job}")["vertices"]:
+        if vertex["parallelism"] == 2:
+            subtasks = _rest(f"/jobs/{job}/vertices/{vertex['id']}")["subtasks"]
+            per_vertex.append([t["metrics"]["read-records"] for t in subtasks])
+    return per_vertex
 
 
 # ------------------------------------------------------------------ the five steps and ExampleGen
@@ -85,9 +102,13 @@ def test_statistics_on_flink_equal_in_memory_and_both_slots_work(work, flink_eng
     assert _finished_jobs() == jobs + 1  # it ran on the cluster
     assert list(local_pids.values()) == [20_000]
     assert sum(pids.values()) == 20_000
-    # Two SDK workers (one per slot), neither of them this process; each a real share.
-    assert len(pids) == 2 and os.getpid() not in map(int, pids), pids
-    assert min(pids.values()) >= 20_000 // 10, pids
+    # The SDK workers are the pool's, not this process. Flink hands each task an SDK
+    # environment round robin (--sdk_worker_parallelism=2), so both slots' tasks may share one
+    # worker (CI saw all 20,000 rows in one); that both slots did work is Flink's own count:
+    # some operator after the reshuffle read records in each of its two subtasks.
+    assert pids and os.getpid() not in map(int, pids), pids
+    per_subtask = _records_per_subtask_of_last_job()
+    assert any(min(counts) > 0 for counts in per_subtask), per_subtask
     assert_same_statistics(stats, local)
 
 

@@ -132,33 +132,17 @@ def test_small_pipeline_with_its_root_on_s3(s3, tmp_path):
     assert any("not using the cache" in s and stats_uri in s for s in said)
 
 
-def _flink_up() -> bool:
-    from conveyor.orchestration.engines import common
-
-    return os.path.exists(common.args_path("flink")) and common.port_open("127.0.0.1", 8081)
-
-
 @pytest.fixture
-def flink_args():
-    """The Flink cluster's flags (``.engines/flink.args``) with the SDK worker in the launcher's
-    process (LOOPBACK). A worker pool (EXTERNAL) runs its workers as threads that never get the
-    job's S3 options for FileSystems (Beam sets them only in sdk_worker_main), so every read of
-    s3:// there fails with "Must provide one of client or options"."""
-    from conveyor.orchestration.engines import common
-
-    return [
-        a
-        for a in common.read_args("flink")
-        if not a.startswith(("--environment_type=", "--environment_config="))
-    ] + ["--environment_type=LOOPBACK"]
+def flink_args(flink_engine):
+    """The Flink cluster's flags (started when not up), its SDK workers on the tests' worker
+    pool (EXTERNAL): each worker is started by ``sdk_worker_boot`` with the job's options, so
+    FileSystems there has the S3 endpoint and keys (a bare pool worker has none: "Must provide
+    one of client or options")."""
+    return flink_engine.test_args
 
 
-@pytest.mark.skipif(
-    not _flink_up(),
-    reason="no Flink cluster up here (make engines starts it and writes .engines/flink.args)",
-)
 def test_examples_and_statistics_on_flink_with_the_root_on_s3(s3, tmp_path, flink_args):
-    """ExampleGen and StatisticsGen as Flink jobs (their SDK worker LOOPBACK), reading and
+    """ExampleGen and StatisticsGen as Flink jobs, their SDK workers on the pool reading and
     writing s3://."""
     from conveyor.beam_utils import publish
     from conveyor.orchestration.launcher import run_component
