@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.conveyor-installed
 
-.PHONY: install airflow-env chromium mariadb engines engines-stop test-engines test-engines-all demo test test-fast lint bench clean
+.PHONY: install airflow-env chromium mariadb engines engines-stop test-engines test-engines-all demo test test-pipelines test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -71,10 +71,15 @@ test-engines-all: install mariadb
 demo: install
 	$(BIN)/conveyor demo --output out/demo
 
-# The whole suite, as CI runs it: the Airflow venv too, for the DAG export tests; two
-# pytest workers (one per core), each test file on one worker.
+# The suite, as CI runs it: the Airflow venv too, for the DAG export tests; two pytest
+# workers (one per core), each test file on one worker. The whole pipelines run end to end
+# through Airflow and Kubeflow (marked `pipelines` in tests/conftest.py) are in
+# test-pipelines, which CI runs after it.
 test: install airflow-env chromium
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=10 --ignore=tests/engines tests
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=10 -m "not pipelines" --ignore=tests/engines tests
+
+test-pipelines: install airflow-env
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=10 -m pipelines --ignore=tests/engines tests
 
 # Without the tests marked slow (job services, worker processes, training, whole pipelines;
 # the list is in tests/conftest.py): a quick check while working.

@@ -285,6 +285,34 @@ SLOW = {
 }
 
 
+#: Whole pipelines run end to end through an orchestrator's own machinery (``airflow dags
+#: test``, a Kubeflow spec's task commands, the TFX acceptance pipeline on four runners, the
+#: flights template over two spans): marked ``pipelines``. ``make test`` leaves them out to stay
+#: within its 20 minutes; ``make test-pipelines`` runs them, and CI runs both. Each orchestrator
+#: is still covered in ``make test`` by its smaller tests (exports loaded, specs checked,
+#: the LocalDagRunner and BeamDagRunner on small pipelines).
+PIPELINES = {
+    "modules": {"test_tfx_acceptance"},
+    "tests": {
+        "test_continuous_runners::test_airflow_dags_test_runs_the_continuous_training_loop",
+        "test_continuous_runners::test_kubeflow_spec_runs_the_continuous_training_loop",
+        "test_conditions::test_airflow_skips_the_tasks_of_skipped_components",
+        "test_conditions::test_kubeflow_spec_gates_the_tasks_with_the_condition",
+        "test_template::test_flights_template_runs_two_spans_end_to_end",
+        "test_container_components::test_kubeflow_runs_the_command_in_its_image_between_conveyors_steps",
+        "test_container_components::test_airflow_runs_the_container_pipeline",
+        "test_runtime_parameters::test_kubeflow_pipeline_takes_them_as_its_parameters",
+        "test_tfx_pipeline::test_kubeflow_v2_runner_writes_a_spec_whose_commands_run",
+        "test_exporters::test_airflow_loads_the_dag_and_runs_its_tasks",
+    },
+}
+
+
+def _is_whole_pipeline(item) -> bool:
+    module = item.path.stem
+    return module in PIPELINES["modules"] or f"{module}::{item.originalname}" in PIPELINES["tests"]
+
+
 def _is_slow(item) -> bool:
     module = item.path.stem
     if module in SLOW["modules"] or f"{module}::{item.originalname}" in SLOW["tests"]:
@@ -302,3 +330,5 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _is_slow(item):
             item.add_marker(pytest.mark.slow)
+        if _is_whole_pipeline(item):
+            item.add_marker(pytest.mark.pipelines)
