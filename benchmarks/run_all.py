@@ -694,7 +694,7 @@ def main(argv=None) -> int:
             if guess > left:
                 log(
                     start,
-                    f"skip {comp.name} {scale}x {workers}w: needs ~{guess:.0f}s, {left:.0f}s left",
+                    f"skip {comp.name} {scale}x on {_runner_name(workers)}: needs ~{guess:.0f}s, {left:.0f}s left",
                 )
                 skipped.append(
                     {
