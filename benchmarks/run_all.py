@@ -170,6 +170,26 @@ def engine_down_reason(engine: str) -> str | None:
     return None
 
 
+def _cancel_engine_jobs(workers, start: float) -> None:
+    """Cancels what a stopped side left running on its engine (nothing for the DirectRunner)."""
+    if workers in WORKERS:
+        return
+    from conveyor.orchestration.engines import engine_module
+
+    try:
+        jobs = engine_module(workers).cancel_jobs()
+    except Exception as exc:  # a benchmark report is still written; the log says why
+        log(start, f"  could not cancel the jobs left on {workers}: {exc}")
+        return
+    if jobs:
+        log(start, f"  cancelled {len(jobs)} job(s) left running on {workers}")
+
+
+#: An engine side stops after this many times its estimated run (at least ENGINE_SIDE_MIN_S):
+#: a job that stalls there must not take the rest of the budget.
+ENGINE_SIDE_FACTOR, ENGINE_SIDE_MIN_S = 4.0, 600.0
+
+
 def _runner_name(workers) -> str:
     return workers if isinstance(workers, str) else f"{workers} worker(s)"
 
@@ -305,8 +325,13 @@ def run_cell(
     work: str,
     deadline: float,
     start: float,
+    side_limit: float | None = None,
 ) -> dict:
-    """Prepares the data, then runs ours and theirs each in a fresh process; returns the cell."""
+    """Prepares the data, then runs ours and theirs each in a fresh process; returns the cell.
+
+    A side stops at the budget's ``deadline``, or after ``side_limit`` seconds when given; on
+    an engine, what it left running there is then cancelled (a job outlives its client).
+    """
     workdir = os.path.join(work, os.path.dirname(comp.script) or "io_readers")
     os.makedirs(workdir, exist_ok=True)
     logfile = os.path.join(
@@ -348,13 +373,21 @@ def run_cell(
         while True:
             if os.path.exists(result_path):
                 os.remove(result_path)
-            proc = run_process(cmd, max(60.0, deadline - time.perf_counter()), logfile)
+            left = max(60.0, deadline - time.perf_counter())
+            limit = min(left, side_limit) if side_limit else left
+            try:
+                proc = run_process(cmd, limit, logfile)
+            except BaseException:
+                _cancel_engine_jobs(workers, start)
+                raise
             if proc["returncode"] != 0 or not os.path.exists(result_path):
-                why = (
-                    "timed out (budget)"
-                    if proc["timed_out"]
-                    else f"failed (exit {proc['returncode']})"
-                )
+                _cancel_engine_jobs(workers, start)
+                if not proc["timed_out"]:
+                    why = f"failed (exit {proc['returncode']})"
+                elif limit < left:
+                    why = f"timed out (over its {limit / 60:.0f} min limit)"
+                else:
+                    why = "timed out (budget)"
                 cell["error"] = f"{side} {why}; see {logfile}"
                 log(start, f"  {side}: {cell['error']}")
                 return cell
@@ -667,12 +700,14 @@ def main(argv=None) -> int:
     engines = [e for e in args.engines.split(",") if e and e != "none"]
     if args.cells == "direct":
         engines = []
-    for engine in engines:
-        down = engine_down_reason(engine)
-        for comp in PLAN:
-            if comp.name not in ENGINE_COMPONENTS:
-                continue
-            for scale in ENGINE_SCALES:
+    down_reasons = {engine: engine_down_reason(engine) for engine in engines}
+    # 1x on every engine before 10x on any: a budget cut drops the largest cells.
+    for scale in ENGINE_SCALES:
+        for engine in engines:
+            down = down_reasons[engine]
+            for comp in PLAN:
+                if comp.name not in ENGINE_COMPONENTS:
+                    continue
                 if down:
                     skipped.append(
                         {
@@ -708,7 +743,10 @@ def main(argv=None) -> int:
                 continue
             log(start, f"{comp.name} {scale}x on {_runner_name(workers)} (estimate ~{guess:.0f}s)")
             rows = args.rows_1x * scale if args.quick else None
-            cells.append(run_cell(comp, scale, workers, rows, work, budget_end, start))
+            side_limit = (
+                None if workers in WORKERS else max(ENGINE_SIDE_MIN_S, ENGINE_SIDE_FACTOR * guess)
+            )
+            cells.append(run_cell(comp, scale, workers, rows, work, budget_end, start, side_limit))
             write_results(
                 cells, skipped, args, time.perf_counter() - start, False, md_path, png_path
             )

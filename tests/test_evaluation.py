@@ -22,7 +22,7 @@ from conveyor.components.evaluation.config import (
     make_settings,
     settings_from_eval_config,
 )
-from conveyor.components.evaluation.metrics import MetricsKernel
+from conveyor.components.evaluation.metrics import MetricsKernel, ModelState
 from conveyor.components.evaluation.report import build_report
 from conveyor.components.evaluation.slicing import BatchSlicer
 
@@ -1247,3 +1247,39 @@ def test_models_with_and_without_a_baseline(tmp_path, flights_predictions, capsy
     assert rc == 0
     v = json.loads((tmp_path / "cli_second" / "validation.json").read_text())
     assert v["skipped_change_thresholds"] == [] and v["thresholds_checked"] > 4
+
+
+@pytest.mark.parametrize(("rows", "sparse"), [(0, True), (20, True), (20_000, False)])
+def test_accumulator_pickles_back_equal_and_small_when_few_buckets_are_used(rows, sparse):
+    # A partial accumulator travels between an engine's pre-combine and its merge: its
+    # 10,000-bucket histogram goes as the buckets it uses, and must come back identical.
+    import pickle
+
+    settings = make_settings("label", "p", slice_by=["carrier"])
+    kernel = MetricsKernel(settings)
+    acc = kernel.create()
+    if rows:
+        batch = binary_data(n=rows, seed=3)
+        slicer = BatchSlicer(settings, ["p"])
+        slicer.check_schema(batch.schema)
+        for key, chunk in slicer.split(batch):
+            if key == ():
+                acc = kernel.add(acc, chunk)
+    wire = pickle.dumps(acc)
+    back = pickle.loads(wire)
+    assert back.rows == acc.rows == rows
+    for mine, theirs in zip(acc.models, back.models):
+        for name in ModelState.__slots__:
+            a, b = getattr(mine, name), getattr(theirs, name)
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), name
+    dense_bytes = sum(m.hist.nbytes for m in acc.models if m.hist is not None)
+    assert dense_bytes >= 240_000
+    if sparse:
+        assert len(wire) < 20_000
+    else:
+        assert len(wire) > dense_bytes * 0.9
+    if rows:
+        as_text = lambda a: json.dumps(kernel.outputs(a), sort_keys=True, default=str)  # noqa: E731
+        assert as_text(back) == as_text(acc)

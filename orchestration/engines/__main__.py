@@ -1,6 +1,7 @@
-"""``python -m conveyor.orchestration.engines start|stop|status [NAMES...]``.
+"""``python -m conveyor.orchestration.engines start|stop|status|cancel [NAMES...]``.
 
-Starts, stops or reports the named engines (default: flink spark), in order;
+Starts, stops or reports the named engines (default: flink spark), in order, or
+cancels the jobs still running on them (a stopped client leaves its job running);
 exit 2 with the reason when one cannot be started or does not exist.
 """
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m conveyor.orchestration.engines",
         description="Start, stop or report the real engines on loopback.",
     )
-    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("action", choices=("start", "stop", "status", "cancel"))
     parser.add_argument("names", nargs="*", help=f"engines (default: {' '.join(DEFAULT_ENGINES)})")
     args = parser.parse_args(argv)
     names = args.names or list(DEFAULT_ENGINES)
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
             elif args.action == "stop":
                 module.stop()
                 print(f"{name}: stopped", flush=True)
+            elif args.action == "cancel":
+                cancel = getattr(module, "cancel_jobs", None)
+                jobs = cancel() if cancel else []
+                print(f"{name}: cancelled {len(jobs)} job(s) {' '.join(jobs)}".rstrip(), flush=True)
             else:
                 print(f"{name}: {json.dumps(module.status(), default=str)}", flush=True)
         except EngineError as exc:

@@ -40,6 +40,8 @@ __all__ = [
     "start",
     "stop",
     "status",
+    "running_jobs",
+    "cancel_jobs",
     "flink_args",
     "job_server_jar",
     "flink_lib",
@@ -260,6 +262,42 @@ def overview(timeout: float = 2.0) -> dict | None:
             return json.loads(r.read())
     except (OSError, ValueError):
         return None
+
+
+#: Flink's job states after which a job no longer runs.
+_FINISHED_STATES = {"FINISHED", "CANCELED", "FAILED"}
+
+
+def running_jobs(timeout: float = 10.0) -> list[str]:
+    """The ids of the cluster's jobs that have not finished (none when it does not answer)."""
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{REST_PORT}/jobs/overview", timeout=timeout
+        ) as r:
+            jobs = json.loads(r.read()).get("jobs", [])
+    except (OSError, ValueError):
+        return []
+    return [job["jid"] for job in jobs if job.get("state") not in _FINISHED_STATES]
+
+
+def cancel_jobs(timeout: float = 10.0) -> list[str]:
+    """Cancels every job of the cluster that has not finished; returns their ids.
+
+    A Beam job on Flink outlives the process that submitted it: a benchmark or a
+    test that is stopped leaves its job running (and holding the slots) until
+    it is cancelled here.
+    """
+    cancelled = []
+    for jid in running_jobs(timeout):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{REST_PORT}/jobs/{jid}?mode=cancel", method="PATCH"
+        )
+        try:
+            urllib.request.urlopen(request, timeout=timeout).close()
+            cancelled.append(jid)
+        except OSError:
+            pass
+    return cancelled
 
 
 def start() -> dict:

@@ -58,6 +58,8 @@ __all__ = [
     "start",
     "stop",
     "status",
+    "running_jobs",
+    "cancel_jobs",
 ]
 
 MASTER_HOST = "127.0.0.1"
@@ -306,6 +308,87 @@ def _job_endpoint() -> str | None:
             return handle.read().strip() or None
     except OSError:
         return None
+
+
+def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
+    """The Beam jobs of the running job server that have not finished (cancelled first when
+    ``cancel``); none when the job server is down."""
+    endpoint = _job_endpoint()
+    if not endpoint:
+        return []
+    import grpc
+    from apache_beam.portability.api import beam_job_api_pb2, beam_job_api_pb2_grpc
+
+    state = beam_job_api_pb2.JobState
+    done = {state.DONE, state.FAILED, state.CANCELLED, state.DRAINED, state.UPDATED}
+    found = []
+    with grpc.insecure_channel(endpoint) as channel:
+        stub = beam_job_api_pb2_grpc.JobServiceStub(channel)
+        try:
+            for job in stub.GetJobs(beam_job_api_pb2.GetJobsRequest(), timeout=timeout).job_info:
+                if job.state in done:
+                    continue
+                if cancel:
+                    request = beam_job_api_pb2.CancelJobRequest(job_id=job.job_id)
+                    stub.Cancel(request, timeout=timeout)
+                found.append(job.job_id)
+        except grpc.RpcError:
+            pass
+    return found
+
+
+def _spark_jobs(state: str = "running") -> list[int]:
+    """The ids of the job server's Spark application's jobs in ``state`` (its UI's REST API)."""
+    ui = _driver_ui()
+    if not ui or not common.pid_alive(common.read_pid(_JOB_SERVER)):
+        return []
+    try:
+        app = _get_json(f"{ui}/api/v1/applications")[0]["id"]
+        jobs = _get_json(f"{ui}/api/v1/applications/{app}/jobs?status={state}")
+    except (OSError, urllib.error.URLError, ValueError, IndexError, KeyError):
+        return []
+    return [job["jobId"] for job in jobs]
+
+
+def running_jobs(timeout: float = 10.0) -> list[str]:
+    """What runs on the cluster: the job server's unfinished Beam jobs by id, and the Spark
+    jobs running in its application as ``spark-job-N``."""
+    return _beam_jobs(timeout, cancel=False) + [f"spark-job-{i}" for i in _spark_jobs()]
+
+
+def cancel_jobs(timeout: float = 10.0) -> list[str]:
+    """Cancels every Beam job of the running job server that has not finished;
+    returns their ids (none when the job server is down).
+
+    The job server runs a job to its end whether or not the process that
+    submitted it is still there; this is how a stopped benchmark or test frees
+    the cluster.
+    """
+    cancelled = _beam_jobs(timeout, cancel=True)
+    if cancelled:
+        # The job server marks the Beam job cancelled but lets the Spark jobs it already
+        # submitted run on (its Spark application is shared by every job): kill those too.
+        _kill_spark_jobs(timeout)
+    return cancelled
+
+
+def _kill_spark_jobs(timeout: float, settle: float = 5.0) -> None:
+    """Kills the running jobs of the job server's Spark application (through its UI's kill
+    endpoint), until none has been running for ``settle`` seconds or ``timeout`` passed."""
+    ui = _driver_ui()
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    while ui and time.monotonic() < deadline and time.monotonic() - quiet_since < settle:
+        for job in _spark_jobs():
+            quiet_since = time.monotonic()
+            request = urllib.request.Request(
+                f"{ui}/jobs/job/kill/?id={job}", data=b"", method="POST"
+            )
+            try:
+                urllib.request.urlopen(request, timeout=5).close()
+            except OSError:
+                pass
+        time.sleep(0.5)
 
 
 def _get_json(url: str, timeout: float = 10.0):
