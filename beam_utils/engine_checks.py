@@ -10,7 +10,10 @@ it and exits 2) naming the flag, the address and how to start the engine.
 A worker pool whose interpreter cannot import Conveyor is only seen when the
 job runs: the job fails with the worker's ``ModuleNotFoundError`` in its
 message. :func:`explain_failure` turns such a failure into an
-:class:`EngineUnavailable` that says so.
+:class:`EngineUnavailable` that says so; likewise a PortableRunner's job
+service (``--job_endpoint``) that never answers, which Beam reports as a bare
+gRPC timeout (the endpoint is not probed before: building a pipeline's options
+must work without its service).
 """
 
 from __future__ import annotations
@@ -154,11 +157,22 @@ def explain_failure(
 ) -> EngineUnavailable | None:
     """An :class:`EngineUnavailable` saying that the SDK workers cannot import
     Conveyor, when the text of the failed job ``exc`` (or of what it was raised
-    from) shows that; else None."""
+    from) shows that, or that no job service answers at ``--job_endpoint``;
+    else None."""
     seen = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
+        endpoint = flag_value(list(beam_args or []), "job_endpoint")
+        # The portable runner's wait for a job service that never answers ends in a bare
+        # grpc.FutureTimeoutError, without a message.
+        if endpoint and type(e).__name__ == "FutureTimeoutError":
+            waited = flag_value(list(beam_args or []), "job_server_timeout") or "60"
+            return EngineUnavailable(
+                f"no Beam job service answers at {endpoint} (--job_endpoint) within {waited} s: "
+                "start the job server (for Spark, `make engines` starts one and writes its "
+                "address to .engines/spark.args), or fix --job_endpoint"
+            )
         try:
             text = str(e)
         except Exception:

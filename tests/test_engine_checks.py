@@ -159,3 +159,29 @@ def test_engines_command_names_an_engine_that_does_not_exist(capsys):
 
     assert main(["start", "no_such_engine"]) == 2
     assert "no engine named 'no_such_engine'" in capsys.readouterr().err
+
+
+def test_a_job_service_that_does_not_answer_is_named(tmp_path, capsys):
+    # Beam itself reports this as a grpc.FutureTimeoutError with no message.
+    from conveyor.orchestration.cli import main
+
+    port = _dead_port()
+    out = tmp_path / "stats"
+    status = main(
+        [
+            "statistics",
+            "--input",
+            datasets.flights_sample_csv(50),
+            "--output",
+            str(out),
+            "--",
+            "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{port}",
+            "--job_server_timeout=2",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"no Beam job service answers at localhost:{port} (--job_endpoint) within 2 s" in err
+    assert "Traceback" not in err
+    assert not out.exists()
