@@ -113,26 +113,34 @@ def test_live_or_embedded_engines_and_other_runners_pass(tmp_path, rest_api):
     check_engine(["--direct_running_mode=multi_processing"])
 
 
-def test_cli_exits_2_naming_the_cluster(tmp_path, capsys):
+def _statistics_cli(out, beam_flags: list[str], capsys) -> tuple[int, str]:
+    """``conveyor statistics`` on 50 flights with these Beam flags: the exit status and stderr."""
     from conveyor.orchestration.cli import main
 
+    status = main(
+        ["statistics", "--input", datasets.flights_sample_csv(50), "--output", str(out), "--"]
+        + beam_flags
+    )
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["flink_cluster", "job_service"])
+def test_cli_exits_2_naming_the_engine_that_does_not_answer(kind, tmp_path, capsys):
     port = _dead_port()
     out = tmp_path / "stats"
-    status = main(
-        [
-            "statistics",
-            "--input",
-            datasets.flights_sample_csv(50),
-            "--output",
-            str(out),
-            "--",
-            "--runner=FlinkRunner",
-            f"--flink_master=localhost:{port}",
+    if kind == "flink_cluster":
+        flags = ["--runner=FlinkRunner", f"--flink_master=localhost:{port}"]
+        expected = f"Flink cluster at localhost:{port} (--flink_master) is not running"
+    else:  # Beam itself reports this one as a grpc.FutureTimeoutError with no message
+        flags = [
+            "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{port}",
+            "--job_server_timeout=2",
         ]
-    )
-    err = capsys.readouterr().err
+        expected = f"no Beam job service answers at localhost:{port} (--job_endpoint) within 2 s"
+    status, err = _statistics_cli(out, flags, capsys)
     assert status == 2
-    assert f"Flink cluster at localhost:{port} (--flink_master) is not running" in err
+    assert expected in err
     assert "Traceback" not in err
     assert not out.exists()
 
@@ -159,29 +167,3 @@ def test_engines_command_names_an_engine_that_does_not_exist(capsys):
 
     assert main(["start", "no_such_engine"]) == 2
     assert "no engine named 'no_such_engine'" in capsys.readouterr().err
-
-
-def test_a_job_service_that_does_not_answer_is_named(tmp_path, capsys):
-    # Beam itself reports this as a grpc.FutureTimeoutError with no message.
-    from conveyor.orchestration.cli import main
-
-    port = _dead_port()
-    out = tmp_path / "stats"
-    status = main(
-        [
-            "statistics",
-            "--input",
-            datasets.flights_sample_csv(50),
-            "--output",
-            str(out),
-            "--",
-            "--runner=PortableRunner",
-            f"--job_endpoint=localhost:{port}",
-            "--job_server_timeout=2",
-        ]
-    )
-    err = capsys.readouterr().err
-    assert status == 2
-    assert f"no Beam job service answers at localhost:{port} (--job_endpoint) within 2 s" in err
-    assert "Traceback" not in err
-    assert not out.exists()
