@@ -25,17 +25,8 @@ from google.protobuf import text_format
 # The shared inputs and helpers of the portable-runner tests; the fixtures among them
 # (work, flights, flights_parquet, model_dir) are used here by name.
 from test_distributed import (  # noqa: F401
-    FLIGHTS_ROWS,
-    MODULE,
-    _decode_files,
-    _evaluate,
-    _infer,
-    _rows,
     _statistics,
     _stats_noting_workers,
-    _tight_schema,
-    _transform,
-    _validate,
     assert_same_statistics,
     flights,
     flights_parquet,
@@ -45,9 +36,15 @@ from test_distributed import (  # noqa: F401
 
 from conveyor.beam_utils import datasets
 from conveyor.beam_utils.engine_checks import EngineUnavailable, explain_failure
-from conveyor.beam_utils.io import ReadExamples
 from conveyor.beam_utils.proto_io import read_statistics
 from conveyor.orchestration.engines import common, flink
+
+from .same_outputs import (
+    check_bulk_inference,
+    check_evaluation,
+    check_example_gen_and_transform,
+    check_validation,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLIGHTS_TEMPLATE = os.path.join(REPO, "orchestration", "templates", "flights", "pipeline.py")
@@ -113,85 +110,19 @@ def test_statistics_on_flink_equal_in_memory_and_both_slots_work(work, flink_eng
 
 
 def test_validation_with_quarantine_on_flink_equal_in_memory(work, flights, flink_engine):
-    schema = _tight_schema(_statistics(flights, work / "flink_val_stats", None))
-    local = _validate(flights, work / "flink_val_local", schema, None)
-    on_flink = _validate(flights, work / "flink_val", schema, flink_engine.test_args)
-    valid, quarantine, totals, anomalies = local
-    assert totals["rows"] == FLIGHTS_ROWS and 0 < totals["quarantined"] < FLIGHTS_ROWS
-    assert totals["quarantined"] == len(quarantine)
-    assert {"origin", "distance"} <= set(anomalies.anomaly_info)
-    assert _rows(on_flink[0]) == _rows(valid)
-    assert on_flink[1:] == (quarantine, totals, anomalies)
+    check_validation(work, flights, "flink", flink_engine.test_args)
 
 
 def test_example_gen_and_transform_on_flink_equal_in_memory(work, flink_engine):
-    from conveyor.components.example_gen import run_example_gen
-
-    read = {None: ReadExamples(datasets.penguins_csv())}
-    splits = {"train": 2, "eval": 1}
-    local_dir, flink_dir = work / "flink_eg_local", work / "flink_eg"
-    local_summary = run_example_gen(read, str(local_dir), splits=splits)
-    summary = run_example_gen(read, str(flink_dir), splits=splits, beam_args=flink_engine.test_args)
-    assert summary == local_summary
-    for split in splits:
-        got = _decode_files(str(flink_dir / f"Split-{split}" / "*.gz"))
-        expected = _decode_files(str(local_dir / f"Split-{split}" / "*.gz"))
-        assert got.num_rows > 0 and _rows(got) == _rows(expected)
-
-    module_file = work / "flink_prep.py"
-    module_file.write_text(MODULE)
-    local = _transform(str(local_dir), str(module_file), work / "flink_tf_local", None)
-    on_flink = _transform(
-        str(flink_dir), str(module_file), work / "flink_tf", flink_engine.test_args
-    )
-    assert local[0]["analyzed"] is True and sum(local[0]["rows"].values()) == 344
-    assert on_flink[0] == local[0]
-    assert on_flink[2] == local[2]  # the vocabulary
-    from test_distributed import _assert_same_rows
-
-    for split in splits:
-        _assert_same_rows(on_flink[1][split], local[1][split])
+    check_example_gen_and_transform(work, "flink", flink_engine.test_args)
 
 
 def test_evaluation_on_flink_equal_in_memory(work, flights_parquet, model_dir, flink_engine):
-    import test_distributed
-
-    local, metrics = _evaluate(flights_parquet, model_dir, work / "flink_eval_local", None)
-    got, got_metrics = _evaluate(
-        flights_parquet, model_dir, work / "flink_eval", flink_engine.test_args
-    )
-    assert metrics[0]["slice"] == {} and 0.7 < metrics[0]["metrics"]["auc"] <= 1
-    assert got["validation"] == local["validation"] and got["blessed"] is True
-    assert [(m["slice"], sorted(m["metrics"])) for m in got_metrics] == [
-        (m["slice"], sorted(m["metrics"])) for m in metrics
-    ]
-    for mine, expected in zip(got_metrics, metrics):
-        for name, value in expected["metrics"].items():
-            if isinstance(value, float):
-                assert mine["metrics"][name] == pytest.approx(
-                    value, rel=1e-6, abs=test_distributed.PREDICTION_ATOL
-                ), name
-            else:
-                assert mine["metrics"][name] == value, name
+    check_evaluation(work, flights_parquet, model_dir, "flink", flink_engine.test_args)
 
 
 def test_bulk_inference_on_flink_equal_in_memory(work, flights_parquet, model_dir, flink_engine):
-    import numpy as np
-    import test_distributed
-
-    summary, logs, examples = _infer(flights_parquet, model_dir, work / "flink_infer_local", None)
-    got = _infer(flights_parquet, model_dir, work / "flink_infer", flink_engine.test_args)
-    assert summary["examples_predicted"] == summary["examples_in"] == len(logs) > 0
-    assert got[0] == summary
-    assert [text for text, _ in got[1]] == [text for text, _ in logs]
-    np.testing.assert_allclose(
-        np.array([out["p_late"] for _, out in got[1]]),
-        np.array([out["p_late"] for _, out in logs]),
-        rtol=0,
-        atol=test_distributed.PREDICTION_ATOL,
-    )
-    others = [c for c in examples.column_names if c != "p_late"]
-    assert _rows(got[2].select(others)) == _rows(examples.select(others))
+    check_bulk_inference(work, flights_parquet, model_dir, "flink", flink_engine.test_args)
 
 
 # ------------------------------------------------------------------ the args file, LOOPBACK, failures
