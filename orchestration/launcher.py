@@ -472,13 +472,8 @@ def run_component(
                 message = f"{component_id} failed: {summary}"
                 error = summary + "\n" + traceback.format_exc()
             leftovers = list(published) + [a.uri for a in staging.values()]
-            remove_staging(leftovers)
-            for uri in leftovers:
-                if publishing.is_remote(uri):
-                    try:
-                        publishing.remove_tree(uri)
-                    except Exception as cleanup:  # the store's error must not hide the component's
-                        log(f"{component_id}: could not remove {uri}: {cleanup}")
+            for uri in remove_staging(leftovers):  # the launcher set the store's options
+                log(f"{component_id}: could not remove {uri}")
             if ex_id is not None:
                 md.finish_execution(ex_id, CANCELED if stopped else FAILED, error=error)
         if stopped:

@@ -118,11 +118,37 @@ def describe_process(info: dict) -> str:
     return f"pid {info.get('pid')} on {info.get('host') or '?'}"
 
 
-def remove_staging(uris) -> None:
-    """Removes temporary output folders (``<root>/<component>/<key>/.<execution>.tmp``)."""
+def remove_staging(uris, beam_args: list[str] | None = None) -> list[str]:
+    """Removes temporary output folders (``<root>/<component>/<key>/.<execution>.tmp``), on
+    local disk or on an object store; returns those it could not remove (a store that did not
+    answer: its error must not hide why the execution ended, and a later run tries again).
+
+    ``beam_args`` (the execution's own flags: ``--s3_endpoint_url``, credentials...) set up
+    Beam's FileSystems for a remote URI; without them, as they were set last in this process.
+    """
+    remote = []
     for uri in uris:
-        if "://" not in uri:
+        if "://" in uri:
+            remote.append(uri)
+        else:
             shutil.rmtree(uri, ignore_errors=True)
+    if not remote:
+        return []
+    from conveyor.beam_utils import publish
+
+    if beam_args is not None:
+        from apache_beam.io.filesystems import FileSystems
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        # Not pipeline_options(): cleaning up must not wait on the engine the flags name.
+        FileSystems.set_options(PipelineOptions(list(beam_args)))
+    failed = []
+    for uri in remote:
+        try:
+            publish.remove_tree(uri)
+        except Exception:  # any store error: reported to the caller, tried again later
+            failed.append(uri)
+    return failed
 
 
 def sqlite_config(path: str):
@@ -456,7 +482,7 @@ class Metadata:
         ex = self._call(end)
         if ex is None:
             return False
-        remove_staging(_staging_of(ex))
+        remove_staging(_staging_of(ex), _beam_args_of(ex))
         return True
 
     def running_executions(self, pipeline_name: str, run_id: str | None = None) -> list:
@@ -1422,6 +1448,12 @@ def _get_process(props, prefix: str) -> dict:
         "host": props[prefix + "host"].string_value,
         "token": props[prefix + "token"].string_value,
     }
+
+
+def _beam_args_of(ex) -> list[str] | None:
+    if "beam_args" not in ex.custom_properties:
+        return None
+    return json.loads(ex.custom_properties["beam_args"].string_value)
 
 
 def _staging_of(ex) -> list[str]:

@@ -188,3 +188,45 @@ def test_local_dag_runner_runs_a_pipeline_with_its_root_on_s3(s3, tmp_path, monk
     pipeline.metadata_connection_config = None
     with pytest.raises(PipelineRootError, match="metadata_connection_config"):
         LocalDagRunner(quiet=True).run(pipeline)
+
+
+def test_a_dead_executions_staging_on_the_store_is_removed_by_the_next_run(s3, tmp_path):
+    """An execution whose process died mid-write leaves its staging objects on the store (no
+    rename there, nothing is atomic); the next run's reaper removes them, reaching the store
+    with the execution's own recorded Beam flags (this process's FileSystems has none)."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from conveyor.beam_utils import publish
+    from conveyor.orchestration.metadata import Metadata, process_identity, sqlite_config
+
+    staging = f"{ROOT}/Dead/examples/.41.tmp"
+    _use(s3["flags"])
+    for name in ("Split-train/data-00000-of-00001.gz", "Split-eval/data-00000-of-00001.gz"):
+        with FileSystems.create(f"{staging}/{name}") as f:
+            f.write(b"half written")
+    assert len(publish.list_files(staging)) == 2
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    md = Metadata(sqlite_config(str(tmp_path / "metadata.sqlite")))
+    ex_id = md.start_execution(
+        "Dead",
+        "shared",
+        "r1",
+        "Dead",
+        {},
+        "key",
+        process=process_identity() | {"pid": int(gone.stdout)},
+        beam_args=s3["flags"],
+    )
+    md.set_staging(ex_id, [staging])
+    FileSystems.set_options(PipelineOptions([]))  # the store's flags are the execution's only
+    assert md.reap_lost("shared") == [ex_id]
+    [ex] = md.store.get_executions_by_id([ex_id])
+    assert ex.properties["state"].string_value == "FAILED"
+    _use(s3["flags"])
+    assert publish.list_files(staging) == []
