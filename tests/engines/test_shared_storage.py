@@ -55,13 +55,8 @@ def _upload_spans(tmp_path, flags):
     sys.path.insert(0, template.HERE)
     import flights_utils
 
-    from conveyor.beam_utils import publish
-
     _use(flags)
-    folder = str(tmp_path / "spans")
-    flights_utils.write_labeled_spans(folder, 1, 1500)
-    if not publish.list_files(DATA):
-        publish.copy_tree(folder, DATA)
+    flights_utils.write_labeled_spans(DATA, 1, 1500)  # straight to the store
 
 
 def test_small_pipeline_with_its_root_on_s3(s3, tmp_path):
@@ -230,3 +225,30 @@ def test_a_dead_executions_staging_on_the_store_is_removed_by_the_next_run(s3, t
     assert ex.properties["state"].string_value == "FAILED"
     _use(s3["flags"])
     assert publish.list_files(staging) == []
+
+
+def test_the_flights_template_writes_its_spans_on_the_store(s3, tmp_path):
+    """Spans written to an ``s3://`` folder as whole objects; a span already there keeps its
+    bytes (ExampleGen's cache holds); they equal the spans written to local disk."""
+    import conveyor.orchestration.templates.flights.pipeline as template
+
+    sys.path.insert(0, template.HERE)
+    import flights_utils
+    from apache_beam.io.filesystems import FileSystems
+
+    _use(s3["flags"])
+    folder = "s3://conveyor/spans-written"
+    paths = flights_utils.write_labeled_spans(folder, 1, 300)
+    assert paths == [f"{folder}/span-1/flights.csv"]
+    local = flights_utils.write_labeled_spans(str(tmp_path / "spans"), 2, 300)
+    with FileSystems.open(paths[0]) as f, open(local[0], "rb") as g:
+        assert f.read() == g.read()
+    with FileSystems.create(paths[0]) as f:  # the span as an earlier run left it
+        f.write(b"kept\n")
+    paths = flights_utils.write_labeled_spans(folder, 2, 300)
+    with FileSystems.open(paths[0]) as f:
+        assert f.read() == b"kept\n"  # not written again
+    with FileSystems.open(paths[1]) as f, open(local[1], "rb") as g:
+        assert f.read() == g.read()
+    with open(local[1]) as f:
+        assert len(f.read().splitlines()) == 301  # header and 300 flights of month 2

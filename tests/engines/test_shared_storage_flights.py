@@ -4,8 +4,9 @@ ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, Evaluator, BulkInferrer 
 ``s3://`` through Beam; Transform and Trainer (SavedModels: TensorFlow 2.16 has no S3 without
 tensorflow-io) run on local disk, their inputs copied down and outputs published up with the
 completion marker; Evaluator, InfraValidator, Pusher and BulkInferrer copy down the model.
-The spans are written by the template on a local root (it writes them with os calls), so
-ExampleGen reads them from local disk; the Pusher pushes to a local serving folder.
+The spans are written by the template on a local root (writing them on the store is
+``test_shared_storage.py``'s), so ExampleGen reads them from local disk; the Pusher pushes to
+a local serving folder.
 """
 
 from __future__ import annotations

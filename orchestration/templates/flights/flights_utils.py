@@ -24,13 +24,17 @@ def write_labeled_spans(folder: str, months: int, rows_per_month: int = 0) -> li
     first ``rows_per_month``, or all), with the ``late`` label column. Spans
     already there are left as they are (a new month is a new span; an old one
     keeps its bytes, so ExampleGen's cache holds). Each file is written whole,
-    then renamed into place.
+    then renamed into place; on an object store (``s3://``, ``gs://``, through
+    Beam's FileSystems, set up with the pipeline's flags) it is uploaded as one
+    object, which appears whole or not at all.
 
     Returns:
       the paths of the ``months`` spans, span 1 first.
     """
     paths = [os.path.join(folder, f"span-{m}", "flights.csv") for m in range(1, months + 1)]
-    missing = [m for m, path in enumerate(paths, start=1) if not os.path.exists(path)]
+    from apache_beam.io.filesystems import FileSystems
+
+    missing = [m for m, path in enumerate(paths, start=1) if not FileSystems.exists(path)]
     if not missing:
         return paths
     import pyarrow as pa
@@ -50,6 +54,12 @@ def write_labeled_spans(folder: str, months: int, rows_per_month: int = 0) -> li
         if rows_per_month:
             rows = rows.slice(0, rows_per_month)
         path = paths[month - 1]
+        if "://" in path:
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(rows, sink)
+            with FileSystems.create(path) as handle:
+                handle.write(sink.getvalue().to_pybytes())
+            continue
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp{os.getpid()}"
         pacsv.write_csv(rows, tmp)
