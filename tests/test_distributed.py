@@ -343,7 +343,13 @@ def test_evaluation_external_equal_in_memory(work, flights_parquet, model_dir, e
     assert [(m["slice"], m["notes"], sorted(m["metrics"])) for m in external_metrics] == [
         (m["slice"], m["notes"], sorted(m["metrics"])) for m in metrics
     ]
-    for got, expected in zip(external_metrics, metrics):
+    assert_same_metrics(external_metrics, metrics)
+
+
+def assert_same_metrics(got_metrics: list[dict], metrics: list[dict]) -> None:
+    """Per slice, every metric of ``metrics`` equal in ``got_metrics``: floats within the
+    predictions' tolerance, counts (and None for a metric undefined on a slice) exactly."""
+    for got, expected in zip(got_metrics, metrics):
         for name, value in expected["metrics"].items():
             if isinstance(value, float):
                 assert got["metrics"][name] == pytest.approx(

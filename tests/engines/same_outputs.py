@@ -8,7 +8,6 @@ engine in the work folders; ``args`` are its flags.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from test_distributed import (
     FLIGHTS_ROWS,
     MODULE,
@@ -22,6 +21,7 @@ from test_distributed import (
     _tight_schema,
     _transform,
     _validate,
+    assert_same_metrics,
 )
 
 from conveyor.beam_utils import datasets
@@ -84,14 +84,7 @@ def check_evaluation(work, flights_parquet, model_dir, tag: str, args: list[str]
     assert [(m["slice"], m["notes"], sorted(m["metrics"])) for m in got_metrics] == [
         (m["slice"], m["notes"], sorted(m["metrics"])) for m in metrics
     ]
-    for mine, expected in zip(got_metrics, metrics):
-        for name, value in expected["metrics"].items():
-            if isinstance(value, float):
-                assert mine["metrics"][name] == pytest.approx(
-                    value, rel=1e-6, abs=PREDICTION_ATOL
-                ), name
-            else:
-                assert mine["metrics"][name] == value, name
+    assert_same_metrics(got_metrics, metrics)
 
 
 def check_bulk_inference(work, flights_parquet, model_dir, tag: str, args: list[str]) -> None:
