@@ -159,15 +159,16 @@ def explain_failure(
     Conveyor, when the text of the failed job ``exc`` (or of what it was raised
     from) shows that, or that no job service answers at ``--job_endpoint``;
     else None."""
+    args = list(beam_args or [])
+    endpoint = flag_value(args, "job_endpoint")
     seen = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        endpoint = flag_value(list(beam_args or []), "job_endpoint")
         # The portable runner's wait for a job service that never answers ends in a bare
         # grpc.FutureTimeoutError, without a message.
         if endpoint and type(e).__name__ == "FutureTimeoutError":
-            waited = flag_value(list(beam_args or []), "job_server_timeout") or "60"
+            waited = flag_value(args, "job_server_timeout") or "60"
             return EngineUnavailable(
                 f"no Beam job service answers at {endpoint} (--job_endpoint) within {waited} s: "
                 "start the job server (for Spark, `make engines` starts one and writes its "
@@ -179,7 +180,6 @@ def explain_failure(
             text = ""
         found = _MISSING_MODULE.search(text)
         if found:
-            args = list(beam_args or [])
             where = flag_value(args, "environment_config")
             pool = f"the Python SDK worker pool at {where}" if where else "the SDK workers"
             return EngineUnavailable(

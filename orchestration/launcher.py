@@ -472,8 +472,9 @@ def run_component(
                 message = f"{component_id} failed: {summary}"
                 error = summary + "\n" + traceback.format_exc()
             leftovers = list(published) + [a.uri for a in staging.values()]
-            for uri in remove_staging(leftovers):  # the launcher set the store's options
-                log(f"{component_id}: could not remove {uri}")
+            # The launcher set the store's options; its error must not hide the component's.
+            for uri, cleanup in remove_staging(leftovers).items():
+                log(f"{component_id}: could not remove {uri}: {cleanup}")
             if ex_id is not None:
                 md.finish_execution(ex_id, CANCELED if stopped else FAILED, error=error)
         if stopped:

@@ -118,10 +118,10 @@ def describe_process(info: dict) -> str:
     return f"pid {info.get('pid')} on {info.get('host') or '?'}"
 
 
-def remove_staging(uris, beam_args: list[str] | None = None) -> list[str]:
+def remove_staging(uris, beam_args: list[str] | None = None) -> dict[str, str]:
     """Removes temporary output folders (``<root>/<component>/<key>/.<execution>.tmp``), on
-    local disk or on an object store; returns those it could not remove (a store that did not
-    answer: its error must not hide why the execution ended, and a later run tries again).
+    local disk or on an object store; returns those it could not remove, each with the store's
+    error (it must not hide why the execution ended, and a later run tries again).
 
     ``beam_args`` (the execution's own flags: ``--s3_endpoint_url``, credentials...) set up
     Beam's FileSystems for a remote URI; without them, as they were set last in this process.
@@ -133,7 +133,7 @@ def remove_staging(uris, beam_args: list[str] | None = None) -> list[str]:
         else:
             shutil.rmtree(uri, ignore_errors=True)
     if not remote:
-        return []
+        return {}
     from conveyor.beam_utils import publish
 
     if beam_args is not None:
@@ -142,12 +142,12 @@ def remove_staging(uris, beam_args: list[str] | None = None) -> list[str]:
 
         # Not pipeline_options(): cleaning up must not wait on the engine the flags name.
         FileSystems.set_options(PipelineOptions(list(beam_args)))
-    failed = []
+    failed = {}
     for uri in remote:
         try:
             publish.remove_tree(uri)
-        except Exception:  # any store error: reported to the caller, tried again later
-            failed.append(uri)
+        except Exception as exc:  # any store error: reported to the caller, tried again later
+            failed[uri] = str(exc)
     return failed
 
 

@@ -337,9 +337,10 @@ def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
     return found
 
 
-def _spark_jobs(state: str = "running") -> list[int]:
-    """The ids of the job server's Spark application's jobs in ``state`` (its UI's REST API)."""
-    ui = _driver_ui()
+def _spark_jobs(state: str = "running", ui: str | None = None) -> list[int]:
+    """The ids of the job server's Spark application's jobs in ``state`` (its UI's REST API,
+    at ``ui`` when the caller has found it already)."""
+    ui = ui or _driver_ui()
     if not ui or not common.pid_alive(common.read_pid(_JOB_SERVER)):
         return []
     try:
@@ -379,7 +380,7 @@ def _kill_spark_jobs(timeout: float, settle: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     quiet_since = time.monotonic()
     while ui and time.monotonic() < deadline and time.monotonic() - quiet_since < settle:
-        for job in _spark_jobs():
+        for job in _spark_jobs(ui=ui):
             quiet_since = time.monotonic()
             request = urllib.request.Request(
                 f"{ui}/jobs/job/kill/?id={job}", data=b"", method="POST"
