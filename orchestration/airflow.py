@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from conveyor.dsl import Pipeline
 from conveyor.dsl.container_component import ContainerComponent
 from conveyor.dsl.runtime import runtime_parameters_of
-from conveyor.orchestration.loader import save_pipeline
+from conveyor.orchestration.loader import captured_by_loader, save_pipeline
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -97,7 +97,10 @@ class AirflowDagRunner:
         self.config = config
 
     def run(self, pipeline: Pipeline) -> str:
-        """Writes the DAG file and the pickled pipeline; returns the DAG file's path."""
+        """Writes the DAG file and the pickled pipeline; returns the DAG file's path (None, and
+        nothing written, when a pipeline file is being loaded: :func:`captured_by_loader`)."""
+        if captured_by_loader(pipeline):
+            return None
         cfg = self.config
         output = os.path.abspath(cfg.output)
         if not output.endswith(".py"):

@@ -47,7 +47,7 @@ import apache_beam as beam
 
 from conveyor.dsl import Pipeline
 from conveyor.orchestration.launcher import ComponentError, metadata_for, run_component
-from conveyor.orchestration.loader import save_pipeline
+from conveyor.orchestration.loader import captured_by_loader, save_pipeline
 from conveyor.orchestration.local_runner import (
     ComponentProcess,
     PipelineRunError,
@@ -256,6 +256,9 @@ class BeamDagRunner:
     ) -> dict:
         """Runs every component; returns ``{"run_id", "components": {id: status}, "failed": {}}``.
 
+        While ``load_pipeline`` reads a pipeline file that calls this, it only hands the
+        pipeline over and returns None (:func:`~conveyor.orchestration.loader.captured_by_loader`).
+
         ``runtime_parameters`` (``{name: value}``) gives the pipeline's
         RuntimeParameters their values; a component whose condition is false is
         SKIPPED, and so are those that need its outputs. Raises
@@ -267,6 +270,8 @@ class BeamDagRunner:
 
         from conveyor.dsl.runtime import resolve_runtime_parameters
 
+        if captured_by_loader(pipeline):
+            return None
         values = resolve_runtime_parameters(pipeline, runtime_parameters)
         run_id, run_dir = prepare_run(pipeline, run_id)
         for name in os.listdir(run_dir):

@@ -16,6 +16,7 @@ from conveyor.orchestration.metadata_flags import (
     config_from_args,
     config_of_record,
     record_entry,
+    sqlite_path_of_record,
 )
 
 #: Each command's one-line help, by the name of its functions (``add_<name>_arguments``,
@@ -148,7 +149,9 @@ def run_pipeline(args, beam_args) -> int:
     )
     if compiled:
         print(f"wrote its {_EXPORT_WHAT[args.engine]} to {compiled}")
-    if metadata:
+    if metadata and "sqlite" in metadata:
+        print(f"its ML Metadata: SQLite {metadata['sqlite']}")
+    elif metadata:
         print(f"its ML Metadata: MySQL {metadata['mysql']} (user {metadata['user'] or '-'})")
     return 0
 
@@ -371,7 +374,7 @@ def _open_metadata(record: dict, args=None):
     config = config_of_record(record, args)
     if config is not None:
         return Metadata(config)
-    path = os.path.join(record["root"], "metadata.sqlite")
+    path = sqlite_path_of_record(record)
     if not os.path.exists(path):
         return None
     try:

@@ -102,7 +102,12 @@ class KubeflowDagRunner:
         self.config = config
 
     def run(self, pipeline: Pipeline) -> str:
-        """Writes the pipeline spec; returns its path."""
+        """Writes the pipeline spec; returns its path (None, and nothing written, when a
+        pipeline file is being loaded: :func:`~conveyor.orchestration.loader.captured_by_loader`)."""
+        from conveyor.orchestration.loader import captured_by_loader
+
+        if captured_by_loader(pipeline):
+            return None
         try:
             from kfp import compiler, dsl
         except ImportError:

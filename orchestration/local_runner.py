@@ -38,7 +38,7 @@ import uuid
 
 from conveyor.dsl import Pipeline
 from conveyor.orchestration.launcher import PARENT_PID_ENV, PipelineRootError, check_root
-from conveyor.orchestration.loader import save_pipeline
+from conveyor.orchestration.loader import captured_by_loader, save_pipeline
 
 __all__ = ["LocalDagRunner", "PipelineRunError", "RunCanceled", "PipelineRootError"]
 
@@ -271,6 +271,9 @@ class LocalDagRunner:
     ) -> dict:
         """Runs every component; returns ``{"run_id", "components": {id: status}}``.
 
+        While ``load_pipeline`` reads a pipeline file that calls this, it only hands the
+        pipeline over and returns None (:func:`~conveyor.orchestration.loader.captured_by_loader`).
+
         ``runtime_parameters`` (``{name: value}``) gives the pipeline's
         RuntimeParameters their values in this run (the others take their
         defaults); a component whose condition is false is SKIPPED (its status
@@ -287,6 +290,8 @@ class LocalDagRunner:
         from conveyor.orchestration.launcher import metadata_for
         from conveyor.orchestration.metadata import CANCELED, COMPLETE, FAILED
 
+        if captured_by_loader(pipeline):
+            return None
         values = resolve_runtime_parameters(pipeline, runtime_parameters)
         run_id, run_dir = prepare_run(pipeline, run_id)
         self._print(

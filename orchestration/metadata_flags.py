@@ -14,7 +14,9 @@ if it is missing.
 Which store a command uses, first that applies: ``--metadata-mysql`` on the command;
 the store ``conveyor pipeline create`` recorded (its ``--metadata-mysql``, or the
 pipeline file's own ``metadata_connection_config`` when that is MySQL); the
-pipeline's own config; SQLite at ``<root>/metadata.sqlite``.
+pipeline's own config; the SQLite file the pipeline file named (TFX's pipelines keep
+it outside the root, ``sqlite_metadata_connection_config(path)``), recorded at
+``pipeline create``/``update``; SQLite at ``<root>/metadata.sqlite``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "parse_mysql_target",
     "record_entry",
     "config_of_record",
+    "sqlite_path_of_record",
 ]
 
 MYSQL_USER_ENV = "CONVEYOR_MYSQL_USER"
@@ -108,10 +111,16 @@ def config_from_args(args) -> object | None:
 def record_entry(flag_config, pipeline) -> dict | None:
     """What the registry keeps of a pipeline's store (no password): ``{"mysql":
     "host:port/db", "user", "from"}``, ``from`` ``"flag"`` (``--metadata-mysql``) or
-    ``"pipeline"`` (its own config, re-read from the file when used); None for SQLite."""
+    ``"pipeline"`` (its own config, re-read from the file when used); ``{"sqlite": PATH,
+    "from": "pipeline"}`` for a SQLite file the pipeline names elsewhere than
+    ``<root>/metadata.sqlite``; None for that default."""
     config, origin = flag_config, "flag"
     if config is None:
         config, origin = getattr(pipeline, "metadata_connection_config", None), "pipeline"
+    if config is not None and config.HasField("sqlite"):
+        path = os.path.abspath(config.sqlite.filename_uri)
+        default = os.path.abspath(os.path.join(pipeline.root, "metadata.sqlite"))
+        return None if path == default else {"sqlite": path, "from": origin}
     if config is None or not config.HasField("mysql"):
         return None
     m = config.mysql
@@ -123,14 +132,22 @@ def record_entry(flag_config, pipeline) -> dict | None:
     }
 
 
+def sqlite_path_of_record(record: dict) -> str:
+    """The SQLite file of a registered pipeline whose store is SQLite: the one its file named
+    (recorded at ``pipeline create``), else ``<root>/metadata.sqlite``."""
+    entry = record.get("metadata") or {}
+    return entry.get("sqlite") or os.path.join(record["root"], "metadata.sqlite")
+
+
 def config_of_record(record: dict, args=None):
     """The ``ConnectionConfig`` a command uses for a registered pipeline: ``--metadata-mysql``
-    (``args``), else the recorded store; None: SQLite under the root."""
+    (``args``), else the recorded MySQL store; None: SQLite, at
+    :func:`sqlite_path_of_record`."""
     given = config_from_args(args) if args is not None else None
     if given is not None:
         return given
     entry = record.get("metadata")
-    if not entry:
+    if not entry or "sqlite" in entry:
         return None
     if entry.get("from") == "pipeline":
         from conveyor.orchestration.loader import load_pipeline

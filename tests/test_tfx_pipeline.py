@@ -215,3 +215,41 @@ def test_airflow_runner_takes_tfx_dag_config_and_airflow_loads_the_dag(ran, tmp_
     assert result["errors"] == {}
     assert result["dags"]["penguins"] == {k: sorted(v) for k, v in EDGES.items()}
     assert result["schedule"]["penguins"] == "@daily"
+
+
+def test_conveyor_pipeline_create_takes_the_tfx_file_and_finds_its_store(
+    ran, conveyor, conveyor_env, monkeypatch
+):
+    """TFX's ``tfx pipeline create`` workflow: the file, whose pipeline appears only in its
+    ``__main__`` block, is registered without running; the commands and the UI then read the
+    store it names outside the root (no ``<root>/metadata.sqlite`` is made)."""
+    from starlette.testclient import TestClient
+
+    from conveyor.orchestration.ui import create_app
+
+    env = dict(conveyor_env, PENGUIN_DATA=str(ran["data"]), PENGUIN_HOME=str(ran["base"] / "tfx"))
+    runs_before = len(Metadata(str(ran["metadata"])).runs("penguin_data"))
+    created = conveyor("pipeline", "create", "--pipeline-path", PIPELINE_FILE, env=env)
+    assert "penguin_data" in created.stdout
+    record = json.loads(
+        (open(os.path.join(env["CONVEYOR_HOME"], "pipelines", "penguin_data.json"))).read()
+    )
+    assert record["root"] == str(ran["root"])
+    assert record["metadata"] == {"sqlite": str(ran["metadata"]), "from": "pipeline"}
+    assert len(Metadata(str(ran["metadata"])).runs("penguin_data")) == runs_before
+    first, second = (_run_ids(out) for out in ran["outs"])
+    listed = conveyor("run", "list", "--pipeline-name", "penguin_data", env=env).stdout
+    assert first in listed and second in listed
+    status = conveyor(
+        "run", "status", "--pipeline-name", "penguin_data", "--run-id", first, env=env
+    ).stdout
+    assert all(f"{cid}" in status for cid in IDS) and "COMPLETE" in status
+    # A run started by name: every component from the cache, in the same store.
+    out = conveyor("run", "create", "--pipeline-name", "penguin_data", env=env).stdout
+    named = out.rsplit("run ", 1)[1].split()[0]
+    assert _states(ran["metadata"], named) == dict.fromkeys(IDS, "CACHED")
+    assert not (ran["root"] / "metadata.sqlite").exists()
+    monkeypatch.setenv("CONVEYOR_HOME", env["CONVEYOR_HOME"])
+    client = TestClient(create_app(csrf="t"))
+    runs = {r["run_id"] for r in client.get("/api/pipelines/penguin_data/runs").json()["runs"]}
+    assert {first, second, named} <= runs

@@ -32,7 +32,8 @@ class PipelineRef:
         recorded none (:data:`NO_ROOT`, inside which no file is).
       record: its registry record (``conveyor pipeline create``), or None for a
         pipeline found only in a ``--root`` store or on a MySQL server.
-      connection: the ``ConnectionConfig`` of its MySQL store; None: SQLite under the root.
+      connection: the ``ConnectionConfig`` of its MySQL store; None: SQLite
+        (:attr:`metadata_path`).
     """
 
     def __init__(self, name: str, root: str | None, record: dict | None = None, connection=None):
@@ -53,8 +54,9 @@ class PipelineRef:
 
     @property
     def metadata_path(self) -> str:
-        """``<root>/metadata.sqlite``."""
-        return os.path.join(self.root, "metadata.sqlite")
+        """Its SQLite file: the one its registry record names, else ``<root>/metadata.sqlite``."""
+        entry = (self.record or {}).get("metadata") or {}
+        return entry.get("sqlite") or os.path.join(self.root, "metadata.sqlite")
 
     @property
     def store_key(self) -> str:
@@ -122,7 +124,7 @@ class Store:
     def _record_connection(self, record: dict):
         """The MySQL ``ConnectionConfig`` a registered pipeline's record names (None: SQLite),
         worked out once per version of the record."""
-        if not record.get("metadata"):
+        if not record.get("metadata") or "sqlite" in record["metadata"]:
             return None
         key = (record["name"], record.get("updated"))
         if key not in self._records:

@@ -1,10 +1,12 @@
 """Fixtures that bring up the real engines through the code of ``make engines``.
 
 Each engine fixture starts the engine when it is not up and stops at the end of
-the session only what it started itself. The Flink fixture also starts a
-worker pool of its own for the tests' pipelines: their helper functions live in
-``tests/`` (on this session's PYTHONPATH, which the pool inherits), which a
-pool started by ``make engines`` does not import.
+the session only what it started itself. The fixtures are defined here, once,
+so that all test modules share one per session: a fixture imported into two
+modules is two fixtures, and the second found the first's worker pool running.
+Each also starts a worker pool of its own for the tests' pipelines: their
+helper functions live in ``tests/`` (on this session's PYTHONPATH, which the
+pool inherits), which a pool started by ``make engines`` does not import.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def engine_up(engine, start_pool):
     started = [p for p, alive in before.items() if not alive]
     pool = f"{name}-test-worker-pool"
     port = common.free_port()
+    # A pool left by a test session that was killed before its teardown.
+    common.stop_process(pool)
     start_pool(pool, port)
     args = common.read_args(name)
     try:
@@ -67,6 +71,15 @@ def flink_engine():
     from conveyor.orchestration.engines import common, flink
 
     with engine_up(flink, common.start_worker_pool) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def spark_engine():
+    """The Spark cluster and job server of ``make engines`` (started here when not up)."""
+    from conveyor.orchestration.engines import spark
+
+    with engine_up(spark, spark.start_worker_pool) as engine:
         yield engine
 
 

@@ -10,8 +10,6 @@ import time
 
 import pytest
 
-from .spark_fixtures import spark_engine  # noqa: F401  (the fixture)
-
 
 def _slow(x):
     time.sleep(0.5)

@@ -42,7 +42,6 @@ from .same_outputs import (
     check_example_gen_and_transform,
     check_validation,
 )
-from .spark_fixtures import spark_engine  # noqa: F401
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLIGHTS_TEMPLATE = os.path.join(REPO, "orchestration", "templates", "flights", "pipeline.py")

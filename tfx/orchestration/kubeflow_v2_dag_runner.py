@@ -104,8 +104,10 @@ class KubeflowV2DagRunner:
         ``parameter_values`` (values for runtime parameters) is refused: the
         spec keeps their defaults; set them when submitting the run.
         """
-        from conveyor.orchestration.loader import save_pipeline
+        from conveyor.orchestration.loader import captured_by_loader, save_pipeline
 
+        if captured_by_loader(pipeline):  # 'conveyor pipeline create' reading this file
+            return None
         if parameter_values:
             raise _refuse(
                 "KubeflowV2DagRunner.run",

@@ -132,6 +132,10 @@ class AirflowDagRunner:
         file's path."""
         from conveyor.orchestration.airflow import AirflowDagConfig
         from conveyor.orchestration.airflow import AirflowDagRunner as _AirflowDagRunner
+        from conveyor.orchestration.loader import captured_by_loader
+
+        if captured_by_loader(pipeline):  # 'conveyor pipeline create' reading this file
+            return None
 
         cfg = AirflowDagConfig(
             output=self.dag_file(pipeline),
