@@ -312,7 +312,8 @@ def _job_endpoint() -> str | None:
 
 def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
     """The Beam jobs of the running job server that have not finished (cancelled first when
-    ``cancel``); none when the job server is down."""
+    ``cancel``), and those it shows CANCELLED that still run there (:func:`_ended_in_log`);
+    none when the job server is down."""
     endpoint = _job_endpoint()
     if not endpoint:
         return []
@@ -321,11 +322,13 @@ def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
 
     state = beam_job_api_pb2.JobState
     done = {state.DONE, state.FAILED, state.CANCELLED, state.DRAINED, state.UPDATED}
-    found = []
+    found, cancelled = [], []
     with grpc.insecure_channel(endpoint) as channel:
         stub = beam_job_api_pb2_grpc.JobServiceStub(channel)
         try:
             for job in stub.GetJobs(beam_job_api_pb2.GetJobsRequest(), timeout=timeout).job_info:
+                if job.state == state.CANCELLED:
+                    cancelled.append(job.job_id)
                 if job.state in done:
                     continue
                 if cancel:
@@ -334,7 +337,26 @@ def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
                 found.append(job.job_id)
         except grpc.RpcError:
             pass
+    if cancelled:
+        ended = _ended_in_log(cancelled)
+        found += [j for j in cancelled if j not in ended]
     return found
+
+
+def _ended_in_log(job_ids: list[str]) -> set[str]:
+    """Those of ``job_ids`` whose pipeline the job server has ended, as its log (since its
+    last start) says: finished, or failed ("Error during job invocation")."""
+    ended: set[str] = set()
+    try:
+        with open(common.log_path(_JOB_SERVER), errors="replace") as handle:
+            for line in handle:
+                if line.startswith("=== "):
+                    ended.clear()
+                elif " finished." in line or "Error during job invocation " in line:
+                    ended.update(j for j in job_ids if j in line)
+    except OSError:
+        return set(job_ids)
+    return ended
 
 
 def _spark_jobs(state: str = "running", ui: str | None = None) -> list[int]:
@@ -352,43 +374,57 @@ def _spark_jobs(state: str = "running", ui: str | None = None) -> list[int]:
 
 
 def running_jobs(timeout: float = 10.0) -> list[str]:
-    """What runs on the cluster: the job server's unfinished Beam jobs by id, and the Spark
-    jobs running in its application as ``spark-job-N``."""
+    """What runs on the cluster: the job server's unfinished Beam jobs by id (a cancelled one
+    it still runs too), and the Spark jobs running in its application as ``spark-job-N``."""
     return _beam_jobs(timeout, cancel=False) + [f"spark-job-{i}" for i in _spark_jobs()]
 
 
-def cancel_jobs(timeout: float = 10.0) -> list[str]:
-    """Cancels every Beam job of the running job server that has not finished;
-    returns their ids (none when the job server is down).
+def cancel_jobs(timeout: float = 10.0, end_timeout: float = 120.0) -> list[str]:
+    """Cancels every Beam job of the running job server that has not finished, and waits
+    (up to ``end_timeout`` seconds) until the job server has really ended them; returns
+    their ids (none when the job server is down).
 
     The job server runs a job to its end whether or not the process that
     submitted it is still there; this is how a stopped benchmark or test frees
-    the cluster.
+    the cluster. Cancelling marks the Beam job CANCELLED, but the job server
+    lets the Spark jobs it submitted run on (its Spark application is shared by
+    every job), and a job cancelled while it was starting runs its whole
+    pipeline once started: so Spark jobs running while no Beam job is live are
+    killed until each cancelled job has ended (:func:`_ended_in_log`).
     """
     cancelled = _beam_jobs(timeout, cancel=True)
     if cancelled:
-        # The job server marks the Beam job cancelled but lets the Spark jobs it already
-        # submitted run on (its Spark application is shared by every job): kill those too.
-        _kill_spark_jobs(timeout)
+        _end_cancelled(cancelled, timeout, end_timeout)
     return cancelled
 
 
-def _kill_spark_jobs(timeout: float, settle: float = 5.0) -> None:
+def _end_cancelled(
+    job_ids: list[str], timeout: float, end_timeout: float, settle: float = 5.0
+) -> None:
     """Kills the running jobs of the job server's Spark application (through its UI's kill
-    endpoint), until none has been running for ``settle`` seconds or ``timeout`` passed."""
-    ui = _driver_ui()
-    deadline = time.monotonic() + timeout
+    endpoint) while it runs no live Beam job, until every one of ``job_ids`` has ended and
+    no Spark job has run for ``settle`` seconds, or ``end_timeout`` passed."""
+    deadline = time.monotonic() + end_timeout
     quiet_since = time.monotonic()
-    while ui and time.monotonic() < deadline and time.monotonic() - quiet_since < settle:
-        for job in _spark_jobs(ui=ui):
+    ui = None
+    while time.monotonic() < deadline:
+        ui = ui or _driver_ui()  # none until the first job's Spark application is up
+        jobs = _spark_jobs(ui=ui) if ui else []
+        if jobs:
             quiet_since = time.monotonic()
-            request = urllib.request.Request(
-                f"{ui}/jobs/job/kill/?id={job}", data=b"", method="POST"
-            )
-            try:
-                urllib.request.urlopen(request, timeout=5).close()
-            except OSError:
-                pass
+            live = set(_beam_jobs(timeout, cancel=False)) - set(job_ids)
+            if not live:  # only cancelled jobs' work: kill it (another live job's is not ours)
+                for job in jobs:
+                    request = urllib.request.Request(
+                        f"{ui}/jobs/job/kill/?id={job}", data=b"", method="POST"
+                    )
+                    try:
+                        urllib.request.urlopen(request, timeout=5).close()
+                    except OSError:
+                        pass
+        ended = _ended_in_log(job_ids)
+        if len(ended) == len(set(job_ids)) and time.monotonic() - quiet_since >= settle:
+            return
         time.sleep(0.5)
 
 
