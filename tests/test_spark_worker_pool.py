@@ -28,7 +28,7 @@ def pool(tmp_path):
     boot = tmp_path / "boot"
     boot.write_text("#!/bin/sh\nexec sleep 600\n")
     os.chmod(boot, 0o755)
-    servicer = SharedIdWorkerPool(use_process=True, container_executable=str(boot), )
+    servicer = SharedIdWorkerPool(use_process=True, container_executable=str(boot), grace=3.0)
     started = []
     yield servicer, started
     for process in started:
