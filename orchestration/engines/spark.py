@@ -312,8 +312,7 @@ def _job_endpoint() -> str | None:
 
 def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
     """The Beam jobs of the running job server that have not finished (cancelled first when
-    ``cancel``), and those it shows CANCELLED that still run there (:func:`_ended_in_log`);
-    none when the job server is down."""
+    ``cancel``); none when the job server is down."""
     endpoint = _job_endpoint()
     if not endpoint:
         return []
@@ -322,13 +321,11 @@ def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
 
     state = beam_job_api_pb2.JobState
     done = {state.DONE, state.FAILED, state.CANCELLED, state.DRAINED, state.UPDATED}
-    found, cancelled = [], []
+    found = []
     with grpc.insecure_channel(endpoint) as channel:
         stub = beam_job_api_pb2_grpc.JobServiceStub(channel)
         try:
             for job in stub.GetJobs(beam_job_api_pb2.GetJobsRequest(), timeout=timeout).job_info:
-                if job.state == state.CANCELLED:
-                    cancelled.append(job.job_id)
                 if job.state in done:
                     continue
                 if cancel:
@@ -337,26 +334,28 @@ def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
                 found.append(job.job_id)
         except grpc.RpcError:
             pass
-    if cancelled:
-        ended = _ended_in_log(cancelled)
-        found += [j for j in cancelled if j not in ended]
     return found
 
 
-def _ended_in_log(job_ids: list[str]) -> set[str]:
-    """Those of ``job_ids`` whose pipeline the job server has ended, as its log (since its
-    last start) says: finished, or failed ("Error during job invocation")."""
+def _log_marks(job_ids: list[str]) -> tuple[set[str], set[str]]:
+    """Of ``job_ids``, those the job server's log (since its last start) shows running on
+    Spark ("Running job"), and those it shows ended (finished, or "Error during job
+    invocation"). A cancelled job whose Spark job was killed logs no end."""
+    running: set[str] = set()
     ended: set[str] = set()
     try:
         with open(common.log_path(_JOB_SERVER), errors="replace") as handle:
             for line in handle:
                 if line.startswith("=== "):
+                    running.clear()
                     ended.clear()
+                elif "Running job " in line:
+                    running.update(j for j in job_ids if j in line)
                 elif " finished." in line or "Error during job invocation " in line:
                     ended.update(j for j in job_ids if j in line)
     except OSError:
-        return set(job_ids)
-    return ended
+        return set(job_ids), set(job_ids)
+    return running, ended
 
 
 def _spark_jobs(state: str = "running", ui: str | None = None) -> list[int]:
@@ -374,23 +373,24 @@ def _spark_jobs(state: str = "running", ui: str | None = None) -> list[int]:
 
 
 def running_jobs(timeout: float = 10.0) -> list[str]:
-    """What runs on the cluster: the job server's unfinished Beam jobs by id (a cancelled one
-    it still runs too), and the Spark jobs running in its application as ``spark-job-N``."""
+    """What runs on the cluster: the job server's unfinished Beam jobs by id, and the Spark
+    jobs running in its application as ``spark-job-N``."""
     return _beam_jobs(timeout, cancel=False) + [f"spark-job-{i}" for i in _spark_jobs()]
 
 
 def cancel_jobs(timeout: float = 10.0, end_timeout: float = 120.0) -> list[str]:
     """Cancels every Beam job of the running job server that has not finished, and waits
-    (up to ``end_timeout`` seconds) until the job server has really ended them; returns
+    (up to ``end_timeout`` seconds) until the job server has stopped running them; returns
     their ids (none when the job server is down).
 
     The job server runs a job to its end whether or not the process that
     submitted it is still there; this is how a stopped benchmark or test frees
     the cluster. Cancelling marks the Beam job CANCELLED, but the job server
     lets the Spark jobs it submitted run on (its Spark application is shared by
-    every job), and a job cancelled while it was starting runs its whole
-    pipeline once started: so Spark jobs running while no Beam job is live are
-    killed until each cancelled job has ended (:func:`_ended_in_log`).
+    every job), and a job cancelled while it was starting runs its pipeline
+    once started: so the Spark jobs that run while no live Beam job does are
+    killed (a killed Spark job ends its pipeline) until every cancelled job has
+    ended, or started on Spark and run no Spark job for ``settle`` seconds.
     """
     cancelled = _beam_jobs(timeout, cancel=True)
     if cancelled:
@@ -399,11 +399,8 @@ def cancel_jobs(timeout: float = 10.0, end_timeout: float = 120.0) -> list[str]:
 
 
 def _end_cancelled(
-    job_ids: list[str], timeout: float, end_timeout: float, settle: float = 5.0
+    job_ids: list[str], timeout: float, end_timeout: float, settle: float = 10.0
 ) -> None:
-    """Kills the running jobs of the job server's Spark application (through its UI's kill
-    endpoint) while it runs no live Beam job, until every one of ``job_ids`` has ended and
-    no Spark job has run for ``settle`` seconds, or ``end_timeout`` passed."""
     deadline = time.monotonic() + end_timeout
     quiet_since = time.monotonic()
     ui = None
@@ -412,8 +409,7 @@ def _end_cancelled(
         jobs = _spark_jobs(ui=ui) if ui else []
         if jobs:
             quiet_since = time.monotonic()
-            live = set(_beam_jobs(timeout, cancel=False)) - set(job_ids)
-            if not live:  # only cancelled jobs' work: kill it (another live job's is not ours)
+            if not _beam_jobs(timeout, cancel=False):  # a live job's work is not ours to kill
                 for job in jobs:
                     request = urllib.request.Request(
                         f"{ui}/jobs/job/kill/?id={job}", data=b"", method="POST"
@@ -422,9 +418,16 @@ def _end_cancelled(
                         urllib.request.urlopen(request, timeout=5).close()
                     except OSError:
                         pass
-        ended = _ended_in_log(job_ids)
-        if len(ended) == len(set(job_ids)) and time.monotonic() - quiet_since >= settle:
-            return
+        running, ended = _log_marks(job_ids)
+        waiting = set(job_ids) - ended
+        if waiting <= running:
+            if not waiting:
+                return
+            # Each left has started on Spark: from then on, quiet means ended.
+            if time.monotonic() - quiet_since >= settle:
+                return
+        else:
+            quiet_since = time.monotonic()
         time.sleep(0.5)
 
 
