@@ -104,6 +104,9 @@ LONG = {
     "test_flights_template_on_the_local_dag_runner_with_components_on_flink",
     "test_flights_template_on_the_local_dag_runner_with_components_on_spark",
     "test_flights_template_with_its_root_on_s3",
+    # 7.4 min on Spark (ExampleGen, then tf.Transform's analyze and transform jobs, each
+    # stage a Spark job); the same check runs on Flink in make test-engines.
+    "test_example_gen_and_transform_on_spark_equal_in_memory",
 }
 
 
