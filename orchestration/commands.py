@@ -288,6 +288,7 @@ def run_run(args, beam_args) -> int:
         )
 
         pipeline = load_pipeline(record["pipeline_path"])
+        _check_same_sqlite_store(pipeline, record)
         given = _given_values(pipeline, args.runtime_parameter)
         _use_chosen_store(pipeline, record, args)
         if beam_args:
@@ -351,6 +352,26 @@ def run_run(args, beam_args) -> int:
             + (f"  {error}" if error else "")
         )
     return 0
+
+
+def _check_same_sqlite_store(pipeline, record: dict) -> None:
+    """A usage error when the pipeline file, loaded now, names another SQLite store than the
+    one ``pipeline create`` recorded (the file changed, or it builds the path from the working
+    folder or the environment): its runs would go where ``run list`` and the UI do not look."""
+    from conveyor.beam_utils.errors import UsageError
+
+    recorded = record.get("metadata") or {}
+    if recorded and "sqlite" not in recorded:
+        return
+    now = record_entry(None, pipeline) or {}
+    if recorded.get("sqlite") != now.get("sqlite"):
+        where = now.get("sqlite") or os.path.join(pipeline.root, "metadata.sqlite")
+        raise UsageError(
+            f"pipeline {record['name']!r}: {record['pipeline_path']} now gives its ML Metadata "
+            f"at {where}, but it was registered with {sqlite_path_of_record(record)}: run "
+            "'conveyor pipeline update --pipeline-path FILE' (from the folder and environment "
+            "it runs in)"
+        )
 
 
 def _use_chosen_store(pipeline, record: dict, args) -> None:

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import os
 import runpy
 import sys
+import threading
 
 from conveyor.beam_utils.user_modules import import_file, user_code_error
 from conveyor.dsl import Pipeline
 
 __all__ = ["captured_by_loader", "load_pipeline", "save_pipeline"]
 
-#: The pipelines that runners were handed while :func:`load_pipeline` runs a pipeline file
-#: (None when no file is being loaded): a context variable, so a thread or task that is not
-#: loading one runs its pipelines as usual.
-_CAPTURED: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+#: While :func:`load_pipeline` runs a pipeline file: the pipelines runners were handed, and
+#: whether the first hand-over ends the file's run (its ``__main__`` code). None when no file
+#: is being loaded: a context variable, so a thread that is not loading one runs pipelines.
+_CAPTURED: contextvars.ContextVar[tuple[list, bool] | None] = contextvars.ContextVar(
     "conveyor_captured_pipelines", default=None
 )
+
+#: ``sys.argv`` and ``sys.modules["__main__"]`` are the process's: one ``__main__`` run at a time.
+_MAIN_LOCK = threading.Lock()
+
+
+class _HandedOver(BaseException):
+    """Ends a pipeline file's ``__main__`` code at its runner call: what follows it (using the
+    run's result, submitting the spec written) is not the pipeline's definition. A
+    BaseException, so the file's ``except Exception`` and absl's ``app.run`` let it through."""
 
 
 def captured_by_loader(pipeline) -> bool:
@@ -27,20 +38,24 @@ def captured_by_loader(pipeline) -> bool:
     Every runner calls it first. While :func:`load_pipeline` runs a file that hands its
     pipeline to a runner (TFX's style: ``LocalDagRunner().run(create_pipeline(...))`` under
     ``if __name__ == "__main__":``, or ``DAG = AirflowDagRunner(config).run(...)`` at module
-    level), the pipeline is recorded for the loader and True returned: the runner then returns
-    None without running or writing anything, as TFX's ``tfx pipeline create`` does.
+    level), the pipeline is recorded for the loader and the runner neither runs nor writes
+    anything, as under TFX's ``tfx pipeline create``: at module level the runner returns None
+    (True here); in ``__main__`` code the file's run ends there.
     """
-    found = _CAPTURED.get()
-    if found is None:
+    state = _CAPTURED.get()
+    if state is None:
         return False
+    found, stop = state
     found.append(pipeline)
+    if stop:
+        raise _HandedOver()
     return True
 
 
 @contextlib.contextmanager
-def _capturing():
+def _capturing(stop: bool = False):
     found: list = []
-    token = _CAPTURED.set(found)
+    token = _CAPTURED.set((found, stop))
     try:
         yield found
     finally:
@@ -52,12 +67,12 @@ def load_pipeline(path: str) -> Pipeline:
 
     A ``.pkl`` file is a pipeline pickled by a runner. A ``.py`` file is imported
     under its own name (its ``if __name__ == "__main__":`` block does not run) and
-    gives, first that applies: its ``create_pipeline()`` function's Pipeline; its
-    one module-level ``Pipeline`` (any name); the pipeline it hands a runner at
-    module level. A file with none of those (a TFX pipeline file, whose
-    ``_create_pipeline`` is called only in its ``__main__`` block) is then run as
-    ``__main__``, with ``sys.argv`` just the file, and gives the pipeline its code
-    hands a runner there; no runner runs it (:func:`captured_by_loader`).
+    gives, first that applies: its ``create_pipeline()`` function's Pipeline (when it
+    takes no arguments); its one module-level ``Pipeline`` (any name); the pipeline it
+    hands a runner at module level. A file with none of those (a TFX pipeline file,
+    whose ``_create_pipeline`` is called only in its ``__main__`` block) is then run
+    as ``__main__``, with ``sys.argv`` just the file, up to the first pipeline its
+    code hands a runner; no runner runs it (:func:`captured_by_loader`).
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the
     file when it defines no pipeline, or several.
@@ -71,14 +86,16 @@ def load_pipeline(path: str) -> Pipeline:
             return cloudpickle.load(f)
     with _capturing() as handed:
         module = import_file(path, "conveyor_pipeline_")
-    if callable(getattr(module, "create_pipeline", None)):
-        pipeline = module.create_pipeline()
+    factory = getattr(module, "create_pipeline", None)
+    if callable(factory) and _takes_no_arguments(factory):
+        pipeline = factory()
         if isinstance(pipeline, Pipeline):
             return pipeline
     found = _distinct(v for v in vars(module).values() if isinstance(v, Pipeline))
     if not found:
         found = _distinct(handed)
     if not found:
+        _forget_absl_flags(module.__name__)
         found = _distinct(_run_as_main(path))
     if len(found) != 1:
         raise ValueError(
@@ -86,6 +103,14 @@ def load_pipeline(path: str) -> Pipeline:
             f"one handed to a runner's run()), found {len(found)}"
         )
     return found[0]
+
+
+def _takes_no_arguments(function) -> bool:
+    try:
+        inspect.signature(function).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _distinct(pipelines) -> list:
@@ -96,25 +121,46 @@ def _distinct(pipelines) -> list:
     return out
 
 
-def _run_as_main(path: str) -> list:
-    """The pipelines the file's ``__main__`` code hands runners (which run none of them)."""
-    argv = sys.argv
-    sys.argv = [path]
-    try:
-        with _capturing() as handed:
+def _forget_absl_flags(module_name: str) -> None:
+    """Removes the absl flags defined from ``module_name`` (the file's import, or its
+    ``__main__`` run, which absl names by ``sys.argv[0]``), so that the file may define them
+    again (absl refuses a flag defined twice from two modules)."""
+    absl_flags = sys.modules.get("absl.flags")
+    if absl_flags is None:
+        return
+    flags = absl_flags.FLAGS
+    for flag in flags.flags_by_module_dict().get(module_name, []):
+        for name in {flag.name, flag.short_name} - {None}:
             try:
-                runpy.run_path(path, run_name="__main__")
-            except SystemExit as e:  # absl's app.run(main) exits when main returns
-                if e.code not in (None, 0) and not handed:
-                    raise ValueError(
-                        f"{path}: exited with status {e.code} when run to find its pipeline"
-                    ) from None
-            except Exception as e:
-                raise user_code_error(
-                    e, f"{os.path.basename(path)} (run as __main__)", path
-                ) from None
-    finally:
-        sys.argv = argv
+                delattr(flags, name)
+            except AttributeError:
+                pass
+
+
+def _run_as_main(path: str) -> list:
+    """The first pipeline the file's ``__main__`` code hands a runner (which runs none)."""
+    with _MAIN_LOCK:
+        argv = sys.argv
+        sys.argv = [path]
+        try:
+            with _capturing(stop=True) as handed:
+                try:
+                    runpy.run_path(path, run_name="__main__")
+                except _HandedOver:
+                    pass
+                except SystemExit as e:  # absl's app.run(main) exits when main returns
+                    if e.code not in (None, 0):
+                        raise ValueError(
+                            f"{path}: exited with status {e.code} when run to find its pipeline"
+                        ) from None
+                except Exception as e:
+                    what = f"{os.path.basename(path)} (run as __main__)"
+                    raise user_code_error(e, what, path) from None
+        finally:
+            sys.argv = argv
+            # absl files flags defined from __main__ under sys.argv[0]: forget them too, so
+            # that the next load of this file may define them again.
+            _forget_absl_flags(path)
     return handed
 
 

@@ -112,15 +112,47 @@ def test_a_file_that_hands_no_pipeline_over_is_an_error_naming_it(tmp_path):
         load_pipeline(path)
 
 
-def test_a_file_that_hands_two_pipelines_over_is_an_error_naming_it(tmp_path):
+def test_the_main_code_ends_at_its_first_runner_call(tmp_path):
+    """What follows the runner call (using its result, submitting what it wrote, a second
+    run) is not the pipeline's definition, and must not run at every load."""
     body = """
 if __name__ == "__main__":
-    tfx.orchestration.LocalDagRunner().run(_create_pipeline(ROOT))
+    result = tfx.orchestration.LocalDagRunner().run(_create_pipeline(ROOT))
+    print(result["run_id"])
+    open(ROOT + ".submitted", "w").close()
     tfx.orchestration.LocalDagRunner().run(_create_pipeline(ROOT + "-2"))
 """
-    path, _ = _write(tmp_path, body)
-    with pytest.raises(ValueError, match=r"styled_pipeline\.py: expected one Pipeline.*found 2"):
-        load_pipeline(path)
+    path, root = _write(tmp_path, body)
+    pipeline = load_pipeline(path)
+    assert pipeline.root == root
+    assert not os.path.exists(root + ".submitted") and not os.path.exists(root)
+
+
+def test_absl_flags_defined_by_the_file_and_create_pipeline_with_arguments(tmp_path):
+    """TFX's examples define absl flags at module level and parse them in app.run; the file
+    runs twice (imported, then as __main__), and absl refuses a flag defined from two modules
+    unless the first definitions are forgotten. A create_pipeline that takes arguments (TFX's
+    templates) is not called bare: the __main__ code gives them."""
+    body = """
+from absl import app, flags
+
+flags.DEFINE_enum("model_framework", "keras", ["keras", "flax"], "Model framework.")
+FLAGS = flags.FLAGS
+
+def create_pipeline(root, framework):
+    assert framework == "keras"
+    return _create_pipeline(root)
+
+def main(argv):
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(ROOT, FLAGS.model_framework))
+
+if __name__ == "__main__":
+    app.run(main)
+"""
+    path, root = _write(tmp_path, body, name="absl_flags_pipeline.py")
+    for _ in range(2):  # loading twice in one process, as the UI and the CLI may
+        assert load_pipeline(path).root == root
+    assert not os.path.exists(root)
 
 
 def test_a_main_block_that_raises_is_a_user_code_error_with_its_line(tmp_path):

@@ -248,6 +248,11 @@ def test_conveyor_pipeline_create_takes_the_tfx_file_and_finds_its_store(
     out = conveyor("run", "create", "--pipeline-name", "penguin_data", env=env).stdout
     named = out.rsplit("run ", 1)[1].split()[0]
     assert _states(ran["metadata"], named) == dict.fromkeys(IDS, "CACHED")
+    # Loaded in another environment the file names another store: refused, not run there.
+    moved = dict(env, PENGUIN_HOME=str(ran["base"] / "elsewhere"))
+    refused = conveyor("run", "create", "--pipeline-name", "penguin_data", env=moved, check=False)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "pipeline update" in refused.stderr and str(ran["metadata"]) in refused.stderr
     assert not (ran["root"] / "metadata.sqlite").exists()
     monkeypatch.setenv("CONVEYOR_HOME", env["CONVEYOR_HOME"])
     client = TestClient(create_app(csrf="t"))

@@ -310,9 +310,10 @@ def _job_endpoint() -> str | None:
         return None
 
 
-def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
+def _beam_jobs(timeout: float, cancel: bool, strict: bool = False) -> list[str] | None:
     """The Beam jobs of the running job server that have not finished (cancelled first when
-    ``cancel``); none when the job server is down."""
+    ``cancel``); none when the job server is down. ``strict``: None when the job server did
+    not answer (busy, say), rather than none."""
     endpoint = _job_endpoint()
     if not endpoint:
         return []
@@ -333,7 +334,8 @@ def _beam_jobs(timeout: float, cancel: bool) -> list[str]:
                     stub.Cancel(request, timeout=timeout)
                 found.append(job.job_id)
         except grpc.RpcError:
-            pass
+            if strict:
+                return None
     return found
 
 
@@ -389,27 +391,35 @@ def cancel_jobs(timeout: float = 10.0, end_timeout: float = 120.0) -> list[str]:
     lets the Spark jobs it submitted run on (its Spark application is shared by
     every job), and a job cancelled while it was starting runs its pipeline
     once started: so the Spark jobs that run while no live Beam job does are
-    killed (a killed Spark job ends its pipeline) until every cancelled job has
-    ended, or started on Spark and run no Spark job for ``settle`` seconds.
+    killed (a killed Spark job ends its pipeline; such Spark jobs left by an
+    earlier cancel are killed too) until every cancelled job has ended, or
+    started on Spark and run no Spark job for ``settle`` seconds, or has not
+    started on Spark ``start_grace`` seconds after it was cancelled.
     """
     cancelled = _beam_jobs(timeout, cancel=True)
-    if cancelled:
-        _end_cancelled(cancelled, timeout, end_timeout)
+    # Nothing cancelled now: one pass, for Spark jobs an earlier cancel left running.
+    _end_cancelled(cancelled, timeout, end_timeout if cancelled else 0.0)
     return cancelled
 
 
 def _end_cancelled(
-    job_ids: list[str], timeout: float, end_timeout: float, settle: float = 10.0
+    job_ids: list[str],
+    timeout: float,
+    end_timeout: float,
+    settle: float = 20.0,
+    start_grace: float = 30.0,
 ) -> None:
-    deadline = time.monotonic() + end_timeout
-    quiet_since = time.monotonic()
+    began = time.monotonic()
+    deadline = began + end_timeout
+    quiet_since = began
     ui = None
-    while time.monotonic() < deadline:
+    while True:
         ui = ui or _driver_ui()  # none until the first job's Spark application is up
         jobs = _spark_jobs(ui=ui) if ui else []
         if jobs:
             quiet_since = time.monotonic()
-            if not _beam_jobs(timeout, cancel=False):  # a live job's work is not ours to kill
+            live = _beam_jobs(timeout, cancel=False, strict=True)
+            if live == []:  # a live job's work is not ours to kill, nor is it when unsure
                 for job in jobs:
                     request = urllib.request.Request(
                         f"{ui}/jobs/job/kill/?id={job}", data=b"", method="POST"
@@ -420,14 +430,15 @@ def _end_cancelled(
                         pass
         running, ended = _log_marks(job_ids)
         waiting = set(job_ids) - ended
-        if waiting <= running:
-            if not waiting:
-                return
-            # Each left has started on Spark: from then on, quiet means ended.
-            if time.monotonic() - quiet_since >= settle:
+        never_started = time.monotonic() - began >= start_grace
+        if waiting <= running or never_started:
+            # Each left has started on Spark (or will not): from then on, quiet means ended.
+            if time.monotonic() - quiet_since >= (settle if waiting or jobs else 0):
                 return
         else:
             quiet_since = time.monotonic()
+        if time.monotonic() >= deadline:
+            return
         time.sleep(0.5)
 
 

@@ -52,12 +52,14 @@ class SharedIdWorkerPool(worker_pool_main.BeamFnExternalWorkerPoolServicer):
     def StartWorker(self, start_worker_request, context):  # noqa: N802 (gRPC's name)
         """Starts a worker as Beam's pool does, remembering it (with its control endpoint)
         beside others of its id."""
-        response = super().StartWorker(start_worker_request, context)
         worker_id = start_worker_request.worker_id
-        process = self._worker_processes.get(worker_id)
-        if process is not None:
-            endpoint = start_worker_request.control_endpoint.url
-            with self._lock:
+        # Under the lock: Beam's pool puts the new process in its table by id, where a second
+        # start of the same id at once would replace it before it is read back here.
+        with self._lock:
+            response = super().StartWorker(start_worker_request, context)
+            process = self._worker_processes.get(worker_id)
+            if process is not None and not response.error:
+                endpoint = start_worker_request.control_endpoint.url
                 self._by_id.setdefault(worker_id, []).append((process, endpoint))
         return response
 
@@ -69,7 +71,11 @@ class SharedIdWorkerPool(worker_pool_main.BeamFnExternalWorkerPoolServicer):
         worker_id = stop_worker_request.worker_id
         with self._lock:
             live = [w for w in self._by_id.get(worker_id, []) if w[0].poll() is None]
-            self._by_id[worker_id] = live
+            if live:
+                self._by_id[worker_id] = live
+            else:
+                self._by_id.pop(worker_id, None)
+                self._worker_processes.pop(worker_id, None)
         if live:
             threading.Thread(
                 target=self._stop_released, args=(worker_id, live), daemon=True
@@ -108,12 +114,20 @@ class SharedIdWorkerPool(worker_pool_main.BeamFnExternalWorkerPoolServicer):
 
 
 def _serving(endpoint: str) -> bool:
-    """Whether something accepts connections at ``host:port``."""
+    """Whether the control endpoint ``host:port`` may still serve: False only when a
+    connection to it is refused; an address that does not parse, or a probe that times out,
+    counts as serving (the worker is left, not killed on a doubt)."""
     host, _, port = endpoint.rpartition(":")
     try:
-        socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=2).close()
-    except (OSError, ValueError):
+        address = (host.strip("[]") or "localhost", int(port))
+    except ValueError:
+        return True
+    try:
+        socket.create_connection(address, timeout=2).close()
+    except ConnectionRefusedError:
         return False
+    except OSError:
+        return True
     return True
 
 

@@ -48,8 +48,11 @@ class LocalDagRunner:
         RuntimeParameters) are Conveyor's. A failing component raises
         ``conveyor.orchestration.PipelineRunError`` naming it.
         """
+        from conveyor.orchestration.loader import captured_by_loader
         from conveyor.orchestration.local_runner import LocalDagRunner as _LocalDagRunner
 
+        if captured_by_loader(pipeline):  # 'conveyor pipeline create' reading this file
+            return None
         if run_options is not None:
             raise PipelineDefinitionError(
                 "LocalDagRunner.run: run_options: partial runs are not supported; "

@@ -37,7 +37,10 @@ class BeamDagRunner:
         ``run_options`` is refused; ``run_id`` and ``runtime_parameters`` are Conveyor's.
         """
         from conveyor.orchestration.beam_runner import BeamDagRunner as _BeamDagRunner
+        from conveyor.orchestration.loader import captured_by_loader
 
+        if captured_by_loader(pipeline):  # 'conveyor pipeline create' reading this file
+            return None
         if run_options is not None:
             raise PipelineDefinitionError(
                 "BeamDagRunner.run: run_options: partial runs are not supported"
