@@ -3,7 +3,8 @@
 Each registered pipeline is ``$CONVEYOR_HOME/pipelines/<name>.json`` (default
 home ``~/.conveyor``): its name, the pipeline file, its root, the engine,
 for Airflow and Kubeflow the DAG file or pipeline spec compiled for it, and
-its ML Metadata store when that is a MySQL server (``metadata``, no password).
+its ML Metadata store when that is a MySQL server (``metadata``, no password) or a
+SQLite file other than ``<root>/metadata.sqlite``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What the UI reads: the registered pipelines, the pipeline roots given, their ML Metadata.
 
 Every pipeline root holds its store at ``<root>/metadata.sqlite``, unless its
-pipeline keeps ML Metadata on a MySQL server (registered so, or shown with
+pipeline names a SQLite file elsewhere (registered so: TFX's ``metadata_path``) or
+keeps ML Metadata on a MySQL server (registered so, or shown with
 ``conveyor ui --metadata-mysql``: the ``roots`` given may then be ``ConnectionConfig``
 messages too). A store is opened once (a SQLite one is never created: a root
 without one has no runs yet) and read under a lock of its own, since the web
