@@ -290,10 +290,14 @@ SLOW = {
 #: flights template over two spans): marked ``pipelines``. ``make test`` leaves them out to stay
 #: within its 20 minutes; ``make test-pipelines`` runs them, and CI runs both. Each orchestrator
 #: is still covered in ``make test`` by its smaller tests (exports loaded, specs checked,
-#: the LocalDagRunner and BeamDagRunner on small pipelines).
+#: the LocalDagRunner and BeamDagRunner on small pipelines). Also here: a TFX-style pipeline
+#: file through every runner and the CLI (test_tfx_pipeline), a notebook kernel exporting
+#: to three runners, and runtime parameters through ``run create``.
 PIPELINES = {
-    "modules": {"test_tfx_acceptance"},
+    "modules": {"test_tfx_acceptance", "test_tfx_pipeline"},
     "tests": {
+        "test_interactive::test_notebook_runs_and_exports_to_pipelines_that_run",
+        "test_runtime_parameters::test_run_create_takes_runtime_parameters",
         "test_continuous_runners::test_airflow_dags_test_runs_the_continuous_training_loop",
         "test_continuous_runners::test_kubeflow_spec_runs_the_continuous_training_loop",
         "test_conditions::test_airflow_skips_the_tasks_of_skipped_components",
@@ -302,7 +306,6 @@ PIPELINES = {
         "test_container_components::test_kubeflow_runs_the_command_in_its_image_between_conveyors_steps",
         "test_container_components::test_airflow_runs_the_container_pipeline",
         "test_runtime_parameters::test_kubeflow_pipeline_takes_them_as_its_parameters",
-        "test_tfx_pipeline::test_kubeflow_v2_runner_writes_a_spec_whose_commands_run",
         "test_exporters::test_airflow_loads_the_dag_and_runs_its_tasks",
     },
 }
