@@ -108,13 +108,16 @@ def _airflow_env(home, dags, conveyor_home=None):
     return e
 
 
-def _airflow(env, *args):
+def _airflow(env, *args, timeout: float = 900):
+    # A guard against a hang, not a time limit: 'dags test' of the TFX acceptance pipeline (a
+    # task process per component, each importing TensorFlow) took over 300 s in CI, its two
+    # pytest workers both running whole pipelines on the 2 cores.
     proc = subprocess.run(
         [os.path.join(AIRFLOW_BIN, "airflow"), *args],
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=timeout,
     )
     assert proc.returncode == 0, (args, proc.stdout[-4000:], proc.stderr[-4000:])
     return proc.stdout + proc.stderr
