@@ -104,9 +104,10 @@ LONG = {
     "test_flights_template_on_the_local_dag_runner_with_components_on_flink",
     "test_flights_template_on_the_local_dag_runner_with_components_on_spark",
     "test_flights_template_with_its_root_on_s3",
-    # 7.4 min on Spark (ExampleGen, then tf.Transform's analyze and transform jobs, each
-    # stage a Spark job); the same check runs on Flink in make test-engines.
+    # ExampleGen, then tf.Transform's analyze and transform jobs: 7.4 min on Spark (each
+    # stage a Spark job), 4.7 min on Flink; left out so that CI stays within 90 minutes.
     "test_example_gen_and_transform_on_spark_equal_in_memory",
+    "test_example_gen_and_transform_on_flink_equal_in_memory",
 }
 
 
