@@ -91,7 +91,7 @@ def load_pipeline(path: str) -> Pipeline:
         pipeline = factory()
         if isinstance(pipeline, Pipeline):
             return pipeline
-    found = _distinct(v for v in vars(module).values() if isinstance(v, Pipeline))
+    found = _distinct(vars(module).values())
     if not found:
         found = _distinct(handed)
     if not found:
@@ -113,9 +113,10 @@ def _takes_no_arguments(function) -> bool:
     return True
 
 
-def _distinct(pipelines) -> list:
+def _distinct(values) -> list:
+    """The Pipelines among ``values``, each once (by identity), in order."""
     out: list = []
-    for p in pipelines:
+    for p in values:
         if isinstance(p, Pipeline) and all(p is not q for q in out):
             out.append(p)
     return out

@@ -69,13 +69,7 @@ class SharedIdWorkerPool(worker_pool_main.BeamFnExternalWorkerPoolServicer):
         from apache_beam.portability.api import beam_fn_api_pb2
 
         worker_id = stop_worker_request.worker_id
-        with self._lock:
-            live = [w for w in self._by_id.get(worker_id, []) if w[0].poll() is None]
-            if live:
-                self._by_id[worker_id] = live
-            else:
-                self._by_id.pop(worker_id, None)
-                self._worker_processes.pop(worker_id, None)
+        live = self._prune(worker_id)
         if live:
             threading.Thread(
                 target=self._stop_released, args=(worker_id, live), daemon=True
@@ -104,6 +98,11 @@ class SharedIdWorkerPool(worker_pool_main.BeamFnExternalWorkerPoolServicer):
                 worker_id,
                 endpoint,
             )
+        self._prune(worker_id)
+
+    def _prune(self, worker_id: str) -> list[tuple]:
+        """Forgets the ended workers of ``worker_id`` (the id itself when none is left);
+        returns the live ones."""
         with self._lock:
             live = [w for w in self._by_id.get(worker_id, []) if w[0].poll() is None]
             if live:
@@ -111,6 +110,7 @@ class SharedIdWorkerPool(worker_pool_main.BeamFnExternalWorkerPoolServicer):
             else:
                 self._by_id.pop(worker_id, None)
                 self._worker_processes.pop(worker_id, None)
+        return live
 
 
 def _serving(endpoint: str) -> bool:

@@ -125,7 +125,7 @@ class Store:
     def _record_connection(self, record: dict):
         """The MySQL ``ConnectionConfig`` a registered pipeline's record names (None: SQLite),
         worked out once per version of the record."""
-        if not record.get("metadata") or "sqlite" in record["metadata"]:
+        if not record.get("metadata"):
             return None
         key = (record["name"], record.get("updated"))
         if key not in self._records:
