@@ -56,8 +56,9 @@ class PipelineRef:
     @property
     def metadata_path(self) -> str:
         """Its SQLite file: the one its registry record names, else ``<root>/metadata.sqlite``."""
-        entry = (self.record or {}).get("metadata") or {}
-        return entry.get("sqlite") or os.path.join(self.root, "metadata.sqlite")
+        from conveyor.orchestration.metadata_flags import sqlite_path_of_record
+
+        return sqlite_path_of_record({**(self.record or {}), "root": self.root})
 
     @property
     def store_key(self) -> str:
