@@ -60,8 +60,9 @@ engines-stop:
 	test ! -x $(BIN)/python || $(BIN)/python -m conveyor.orchestration.engines stop
 
 # The tests against real servers (Flink, Spark, MariaDB, s3proxy): each fixture starts what is
-# not up and stops only what it started. Not part of `make test`; CI runs both. The few that send
-# a whole pipeline as many engine jobs (tests/engines/conftest.py: LONG) run in test-engines-all.
+# not up and stops only what it started. Not part of `make test`; CI runs it after. The one that
+# sends a whole pipeline to Spark as many jobs (tests/engines/conftest.py: LONG) runs in
+# test-engines-all.
 test-engines: install mariadb
 	$(BIN)/pytest -q --durations=20 -m "not engines_long" tests/engines
 

@@ -37,6 +37,7 @@ from test_distributed import (  # noqa: F401
 from conveyor.beam_utils import datasets
 from conveyor.beam_utils.engine_checks import EngineUnavailable, explain_failure
 from conveyor.beam_utils.proto_io import read_statistics
+from conveyor.components.inference.node import SKIPPED_MARKER
 from conveyor.orchestration.engines import common, flink
 
 from .same_outputs import (
@@ -219,7 +220,7 @@ def _assert_complete(result, pipeline):
     states = {cid: s["state"] for cid, s in result["components"].items()}
     assert set(states) == {c.id for c in pipeline.components}
     # A model of 600 rows and one epoch may not be blessed: then the Pusher (under its Cond)
-    # and the BulkInferrer (which needs a blessing) are skipped, and nothing else may be.
+    # is skipped, and the BulkInferrer completes with only its SKIPPED_NOT_BLESSED marker.
     gated = {"Pusher", "BulkInferrer"}
     assert all(states[cid] == "COMPLETE" for cid in set(states) - gated), states
     assert all(states[cid] in ("COMPLETE", "SKIPPED") for cid in gated), states
@@ -246,9 +247,10 @@ def test_flights_template_on_the_local_dag_runner_with_components_on_flink(
     result = LocalDagRunner().run(pipeline)
     _assert_complete(result, pipeline)
     # One Flink job each for the components that run Beam pipelines: ExampleGen,
-    # StatisticsGen, Transform, Evaluator, BulkInferrer (ExampleValidator runs none).
-    # (the BulkInferrer only when the model was blessed.)
-    inferred = result["components"]["BulkInferrer"]["state"] == "COMPLETE"
+    # StatisticsGen, Transform, Evaluator, BulkInferrer (ExampleValidator runs none), the
+    # BulkInferrer only when the model was blessed: else it writes its marker and no job.
+    inference = result["components"]["BulkInferrer"]["outputs"]["inference_result"]
+    inferred = os.listdir(inference) != [SKIPPED_MARKER]
     assert _finished_jobs() - jobs == 4 + inferred
 
 
