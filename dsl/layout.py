@@ -33,6 +33,7 @@ __all__ = [
     "INFRA_NOT_BLESSED",
     "NOT_BLESSED",
     "SCHEMA_FILE",
+    "SKIPPED_NOT_BLESSED",
     "SERVING_DIR",
     "SPLIT_PREFIX",
     "STATS_FILE",
@@ -67,6 +68,9 @@ NOT_BLESSED = "NOT_BLESSED"
 #: The marker files of an InfraBlessing artifact (TFX InfraValidator's layout).
 INFRA_BLESSED = "INFRA_BLESSED"
 INFRA_NOT_BLESSED = "INFRA_NOT_BLESSED"
+#: What BulkInferrer writes in its InferenceResult, instead of predictions, for a model that
+#: is not blessed.
+SKIPPED_NOT_BLESSED = "SKIPPED_NOT_BLESSED"
 
 
 def _join(*parts: str) -> str:

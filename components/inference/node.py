@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 
 from conveyor.dsl import Component, InputSpec, PipelineDefinitionError
-from conveyor.dsl.layout import NOT_BLESSED, is_blessed, serving_model_dir
-
-#: What a skipped BulkInferrer writes instead of predictions.
-SKIPPED_MARKER = "SKIPPED_NOT_BLESSED"
+from conveyor.dsl.layout import NOT_BLESSED, SKIPPED_NOT_BLESSED, is_blessed, serving_model_dir
 
 
 class BulkInferrer(Component):
@@ -77,7 +74,7 @@ class BulkInferrer(Component):
         blessing = ctx.inputs.get("model_blessing")
         if blessing is not None and not is_blessed(blessing.uri):
             files.write_text(
-                FileSystems.join(out, SKIPPED_MARKER),
+                FileSystems.join(out, SKIPPED_NOT_BLESSED),
                 f"model not blessed ({FileSystems.join(blessing.uri, NOT_BLESSED)}): "
                 "inference skipped\n",
             )

@@ -175,7 +175,7 @@ def inference_view(uri: str) -> dict:
     return {
         "kind": "inference_result",
         "summary": read_json(os.path.join(uri, "inference_summary.json")),
-        "skipped": os.path.exists(os.path.join(uri, SKIPPED_MARKER)),
+        "skipped": os.path.exists(os.path.join(uri, layout.SKIPPED_NOT_BLESSED)),
         "sample": predictions.sample(uri),
     }
 
@@ -195,9 +195,6 @@ def transform_view(uri: str) -> dict:
 
 #: The Transform component's summary in its TransformGraph.
 SUMMARY_TRANSFORM = "transform_summary.json"
-
-#: What BulkInferrer writes instead of predictions for a model that is not blessed.
-SKIPPED_MARKER = "SKIPPED_NOT_BLESSED"
 
 #: Rows of each split shown from an Examples artifact.
 SAMPLE_ROWS = 10

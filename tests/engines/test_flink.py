@@ -37,7 +37,7 @@ from test_distributed import (  # noqa: F401
 from conveyor.beam_utils import datasets
 from conveyor.beam_utils.engine_checks import EngineUnavailable, explain_failure
 from conveyor.beam_utils.proto_io import read_statistics
-from conveyor.components.inference.node import SKIPPED_MARKER
+from conveyor.dsl.layout import SKIPPED_NOT_BLESSED
 from conveyor.orchestration.engines import common, flink
 
 from .same_outputs import (
@@ -250,7 +250,7 @@ def test_flights_template_on_the_local_dag_runner_with_components_on_flink(
     # StatisticsGen, Transform, Evaluator, BulkInferrer (ExampleValidator runs none), the
     # BulkInferrer only when the model was blessed: else it writes its marker and no job.
     inference = result["components"]["BulkInferrer"]["outputs"]["inference_result"]
-    inferred = os.listdir(inference) != [SKIPPED_MARKER]
+    inferred = os.listdir(inference) != [SKIPPED_NOT_BLESSED]
     assert _finished_jobs() - jobs == 4 + inferred
 
 
